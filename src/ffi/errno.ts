@@ -1,0 +1,33 @@
+// errno numbers → names (Linux, identical on x86-64 and aarch64 for these), and the error type
+// every binding throws so callers can match on `errnoName` instead of numbers.
+
+const ERRNO_NAMES: Record<number, string> = {
+  1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 4: 'EINTR', 5: 'EIO', 6: 'ENXIO', 7: 'E2BIG', 9: 'EBADF',
+  10: 'ECHILD', 11: 'EAGAIN', 12: 'ENOMEM', 13: 'EACCES', 14: 'EFAULT', 16: 'EBUSY', 17: 'EEXIST',
+  19: 'ENODEV', 22: 'EINVAL', 23: 'ENFILE', 24: 'EMFILE', 27: 'EFBIG', 28: 'ENOSPC', 30: 'EROFS',
+  34: 'ERANGE', 38: 'ENOSYS', 61: 'ENODATA', 75: 'EOVERFLOW', 95: 'EOPNOTSUPP', 110: 'ETIMEDOUT',
+};
+
+export function errnoName(errno: number): string {
+  return ERRNO_NAMES[errno] ?? `errno ${errno}`;
+}
+
+export function errnoNumber(name: string): number | undefined {
+  for (const [num, n] of Object.entries(ERRNO_NAMES)) if (n === name) return Number(num);
+  return undefined;
+}
+
+/** A failed native call: which call, and the errno it left. */
+export class SyscallError extends Error {
+  readonly call: string;
+  readonly errno: number;
+  readonly errnoName: string;
+  constructor(call: string, errno: number, detail?: string) {
+    const name = errnoName(errno);
+    super(`${call}: ${name}${detail ? ` (${detail})` : ''}`);
+    this.name = 'SyscallError';
+    this.call = call;
+    this.errno = errno;
+    this.errnoName = name;
+  }
+}
