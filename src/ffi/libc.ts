@@ -1,0 +1,263 @@
+// Typed bindings to the libc calls rdmactl needs. Bindings only: no policy, no formatting.
+// Every failing call throws SyscallError(call, errno); errno is read on the line after the call
+// because any other native call in between (even an fs read) may overwrite it.
+// Constants are the Linux generic values, identical on x86-64 and aarch64.
+
+import koffi from 'koffi';
+import { SyscallError } from './errno.js';
+
+export type Pointer = bigint;
+
+export const PROT_NONE = 0;
+export const PROT_READ = 1;
+export const PROT_WRITE = 2;
+
+export const MAP_SHARED = 0x01;
+export const MAP_PRIVATE = 0x02;
+export const MAP_ANONYMOUS = 0x20;
+export const MAP_NORESERVE = 0x4000;
+export const MAP_POPULATE = 0x8000;
+export const MAP_HUGETLB = 0x40000;
+export const MAP_FAILED: Pointer = 0xffffffffffffffffn;
+
+export const MADV_NORMAL = 0;
+export const MADV_DONTFORK = 10;
+export const MADV_DOFORK = 11;
+export const MADV_HUGEPAGE = 14;
+export const MADV_NOHUGEPAGE = 15;
+export const MADV_WIPEONFORK = 18;
+export const MADV_KEEPONFORK = 19;
+
+export const MLOCK_ONFAULT = 1;
+
+export const RLIMIT_MEMLOCK = 8;
+export const RLIM_INFINITY = 0xffffffffffffffffn;
+
+export const MFD_CLOEXEC = 1;
+
+export const SIGKILL = 9;
+export const SIGTERM = 15;
+export const SIGCHLD = 17;
+
+export const WNOHANG = 1;
+
+const SC_PAGESIZE = 30;
+
+export const RLimitStruct = koffi.struct('rdmactl_rlimit', { rlim_cur: 'uint64_t', rlim_max: 'uint64_t' });
+export const IovecStruct = koffi.struct('rdmactl_iovec', { iov_base: 'uintptr_t', iov_len: 'size_t' });
+
+interface Bindings {
+  mmap: (addr: Pointer | null, len: number, prot: number, flags: number, fd: number, off: number) => Pointer;
+  munmap: (addr: Pointer, len: number) => number;
+  mprotect: (addr: Pointer, len: number, prot: number) => number;
+  mlock: (addr: Pointer, len: number) => number;
+  mlock2: (addr: Pointer, len: number, flags: number) => number;
+  munlock: (addr: Pointer, len: number) => number;
+  madvise: (addr: Pointer, len: number, advice: number) => number;
+  prlimit: (pid: number, resource: number, newLimit: unknown, oldLimit: unknown) => number;
+  memfd_create: (name: string, flags: number) => number;
+  process_vm_readv: (pid: number, local: unknown, liovcnt: number, remote: unknown, riovcnt: number, flags: number) => number;
+  process_vm_writev: (pid: number, local: unknown, liovcnt: number, remote: unknown, riovcnt: number, flags: number) => number;
+  clone: (fn: Pointer, stack: Pointer, flags: number, arg: Pointer | null) => number;
+  waitpid: (pid: number, status: number[], options: number) => number;
+  kill: (pid: number, sig: number) => number;
+  getpid: () => number;
+  getuid: () => number;
+  geteuid: () => number;
+  sysconf: (name: number) => number;
+  syscall3: (nr: number, a: number, b: Pointer | null, c: number) => number;
+  pauseAddress: Pointer;
+}
+
+let bindings: Bindings | undefined;
+
+// Loaded on first use so that commands which never touch native memory pay nothing.
+function lib(): Bindings {
+  if (bindings) return bindings;
+  const libc = koffi.load('libc.so.6');
+  const rlimPtr = koffi.pointer(RLimitStruct);
+  const iovPtr = koffi.pointer(IovecStruct);
+  bindings = {
+    mmap: libc.func('void *mmap(void *addr, size_t len, int prot, int flags, int fd, long off)'),
+    munmap: libc.func('int munmap(void *addr, size_t len)'),
+    mprotect: libc.func('int mprotect(void *addr, size_t len, int prot)'),
+    mlock: libc.func('int mlock(void *addr, size_t len)'),
+    mlock2: libc.func('int mlock2(void *addr, size_t len, unsigned int flags)'),
+    munlock: libc.func('int munlock(void *addr, size_t len)'),
+    madvise: libc.func('int madvise(void *addr, size_t len, int advice)'),
+    prlimit: libc.func('prlimit', 'int', ['int', 'int', rlimPtr, koffi.out(rlimPtr)]),
+    memfd_create: libc.func('int memfd_create(const char *name, unsigned int flags)'),
+    process_vm_readv: libc.func('process_vm_readv', 'long', ['int', iovPtr, 'unsigned long', iovPtr, 'unsigned long', 'unsigned long']),
+    process_vm_writev: libc.func('process_vm_writev', 'long', ['int', iovPtr, 'unsigned long', iovPtr, 'unsigned long', 'unsigned long']),
+    // glibc's clone(fn, stack, flags, arg, ...): the child runs fn(arg) on `stack` and exits with its result.
+    clone: libc.func('int clone(void *fn, void *stack, int flags, void *arg, ...)'),
+    waitpid: libc.func('int waitpid(int pid, _Out_ int *status, int options)'),
+    kill: libc.func('int kill(int pid, int sig)'),
+    getpid: libc.func('int getpid()'),
+    getuid: libc.func('unsigned int getuid()'),
+    geteuid: libc.func('unsigned int geteuid()'),
+    sysconf: libc.func('long sysconf(int name)'),
+    syscall3: libc.func('long syscall(long nr, ...)') as unknown as Bindings['syscall3'],
+    pauseAddress: libc.symbol('pause', 'void') as Pointer,
+  };
+  return bindings;
+}
+
+function check(call: string, result: number, detail?: string): number {
+  if (result === -1) throw new SyscallError(call, koffi.errno(), detail);
+  return result;
+}
+
+let pageSizeCache: number | undefined;
+export function pageSize(): number {
+  pageSizeCache ??= lib().sysconf(SC_PAGESIZE);
+  return pageSizeCache;
+}
+
+export function mmap(length: number, prot: number, flags: number, fd = -1, offset = 0): Pointer {
+  const addr = lib().mmap(null, length, prot, flags, fd, offset);
+  if (addr === MAP_FAILED) throw new SyscallError('mmap', koffi.errno());
+  return addr;
+}
+
+export function munmap(addr: Pointer, length: number): void {
+  check('munmap', lib().munmap(addr, length));
+}
+
+export function mprotect(addr: Pointer, length: number, prot: number): void {
+  check('mprotect', lib().mprotect(addr, length, prot));
+}
+
+export function mlock(addr: Pointer, length: number): void {
+  check('mlock', lib().mlock(addr, length));
+}
+
+export function mlock2(addr: Pointer, length: number, flags: number): void {
+  check('mlock2', lib().mlock2(addr, length, flags));
+}
+
+export function munlock(addr: Pointer, length: number): void {
+  check('munlock', lib().munlock(addr, length));
+}
+
+export function madvise(addr: Pointer, length: number, advice: number): void {
+  check('madvise', lib().madvise(addr, length, advice));
+}
+
+export interface RLimit {
+  /** Soft limit in bytes, or null for RLIM_INFINITY. */
+  soft: number | null;
+  /** Hard limit in bytes, or null for RLIM_INFINITY. */
+  hard: number | null;
+}
+
+// koffi returns uint64 as number when it fits and BigInt otherwise: normalise to number | null.
+function fromRlim(value: number | bigint): number | null {
+  if (typeof value === 'bigint') return value === RLIM_INFINITY ? null : Number(value);
+  return value;
+}
+
+function toRlim(value: number | null): bigint {
+  return value === null ? RLIM_INFINITY : BigInt(value);
+}
+
+/** prlimit(2): read (and optionally set) a resource limit of `pid` (0 = self). Returns the old limit. */
+export function prlimit(pid: number, resource: number, newLimit?: RLimit): RLimit {
+  const old: { rlim_cur: number | bigint; rlim_max: number | bigint } = { rlim_cur: 0, rlim_max: 0 };
+  const next = newLimit ? { rlim_cur: toRlim(newLimit.soft), rlim_max: toRlim(newLimit.hard) } : null;
+  check('prlimit', lib().prlimit(pid, resource, next, old));
+  return { soft: fromRlim(old.rlim_cur), hard: fromRlim(old.rlim_max) };
+}
+
+export function getrlimit(resource: number): RLimit {
+  return prlimit(0, resource);
+}
+
+export function setrlimit(resource: number, limit: RLimit): void {
+  prlimit(0, resource, limit);
+}
+
+export function memfdCreate(name: string, flags = MFD_CLOEXEC): number {
+  return check('memfd_create', lib().memfd_create(name, flags));
+}
+
+function vmTransfer(call: 'process_vm_readv' | 'process_vm_writev', pid: number, local: Pointer, remote: Pointer, length: number): number {
+  const localIov = [{ iov_base: local, iov_len: length }];
+  const remoteIov = [{ iov_base: remote, iov_len: length }];
+  const result = lib()[call](pid, localIov, 1, remoteIov, 1, 0);
+  return check(call, result);
+}
+
+/** Copy `length` bytes from `remote` in process `pid` to local native memory. Returns bytes copied. */
+export function processVmRead(pid: number, local: Pointer, remote: Pointer, length: number): number {
+  return vmTransfer('process_vm_readv', pid, local, remote, length);
+}
+
+/** Copy `length` bytes from local native memory into `remote` of process `pid`. Returns bytes copied. */
+export function processVmWrite(pid: number, local: Pointer, remote: Pointer, length: number): number {
+  return vmTransfer('process_vm_writev', pid, local, remote, length);
+}
+
+/**
+ * Start a child that shares nothing with us (a fork) and only runs pause(): no JS can run in a forked
+ * Node child (V8's heap is MADV_DONTFORK), so the child just sleeps and the parent observes it.
+ * `stackTop` is the high end of a mapping the child uses as its stack (stacks grow down on every
+ * architecture Linux runs Node on).
+ */
+export function clonePausedChild(stackTop: Pointer): number {
+  const b = lib();
+  return check('clone', b.clone(b.pauseAddress, stackTop, SIGCHLD, null));
+}
+
+export interface WaitResult {
+  pid: number;
+  /** Exit status when the child exited, else null. */
+  exitCode: number | null;
+  /** Terminating signal when the child was killed, else null. */
+  signal: number | null;
+}
+
+export function waitpid(pid: number, options = 0): WaitResult | null {
+  const status = [0];
+  const result = check('waitpid', lib().waitpid(pid, status, options));
+  if (result === 0) return null; // WNOHANG and still running
+  const raw = status[0] ?? 0;
+  const termSignal = raw & 0x7f;
+  return termSignal === 0
+    ? { pid: result, exitCode: (raw >> 8) & 0xff, signal: null }
+    : { pid: result, exitCode: null, signal: termSignal };
+}
+
+export function kill(pid: number, signal: number): void {
+  check('kill', lib().kill(pid, signal));
+}
+
+export function getpid(): number {
+  return lib().getpid();
+}
+
+export function getuid(): number {
+  return lib().getuid();
+}
+
+export function geteuid(): number {
+  return lib().geteuid();
+}
+
+/** Raw syscall with up to six integer/pointer arguments; throws on -1. */
+export function syscall(call: string, nr: number, ...args: Array<number | Pointer | null>): number {
+  const typed: unknown[] = [];
+  for (const arg of args) typed.push(typeof arg === 'bigint' || arg === null ? 'void *' : 'long', arg);
+  const result = (lib().syscall3 as unknown as (...a: unknown[]) => number)(nr, ...typed);
+  return check(call, result);
+}
+
+/** A zero-copy view of native memory. Never touch it after the mapping is gone (SIGSEGV, not an exception). */
+export function view(addr: Pointer, length: number): Uint8Array {
+  return new Uint8Array(koffi.view(addr, length));
+}
+
+/** Address of a Node Buffer's bytes (valid while the Buffer is alive and not moved). */
+export function addressOf(buffer: Buffer): Pointer {
+  return koffi.address(buffer);
+}
