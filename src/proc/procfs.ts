@@ -1,0 +1,140 @@
+// Shared plumbing for the /proc readers: paths, the vanished/unreadable split, and a sync reader.
+//
+// Reader convention used by every readX(pid) in this directory:
+//   - returns the parsed record on success;
+//   - returns null when the process (or the fd) went away mid-read (ENOENT, ESRCH) — a normal
+//     outcome while scanning a live system, not an error;
+//   - throws ProcUnreadableError when the kernel refuses (EACCES, EPERM), so a scan can count it.
+// Anything else (EIO, a bug) propagates unchanged.
+
+import { openSync, readSync, closeSync, readFileSync } from 'node:fs';
+import { PermissionError } from '../lib/errors.js';
+
+export type ProcPid = number | 'self';
+
+export const PROC_ROOT = '/proc';
+
+export function procPath(pid: ProcPid, file: string): string {
+  return `${PROC_ROOT}/${pid}/${file}`;
+}
+
+/** The kernel refused to show this file (ptrace access check, hidepid, mode bits). */
+export class ProcUnreadableError extends PermissionError {
+  readonly path: string;
+  readonly code: string;
+  constructor(path: string, code: string, options?: { cause?: unknown }) {
+    super(`cannot read ${path}: ${code}`, ['run as root or as the owner of the process'], options);
+    this.name = 'ProcUnreadableError';
+    this.path = path;
+    this.code = code;
+  }
+}
+
+function errorCode(err: unknown): string | undefined {
+  if (typeof err === 'object' && err !== null && 'code' in err) {
+    const code = (err as { code: unknown }).code;
+    return typeof code === 'string' ? code : undefined;
+  }
+  return undefined;
+}
+
+/** ENOENT/ESRCH: the process or fd is gone. */
+export function isVanishedError(err: unknown): boolean {
+  const code = errorCode(err);
+  return code === 'ENOENT' || code === 'ESRCH';
+}
+
+export function isUnreadableError(err: unknown): boolean {
+  const code = errorCode(err);
+  return code === 'EACCES' || code === 'EPERM';
+}
+
+/**
+ * Applies the reader convention to an fs operation: vanished → null, refused → ProcUnreadableError.
+ */
+export function procTry<T>(path: string, op: () => T): T | null {
+  try {
+    return op();
+  } catch (err) {
+    if (isVanishedError(err)) return null;
+    if (isUnreadableError(err)) throw new ProcUnreadableError(path, errorCode(err) ?? 'EACCES', { cause: err });
+    throw err;
+  }
+}
+
+/** Reads a whole /proc text file under the reader convention. */
+export function readProcText(path: string): string | null {
+  return procTry(path, () => readFileSync(path, 'utf8'));
+}
+
+// One scratch buffer for small files: /proc files report size 0, so readFileSync cannot size its
+// buffer and grows it chunk by chunk; status is ~1.5 KiB, so a fixed buffer avoids that and the fstat.
+let scratch = Buffer.allocUnsafe(16 * 1024);
+
+/**
+ * Reads a small /proc file with open + read-until-EOF + close into a reused buffer.
+ * Same convention as readProcText. The scan's fast path uses this for every status file.
+ */
+export function readSmallProcText(path: string): string | null {
+  return procTry(path, () => {
+    const fd = openSync(path, 'r');
+    try {
+      let length = 0;
+      for (;;) {
+        if (length === scratch.length) {
+          const bigger = Buffer.allocUnsafe(scratch.length * 2);
+          scratch.copy(bigger, 0, 0, length);
+          scratch = bigger;
+        }
+        const n = readSync(fd, scratch, length, scratch.length - length, null);
+        if (n === 0) break;
+        length += n;
+      }
+      return scratch.toString('utf8', 0, length);
+    } finally {
+      closeSync(fd);
+    }
+  });
+}
+
+/** Value of `Key:<spaces/tabs>value` from a key/value /proc file, found without splitting lines. */
+export function fieldText(text: string, key: string): string | null {
+  let at: number;
+  if (text.startsWith(key + ':')) at = 0;
+  else {
+    at = text.indexOf('\n' + key + ':');
+    if (at < 0) return null;
+    at += 1;
+  }
+  let start = at + key.length + 1;
+  const end = lineEnd(text, start);
+  while (start < end && (text.charCodeAt(start) === 32 || text.charCodeAt(start) === 9)) start++;
+  return text.slice(start, end);
+}
+
+export function lineEnd(text: string, from: number): number {
+  const nl = text.indexOf('\n', from);
+  return nl < 0 ? text.length : nl;
+}
+
+/** Parses the leading decimal digits at text[from..] without allocating; NaN when there are none. */
+export function parseDecimalAt(text: string, from: number): number {
+  let i = from;
+  while (i < text.length && (text.charCodeAt(i) === 32 || text.charCodeAt(i) === 9)) i++;
+  let value = 0;
+  const start = i;
+  for (; i < text.length; i++) {
+    const c = text.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) break;
+    value = value * 10 + c;
+  }
+  return i === start ? Number.NaN : value;
+}
+
+/** `1234 kB` → bytes; null when the field is absent or not a number. */
+export function kbFieldBytes(text: string, key: string): number | null {
+  const value = fieldText(text, key);
+  if (value === null) return null;
+  const kb = parseDecimalAt(value, 0);
+  return Number.isNaN(kb) ? null : kb * 1024;
+}

@@ -1,0 +1,184 @@
+// The process scan: every /proc/<pid>/status in one synchronous pass (the fast path, about the cost
+// of `grep -h VmPin /proc/[0-9]*/status`: one readdir, then open+read+close per process), and the
+// expensive files (limits, smaps, io_uring fdinfo) only for processes that lock or pin memory,
+// or when asked.
+//
+// Counting:
+//   vanishedProcesses   — listed by readdir but gone before we finished reading it (dropped from the list).
+//   unreadableProcesses — processes for which the kernel refused a file we tried (EACCES/EPERM), kept in
+//                         the list with the refused parts in `unreadable`. status and limits are world-
+//                         readable, so for another user's process this is smaps and the fd directory
+//                         (ptrace access check / mode 0500) — i.e. only processes whose detail we tried.
+
+import { readdirSync } from 'node:fs';
+import { PROC_ROOT, ProcUnreadableError, isUnreadableError, procPath, readSmallProcText } from './procfs.js';
+import { parseStatus, type ProcessStatus } from './status.js';
+import { readLimits, type ProcessLimits } from './limits.js';
+import { readSmaps, summarizeSmaps, type SmapsSummary, type SmapsVma } from './smaps.js';
+import { readUringInstances, type UringInstance } from './uringFdinfo.js';
+import { readMeminfo, type Meminfo } from './meminfo.js';
+import { userName } from './passwd.js';
+
+export type DetailPart = 'status' | 'limits' | 'smaps' | 'fd';
+
+export interface ProcessDetail {
+  /** RLIMIT_MEMLOCK in bytes (null = unlimited); null record if unreadable. */
+  memlock: { softBytes: number | null; hardBytes: number | null } | null;
+  limits: ProcessLimits | null;
+  /** Every VMA with its flags; null if smaps was unreadable. */
+  vmas: SmapsVma[] | null;
+  smaps: SmapsSummary | null;
+  /** io_uring instances with registered buffers; null if the fd directory was unreadable. */
+  uringInstances: UringInstance[] | null;
+  /** Sum of registered io_uring buffer lengths over all instances (0 if unreadable). */
+  uringRegisteredBytes: number;
+}
+
+export interface ProcessSnapshot extends ProcessStatus {
+  /** User name of the real uid (or the uid as a string). */
+  user: string;
+  /** Limits/smaps/fdinfo, read only for processes that lock or pin (or on request); else null. */
+  detail: ProcessDetail | null;
+  /** Parts the kernel refused to show us. Empty when everything tried was readable. */
+  unreadable: DetailPart[];
+}
+
+export interface ScanOptions {
+  /** Read limits, smaps and io_uring fdinfo for every scanned process, not only lockers/pinners. */
+  detail?: boolean;
+  /** Only these pids (detail is read for each of them). */
+  pids?: readonly number[];
+  /** Include kernel threads (no mm, nothing to report). Default false; always true for explicit pids. */
+  includeKernelThreads?: boolean;
+  /** Drop processes with VmLck = VmPin = 0 from the result (they are still counted as scanned). */
+  onlyHolding?: boolean;
+}
+
+export interface ScanResult {
+  processes: ProcessSnapshot[];
+  /** How many /proc entries were looked at. */
+  scannedProcesses: number;
+  unreadableProcesses: number;
+  vanishedProcesses: number;
+  /** Epoch milliseconds at the start of the scan. */
+  scannedAt: number;
+  durationMs: number;
+}
+
+function listPids(): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync(PROC_ROOT)) {
+    const first = name.charCodeAt(0);
+    if (first >= 48 && first <= 57) pids.push(Number(name));
+  }
+  return pids;
+}
+
+/** Runs one detail reader; records a refusal instead of throwing. 'gone' = the process vanished. */
+function tryPart<T>(part: DetailPart, unreadable: DetailPart[], read: () => T | null): T | null | 'gone' {
+  try {
+    const value = read();
+    return value === null ? 'gone' : value;
+  } catch (err) {
+    if (err instanceof ProcUnreadableError || isUnreadableError(err)) {
+      unreadable.push(part);
+      return null;
+    }
+    throw err;
+  }
+}
+
+/** Reads limits, smaps and io_uring fdinfo of pid. Returns 'gone' if the process disappeared. */
+export function readProcessDetail(pid: number, unreadable: DetailPart[]): ProcessDetail | 'gone' {
+  const limits = tryPart('limits', unreadable, () => readLimits(pid));
+  if (limits === 'gone') return 'gone';
+  const vmas = tryPart('smaps', unreadable, () => readSmaps(pid));
+  if (vmas === 'gone') return 'gone';
+  const uringInstances = tryPart('fd', unreadable, () => readUringInstances(pid));
+  if (uringInstances === 'gone') return 'gone';
+  let uringRegisteredBytes = 0;
+  for (const instance of uringInstances ?? []) uringRegisteredBytes += instance.fdinfo.registeredBytes;
+  return {
+    memlock: limits?.lockedMemory ?? null,
+    limits,
+    vmas,
+    smaps: vmas === null ? null : summarizeSmaps(vmas),
+    uringInstances,
+    uringRegisteredBytes,
+  };
+}
+
+export function scanProcesses(options: ScanOptions = {}): ScanResult {
+  const scannedAt = Date.now();
+  const started = performance.now();
+  const explicit = options.pids !== undefined;
+  const pids = options.pids ? [...options.pids] : listPids();
+  const processes: ProcessSnapshot[] = [];
+  let unreadableProcesses = 0;
+  let vanishedProcesses = 0;
+
+  for (const pid of pids) {
+    let text: string | null;
+    try {
+      text = readSmallProcText(procPath(pid, 'status'));
+    } catch (err) {
+      if (!(err instanceof ProcUnreadableError)) throw err;
+      // hidepid=1 mounts: the directory is listed but its files are not ours to read.
+      unreadableProcesses++;
+      continue;
+    }
+    if (text === null) {
+      vanishedProcesses++;
+      continue;
+    }
+    const status = parseStatus(text);
+    if (status.isKernelThread && !explicit && !options.includeKernelThreads) continue;
+    const holding = status.lockedBytes > 0 || status.pinnedBytes > 0;
+    if (options.onlyHolding && !holding) continue;
+
+    const unreadable: DetailPart[] = [];
+    let detail: ProcessDetail | null = null;
+    if (status.hasMm && (holding || explicit || options.detail)) {
+      const read = readProcessDetail(pid, unreadable);
+      if (read === 'gone') {
+        vanishedProcesses++;
+        continue;
+      }
+      detail = read;
+    }
+    if (unreadable.length > 0) unreadableProcesses++;
+    processes.push({ ...status, user: userName(status.uid), detail, unreadable });
+  }
+
+  return {
+    processes,
+    scannedProcesses: pids.length,
+    unreadableProcesses,
+    vanishedProcesses,
+    scannedAt,
+    durationMs: performance.now() - started,
+  };
+}
+
+export interface SystemMemory {
+  meminfo: Meminfo;
+  /** Sum of VmPin over all processes: long-term pins have no meminfo line. */
+  pinnedBytesTotal: number;
+  /** Sum of VmLck over all processes (compare with meminfo Mlocked, which counts pages once). */
+  lockedBytesTotal: number;
+  processesHolding: number;
+}
+
+/** meminfo totals plus the VmPin/VmLck sums of a scan (a fast, status-only scan if none is given). */
+export function readSystemMemory(scan?: ScanResult): SystemMemory {
+  const result = scan ?? scanProcesses();
+  let pinnedBytesTotal = 0;
+  let lockedBytesTotal = 0;
+  let processesHolding = 0;
+  for (const process of result.processes) {
+    pinnedBytesTotal += process.pinnedBytes;
+    lockedBytesTotal += process.lockedBytes;
+    if (process.pinnedBytes > 0 || process.lockedBytes > 0) processesHolding++;
+  }
+  return { meminfo: readMeminfo(), pinnedBytesTotal, lockedBytesTotal, processesHolding };
+}

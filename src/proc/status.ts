@@ -1,0 +1,106 @@
+// /proc/PID/status: identity, owner, and the per-mm memory counters that matter here
+// (VmLck = mm->locked_vm from mlock, VmPin = mm->pinned_vm from long-term pins such as RDMA MRs
+// and io_uring fixed buffers).
+
+import { fieldText, kbFieldBytes, parseDecimalAt, procPath, readSmallProcText, type ProcPid } from './procfs.js';
+
+export interface ProcessStatus {
+  /** Command name (comm, at most 15 bytes), with the kernel's escapes (\n, \t, \\) undone. */
+  name: string;
+  /** One-letter state: R, S, D, Z, T, t, X, I. '?' when missing. */
+  state: string;
+  pid: number;
+  ppid: number;
+  /** Real and effective uid/gid. */
+  uid: number;
+  euid: number;
+  gid: number;
+  egid: number;
+  threads: number;
+  /**
+   * False when the status has no Vm* lines: kernel threads and zombies have no mm. Then the byte
+   * counters below are 0. (VmPin exists since Linux 3.2, older than any kernel Node supports, so on
+   * a process with an mm a missing counter is also reported as 0.)
+   */
+  hasMm: boolean;
+  /** True for kernel threads: `Kthread: 1` on kernels that print it (6.x), else no mm, not a zombie, and a child of kthreadd (pid 2) or kthreadd itself. */
+  isKernelThread: boolean;
+  /** VmLck: mlocked bytes. */
+  lockedBytes: number;
+  /** VmPin: long-term pinned bytes (RDMA MRs, io_uring fixed buffers, ...). */
+  pinnedBytes: number;
+  /** VmRSS: resident bytes. */
+  rssBytes: number;
+}
+
+/** Undoes the escaping the kernel applies to the Name: line (seq_escape_str with "\n\\" and ESCAPE_SPACE). */
+export function unescapeProcName(raw: string): string {
+  if (!raw.includes('\\')) return raw;
+  return raw.replace(/\\(n|t|\\|v|f|r|[0-7]{3})/g, (_, esc: string) => {
+    switch (esc) {
+      case 'n': return '\n';
+      case 't': return '\t';
+      case 'v': return '\v';
+      case 'f': return '\f';
+      case 'r': return '\r';
+      case '\\': return '\\';
+      default: return String.fromCharCode(parseInt(esc, 8));
+    }
+  });
+}
+
+function idPair(text: string, key: string): [number, number] {
+  const value = fieldText(text, key);
+  if (value === null) return [-1, -1];
+  const real = parseDecimalAt(value, 0);
+  const tab = value.indexOf('\t');
+  const effective = tab < 0 ? real : parseDecimalAt(value, tab + 1);
+  return [Number.isNaN(real) ? -1 : real, Number.isNaN(effective) ? -1 : effective];
+}
+
+function intField(text: string, key: string, missing: number): number {
+  const value = fieldText(text, key);
+  if (value === null) return missing;
+  const n = parseDecimalAt(value, 0);
+  return Number.isNaN(n) ? missing : n;
+}
+
+/** Parses /proc/PID/status text. Ids are -1 if absent (never seen in practice). */
+export function parseStatus(text: string): ProcessStatus {
+  const nameRaw = fieldText(text, 'Name') ?? '';
+  const stateText = fieldText(text, 'State');
+  const state = stateText && stateText.length > 0 ? stateText[0]! : '?';
+  const pid = intField(text, 'Pid', -1);
+  const ppid = intField(text, 'PPid', -1);
+  const [uid, euid] = idPair(text, 'Uid');
+  const [gid, egid] = idPair(text, 'Gid');
+  const locked = kbFieldBytes(text, 'VmLck');
+  const pinned = kbFieldBytes(text, 'VmPin');
+  const rss = kbFieldBytes(text, 'VmRSS');
+  const hasMm = text.includes('\nVmSize:') || locked !== null || rss !== null;
+  const kthreadFlag = fieldText(text, 'Kthread');
+  const isKernelThread =
+    kthreadFlag !== null ? kthreadFlag.startsWith('1') : !hasMm && state !== 'Z' && state !== 'X' && (ppid === 2 || pid === 2);
+  return {
+    name: unescapeProcName(nameRaw),
+    state,
+    pid,
+    ppid,
+    uid,
+    euid,
+    gid,
+    egid,
+    threads: intField(text, 'Threads', 0),
+    hasMm,
+    isKernelThread,
+    lockedBytes: locked ?? 0,
+    pinnedBytes: pinned ?? 0,
+    rssBytes: rss ?? 0,
+  };
+}
+
+/** Reads /proc/PID/status. null if the process is gone; throws ProcUnreadableError on EACCES/EPERM. */
+export function readStatus(pid: ProcPid): ProcessStatus | null {
+  const text = readSmallProcText(procPath(pid, 'status'));
+  return text === null ? null : parseStatus(text);
+}
