@@ -1,0 +1,331 @@
+// Verbs objects with lifetimes, in the spirit of pyverbs: DeviceList → Device → Context →
+// ProtectionDomain → MemoryRegion. Each owner tracks its live children; close() is idempotent and
+// closes live children first (MR before PD before context), so `using ctx = dev.open()` cleans up
+// whatever was created under it, even when a later step threw.
+
+import * as ibv from '../../ffi/verbs.js';
+import { SyscallError } from '../../ffi/errno.js';
+import { PermissionError } from '../../lib/errors.js';
+import type { Pointer } from '../../ffi/libc.js';
+import type { MappedBuffer, Registration } from '../types.js';
+
+/** Close every child (newest first), then run `release`; rethrow the first error after trying all. */
+function closeAll(children: Set<{ close(): void }>, release: () => void): void {
+  let first: unknown;
+  for (const child of [...children].reverse()) {
+    try {
+      child.close();
+    } catch (err) {
+      first ??= err;
+    }
+  }
+  children.clear();
+  try {
+    release();
+  } catch (err) {
+    first ??= err;
+  }
+  if (first !== undefined) throw first;
+}
+
+export class DeviceList implements Disposable, Iterable<Device> {
+  readonly devices: readonly Device[];
+  #list: Pointer | null;
+
+  /** ibv_get_device_list. Throws SyscallError (ENOSYS: the kernel has no RDMA support). */
+  constructor() {
+    const { list, devices } = ibv.getDeviceList();
+    this.#list = list;
+    this.devices = devices.map((ptr) => new Device(this, ptr));
+  }
+
+  get closed(): boolean {
+    return this.#list === null;
+  }
+
+  find(name: string): Device | undefined {
+    return this.devices.find((d) => d.name === name);
+  }
+
+  [Symbol.iterator](): Iterator<Device> {
+    return this.devices[Symbol.iterator]();
+  }
+
+  /** ibv_free_device_list. Contexts opened from it stay valid; unopened Devices become unusable. */
+  close(): void {
+    if (this.#list === null) return;
+    const list = this.#list;
+    this.#list = null;
+    ibv.freeDeviceList(list);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+export function getDeviceList(): DeviceList {
+  return new DeviceList();
+}
+
+export class Device {
+  readonly list: DeviceList;
+  readonly handle: Pointer;
+  readonly name: string;
+  /** Node GUID in host byte order. */
+  readonly guid: bigint;
+  readonly nodeType: number;
+  readonly transportType: number;
+  /** uverbs character device name, e.g. uverbs0. */
+  readonly devName: string;
+
+  constructor(list: DeviceList, handle: Pointer) {
+    this.list = list;
+    this.handle = handle;
+    this.name = ibv.getDeviceName(handle);
+    this.guid = ibv.getDeviceGuid(handle);
+    const raw = ibv.readDevice(handle);
+    this.nodeType = raw.node_type;
+    this.transportType = raw.transport_type;
+    this.devName = raw.dev_name;
+  }
+
+  get guidString(): string {
+    return ibv.formatGuid(this.guid);
+  }
+
+  get nodeTypeName(): string {
+    return ibv.nodeTypeStr(this.nodeType);
+  }
+
+  /** ibv_open_device. EACCES/EPERM (no access to /dev/infiniband/uverbsN) → PermissionError. */
+  open(): Context {
+    if (this.list.closed) throw new Error(`device ${this.name}: the device list was freed before the device was opened`);
+    let handle: Pointer;
+    try {
+      handle = ibv.openDevice(this.handle);
+    } catch (err) {
+      if (err instanceof SyscallError && (err.errnoName === 'EACCES' || err.errnoName === 'EPERM')) {
+        throw new PermissionError(`cannot open RDMA device ${this.name}: ${err.message}`, [
+          `check the permissions of /dev/infiniband/${this.devName || 'uverbs*'} (usually group rdma, or a udev rule)`,
+        ], { cause: err });
+      }
+      throw err;
+    }
+    return new Context(this, handle);
+  }
+}
+
+export interface OdpCaps {
+  general: string[];
+  rc: string[];
+  uc: string[];
+  ud: string[];
+  /** IBV_ODP_SUPPORT is set. */
+  supported: boolean;
+}
+
+export interface PortInfo {
+  port: number;
+  state: number;
+  /** ibv_port_state_str, e.g. PORT_ACTIVE. */
+  stateName: string;
+  physState: number;
+  /** Bytes (256…4096), 0 if unknown. */
+  activeMtu: number;
+  maxMtu: number;
+  linkLayer: 'InfiniBand' | 'Ethernet' | 'unspecified';
+  lid: number;
+  gidTableLength: number;
+}
+
+export class Context implements Disposable {
+  readonly device: Device;
+  readonly deviceName: string;
+  #handle: Pointer | null;
+  readonly #pds = new Set<ProtectionDomain>();
+
+  constructor(device: Device, handle: Pointer) {
+    this.device = device;
+    this.deviceName = device.name;
+    this.#handle = handle;
+  }
+
+  get closed(): boolean {
+    return this.#handle === null;
+  }
+
+  get handle(): Pointer {
+    if (this.#handle === null) throw new Error(`context of ${this.deviceName} is closed`);
+    return this.#handle;
+  }
+
+  queryDevice(): ibv.IbvDeviceAttr {
+    return ibv.queryDevice(this.handle);
+  }
+
+  /** Extended attributes, or null when the provider does not implement query_device_ex (ODP unknown). */
+  queryDeviceEx(): ibv.IbvDeviceAttrEx | null {
+    return ibv.queryDeviceEx(this.handle);
+  }
+
+  /** ODP capabilities as names, or null when unknown (no query_device_ex). */
+  odpCaps(): OdpCaps | null {
+    const ex = this.queryDeviceEx();
+    if (ex === null) return null;
+    const general = Number(BigInt.asUintN(32, ex.odp_caps.general_caps));
+    const t = ex.odp_caps.per_transport_caps;
+    return {
+      general: ibv.odpGeneralCapNames(general),
+      rc: ibv.odpTransportCapNames(t.rc_odp_caps),
+      uc: ibv.odpTransportCapNames(t.uc_odp_caps),
+      ud: ibv.odpTransportCapNames(t.ud_odp_caps),
+      supported: (general & ibv.IBV_ODP_SUPPORT) !== 0,
+    };
+  }
+
+  queryPort(port: number): ibv.IbvPortAttr {
+    return ibv.queryPort(this.handle, port);
+  }
+
+  /** Every port (1…phys_port_cnt), decoded for display. */
+  ports(portCount = this.queryDevice().phys_port_cnt): PortInfo[] {
+    const out: PortInfo[] = [];
+    for (let port = 1; port <= portCount; port++) {
+      const a = this.queryPort(port);
+      out.push({
+        port,
+        state: a.state,
+        stateName: ibv.portStateStr(a.state),
+        physState: a.phys_state,
+        activeMtu: ibv.mtuBytes(a.active_mtu),
+        maxMtu: ibv.mtuBytes(a.max_mtu),
+        linkLayer: a.link_layer === ibv.IBV_LINK_LAYER_ETHERNET ? 'Ethernet' : a.link_layer === ibv.IBV_LINK_LAYER_INFINIBAND ? 'InfiniBand' : 'unspecified',
+        lid: a.lid,
+        gidTableLength: a.gid_tbl_len,
+      });
+    }
+    return out;
+  }
+
+  allocPd(): ProtectionDomain {
+    const pd = new ProtectionDomain(this, ibv.allocPd(this.handle), (child) => this.#pds.delete(child));
+    this.#pds.add(pd);
+    return pd;
+  }
+
+  /** Deallocates live PDs (and their MRs) first, then ibv_close_device. Idempotent. */
+  close(): void {
+    if (this.#handle === null) return;
+    const handle = this.#handle;
+    closeAll(this.#pds, () => {
+      this.#handle = null;
+      ibv.closeDevice(handle);
+    });
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+export class ProtectionDomain implements Disposable {
+  readonly context: Context;
+  #handle: Pointer | null;
+  readonly #mrs = new Set<MemoryRegion>();
+  readonly #onClose: (pd: ProtectionDomain) => void;
+
+  constructor(context: Context, handle: Pointer, onClose: (pd: ProtectionDomain) => void) {
+    this.context = context;
+    this.#handle = handle;
+    this.#onClose = onClose;
+  }
+
+  get closed(): boolean {
+    return this.#handle === null;
+  }
+
+  get handle(): Pointer {
+    if (this.#handle === null) throw new Error(`protection domain on ${this.context.deviceName} is closed`);
+    return this.#handle;
+  }
+
+  /**
+   * ibv_reg_mr over the whole buffer. Failures stay SyscallErrors: ENOMEM (RLIMIT_MEMLOCK or
+   * pinned_vm), EFAULT/EACCES (local-write on a read-only mapping), EINVAL (bad flags, no ODP).
+   */
+  register(buffer: MappedBuffer, access: number): MemoryRegion {
+    const mr = new MemoryRegion(this, ibv.regMr(this.handle, buffer.addr, buffer.length, access), access, (child) => this.#mrs.delete(child));
+    this.#mrs.add(mr);
+    return mr;
+  }
+
+  /** Deregisters live MRs first, then ibv_dealloc_pd. Idempotent. */
+  close(): void {
+    if (this.#handle === null) return;
+    const handle = this.#handle;
+    closeAll(this.#mrs, () => {
+      this.#handle = null;
+      this.#onClose(this);
+      ibv.deallocPd(handle);
+    });
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+export class MemoryRegion implements Registration {
+  readonly backend = 'verbs' as const;
+  readonly pd: ProtectionDomain;
+  readonly addr: Pointer;
+  readonly length: number;
+  readonly lkey: number;
+  readonly rkey: number;
+  readonly access: number;
+  readonly details: Readonly<Record<string, string | number | boolean | null>>;
+  #handle: Pointer | null;
+  readonly #onClose: (mr: MemoryRegion) => void;
+
+  constructor(pd: ProtectionDomain, handle: Pointer, access: number, onClose: (mr: MemoryRegion) => void) {
+    this.pd = pd;
+    this.#handle = handle;
+    this.#onClose = onClose;
+    const raw = ibv.readMr(handle);
+    this.addr = raw.addr;
+    this.length = raw.length;
+    this.lkey = raw.lkey;
+    this.rkey = raw.rkey;
+    this.access = access;
+    this.details = Object.freeze({
+      device: pd.context.deviceName,
+      lkey: raw.lkey,
+      rkey: raw.rkey,
+      access,
+      accessFlags: ibv.formatAccessFlags(access).join(','),
+    });
+  }
+
+  get closed(): boolean {
+    return this.#handle === null;
+  }
+
+  get handle(): Pointer {
+    if (this.#handle === null) throw new Error(`memory region lkey 0x${this.lkey.toString(16)} is deregistered`);
+    return this.#handle;
+  }
+
+  /** ibv_dereg_mr (unpins the pages). Idempotent. */
+  close(): void {
+    if (this.#handle === null) return;
+    const handle = this.#handle;
+    this.#handle = null;
+    this.#onClose(this);
+    ibv.deregMr(handle);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

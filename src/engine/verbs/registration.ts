@@ -1,0 +1,148 @@
+// One verbs registration as the engine sees it: open a device, allocate a PD, register one buffer.
+// The result owns all three and releases them MR → PD → context on close().
+
+import * as ibv from '../../ffi/verbs.js';
+import { SyscallError } from '../../ffi/errno.js';
+import { UnsupportedError } from '../../lib/errors.js';
+import type { Pointer } from '../../ffi/libc.js';
+import type { MappedBuffer, Registration } from '../types.js';
+import { Context, DeviceList, MemoryRegion, ProtectionDomain, getDeviceList } from './objects.js';
+
+export interface VerbsRegistrationOptions {
+  /** Device name (e.g. rxe0); the first device when omitted. */
+  device?: string;
+  /** IBV_ACCESS_* bits. */
+  access: number;
+  buffer: MappedBuffer;
+  /** Call ibv_fork_init() before anything else touches libibverbs. */
+  forkInit: boolean;
+}
+
+const SOFT_ROCE_HINTS: readonly string[] = [
+  'Soft-RoCE turns any Ethernet interface into an RDMA device: modprobe rdma_rxe && rdma link add rxe0 type rxe netdev eth0',
+  'that needs a kernel built with CONFIG_INFINIBAND, CONFIG_INFINIBAND_USER_ACCESS and CONFIG_RDMA_RXE',
+  'without RDMA, --backend uring pins memory the same long-term way (FOLL_LONGTERM) and --backend mlock locks it',
+];
+
+function describeListErrno(err: SyscallError): string {
+  if (err.errnoName === 'ENOSYS') return 'the kernel has no RDMA support loaded (no /sys/class/infiniband_verbs)';
+  return err.message;
+}
+
+/** The UnsupportedError for "this machine has no RDMA device", with the Soft-RoCE hint. */
+export function noDeviceError(cause?: SyscallError): UnsupportedError {
+  const why = cause ? `${cause.call}: ${cause.errnoName} — ${describeListErrno(cause)}` : 'ibv_get_device_list returned no devices';
+  return new UnsupportedError(`no RDMA device found (${why})`, SOFT_ROCE_HINTS, cause ? { cause } : undefined);
+}
+
+/** ibv_get_device_list errnos that mean "no devices" rather than a failure. */
+export function isNoDeviceErrno(err: unknown): err is SyscallError {
+  return err instanceof SyscallError && err.call === 'ibv_get_device_list' && (err.errnoName === 'ENOSYS' || err.errnoName === 'ENODEV');
+}
+
+/** getDeviceList(), turning "no RDMA in this kernel" into the UnsupportedError with hints. */
+export function openDeviceListOrExplain(): DeviceList {
+  try {
+    return getDeviceList();
+  } catch (err) {
+    if (isNoDeviceErrno(err)) throw noDeviceError(err);
+    throw err;
+  }
+}
+
+/** A registration through libibverbs: context + PD + MR, released in reverse order. */
+export class VerbsRegistration implements Registration {
+  readonly backend = 'verbs' as const;
+  readonly addr: Pointer;
+  readonly length: number;
+  readonly details: Readonly<Record<string, string | number | boolean | null>>;
+  readonly context: Context;
+  readonly pd: ProtectionDomain;
+  readonly mr: MemoryRegion;
+
+  constructor(context: Context, pd: ProtectionDomain, mr: MemoryRegion, extra: Record<string, string | number | boolean | null>) {
+    this.context = context;
+    this.pd = pd;
+    this.mr = mr;
+    this.addr = mr.addr;
+    this.length = mr.length;
+    this.details = Object.freeze({ ...mr.details, ...extra });
+  }
+
+  get closed(): boolean {
+    return this.context.closed;
+  }
+
+  get lkey(): number {
+    return this.mr.lkey;
+  }
+
+  get rkey(): number {
+    return this.mr.rkey;
+  }
+
+  /** ibv_dereg_mr → ibv_dealloc_pd → ibv_close_device. Idempotent. */
+  close(): void {
+    let first: unknown;
+    for (const step of [this.mr, this.pd, this.context]) {
+      try {
+        step.close();
+      } catch (err) {
+        first ??= err;
+      }
+    }
+    if (first !== undefined) throw first;
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/**
+ * Open `device` (or the first device), allocate a PD and register `buffer` with `access`.
+ * Errors: UnsupportedError (no libibverbs, no device, unknown device, on-demand without ODP);
+ * PermissionError (cannot open the uverbs device); SyscallError from ibv_reg_mr as is
+ * (ENOMEM: memlock/pinning limit, EFAULT/EACCES: write access to a read-only mapping).
+ */
+export function openVerbsRegistration(opts: VerbsRegistrationOptions): VerbsRegistration {
+  // Before any registration, and before providers are loaded: that is when it can take effect.
+  if (opts.forkInit) ibv.forkInit();
+
+  let context: Context;
+  {
+    using list = openDeviceListOrExplain();
+    if (list.devices.length === 0) throw noDeviceError();
+    const device = opts.device ? list.find(opts.device) : list.devices[0];
+    if (!device) {
+      throw new UnsupportedError(`RDMA device ${opts.device} not found`, [
+        `devices on this machine: ${list.devices.map((d) => d.name).join(', ')}`,
+      ]);
+    }
+    context = device.open();
+  }
+
+  try {
+    if (opts.access & ibv.IBV_ACCESS_ON_DEMAND) {
+      const odp = context.odpCaps();
+      // null = the provider cannot say (no query_device_ex): let ibv_reg_mr decide.
+      if (odp !== null && !odp.supported) {
+        throw new UnsupportedError(
+          `device ${context.deviceName} has no ODP support (on-demand paging); drop on-demand from the access flags to register pinned memory`,
+          ['ODP needs driver support: mlx5, and rdma_rxe only on recent kernels (check `ibv_devinfo -v` for ODP_SUPPORT)'],
+        );
+      }
+    }
+    const pd = context.allocPd();
+    const mr = pd.register(opts.buffer, opts.access);
+    return new VerbsRegistration(context, pd, mr, { fork: ibv.isForkInitialized() });
+  } catch (err) {
+    // Releases the PD too, if it was allocated.
+    try {
+      context.close();
+    } catch {
+      // the original failure is the one worth reporting
+    }
+    throw err;
+  }
+}
