@@ -1,0 +1,136 @@
+// rdmactl limits [PID]: RLIMIT_MEMLOCK against what a process has pinned and locked; --set changes it.
+
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import { SyscallError } from '../ffi/errno.js';
+import { RLIMIT_MEMLOCK, getpid, prlimit, type RLimit } from '../ffi/libc.js';
+import { parseCapEff } from '../engine/limits.js';
+import { PermissionError, RdmactlError, UsageError } from '../lib/errors.js';
+import { printJson, type Context } from '../lib/context.js';
+import { renderRecord, toJson, type Field } from '../lib/fields.js';
+import { SIZE_HELP, parseSize } from '../lib/size.js';
+import { parseLimits } from '../proc/limits.js';
+import { parseStatus } from '../proc/status.js';
+
+const CAP_IPC_LOCK = 14n;
+
+export interface LimitsRecord {
+  pid: number;
+  comm: string;
+  uid: number;
+  softBytes: number | null;
+  hardBytes: number | null;
+  lockedBytes: number;
+  pinnedBytes: number;
+  capIpcLock: boolean;
+}
+
+function headroom(limit: number | null, used: number): number | null {
+  return limit === null ? null : limit - used;
+}
+
+export const LIMITS_FIELDS: readonly Field<LimitsRecord>[] = [
+  { key: 'pid', label: 'pid', get: (r) => r.pid },
+  { key: 'comm', label: 'comm', get: (r) => r.comm },
+  { key: 'uid', label: 'uid', get: (r) => r.uid },
+  { key: 'memlockSoftBytes', label: 'RLIMIT_MEMLOCK soft', kind: 'bytes', nullText: 'unlimited', get: (r) => r.softBytes },
+  { key: 'memlockHardBytes', label: 'RLIMIT_MEMLOCK hard', kind: 'bytes', nullText: 'unlimited', get: (r) => r.hardBytes },
+  { key: 'lockedBytes', label: 'locked (VmLck)', kind: 'bytes', get: (r) => r.lockedBytes },
+  { key: 'pinnedBytes', label: 'pinned (VmPin)', kind: 'bytes', get: (r) => r.pinnedBytes },
+  { key: 'lockHeadroomBytes', label: 'headroom for mlock', kind: 'bytes', nullText: 'unlimited', get: (r) => headroom(r.softBytes, r.lockedBytes) },
+  { key: 'pinHeadroomBytes', label: 'headroom for verbs MRs', kind: 'bytes', nullText: 'unlimited', get: (r) => headroom(r.softBytes, r.pinnedBytes) },
+  { key: 'capIpcLock', label: 'CAP_IPC_LOCK (limit not enforced)', kind: 'bool', get: (r) => r.capIpcLock },
+];
+
+export function readLimitsRecord(pid: number): LimitsRecord {
+  let statusText: string;
+  let limitsText: string;
+  try {
+    statusText = readFileSync(`/proc/${pid}/status`, 'utf8');
+    limitsText = readFileSync(`/proc/${pid}/limits`, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ESRCH') throw new RdmactlError(`no process with pid ${pid}`);
+    if (code === 'EACCES' || code === 'EPERM') throw new PermissionError(`cannot read /proc/${pid}: permission denied (run as root or as the process's user)`);
+    throw err;
+  }
+  const status = parseStatus(statusText);
+  const memlock = parseLimits(limitsText).lockedMemory;
+  return {
+    pid,
+    comm: status.name,
+    uid: status.uid,
+    softBytes: memlock?.softBytes ?? null,
+    hardBytes: memlock?.hardBytes ?? null,
+    lockedBytes: status.lockedBytes,
+    pinnedBytes: status.pinnedBytes,
+    capIpcLock: ((parseCapEff(statusText) >> CAP_IPC_LOCK) & 1n) === 1n,
+  };
+}
+
+function parseLimitValue(text: string, what: string): number | null {
+  if (/^(unlimited|infinity|-1)$/i.test(text.trim())) return null;
+  return parseSize(text, what);
+}
+
+/** Parse `SOFT[:HARD]`; without HARD the hard limit is left as it is. */
+export function parseLimitSpec(spec: string, current: RLimit): RLimit {
+  const parts = spec.split(':');
+  if (parts.length > 2 || parts.some((p) => p.trim() === '')) {
+    throw new UsageError(`invalid --set '${spec}': expected SOFT or SOFT:HARD, each ${SIZE_HELP} or 'unlimited'`);
+  }
+  const soft = parseLimitValue(parts[0]!, '--set soft limit');
+  const hard = parts.length === 2 ? parseLimitValue(parts[1]!, '--set hard limit') : current.hard;
+  const above = (a: number | null, b: number | null): boolean => b !== null && (a === null || a > b);
+  if (above(soft, hard)) throw new UsageError(`invalid --set '${spec}': the soft limit cannot exceed the hard limit (${hard === null ? 'unlimited' : `${hard} bytes`})`);
+  return { soft, hard };
+}
+
+function parsePid(text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 4_194_304) throw new UsageError(`invalid PID '${text}': expected a process id such as 1234`);
+  return Number(text);
+}
+
+export function limitsCommand(ctx: Context): Command {
+  return new Command('limits')
+    .summary('RLIMIT_MEMLOCK vs pinned and locked memory of a process')
+    .description(`Show RLIMIT_MEMLOCK (soft and hard) of PID (default: rdmactl itself, which inherited
+your shell's limit) next to its VmLck and VmPin, and the headroom left for mlock and for
+verbs MRs. io_uring charges the user's locked memory across all processes: see rdmactl stat.
+With --set, change the limit through prlimit(2).`)
+    .argument('[pid]', 'process id (default: this process)')
+    .option('--set <soft[:hard]>', `new limit: ${SIZE_HELP}, or 'unlimited'; without :HARD the hard limit stays`)
+    .option('--json', 'print JSON')
+    .addHelpText('after', `
+Examples:
+  rdmactl limits                      your shell's limit as inherited by rdmactl
+  rdmactl limits 1234 --json          another process
+  rdmactl limits 1234 --set 1G        raise its soft limit (within the hard limit; root for more)
+  rdmactl limits 1234 --set unlimited:unlimited`)
+    .action((pidText: string | undefined, flags: { set?: string; json?: boolean }) => {
+      const pid = pidText === undefined ? getpid() : parsePid(pidText);
+      let before: LimitsRecord | undefined;
+      if (flags.set !== undefined) {
+        before = readLimitsRecord(pid);
+        const next = parseLimitSpec(flags.set, { soft: before.softBytes, hard: before.hardBytes });
+        try {
+          prlimit(pid, RLIMIT_MEMLOCK, next);
+        } catch (err) {
+          if (err instanceof SyscallError && err.errnoName === 'EPERM') {
+            throw new PermissionError(`cannot set RLIMIT_MEMLOCK of pid ${pid}: not permitted`, [
+              'raising a hard limit needs CAP_SYS_RESOURCE (root); changing another user\'s process needs the same',
+            ], { cause: err });
+          }
+          if (err instanceof SyscallError && err.errnoName === 'ESRCH') throw new RdmactlError(`no process with pid ${pid}`);
+          throw err;
+        }
+      }
+      const record = readLimitsRecord(pid);
+      if (flags.json) {
+        printJson(ctx, before ? { ...toJson(LIMITS_FIELDS, record), previous: toJson(LIMITS_FIELDS, before) } : toJson(LIMITS_FIELDS, record));
+        return;
+      }
+      ctx.stdout.write(`${renderRecord(LIMITS_FIELDS, record)}\n`);
+      if (record.capIpcLock) ctx.stdout.write('This process has CAP_IPC_LOCK: the kernel counts its pins and locks but does not enforce the limit.\n');
+    });
+}

@@ -1,0 +1,169 @@
+// Buffers to register, with the backings whose pinning behaviour differs: anonymous memory, THP,
+// hugetlb, memfd (shmem, shared), and files mapped shared or private, optionally read-only
+// (the classic case of registering a PROT_READ MAP_PRIVATE file mapping).
+
+import { closeSync, fstatSync, ftruncateSync, mkdtempSync, openSync, rmSync, writeSync, constants as fsConstants } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SyscallError } from '../ffi/errno.js';
+import {
+  MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_HUGETLB, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE,
+  madvise, memfdCreate, mmap, munmap, pageSize, type Pointer,
+} from '../ffi/libc.js';
+import { RdmactlError, UnsupportedError, UsageError } from '../lib/errors.js';
+import { formatBytes } from '../lib/size.js';
+import { readMeminfo } from '../proc/meminfo.js';
+import type { Backing, MappedBuffer } from './types.js';
+
+export interface BufferSpec {
+  /** Requested bytes; rounded up to the page (or huge page) size. */
+  length: number;
+  backing: Backing;
+  readOnly?: boolean;
+  /** For file-shared / file-private: the file to map. Without it a temporary file is created and removed on close. */
+  file?: string | null;
+}
+
+const THP_BYTES = 2 * 1024 * 1024;
+
+export function roundUp(value: number, multiple: number): number {
+  return Math.ceil(value / multiple) * multiple;
+}
+
+class Mapping implements MappedBuffer {
+  private released = false;
+  constructor(
+    readonly addr: Pointer,
+    readonly length: number,
+    readonly backing: Backing,
+    readonly readOnly: boolean,
+    readonly path: string | null,
+    private readonly cleanupDir: string | null,
+  ) {}
+
+  close(): void {
+    if (this.released) return;
+    this.released = true;
+    try {
+      munmap(this.addr, this.length);
+    } finally {
+      if (this.cleanupDir) rmSync(this.cleanupDir, { recursive: true, force: true });
+    }
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** Map a buffer as `spec` asks. The caller owns it: `using buf = allocateBuffer(…)`. */
+export function allocateBuffer(spec: BufferSpec): MappedBuffer {
+  const readOnly = spec.readOnly ?? false;
+  const prot = readOnly ? PROT_READ : PROT_READ | PROT_WRITE;
+  const page = pageSize();
+  switch (spec.backing) {
+    case 'anon': {
+      const length = roundUp(spec.length, page);
+      return new Mapping(mmap(length, prot, MAP_PRIVATE | MAP_ANONYMOUS), length, 'anon', readOnly, null, null);
+    }
+    case 'thp':
+      return mapThp(roundUp(spec.length, THP_BYTES), prot, readOnly);
+    case 'hugetlb':
+      return mapHugetlb(spec.length, prot, readOnly);
+    case 'memfd': {
+      const length = roundUp(spec.length, page);
+      const fd = memfdCreate('rdmactl');
+      try {
+        ftruncateSync(fd, length);
+        return new Mapping(mmap(length, prot, MAP_SHARED, fd, 0), length, 'memfd', readOnly, null, null);
+      } finally {
+        closeSync(fd); // the mapping keeps the file alive
+      }
+    }
+    case 'file-shared':
+    case 'file-private':
+      return mapFile(spec, roundUp(spec.length, page), prot, readOnly);
+  }
+}
+
+function mapThp(length: number, prot: number, readOnly: boolean): MappedBuffer {
+  // Over-map by one huge page and trim, so the range is 2 MiB aligned and can be backed by THP.
+  const raw = mmap(length + THP_BYTES, prot, MAP_PRIVATE | MAP_ANONYMOUS);
+  const alignment = BigInt(THP_BYTES);
+  const start = ((raw + alignment - 1n) / alignment) * alignment;
+  const head = Number(start - raw);
+  if (head > 0) munmap(raw, head);
+  const tail = THP_BYTES - head;
+  if (tail > 0) munmap(start + BigInt(length), tail);
+  const mapping = new Mapping(start, length, 'thp', readOnly, null, null);
+  try {
+    madvise(start, length, MADV_HUGEPAGE);
+  } catch (err) {
+    mapping.close();
+    if (err instanceof SyscallError && err.errnoName === 'EINVAL') {
+      throw new UnsupportedError('madvise(MADV_HUGEPAGE) failed: this kernel has no transparent huge pages (CONFIG_TRANSPARENT_HUGEPAGE)', [], { cause: err });
+    }
+    throw err;
+  }
+  return mapping;
+}
+
+function mapHugetlb(requested: number, prot: number, readOnly: boolean): MappedBuffer {
+  const meminfo = readMeminfo();
+  const hugePage = meminfo.hugepageSizeBytes || THP_BYTES;
+  const length = roundUp(requested, hugePage);
+  try {
+    return new Mapping(mmap(length, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB), length, 'hugetlb', readOnly, null, null);
+  } catch (err) {
+    if (err instanceof SyscallError && err.errnoName === 'ENOMEM') {
+      const free = meminfo.hugePagesFree;
+      throw new UnsupportedError(
+        `cannot map ${formatBytes(length)} of hugetlb memory: ${free} huge pages of ${formatBytes(hugePage)} are free, ${Math.ceil(length / hugePage)} needed`,
+        [`reserve some first, e.g. as root: echo ${Math.ceil(length / hugePage)} > /proc/sys/vm/nr_hugepages`],
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+}
+
+function mapFile(spec: BufferSpec, length: number, prot: number, readOnly: boolean): MappedBuffer {
+  const shared = spec.backing === 'file-shared';
+  let path = spec.file ?? null;
+  let cleanupDir: string | null = null;
+  if (path === null) {
+    // A temporary file with recognisable content, so file pages (not the zero page) back the mapping.
+    cleanupDir = mkdtempSync(join(tmpdir(), 'rdmactl-'));
+    path = join(cleanupDir, 'buffer');
+    const fd = openSync(path, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
+    try {
+      const chunk = Buffer.alloc(Math.min(length, 1 << 20), 0x5a);
+      for (let written = 0; written < length; written += chunk.length) writeSync(fd, chunk, 0, Math.min(chunk.length, length - written), written);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  let fd: number;
+  try {
+    // A writable shared mapping needs the file open for writing; a private one never writes the file back.
+    fd = openSync(path, readOnly || !shared ? fsConstants.O_RDONLY : fsConstants.O_RDWR);
+  } catch (err) {
+    if (cleanupDir) rmSync(cleanupDir, { recursive: true, force: true });
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UsageError(`cannot open --file '${path}': ${code ?? String(err)}${code === 'EACCES' && shared && !readOnly ? ' (a writable shared mapping needs write access; add --read-only or use file-private)' : ''}`);
+  }
+  try {
+    const fileBytes = fstatSync(fd).size;
+    if (fileBytes < length) {
+      throw new UsageError(`--file '${path}' is ${formatBytes(fileBytes)}, smaller than the ${formatBytes(length)} to register: use a smaller size or a larger file`);
+    }
+    const addr = mmap(length, prot, shared ? MAP_SHARED : MAP_PRIVATE, fd, 0);
+    return new Mapping(addr, length, spec.backing, readOnly, path, cleanupDir);
+  } catch (err) {
+    if (cleanupDir) rmSync(cleanupDir, { recursive: true, force: true });
+    if (err instanceof SyscallError) throw new RdmactlError(`cannot map --file '${path}': ${err.message}`, 1, [], { cause: err });
+    throw err;
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,83 @@
+// RLIMIT_MEMLOCK and CAP_IPC_LOCK: what decides whether a pin or lock is allowed, and the
+// explanation a user needs when it is not.
+
+import { readFileSync } from 'node:fs';
+import { SyscallError } from '../ffi/errno.js';
+import { RLIMIT_MEMLOCK, getrlimit, type RLimit } from '../ffi/libc.js';
+import { PermissionError, RdmactlError, UnsupportedError } from '../lib/errors.js';
+import { formatBytes } from '../lib/size.js';
+import { readStatus } from '../proc/status.js';
+import type { BackendName } from './types.js';
+
+const CAP_IPC_LOCK = 14;
+
+/** Parse a `CapEff:` hex mask from /proc/PID/status text. */
+export function parseCapEff(statusText: string): bigint {
+  const match = /^CapEff:\s*([0-9a-fA-F]+)$/m.exec(statusText);
+  return match ? BigInt(`0x${match[1]}`) : 0n;
+}
+
+/** True when this process may exceed RLIMIT_MEMLOCK (the kernel then counts but does not check). */
+export function hasIpcLock(): boolean {
+  const mask = parseCapEff(readFileSync('/proc/self/status', 'utf8'));
+  return ((mask >> BigInt(CAP_IPC_LOCK)) & 1n) === 1n;
+}
+
+export function memlockLimit(): RLimit {
+  return getrlimit(RLIMIT_MEMLOCK);
+}
+
+export const RAISE_MEMLOCK_HINTS: readonly string[] = [
+  'this shell: ulimit -l unlimited (or a size in KiB; above the hard limit needs root)',
+  'a running process: rdmactl limits PID --set SOFT[:HARD] (root, or within the hard limit)',
+  'logins: add "USER - memlock unlimited" to /etc/security/limits.conf and log in again',
+  'systemd services: LimitMEMLOCK=infinity in the unit (limits.conf does not apply to services)',
+  'containers: docker run --ulimit memlock=-1 (or the equivalent in your runtime)',
+];
+
+/**
+ * Turn a failed registration into the error a user can act on. ENOMEM/EPERM under RLIMIT_MEMLOCK
+ * becomes an explanation naming the request, the limit, and what is already pinned and locked.
+ */
+export function explainRegistrationFailure(err: unknown, backend: BackendName, requestBytes: number): unknown {
+  if (!(err instanceof SyscallError)) return err;
+  const what = `cannot register ${formatBytes(requestBytes)} with ${backend} (${err.message})`;
+  if (err.errnoName === 'ENOMEM' || (err.errnoName === 'EPERM' && backend === 'mlock')) {
+    const limit = memlockLimit();
+    if (limit.soft !== null && !hasIpcLock()) {
+      const status = readStatus('self');
+      const already = status ? `this process already has ${formatBytes(status.pinnedBytes)} pinned (VmPin) and ${formatBytes(status.lockedBytes)} locked (VmLck)` : '';
+      const charged =
+        backend === 'uring'
+          ? '; io_uring charges the user\'s locked memory across all of its processes, not just this one'
+          : backend === 'verbs'
+            ? '; verbs MRs are charged to the process\'s pinned memory'
+            : '';
+      return new RdmactlError(
+        `${what}: RLIMIT_MEMLOCK is ${formatBytes(limit.soft)} and ${already}${charged}`,
+        1,
+        ['raise the limit:', ...RAISE_MEMLOCK_HINTS.map((h) => `  ${h}`)],
+        { cause: err },
+      );
+    }
+    return new RdmactlError(`${what}: the kernel is out of memory for this request`, 1, [], { cause: err });
+  }
+  if (backend === 'uring' && err.call === 'io_uring_setup') {
+    if (err.errnoName === 'ENOSYS') return new UnsupportedError(`${what}: this kernel has no io_uring (CONFIG_IO_URING)`, [], { cause: err });
+    if (err.errnoName === 'EPERM' || err.errnoName === 'EACCES') {
+      return new PermissionError(`${what}: io_uring is disabled or not permitted for this user`, [
+        'check: sysctl kernel.io_uring_disabled (0 = allowed, 1 = only members of kernel.io_uring_group, 2 = disabled)',
+        'and seccomp/container policies, which often block io_uring',
+      ], { cause: err });
+    }
+  }
+  if (err.errnoName === 'EFAULT' || err.errnoName === 'EACCES' || err.errnoName === 'EOPNOTSUPP') {
+    return new RdmactlError(`${what}: the kernel refused to pin this mapping`, 1, [
+      backend === 'uring'
+        ? 'io_uring pins for writing (FOLL_WRITE | FOLL_LONGTERM): read-only mappings and some file-backed mappings cannot be registered'
+        : 'a writable registration (e.g. local-write) of a read-only mapping is refused; long-term pins of some file-backed mappings are refused too',
+    ], { cause: err });
+  }
+  if (err.errnoName === 'EPERM') return new PermissionError(what, [], { cause: err });
+  return new RdmactlError(what, 1, [], { cause: err });
+}

@@ -1,0 +1,71 @@
+// One field list per record type serves both text and JSON, so keys and columns never drift
+// (the iproute2 rdma tool's approach). JSON carries raw values (integer bytes, null for
+// unlimited/unknown); text formats them for people.
+
+import Table from 'cli-table3';
+import { formatBytes } from './size.js';
+
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+export type FieldKind = 'text' | 'bytes' | 'count' | 'micros' | 'bool' | 'percent';
+
+export interface Field<R> {
+  /** JSON key: stable contract, documented in the man page. */
+  key: string;
+  /** Column header / row label in text output. */
+  label: string;
+  kind?: FieldKind;
+  get: (record: R) => JsonValue;
+  /** Text for a null value (default '-'), e.g. 'unlimited'. */
+  nullText?: string;
+  /** Leave the field out of text output (JSON only), e.g. long lists. */
+  jsonOnly?: boolean;
+  /** Column that may be dropped first when the terminal is narrow (higher = dropped earlier). */
+  dropPriority?: number;
+}
+
+export function formatValue(kind: FieldKind, value: JsonValue, nullText = '-'): string {
+  if (value === null || value === undefined) return nullText;
+  switch (kind) {
+    case 'bytes':
+      return typeof value === 'number' ? formatBytes(value) : String(value);
+    case 'micros':
+      return typeof value === 'number' ? (value >= 1000 ? `${(value / 1000).toFixed(1)} ms` : `${value} µs`) : String(value);
+    case 'bool':
+      return value ? 'yes' : 'no';
+    case 'percent':
+      return typeof value === 'number' ? `${value.toFixed(1)}%` : String(value);
+    default:
+      return Array.isArray(value) ? value.join(',') : typeof value === 'object' ? JSON.stringify(value) : String(value);
+  }
+}
+
+export function toJson<R>(fields: readonly Field<R>[], record: R): { [key: string]: JsonValue } {
+  const out: { [key: string]: JsonValue } = {};
+  for (const field of fields) out[field.key] = field.get(record);
+  return out;
+}
+
+export function textCells<R>(fields: readonly Field<R>[], record: R): string[] {
+  return fields.filter((f) => !f.jsonOnly).map((f) => formatValue(f.kind ?? 'text', f.get(record), f.nullText));
+}
+
+const PLAIN_STYLE = { head: [] as string[], border: [] as string[] };
+
+/** A table with one row per record. */
+export function renderTable<R>(fields: readonly Field<R>[], records: readonly R[]): string {
+  const shown = fields.filter((f) => !f.jsonOnly);
+  const table = new Table({ head: shown.map((f) => f.label), style: { ...PLAIN_STYLE, compact: true } });
+  for (const record of records) table.push(textCells(fields, record));
+  return table.toString();
+}
+
+/** One record as label/value rows. */
+export function renderRecord<R>(fields: readonly Field<R>[], record: R): string {
+  const table = new Table({ style: PLAIN_STYLE });
+  for (const field of fields) {
+    if (field.jsonOnly) continue;
+    table.push({ [field.label]: formatValue(field.kind ?? 'text', field.get(record), field.nullText) });
+  }
+  return table.toString();
+}

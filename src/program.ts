@@ -1,0 +1,57 @@
+// makeProgram() wires one Command per file in src/commands/. Commands throw; cli.ts turns what they
+// throw into a message and an exit code.
+
+import { readFileSync } from 'node:fs';
+import { Command } from 'commander';
+import type { Context } from './lib/context.js';
+import { devicesCommand } from './commands/devices.js';
+import { limitsCommand } from './commands/limits.js';
+import { regCommand } from './commands/reg.js';
+
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+const EXIT_HELP = `
+Exit status:
+  0  success
+  1  runtime failure (the kernel or a library refused, e.g. over RLIMIT_MEMLOCK)
+  2  usage error (bad option, size or value)
+  3  not supported here (no RDMA device, no ODP, io_uring disabled, no hugepages)
+  4  permission denied
+  5  a requested expectation did not hold (fork --expect)
+
+Environment:
+  RDMACTL_DEBUG=1  print stack traces with errors
+  NO_COLOR         never colour output
+
+Sizes: ${'bytes or K/M/G/T (KB, KiB… accepted): every suffix is a power of 1024, like "kB" in /proc.'}
+See rdmactl(1) for the JSON keys, which are a stable interface.`;
+
+/** Apply the settings every command shares: output through ctx, usage errors instead of process.exit. */
+function configure(command: Command, ctx: Context): void {
+  command
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => ctx.stdout.write(text),
+      writeErr: (text) => ctx.stderr.write(text),
+      outputError: (text, write) => write(`rdmactl: ${text.replace(/^error: /, '')}`),
+    })
+    .showHelpAfterError(`(run 'rdmactl ${command.name() === 'rdmactl' ? '' : `${command.name()} `}--help' for usage)`);
+  for (const sub of command.commands) configure(sub, ctx);
+}
+
+export function makeProgram(ctx: Context): Command {
+  const program = new Command('rdmactl')
+    .description('Show and test what RDMA memory registration does to this machine\'s memory:\npinned and locked pages, RLIMIT_MEMLOCK accounting, and fork behaviour.')
+    .version(packageVersion(), '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'show help')
+    .addHelpText('after', EXIT_HELP)
+    .showSuggestionAfterError(true);
+  program.addCommand(regCommand(ctx));
+  program.addCommand(devicesCommand(ctx));
+  program.addCommand(limitsCommand(ctx));
+  configure(program, ctx);
+  return program;
+}
