@@ -1,0 +1,169 @@
+// The koffi struct declarations in src/ffi/verbs.ts must match <infiniband/verbs.h> byte for byte:
+// compile a C program against the installed header that prints sizeof/offsetof of every field we
+// declare (nested fields included), plus the enum values we copied, and compare.
+
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import koffi from 'koffi';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as verbs from '../../src/ffi/verbs.js';
+
+const HEADER = '/usr/include/infiniband/verbs.h';
+
+function findCompiler(): string | null {
+  for (const cc of ['cc', 'gcc', 'clang']) {
+    if (spawnSync('sh', ['-c', `command -v ${cc}`]).status === 0) return cc;
+  }
+  return null;
+}
+
+const compiler = findCompiler();
+const skipReason = compiler === null ? 'no C compiler (cc/gcc/clang) on PATH' : !existsSync(HEADER) ? `${HEADER} missing (install libibverbs-dev)` : null;
+if (skipReason) console.warn(`verbs layout test skipped: ${skipReason}`);
+
+interface TypeInfo {
+  size: number;
+  primitive: string;
+  members?: Record<string, { name: string; type: TypeInfo; offset: number }>;
+}
+
+/** Our koffi name → the C designator, where they differ. */
+const C_NAMES: Record<string, Record<string, string>> = {
+  'struct ibv_device': { _ops_ctx: '_ops._dummy1', _ops_free: '_ops._dummy2' },
+};
+
+interface Checked {
+  cType: string;
+  koffiType: koffi.TypeObject;
+}
+
+const STRUCTS: Checked[] = [
+  { cType: 'struct ibv_device', koffiType: verbs.IbvDeviceStruct },
+  { cType: 'struct ibv_device_attr', koffiType: verbs.IbvDeviceAttrStruct },
+  { cType: 'struct ibv_odp_caps', koffiType: verbs.IbvOdpCapsStruct },
+  { cType: 'struct ibv_device_attr_ex', koffiType: verbs.IbvDeviceAttrExStruct },
+  { cType: 'struct ibv_port_attr', koffiType: verbs.IbvPortAttrStruct },
+  { cType: 'struct ibv_mr', koffiType: verbs.IbvMrStruct },
+  { cType: 'struct ibv_context_ops', koffiType: verbs.IbvContextOpsStruct },
+  { cType: 'struct ibv_context', koffiType: verbs.IbvContextStruct },
+  { cType: 'struct verbs_context', koffiType: verbs.VerbsContextStruct },
+];
+
+/** Every field path (a, a.b, a.b.c) with its absolute offset and size; arrays are leaves. */
+function flatten(type: TypeInfo, prefix = '', base = 0, out: Array<{ path: string; offset: number; size: number }> = []) {
+  for (const m of Object.values(type.members ?? {})) {
+    const p = prefix ? `${prefix}.${m.name}` : m.name;
+    out.push({ path: p, offset: base + m.offset, size: m.type.size });
+    if (m.type.primitive === 'Record') flatten(m.type, p, base + m.offset, out);
+  }
+  return out;
+}
+
+const CONSTANTS: Record<string, number> = {
+  IBV_ACCESS_LOCAL_WRITE: verbs.IBV_ACCESS_LOCAL_WRITE,
+  IBV_ACCESS_REMOTE_WRITE: verbs.IBV_ACCESS_REMOTE_WRITE,
+  IBV_ACCESS_REMOTE_READ: verbs.IBV_ACCESS_REMOTE_READ,
+  IBV_ACCESS_REMOTE_ATOMIC: verbs.IBV_ACCESS_REMOTE_ATOMIC,
+  IBV_ACCESS_MW_BIND: verbs.IBV_ACCESS_MW_BIND,
+  IBV_ACCESS_ZERO_BASED: verbs.IBV_ACCESS_ZERO_BASED,
+  IBV_ACCESS_ON_DEMAND: verbs.IBV_ACCESS_ON_DEMAND,
+  IBV_ACCESS_HUGETLB: verbs.IBV_ACCESS_HUGETLB,
+  IBV_ACCESS_RELAXED_ORDERING: verbs.IBV_ACCESS_RELAXED_ORDERING,
+  IBV_FORK_DISABLED: verbs.IBV_FORK_DISABLED,
+  IBV_FORK_ENABLED: verbs.IBV_FORK_ENABLED,
+  IBV_FORK_UNNEEDED: verbs.IBV_FORK_UNNEEDED,
+  IBV_ODP_SUPPORT: verbs.IBV_ODP_SUPPORT,
+  IBV_ODP_SUPPORT_IMPLICIT: verbs.IBV_ODP_SUPPORT_IMPLICIT,
+  IBV_ODP_SUPPORT_SEND: verbs.IBV_ODP_SUPPORT_SEND,
+  IBV_ODP_SUPPORT_RECV: verbs.IBV_ODP_SUPPORT_RECV,
+  IBV_ODP_SUPPORT_WRITE: verbs.IBV_ODP_SUPPORT_WRITE,
+  IBV_ODP_SUPPORT_READ: verbs.IBV_ODP_SUPPORT_READ,
+  IBV_ODP_SUPPORT_ATOMIC: verbs.IBV_ODP_SUPPORT_ATOMIC,
+  IBV_ODP_SUPPORT_SRQ_RECV: verbs.IBV_ODP_SUPPORT_SRQ_RECV,
+  IBV_LINK_LAYER_UNSPECIFIED: verbs.IBV_LINK_LAYER_UNSPECIFIED,
+  IBV_LINK_LAYER_INFINIBAND: verbs.IBV_LINK_LAYER_INFINIBAND,
+  IBV_LINK_LAYER_ETHERNET: verbs.IBV_LINK_LAYER_ETHERNET,
+};
+
+function cProgram(): string {
+  const lines = [
+    '#include <stdio.h>',
+    '#include <stddef.h>',
+    '#include <stdint.h>',
+    '#include <infiniband/verbs.h>',
+    '#define SIZE_OF_FIELD(T, f) sizeof(((T *)0)->f)',
+    'int main(void) {',
+  ];
+  for (const { cType, koffiType } of STRUCTS) {
+    lines.push(`  printf("sizeof %s %zu\\n", sizeof(${cType}));`.replace('%s', cType));
+    const rename = C_NAMES[cType] ?? {};
+    for (const f of flatten(koffi.type(koffiType) as unknown as TypeInfo)) {
+      const cPath = f.path.split('.').map((part, i, all) => rename[all.slice(0, i + 1).join('.')] ?? part).join('.');
+      lines.push(`  printf("offsetof ${cType} ${f.path} %zu\\n", offsetof(${cType}, ${cPath}));`);
+      lines.push(`  printf("fieldsize ${cType} ${f.path} %zu\\n", SIZE_OF_FIELD(${cType}, ${cPath}));`);
+    }
+  }
+  for (const name of Object.keys(CONSTANTS)) lines.push(`  printf("const ${name} %lld\\n", (long long)(${name}));`);
+  lines.push('  printf("abi_extended %d\\n", (uintptr_t)__VERBS_ABI_IS_EXTENDED == UINTPTR_MAX);', '  return 0;', '}', '');
+  return lines.join('\n');
+}
+
+describe.skipIf(skipReason !== null)('libibverbs struct layouts match verbs.h', () => {
+  let dir = '';
+  const c = new Map<string, number>();
+
+  beforeAll(() => {
+    dir = mkdtempSync(path.join(tmpdir(), 'rdmactl-verbs-layout-'));
+    const src = path.join(dir, 'layout.c');
+    const bin = path.join(dir, 'layout');
+    writeFileSync(src, cProgram());
+    execFileSync(compiler!, ['-std=gnu11', '-Wall', '-o', bin, src], { stdio: ['ignore', 'pipe', 'pipe'] });
+    for (const line of execFileSync(bin, { encoding: 'utf8' }).trim().split('\n')) {
+      const value = line.slice(line.lastIndexOf(' ') + 1);
+      c.set(line.slice(0, line.lastIndexOf(' ')), Number(value));
+    }
+  });
+
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  for (const { cType, koffiType } of STRUCTS) {
+    it(`${cType}: sizeof and every field offset/size`, () => {
+      const info = koffi.type(koffiType) as unknown as TypeInfo;
+      const mismatches: string[] = [];
+      const cmp = (key: string, ours: number) => {
+        const theirs = c.get(key);
+        if (theirs !== ours) mismatches.push(`${key}: koffi ${ours}, C ${theirs}`);
+      };
+      cmp(`sizeof ${cType}`, koffi.sizeof(koffiType));
+      for (const f of flatten(info)) {
+        cmp(`offsetof ${cType} ${f.path}`, f.offset);
+        cmp(`fieldsize ${cType} ${f.path}`, f.size);
+      }
+      expect(mismatches).toEqual([]);
+    });
+  }
+
+  it('top-level koffi.offsetof agrees with the flattened view (sanity of the walk)', () => {
+    expect(koffi.offsetof(verbs.IbvMrStruct, 'lkey')).toBe(c.get('offsetof struct ibv_mr lkey'));
+    expect(koffi.offsetof(verbs.IbvMrStruct, 'rkey')).toBe(c.get('offsetof struct ibv_mr rkey'));
+    expect(koffi.offsetof(verbs.VerbsContextStruct, 'context')).toBe(c.get('offsetof struct verbs_context context'));
+    expect(koffi.offsetof(verbs.VerbsContextStruct, 'query_device_ex')).toBe(c.get('offsetof struct verbs_context query_device_ex'));
+    expect(koffi.offsetof(verbs.VerbsContextStruct, 'query_port')).toBe(c.get('offsetof struct verbs_context query_port'));
+    expect(koffi.offsetof(verbs.VerbsContextStruct, 'sz')).toBe(c.get('offsetof struct verbs_context sz'));
+    expect(koffi.offsetof(verbs.IbvContextStruct, 'abi_compat')).toBe(c.get('offsetof struct ibv_context abi_compat'));
+  });
+
+  it('enum and flag values copied from the header', () => {
+    for (const [name, ours] of Object.entries(CONSTANTS)) expect({ name, value: ours }).toEqual({ name, value: c.get(`const ${name}`) });
+    expect(c.get('abi_extended')).toBe(1);
+    expect(BigInt.asUintN(64, verbs.VERBS_ABI_IS_EXTENDED)).toBe(0xffffffffffffffffn);
+  });
+});
+
+describe.skipIf(skipReason === null)('libibverbs struct layouts (skipped)', () => {
+  it.skip(`needs a C compiler and ${HEADER}: ${skipReason}`, () => {});
+});
