@@ -34,6 +34,8 @@ export interface RegRecord {
   backendRequested: BackendChoice;
 }
 
+const isVerbs = (r: RegRecord): boolean => r.set.options.backend === 'verbs';
+
 function first(record: RegRecord) {
   return record.set.registrations[0];
 }
@@ -54,9 +56,9 @@ export const REG_FIELDS: readonly Field<RegRecord>[] = [
   { key: 'length', label: 'length', kind: 'bytes', get: (r) => first(r)?.buffer.length ?? 0 },
   { key: 'buffers', label: 'buffers', kind: 'count', get: (r) => r.set.buffers.length },
   { key: 'handles', label: 'registrations', kind: 'count', get: (r) => r.set.registrations.length },
-  { key: 'device', label: 'device', get: (r) => verbsDetail(r, 'device') },
-  { key: 'lkey', label: 'lkey', get: (r) => verbsDetail(r, 'lkey') },
-  { key: 'rkey', label: 'rkey', get: (r) => verbsDetail(r, 'rkey') },
+  { key: 'device', label: 'device', get: (r) => verbsDetail(r, 'device'), showIf: isVerbs },
+  { key: 'lkey', label: 'lkey', get: (r) => verbsDetail(r, 'lkey'), showIf: isVerbs },
+  { key: 'rkey', label: 'rkey', get: (r) => verbsDetail(r, 'rkey'), showIf: isVerbs },
   { key: 'pinnedBytesBefore', label: 'VmPin before', kind: 'bytes', get: (r) => r.set.before.pinnedBytes },
   { key: 'pinnedBytesAfter', label: 'VmPin after', kind: 'bytes', get: (r) => r.set.after.pinnedBytes },
   { key: 'lockedBytesBefore', label: 'VmLck before', kind: 'bytes', get: (r) => r.set.before.lockedBytes },
@@ -156,6 +158,8 @@ Examples:
         wipeonfork: flags.wipeonfork ?? false, forkInit: flags.forkInit ?? false, count, overlap: flags.overlap ?? false,
       };
       using set = await register(options);
+      // Listen for the release signals before printing: a script may signal as soon as it reads the record.
+      const released = waitForRelease(holdMillis);
       const record: RegRecord = { set, backendRequested: flags.backend };
       if (flags.json) {
         printJson(ctx, { event: 'registered', ...toJson(REG_FIELDS, record) });
@@ -164,7 +168,7 @@ Examples:
         if (set.registrations.length > 1) ctx.stdout.write(`${renderTable(HANDLE_FIELDS, set.registrations)}\n`);
         note(ctx, holdMillis === null ? 'holding; press Ctrl-C (or send SIGTERM) to release' : `holding for ${flags.for}`);
       }
-      await waitForRelease(holdMillis);
+      await released;
       const release: ReleaseRecord = { pid: set.pid, after: set.close() };
       if (flags.json) printJson(ctx, { event: 'released', ...toJson(RELEASE_FIELDS, release) });
       else ctx.stdout.write(`${renderRecord(RELEASE_FIELDS, release)}\n`);

@@ -20,6 +20,8 @@ export interface Field<R> {
   nullText?: string;
   /** Leave the field out of text output (JSON only), e.g. long lists. */
   jsonOnly?: boolean;
+  /** Text output shows the field only when this holds for the record (JSON always has the key). */
+  showIf?: (record: R) => boolean;
   /** Column that may be dropped first when the terminal is narrow (higher = dropped earlier). */
   dropPriority?: number;
 }
@@ -62,9 +64,9 @@ export function renderTable<R>(fields: readonly Field<R>[], records: readonly R[
 
 /** One record as label/value rows. */
 export function renderRecord<R>(fields: readonly Field<R>[], record: R): string {
-  const table = new Table({ style: PLAIN_STYLE });
+  const table = new Table({ style: { ...PLAIN_STYLE, compact: true } });
   for (const field of fields) {
-    if (field.jsonOnly) continue;
+    if (field.jsonOnly || (field.showIf && !field.showIf(record))) continue;
     table.push({ [field.label]: formatValue(field.kind ?? 'text', field.get(record), field.nullText) });
   }
   return table.toString();

@@ -7,8 +7,11 @@ const RELEASE_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP
 export function waitForRelease(millis: number | null): Promise<NodeJS.Signals | null> {
   return new Promise((resolve) => {
     let timer: NodeJS.Timeout | undefined;
+    // Signal listeners alone do not keep Node's event loop alive: hold it open until released.
+    const keepAlive = setInterval(() => undefined, 1 << 30);
     const finish = (signal: NodeJS.Signals | null): void => {
       if (timer) clearTimeout(timer);
+      clearInterval(keepAlive);
       for (const s of RELEASE_SIGNALS) process.removeListener(s, onSignal);
       resolve(signal);
     };
