@@ -18,7 +18,9 @@ import { buildPinner, findCompiler, makeTempDir, renamedCopy, startPinner, type 
 
 const MiB = 1024 * 1024;
 const cc = findCompiler();
+const isRoot = process.getuid?.() === 0;
 if (!cc) console.warn('SKIPPING real-kernel /proc tests: no C compiler (cc, gcc, clang) to build the pinner helper');
+if (!isRoot) console.warn('SKIPPING real-kernel /proc tests: they need root (PFNs in pagemap, setpriv to uid 65534)');
 
 /** VmLck/VmPin read straight from the file, independently of the parser. */
 function statusKb(pid: number, key: string): number {
@@ -26,7 +28,7 @@ function statusKb(pid: number, key: string): number {
   return Number(/(\d+) kB/.exec(line ?? '')?.[1]);
 }
 
-describe.skipIf(!cc)('real kernel', () => {
+describe.skipIf(!cc || !isRoot)('real kernel', () => {
   let dir = '';
   let binary = '';
   let pinner: Pinner;
