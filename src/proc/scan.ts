@@ -169,7 +169,10 @@ export interface SystemMemory {
   processesHolding: number;
 }
 
-/** meminfo totals plus the VmPin/VmLck sums of a scan (a fast, status-only scan if none is given). */
+/**
+ * meminfo totals plus the VmPin/VmLck sums of a scan (a fast, status-only scan if none is given).
+ * A scan filtered by `pids` gives sums over those pids only; `onlyHolding` does not change the sums.
+ */
 export function readSystemMemory(scan?: ScanResult): SystemMemory {
   const result = scan ?? scanProcesses();
   let pinnedBytesTotal = 0;
