@@ -284,12 +284,20 @@ export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 die() { echo "lab-init: $*" > /dev/console; echo "lab-init: $*" > /dev/ttyS1; poweroff -f; }
+step() { read -r up _ < /proc/uptime; echo "lab-init: [$up] $*" > /dev/console; }
+step modules
 while read -r m; do
   insmod "/lib/modules/$m" || echo "lab-init: insmod $m failed" > /dev/console
 done < /modules.list
 for x in $(cat /proc/cmdline); do
   case "$x" in rdmactl.job=*) JOB="\${x#rdmactl.job=}" ;; esac
 done
+step network
+ip link set lo up
+ip link set eth0 up
+ip addr add 10.0.2.15/24 dev eth0
+ip route add default via 10.0.2.2
+step mount 9p
 mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose host /host || die "cannot mount the host's root over 9p"
 cp "/host$JOB" /job.sh || die "cannot read the job script $JOB"
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /host/tmp
@@ -301,6 +309,7 @@ mkdir -p /dev/pts /dev/shm
 mount -t devpts -o newinstance,ptmxmode=666 devpts /host/dev/pts
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /host/dev/shm
 cp /job.sh /host/run/rdmactl-job.sh
+step run job
 stty -F /dev/ttyS1 raw -echo
 chroot /host /bin/sh /run/rdmactl-job.sh < /dev/null > /dev/ttyS1 2>&1
 sync
