@@ -7,6 +7,8 @@ import type { Context } from './lib/context.js';
 import { devicesCommand } from './commands/devices.js';
 import { limitsCommand } from './commands/limits.js';
 import { regCommand } from './commands/reg.js';
+import { statCommand } from './commands/stat.js';
+import { lsCommand } from './commands/ls.js';
 
 export function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -52,6 +54,8 @@ export function makeProgram(ctx: Context): Command {
   program.addCommand(regCommand(ctx));
   program.addCommand(devicesCommand(ctx));
   program.addCommand(limitsCommand(ctx));
+  program.addCommand(statCommand(ctx));
+  program.addCommand(lsCommand(ctx));
   configure(program, ctx);
   return program;
 }

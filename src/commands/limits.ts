@@ -9,6 +9,7 @@ import { PermissionError, RdmactlError, UsageError } from '../lib/errors.js';
 import { printJson, type Context } from '../lib/context.js';
 import { renderRecord, toJson, type Field } from '../lib/fields.js';
 import { SIZE_HELP, parseSize } from '../lib/size.js';
+import { parsePid } from '../lib/pids.js';
 import { parseLimits } from '../proc/limits.js';
 import { parseStatus } from '../proc/status.js';
 
@@ -84,11 +85,6 @@ export function parseLimitSpec(spec: string, current: RLimit): RLimit {
   const above = (a: number | null, b: number | null): boolean => b !== null && (a === null || a > b);
   if (above(soft, hard)) throw new UsageError(`invalid --set '${spec}': the soft limit cannot exceed the hard limit (${hard === null ? 'unlimited' : `${hard} bytes`})`);
   return { soft, hard };
-}
-
-function parsePid(text: string): number {
-  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 4_194_304) throw new UsageError(`invalid PID '${text}': expected a process id such as 1234`);
-  return Number(text);
 }
 
 export function limitsCommand(ctx: Context): Command {

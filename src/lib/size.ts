@@ -33,6 +33,7 @@ const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
 
 /** Human-readable bytes for text output (JSON always carries the integer). */
 export function formatBytes(bytes: number): string {
+  if (bytes < 0) return `-${formatBytes(-bytes)}`;
   if (bytes < 1024) return `${bytes} B`;
   let value = bytes;
   let unit = 0;
