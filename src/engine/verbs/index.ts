@@ -4,6 +4,7 @@ export { Context, Device, DeviceList, MemoryRegion, ProtectionDomain, getDeviceL
 export type { OdpCaps, PortInfo } from './objects.js';
 export {
   VerbsRegistration,
+  ensureForkInit,
   isNoDeviceErrno,
   noDeviceError,
   openDeviceListOrExplain,

@@ -3,7 +3,7 @@
 
 import * as ibv from '../../ffi/verbs.js';
 import { SyscallError } from '../../ffi/errno.js';
-import { UnsupportedError } from '../../lib/errors.js';
+import { EXIT, RdmactlError, UnsupportedError } from '../../lib/errors.js';
 import type { Pointer } from '../../ffi/libc.js';
 import type { MappedBuffer, Registration } from '../types.js';
 import { Context, DeviceList, MemoryRegion, ProtectionDomain, getDeviceList } from './objects.js';
@@ -48,6 +48,31 @@ export function openDeviceListOrExplain(): DeviceList {
     if (isNoDeviceErrno(err)) throw noDeviceError(err);
     throw err;
   }
+}
+
+let forkInitDone = false;
+
+/**
+ * ibv_fork_init() once per process. libibverbs refuses it (EINVAL) once any memory was registered
+ * without it, even when the kernel copies pinned pages at fork and it would be unneeded; a second
+ * call after our own successful one would hit the same check, so it is remembered here.
+ */
+export function ensureForkInit(): ibv.ForkStatus {
+  if (!forkInitDone) {
+    try {
+      ibv.forkInit();
+    } catch (err) {
+      if (err instanceof SyscallError && err.errnoName === 'EINVAL') {
+        throw new RdmactlError('ibv_fork_init: EINVAL — memory was already registered in this process without fork support', EXIT.FAILURE, [
+          'ibv_fork_init() only works before the first ibv_reg_mr of the process (or set RDMAV_FORK_SAFE=1 before start)',
+          `fork status now: ${ibv.isForkInitialized()}`,
+        ], { cause: err });
+      }
+      throw err;
+    }
+    forkInitDone = true;
+  }
+  return ibv.isForkInitialized();
 }
 
 /** A registration through libibverbs: context + PD + MR, released in reverse order. */
@@ -107,7 +132,7 @@ export class VerbsRegistration implements Registration {
  */
 export function openVerbsRegistration(opts: VerbsRegistrationOptions): VerbsRegistration {
   // Before any registration, and before providers are loaded: that is when it can take effect.
-  if (opts.forkInit) ibv.forkInit();
+  if (opts.forkInit) ensureForkInit();
 
   let context: Context;
   {
