@@ -9,6 +9,7 @@ import { limitsCommand } from './commands/limits.js';
 import { regCommand } from './commands/reg.js';
 import { statCommand } from './commands/stat.js';
 import { lsCommand } from './commands/ls.js';
+import { forkCommand } from './commands/fork.js';
 
 export function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -56,6 +57,7 @@ export function makeProgram(ctx: Context): Command {
   program.addCommand(limitsCommand(ctx));
   program.addCommand(statCommand(ctx));
   program.addCommand(lsCommand(ctx));
+  program.addCommand(forkCommand(ctx));
   configure(program, ctx);
   return program;
 }

@@ -1,0 +1,225 @@
+// rdmactl fork: fork with registered memory, on this kernel and with this way of registering, and
+// show with evidence what happened to the pages — one row per scenario, each with a verdict.
+
+import { Command, Option } from 'commander';
+import { pageSize } from '../ffi/libc.js';
+import type { Backing, Protection } from '../engine/types.js';
+import { EXIT, RdmactlError, UsageError } from '../lib/errors.js';
+import { printJson, type Context } from '../lib/context.js';
+import { renderTable, toJson, type Field } from '../lib/fields.js';
+import { SIZE_HELP, formatBytes, parseSize } from '../lib/size.js';
+import { withInterrupts } from '../fork/interrupt.js';
+import {
+  FORK_BACKENDS, FORK_BACKINGS, PROTECTIONS, SELECTION_DEFAULTS, VERDICT_TEXT, WRITERS,
+  buildMatrix, runMatrix, type ForkBackend, type ForkReport, type ScenarioResult, type VerdictId, type Writer,
+} from '../fork/scenario.js';
+
+interface ForkFlags {
+  backend?: string;
+  protect?: string;
+  writer?: string;
+  backing?: string;
+  size?: string;
+  json?: boolean;
+  expect?: string;
+  stepDelay?: string;
+}
+
+/** Verdicts a run can be expected to reach (`skipped` and `error` are not outcomes). */
+const EXPECTABLE: readonly VerdictId[] = ['coherent', 'parent-disconnected', 'child-unmapped', 'child-zeros', 'not-pinned', 'unverified'];
+
+export interface ForkRow {
+  index: number;
+  r: ScenarioResult;
+}
+
+function verdictWords(r: ScenarioResult): string {
+  const words = VERDICT_TEXT[r.verdict];
+  return (r.verdict === 'skipped' || r.verdict === 'error') && r.reason ? `${words}: ${r.reason}` : words;
+}
+
+export const FORK_FIELDS: readonly Field<ForkRow>[] = [
+  { key: 'index', label: '#', get: (x) => x.index },
+  { key: 'backend', label: 'backend', get: (x) => x.r.backend },
+  { key: 'protection', label: 'protect', get: (x) => x.r.protection },
+  { key: 'writer', label: 'writer', get: (x) => x.r.writer },
+  { key: 'backing', label: 'backing', get: (x) => x.r.backing },
+  { key: 'length', label: 'size', kind: 'bytes', get: (x) => x.r.length, jsonOnly: true },
+  { key: 'pinned', label: 'pinned', kind: 'bool', get: (x) => x.r.pinned, jsonOnly: true },
+  { key: 'parentPfnBefore', label: 'PFN before', get: (x) => x.r.parentPfnBefore },
+  { key: 'parentPfnAfter', label: 'PFN after', get: (x) => x.r.parentPfnAfter },
+  { key: 'parentPfnStable', label: 'stable', kind: 'bool', get: (x) => x.r.parentPfnStable },
+  { key: 'parentPagesMoved', label: 'pages moved', get: (x) => x.r.parentPagesMoved, jsonOnly: true },
+  { key: 'childPfn', label: 'child PFN', get: (x) => x.r.childPfn },
+  { key: 'childSharesPage', label: 'child shares page', kind: 'bool', get: (x) => x.r.childSharesPage, jsonOnly: true },
+  { key: 'childMapped', label: 'child mapped', kind: 'bool', get: (x) => x.r.childMapped, jsonOnly: true },
+  { key: 'childInherited', label: 'child got', get: (x) => x.r.childInherited },
+  { key: 'parentSees', label: 'parent sees', get: (x) => x.r.parentSees },
+  { key: 'childSees', label: 'child sees', get: (x) => x.r.childSees },
+  { key: 'deviceSeesParentWrite', label: 'dev reads parent', kind: 'bool', get: (x) => x.r.deviceSeesParentWrite },
+  { key: 'parentSeesDeviceWrite', label: 'parent sees dev', kind: 'bool', get: (x) => x.r.parentSeesDeviceWrite },
+  { key: 'childSeesAfterDeviceWrite', label: 'child after dev write', get: (x) => x.r.childSeesAfterDeviceWrite, jsonOnly: true },
+  { key: 'devicePath', label: 'device path', get: (x) => x.r.devicePath, jsonOnly: true },
+  { key: 'verdict', label: 'verdict id', get: (x) => x.r.verdict, jsonOnly: true },
+  { key: 'verdictText', label: 'verdict', get: (x) => verdictWords(x.r) },
+  { key: 'reason', label: 'reason', get: (x) => x.r.reason, jsonOnly: true },
+  { key: 'elapsedMs', label: 'ms', get: (x) => x.r.elapsedMs, jsonOnly: true },
+];
+
+const PFN_KEYS = new Set(['parentPfnBefore', 'parentPfnAfter', 'parentPfnStable', 'childPfn']);
+
+function parseList<T extends string>(text: string | undefined, valid: readonly T[], flag: string): T[] | undefined {
+  if (text === undefined) return undefined;
+  const items = text.split(',').map((s) => s.trim()).filter(Boolean);
+  if (items.length === 0) throw new UsageError(`invalid ${flag} '${text}': valid values are ${valid.join(', ')} (comma-separated, or all)`);
+  if (items.length === 1 && items[0] === 'all') return [...valid];
+  const out: T[] = [];
+  for (const item of items) {
+    if (!(valid as readonly string[]).includes(item)) {
+      throw new UsageError(`invalid ${flag} '${item}': valid values are ${valid.join(', ')} (comma-separated, or all)`);
+    }
+    if (!out.includes(item as T)) out.push(item as T);
+  }
+  return out;
+}
+
+function rowName(x: ForkRow): string {
+  return `#${x.index} ${x.r.backend}/${x.r.protection}/${x.r.writer}/${x.r.backing}`;
+}
+
+export function renderForkText(report: ForkReport, rows: readonly ForkRow[], length: number): string {
+  const lines: string[] = [];
+  lines.push(`kernel ${report.kernel}: ${report.copyOnFork
+    ? 'copy-on-fork: pinned anonymous pages are copied for the child at fork (Linux ≥ 5.9), the parent keeps the pinned page'
+    : 'no copy-on-fork (Linux < 5.9): pinned pages are shared copy-on-write with the child; a parent write after fork loses the device\'s page'}`);
+  if (report.verbsForkStatus !== null) lines.push(`libibverbs: ibv_is_fork_initialized() = ${report.verbsForkStatus}`);
+  if (!report.pfnsVisible) lines.push('PFNs unavailable (need CAP_SYS_ADMIN): PFN columns hidden; the data-path checks still ran');
+  lines.push(`buffer: ${formatBytes(length)} requested per scenario, rounded up to the backing's page size (thp: 2 MiB); page size ${formatBytes(report.pageSize)}`);
+  const fields = report.pfnsVisible ? FORK_FIELDS : FORK_FIELDS.filter((f) => !PFN_KEYS.has(f.key));
+  lines.push(renderTable(fields, rows));
+  const counts = new Map<VerdictId, number>();
+  for (const { r } of rows) counts.set(r.verdict, (counts.get(r.verdict) ?? 0) + 1);
+  lines.push(`${rows.length} scenario${rows.length === 1 ? '' : 's'}: ${[...counts].map(([v, n]) => `${n} ${v}`).join(', ')}`);
+  return `${lines.join('\n')}\n`;
+}
+
+export function forkReportJson(report: ForkReport, rows: readonly ForkRow[], length: number): Record<string, unknown> {
+  return {
+    kernel: report.kernel,
+    copyOnFork: report.copyOnFork,
+    verbsForkStatus: report.verbsForkStatus,
+    pfnsVisible: report.pfnsVisible,
+    pageSize: report.pageSize,
+    size: length,
+    scenarios: rows.map((row) => toJson(FORK_FIELDS, row)),
+  };
+}
+
+const HELP_AFTER = `
+How a scenario runs:
+  map the buffer (backing), apply the protection, register it (backend), fill it with a pre-fork
+  pattern, fork a child that only sleeps, then the writer writes its own pattern: the parent with
+  plain stores, the child through process_vm_writev (the kernel breaks copy-on-write for the child
+  exactly as a store in the child would). With the child alive, rdmactl reads PFNs from
+  /proc/<pid>/pagemap, the child's bytes with process_vm_readv, and for pinned backends uses the
+  backend's own data path as the "device": uring does IORING_OP_WRITE_FIXED from the registered
+  buffer to a memfd (the device reads memory) and IORING_OP_READ_FIXED from a memfd into it (the
+  device writes memory). Then the child is killed and reaped and the registration released.
+
+Dimensions (comma lists, or all):
+  --backend   plain (not registered: the baseline), mlock, uring (io_uring fixed buffers: the same
+              long-term pin as ibv_reg_mr), verbs (ibv_reg_mr; needs an RDMA device)
+  --protect   none, dontfork (MADV_DONTFORK), wipeonfork (MADV_WIPEONFORK), fork-init (ibv_fork_init, verbs)
+  --writer    who writes after the fork: parent, child, both (parent first), none
+  --backing   ${FORK_BACKINGS.join(', ')}
+  Without any of them the default matrix runs (14 rows). With some, every combination of the given
+  values runs, and unnamed dimensions take: backend ${SELECTION_DEFAULTS.backend.join(',')}, protect none,
+  writer parent, backing anon. Rows that cannot run here (no device, no huge pages, not applicable)
+  are listed as skipped with the reason; they never fail the run or an --expect.
+
+Columns:
+  PFN before / after  physical page of the parent's first page after registration / after the writes
+  stable              no page of the buffer moved in the parent (copy-on-write gives a writer a new page)
+  child PFN           physical page of the child's first page (same as the parent's: shared)
+  child got           what the child found right after the fork: pre-fork, zeros, or unmapped (no range)
+  parent sees         the parent's bytes after the writes: pre-fork, parent-write, child-write, mixed…
+  child sees          the child's bytes after the writes
+  dev reads parent    the device read what the parent sees now (- when nothing is pinned)
+  parent sees dev     after the device wrote a new pattern, the parent reads it
+  verdict             see below
+  PFNs need CAP_SYS_ADMIN; without it they are hidden ("PFNs unavailable") and JSON has pfnsVisible false.
+
+Verdicts (JSON id — words):
+  coherent             coherent: the device and the parent see the same pages, both ways
+  parent-disconnected  parent disconnected from the registered pages (device writes lost)
+  child-unmapped       child has no mapping (touching it would crash the child)
+  child-zeros          child sees zeros
+  not-pinned           not pinned (no device path to check)
+  unverified           cannot tell (no device data path here and PFNs hidden)
+  skipped, error       could not run here / failed (with the reason)
+
+JSON (--json): {kernel, copyOnFork, verbsForkStatus, pfnsVisible, pageSize, size, scenarios: [{index,
+  backend, protection, writer, backing, length, pinned, parentPfnBefore, parentPfnAfter,
+  parentPfnStable, parentPagesMoved, childPfn, childSharesPage, childMapped, childInherited,
+  parentSees, childSees, deviceSeesParentWrite, parentSeesDeviceWrite, childSeesAfterDeviceWrite,
+  devicePath, verdict, verdictText, reason, elapsedMs}]}; null where not applicable.
+
+Examples:
+  rdmactl fork                                        the default matrix
+  rdmactl fork --backend uring --writer all           a pinned buffer, every writer
+  rdmactl fork --backend uring,mlock --protect none,dontfork,wipeonfork --json
+  rdmactl fork --backend uring --expect coherent      exit 5 unless every row is coherent (CI check)
+  rdmactl fork --backing thp,memfd,file-private --backend uring --size 1M`;
+
+export function forkCommand(ctx: Context): Command {
+  return new Command('fork')
+    .summary('fork with registered memory and show what happens to the pages')
+    .description(`Answer "on this kernel, with this way of registering, what happens if my process forks?"
+by doing it: each scenario registers a buffer, forks, writes, and shows PFNs, what the parent,
+the child and the "device" see, and a verdict.`)
+    .option('-b, --backend <list>', `backends: ${FORK_BACKENDS.join(', ')}`)
+    .option('-p, --protect <list>', `fork protections: ${PROTECTIONS.join(', ')}`)
+    .option('-w, --writer <list>', `who writes after the fork: ${WRITERS.join(', ')}`)
+    .option('--backing <list>', `what backs the buffer: ${FORK_BACKINGS.join(', ')}`)
+    .option('-s, --size <size>', `buffer size per scenario (${SIZE_HELP}); default: 4 pages`)
+    .option('--json', 'print one JSON document')
+    .option('--expect <verdict>', `exit 5 unless every row that ran has this verdict: ${EXPECTABLE.join(', ')}`)
+    .addOption(new Option('--step-delay <ms>', 'testing: wait this long with each child alive').hideHelp())
+    .addHelpText('after', HELP_AFTER)
+    .action(async (flags: ForkFlags) => {
+      const selection = {
+        backend: parseList<ForkBackend>(flags.backend, FORK_BACKENDS, '--backend'),
+        protection: parseList<Protection>(flags.protect, PROTECTIONS, '--protect'),
+        writer: parseList<Writer>(flags.writer, WRITERS, '--writer'),
+        backing: parseList<Backing>(flags.backing, FORK_BACKINGS, '--backing'),
+      };
+      const length = flags.size !== undefined ? parseSize(flags.size, '--size') : 4 * pageSize();
+      if (length > 1024 ** 3) throw new UsageError(`invalid --size '${flags.size}': at most 1 GiB per scenario`);
+      const expect = flags.expect;
+      if (expect !== undefined && !(EXPECTABLE as readonly string[]).includes(expect)) {
+        throw new UsageError(`invalid --expect '${expect}': valid values are ${EXPECTABLE.join(', ')}`);
+      }
+      let stepDelayMs = 0;
+      if (flags.stepDelay !== undefined) {
+        stepDelayMs = Number(flags.stepDelay);
+        if (!Number.isInteger(stepDelayMs) || stepDelayMs < 0) throw new UsageError(`invalid --step-delay '${flags.stepDelay}': milliseconds`);
+      }
+      const specs = buildMatrix(selection);
+      const report = await withInterrupts((signal) => runMatrix(specs, { length, signal, stepDelayMs }));
+      const rows: ForkRow[] = report.scenarios.map((r, i) => ({ index: i + 1, r }));
+
+      if (flags.json) printJson(ctx, forkReportJson(report, rows, length));
+      else ctx.stdout.write(renderForkText(report, rows, length));
+
+      const failed = rows.filter((x) => x.r.verdict === 'error');
+      if (failed.length > 0) {
+        throw new RdmactlError(`${failed.length} scenario${failed.length === 1 ? '' : 's'} failed: ${failed.map((x) => `${rowName(x)} (${x.r.reason ?? 'error'})`).join('; ')}`, EXIT.FAILURE);
+      }
+      if (expect !== undefined) {
+        const off = rows.filter((x) => x.r.verdict !== 'skipped' && x.r.verdict !== expect);
+        if (off.length > 0) {
+          throw new RdmactlError(`expected ${expect}, but ${off.length} row${off.length === 1 ? '' : 's'} not: ${off.map((x) => `${rowName(x)} (${x.r.verdict})`).join(', ')}`, EXIT.EXPECTATION);
+        }
+      }
+    });
+}

@@ -1,0 +1,102 @@
+// The "device's" view of registered memory, through the backend's own data path.
+// uring: IORING_OP_WRITE_FIXED from the registered buffer to a memfd is the device reading memory;
+// IORING_OP_READ_FIXED from a memfd into it is the device writing memory. Both go through the pages
+// the kernel pinned at registration, not through the process's page tables — exactly like DMA.
+// verbs: RDMA WRITE/READ over a loopback QP would implement the same interface (not written yet).
+
+import { closeSync, readSync, writeSync } from 'node:fs';
+import { IORING_OP_READ_FIXED, IORING_OP_WRITE_FIXED } from '../ffi/io_uring.js';
+import { memfdCreate } from '../ffi/libc.js';
+import type { Registration } from '../engine/types.js';
+import { UringRegistration } from '../engine/uring.js';
+
+/** A device's access to one registration, by offset into the registered range. */
+export interface DevicePath extends Disposable {
+  /** Short description for evidence, e.g. "io_uring fixed buffer". */
+  readonly name: string;
+  /** The device writes `bytes` into registered memory at `offset` (DMA to host memory). */
+  deviceWrite(bytes: Uint8Array, offset: number): void;
+  /** The device reads `length` bytes of registered memory at `offset` (DMA from host memory). */
+  deviceRead(offset: number, length: number): Uint8Array;
+  close(): void;
+}
+
+/** Why a registration has no device path here, when it has none. */
+export type DevicePathResult = { path: DevicePath; unavailable: null } | { path: null; unavailable: string };
+
+export const VERBS_PATH_UNAVAILABLE = 'device data path not available (needs RDMA WRITE/READ over a loopback QP)';
+
+/** The data path of `registration`'s backend, or why there is none. */
+export function devicePathFor(registration: Registration): DevicePathResult {
+  if (registration instanceof UringRegistration) return { path: new UringDevicePath(registration), unavailable: null };
+  if (registration.backend === 'verbs') return { path: null, unavailable: VERBS_PATH_UNAVAILABLE };
+  return { path: null, unavailable: `${registration.backend} pins nothing: there is no device path` };
+}
+
+/** io_uring fixed-buffer I/O between the registered buffer and two memfds. */
+export class UringDevicePath implements DevicePath {
+  readonly name = 'io_uring fixed buffer';
+  private readonly source: number;
+  private readonly sink: number;
+  private isClosed = false;
+
+  constructor(private readonly registration: UringRegistration) {
+    this.source = memfdCreate('rdmactl-fork-device-src');
+    try {
+      this.sink = memfdCreate('rdmactl-fork-device-sink');
+    } catch (err) {
+      closeSync(this.source);
+      throw err;
+    }
+  }
+
+  /** Split [offset, offset+length) at fixed-buffer boundaries: one I/O per piece. */
+  private pieces(offset: number, length: number): Array<{ addr: bigint; length: number; index: number; at: number }> {
+    const out = [];
+    let done = 0;
+    while (done < length) {
+      const addr = this.registration.addr + BigInt(offset + done);
+      const index = this.registration.bufferIndexOf(addr);
+      const buf = this.registration.buffers[index]!;
+      const room = Number(buf.addr + BigInt(buf.length) - addr);
+      const n = Math.min(room, length - done);
+      out.push({ addr, length: n, index, at: done });
+      done += n;
+    }
+    return out;
+  }
+
+  deviceWrite(bytes: Uint8Array, offset: number): void {
+    let written = 0;
+    while (written < bytes.length) written += writeSync(this.source, bytes, written, bytes.length - written, written);
+    for (const p of this.pieces(offset, bytes.length)) {
+      const n = this.registration.ring.fixedIo(IORING_OP_READ_FIXED, this.source, p.addr, p.length, p.index, p.at);
+      if (n !== p.length) throw new Error(`io_uring READ_FIXED moved ${n} of ${p.length} bytes`);
+    }
+  }
+
+  deviceRead(offset: number, length: number): Uint8Array {
+    for (const p of this.pieces(offset, length)) {
+      const n = this.registration.ring.fixedIo(IORING_OP_WRITE_FIXED, this.sink, p.addr, p.length, p.index, p.at);
+      if (n !== p.length) throw new Error(`io_uring WRITE_FIXED moved ${n} of ${p.length} bytes`);
+    }
+    const out = Buffer.alloc(length);
+    let got = 0;
+    while (got < length) {
+      const n = readSync(this.sink, out, got, length - got, got);
+      if (n === 0) throw new Error(`device read came back short: ${got} of ${length} bytes`);
+      got += n;
+    }
+    return out;
+  }
+
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    try { closeSync(this.source); } finally { closeSync(this.sink); }
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}

@@ -1,0 +1,407 @@
+// The fork scenarios: register a buffer one way, fork (a paused clone child), let the parent and/or
+// the child write, then look: PFNs before and after, what each side sees, and — for pinned backends —
+// what the "device" reads and writes through the backend's own data path. One row per scenario.
+
+import { release } from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { MADV_DONTFORK, MADV_WIPEONFORK, addressOf, madvise, pageSize, view, type Pointer } from '../ffi/libc.js';
+import { allocateBuffer } from '../engine/buffer.js';
+import { register, type RegistrationSet } from '../engine/register.js';
+import { BACKINGS, type Backing, type BackendName, type MappedBuffer, type Protection, type Registration } from '../engine/types.js';
+import { PermissionError, UnsupportedError, UsageError } from '../lib/errors.js';
+import { PausedChild } from './child.js';
+import { devicePathFor, type DevicePath } from './devicePath.js';
+import { checkpoint } from './interrupt.js';
+import { PATTERN, classify, readChild, readChildPinned, readPfns, writeChild, type Content } from './observe.js';
+
+/** `plain` is the baseline: the same buffer, not registered at all. */
+export type ForkBackend = 'plain' | BackendName;
+export const FORK_BACKENDS: readonly ForkBackend[] = ['plain', 'mlock', 'uring', 'verbs'];
+export const PROTECTIONS: readonly Protection[] = ['none', 'dontfork', 'wipeonfork', 'fork-init'];
+export type Writer = 'parent' | 'child' | 'both' | 'none';
+export const WRITERS: readonly Writer[] = ['parent', 'child', 'both', 'none'];
+export const FORK_BACKINGS: readonly Backing[] = BACKINGS;
+
+export interface ScenarioSpec {
+  backend: ForkBackend;
+  protection: Protection;
+  writer: Writer;
+  backing: Backing;
+}
+
+export type VerdictId =
+  | 'coherent'
+  | 'parent-disconnected'
+  | 'child-unmapped'
+  | 'child-zeros'
+  | 'not-pinned'
+  | 'unverified'
+  | 'skipped'
+  | 'error';
+
+/** Plain words for each verdict id (text output; JSON carries the id). */
+export const VERDICT_TEXT: Readonly<Record<VerdictId, string>> = {
+  'coherent': 'coherent',
+  'parent-disconnected': 'parent disconnected from the registered pages (device writes lost)',
+  'child-unmapped': 'child has no mapping (touching it would crash the child)',
+  'child-zeros': 'child sees zeros',
+  'not-pinned': 'not pinned (no device path to check)',
+  'unverified': 'cannot tell (no device data path here and PFNs hidden)',
+  'skipped': 'skipped',
+  'error': 'failed',
+};
+
+/** What the child found at the buffer's address right after the fork, before anyone wrote. */
+export type Inherited = Content | 'unmapped';
+
+export interface ScenarioResult extends ScenarioSpec {
+  /** Bytes of the buffer (the size rounded up to the backing's page size). */
+  length: number | null;
+  /** Whether the backend pins pages (uring, verbs): only then is there a device to check. */
+  pinned: boolean;
+  /** PFN of the buffer's first page in the parent, after registration and before the fork. */
+  parentPfnBefore: number | null;
+  /** … and after the writes, with the child still alive. */
+  parentPfnAfter: number | null;
+  /** PFN of the first page in the child. */
+  childPfn: number | null;
+  /** Pages whose PFN changed in the parent across fork + writes (null when PFNs are hidden). */
+  parentPagesMoved: number | null;
+  parentPfnStable: boolean | null;
+  /** The child maps the same physical page as the parent (first page). */
+  childSharesPage: boolean | null;
+  /** process_vm_readv of the child succeeded (EFAULT: the range was not inherited). */
+  childMapped: boolean | null;
+  childInherited: Inherited | null;
+  /** What the parent reads after the writes (before the device writes). */
+  parentSees: Content | null;
+  /** What the child holds after the writes; 'unmapped' when it has no mapping. */
+  childSees: Inherited | null;
+  /** The device path's read returned what the parent sees (its latest write). */
+  deviceSeesParentWrite: boolean | null;
+  /** After the device wrote a new pattern, the parent reads it. */
+  parentSeesDeviceWrite: boolean | null;
+  /** After the device wrote, what the child holds. */
+  childSeesAfterDeviceWrite: Inherited | null;
+  /** The data path used for the device checks, or why there is none. */
+  devicePath: string | null;
+  verdict: VerdictId;
+  /** Skip or failure reason, or a note on how the verdict was reached. */
+  reason: string | null;
+  elapsedMs: number;
+}
+
+export const DEFAULT_MATRIX: readonly ScenarioSpec[] = [
+  // Baselines: nothing pins these pages, so copy-on-write moves the writer to a new page.
+  { backend: 'plain', protection: 'none', writer: 'parent', backing: 'anon' },
+  { backend: 'mlock', protection: 'none', writer: 'parent', backing: 'anon' },
+  // Long-term pins (io_uring fixed buffers pin the way ib_umem_get does), each writer.
+  { backend: 'uring', protection: 'none', writer: 'parent', backing: 'anon' },
+  { backend: 'uring', protection: 'none', writer: 'child', backing: 'anon' },
+  { backend: 'uring', protection: 'none', writer: 'both', backing: 'anon' },
+  { backend: 'uring', protection: 'none', writer: 'none', backing: 'anon' },
+  // Other backings.
+  { backend: 'uring', protection: 'none', writer: 'parent', backing: 'thp' },
+  { backend: 'uring', protection: 'none', writer: 'both', backing: 'memfd' },
+  { backend: 'uring', protection: 'none', writer: 'parent', backing: 'file-private' },
+  // The protections.
+  { backend: 'uring', protection: 'dontfork', writer: 'parent', backing: 'anon' },
+  { backend: 'uring', protection: 'wipeonfork', writer: 'parent', backing: 'anon' },
+  { backend: 'mlock', protection: 'dontfork', writer: 'parent', backing: 'anon' },
+  // Real RDMA memory regions, when there is a device.
+  { backend: 'verbs', protection: 'none', writer: 'parent', backing: 'anon' },
+  { backend: 'verbs', protection: 'fork-init', writer: 'parent', backing: 'anon' },
+];
+
+/** The value each dimension takes when a selection does not name it. */
+export const SELECTION_DEFAULTS = {
+  backend: FORK_BACKENDS,
+  protection: ['none'] as readonly Protection[],
+  writer: ['parent'] as readonly Writer[],
+  backing: ['anon'] as readonly Backing[],
+};
+
+export interface Selection {
+  backend?: readonly ForkBackend[];
+  protection?: readonly Protection[];
+  writer?: readonly Writer[];
+  backing?: readonly Backing[];
+}
+
+/**
+ * No selection: the default matrix. Otherwise every combination of the named values, with
+ * SELECTION_DEFAULTS for the dimensions not named (inapplicable combinations show as skipped).
+ */
+export function buildMatrix(selection: Selection = {}): ScenarioSpec[] {
+  if (!selection.backend && !selection.protection && !selection.writer && !selection.backing) return [...DEFAULT_MATRIX];
+  const out: ScenarioSpec[] = [];
+  for (const backend of selection.backend ?? SELECTION_DEFAULTS.backend) {
+    for (const protection of selection.protection ?? SELECTION_DEFAULTS.protection) {
+      for (const backing of selection.backing ?? SELECTION_DEFAULTS.backing) {
+        for (const writer of selection.writer ?? SELECTION_DEFAULTS.writer) out.push({ backend, protection, writer, backing });
+      }
+    }
+  }
+  return out;
+}
+
+/** Why a combination makes no sense, or null. */
+export function notApplicable(spec: ScenarioSpec): string | null {
+  if (spec.protection === 'fork-init' && spec.backend !== 'verbs') return 'not applicable: fork-init is ibv_fork_init(), verbs only';
+  if (spec.protection === 'wipeonfork' && spec.backing !== 'anon' && spec.backing !== 'thp') {
+    return `not applicable: MADV_WIPEONFORK needs private anonymous memory (anon or thp), not ${spec.backing}`;
+  }
+  return null;
+}
+
+export interface KernelInfo {
+  /** uname -r */
+  release: string;
+  /** Linux ≥ 5.9 copies pinned anonymous pages for the child at fork instead of sharing them. */
+  copyOnFork: boolean;
+}
+
+export function kernelInfo(rel = release()): KernelInfo {
+  const m = /^(\d+)\.(\d+)/.exec(rel);
+  const major = m ? Number(m[1]) : 0;
+  const minor = m ? Number(m[2]) : 0;
+  return { release: rel, copyOnFork: major > 5 || (major === 5 && minor >= 9) };
+}
+
+export interface RunOptions {
+  /** Requested buffer bytes (each backing rounds up to its page size). */
+  length: number;
+  /** Interrupt: checked between steps; when aborted the run stops with InterruptedError. */
+  signal?: AbortSignal;
+  /** Pause this long with each child alive (lets tests interrupt mid-scenario). */
+  stepDelayMs?: number;
+  /** Called with each child's pid as soon as it exists. */
+  onChild?: (pid: number, spec: ScenarioSpec) => void;
+  /** Replace a registration's device path (tests: a path that throws). */
+  devicePath?: (registration: Registration) => DevicePath | null;
+}
+
+/** Facts shared by every row, found once per run. */
+export interface RunEnvironment {
+  /** null when verbs rows can run, else why not. */
+  verbsUnavailable: string | null;
+}
+
+export async function probeEnvironment(specs: readonly ScenarioSpec[]): Promise<RunEnvironment> {
+  let verbsUnavailable: string | null = null;
+  if (specs.some((s) => s.backend === 'verbs')) {
+    try {
+      const verbs = await import('../engine/verbs/index.js');
+      if (verbs.listDeviceNames().length === 0) verbsUnavailable = 'no RDMA device on this host';
+    } catch (err) {
+      verbsUnavailable = `libibverbs not usable: ${err instanceof Error ? err.message : String(err)}`;
+    }
+  }
+  return { verbsUnavailable };
+}
+
+/** ibv_is_fork_initialized() when libibverbs loads, else null. */
+export async function verbsForkStatus(): Promise<string | null> {
+  try {
+    const verbs = await import('../engine/verbs/index.js');
+    return verbs.forkStatus();
+  } catch {
+    return null;
+  }
+}
+
+/** Whether this process sees PFNs in /proc/self/pagemap (CAP_SYS_ADMIN). */
+export function pfnsVisible(): boolean {
+  const probe = Buffer.alloc(pageSize() * 2, 1);
+  return readPfns('self', addressOf(probe), probe.length, pageSize())?.visible ?? false;
+}
+
+function emptyResult(spec: ScenarioSpec, verdict: VerdictId, reason: string | null): ScenarioResult {
+  return {
+    ...spec, length: null, pinned: spec.backend === 'uring' || spec.backend === 'verbs',
+    parentPfnBefore: null, parentPfnAfter: null, childPfn: null, parentPagesMoved: null, parentPfnStable: null,
+    childSharesPage: null, childMapped: null, childInherited: null, parentSees: null, childSees: null,
+    deviceSeesParentWrite: null, parentSeesDeviceWrite: null, childSeesAfterDeviceWrite: null, devicePath: null,
+    verdict, reason, elapsedMs: 0,
+  };
+}
+
+/** The verdict from the evidence: data loss first, then what the child got, then what could not be checked. */
+export function verdictOf(r: ScenarioResult): { verdict: VerdictId; note: string | null } {
+  if (r.pinned) {
+    if (r.deviceSeesParentWrite === false || r.parentSeesDeviceWrite === false) return { verdict: 'parent-disconnected', note: null };
+    if (r.deviceSeesParentWrite === null && r.parentPfnStable === false) {
+      return { verdict: 'parent-disconnected', note: 'from PFNs: the parent no longer maps the pinned page' };
+    }
+  }
+  if (r.childMapped === false) return { verdict: 'child-unmapped', note: null };
+  if (r.childInherited === 'zeros') return { verdict: 'child-zeros', note: null };
+  if (!r.pinned) return { verdict: 'not-pinned', note: null };
+  if (r.deviceSeesParentWrite === null) {
+    if (r.parentPfnStable === null) return { verdict: 'unverified', note: r.devicePath };
+    return { verdict: 'coherent', note: `from PFNs only: the parent still maps the pinned page (${r.devicePath ?? 'no device path'})` };
+  }
+  return { verdict: 'coherent', note: null };
+}
+
+interface Setup {
+  buffer: MappedBuffer;
+  registration: Registration | null;
+  release(): void;
+}
+
+async function setUp(spec: ScenarioSpec, length: number): Promise<Setup> {
+  if (spec.backend === 'plain') {
+    const buffer = allocateBuffer({ length, backing: spec.backing });
+    try {
+      if (spec.protection === 'dontfork') madvise(buffer.addr, buffer.length, MADV_DONTFORK);
+      if (spec.protection === 'wipeonfork') madvise(buffer.addr, buffer.length, MADV_WIPEONFORK);
+    } catch (err) {
+      buffer.close();
+      throw err;
+    }
+    return { buffer, registration: null, release: () => buffer.close() };
+  }
+  const set: RegistrationSet = await register({
+    length, backend: spec.backend, backing: spec.backing,
+    dontfork: spec.protection === 'dontfork', wipeonfork: spec.protection === 'wipeonfork', forkInit: spec.protection === 'fork-init',
+    ...(spec.backend === 'verbs' ? { access: 7 } : {}),
+  });
+  const first = set.registrations[0]!;
+  return { buffer: first.buffer, registration: first.registration, release: () => void set.close() };
+}
+
+function firstOrNull(values: ReadonlyArray<number | null> | undefined): number | null {
+  return values?.[0] ?? null;
+}
+
+/** Run one scenario. Whatever happens, its child is killed and reaped and its registration released. */
+export async function runScenario(spec: ScenarioSpec, env: RunEnvironment, options: RunOptions): Promise<ScenarioResult> {
+  const started = performance.now();
+  const inapplicable = notApplicable(spec);
+  if (inapplicable) return emptyResult(spec, 'skipped', inapplicable);
+  if (spec.backend === 'verbs' && env.verbsUnavailable) return emptyResult(spec, 'skipped', env.verbsUnavailable);
+
+  let setup: Setup;
+  try {
+    setup = await setUp(spec, options.length);
+  } catch (err) {
+    // The machine cannot do this row (no hugepages, no THP, io_uring disabled, over a limit): a skip, not a failure.
+    if (err instanceof UnsupportedError || err instanceof PermissionError || err instanceof UsageError) {
+      return emptyResult(spec, 'skipped', err.message);
+    }
+    throw err;
+  }
+
+  const result = emptyResult(spec, 'error', null);
+  const page = pageSize();
+  let device: DevicePath | null = null;
+  let child: PausedChild | null = null;
+  try {
+    const { buffer, registration } = setup;
+    const addr: Pointer = buffer.addr;
+    const len = buffer.length;
+    result.length = len;
+    if (registration) {
+      const found = options.devicePath ? { path: options.devicePath(registration), unavailable: 'no device path' } : devicePathFor(registration);
+      device = found.path;
+      result.devicePath = found.path ? found.path.name : found.unavailable;
+    }
+
+    const mine = view(addr, len);
+    mine.fill(PATTERN.preFork);
+    const before = readPfns('self', addr, len, page);
+
+    child = PausedChild.start();
+    options.onChild?.(child.pid, spec);
+    await checkpoint(options.signal, options.stepDelayMs ?? 0);
+
+    // Read without pinning (see readChild): a pin here would unshare the child's pages and hide the COW.
+    const inherited = readChild(child.pid, addr, len);
+    result.childInherited = inherited ? classify(inherited) : 'unmapped';
+
+    if (spec.writer === 'parent' || spec.writer === 'both') mine.fill(PATTERN.parent);
+    if (spec.writer === 'child' || spec.writer === 'both') writeChild(child.pid, addr, len, PATTERN.child);
+
+    const after = readPfns('self', addr, len, page);
+    const inChild = inherited ? readPfns(child.pid, addr, len, page) : null;
+    if (before?.visible && after?.visible) {
+      result.parentPfnBefore = firstOrNull(before.pfns);
+      result.parentPfnAfter = firstOrNull(after.pfns);
+      result.parentPagesMoved = before.pfns.filter((pfn, i) => pfn !== after.pfns[i]).length;
+      result.parentPfnStable = result.parentPagesMoved === 0;
+      if (inChild?.visible) {
+        result.childPfn = firstOrNull(inChild.pfns);
+        result.childSharesPage = result.childPfn !== null && result.childPfn === result.parentPfnAfter;
+      }
+    }
+
+    const parentNow = Buffer.from(mine); // a copy: what the parent reads now
+    result.parentSees = classify(parentNow);
+    const childNow = readChild(child.pid, addr, len);
+    result.childSees = childNow ? classify(childNow) : 'unmapped';
+
+    if (device) {
+      result.deviceSeesParentWrite = parentNow.equals(device.deviceRead(0, len));
+      device.deviceWrite(Buffer.alloc(len, PATTERN.device), 0);
+      result.parentSeesDeviceWrite = classify(mine) === 'device-write';
+      const childLater = readChild(child.pid, addr, len);
+      result.childSeesAfterDeviceWrite = childLater ? classify(childLater) : 'unmapped';
+    }
+    // Last, once every other observation is made: does the child have the range at all?
+    // process_vm_readv fails with EFAULT when the range was not inherited (MADV_DONTFORK).
+    result.childMapped = readChildPinned(child.pid, addr, len) !== null;
+
+    const { verdict, note } = verdictOf(result);
+    result.verdict = verdict;
+    result.reason = note;
+  } finally {
+    // Order matters: the child first (it may share the pages), then the device path, then the pins.
+    let failure: unknown;
+    for (const step of [() => child?.close(), () => device?.close(), () => setup.release()]) {
+      try { step(); } catch (err) { failure ??= err; }
+    }
+    result.elapsedMs = Math.round((performance.now() - started) * 10) / 10;
+    if (failure !== undefined) throw failure;
+  }
+  return result;
+}
+
+export interface ForkReport {
+  kernel: string;
+  copyOnFork: boolean;
+  /** ibv_is_fork_initialized(): disabled / enabled / unneeded; null without libibverbs. */
+  verbsForkStatus: string | null;
+  pfnsVisible: boolean;
+  pageSize: number;
+  scenarios: ScenarioResult[];
+}
+
+/**
+ * Run every scenario in order. A row that throws is reported as `error` and the rest still run;
+ * an interrupt stops the run (after the current row's cleanup) with InterruptedError.
+ */
+export async function runMatrix(specs: readonly ScenarioSpec[], options: RunOptions): Promise<ForkReport> {
+  const kernel = kernelInfo();
+  const env = await probeEnvironment(specs);
+  const report: ForkReport = {
+    kernel: kernel.release,
+    copyOnFork: kernel.copyOnFork,
+    verbsForkStatus: specs.some((s) => s.backend === 'verbs') ? await verbsForkStatus() : null,
+    pfnsVisible: pfnsVisible(),
+    pageSize: pageSize(),
+    scenarios: [],
+  };
+  for (const spec of specs) {
+    await checkpoint(options.signal);
+    let row: ScenarioResult;
+    try {
+      row = await runScenario(spec, env, options);
+    } catch (err) {
+      if (err instanceof Error && err.name === 'InterruptedError') throw err;
+      row = emptyResult(spec, 'error', err instanceof Error ? err.message : String(err));
+    }
+    report.scenarios.push(row);
+  }
+  return report;
+}
