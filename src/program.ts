@@ -7,6 +7,7 @@ import type { Context } from './lib/context.js';
 import { devicesCommand } from './commands/devices.js';
 import { limitsCommand } from './commands/limits.js';
 import { regCommand } from './commands/reg.js';
+import { deregCommand } from './commands/dereg.js';
 import { statCommand } from './commands/stat.js';
 import { lsCommand } from './commands/ls.js';
 import { forkCommand } from './commands/fork.js';
@@ -53,6 +54,7 @@ export function makeProgram(ctx: Context): Command {
     .addHelpText('after', EXIT_HELP)
     .showSuggestionAfterError(true);
   program.addCommand(regCommand(ctx));
+  program.addCommand(deregCommand(ctx));
   program.addCommand(devicesCommand(ctx));
   program.addCommand(limitsCommand(ctx));
   program.addCommand(statCommand(ctx));

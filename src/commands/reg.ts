@@ -8,6 +8,7 @@ import { note, printJson, type Context } from '../lib/context.js';
 import { renderRecord, renderTable, toJson, type Field } from '../lib/fields.js';
 import { DURATION_HELP, SIZE_HELP, hex, parseCount, parseDuration, parseSize } from '../lib/size.js';
 import { waitForRelease } from '../lib/hold.js';
+import { holdDetached, holderArgs, spawnHolder } from '../held/holder.js';
 
 type BackendChoice = BackendName | 'auto';
 
@@ -26,6 +27,9 @@ interface RegFlags {
   overlap?: boolean;
   for?: string;
   json?: boolean;
+  detach?: boolean;
+  /** Internal: set by `reg --detach` on the holder it starts. */
+  holderToken?: string;
 }
 
 /** What `reg` reports: the request, the kernel's accounting before and after, and each handle. */
@@ -113,6 +117,18 @@ export async function resolveBackend(choice: BackendChoice, ctx: Context, quiet:
   return chosen;
 }
 
+/** `reg --detach`: the holder holds the registration; print what it reported and leave it running. */
+function startDetached(ctx: Context, flags: RegFlags, line: Awaited<ReturnType<typeof spawnHolder>>): void {
+  const { record } = line;
+  if (flags.backend === 'auto') note(ctx, `--backend auto: the holder used ${String(record.registration['backend'])}`);
+  if (flags.json) {
+    printJson(ctx, { event: 'registered', id: record.id, ...record.registration, pid: record.pid, detached: true, releaseAt: record.releaseAt });
+    return;
+  }
+  ctx.stdout.write(`${line.text}\n`);
+  note(ctx, `held by pid ${record.pid} in the background${flags.for !== undefined ? ` for ${flags.for}` : ''}; release with: rdmactl dereg ${record.id}`);
+}
+
 export function regCommand(ctx: Context): Command {
   return new Command('reg')
     .summary('register buffers and report what the kernel charged')
@@ -134,17 +150,22 @@ print the accounting after release.`)
     .option('--overlap', 'register each buffer twice: two handles over one range (see how VmPin counts it)')
     .option('--for <duration>', `hold for this long, then release (${DURATION_HELP}); default: until Ctrl-C or SIGTERM`)
     .option('--json', 'print JSON: one line when registered, one when released')
+    .option('--detach', 'hold in a background process and exit once registered: prints the record with an id (--json: also "id"); release with `rdmactl dereg ID` (or after --for); see `rdmactl dereg --help`')
+    .addOption(new Option('--holder-token <token>', 'internal: run as the detached holder').hideHelp())
     .addHelpText('after', `
 Examples:
   rdmactl reg 64MiB --backend uring          pin 64 MiB with io_uring, hold until Ctrl-C
   rdmactl reg 1G --backend mlock --for 10s   lock 1 GiB for ten seconds
   rdmactl reg 4M --overlap --json --for 1s   two registrations of one range: VmPin counts it twice
+  rdmactl reg 64M --backend uring --detach   keep 64 MiB pinned after the command exits; prints an id for dereg
   rdmactl reg 16M --backing file-private --read-only --backend verbs --access remote-read`)
-    .action(async (sizeText: string, flags: RegFlags) => {
+    .action(async (sizeText: string, flags: RegFlags, command: Command) => {
       const length = parseSize(sizeText, 'size');
       const count = parseCount(flags.count, '--count', 16384);
       const holdMillis = flags.for !== undefined ? parseDuration(flags.for, '--for') : null;
-      const backend = await resolveBackend(flags.backend, ctx, false);
+      const isHolder = flags.holderToken !== undefined;
+      if (flags.detach && !isHolder) return startDetached(ctx, flags, await spawnHolder({ args: holderArgs(command, [sizeText]), env: ctx.env }));
+      const backend = await resolveBackend(flags.backend, ctx, isHolder);
       let access: number | undefined;
       if (backend === 'verbs') {
         const { parseAccessFlags } = await import('../ffi/verbs.js');
@@ -158,9 +179,13 @@ Examples:
         wipeonfork: flags.wipeonfork ?? false, forkInit: flags.forkInit ?? false, count, overlap: flags.overlap ?? false,
       };
       using set = await register(options);
+      const record: RegRecord = { set, backendRequested: flags.backend };
+      if (isHolder) {
+        const text = (id: string): string => `${renderRecord([{ key: 'id', label: 'id', get: () => id }, ...REG_FIELDS], record)}${set.registrations.length > 1 ? `\n${renderTable(HANDLE_FIELDS, set.registrations)}` : ''}`;
+        return holdDetached({ holdable: set, token: flags.holderToken!, registration: toJson(REG_FIELDS, record), renderText: text, holdMillis, env: ctx.env });
+      }
       // Listen for the release signals before printing: a script may signal as soon as it reads the record.
       const released = waitForRelease(holdMillis);
-      const record: RegRecord = { set, backendRequested: flags.backend };
       if (flags.json) {
         printJson(ctx, { event: 'registered', ...toJson(REG_FIELDS, record) });
       } else {

@@ -1,0 +1,212 @@
+// Releasing held registrations: find each record, verify its holder (pid + start time + token + uid),
+// SIGTERM it, and wait until the holder process is gone.
+//
+// What "released" means here: the holder process has exited (or is a zombie, which has no memory
+// map left). Pins (VmPin) and locks (VmLck) belong to the process's mm, so a process without an mm
+// holds none: the holder's VmPin/VmLck at the moment it was signalled are reported, and the exit is
+// what is verified. The holder removes its own record after releasing (recordRemovedByHolder); if it
+// died without doing so, dereg removes the record.
+//
+// The signal goes through a pidfd (pidfd_open + pidfd_send_signal) opened before the final identity
+// check, so the pid cannot be reused between checking and signalling; kernels without pidfds fall
+// back to kill(2).
+
+import { closeSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { SIGTERM, syscall } from '../ffi/libc.js';
+import { SyscallError } from '../ffi/errno.js';
+import { EXIT, type ExitCode } from '../lib/errors.js';
+import { readStat } from '../proc/stat.js';
+import { readStatus } from '../proc/status.js';
+import { existingRuntimeDir, isHeldId, listHeld, readHeld, removeHeld, verifyHolder, type HeldRecord, type HolderCheck, type StoreOptions } from './store.js';
+
+/**
+ *   released       the holder was signalled and exited; nothing it pinned or locked remains
+ *   stale-removed  the holder had already exited (or its pid belongs to another process now): record removed, nothing signalled
+ *   not-found      no record with this id
+ *   not-holder     the pid is alive but is not an rdmactl holder with the record's token: not signalled, record removed
+ *   other-user     the holder belongs to another user: not signalled, record kept
+ *   timeout        signalled, but still running when the timeout passed: record kept
+ *   failed         the signal could not be sent
+ */
+export type DeregStatus = 'released' | 'stale-removed' | 'not-found' | 'not-holder' | 'other-user' | 'timeout' | 'failed';
+
+export interface DeregResult {
+  id: string;
+  /** The holder's pid from the record; null when there is no record. */
+  pid: number | null;
+  status: DeregStatus;
+  /** 0 when the registration is verified gone; else the exit code this result calls for. */
+  exitCode: ExitCode;
+  /** One line for people. */
+  message: string;
+  signalled: boolean;
+  /** The holder's VmPin and VmLck just before it was signalled (null when not signalled). */
+  pinnedBytesHeld: number | null;
+  lockedBytesHeld: number | null;
+  /** The holder process was seen gone (exited, or a zombie with no memory). */
+  holderExited: boolean;
+  /** True when the holder removed its own record (it ran its release path); false when dereg removed it; null when not applicable. */
+  recordRemovedByHolder: boolean | null;
+  /** Milliseconds from the signal to the holder's exit. */
+  releaseMillis: number | null;
+}
+
+export interface DeregOptions extends StoreOptions {
+  /** How long to wait for each holder to exit after SIGTERM (default 10 s). */
+  timeoutMillis?: number;
+  /** Poll interval while waiting (default 20 ms). */
+  pollMillis?: number;
+}
+
+export const DEFAULT_DEREG_TIMEOUT_MILLIS = 10_000;
+
+const SYS_PIDFD_SEND_SIGNAL = 424; // the same number on every architecture (unified syscall table)
+const SYS_PIDFD_OPEN = 434;
+
+function result(id: string, pid: number | null, status: DeregStatus, exitCode: ExitCode, message: string): DeregResult {
+  return {
+    id, pid, status, exitCode, message, signalled: false, pinnedBytesHeld: null, lockedBytesHeld: null,
+    holderExited: false, recordRemovedByHolder: null, releaseMillis: null,
+  };
+}
+
+/** The result for a record whose holder is not a live holder of ours (no signal is sent). */
+function refusal(record: HeldRecord, check: HolderCheck, options: StoreOptions): DeregResult {
+  switch (check.problem) {
+    case 'exited':
+    case 'pid-reused': {
+      removeHeld(record.id, options);
+      const r = result(record.id, record.pid, 'stale-removed', EXIT.OK, `${record.id}: stale record removed, nothing signalled: ${check.reason}`);
+      return { ...r, holderExited: true, recordRemovedByHolder: false };
+    }
+    case 'not-holder':
+      removeHeld(record.id, options);
+      return result(record.id, record.pid, 'not-holder', EXIT.FAILURE, `${record.id}: not signalled: ${check.reason}; stale record removed`);
+    case 'other-user':
+    default:
+      return result(record.id, record.pid, 'other-user', EXIT.PERMISSION, `${record.id}: permission denied: ${check.reason ?? 'not your holder'}`);
+  }
+}
+
+function openPidfd(pid: number): number | null {
+  try {
+    return syscall('pidfd_open', SYS_PIDFD_OPEN, pid, 0);
+  } catch (err) {
+    if (err instanceof SyscallError && (err.errnoName === 'ENOSYS' || err.errnoName === 'EINVAL')) return null; // no pidfds: use kill(2)
+    throw err; // ESRCH: gone, handled by the caller's re-check
+  }
+}
+
+/**
+ * Re-verifies the holder with the process pinned by a pidfd, then sends SIGTERM.
+ * Returns null when signalled, else the check that failed.
+ */
+function signalHolder(record: HeldRecord): HolderCheck | null {
+  let pidfd: number | null;
+  try {
+    pidfd = openPidfd(record.pid);
+  } catch (err) {
+    if (err instanceof SyscallError && err.errnoName === 'ESRCH') return { state: 'stale', problem: 'exited', reason: `holder pid ${record.pid} has exited` };
+    throw err;
+  }
+  try {
+    const check = verifyHolder(record);
+    if (check.state !== 'live' || check.problem !== null) return check;
+    if (pidfd !== null) syscall('pidfd_send_signal', SYS_PIDFD_SEND_SIGNAL, pidfd, SIGTERM, null, 0);
+    else process.kill(record.pid, 'SIGTERM');
+    return null;
+  } finally {
+    if (pidfd !== null) closeSync(pidfd);
+  }
+}
+
+/** Gone: no such process, a zombie (no mm: nothing pinned or locked), or the pid belongs to a newer process. */
+function holderGone(record: HeldRecord): boolean {
+  const stat = readStat(record.pid);
+  return stat === null || stat.state === 'Z' || stat.state === 'X' || stat.startTimeTicks !== record.startTime;
+}
+
+interface Pending {
+  record: HeldRecord;
+  result: DeregResult;
+  signalledAt: number;
+}
+
+/**
+ * Releases the registrations with these ids (or every one in the store with 'all'): one result per id,
+ * in order. Throws only when the store directory is unsafe (PermissionError).
+ */
+export async function deregister(ids: readonly string[] | 'all', options: DeregOptions = {}): Promise<DeregResult[]> {
+  const timeoutMillis = options.timeoutMillis ?? DEFAULT_DEREG_TIMEOUT_MILLIS;
+  const pollMillis = options.pollMillis ?? 20;
+  existingRuntimeDir(options); // refuse an unsafe directory before doing anything
+  const records: Array<HeldRecord | { missing: string }> = ids === 'all'
+    ? listHeld(options)
+    : [...new Set(ids)].map((id) => readHeld(id, options) ?? { missing: id });
+  const results: DeregResult[] = [];
+  const pending: Pending[] = [];
+  for (const record of records) {
+    if ('missing' in record) {
+      const why = isHeldId(record.missing) ? 'no held registration with this id' : 'not a held-registration id (8 hex digits)';
+      results.push(result(record.missing, null, 'not-found', EXIT.USAGE, `${record.missing}: ${why}`));
+      continue;
+    }
+    const check = verifyHolder(record);
+    if (check.state !== 'live' || check.problem !== null) {
+      results.push(refusal(record, check, options));
+      continue;
+    }
+    const status = readStatus(record.pid);
+    let failed: HolderCheck | null;
+    try {
+      failed = signalHolder(record);
+    } catch (err) {
+      const code = err instanceof SyscallError ? err.errnoName : (err as { code?: string }).code ?? String(err);
+      const exitCode = code === 'EPERM' || code === 'EACCES' ? EXIT.PERMISSION : EXIT.FAILURE;
+      results.push(result(record.id, record.pid, 'failed', exitCode, `${record.id}: cannot signal holder pid ${record.pid}: ${code}`));
+      continue;
+    }
+    if (failed !== null) {
+      results.push(refusal(record, failed, options));
+      continue;
+    }
+    const r: DeregResult = {
+      ...result(record.id, record.pid, 'timeout', EXIT.FAILURE, ''),
+      signalled: true,
+      pinnedBytesHeld: status?.pinnedBytes ?? null,
+      lockedBytesHeld: status?.lockedBytes ?? null,
+    };
+    results.push(r);
+    pending.push({ record, result: r, signalledAt: Date.now() });
+  }
+  let waiting = pending;
+  while (waiting.length > 0) {
+    const still: Pending[] = [];
+    for (const p of waiting) {
+      if (holderGone(p.record)) {
+        const removedByUs = removeHeld(p.record.id, options);
+        Object.assign(p.result, {
+          status: 'released',
+          exitCode: EXIT.OK,
+          holderExited: true,
+          recordRemovedByHolder: !removedByUs,
+          releaseMillis: Date.now() - p.signalledAt,
+          message: `${p.record.id}: released: holder pid ${p.record.pid} exited after SIGTERM${removedByUs ? ' without removing its record (removed now)' : ''}`,
+        } satisfies Partial<DeregResult>);
+      } else if (Date.now() - p.signalledAt >= timeoutMillis) {
+        p.result.message = `${p.record.id}: holder pid ${p.record.pid} was sent SIGTERM but is still running after ${timeoutMillis / 1000} s; record kept (try again, or kill -KILL ${p.record.pid})`;
+      } else {
+        still.push(p);
+      }
+    }
+    waiting = still;
+    if (waiting.length > 0) await sleep(pollMillis);
+  }
+  return results;
+}
+
+/** The exit code for a set of results: 0 when all succeeded, else the highest code among the failures. */
+export function deregExitCode(results: readonly DeregResult[]): ExitCode {
+  return results.reduce<ExitCode>((worst, r) => (r.exitCode > worst ? r.exitCode : worst), EXIT.OK);
+}

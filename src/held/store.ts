@@ -1,0 +1,337 @@
+// The held-records store: one JSON file per registration held by a detached holder
+// (`rdmactl reg --detach`), so that `dereg`, `ls`, `stat` and `top` can find it later.
+//
+// Where it lives (runtimeDir):
+//   $XDG_RUNTIME_DIR/rdmactl   when XDG_RUNTIME_DIR is set to an absolute path
+//   /run/rdmactl               for root (effective uid 0) otherwise
+//   /tmp/rdmactl-<uid>         for everyone else
+// The directory is created with mode 0700 (its parent must already exist) and is only used when it is
+// a real directory (not a symlink) owned by our effective uid with no group or other permission bits;
+// anything else is refused with a PermissionError (exit 4) that says what is wrong.
+//
+// Files: <id>.json, mode 0600, one per held registration. A record is written to a temporary file in
+// the same directory, fsynced, then hard-linked to its final name — link(2) never replaces an existing
+// file, so two holders can never share an id — and the temporary name is unlinked. Records are opened
+// with O_NOFOLLOW and must be regular files owned by us; anything else in the directory is ignored.
+//
+// Verification (verifyHolder): a record names its holder by pid AND start time (field 22 of
+// /proc/PID/stat, clock ticks after boot), so a reused pid is detected; the holder's command line
+// (/proc/PID/cmdline, readable for any process) must contain "rdmactl", "reg" and
+// "--holder-token TOKEN" with the record's random token, so an unrelated process that happens to match
+// is not mistaken for a holder; and the process's effective uid must equal the record's uid and ours.
+
+import { randomBytes } from 'node:crypto';
+import {
+  closeSync, constants, fstatSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, unlinkSync, writeSync,
+} from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { EXIT, PermissionError, RdmactlError } from '../lib/errors.js';
+import type { JsonValue } from '../lib/fields.js';
+import { procPath, readProcText, ProcUnreadableError } from '../proc/procfs.js';
+import { readStat } from '../proc/stat.js';
+import { readStatus } from '../proc/status.js';
+
+export const HELD_RECORD_VERSION = 1;
+
+/** What a holder writes: who holds the registration (pid + start time + token + uid) and what it holds. */
+export interface HeldRecord {
+  version: number;
+  /** 8 lowercase hex characters, unique in the directory. */
+  id: string;
+  /** The holder process. */
+  pid: number;
+  /** The holder's start time, clock ticks after boot (/proc/PID/stat field 22): detects a reused pid. */
+  startTime: number;
+  /** Effective uid of the holder. */
+  uid: number;
+  /** Random marker; the holder's command line carries `--holder-token <token>`. */
+  token: string;
+  /** ISO 8601 time the registration was made. */
+  createdAt: string;
+  /** ISO 8601 time the holder will release by itself (reg --detach --for), or null (until dereg). */
+  releaseAt: string | null;
+  /** The JSON record `rdmactl reg --json` prints on registration (backend, addr, length, registrations[], VmPin/VmLck before/after, …). */
+  registration: { [key: string]: JsonValue };
+}
+
+export type HeldState = 'live' | 'stale';
+
+/**
+ * Why a record is not a plain live holder of ours:
+ *   exited      the holder is gone (or a zombie: no memory, nothing pinned)      → stale
+ *   pid-reused  a different process has the pid now (start time differs)        → stale
+ *   not-holder  the process is not an rdmactl holder with this record's token    → stale
+ *   other-user  a live holder, but of another uid than the record's or ours      → live, not ours to release
+ */
+export type HolderProblem = 'exited' | 'pid-reused' | 'not-holder' | 'other-user';
+
+export interface HolderCheck {
+  state: HeldState;
+  problem: HolderProblem | null;
+  /** One line for people, null when live and ours. */
+  reason: string | null;
+}
+
+/** A record as found in the store, with the result of verifying its holder. */
+export interface HeldEntry extends HeldRecord, HolderCheck {
+  /** Path of the record file. */
+  file: string;
+}
+
+export interface StoreOptions {
+  /** Environment to read XDG_RUNTIME_DIR from (default: process.env). */
+  env?: NodeJS.ProcessEnv;
+}
+
+const ID_PATTERN = /^[0-9a-f]{8}$/;
+const RECORD_NAME = /^([0-9a-f]{8})\.json$/;
+
+export function isHeldId(text: string): boolean {
+  return ID_PATTERN.test(text);
+}
+
+export function effectiveUid(): number {
+  return process.geteuid?.() ?? 0;
+}
+
+/** The store's directory for this environment and uid (see the rules at the top of this file). */
+export function runtimeDir(env: NodeJS.ProcessEnv = process.env, uid = effectiveUid()): string {
+  const xdg = env['XDG_RUNTIME_DIR'];
+  if (xdg !== undefined && xdg !== '' && isAbsolute(xdg)) return join(xdg, 'rdmactl');
+  return uid === 0 ? '/run/rdmactl' : `/tmp/rdmactl-${uid}`;
+}
+
+function errorCode(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
+}
+
+function octal(mode: number): string {
+  return `0${(mode & 0o777).toString(8)}`;
+}
+
+/** Throws unless `dir` is a real directory owned by us with mode 0700 or stricter; false when it does not exist. */
+function checkDir(dir: string): boolean {
+  let st;
+  try {
+    st = lstatSync(dir);
+  } catch (err) {
+    if (errorCode(err) === 'ENOENT') return false;
+    throw new RdmactlError(`cannot use the runtime directory ${dir}: ${errorCode(err) ?? String(err)}`);
+  }
+  const uid = effectiveUid();
+  const hint = `set XDG_RUNTIME_DIR to a private directory of yours, or remove ${dir}`;
+  if (st.isSymbolicLink()) throw new PermissionError(`refusing runtime directory ${dir}: it is a symbolic link`, [hint]);
+  if (!st.isDirectory()) throw new PermissionError(`refusing runtime directory ${dir}: not a directory`, [hint]);
+  if (st.uid !== uid) throw new PermissionError(`refusing runtime directory ${dir}: owned by uid ${st.uid}, not by you (uid ${uid})`, [hint]);
+  if ((st.mode & 0o077) !== 0) {
+    throw new PermissionError(`refusing runtime directory ${dir}: mode ${octal(st.mode)} lets others in; it must be 0700`, [`chmod 700 ${dir}`]);
+  }
+  return true;
+}
+
+/** The store directory if it exists and is safe, null if it does not exist; throws if it is unsafe. */
+export function existingRuntimeDir(options: StoreOptions = {}): string | null {
+  const dir = runtimeDir(options.env);
+  return checkDir(dir) ? dir : null;
+}
+
+/** Creates the store directory (mode 0700) if needed and checks it; returns its path. */
+export function ensureRuntimeDir(options: StoreOptions = {}): string {
+  const dir = runtimeDir(options.env);
+  if (checkDir(dir)) return dir;
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    const code = errorCode(err);
+    if (code === 'ENOENT') {
+      throw new RdmactlError(`cannot create the runtime directory ${dir}: its parent does not exist`, EXIT.FAILURE, ['check XDG_RUNTIME_DIR']);
+    }
+    if (code === 'EACCES' || code === 'EPERM') throw new PermissionError(`cannot create the runtime directory ${dir}: ${code}`, ['check XDG_RUNTIME_DIR']);
+    if (code !== 'EEXIST') throw err;
+  }
+  checkDir(dir);
+  return dir;
+}
+
+function recordPath(dir: string, id: string): string {
+  return join(dir, `${id}.json`);
+}
+
+function writeAll(fd: number, text: string): void {
+  const bytes = Buffer.from(text, 'utf8');
+  let offset = 0;
+  while (offset < bytes.length) offset += writeSync(fd, bytes, offset, bytes.length - offset);
+}
+
+function fsyncDir(dir: string): void {
+  try {
+    const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    try { fsyncSync(fd); } finally { closeSync(fd); }
+  } catch {
+    // Durability of the directory entry is a nicety on a runtime directory (usually tmpfs).
+  }
+}
+
+/**
+ * Writes a new record with a fresh unique id (temp file + fsync + link, so it appears complete or not
+ * at all and never replaces another record). Returns the record with its id.
+ */
+export function writeHeld(record: Omit<HeldRecord, 'id' | 'version'>, options: StoreOptions = {}): HeldRecord {
+  const dir = ensureRuntimeDir(options);
+  for (let attempt = 0; attempt < 16; attempt++) {
+    const id = randomBytes(4).toString('hex');
+    const full: HeldRecord = { version: HELD_RECORD_VERSION, id, ...record };
+    const temp = join(dir, `.${id}.${randomBytes(6).toString('hex')}.tmp`);
+    const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    try {
+      try {
+        writeAll(fd, `${JSON.stringify(full)}\n`);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      try {
+        linkSync(temp, recordPath(dir, id));
+      } catch (err) {
+        if (errorCode(err) === 'EEXIST') continue; // id taken: try another
+        throw err;
+      }
+      fsyncDir(dir);
+      return full;
+    } finally {
+      try { unlinkSync(temp); } catch { /* already gone */ }
+    }
+  }
+  throw new RdmactlError(`cannot find a free record id in ${dir}`);
+}
+
+function isRecord(value: unknown): value is HeldRecord {
+  if (typeof value !== 'object' || value === null) return false;
+  const r = value as Record<string, unknown>;
+  return typeof r['id'] === 'string' && ID_PATTERN.test(r['id']) && Number.isSafeInteger(r['pid']) && Number.isSafeInteger(r['startTime'])
+    && Number.isSafeInteger(r['uid']) && typeof r['token'] === 'string' && typeof r['createdAt'] === 'string'
+    && typeof r['registration'] === 'object' && r['registration'] !== null;
+}
+
+/** Reads one record file without following symlinks; null when missing, not ours, or malformed. */
+function readRecordFile(path: string, id: string): HeldRecord | null {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch {
+    return null; // gone, a symlink (ELOOP), or unreadable
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.uid !== effectiveUid() || st.size > 1 << 20) return null;
+    const bytes = Buffer.alloc(st.size);
+    let length = 0;
+    while (length < bytes.length) {
+      const n = readSync(fd, bytes, length, bytes.length - length, null);
+      if (n === 0) break;
+      length += n;
+    }
+    const parsed: unknown = JSON.parse(bytes.toString('utf8', 0, length));
+    if (!isRecord(parsed) || parsed.id !== id) return null;
+    return { ...parsed, releaseAt: parsed.releaseAt ?? null };
+  } catch {
+    return null;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The record with this id, or null. Throws only when the directory itself is unsafe. */
+export function readHeld(id: string, options: StoreOptions = {}): HeldRecord | null {
+  if (!ID_PATTERN.test(id)) return null;
+  const dir = existingRuntimeDir(options);
+  return dir === null ? null : readRecordFile(recordPath(dir, id), id);
+}
+
+/** Removes the record with this id; false when it was not there. */
+export function removeHeld(id: string, options: StoreOptions = {}): boolean {
+  if (!ID_PATTERN.test(id)) return false;
+  const dir = existingRuntimeDir(options);
+  if (dir === null) return false;
+  try {
+    unlinkSync(recordPath(dir, id));
+    return true;
+  } catch (err) {
+    if (errorCode(err) === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+/** The holder's command-line arguments, or null when the process is gone; throws ProcUnreadableError if refused. */
+function readCmdline(pid: number): string[] | null {
+  const text = readProcText(procPath(pid, 'cmdline'));
+  if (text === null) return null;
+  return text.split('\0').filter((arg, i, all) => arg !== '' || i < all.length - 1);
+}
+
+/** True when argv is an rdmactl `reg` holder started with this token. */
+export function isHolderCommandLine(argv: readonly string[], token: string): boolean {
+  if (token === '') return false;
+  const hasToken = argv.some((arg, i) => (arg === '--holder-token' && argv[i + 1] === token) || arg === `--holder-token=${token}`);
+  return hasToken && argv.includes('reg') && argv.some((arg) => arg.includes('rdmactl'));
+}
+
+/**
+ * Is this record's holder alive, the same process that wrote it, an rdmactl holder with the record's
+ * token, and ours? Reads /proc/PID/stat, cmdline and status; signals nothing.
+ */
+export function verifyHolder(record: Pick<HeldRecord, 'pid' | 'startTime' | 'uid' | 'token'>): HolderCheck {
+  const { pid } = record;
+  const stat = readStat(pid);
+  if (stat === null || stat.state === 'Z' || stat.state === 'X') {
+    return { state: 'stale', problem: 'exited', reason: `holder pid ${pid} has exited` };
+  }
+  if (stat.startTimeTicks !== record.startTime) {
+    return { state: 'stale', problem: 'pid-reused', reason: `holder pid ${pid} has exited and the pid now belongs to another process (start time ${stat.startTimeTicks}, recorded ${record.startTime})` };
+  }
+  let argv: string[] | null;
+  try {
+    argv = readCmdline(pid);
+  } catch (err) {
+    if (err instanceof ProcUnreadableError) {
+      return { state: 'live', problem: 'other-user', reason: `cannot read the command line of pid ${pid}: it is not your process` };
+    }
+    throw err;
+  }
+  if (argv === null) return { state: 'stale', problem: 'exited', reason: `holder pid ${pid} has exited` };
+  if (!isHolderCommandLine(argv, record.token)) {
+    return { state: 'stale', problem: 'not-holder', reason: `pid ${pid} is not an rdmactl holder with this record's token (it runs ${JSON.stringify(argv.slice(0, 3).join(' '))})` };
+  }
+  const status = readStatus(pid);
+  if (status === null) return { state: 'stale', problem: 'exited', reason: `holder pid ${pid} has exited` };
+  const me = effectiveUid();
+  if (status.euid !== record.uid || record.uid !== me) {
+    return { state: 'live', problem: 'other-user', reason: `holder pid ${pid} belongs to uid ${status.euid}, not to you (uid ${me})` };
+  }
+  return { state: 'live', problem: null, reason: null };
+}
+
+/** Every record in the store, oldest first, each verified. [] when the directory does not exist. */
+export function listHeld(options: StoreOptions = {}): HeldEntry[] {
+  const dir = existingRuntimeDir(options);
+  if (dir === null) return [];
+  const entries: HeldEntry[] = [];
+  for (const name of readdirSync(dir)) {
+    const match = RECORD_NAME.exec(name);
+    if (!match) continue;
+    const file = join(dir, name);
+    const record = readRecordFile(file, match[1]!);
+    if (record === null) continue;
+    entries.push({ ...record, ...verifyHolder(record), file });
+  }
+  return entries.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+}
+
+/** Removes every stale record (holder exited, pid reused, not a holder); returns how many were removed. */
+export function removeStale(options: StoreOptions = {}): number {
+  let removed = 0;
+  for (const entry of listHeld(options)) {
+    if (entry.state === 'stale' && removeHeld(entry.id, options)) removed++;
+  }
+  return removed;
+}
