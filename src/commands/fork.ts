@@ -174,9 +174,7 @@ Examples:
 export function forkCommand(ctx: Context): Command {
   return new Command('fork')
     .summary('fork with registered memory and show what happens to the pages')
-    .description(`Answer "on this kernel, with this way of registering, what happens if my process forks?"
-by doing it: each scenario registers a buffer, forks, writes, and shows PFNs, what the parent,
-the child and the "device" see, and a verdict.`)
+    .description('Answer "on this kernel, with this way of registering, what happens if my process forks?" by doing it: each scenario registers a buffer, forks, writes, and shows PFNs, what the parent, the child and the "device" see, and a verdict.')
     .option('-b, --backend <list>', `backends: ${FORK_BACKENDS.join(', ')}`)
     .option('-p, --protect <list>', `fork protections: ${PROTECTIONS.join(', ')}`)
     .option('-w, --writer <list>', `who writes after the fork: ${WRITERS.join(', ')}`)

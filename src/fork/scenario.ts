@@ -8,7 +8,8 @@ import { MADV_DONTFORK, MADV_WIPEONFORK, addressOf, madvise, pageSize, view, typ
 import { allocateBuffer } from '../engine/buffer.js';
 import { register, type RegistrationSet } from '../engine/register.js';
 import { BACKINGS, type Backing, type BackendName, type MappedBuffer, type Protection, type Registration } from '../engine/types.js';
-import { PermissionError, UnsupportedError, UsageError } from '../lib/errors.js';
+import { PermissionError, RdmactlError, UnsupportedError, UsageError } from '../lib/errors.js';
+import { SyscallError } from '../ffi/errno.js';
 import { PausedChild } from './child.js';
 import { devicePathFor, type DevicePath } from './devicePath.js';
 import { checkpoint } from './interrupt.js';
@@ -286,10 +287,12 @@ export async function runScenario(spec: ScenarioSpec, env: RunEnvironment, optio
   try {
     setup = await setUp(spec, options.length);
   } catch (err) {
-    // The machine cannot do this row (no hugepages, no THP, io_uring disabled, over a limit): a skip, not a failure.
+    // The machine cannot do this row (no hugepages, no THP, io_uring disabled, over a limit, the kernel
+    // refuses to pin this kind of mapping): a skip with the kernel's reason, not a failure.
     if (err instanceof UnsupportedError || err instanceof PermissionError || err instanceof UsageError) {
       return emptyResult(spec, 'skipped', err.message);
     }
+    if (err instanceof RdmactlError || err instanceof SyscallError) return emptyResult(spec, 'skipped', `cannot set up here: ${err.message}`);
     throw err;
   }
 

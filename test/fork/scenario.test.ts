@@ -1,0 +1,92 @@
+// The scenario machinery directly: a device path that lost the parent's pages must give the
+// verdict "parent disconnected", and a scenario that throws still kills and reaps its child.
+import { describe, expect, it } from 'vitest';
+import { liveChildPids, PausedChild } from '../../src/fork/child.js';
+import type { DevicePath } from '../../src/fork/devicePath.js';
+import { buildMatrix, kernelInfo, runMatrix, runScenario, verdictOf, type ScenarioResult } from '../../src/fork/scenario.js';
+import { pageSize } from '../../src/ffi/libc.js';
+import { statusKb } from '../helpers/proc.js';
+import { childrenOf, exists } from './helpers.js';
+
+const uringAnon = { backend: 'uring', protection: 'none', writer: 'parent', backing: 'anon' } as const;
+
+/** A "device" stuck on a private snapshot: what a pin looks like after the parent was moved off it. */
+function staleDevice(length: number): DevicePath {
+  const snapshot = Buffer.alloc(length, 0xa1);
+  return {
+    name: 'stale test device',
+    deviceWrite: (bytes, offset) => { Buffer.from(bytes).copy(snapshot, offset); },
+    deviceRead: (offset, len) => snapshot.subarray(offset, offset + len),
+    close: () => undefined,
+    [Symbol.dispose]: () => undefined,
+  };
+}
+
+describe('fork scenarios (machinery)', () => {
+  it('kernelInfo: copy-on-fork from 5.9 on', () => {
+    expect(kernelInfo('5.8.18').copyOnFork).toBe(false);
+    expect(kernelInfo('5.9.0-1-amd64').copyOnFork).toBe(true);
+    expect(kernelInfo('4.19.0').copyOnFork).toBe(false);
+    expect(kernelInfo('6.18.44-fc').copyOnFork).toBe(true);
+  });
+
+  it('a device that does not see the parent\'s pages gives "parent disconnected (device writes lost)"', async () => {
+    const length = 4 * pageSize();
+    const row = await runScenario(uringAnon, { verbsUnavailable: null }, { length, devicePath: () => staleDevice(length) });
+    expect(row.deviceSeesParentWrite).toBe(false);
+    expect(row.parentSeesDeviceWrite).toBe(false);
+    expect(row.verdict).toBe('parent-disconnected');
+  });
+
+  it('without a device path, a moved PFN on a pinned backend means disconnected; hidden PFNs mean unverified', () => {
+    const base = { pinned: true, deviceSeesParentWrite: null, parentSeesDeviceWrite: null, childMapped: true, childInherited: 'pre-fork', devicePath: 'none' } as unknown as ScenarioResult;
+    expect(verdictOf({ ...base, parentPfnStable: false }).verdict).toBe('parent-disconnected');
+    expect(verdictOf({ ...base, parentPfnStable: true }).verdict).toBe('coherent');
+    expect(verdictOf({ ...base, parentPfnStable: null }).verdict).toBe('unverified');
+  });
+
+  it('a scenario that throws mid-way still kills and reaps its child and releases its pin', async () => {
+    const pinned = statusKb('self', 'VmPin');
+    let childPid = 0;
+    const failing = (): DevicePath => ({
+      name: 'failing test device',
+      deviceWrite: () => { throw new Error('device exploded'); },
+      deviceRead: () => { throw new Error('device exploded'); },
+      close: () => undefined,
+      [Symbol.dispose]: () => undefined,
+    });
+    await expect(runScenario(uringAnon, { verbsUnavailable: null }, {
+      length: 4 * pageSize(), devicePath: failing, onChild: (pid) => { childPid = pid; },
+    })).rejects.toThrow('device exploded');
+    expect(childPid).toBeGreaterThan(0);
+    expect(exists(childPid)).toBe(false); // killed and reaped: not even a zombie
+    expect(liveChildPids()).toEqual([]);
+    expect(statusKb('self', 'VmPin')).toBe(pinned);
+    // runMatrix reports such a row as an error and goes on with the next one.
+    const report = await runMatrix(buildMatrix({ backend: ['uring', 'plain'] }), { length: 4 * pageSize(), devicePath: failing });
+    expect(report.scenarios.map((s) => s.verdict)).toEqual(['error', 'not-pinned']);
+    expect(report.scenarios[0]!.reason).toBe('device exploded');
+  });
+
+  it('PausedChild: alive until closed, close() is idempotent and reaps', () => {
+    const child = PausedChild.start();
+    expect(childrenOf(process.pid)).toContain(child.pid);
+    child.close();
+    child.close();
+    expect(child.exitStatus?.signal).toBe(9);
+    expect(exists(child.pid)).toBe(false);
+  });
+
+  it('an aborted run stops with InterruptedError and leaves nothing behind', async () => {
+    const controller = new AbortController();
+    const seen: number[] = [];
+    const run = runMatrix(buildMatrix({ backend: ['uring'], writer: ['parent', 'child', 'both', 'none'] }), {
+      length: 4 * pageSize(), signal: controller.signal, stepDelayMs: 50,
+      onChild: (pid) => { seen.push(pid); controller.abort('SIGTERM'); },
+    });
+    await expect(run).rejects.toMatchObject({ name: 'InterruptedError', exitCode: 143 });
+    expect(seen).toHaveLength(1);
+    expect(exists(seen[0]!)).toBe(false);
+    expect(liveChildPids()).toEqual([]);
+  });
+});
