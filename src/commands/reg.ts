@@ -182,7 +182,9 @@ Examples:
       const record: RegRecord = { set, backendRequested: flags.backend };
       if (isHolder) {
         const text = (id: string): string => `${renderRecord([{ key: 'id', label: 'id', get: () => id }, ...REG_FIELDS], record)}${set.registrations.length > 1 ? `\n${renderTable(HANDLE_FIELDS, set.registrations)}` : ''}`;
-        return holdDetached({ holdable: set, token: flags.holderToken!, registration: toJson(REG_FIELDS, record), renderText: text, holdMillis, env: ctx.env });
+        // Awaited here, inside the `using` scope: returning the promise would release the registration at once.
+        await holdDetached({ holdable: set, token: flags.holderToken!, registration: toJson(REG_FIELDS, record), renderText: text, holdMillis, env: ctx.env });
+        return;
       }
       // Listen for the release signals before printing: a script may signal as soon as it reads the record.
       const released = waitForRelease(holdMillis);

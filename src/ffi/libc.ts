@@ -261,3 +261,20 @@ export function view(addr: Pointer, length: number): Uint8Array {
 export function addressOf(buffer: Buffer): Pointer {
   return koffi.address(buffer);
 }
+
+// --- prctl(2) -------------------------------------------------------------------------------------
+// Bound on its own (not in Bindings) so this block stays self-contained. PR_SET_CHILD_SUBREAPER makes
+// this process adopt orphaned descendants (e.g. detached holders whose starter exited) instead of
+// PID 1, so it can reap them with waitpid.
+
+export const PR_SET_CHILD_SUBREAPER = 36;
+export const PR_GET_CHILD_SUBREAPER = 37;
+
+let prctlFn: ((option: number, ...args: unknown[]) => number) | undefined;
+
+/** prctl(option, arg2, 0, 0, 0) with unsigned long arguments; throws SyscallError on -1. */
+export function prctl(option: number, arg2: number | bigint = 0): number {
+  prctlFn ??= koffi.load('libc.so.6').func('int prctl(int option, ...)') as (option: number, ...args: unknown[]) => number;
+  const ul = 'unsigned long';
+  return check('prctl', prctlFn(option, ul, arg2, ul, 0, ul, 0, ul, 0));
+}
