@@ -63,47 +63,62 @@ export interface Completion {
   result: number;
 }
 
-/** One io_uring instance: the fd, its mapped rings, and fixed-buffer registration. */
+interface MappedRings {
+  ringAddr: Pointer;
+  ringBytes: number;
+  cqRingAddr: Pointer | null;
+  cqRingBytes: number;
+  sqesAddr: Pointer;
+  sqesBytes: number;
+  ring: DataView;
+  cqRing: DataView;
+  sqes: DataView;
+}
+
+/**
+ * One io_uring instance: the fd, fixed-buffer registration, and (mapped on first use, since
+ * registration alone does not need them) the submission and completion rings.
+ */
 export class IoUring {
   readonly fd: number;
   private readonly params: Params;
-  private readonly ringBytes: number;
-  private readonly ringAddr: Pointer;
-  private readonly cqRingAddr: Pointer;
-  private readonly cqRingBytes: number;
-  private readonly sqesAddr: Pointer;
-  private readonly sqesBytes: number;
-  private ring: DataView;
-  private cqRing: DataView;
-  private sqes: DataView;
+  private rings: MappedRings | null = null;
   private closed = false;
 
   constructor(entries = 8) {
     const paramsBuf = Buffer.alloc(koffi.sizeof(IoUringParams));
     this.fd = syscall('io_uring_setup', SYS_IO_URING_SETUP, entries, koffi.address(paramsBuf));
+    this.params = koffi.decode(paramsBuf, IoUringParams) as Params;
+  }
+
+  private mapRings(): MappedRings {
+    if (this.rings) return this.rings;
+    if (this.closed) throw new Error('io_uring is closed');
+    const { sq_off: sq, cq_off: cq } = this.params;
+    const sqBytes = sq.array + this.params.sq_entries * 4;
+    const cqBytes = cq.cqes + this.params.cq_entries * CQE_BYTES;
+    const single = (this.params.features & IORING_FEAT_SINGLE_MMAP) !== 0;
+    const ringBytes = single ? Math.max(sqBytes, cqBytes) : sqBytes;
+    const mapped: Array<[Pointer, number]> = [];
+    const map = (bytes: number, offset: number): Pointer => {
+      const addr = mmap(bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, this.fd, offset);
+      mapped.push([addr, bytes]);
+      return addr;
+    };
     try {
-      this.params = koffi.decode(paramsBuf, IoUringParams) as Params;
-      const { sq_off: sq, cq_off: cq } = this.params;
-      const sqBytes = sq.array + this.params.sq_entries * 4;
-      const cqBytes = cq.cqes + this.params.cq_entries * CQE_BYTES;
-      const single = (this.params.features & IORING_FEAT_SINGLE_MMAP) !== 0;
-      this.ringBytes = single ? Math.max(sqBytes, cqBytes) : sqBytes;
-      this.ringAddr = mmap(this.ringBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, this.fd, IORING_OFF_SQ_RING);
-      if (single) {
-        this.cqRingAddr = this.ringAddr;
-        this.cqRingBytes = 0;
-      } else {
-        this.cqRingBytes = cqBytes;
-        this.cqRingAddr = mmap(cqBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, this.fd, IORING_OFF_CQ_RING);
-      }
-      this.sqesBytes = this.params.sq_entries * SQE_BYTES;
-      this.sqesAddr = mmap(this.sqesBytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, this.fd, IORING_OFF_SQES);
-      this.ring = new DataView(koffi.view(this.ringAddr, this.ringBytes));
-      this.cqRing = single ? this.ring : new DataView(koffi.view(this.cqRingAddr, this.cqRingBytes));
-      this.sqes = new DataView(koffi.view(this.sqesAddr, this.sqesBytes));
+      const ringAddr = map(ringBytes, IORING_OFF_SQ_RING);
+      const cqRingAddr = single ? null : map(cqBytes, IORING_OFF_CQ_RING);
+      const sqesBytes = this.params.sq_entries * SQE_BYTES;
+      const sqesAddr = map(sqesBytes, IORING_OFF_SQES);
+      const ring = new DataView(koffi.view(ringAddr, ringBytes));
+      this.rings = {
+        ringAddr, ringBytes, cqRingAddr, cqRingBytes: single ? 0 : cqBytes, sqesAddr, sqesBytes, ring,
+        cqRing: cqRingAddr === null ? ring : new DataView(koffi.view(cqRingAddr, cqBytes)),
+        sqes: new DataView(koffi.view(sqesAddr, sqesBytes)),
+      };
+      return this.rings;
     } catch (err) {
-      this.unmapRings();
-      closeSync(this.fd);
+      for (const [addr, bytes] of mapped) munmap(addr, bytes);
       throw err;
     }
   }
@@ -129,22 +144,23 @@ export class IoUring {
    */
   fixedIo(opcode: typeof IORING_OP_READ_FIXED | typeof IORING_OP_WRITE_FIXED, fileFd: number, addr: Pointer, length: number, bufIndex: number, fileOffset = 0): number {
     const { sq_off: sq } = this.params;
-    const tail = this.ring.getUint32(sq.tail, true);
-    const mask = this.ring.getUint32(sq.ring_mask, true);
+    const { ring, sqes } = this.mapRings();
+    const tail = ring.getUint32(sq.tail, true);
+    const mask = ring.getUint32(sq.ring_mask, true);
     const slot = tail & mask;
     const base = slot * SQE_BYTES;
-    for (let i = 0; i < SQE_BYTES; i += 8) this.sqes.setBigUint64(base + i, 0n, true);
-    this.sqes.setUint8(base + 0, opcode);
-    this.sqes.setInt32(base + 4, fileFd, true);
-    this.sqes.setBigUint64(base + 8, BigInt(fileOffset), true);
-    this.sqes.setBigUint64(base + 16, addr, true);
-    this.sqes.setUint32(base + 24, length, true);
+    for (let i = 0; i < SQE_BYTES; i += 8) sqes.setBigUint64(base + i, 0n, true);
+    sqes.setUint8(base + 0, opcode);
+    sqes.setInt32(base + 4, fileFd, true);
+    sqes.setBigUint64(base + 8, BigInt(fileOffset), true);
+    sqes.setBigUint64(base + 16, addr, true);
+    sqes.setUint32(base + 24, length, true);
     const userData = BigInt(tail) + 1n;
-    this.sqes.setBigUint64(base + 32, userData, true);
-    this.sqes.setUint16(base + 40, bufIndex, true);
-    this.ring.setUint32(sq.array + slot * 4, slot, true);
+    sqes.setBigUint64(base + 32, userData, true);
+    sqes.setUint16(base + 40, bufIndex, true);
+    ring.setUint32(sq.array + slot * 4, slot, true);
     // The io_uring_enter syscall below orders this store before the kernel reads the tail.
-    this.ring.setUint32(sq.tail, (tail + 1) >>> 0, true);
+    ring.setUint32(sq.tail, (tail + 1) >>> 0, true);
     syscall('io_uring_enter', SYS_IO_URING_ENTER, this.fd, 1, 1, IORING_ENTER_GETEVENTS, null, 0);
     const completion = this.reapOne();
     if (completion.result < 0) {
@@ -155,17 +171,18 @@ export class IoUring {
 
   private reapOne(): Completion {
     const { cq_off: cq } = this.params;
+    const { cqRing } = this.mapRings();
     for (;;) {
-      const head = this.cqRing.getUint32(cq.head, true);
-      const tail = this.cqRing.getUint32(cq.tail, true);
+      const head = cqRing.getUint32(cq.head, true);
+      const tail = cqRing.getUint32(cq.tail, true);
       if (head !== tail) {
-        const mask = this.cqRing.getUint32(cq.ring_mask, true);
+        const mask = cqRing.getUint32(cq.ring_mask, true);
         const base = cq.cqes + (head & mask) * CQE_BYTES;
         const completion = {
-          userData: this.cqRing.getBigUint64(base, true),
-          result: this.cqRing.getInt32(base + 8, true),
+          userData: cqRing.getBigUint64(base, true),
+          result: cqRing.getInt32(base + 8, true),
         };
-        this.cqRing.setUint32(cq.head, (head + 1) >>> 0, true);
+        cqRing.setUint32(cq.head, (head + 1) >>> 0, true);
         return completion;
       }
       syscall('io_uring_enter', SYS_IO_URING_ENTER, this.fd, 0, 1, IORING_ENTER_GETEVENTS, null, 0);
@@ -173,19 +190,23 @@ export class IoUring {
   }
 
   private unmapRings(): void {
-    // Fields may be unset when the constructor failed part-way.
-    const self = this as Partial<Record<'ringAddr' | 'cqRingAddr' | 'sqesAddr', Pointer>> & this;
-    if (self.sqesAddr) munmap(self.sqesAddr, this.sqesBytes);
-    if (self.cqRingAddr && self.cqRingAddr !== self.ringAddr) munmap(self.cqRingAddr, this.cqRingBytes);
-    if (self.ringAddr) munmap(self.ringAddr, this.ringBytes);
+    const rings = this.rings;
+    this.rings = null;
+    if (!rings) return;
+    munmap(rings.sqesAddr, rings.sqesBytes);
+    if (rings.cqRingAddr !== null) munmap(rings.cqRingAddr, rings.cqRingBytes);
+    munmap(rings.ringAddr, rings.ringBytes);
   }
 
   /** Idempotent: unmaps the rings and closes the fd, which also releases any registered buffers. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.unmapRings();
-    closeSync(this.fd);
+    try {
+      this.unmapRings();
+    } finally {
+      closeSync(this.fd);
+    }
   }
 
   [Symbol.dispose](): void {

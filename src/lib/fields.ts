@@ -2,7 +2,8 @@
 // (the iproute2 rdma tool's approach). JSON carries raw values (integer bytes, null for
 // unlimited/unknown); text formats them for people.
 
-import Table from 'cli-table3';
+import { createRequire } from 'node:module';
+import type TableType from 'cli-table3';
 import { formatBytes } from './size.js';
 
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
@@ -52,19 +53,26 @@ export function textCells<R>(fields: readonly Field<R>[], record: R): string[] {
   return fields.filter((f) => !f.jsonOnly).map((f) => formatValue(f.kind ?? 'text', f.get(record), f.nullText));
 }
 
+// cli-table3 is loaded on first render: JSON output and --version never pay for it.
+let tableClass: typeof TableType | undefined;
+function Table(options: TableType.TableConstructorOptions): InstanceType<typeof TableType> {
+  tableClass ??= createRequire(import.meta.url)('cli-table3') as typeof TableType;
+  return new tableClass(options);
+}
+
 const PLAIN_STYLE = { head: [] as string[], border: [] as string[] };
 
 /** A table with one row per record. */
 export function renderTable<R>(fields: readonly Field<R>[], records: readonly R[]): string {
   const shown = fields.filter((f) => !f.jsonOnly);
-  const table = new Table({ head: shown.map((f) => f.label), style: { ...PLAIN_STYLE, compact: true } });
+  const table = Table({ head: shown.map((f) => f.label), style: { ...PLAIN_STYLE, compact: true } });
   for (const record of records) table.push(textCells(fields, record));
   return table.toString();
 }
 
 /** One record as label/value rows. */
 export function renderRecord<R>(fields: readonly Field<R>[], record: R): string {
-  const table = new Table({ style: { ...PLAIN_STYLE, compact: true } });
+  const table = Table({ style: { ...PLAIN_STYLE, compact: true } });
   for (const field of fields) {
     if (field.jsonOnly || (field.showIf && !field.showIf(record))) continue;
     table.push({ [field.label]: formatValue(field.kind ?? 'text', field.get(record), field.nullText) });
