@@ -311,7 +311,8 @@ mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /host/dev/shm
 cp /job.sh /host/run/rdmactl-job.sh
 step run job
 stty -F /dev/ttyS1 raw -echo
-chroot /host /bin/sh /run/rdmactl-job.sh < /dev/null > /dev/ttyS1 2>&1
+# Through a pipe, so the command's stdout is not a terminal (as under CI).
+chroot /host /bin/sh /run/rdmactl-job.sh < /dev/null 2>&1 | cat > /dev/ttyS1
 sync
 poweroff -f
 `;
