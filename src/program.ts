@@ -11,6 +11,7 @@ import { deregCommand } from './commands/dereg.js';
 import { statCommand } from './commands/stat.js';
 import { lsCommand } from './commands/ls.js';
 import { forkCommand } from './commands/fork.js';
+import { topCommand } from './commands/top.js';
 
 export function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -60,6 +61,7 @@ export function makeProgram(ctx: Context): Command {
   program.addCommand(statCommand(ctx));
   program.addCommand(lsCommand(ctx));
   program.addCommand(forkCommand(ctx));
+  program.addCommand(topCommand(ctx));
   configure(program, ctx);
   return program;
 }

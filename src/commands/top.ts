@@ -1,0 +1,206 @@
+// rdmactl top: a live dashboard of pinned and locked memory (ink + React), or with --json an NDJSON
+// stream of `stat --json` snapshots. ink and React are loaded only here, only for the dashboard, by a
+// dynamic import (of dist/ui/dashboard.bundle.js when the build made one: it loads several times
+// faster than ink's many modules), so `--json`, `stat` and the rest never pay for them.
+
+import { existsSync, readdirSync } from 'node:fs';
+import { Command, Option } from 'commander';
+import { collectStat } from '../observe/stat.js';
+import { collectRegistrations, type RegistrationSource } from '../observe/registrations.js';
+import { heldSource } from '../observe/held.js';
+import { scanProcesses, type ScanResult } from '../proc/scan.js';
+import { isDontFork, isLocked } from '../proc/smaps.js';
+import { UsageError } from '../lib/errors.js';
+import { printJson, type Context } from '../lib/context.js';
+import { DURATION_HELP, parseCount, parseDuration } from '../lib/size.js';
+import { SORT_KEYS, sortProcesses, statJson, type SortKey } from './stat.js';
+import { Sampler } from '../ui/sampler.js';
+import type { DashboardActions, DeregResult, DeviceSummary, HeldSummary, ProcessDetailView } from '../ui/types.js';
+
+export const MIN_INTERVAL_MS = 100;
+
+interface TopFlags {
+  interval: string;
+  count?: string;
+  sort: SortKey;
+  json?: boolean;
+}
+
+const EMPTY_SCAN: ScanResult = { processes: [], scannedProcesses: 0, unreadableProcesses: 0, vanishedProcesses: 0, scannedAt: 0, durationMs: 0 };
+
+/** RDMA devices the kernel knows (cheap: one readdir), so `rdma` is only run when there is one. */
+function rdmaDeviceNames(): string[] {
+  try {
+    return readdirSync('/sys/class/infiniband');
+  } catch {
+    return [];
+  }
+}
+
+/** MR count per device from the kernel MR table (collectRegistrations' rdma source). */
+export function deviceSummary(): DeviceSummary {
+  const names = rdmaDeviceNames();
+  if (names.length === 0) return { available: false, reason: 'no RDMA device', mrsByDevice: {} };
+  const report = collectRegistrations({ sources: ['rdma'], scan: EMPTY_SCAN });
+  if (!report.sources.rdma.available) return { available: false, reason: report.sources.rdma.reason, mrsByDevice: {} };
+  const mrsByDevice: Record<string, number> = Object.fromEntries(names.map((name) => [name, 0]));
+  for (const row of report.registrations) {
+    const device = row.device ?? '?';
+    mrsByDevice[device] = (mrsByDevice[device] ?? 0) + 1;
+  }
+  return { available: true, reason: null, mrsByDevice };
+}
+
+// Held registrations (`reg --detach`, `dereg`): src/held/, loaded with the dashboard only.
+type HeldApi = Pick<typeof import('../held/index.js'), 'listHeld' | 'deregister'>;
+
+function heldSummary(api: HeldApi): () => HeldSummary {
+  return () => {
+    const live = api.listHeld().filter((entry) => entry.state === 'live');
+    const idsByPid: Record<number, string[]> = {};
+    for (const entry of live) if (entry.problem === null) (idsByPid[entry.pid] ??= []).push(entry.id);
+    return { available: true, reason: null, count: live.length, idsByPid };
+  };
+}
+
+/** Everything the detail view shows about one process. */
+export function processDetail(pid: number): ProcessDetailView {
+  const scan = scanProcesses({ pids: [pid] });
+  const snapshot = scan.processes[0];
+  if (!snapshot) {
+    return {
+      pid, comm: '?', user: '?', gone: true, pinnedBytes: 0, lockedBytes: 0, memlockSoftBytes: null, memlockHardBytes: null,
+      registrations: [], lockedRanges: [], dontforkRanges: [], notes: ['the process has exited'],
+    };
+  }
+  const hasDevice = rdmaDeviceNames().length > 0;
+  const sources: RegistrationSource[] = ['io_uring', 'mlock', 'held', ...(hasDevice ? ['rdma' as const] : [])];
+  const report = collectRegistrations({
+    pids: [pid],
+    scan,
+    sources,
+    held: () => heldSource({ cleanStale: false }),
+    ...(hasDevice ? {} : { kernelMrs: () => ({ mrs: [], status: { available: false, reason: 'no RDMA device' } }) }),
+  });
+  const vmas = snapshot.detail?.vmas ?? [];
+  const ranges = (keep: (vma: (typeof vmas)[number]) => boolean) =>
+    vmas.filter(keep).map((vma) => ({ start: vma.start, end: vma.end, what: vma.pathname || '[anon]' }));
+  const notes: string[] = [];
+  if (snapshot.unreadable.length > 0) notes.push(`not readable: ${snapshot.unreadable.join(', ')} (run as root to see everything)`);
+  if (hasDevice && !report.sources.rdma.available) notes.push(`kernel MR table: ${report.sources.rdma.reason}`);
+  return {
+    pid,
+    comm: snapshot.name,
+    user: snapshot.user,
+    gone: false,
+    pinnedBytes: snapshot.pinnedBytes,
+    lockedBytes: snapshot.lockedBytes,
+    memlockSoftBytes: snapshot.detail?.memlock?.softBytes ?? null,
+    memlockHardBytes: snapshot.detail?.memlock?.hardBytes ?? null,
+    registrations: report.registrations,
+    lockedRanges: ranges(isLocked),
+    dontforkRanges: ranges(isDontFork),
+    notes,
+  };
+}
+
+function dashboardActions(api: HeldApi): DashboardActions {
+  return {
+    loadDetail: processDetail,
+    async deregister(ids: string[]): Promise<DeregResult> {
+      try {
+        const results = await api.deregister(ids);
+        return { ok: results.every((r) => r.exitCode === 0), message: results.map((r) => r.message).join('; ') };
+      } catch (err) {
+        return { ok: false, message: `dereg ${ids.join(', ')} failed: ${err instanceof Error ? err.message : String(err)}` };
+      }
+    },
+  };
+}
+
+interface DashboardModule {
+  runDashboard(options: { source: Sampler; actions: DashboardActions; count?: number; initialSort?: SortKey }): Promise<void>;
+}
+
+/** The bundled dashboard when the build made one (RDMACTL_TOP_UNBUNDLED=1 forces the plain modules). */
+async function loadDashboard(ctx: Context): Promise<DashboardModule> {
+  const bundle = new URL('../ui/dashboard.bundle.js', import.meta.url);
+  const unbundled = ctx.env['RDMACTL_TOP_UNBUNDLED'];
+  if (existsSync(bundle) && (unbundled === undefined || unbundled === '' || unbundled === '0')) {
+    return (await import(bundle.href)) as DashboardModule;
+  }
+  return import('../ui/dashboard/run.js');
+}
+
+function streamJson(ctx: Context, sampler: Sampler, count: number | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    let printed = 0;
+    const finish = (): void => {
+      sampler.stop();
+      process.stdout.off('error', onError);
+      resolve();
+    };
+    // A closed pipe (`| head -1`) ends the stream quietly.
+    const onError = (err: NodeJS.ErrnoException): void => {
+      if (err.code === 'EPIPE') finish();
+    };
+    process.stdout.on('error', onError);
+    sampler.subscribe(() => {
+      const snapshot = sampler.getSnapshot();
+      if (!snapshot || snapshot.error) return;
+      printJson(ctx, statJson(snapshot.report));
+      printed++;
+      if (count !== undefined && printed >= count) finish();
+    });
+    sampler.start();
+  });
+}
+
+export function topCommand(ctx: Context): Command {
+  return new Command('top')
+    .summary('live dashboard of pinned and locked memory (or an NDJSON stream with --json)')
+    .description(`A full-screen view refreshed every interval: system totals (sum of VmPin, Mlocked,
+Unevictable against MemTotal) with a history sparkline, MRs per RDMA device, held registrations,
+processes sorted by pinned memory with their RLIMIT_MEMLOCK, and per-user totals (io_uring charges
+the user). New, growing and exiting rows are highlighted for one refresh.
+
+Keys: q quit, s sort, / filter (comm, user or pid), p pause, arrows select, Enter detail,
+d deregister a held registration, ? help, Esc back.
+
+Needs a terminal; for scripts use --json: one \`stat --json\` document per line, per interval.`)
+    .option('-i, --interval <duration>', `time between refreshes, at least ${MIN_INTERVAL_MS}ms (${DURATION_HELP})`, '1s')
+    .option('-n, --count <n>', 'stop after N refreshes (N snapshots with --json)')
+    .addOption(new Option('-s, --sort <key>', 'initial sort').choices([...SORT_KEYS]).default('pinned'))
+    .option('--json', 'stream NDJSON: one stat --json snapshot per interval')
+    .addHelpText('after', `
+Examples:
+  rdmactl top                                  the dashboard
+  rdmactl top --interval 250ms --sort headroom
+  rdmactl top --json --count 10 | jq -c '.system.pinnedBytes'`)
+    .action(async (flags: TopFlags) => {
+      const intervalMs = parseDuration(flags.interval, '--interval');
+      if (intervalMs < MIN_INTERVAL_MS) throw new UsageError(`invalid --interval '${flags.interval}': at least ${MIN_INTERVAL_MS}ms`);
+      const count = flags.count === undefined ? undefined : parseCount(flags.count, '--count');
+      const collect = () => {
+        const report = collectStat();
+        report.processes = sortProcesses(report.processes, flags.sort);
+        return report;
+      };
+      if (flags.json) {
+        await streamJson(ctx, new Sampler({ intervalMs, collect }), count);
+        return;
+      }
+      if (!ctx.stdoutIsTty) {
+        throw new UsageError("top needs a terminal (stdout is not a TTY); for pipelines use 'rdmactl top --json'");
+      }
+      const held: HeldApi = await import('../held/index.js');
+      const dashboard = await loadDashboard(ctx);
+      const sampler = new Sampler({ intervalMs, collect, devices: deviceSummary, held: heldSummary(held) });
+      try {
+        sampler.start();
+        await dashboard.runDashboard({ source: sampler, actions: dashboardActions(held), ...(count !== undefined ? { count } : {}), initialSort: flags.sort });
+      } finally {
+        sampler.stop();
+      }
+    });
+}

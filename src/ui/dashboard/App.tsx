@@ -1,0 +1,219 @@
+// The dashboard: header, process table, user panel, footer; detail and help views; keys.
+// State here is only what the person chose (view, sort, filter, selection); data comes from the sampler.
+
+import { useEffect, useMemo, useState } from 'react';
+import { Box, Text, useApp, useInput, useStdin, type Key } from 'ink';
+import { sortProcesses, type SortKey } from '../../commands/stat.js';
+import type { DashboardActions, DisplayRow, ProcessDetailView, SnapshotSource } from '../types.js';
+import { useSnapshot, useTerminalSize } from '../hooks.js';
+import { fit, followSelection, matchesFilter, nextSort } from '../format.js';
+import { Header, HEADER_LINES } from './Header.js';
+import { ProcessTable } from './ProcessTable.js';
+import { UserPanel } from './UserPanel.js';
+import { Detail } from './Detail.js';
+import { Help } from './Help.js';
+
+export interface AppProps {
+  source: SnapshotSource;
+  actions: DashboardActions;
+  /** Quit after this many refreshes (scripts, tests). */
+  count?: number;
+  /** Fixed size instead of the terminal's (tests). */
+  columns?: number;
+  rows?: number;
+  initialSort?: SortKey;
+  onQuit?: () => void;
+}
+
+type View = 'main' | 'detail' | 'help';
+
+interface Confirm {
+  pid: number;
+  ids: string[];
+}
+
+export function App({ source, actions, count, columns, rows: rowsOverride, initialSort = 'pinned', onQuit }: AppProps) {
+  const snapshot = useSnapshot(source);
+  const { exit } = useApp();
+  const { isRawModeSupported } = useStdin();
+  const size = useTerminalSize({ ...(columns !== undefined ? { columns } : {}), ...(rowsOverride !== undefined ? { rows: rowsOverride } : {}) });
+  const [view, setView] = useState<View>('main');
+  const [sortKey, setSortKey] = useState<SortKey>(initialSort);
+  const [filter, setFilter] = useState('');
+  const [draft, setDraft] = useState<string | null>(null);
+  const [selectedIndex, setSelectedIndex] = useState(0);
+  const [selectedPid, setSelectedPid] = useState<number | null>(null);
+  const [detail, setDetail] = useState<ProcessDetailView | null>(null);
+  const [confirm, setConfirm] = useState<Confirm | null>(null);
+  const [status, setStatus] = useState<string | null>(null);
+
+  const quit = (): void => {
+    onQuit?.();
+    exit();
+  };
+
+  const rows: DisplayRow[] = useMemo(() => {
+    if (!snapshot) return [];
+    const live = draft ?? filter;
+    return sortProcesses(snapshot.rows.filter((r) => matchesFilter(r, live)), sortKey) as DisplayRow[];
+  }, [snapshot, sortKey, filter, draft]);
+
+  const selected = followSelection(rows.map((r) => r.pid), selectedPid, selectedIndex);
+  const selectedRow = rows[selected] ?? null;
+
+  // --count: quit once that many refreshes have been shown.
+  useEffect(() => {
+    if (count !== undefined && snapshot && snapshot.seq >= count) quit();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [snapshot?.seq, count]);
+
+  // The detail view follows the refreshes.
+  useEffect(() => {
+    if (view !== 'detail' || detail === null) return;
+    try {
+      setDetail(actions.loadDetail(detail.pid));
+    } catch (err) {
+      setStatus(`detail: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [snapshot?.seq]);
+
+  const select = (index: number): void => {
+    const clamped = Math.min(Math.max(0, index), Math.max(0, rows.length - 1));
+    setSelectedIndex(clamped);
+    setSelectedPid(rows[clamped]?.pid ?? null);
+  };
+
+  const heldIdsOf = (pid: number): string[] => snapshot?.held.idsByPid[pid] ?? [];
+
+  const askDeregister = (pid: number | null): void => {
+    if (pid === null) return;
+    if (!snapshot?.held.available) {
+      setStatus(`held registrations unavailable: ${snapshot?.held.reason ?? 'unknown'}`);
+      return;
+    }
+    const ids = heldIdsOf(pid);
+    if (ids.length === 0) {
+      setStatus(`pid ${pid} holds no registration made with 'rdmactl reg --detach'`);
+      return;
+    }
+    setConfirm({ pid, ids });
+  };
+
+  const openDetail = (): void => {
+    if (!selectedRow) return;
+    try {
+      setDetail(actions.loadDetail(selectedRow.pid));
+      setView('detail');
+    } catch (err) {
+      setStatus(`detail: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  };
+
+  const pageRows = Math.max(1, size.rows - HEADER_LINES - 8);
+
+  const onKey = (input: string, key: Key): void => {
+    if (key.ctrl && input === 'c') return quit();
+    if (confirm) {
+      if (input === 'y' || input === 'Y') {
+        const { ids, pid } = confirm;
+        setConfirm(null);
+        setStatus(`deregistering ${ids.join(', ')} of pid ${pid}…`);
+        actions.deregister(ids).then(
+          (result) => setStatus(result.message),
+          (err: unknown) => setStatus(`dereg failed: ${err instanceof Error ? err.message : String(err)}`),
+        );
+      } else if (input === 'n' || input === 'N' || key.escape || key.return) {
+        setConfirm(null);
+        setStatus('not deregistered');
+      }
+      return;
+    }
+    if (draft !== null) {
+      if (key.return) {
+        setFilter(draft);
+        setDraft(null);
+      } else if (key.escape) {
+        setFilter('');
+        setDraft(null);
+      } else if (key.backspace || key.delete) {
+        setDraft(draft.slice(0, -1));
+      } else if (input && !key.ctrl && !key.meta && !key.upArrow && !key.downArrow && !key.tab) {
+        setDraft(draft + input);
+      }
+      return;
+    }
+    if (input === 'q') return quit();
+    setStatus(null);
+    if (view !== 'main') {
+      if (key.escape || key.backspace || key.delete || input === 'q') setView('main');
+      else if (input === '?') setView('help');
+      else if (input === 'd' && view === 'detail' && detail) askDeregister(detail.pid);
+      else if (input === 'p') (source.isPaused() ? source.resume() : source.pause());
+      return;
+    }
+    if (input === 's') setSortKey(nextSort(sortKey));
+    else if (input === '/') setDraft('');
+    else if (input === 'p') (source.isPaused() ? source.resume() : source.pause());
+    else if (input === '?') setView('help');
+    else if (input === 'd') askDeregister(selectedRow?.pid ?? null);
+    else if (key.return) openDetail();
+    else if (key.upArrow || input === 'k') select(selected - 1);
+    else if (key.downArrow || input === 'j') select(selected + 1);
+    else if (key.pageUp) select(selected - pageRows);
+    else if (key.pageDown) select(selected + pageRows);
+    else if (key.home) select(0);
+    else if (key.end) select(rows.length - 1);
+    else if ((key.escape || key.backspace || key.delete) && filter !== '') setFilter('');
+  };
+
+  useInput(onKey, { isActive: isRawModeSupported === true });
+
+  const width = Math.max(20, size.columns);
+  // Never fill the last line: ink clears the whole screen for frames as tall as the terminal.
+  const height = Math.max(8, size.rows - 1);
+
+  if (!snapshot) return <Text>collecting…</Text>;
+
+  let footer: { text: string; color?: string };
+  if (confirm) {
+    footer = { text: `Deregister held registration${confirm.ids.length > 1 ? 's' : ''} ${confirm.ids.join(', ')} of pid ${confirm.pid}? (y/n)`, color: 'yellow' };
+  } else if (draft !== null) {
+    footer = { text: `filter (comm, user or pid; Enter apply, Esc clear): ${draft}_` };
+  } else if (status) {
+    footer = { text: status, color: 'cyan' };
+  } else {
+    const shown = filter ? `filter '${filter}' (Esc clears)  ` : '';
+    footer = { text: `${shown}q quit  s sort  / filter  p pause  ↑↓ select  Enter detail  d dereg  ? help` };
+  }
+
+  const headerLines = HEADER_LINES + (snapshot.error ? 1 : 0);
+  const body = height - headerLines - 1;
+  let content;
+  if (view === 'help') {
+    content = <Help width={width} />;
+  } else if (view === 'detail' && detail) {
+    content = <Detail detail={detail} width={width} height={body} heldIds={heldIdsOf(detail.pid)} />;
+  } else {
+    const users = snapshot.report.users;
+    const maxUsers = Math.max(0, Math.min(3, Math.floor(body / 4)));
+    const userLines = maxUsers > 0 ? 1 + Math.max(1, Math.min(users.length, maxUsers)) + (users.length > maxUsers ? 1 : 0) : 0;
+    const tableHeight = Math.max(2, body - userLines);
+    content = (
+      <Box flexDirection="column">
+        <Box flexDirection="column" height={tableHeight}>
+          <ProcessTable rows={rows} width={width} height={tableHeight} selected={selected} />
+        </Box>
+        <UserPanel users={users} width={width} maxRows={maxUsers} />
+      </Box>
+    );
+  }
+
+  return (
+    <Box flexDirection="column" width={width}>
+      <Header snapshot={snapshot} width={width} sortKey={sortKey} />
+      <Box flexDirection="column" height={body}>{content}</Box>
+      <Text wrap="truncate" {...(footer.color ? { color: footer.color } : {})}>{fit(footer.text, width)}</Text>
+    </Box>
+  );
+}

@@ -1,0 +1,127 @@
+// Pure helpers of the dashboard: gauges, sparklines, column dropping, sort cycling, filtering.
+// No ink, no React: unit-tested on their own.
+
+import type { ProcessRow } from '../observe/stat.js';
+import { SORT_KEYS, type SortKey } from '../commands/stat.js';
+import { formatBytes } from '../lib/size.js';
+
+/** A bar of `width` cells, filled in proportion to value/total (eighths for the last cell). */
+export function gaugeBar(value: number, total: number, width: number): string {
+  if (width <= 0) return '';
+  const fraction = total > 0 ? Math.min(1, Math.max(0, value / total)) : 0;
+  const eighths = Math.round(fraction * width * 8);
+  const full = Math.floor(eighths / 8);
+  const partial = eighths % 8;
+  const partials = ['', '▏', '▎', '▍', '▌', '▋', '▊', '▉'];
+  let bar = '█'.repeat(full);
+  if (full < width && partial > 0) bar += partials[partial];
+  // Any non-zero value shows at least a sliver, so "something is pinned" is never invisible.
+  if (bar === '' && value > 0) bar = '▏';
+  return bar + ' '.repeat(width - [...bar].length);
+}
+
+/** Percentage with one decimal, '<0.1%' for small non-zero shares. */
+export function percentText(value: number, total: number): string {
+  if (total <= 0) return '-';
+  const pct = (100 * value) / total;
+  if (pct > 0 && pct < 0.1) return '<0.1%';
+  return `${pct.toFixed(1)}%`;
+}
+
+const SPARKS = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/** The last `width` values as a sparkline scaled from 0 to their maximum. */
+export function sparkline(values: readonly number[], width: number): string {
+  if (width <= 0) return '';
+  const shown = values.slice(-width);
+  const max = Math.max(0, ...shown);
+  return shown.map((v) => (max <= 0 ? SPARKS[0] : SPARKS[Math.min(7, Math.max(0, Math.round((v / max) * 7)))])).join('');
+}
+
+/** Truncate (with …) or pad `text` to exactly `width` columns. */
+export function fit(text: string, width: number, align: 'left' | 'right' = 'left'): string {
+  if (width <= 0) return '';
+  const chars = [...text];
+  if (chars.length > width) return width === 1 ? '…' : `${chars.slice(0, width - 1).join('')}…`;
+  const pad = ' '.repeat(width - chars.length);
+  return align === 'right' ? pad + text : text + pad;
+}
+
+export interface Column<R> {
+  key: string;
+  label: string;
+  width: number;
+  align?: 'left' | 'right';
+  /** Dropped when the terminal is too narrow: lower numbers go first; undefined = never dropped. */
+  dropOrder?: number;
+  /** Takes the width left over (at least `width`). */
+  flex?: boolean;
+  text: (row: R) => string;
+}
+
+/** Columns are separated by one space. */
+export function columnsWidth(columns: readonly Pick<Column<unknown>, 'width'>[]): number {
+  return columns.reduce((sum, c) => sum + c.width, 0) + Math.max(0, columns.length - 1);
+}
+
+/**
+ * The columns that fit in `width`: drops droppable columns (lowest dropOrder first) until the rest fit,
+ * then gives the flexible column the leftover width. Never wraps: if even the fixed columns are too
+ * wide, the last ones are cut by the caller's fit().
+ */
+export function chooseColumns<R>(columns: readonly Column<R>[], width: number): Column<R>[] {
+  let shown = [...columns];
+  const droppable = columns.filter((c) => c.dropOrder !== undefined).sort((a, b) => a.dropOrder! - b.dropOrder!);
+  for (const column of droppable) {
+    if (columnsWidth(shown) <= width) break;
+    shown = shown.filter((c) => c !== column);
+  }
+  const spare = width - columnsWidth(shown);
+  return shown.map((c) => (c.flex && spare > 0 ? { ...c, width: c.width + spare } : c));
+}
+
+/** The sort key after `key` (cycles through stat's sort keys). */
+export function nextSort(key: SortKey): SortKey {
+  const i = SORT_KEYS.indexOf(key);
+  return SORT_KEYS[(i + 1) % SORT_KEYS.length]!;
+}
+
+/** Does the row match the filter text? Digits match a pid prefix; text matches comm or user (any case). */
+export function matchesFilter(row: Pick<ProcessRow, 'pid' | 'comm' | 'user' | 'uid'>, filter: string): boolean {
+  const wanted = filter.trim().toLowerCase();
+  if (wanted === '') return true;
+  if (/^\d+$/.test(wanted) && (String(row.pid).startsWith(wanted) || String(row.uid) === wanted)) return true;
+  return row.comm.toLowerCase().includes(wanted) || row.user.toLowerCase().includes(wanted);
+}
+
+/** The larger of pinned and locked as a percentage of RLIMIT_MEMLOCK; null when unlimited. */
+export function limitPercent(row: Pick<ProcessRow, 'pinnedBytes' | 'lockedBytes' | 'memlockLimitBytes'>): number | null {
+  const limit = row.memlockLimitBytes;
+  if (limit === null) return null;
+  const used = Math.max(row.pinnedBytes, row.lockedBytes);
+  if (limit === 0) return used > 0 ? Infinity : 0;
+  return (100 * used) / limit;
+}
+
+export function limitPercentText(row: Pick<ProcessRow, 'pinnedBytes' | 'lockedBytes' | 'memlockLimitBytes'>): string {
+  const pct = limitPercent(row);
+  if (pct === null) return '-';
+  if (pct === Infinity) return '>limit';
+  return `${pct >= 100 ? Math.round(pct) : pct.toFixed(1)}%`;
+}
+
+/** Bytes for a table cell: '0' instead of '0 B' keeps idle columns quiet. */
+export function bytesCell(bytes: number | null, nullText = '-'): string {
+  if (bytes === null) return nullText;
+  return bytes === 0 ? '0' : formatBytes(bytes);
+}
+
+/** Keep the selection on the same pid when rows move; else clamp the index. */
+export function followSelection(pids: readonly number[], selectedPid: number | null, fallbackIndex: number): number {
+  if (pids.length === 0) return 0;
+  if (selectedPid !== null) {
+    const i = pids.indexOf(selectedPid);
+    if (i >= 0) return i;
+  }
+  return Math.min(Math.max(0, fallbackIndex), pids.length - 1);
+}
