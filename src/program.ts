@@ -43,6 +43,8 @@ function configure(command: Command, ctx: Context): void {
       writeErr: (text) => ctx.stderr.write(text),
       outputError: (text, write) => write(`rdmactl: ${text.replace(/^error: /, '')}`),
     })
+    // Descriptions are laid out by hand (≤ 100 columns); don't re-wrap them at 80.
+    .configureHelp({ helpWidth: 110 })
     .showHelpAfterError(`(run 'rdmactl ${command.name() === 'rdmactl' ? '' : `${command.name()} `}--help' for usage)`);
   for (const sub of command.commands) configure(sub, ctx);
 }

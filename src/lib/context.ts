@@ -1,3 +1,4 @@
+import { isatty } from 'node:tty';
 // What a command needs from the outside world, passed in so tests can run the program in-process
 // and read what it printed.
 
@@ -13,12 +14,34 @@ export interface Context {
   stdoutIsTty: boolean;
 }
 
+const guarded = new WeakSet<NodeJS.WriteStream>();
+
+/**
+ * A reader that went away (`rdmactl ls | head`) ends us quietly, as SIGPIPE ends C tools. The stream
+ * is touched only on the first write: a detached holder re-points fds 1 and 2 before any write.
+ */
+function writer(stream: () => NodeJS.WriteStream): Output {
+  return {
+    write: (text) => {
+      const target = stream();
+      if (!guarded.has(target)) {
+        guarded.add(target);
+        target.on('error', (err: NodeJS.ErrnoException) => {
+          if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+          throw err;
+        });
+      }
+      target.write(text);
+    },
+  };
+}
+
 export function processContext(): Context {
   return {
-    stdout: { write: (text) => void process.stdout.write(text) },
-    stderr: { write: (text) => void process.stderr.write(text) },
+    stdout: writer(() => process.stdout),
+    stderr: writer(() => process.stderr),
     env: process.env,
-    stdoutIsTty: process.stdout.isTTY === true,
+    stdoutIsTty: isatty(1), // not process.stdout: that would create the stream (see writer)
   };
 }
 
