@@ -1,6 +1,47 @@
-// Adapter from the held-records store to the `held` source of `ls`/`top`.
-import type { HeldSource } from './registrations.js';
+// Adapter from the held-records store (reg --detach) to the `held` source of `ls` and `top`.
 
-export function heldSource(_options: { cleanStale: boolean }): HeldSource {
-  return { ranges: [], status: { available: false, reason: 'held registrations are not available yet' } };
+import { listHeld, removeStale } from '../held/store.js';
+import type { JsonValue } from '../lib/fields.js';
+import type { HeldRange, HeldSource } from './registrations.js';
+
+/** Keys as the kernel MR table prints them: hex without 0x. */
+function keyText(value: JsonValue | undefined): string | null {
+  if (typeof value === 'number') return value.toString(16);
+  if (typeof value === 'string') return value.replace(/^0x/, '');
+  return null;
+}
+
+export function heldSource(options: { cleanStale: boolean }): HeldSource {
+  let entries;
+  try {
+    entries = listHeld();
+  } catch (err) {
+    return { ranges: [], status: { available: false, reason: `cannot read held registrations: ${err instanceof Error ? err.message : String(err)}` } };
+  }
+  const ranges: HeldRange[] = [];
+  for (const entry of entries) {
+    const record = entry.registration;
+    const backend = typeof record['backend'] === 'string' ? record['backend'] : '?';
+    const handles = Array.isArray(record['registrations']) ? record['registrations'] : [];
+    for (const handle of handles) {
+      if (!handle || typeof handle !== 'object' || Array.isArray(handle)) continue;
+      const addr = typeof handle['addr'] === 'string' && /^0x[0-9a-f]+$/i.test(handle['addr']) ? BigInt(handle['addr']) : null;
+      const length = typeof handle['length'] === 'number' ? handle['length'] : null;
+      if (addr === null || length === null) continue;
+      ranges.push({
+        id: entry.id,
+        pid: entry.pid,
+        backend,
+        addr,
+        length,
+        device: typeof handle['device'] === 'string' ? handle['device'] : null,
+        lkey: keyText(handle['lkey']),
+        rkey: keyText(handle['rkey']),
+        stale: entry.state === 'stale',
+      });
+    }
+  }
+  // Shown once as stale (so the user learns the holder died), then cleaned.
+  if (options.cleanStale && entries.some((e) => e.state === 'stale')) removeStale();
+  return { ranges, status: { available: true, reason: null } };
 }
