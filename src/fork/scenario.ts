@@ -381,6 +381,18 @@ export interface ForkReport {
 }
 
 /**
+ * The order rows run in (results keep the matrix order). ibv_fork_init() is process-wide: once called,
+ * libibverbs marks every later MR MADV_DONTFORK (seen on a 6.1 Soft-RoCE guest even though it reported
+ * fork support "unneeded"), and it fails after any registration. So verbs fork-init rows run last: they
+ * cannot spoil the other rows, and when another verbs row registered first they are skipped with the reason.
+ */
+export function executionOrder(specs: readonly ScenarioSpec[]): number[] {
+  const indices = specs.map((_, i) => i);
+  const isForkInit = (i: number): boolean => specs[i]!.backend === 'verbs' && specs[i]!.protection === 'fork-init';
+  return [...indices.filter((i) => !isForkInit(i)), ...indices.filter(isForkInit)];
+}
+
+/**
  * Run every scenario in order. A row that throws is reported as `error` and the rest still run;
  * an interrupt stops the run (after the current row's cleanup) with InterruptedError.
  */
@@ -395,7 +407,9 @@ export async function runMatrix(specs: readonly ScenarioSpec[], options: RunOpti
     pageSize: pageSize(),
     scenarios: [],
   };
-  for (const spec of specs) {
+  const rows: ScenarioResult[] = new Array<ScenarioResult>(specs.length);
+  for (const index of executionOrder(specs)) {
+    const spec = specs[index]!;
     await checkpoint(options.signal);
     let row: ScenarioResult;
     try {
@@ -404,7 +418,11 @@ export async function runMatrix(specs: readonly ScenarioSpec[], options: RunOpti
       if (err instanceof Error && err.name === 'InterruptedError') throw err;
       row = emptyResult(spec, 'error', err instanceof Error ? err.message : String(err));
     }
-    report.scenarios.push(row);
+    if (row.verdict === 'skipped' && spec.backend === 'verbs' && spec.protection === 'fork-init' && /ibv_fork_init/.test(row.reason ?? '')) {
+      row.reason = `${row.reason} (ibv_fork_init is process-wide and must precede every registration: run rdmactl fork --backend verbs --protect fork-init on its own)`;
+    }
+    rows[index] = row;
   }
+  report.scenarios = rows;
   return report;
 }

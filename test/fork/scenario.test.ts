@@ -90,3 +90,12 @@ describe('fork scenarios (machinery)', () => {
     expect(liveChildPids()).toEqual([]);
   });
 });
+
+describe('execution order', () => {
+  it('verbs fork-init rows run after every other row (ibv_fork_init is process-wide)', async () => {
+    const { executionOrder } = await import('../../src/fork/scenario.js');
+    const specs = buildMatrix({ backend: ['verbs', 'uring'], protection: ['fork-init', 'none'] });
+    const order = executionOrder(specs).map((i) => `${specs[i]!.backend}/${specs[i]!.protection}`);
+    expect(order).toEqual(['verbs/none', 'uring/fork-init', 'uring/none', 'verbs/fork-init']);
+  });
+});
