@@ -74,8 +74,8 @@ Examples:
         ctx.stdout.write('nothing held\n');
       } else if (ok.length > 0) {
         ctx.stdout.write(`${renderTable(DEREG_FIELDS, ok)}\n`);
-        for (const r of ok) if (r.status === 'stale-removed') note(ctx, r.message);
       }
+      for (const r of ok) if (r.status === 'stale-removed') note(ctx, r.message);
       if (failures.length === 1) throw new RdmactlError(failures[0]!.message, failures[0]!.exitCode);
       if (failures.length > 1) {
         for (const r of failures) note(ctx, r.message);

@@ -174,13 +174,14 @@ function fsyncDir(dir: string): void {
 
 /**
  * Writes a new record with a fresh unique id (temp file + fsync + link, so it appears complete or not
- * at all and never replaces another record). Returns the record with its id.
+ * at all and never replaces another record). Any id/version in `record` is ignored. Returns the record with its id.
  */
-export function writeHeld(record: Omit<HeldRecord, 'id' | 'version'>, options: StoreOptions = {}): HeldRecord {
+export function writeHeld(record: Omit<HeldRecord, 'id' | 'version'> & { id?: unknown; version?: unknown }, options: StoreOptions = {}): HeldRecord {
   const dir = ensureRuntimeDir(options);
+  const { id: _id, version: _version, ...fields } = record;
   for (let attempt = 0; attempt < 16; attempt++) {
     const id = randomBytes(4).toString('hex');
-    const full: HeldRecord = { version: HELD_RECORD_VERSION, id, ...record };
+    const full: HeldRecord = { version: HELD_RECORD_VERSION, id, ...fields };
     const temp = join(dir, `.${id}.${randomBytes(6).toString('hex')}.tmp`);
     const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     try {

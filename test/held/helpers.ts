@@ -1,0 +1,73 @@
+// Helpers for held-registration tests: a private runtime directory per test, real holders started by
+// the built binary, and reaping. A detached holder's parent (`rdmactl reg --detach`) exits at once,
+// so the holder is re-parented; this machine's PID 1 does not reap, so the test process makes itself
+// a child subreaper: orphaned holders become *its* children and are reaped here with waitpid.
+import { chownSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PR_SET_CHILD_SUBREAPER, WNOHANG, prctl, waitpid, type WaitResult } from '../../src/ffi/libc.js';
+import { BIN, runSync, type SyncResult } from '../helpers/spawn.js';
+
+export function becomeSubreaper(): void {
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+}
+
+/** A fresh XDG_RUNTIME_DIR (0700), optionally owned by another uid. */
+export function tempRuntime(owner?: number): { dir: string; env: NodeJS.ProcessEnv; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'rdmactl-held-test-'));
+  if (owner !== undefined) chownSync(dir, owner, owner);
+  return { dir, env: { ...process.env, XDG_RUNTIME_DIR: dir, RDMACTL_DEBUG: '' }, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Runs the built rdmactl to completion (a detached holder does not keep it waiting). */
+export function rdmactlBin(args: string[], env: NodeJS.ProcessEnv, prefix: string[] = []): SyncResult & { millis: number } {
+  const started = Date.now();
+  const result = runSync([...prefix, process.execPath, BIN, ...args], { env });
+  return { ...result, millis: Date.now() - started };
+}
+
+/** Independent reading of /proc/PID/stat: state and start time (field 22), or null when gone. */
+export function procStat(pid: number): { state: string; startTime: number; ppid: number; session: number } | null {
+  let text: string;
+  try { text = readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { return null; }
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return { state: rest[0]!, ppid: Number(rest[1]), session: Number(rest[3]), startTime: Number(rest[19]) };
+}
+
+/** Alive and not a zombie. */
+export function running(pid: number): boolean {
+  const stat = procStat(pid);
+  return stat !== null && stat.state !== 'Z' && stat.state !== 'X';
+}
+
+export async function until(what: string, condition: () => boolean, timeoutMillis = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMillis;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Waits for an adopted (or own) child to exit and reaps it; null if it is not our child. */
+export async function reap(pid: number, timeoutMillis = 10_000): Promise<WaitResult | null> {
+  const deadline = Date.now() + timeoutMillis;
+  for (;;) {
+    let result: WaitResult | null;
+    try {
+      result = waitpid(pid, WNOHANG);
+    } catch {
+      return null; // ECHILD: not our child (or already reaped)
+    }
+    if (result !== null) return result;
+    if (Date.now() > deadline) throw new Error(`pid ${pid} did not exit`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Kills (if still running) and reaps every pid. */
+export async function killAndReap(pids: Iterable<number>): Promise<void> {
+  for (const pid of pids) {
+    if (running(pid)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    await reap(pid, 5_000).catch(() => null);
+  }
+}
