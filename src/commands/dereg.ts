@@ -41,6 +41,9 @@ releases its registrations and removes its record; a process that has exited has
 therefore nothing pinned (VmPin) or locked (VmLck). dereg reports the VmPin/VmLck the holder had when
 signalled.
 
+A holder runs in its own session (closing the terminal does not end it; it ignores SIGHUP) and
+releases on SIGTERM or SIGINT, so \`kill PID\` works too; dereg adds the checks and the wait.
+
 A stale record — its holder was killed (e.g. SIGKILL) or its pid now belongs to another process — is
 removed without signalling anything, and counts as success: the registration is already gone.
 
