@@ -10,7 +10,7 @@ import { newcArchive } from './cpio.mjs';
 
 export const LAB_DIR = path.dirname(fileURLToPath(import.meta.url));
 export const REPO_DIR = path.dirname(LAB_DIR);
-export const CACHE_DIR = path.join(LAB_DIR, 'cache');
+export const CACHE_DIR = process.env.RDMACTL_LAB_CACHE ? path.resolve(process.env.RDMACTL_LAB_CACHE) : path.join(LAB_DIR, 'cache');
 
 /** A problem the user fixes by installing something or restoring network access (exit 3). */
 export class LabSetupError extends Error {
@@ -49,7 +49,6 @@ const MODULES = [
   // Without crc32_generic, 6.1's rdma_rxe cannot init its crc32 and `rdma link add` fails.
   { name: 'crc32_generic', optional: true },
   { name: 'ib_uverbs' },
-  { name: 'rdma_ucm', optional: true },
   { name: 'rdma_rxe' },
 ];
 
@@ -213,8 +212,8 @@ export function ensureKernel(name, { refresh = false } = {}) {
   const updOut = upd.stdout + upd.stderr;
   if (upd.status !== 0 || /^(E:|W: Failed to fetch)/m.test(updOut)) {
     throw new LabSetupError(
-      `cannot download the ${name} kernel: apt-get update against ${mirrors.main} failed (no network to the Debian mirror?):\n` +
-        updOut.split('\n').filter((l) => /^(E|W|Err):?/.test(l)).slice(0, 6).join('\n'),
+      `cannot download the ${name} kernel: apt-get update against ${mirrors.main} failed (no network to the Debian mirror?): ` +
+        (updOut.split('\n').find((l) => /^(E:|W: Failed to fetch)/.test(l)) ?? `exit status ${upd.status}`).replace(/^\w+:\s*/, ''),
     );
   }
   const policy = run('apt-cache', [...apt, 'policy', 'linux-image-amd64']).stdout;
@@ -243,7 +242,7 @@ export function ensureKernel(name, { refresh = false } = {}) {
     log(`downloading ${[...wanted].join(', ')} (${candidate})`);
     const dl = run('apt-get', ['-q', ...apt, 'download', ...wanted], { cwd: debDir });
     if (dl.status !== 0) {
-      throw new LabSetupError(`cannot download the ${name} kernel (${[...wanted].join(' ')}):\n${dl.stderr.trim().split('\n').slice(-4).join('\n')}`);
+      throw new LabSetupError(`cannot download the ${name} kernel (${[...wanted].join(' ')}): ${dl.stderr.trim().split('\n').find((l) => /^E:/.test(l)) ?? `apt-get download exited with ${dl.status}`}`);
     }
     const root = path.join(stage, 'root');
     fs.mkdirSync(root);
@@ -313,7 +312,6 @@ step run job
 stty -F /dev/ttyS1 raw -echo
 # Through a pipe, so the command's stdout is not a terminal (as under CI).
 chroot /host /bin/sh /run/rdmactl-job.sh < /dev/null 2>&1 | cat > /dev/ttyS1
-sync
 poweroff -f
 `;
 

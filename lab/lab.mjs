@@ -43,6 +43,7 @@ Environment variables:
   RDMACTL_LAB_KERNEL=stable|new     default kernel
   RDMACTL_LAB_ACCEL=kvm|tcg         force the accelerator; by default KVM is used only if a one-time
                                     probe (cached in ${path.relative(REPO_DIR, CACHE_DIR)}/kvm-probe.json) booted the lab with it
+  RDMACTL_LAB_CACHE=DIR             cache directory (default: ${path.relative(REPO_DIR, CACHE_DIR) || '.'})
   RDMACTL_LAB_MIRROR=URL            Debian archive mirror (default: from /etc/apt sources)
   RDMACTL_LAB_SECURITY_MIRROR=URL   Debian security mirror (default: from /etc/apt sources)
 

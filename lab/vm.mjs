@@ -217,8 +217,9 @@ async function chooseAccel({ qemu, kernel, kernelName, initrd, log }) {
   const r = await boot({ qemu, kernel, kernelName, initrd, accel: 'kvm', command: 'true', timeoutS: 8, env: {}, cwd: '/', onOutput: () => {}, verbose: false });
   const kvm = r.status === 0;
   fs.mkdirSync(CACHE_DIR, { recursive: true });
-  fs.writeFileSync(probeFile, JSON.stringify({ key, kvm, probedAt: new Date().toISOString(), bootMs: r.bootMs }, null, 2) + '\n');
-  log(kvm ? `KVM works (booted in ${(r.bootMs / 1000).toFixed(1)} s)` : 'KVM is not usable here; using TCG');
+  const why = kvm ? undefined : r.timedOut ? 'no boot within 8 s' : (r.qemuStderr.split('\n')[0] || `exit status ${r.status}`);
+  fs.writeFileSync(probeFile, JSON.stringify({ key, kvm, why, probedAt: new Date().toISOString(), bootMs: r.bootMs }, null, 2) + '\n');
+  log(kvm ? `KVM works (booted in ${(r.bootMs / 1000).toFixed(1)} s)` : `KVM is not usable here (${why}); using TCG`);
   if (r.signal) throw Object.assign(new Error('interrupted'), { signal: r.signal });
   return kvm ? 'kvm' : 'tcg';
 }
