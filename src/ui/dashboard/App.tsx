@@ -1,7 +1,7 @@
 // The dashboard: header, process table, user panel, footer; detail and help views; keys.
 // State here is only what the person chose (view, sort, filter, selection); data comes from the sampler.
 
-import { useEffect, useMemo, useState } from 'react';
+import { useEffect, useMemo, useRef, useState } from 'react';
 import { Box, Text, useApp, useInput, useStdin, type Key } from 'ink';
 import { sortProcesses, type SortKey } from '../../commands/stat.js';
 import type { DashboardActions, DisplayRow, ProcessDetailView, SnapshotSource } from '../types.js';
@@ -40,7 +40,13 @@ export function App({ source, actions, count, columns, rows: rowsOverride, initi
   const [view, setView] = useState<View>('main');
   const [sortKey, setSortKey] = useState<SortKey>(initialSort);
   const [filter, setFilter] = useState('');
-  const [draft, setDraft] = useState<string | null>(null);
+  const [draft, setDraftState] = useState<string | null>(null);
+  // Keys can arrive faster than renders (typing, pasting): handlers read and write the ref.
+  const draftRef = useRef<string | null>(null);
+  const setDraft = (value: string | null): void => {
+    draftRef.current = value;
+    setDraftState(value);
+  };
   const [selectedIndex, setSelectedIndex] = useState(0);
   const [selectedPid, setSelectedPid] = useState<number | null>(null);
   const [detail, setDetail] = useState<ProcessDetailView | null>(null);
@@ -129,17 +135,18 @@ export function App({ source, actions, count, columns, rows: rowsOverride, initi
       }
       return;
     }
-    if (draft !== null) {
+    const typed = draftRef.current;
+    if (typed !== null) {
       if (key.return) {
-        setFilter(draft);
+        setFilter(typed);
         setDraft(null);
       } else if (key.escape) {
         setFilter('');
         setDraft(null);
       } else if (key.backspace || key.delete) {
-        setDraft(draft.slice(0, -1));
+        setDraft(typed.slice(0, -1));
       } else if (input && !key.ctrl && !key.meta && !key.upArrow && !key.downArrow && !key.tab) {
-        setDraft(draft + input);
+        setDraft(typed + input);
       }
       return;
     }
@@ -152,7 +159,7 @@ export function App({ source, actions, count, columns, rows: rowsOverride, initi
       else if (input === 'p') (source.isPaused() ? source.resume() : source.pause());
       return;
     }
-    if (input === 's') setSortKey(nextSort(sortKey));
+    if (input === 's') setSortKey((k) => nextSort(k));
     else if (input === '/') setDraft('');
     else if (input === 'p') (source.isPaused() ? source.resume() : source.pause());
     else if (input === '?') setView('help');
