@@ -1,0 +1,49 @@
+// `rdmactl stat --json` end to end vs `ps -eo pid,rss,comm`, and the in-process scan vs
+// `grep -h VmPin /proc/[0-9]*/status`, with 2,000 idle processes, all measured in this run.
+// Usage: node bench/stat.mjs [--processes N]
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { startIdle } from './idle.mjs';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+
+function timeCommand(argv, runs) {
+  const times = [];
+  for (let i = 0; i < runs; i++) {
+    const start = performance.now();
+    const result = spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'ignore'] });
+    if (result.error) throw result.error;
+    times.push(performance.now() - start);
+  }
+  return median(times);
+}
+
+export async function benchStat({ processes = 2000, runs = 7 } = {}) {
+  const { scanProcesses } = await import(`${root}dist/proc/scan.js`);
+  const idle = await startIdle(processes);
+  try {
+    scanProcesses(); // warm up
+    const scanTimes = [];
+    for (let i = 0; i < runs; i++) {
+      const start = performance.now();
+      scanProcesses();
+      scanTimes.push(performance.now() - start);
+    }
+    // grep's time includes its own start-up, as a shell user would pay it; the glob is expanded by bash.
+    const grep = timeCommand(['bash', '-c', 'grep -h VmPin /proc/[0-9]*/status 2>/dev/null; true'], runs);
+    const bashAlone = timeCommand(['bash', '-c', 'true'], runs);
+    const ps = timeCommand(['ps', '-eo', 'pid,rss,comm'], runs);
+    const stat = timeCommand([process.execPath, `${root}bin/rdmactl`, 'stat', '--json'], runs);
+    return { processes: idle.count, scan: median(scanTimes), grep, bashAlone, ps, stat };
+  } finally {
+    await idle.stop();
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const arg = process.argv.indexOf('--processes');
+  const r = await benchStat({ processes: arg > 0 ? Number(process.argv[arg + 1]) : 2000 });
+  console.log(`stat end to end (${r.processes} idle processes): rdmactl stat --json ${r.stat.toFixed(0)} ms, ps -eo pid,rss,comm ${r.ps.toFixed(0)} ms, ratio ${(r.stat / r.ps).toFixed(2)}× (target ≤ 1.0×)`);
+  console.log(`scan: in-process ${r.scan.toFixed(1)} ms, grep -h VmPin /proc/[0-9]*/status ${r.grep.toFixed(1)} ms (bash alone ${r.bashAlone.toFixed(1)} ms), ratio ${(r.scan / r.grep).toFixed(2)}× (target ≤ 1.3×)`);
+}
