@@ -26,6 +26,7 @@ Exit status:
   3  not supported here (no RDMA device, no ODP, io_uring disabled, no hugepages)
   4  permission denied
   5  a requested expectation did not hold (fork --expect)
+  128+n  stopped by signal n after cleaning up (130 SIGINT, 143 SIGTERM; fork)
 
 Environment:
   RDMACTL_DEBUG=1  print stack traces with errors
