@@ -26,14 +26,11 @@ const find = (backend: string, protection: string, writer: string, backing: stri
 describe('rdmactl fork --json (default matrix)', () => {
   let childrenBefore: number[];
   let pinnedBefore: number;
-  let elapsed: number;
 
   beforeAll(async () => {
     childrenBefore = childrenOf(process.pid);
     pinnedBefore = statusKb('self', 'VmPin');
-    const started = performance.now();
-    const result = await rdmactl('fork', '--json');
-    elapsed = performance.now() - started;
+    const result = await rdmactl('fork', '--json'); // its time is measured by bench/fork.mjs, not here
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     report = JSON.parse(result.stdout) as Report;
@@ -45,10 +42,6 @@ describe('rdmactl fork --json (default matrix)', () => {
     expect(report.pfnsVisible).toBe(process.getuid?.() === 0);
     expect(report.scenarios.length).toBe(14);
     for (const row of report.scenarios) for (const key of REQUIRED_KEYS) expect(row).toHaveProperty(key);
-  });
-
-  it('runs the whole default matrix in at most 2 s', () => {
-    expect(elapsed).toBeLessThan(2000);
   });
 
   it.each([['plain'], ['mlock']])('%s: a parent write after fork moves the parent to a new page (COW); the child keeps the old one', (backend) => {
