@@ -108,6 +108,14 @@ describe('dashboard', () => {
     expect(tablePids(frame)).toEqual([101]);
   });
 
+  it('keys that arrive in one read (pasted, or typed fast) are taken one by one', async () => {
+    const { app } = setup();
+    await frameMatching(app, (f) => f.includes('trainer'));
+    app.stdin.write('/nccl\r');
+    const frame = await frameMatching(app, (f) => f.includes("filter 'nccl'"));
+    expect(tablePids(frame)).toEqual([202]);
+  });
+
   it('Enter opens the detail of the selected process; Esc goes back', async () => {
     const { app } = setup();
     await frameMatching(app, (f) => f.includes('trainer'));

@@ -27,6 +27,18 @@ export interface AppProps {
 
 type View = 'main' | 'detail' | 'help';
 
+/** The Key of one character taken out of a multi-character input. */
+function keyOf(key: Key, ch: string): Key {
+  return {
+    ...key,
+    return: ch === '\r' || ch === '\n',
+    escape: ch === '\u001B',
+    backspace: ch === '\u007F' || ch === '\b',
+    delete: false,
+    tab: ch === '\t',
+  };
+}
+
 interface Confirm {
   pid: number;
   ids: string[];
@@ -120,6 +132,11 @@ export function App({ source, actions, count, columns, rows: rowsOverride, initi
 
   const onKey = (input: string, key: Key): void => {
     if (key.ctrl && input === 'c') return quit();
+    // Keys typed faster than a read (or pasted) arrive as one string: take them one by one.
+    if ([...input].length > 1 && !key.ctrl && !key.meta) {
+      for (const ch of input) onKey(ch === '\r' || ch === '\n' ? '' : ch, keyOf(key, ch));
+      return;
+    }
     if (confirm) {
       if (input === 'y' || input === 'Y') {
         const { ids, pid } = confirm;
