@@ -121,6 +121,72 @@ export function mtuBytes(mtu: number): number {
   return mtu >= 1 && mtu <= 5 ? 128 << mtu : 0;
 }
 
+/** enum ibv_qp_type */
+export const IBV_QPT_RC = 2;
+export const IBV_QPT_UC = 3;
+export const IBV_QPT_UD = 4;
+
+/** enum ibv_qp_state */
+export const IBV_QPS_RESET = 0;
+export const IBV_QPS_INIT = 1;
+export const IBV_QPS_RTR = 2;
+export const IBV_QPS_RTS = 3;
+export const IBV_QPS_SQD = 4;
+export const IBV_QPS_SQE = 5;
+export const IBV_QPS_ERR = 6;
+
+/** enum ibv_qp_attr_mask */
+export const IBV_QP_STATE = 1 << 0;
+export const IBV_QP_ACCESS_FLAGS = 1 << 3;
+export const IBV_QP_PKEY_INDEX = 1 << 4;
+export const IBV_QP_PORT = 1 << 5;
+export const IBV_QP_AV = 1 << 7;
+export const IBV_QP_PATH_MTU = 1 << 8;
+export const IBV_QP_TIMEOUT = 1 << 9;
+export const IBV_QP_RETRY_CNT = 1 << 10;
+export const IBV_QP_RNR_RETRY = 1 << 11;
+export const IBV_QP_RQ_PSN = 1 << 12;
+export const IBV_QP_MAX_QP_RD_ATOMIC = 1 << 13;
+export const IBV_QP_MIN_RNR_TIMER = 1 << 15;
+export const IBV_QP_SQ_PSN = 1 << 16;
+export const IBV_QP_MAX_DEST_RD_ATOMIC = 1 << 17;
+export const IBV_QP_DEST_QPN = 1 << 20;
+
+/** enum ibv_wr_opcode (the ones used here) */
+export const IBV_WR_RDMA_WRITE = 0;
+export const IBV_WR_SEND = 2;
+export const IBV_WR_RDMA_READ = 4;
+
+/** enum ibv_send_flags */
+export const IBV_SEND_FENCE = 1 << 0;
+export const IBV_SEND_SIGNALED = 1 << 1;
+export const IBV_SEND_INLINE = 1 << 3;
+
+/** enum ibv_wc_opcode (the ones used here) */
+export const IBV_WC_RDMA_WRITE = 1;
+export const IBV_WC_RDMA_READ = 2;
+
+/** enum ibv_wc_status, by value: IBV_WC_SUCCESS = 0, IBV_WC_REM_ACCESS_ERR = 10, … */
+export const IBV_WC_STATUS_NAMES: readonly string[] = [
+  'IBV_WC_SUCCESS', 'IBV_WC_LOC_LEN_ERR', 'IBV_WC_LOC_QP_OP_ERR', 'IBV_WC_LOC_EEC_OP_ERR', 'IBV_WC_LOC_PROT_ERR',
+  'IBV_WC_WR_FLUSH_ERR', 'IBV_WC_MW_BIND_ERR', 'IBV_WC_BAD_RESP_ERR', 'IBV_WC_LOC_ACCESS_ERR', 'IBV_WC_REM_INV_REQ_ERR',
+  'IBV_WC_REM_ACCESS_ERR', 'IBV_WC_REM_OP_ERR', 'IBV_WC_RETRY_EXC_ERR', 'IBV_WC_RNR_RETRY_EXC_ERR',
+  'IBV_WC_LOC_RDD_VIOL_ERR', 'IBV_WC_REM_INV_RD_REQ_ERR', 'IBV_WC_REM_ABORT_ERR', 'IBV_WC_INV_EECN_ERR',
+  'IBV_WC_INV_EEC_STATE_ERR', 'IBV_WC_FATAL_ERR', 'IBV_WC_RESP_TIMEOUT_ERR', 'IBV_WC_GENERAL_ERR', 'IBV_WC_TM_ERR',
+  'IBV_WC_TM_RNDV_INCOMPLETE',
+];
+export const IBV_WC_SUCCESS = 0;
+export const IBV_WC_REM_ACCESS_ERR = 10;
+
+export function wcStatusName(status: number): string {
+  return IBV_WC_STATUS_NAMES[status] ?? `IBV_WC status ${status}`;
+}
+
+/** enum ibv_gid_type (struct ibv_gid_entry.gid_type) */
+export const IBV_GID_TYPE_IB = 0;
+export const IBV_GID_TYPE_ROCE_V1 = 1;
+export const IBV_GID_TYPE_ROCE_V2 = 2;
+
 // ---------------------------------------------------------------------------------------------
 // Struct layouts (exported so the layout test can compare them with the C compiler's view)
 
@@ -286,6 +352,172 @@ export const IbvMrStruct = koffi.struct('rdmactl_ibv_mr', {
   rkey: 'uint32_t',
 });
 
+// pthread_cond_t is 48 bytes, 8-byte aligned, on x86-64 and aarch64 (glibc).
+const PTHREAD_COND_WORDS = 6;
+
+/** union ibv_gid: raw[16], or the same bytes as two __be64 (which make the union 8-byte aligned). */
+export const IbvGidStruct = koffi.union('rdmactl_ibv_gid', {
+  raw: koffi.array('uint8_t', 16, 'Typed'),
+  global: koffi.struct('rdmactl_ibv_gid_global', { subnet_prefix: 'uint64_t', interface_id: 'uint64_t' }),
+});
+
+export const IbvGidEntryStruct = koffi.struct('rdmactl_ibv_gid_entry', {
+  gid: IbvGidStruct,
+  gid_index: 'uint32_t',
+  port_num: 'uint32_t',
+  gid_type: 'uint32_t',
+  ndev_ifindex: 'uint32_t',
+});
+
+export const IbvGlobalRouteStruct = koffi.struct('rdmactl_ibv_global_route', {
+  dgid: IbvGidStruct,
+  flow_label: 'uint32_t',
+  sgid_index: 'uint8_t',
+  hop_limit: 'uint8_t',
+  traffic_class: 'uint8_t',
+});
+
+export const IbvAhAttrStruct = koffi.struct('rdmactl_ibv_ah_attr', {
+  grh: IbvGlobalRouteStruct,
+  dlid: 'uint16_t',
+  sl: 'uint8_t',
+  src_path_bits: 'uint8_t',
+  static_rate: 'uint8_t',
+  is_global: 'uint8_t',
+  port_num: 'uint8_t',
+});
+
+export const IbvQpCapStruct = koffi.struct('rdmactl_ibv_qp_cap', {
+  max_send_wr: 'uint32_t',
+  max_recv_wr: 'uint32_t',
+  max_send_sge: 'uint32_t',
+  max_recv_sge: 'uint32_t',
+  max_inline_data: 'uint32_t',
+});
+
+export const IbvQpInitAttrStruct = koffi.struct('rdmactl_ibv_qp_init_attr', {
+  qp_context: 'void *',
+  send_cq: 'void *',
+  recv_cq: 'void *',
+  srq: 'void *',
+  cap: IbvQpCapStruct,
+  qp_type: 'int',
+  sq_sig_all: 'int',
+});
+
+export const IbvQpAttrStruct = koffi.struct('rdmactl_ibv_qp_attr', {
+  qp_state: 'int',
+  cur_qp_state: 'int',
+  path_mtu: 'int',
+  path_mig_state: 'int',
+  qkey: 'uint32_t',
+  rq_psn: 'uint32_t',
+  sq_psn: 'uint32_t',
+  dest_qp_num: 'uint32_t',
+  qp_access_flags: 'unsigned int',
+  cap: IbvQpCapStruct,
+  ah_attr: IbvAhAttrStruct,
+  alt_ah_attr: IbvAhAttrStruct,
+  pkey_index: 'uint16_t',
+  alt_pkey_index: 'uint16_t',
+  en_sqd_async_notify: 'uint8_t',
+  sq_draining: 'uint8_t',
+  max_rd_atomic: 'uint8_t',
+  max_dest_rd_atomic: 'uint8_t',
+  min_rnr_timer: 'uint8_t',
+  port_num: 'uint8_t',
+  timeout: 'uint8_t',
+  retry_cnt: 'uint8_t',
+  rnr_retry: 'uint8_t',
+  alt_port_num: 'uint8_t',
+  alt_timeout: 'uint8_t',
+  rate_limit: 'uint32_t',
+});
+
+export const IbvSgeStruct = koffi.struct('rdmactl_ibv_sge', {
+  addr: 'uint64_t',
+  length: 'uint32_t',
+  lkey: 'uint32_t',
+});
+
+export const IbvMwBindInfoStruct = koffi.struct('rdmactl_ibv_mw_bind_info', {
+  mr: 'void *',
+  addr: 'uint64_t',
+  length: 'uint64_t',
+  mw_access_flags: 'unsigned int',
+});
+
+/** The `wr` union of struct ibv_send_wr: rdma (READ/WRITE), atomic, ud. */
+export const IbvSendWrWrUnion = koffi.union('rdmactl_ibv_send_wr_wr', {
+  rdma: koffi.struct('rdmactl_ibv_send_wr_rdma', { remote_addr: 'uint64_t', rkey: 'uint32_t' }),
+  atomic: koffi.struct('rdmactl_ibv_send_wr_atomic', { remote_addr: 'uint64_t', compare_add: 'uint64_t', swap: 'uint64_t', rkey: 'uint32_t' }),
+  ud: koffi.struct('rdmactl_ibv_send_wr_ud', { ah: 'void *', remote_qpn: 'uint32_t', remote_qkey: 'uint32_t' }),
+});
+
+/**
+ * struct ibv_send_wr. Its two anonymous unions are declared by their first member: `imm_data`
+ * (imm_data / invalidate_rkey, both 32-bit) and `bind_mw` (the larger of bind_mw / tso).
+ */
+export const IbvSendWrStruct = koffi.struct('rdmactl_ibv_send_wr', {
+  wr_id: 'uint64_t',
+  next: 'void *',
+  sg_list: 'void *',
+  num_sge: 'int',
+  opcode: 'int',
+  send_flags: 'unsigned int',
+  imm_data: 'uint32_t',
+  wr: IbvSendWrWrUnion,
+  qp_type: koffi.union('rdmactl_ibv_send_wr_qp_type', {
+    xrc: koffi.struct('rdmactl_ibv_send_wr_xrc', { remote_srqn: 'uint32_t' }),
+  }),
+  bind_mw: koffi.struct('rdmactl_ibv_send_wr_bind_mw', { mw: 'void *', rkey: 'uint32_t', bind_info: IbvMwBindInfoStruct }),
+});
+
+/** struct ibv_wc; `imm_data` stands for its anonymous union (imm_data / invalidated_rkey). */
+export const IbvWcStruct = koffi.struct('rdmactl_ibv_wc', {
+  wr_id: 'uint64_t',
+  status: 'int',
+  opcode: 'int',
+  vendor_err: 'uint32_t',
+  byte_len: 'uint32_t',
+  imm_data: 'uint32_t',
+  qp_num: 'uint32_t',
+  src_qp: 'uint32_t',
+  wc_flags: 'unsigned int',
+  pkey_index: 'uint16_t',
+  slid: 'uint16_t',
+  sl: 'uint8_t',
+  dlid_path_bits: 'uint8_t',
+});
+
+export const IbvCqStruct = koffi.struct('rdmactl_ibv_cq', {
+  context: 'void *',
+  channel: 'void *',
+  cq_context: 'void *',
+  handle: 'uint32_t',
+  cqe: 'int',
+  mutex: koffi.array('uint64_t', PTHREAD_MUTEX_WORDS),
+  cond: koffi.array('uint64_t', PTHREAD_COND_WORDS),
+  comp_events_completed: 'uint32_t',
+  async_events_completed: 'uint32_t',
+});
+
+export const IbvQpStruct = koffi.struct('rdmactl_ibv_qp', {
+  context: 'void *',
+  qp_context: 'void *',
+  pd: 'void *',
+  send_cq: 'void *',
+  recv_cq: 'void *',
+  srq: 'void *',
+  handle: 'uint32_t',
+  qp_num: 'uint32_t',
+  state: 'int',
+  qp_type: 'int',
+  mutex: koffi.array('uint64_t', PTHREAD_MUTEX_WORDS),
+  cond: koffi.array('uint64_t', PTHREAD_COND_WORDS),
+  events_completed: 'uint32_t',
+});
+
 /** Field names of struct ibv_context_ops, in order (all function pointers). */
 export const IBV_CONTEXT_OPS_FIELDS = [
   '_compat_query_device', '_compat_query_port', '_compat_alloc_pd', '_compat_dealloc_pd', '_compat_reg_mr',
@@ -344,6 +576,10 @@ const QueryDeviceExFn = koffi.proto('rdmactl_ibv_query_device_ex_fn', 'int', [
 const QueryPortFn = koffi.proto('rdmactl_ibv_query_port_fn', 'int', [
   'void *', 'uint8_t', koffi.out(koffi.pointer(IbvPortAttrStruct)), 'size_t',
 ]);
+
+// struct ibv_context_ops members behind verbs.h's static inlines ibv_post_send and ibv_poll_cq.
+const PostSendFn = koffi.proto('rdmactl_ibv_post_send_fn', 'int', ['void *', 'void *', koffi.out(koffi.pointer('void *'))]);
+const PollCqFn = koffi.proto('rdmactl_ibv_poll_cq_fn', 'int', ['void *', 'int', 'void *']);
 
 // ---------------------------------------------------------------------------------------------
 // Decoded struct shapes
@@ -421,6 +657,107 @@ export interface IbvMr {
   rkey: number;
 }
 
+export interface IbvQpCap {
+  max_send_wr: number;
+  max_recv_wr: number;
+  max_send_sge: number;
+  max_recv_sge: number;
+  max_inline_data: number;
+}
+
+export interface IbvQpInitAttr {
+  qp_context?: Pointer | null;
+  send_cq: Pointer;
+  recv_cq: Pointer;
+  srq?: Pointer | null;
+  cap: IbvQpCap;
+  qp_type: number;
+  sq_sig_all?: number;
+}
+
+export interface IbvGlobalRoute {
+  /** 16 bytes, network order. */
+  dgid: { raw: Uint8Array };
+  flow_label?: number;
+  sgid_index: number;
+  hop_limit: number;
+  traffic_class?: number;
+}
+
+export interface IbvAhAttr {
+  grh?: IbvGlobalRoute;
+  dlid?: number;
+  sl?: number;
+  src_path_bits?: number;
+  static_rate?: number;
+  is_global: number;
+  port_num: number;
+}
+
+/** The fields of struct ibv_qp_attr that ibv_modify_qp reads for the bits set in the mask; the rest may be left out (zero). */
+export interface IbvQpAttr {
+  qp_state?: number;
+  cur_qp_state?: number;
+  path_mtu?: number;
+  path_mig_state?: number;
+  qkey?: number;
+  rq_psn?: number;
+  sq_psn?: number;
+  dest_qp_num?: number;
+  qp_access_flags?: number;
+  cap?: IbvQpCap;
+  ah_attr?: IbvAhAttr;
+  pkey_index?: number;
+  max_rd_atomic?: number;
+  max_dest_rd_atomic?: number;
+  min_rnr_timer?: number;
+  port_num?: number;
+  timeout?: number;
+  retry_cnt?: number;
+  rnr_retry?: number;
+}
+
+/** The fields of struct ibv_qp that stay fixed after creation. */
+export interface IbvQpInfo {
+  context: Pointer;
+  pd: Pointer;
+  send_cq: Pointer;
+  recv_cq: Pointer;
+  handle: number;
+  qp_num: number;
+  state: number;
+  qp_type: number;
+}
+
+export interface IbvGidEntry {
+  gid: Uint8Array;
+  gid_index: number;
+  port_num: number;
+  gid_type: number;
+  ndev_ifindex: number;
+}
+
+/** One work request with one scatter/gather element (what post_send builds into native memory). */
+export interface IbvSendWr {
+  wr_id: bigint;
+  opcode: number;
+  send_flags: number;
+  sge: { addr: Pointer; length: number; lkey: number };
+  /** For RDMA READ/WRITE: the remote (responder's) address and rkey. */
+  rdma?: { remote_addr: bigint; rkey: number };
+}
+
+export interface IbvWc {
+  wr_id: bigint;
+  status: number;
+  opcode: number;
+  vendor_err: number;
+  byte_len: number;
+  qp_num: number;
+  src_qp: number;
+  wc_flags: number;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Loading
 
@@ -441,12 +778,29 @@ interface Bindings {
   ibv_is_fork_initialized: () => number;
   ibv_node_type_str: (type: number) => string | null;
   ibv_port_state_str: (state: number) => string | null;
+  ibv_create_cq: (context: Pointer, cqe: number, cqContext: Pointer | null, channel: Pointer | null, compVector: number) => Pointer | null;
+  ibv_destroy_cq: (cq: Pointer) => number;
+  ibv_create_qp: (pd: Pointer, attr: Record<string, unknown>) => Pointer | null;
+  ibv_destroy_qp: (qp: Pointer) => number;
+  ibv_modify_qp: (qp: Pointer, attr: Record<string, unknown>, mask: number) => number;
+  ibv_query_gid: (context: Pointer, port: number, index: number, gid: { raw?: Uint8Array }) => number;
+  ibv_wc_status_str: (status: number) => string | null;
+  /** rdma-core >= 32 (IBVERBS_1.11); null when this libibverbs lacks it. */
+  _ibv_query_gid_ex: ((context: Pointer, port: number, index: number, entry: Record<string, unknown>, flags: number, size: number) => number) | null;
 }
 
 export const LIBIBVERBS = 'libibverbs.so.1';
 const MISSING_LIBRARY = 'libibverbs is not installed: install rdma-core / libibverbs1 and ibverbs-providers (apt-get install libibverbs1 ibverbs-providers)';
 
 let bindings: Bindings | undefined;
+
+function optionalFunc<T>(declare: () => T): T | null {
+  try {
+    return declare();
+  } catch {
+    return null;
+  }
+}
 
 function lib(): Bindings {
   if (bindings) return bindings;
@@ -479,6 +833,17 @@ function lib(): Bindings {
     ibv_is_fork_initialized: ibv.func('int ibv_is_fork_initialized()'),
     ibv_node_type_str: ibv.func('const char *ibv_node_type_str(int node_type)'),
     ibv_port_state_str: ibv.func('const char *ibv_port_state_str(int port_state)'),
+    ibv_create_cq: ibv.func('void *ibv_create_cq(void *context, int cqe, void *cq_context, void *channel, int comp_vector)'),
+    ibv_destroy_cq: ibv.func('int ibv_destroy_cq(void *cq)'),
+    // ibv_create_qp writes the capabilities it actually granted back into init_attr->cap.
+    ibv_create_qp: ibv.func('ibv_create_qp', 'void *', ['void *', koffi.inout(koffi.pointer(IbvQpInitAttrStruct))]),
+    ibv_destroy_qp: ibv.func('int ibv_destroy_qp(void *qp)'),
+    ibv_modify_qp: ibv.func('ibv_modify_qp', 'int', ['void *', koffi.pointer(IbvQpAttrStruct), 'int']),
+    ibv_query_gid: ibv.func('ibv_query_gid', 'int', ['void *', 'uint8_t', 'int', koffi.out(koffi.pointer(IbvGidStruct))]),
+    ibv_wc_status_str: ibv.func('const char *ibv_wc_status_str(int status)'),
+    _ibv_query_gid_ex: optionalFunc(() => ibv.func('_ibv_query_gid_ex', 'int', [
+      'void *', 'uint32_t', 'uint32_t', koffi.out(koffi.pointer(IbvGidEntryStruct)), 'uint32_t', 'size_t',
+    ])),
   };
   return bindings;
 }
@@ -696,4 +1061,137 @@ export function forkInit(): void {
 
 export function isForkInitialized(): ForkStatus {
   return forkStatusName(lib().ibv_is_fork_initialized());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Completion queues, queue pairs, GIDs, work requests
+
+/** ibv_create_cq without a completion channel (polled only). */
+export function createCq(context: Pointer, cqe: number): Pointer {
+  const cq = lib().ibv_create_cq(context, cqe, null, null, 0);
+  if (cq === null || isNull(cq)) throw new SyscallError('ibv_create_cq', koffi.errno(), `${cqe} entries`);
+  return cq;
+}
+
+export function destroyCq(cq: Pointer): void {
+  checkInt('ibv_destroy_cq', lib().ibv_destroy_cq(cq));
+}
+
+/** ibv_create_qp; returns the QP and the capabilities the provider granted. */
+export function createQp(pd: Pointer, init: IbvQpInitAttr): { qp: Pointer; cap: IbvQpCap } {
+  const attr: Record<string, unknown> = { qp_context: null, srq: null, sq_sig_all: 0, ...init, cap: { ...init.cap } };
+  const qp = lib().ibv_create_qp(pd, attr);
+  if (qp === null || isNull(qp)) throw new SyscallError('ibv_create_qp', koffi.errno(), `type ${init.qp_type}`);
+  return { qp, cap: attr['cap'] as IbvQpCap };
+}
+
+export function destroyQp(qp: Pointer): void {
+  checkInt('ibv_destroy_qp', lib().ibv_destroy_qp(qp));
+}
+
+/** ibv_modify_qp: fields the mask does not name are passed as zero. */
+export function modifyQp(qp: Pointer, attr: IbvQpAttr, mask: number, detail?: string): void {
+  checkInt('ibv_modify_qp', lib().ibv_modify_qp(qp, attr as Record<string, unknown>, mask), detail);
+}
+
+export function readQp(qp: Pointer): IbvQpInfo {
+  const q = koffi.decode(qp, IbvQpStruct) as IbvQpInfo & Record<string, unknown>;
+  return { context: q.context, pd: q.pd, send_cq: q.send_cq, recv_cq: q.recv_cq, handle: q.handle, qp_num: q.qp_num, state: q.state, qp_type: q.qp_type };
+}
+
+/** ibv_query_gid: the 16 GID bytes (network order) at `index`. */
+export function queryGid(context: Pointer, port: number, index: number): Uint8Array {
+  // An out-parameter union must be a koffi.Union instance (a plain object is refused).
+  const UnionValue = koffi.Union as unknown as new (type: unknown) => { raw?: Uint8Array };
+  const gid = new UnionValue(IbvGidStruct);
+  checkInt('ibv_query_gid', lib().ibv_query_gid(context, port, index, gid), `port ${port} index ${index}`);
+  return new Uint8Array(gid.raw ?? new Uint8Array(16));
+}
+
+/**
+ * ibv_query_gid_ex (an inline over the exported _ibv_query_gid_ex): the GID entry with its type
+ * (IB, RoCE v1, RoCE v2). Null when the entry is empty (ENODATA / EINVAL past the table) or when
+ * this libibverbs predates the call.
+ */
+export function queryGidEntry(context: Pointer, port: number, index: number): IbvGidEntry | null {
+  const fn = lib()._ibv_query_gid_ex;
+  if (fn === null) return null;
+  const entry: Record<string, unknown> = {};
+  const ret = fn(context, port, index, entry, 0, koffi.sizeof(IbvGidEntryStruct));
+  if (ret === 0) {
+    const e = entry as unknown as Omit<IbvGidEntry, 'gid'> & { gid: { raw: Uint8Array } };
+    return { ...e, gid: new Uint8Array(e.gid.raw) };
+  }
+  const errno = ret > 0 ? ret : koffi.errno();
+  if (errno === 61 /* ENODATA */ || errno === 22 /* EINVAL */) return null;
+  throw new SyscallError('ibv_query_gid_ex', errno, `port ${port} index ${index}`);
+}
+
+/** True when libibverbs has _ibv_query_gid_ex (GID types can be asked for). */
+export function hasQueryGidEx(): boolean {
+  return lib()._ibv_query_gid_ex !== null;
+}
+
+export function wcStatusStr(status: number): string {
+  return lib().ibv_wc_status_str(status) ?? wcStatusName(status);
+}
+
+/** A function pointer of struct ibv_context_ops, as verbs.h's inlines read it (context->ops.NAME). */
+function contextOp(context: Pointer, op: (typeof IBV_CONTEXT_OPS_FIELDS)[number], call: string): Pointer {
+  const offset = koffi.offsetof(IbvContextStruct, 'ops') + koffi.offsetof(IbvContextOpsStruct, op);
+  const fn = koffi.decode(context, offset, 'void *') as Pointer | null;
+  if (fn === null || isNull(fn)) throw new SyscallError(call, EOPNOTSUPP, 'the provider has no such op');
+  return fn;
+}
+
+/**
+ * ibv_post_send (a static inline: qp->context->ops.post_send) of one work request with one SGE.
+ * The WR and SGE are built in native memory for the duration of the call.
+ */
+export function postSend(qp: Pointer, wr: IbvSendWr): void {
+  const context = koffi.decode(qp, koffi.offsetof(IbvQpStruct, 'context'), 'void *') as Pointer;
+  const fn = contextOp(context, 'post_send', 'ibv_post_send');
+  const sge = koffi.alloc(IbvSgeStruct, 1) as unknown as Pointer;
+  const native = koffi.alloc(IbvSendWrStruct, 1) as unknown as Pointer;
+  try {
+    koffi.encode(sge, IbvSgeStruct, { addr: wr.sge.addr, length: wr.sge.length, lkey: wr.sge.lkey });
+    koffi.encode(native, IbvSendWrStruct, {
+      wr_id: wr.wr_id,
+      next: null,
+      sg_list: sge,
+      num_sge: 1,
+      opcode: wr.opcode,
+      send_flags: wr.send_flags,
+      imm_data: 0,
+      wr: { rdma: { remote_addr: wr.rdma?.remote_addr ?? 0n, rkey: wr.rdma?.rkey ?? 0 } },
+      qp_type: { xrc: { remote_srqn: 0 } },
+      bind_mw: { mw: null, rkey: 0, bind_info: { mr: null, addr: 0, length: 0, mw_access_flags: 0 } },
+    });
+    const bad = [null];
+    const ret = koffi.call(fn, PostSendFn, qp, native, bad) as number;
+    checkInt('ibv_post_send', ret, `opcode ${wr.opcode}, ${wr.sge.length} bytes`);
+  } finally {
+    koffi.free(native as never);
+    koffi.free(sge as never);
+  }
+}
+
+/** ibv_poll_cq (a static inline: cq->context->ops.poll_cq): up to `max` completions, possibly none. */
+export function pollCq(cq: Pointer, max = 1): IbvWc[] {
+  const context = koffi.decode(cq, koffi.offsetof(IbvCqStruct, 'context'), 'void *') as Pointer;
+  const fn = contextOp(context, 'poll_cq', 'ibv_poll_cq');
+  const size = koffi.sizeof(IbvWcStruct);
+  const wcs = koffi.alloc(IbvWcStruct, max) as unknown as Pointer;
+  try {
+    const n = koffi.call(fn, PollCqFn, cq, max, wcs) as number;
+    if (n < 0) throw new SyscallError('ibv_poll_cq', n === -1 ? koffi.errno() : -n);
+    const out: IbvWc[] = [];
+    for (let i = 0; i < n; i++) {
+      const w = koffi.decode(wcs, i * size, IbvWcStruct) as IbvWc & { wr_id: number | bigint };
+      out.push({ wr_id: toBigInt(w.wr_id), status: w.status, opcode: w.opcode, vendor_err: w.vendor_err, byte_len: w.byte_len, qp_num: w.qp_num, src_qp: w.src_qp, wc_flags: w.wc_flags });
+    }
+    return out;
+  } finally {
+    koffi.free(wcs as never);
+  }
 }

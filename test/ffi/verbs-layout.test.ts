@@ -49,14 +49,27 @@ const STRUCTS: Checked[] = [
   { cType: 'struct ibv_context_ops', koffiType: verbs.IbvContextOpsStruct },
   { cType: 'struct ibv_context', koffiType: verbs.IbvContextStruct },
   { cType: 'struct verbs_context', koffiType: verbs.VerbsContextStruct },
+  { cType: 'union ibv_gid', koffiType: verbs.IbvGidStruct },
+  { cType: 'struct ibv_gid_entry', koffiType: verbs.IbvGidEntryStruct },
+  { cType: 'struct ibv_global_route', koffiType: verbs.IbvGlobalRouteStruct },
+  { cType: 'struct ibv_ah_attr', koffiType: verbs.IbvAhAttrStruct },
+  { cType: 'struct ibv_qp_cap', koffiType: verbs.IbvQpCapStruct },
+  { cType: 'struct ibv_qp_init_attr', koffiType: verbs.IbvQpInitAttrStruct },
+  { cType: 'struct ibv_qp_attr', koffiType: verbs.IbvQpAttrStruct },
+  { cType: 'struct ibv_sge', koffiType: verbs.IbvSgeStruct },
+  { cType: 'struct ibv_mw_bind_info', koffiType: verbs.IbvMwBindInfoStruct },
+  { cType: 'struct ibv_send_wr', koffiType: verbs.IbvSendWrStruct },
+  { cType: 'struct ibv_wc', koffiType: verbs.IbvWcStruct },
+  { cType: 'struct ibv_cq', koffiType: verbs.IbvCqStruct },
+  { cType: 'struct ibv_qp', koffiType: verbs.IbvQpStruct },
 ];
 
-/** Every field path (a, a.b, a.b.c) with its absolute offset and size; arrays are leaves. */
+/** Every field path (a, a.b, a.b.c) with its absolute offset and size; arrays are leaves, unions are walked like structs. */
 function flatten(type: TypeInfo, prefix = '', base = 0, out: Array<{ path: string; offset: number; size: number }> = []) {
   for (const m of Object.values(type.members ?? {})) {
     const p = prefix ? `${prefix}.${m.name}` : m.name;
     out.push({ path: p, offset: base + m.offset, size: m.type.size });
-    if (m.type.primitive === 'Record') flatten(m.type, p, base + m.offset, out);
+    if (m.type.primitive === 'Record' || m.type.primitive === 'Union') flatten(m.type, p, base + m.offset, out);
   }
   return out;
 }
@@ -85,6 +98,45 @@ const CONSTANTS: Record<string, number> = {
   IBV_LINK_LAYER_UNSPECIFIED: verbs.IBV_LINK_LAYER_UNSPECIFIED,
   IBV_LINK_LAYER_INFINIBAND: verbs.IBV_LINK_LAYER_INFINIBAND,
   IBV_LINK_LAYER_ETHERNET: verbs.IBV_LINK_LAYER_ETHERNET,
+  IBV_QPT_RC: verbs.IBV_QPT_RC,
+  IBV_QPT_UC: verbs.IBV_QPT_UC,
+  IBV_QPT_UD: verbs.IBV_QPT_UD,
+  IBV_QPS_RESET: verbs.IBV_QPS_RESET,
+  IBV_QPS_INIT: verbs.IBV_QPS_INIT,
+  IBV_QPS_RTR: verbs.IBV_QPS_RTR,
+  IBV_QPS_RTS: verbs.IBV_QPS_RTS,
+  IBV_QPS_SQD: verbs.IBV_QPS_SQD,
+  IBV_QPS_SQE: verbs.IBV_QPS_SQE,
+  IBV_QPS_ERR: verbs.IBV_QPS_ERR,
+  IBV_QP_STATE: verbs.IBV_QP_STATE,
+  IBV_QP_ACCESS_FLAGS: verbs.IBV_QP_ACCESS_FLAGS,
+  IBV_QP_PKEY_INDEX: verbs.IBV_QP_PKEY_INDEX,
+  IBV_QP_PORT: verbs.IBV_QP_PORT,
+  IBV_QP_AV: verbs.IBV_QP_AV,
+  IBV_QP_PATH_MTU: verbs.IBV_QP_PATH_MTU,
+  IBV_QP_TIMEOUT: verbs.IBV_QP_TIMEOUT,
+  IBV_QP_RETRY_CNT: verbs.IBV_QP_RETRY_CNT,
+  IBV_QP_RNR_RETRY: verbs.IBV_QP_RNR_RETRY,
+  IBV_QP_RQ_PSN: verbs.IBV_QP_RQ_PSN,
+  IBV_QP_MAX_QP_RD_ATOMIC: verbs.IBV_QP_MAX_QP_RD_ATOMIC,
+  IBV_QP_MIN_RNR_TIMER: verbs.IBV_QP_MIN_RNR_TIMER,
+  IBV_QP_SQ_PSN: verbs.IBV_QP_SQ_PSN,
+  IBV_QP_MAX_DEST_RD_ATOMIC: verbs.IBV_QP_MAX_DEST_RD_ATOMIC,
+  IBV_QP_DEST_QPN: verbs.IBV_QP_DEST_QPN,
+  IBV_WR_RDMA_WRITE: verbs.IBV_WR_RDMA_WRITE,
+  IBV_WR_SEND: verbs.IBV_WR_SEND,
+  IBV_WR_RDMA_READ: verbs.IBV_WR_RDMA_READ,
+  IBV_SEND_FENCE: verbs.IBV_SEND_FENCE,
+  IBV_SEND_SIGNALED: verbs.IBV_SEND_SIGNALED,
+  IBV_SEND_INLINE: verbs.IBV_SEND_INLINE,
+  IBV_WC_RDMA_WRITE: verbs.IBV_WC_RDMA_WRITE,
+  IBV_WC_RDMA_READ: verbs.IBV_WC_RDMA_READ,
+  IBV_WC_SUCCESS: verbs.IBV_WC_SUCCESS,
+  IBV_WC_REM_ACCESS_ERR: verbs.IBV_WC_REM_ACCESS_ERR,
+  IBV_GID_TYPE_IB: verbs.IBV_GID_TYPE_IB,
+  IBV_GID_TYPE_ROCE_V1: verbs.IBV_GID_TYPE_ROCE_V1,
+  IBV_GID_TYPE_ROCE_V2: verbs.IBV_GID_TYPE_ROCE_V2,
+  ...Object.fromEntries(verbs.IBV_WC_STATUS_NAMES.map((name, value) => [name, value])),
 };
 
 function cProgram(): string {
@@ -155,6 +207,12 @@ describe.skipIf(skipReason !== null)('libibverbs struct layouts match verbs.h', 
     expect(koffi.offsetof(verbs.VerbsContextStruct, 'query_port')).toBe(c.get('offsetof struct verbs_context query_port'));
     expect(koffi.offsetof(verbs.VerbsContextStruct, 'sz')).toBe(c.get('offsetof struct verbs_context sz'));
     expect(koffi.offsetof(verbs.IbvContextStruct, 'abi_compat')).toBe(c.get('offsetof struct ibv_context abi_compat'));
+    expect(koffi.offsetof(verbs.IbvContextOpsStruct, 'post_send')).toBe(c.get('offsetof struct ibv_context_ops post_send'));
+    expect(koffi.offsetof(verbs.IbvContextOpsStruct, 'poll_cq')).toBe(c.get('offsetof struct ibv_context_ops poll_cq'));
+    expect(koffi.offsetof(verbs.IbvSendWrStruct, 'wr')).toBe(c.get('offsetof struct ibv_send_wr wr'));
+    expect(c.get('offsetof struct ibv_send_wr wr.rdma.rkey')).toBe(c.get('offsetof struct ibv_send_wr wr') + 8);
+    expect(koffi.offsetof(verbs.IbvQpStruct, 'qp_num')).toBe(c.get('offsetof struct ibv_qp qp_num'));
+    expect(koffi.offsetof(verbs.IbvQpAttrStruct, 'ah_attr')).toBe(c.get('offsetof struct ibv_qp_attr ah_attr'));
   });
 
   it('enum and flag values copied from the header', () => {
