@@ -377,3 +377,65 @@ export function ensureInitramfs(kernel) {
   fs.renameSync(tmp, out);
   return out;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Uncompressed kernel for PVH boot: under TCG, the bzImage's own xz/zstd decompressor costs
+// ~2 s of every boot. QEMU boots an ELF vmlinux directly when it carries the PVH entry note.
+
+/** True when `buf` is an x86-64 ELF with a Xen PHYS32_ENTRY note (what QEMU's PVH loader needs). */
+function hasPvhNote(buf) {
+  if (buf.length < 64 || buf.readUInt32BE(0) !== 0x7f454c46 || buf[4] !== 2) return false;
+  const phoff = Number(buf.readBigUInt64LE(0x20));
+  const phentsize = buf.readUInt16LE(0x36);
+  const phnum = buf.readUInt16LE(0x38);
+  for (let i = 0; i < phnum; i++) {
+    const ph = phoff + i * phentsize;
+    if (buf.readUInt32LE(ph) !== 4) continue; // PT_NOTE
+    let off = Number(buf.readBigUInt64LE(ph + 8));
+    const end = off + Number(buf.readBigUInt64LE(ph + 32));
+    while (off + 12 <= end) {
+      const namesz = buf.readUInt32LE(off);
+      const descsz = buf.readUInt32LE(off + 4);
+      const type = buf.readUInt32LE(off + 8);
+      const name = buf.toString('latin1', off + 12, off + 12 + namesz).replace(/\0+$/, '');
+      if (name === 'Xen' && type === 18) return true;
+      off += 12 + Math.ceil(namesz / 4) * 4 + Math.ceil(descsz / 4) * 4;
+    }
+  }
+  return false;
+}
+
+const PAYLOADS = [
+  { magic: Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00]), tool: 'xz', pkg: 'xz-utils', args: ['-dc', '--single-stream'] },
+  { magic: Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), tool: 'zstd', pkg: 'zstd', args: ['-dc'] },
+  { magic: Buffer.from([0x1f, 0x8b, 0x08]), tool: 'gzip', pkg: 'gzip', args: ['-dc'] },
+];
+
+/**
+ * The image QEMU should boot: kernel.dir/vmlinux (extracted once from the bzImage) when that works,
+ * else the bzImage itself. RDMACTL_LAB_PVH=0 forces the bzImage.
+ */
+export function bootImage(kernel) {
+  const bzImage = path.join(kernel.dir, kernel.vmlinuz);
+  if (process.env.RDMACTL_LAB_PVH === '0') return bzImage;
+  const out = path.join(kernel.dir, 'vmlinux');
+  const marker = `${out}.unusable`;
+  if (fs.existsSync(out)) return out;
+  if (fs.existsSync(marker)) return bzImage;
+  const image = fs.readFileSync(bzImage);
+  for (const p of PAYLOADS) {
+    const at = image.indexOf(p.magic);
+    const tool = at >= 0 && findExecutable(p.tool);
+    if (!tool) continue;
+    // The decompressors stop at (and may complain about) the bzImage's trailing bytes: judge the output.
+    const r = spawnSync(tool, p.args, { input: image.subarray(at), maxBuffer: 1 << 30 });
+    if (r.stdout && hasPvhNote(r.stdout)) {
+      const tmp = `${out}.${process.pid}.tmp`;
+      fs.writeFileSync(tmp, r.stdout);
+      fs.renameSync(tmp, out);
+      return out;
+    }
+  }
+  fs.writeFileSync(marker, 'no PVH-bootable vmlinux could be extracted; booting the bzImage\n');
+  return bzImage;
+}

@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CACHE_DIR, REPO_DIR, LabSetupError, ensureInitramfs, ensureKernel, requireTool } from './kernel.mjs';
+import { CACHE_DIR, REPO_DIR, LabSetupError, bootImage, ensureInitramfs, ensureKernel, requireTool } from './kernel.mjs';
 
 export const DEFAULT_TIMEOUT_S = 600;
 export const GUEST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -45,7 +45,7 @@ function qemuArgs({ kernel, initrd, accel, jobPath, consolePath, memory = '2048M
     ...(accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
     '-machine', 'pc', '-m', memory, '-smp', String(smp),
     '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
-    '-kernel', path.join(kernel.dir, kernel.vmlinuz), '-initrd', initrd, '-append', append,
+    '-kernel', bootImage(kernel), '-initrd', initrd, '-append', append,
     '-chardev', `file,id=con,path=${consolePath}`, '-serial', 'chardev:con',
     '-chardev', 'stdio,id=out,signal=off', '-serial', 'chardev:out',
     '-virtfs', 'local,path=/,mount_tag=host,security_model=passthrough,readonly=on,multidevs=remap',
