@@ -86,7 +86,9 @@ export function processDetail(pid: number): ProcessDetailView {
   const ranges = (keep: (vma: (typeof vmas)[number]) => boolean) =>
     vmas.filter(keep).map((vma) => ({ start: vma.start, end: vma.end, what: vma.pathname || '[anon]' }));
   const notes: string[] = [];
-  if (snapshot.unreadable.length > 0) notes.push(`not readable: ${snapshot.unreadable.join(', ')} (run as root to see everything)`);
+  if (snapshot.unreadable.length > 0) {
+    notes.push(`not readable: ${snapshot.unreadable.join(', ')} (${process.geteuid?.() === 0 ? 'the kernel refused even root' : 'run as root to see everything'})`);
+  }
   if (hasDevice && !report.sources.rdma.available) notes.push(`kernel MR table: ${report.sources.rdma.reason}`);
   return {
     pid,
