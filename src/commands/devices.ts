@@ -63,7 +63,7 @@ export interface ForkReport {
 /** The kernel's copy-on-fork status: RDMA netlink says it directly; without it, Linux ≥ 5.9 implies it. */
 export function readForkReport(): ForkReport {
   const kernel = release();
-  const sys = runRdmaJson(['sys', 'show']);
+  const sys = runRdmaJson(['sys', 'show'], { plainPairs: true });
   const reported = sys.ok ? parseCopyOnFork(sys.data) : null;
   if (reported !== null) return { kernel, copyOnFork: reported, copyOnForkSource: 'rdma sys show' };
   const [major = 0, minor = 0] = kernel.split('.').map((n) => Number.parseInt(n, 10));

@@ -7,8 +7,23 @@ export type RdmaToolResult =
   | { ok: true; data: unknown }
   | { ok: false; reason: string };
 
-/** Run `rdma -j ARGS` and parse its JSON. Absence of the tool or of RDMA netlink is a reason, not an error. */
-export function runRdmaJson(args: readonly string[]): RdmaToolResult {
+/**
+ * "key value key value ..." → { key: value, ... }, or null when the words do not pair up. iproute2 6.1
+ * (Debian bookworm) ignores -j for `rdma sys show` and prints "netns shared copy-on-fork on".
+ */
+export function parsePlainPairs(text: string): Record<string, string> | null {
+  const words = text.trim().split(/\s+/);
+  if (words.length === 0 || words.length % 2 !== 0 || words[0] === '') return null;
+  const out: Record<string, string> = {};
+  for (let i = 0; i < words.length; i += 2) out[words[i]!] = words[i + 1]!;
+  return out;
+}
+
+/**
+ * Run `rdma -j ARGS` and parse its JSON. Absence of the tool or of RDMA netlink is a reason, not an error.
+ * With plainPairs, output that is not JSON is read as "key value" pairs (for `sys show`, see parsePlainPairs).
+ */
+export function runRdmaJson(args: readonly string[], options: { plainPairs?: boolean } = {}): RdmaToolResult {
   const result = spawnSync('rdma', ['-j', ...args], { encoding: 'utf8', timeout: 10_000 });
   if (result.error) {
     const code = (result.error as NodeJS.ErrnoException).code;
@@ -23,6 +38,8 @@ export function runRdmaJson(args: readonly string[]): RdmaToolResult {
   try {
     return { ok: true, data: JSON.parse(text) as unknown };
   } catch {
+    const pairs = options.plainPairs ? parsePlainPairs(text) : null;
+    if (pairs) return { ok: true, data: pairs };
     return { ok: false, reason: `rdma ${args.join(' ')} printed something that is not JSON` };
   }
 }
