@@ -1,0 +1,175 @@
+// Helpers for the lab tests that register real verbs MRs: the built CLI, detached holders (this test
+// process is a child subreaper, so orphaned holders become its children and are reaped here with
+// waitpid instead of depending on the guest's PID 1), the kernel MR table, and /proc readings taken by
+// the test itself.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { PR_SET_CHILD_SUBREAPER, WNOHANG, prctl, waitpid } from '../../src/ffi/libc.js';
+import { ROOT, json, run, type CmdResult } from './helpers.js';
+
+export const KiB = 1024;
+export const MiB = 1024 * 1024;
+export const BIN = `${ROOT}bin/rdmactl`;
+export const PROBE = `${ROOT}test/lab/probe.mjs`;
+/** Drops to nobody without any capability (so no CAP_IPC_LOCK: RLIMIT_MEMLOCK is enforced). */
+export const UNPRIVILEGED = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all'];
+
+export function becomeSubreaper(): void {
+  prctl(PR_SET_CHILD_SUBREAPER, 1);
+}
+
+/** A private XDG_RUNTIME_DIR (0700) under /tmp, so held records never mix between tests. */
+export function labRuntime(): { dir: string; env: NodeJS.ProcessEnv; cleanup: () => void } {
+  const dir = mkdtempSync('/tmp/rdmactl-lab-');
+  return { dir, env: { ...process.env, XDG_RUNTIME_DIR: dir, RDMACTL_DEBUG: '', NO_COLOR: '1' }, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** The built CLI as a child process (optionally behind a prefix such as setpriv). */
+export function rdmactl(args: string[], env: NodeJS.ProcessEnv, prefix: string[] = []): CmdResult {
+  return run([...prefix, process.execPath, BIN, ...args], { env, timeoutMs: 90_000 });
+}
+
+/** Parses the single JSON document (or first JSON line) a command printed. */
+export function parseJson<T>(r: CmdResult, what: string): T {
+  if (r.status !== 0) throw new Error(`${what} exited with ${r.status ?? r.signal}:\n${r.stderr}${r.stdout}`);
+  const line = r.stdout.split('\n').find((l) => l.trim().startsWith('{'));
+  if (!line) throw new Error(`${what} printed no JSON:\n${r.stdout}\n${r.stderr}`);
+  return JSON.parse(line) as T;
+}
+
+export interface RegRecord {
+  event: string;
+  id: string;
+  pid: number;
+  addr: string;
+  length: number;
+  handles: number;
+  device: string;
+  lkey: number;
+  rkey: number;
+  pinnedBytesBefore: number;
+  pinnedBytesAfter: number;
+  protections: string[] | null;
+  registrations: Array<{ addr: string; length: number; lkey: number; rkey: number; access: number; accessFlags: string; fork: string }>;
+}
+
+export interface LsRow {
+  source: string;
+  pid: number;
+  addr: string | null;
+  endAddr: string | null;
+  length: number;
+  device: string | null;
+  lkey: string | null;
+  rkey: string | null;
+  handle: string;
+  forkProtection: string | null;
+  overlap: boolean;
+  doubleCountedBytes: number;
+  evidence: string | null;
+}
+
+export interface KernelMrRow {
+  ifname: string;
+  mrn: number;
+  rkey?: string;
+  lkey?: string;
+  mrlen: number;
+  pdn: number;
+  pid: number;
+  comm: string;
+}
+
+/** The kernel's MR table, read by the test with iproute2 (`rdma -j -d res show mr`). */
+export function kernelMrs(): KernelMrRow[] {
+  return json<KernelMrRow[]>(['rdma', '-j', '-d', 'res', 'show', 'mr']);
+}
+
+/** How the kernel MR table prints a key: hex without 0x (rdmactl reg --json prints keys as numbers). */
+export const keyHex = (key: number): string => key.toString(16);
+
+/** `rdmactl ls --json` registrations. */
+export function lsRows(env: NodeJS.ProcessEnv, pid?: number): LsRow[] {
+  const args = ['ls', '--json', ...(pid !== undefined ? ['--pid', String(pid)] : [])];
+  return parseJson<{ registrations: LsRow[] }>(rdmactl(args, env), 'rdmactl ls --json').registrations;
+}
+
+/** Alive and not a zombie (a zombie has no mm: nothing pinned, no VmPin line at all). */
+export function running(pid: number): boolean {
+  let text: string;
+  try { text = readFileSync(`/proc/${pid}/stat`, 'utf8'); } catch { return false; }
+  const state = text.slice(text.lastIndexOf(')') + 2).split(' ')[0];
+  return state !== 'Z' && state !== 'X';
+}
+
+/** Reaps an adopted (or own) child once it exited; returns false if it is not our child. */
+export async function reap(pid: number, timeoutMs = 15_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (waitpid(pid, WNOHANG) !== null) return true;
+    } catch {
+      return false; // ECHILD: not ours, or already reaped
+    }
+    if (Date.now() > deadline) throw new Error(`pid ${pid} did not exit within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** SIGTERM (holders release on it), wait, SIGKILL if needed; reap. For cleanup after failures. */
+export async function stopHolders(pids: Iterable<number>): Promise<void> {
+  for (const pid of pids) {
+    if (running(pid)) try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
+    const reaped = await reap(pid, 10_000).catch(() => false);
+    if (!reaped && running(pid)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+    await reap(pid, 5_000).catch(() => false);
+  }
+}
+
+/** VmPin in kB read by the test itself; null when the process has no mm (gone or a zombie). */
+export function vmPinOf(pid: number): number | null {
+  let text: string;
+  try { text = readFileSync(`/proc/${pid}/status`, 'utf8'); } catch { return null; }
+  const m = /^VmPin:\s+(\d+) kB$/m.exec(text);
+  return m ? Number(m[1]) : null;
+}
+
+export interface VmaFlags { start: bigint; end: bigint; flags: string[] }
+
+/** The VMAs of /proc/PID/smaps that intersect [addr, addr + length), with their VmFlags. */
+export function vmasOver(pid: number, addr: bigint, length: number): VmaFlags[] {
+  const text = readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  const out: VmaFlags[] = [];
+  let current: VmaFlags | null = null;
+  for (const line of text.split('\n')) {
+    const head = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+    if (head) {
+      const start = BigInt(`0x${head[1]}`);
+      const end = BigInt(`0x${head[2]}`);
+      current = start < addr + BigInt(length) && addr < end ? { start, end, flags: [] } : null;
+      if (current) out.push(current);
+    } else if (current && line.startsWith('VmFlags:')) {
+      current.flags = line.slice('VmFlags:'.length).trim().split(/\s+/);
+    }
+  }
+  return out;
+}
+
+/** Bytes of [addr, addr + length) in VMAs carrying `flag` (e.g. 'dc' = MADV_DONTFORK). */
+export function bytesWithFlag(vmas: readonly VmaFlags[], addr: bigint, length: number, flag: string): number {
+  const end = addr + BigInt(length);
+  let total = 0n;
+  for (const v of vmas) {
+    if (!v.flags.includes(flag)) continue;
+    const lo = v.start > addr ? v.start : addr;
+    const hi = v.end < end ? v.end : end;
+    if (hi > lo) total += hi - lo;
+  }
+  return Number(total);
+}
+
+/** Runs test/lab/probe.mjs with node (optionally behind a prefix) and parses its JSON. */
+export function probe<T>(args: string[], prefix: string[] = [], env: NodeJS.ProcessEnv = process.env): T {
+  const r = run([...prefix, process.execPath, PROBE, ...args], { env, timeoutMs: 90_000 });
+  return parseJson<T>(r, `probe ${args.join(' ')}`);
+}
