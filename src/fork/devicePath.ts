@@ -2,13 +2,19 @@
 // uring: IORING_OP_WRITE_FIXED from the registered buffer to a memfd is the device reading memory;
 // IORING_OP_READ_FIXED from a memfd into it is the device writing memory. Both go through the pages
 // the kernel pinned at registration, not through the process's page tables — exactly like DMA.
-// verbs: RDMA WRITE/READ over a loopback QP would implement the same interface (not written yet).
+// verbs: an RC QP connected to itself on the MR's own context and PD. RDMA WRITE from a bounce buffer
+// into the MR is the device writing memory; RDMA READ from the MR into the bounce buffer is the device
+// reading it. The device (Soft-RoCE: the rxe driver) reaches the MR through the pages it registered
+// (or, for an on-demand MR, through the pages it faults in from the process's page tables now).
 
 import { closeSync, readSync, writeSync } from 'node:fs';
 import { IORING_OP_READ_FIXED, IORING_OP_WRITE_FIXED } from '../ffi/io_uring.js';
 import { memfdCreate } from '../ffi/libc.js';
 import type { Registration } from '../engine/types.js';
 import { UringRegistration } from '../engine/uring.js';
+import { IBV_ACCESS_ON_DEMAND } from '../ffi/verbs.js';
+import { LoopbackConnection } from '../engine/verbs/loopback.js';
+import { VerbsRegistration } from '../engine/verbs/registration.js';
 
 /** A device's access to one registration, by offset into the registered range. */
 export interface DevicePath extends Disposable {
@@ -29,8 +35,54 @@ export const VERBS_PATH_UNAVAILABLE = 'device data path not available (needs RDM
 /** The data path of `registration`'s backend, or why there is none. */
 export function devicePathFor(registration: Registration): DevicePathResult {
   if (registration instanceof UringRegistration) return { path: new UringDevicePath(registration), unavailable: null };
+  if (registration instanceof VerbsRegistration) {
+    try {
+      return { path: new VerbsDevicePath(registration), unavailable: null };
+    } catch (err) {
+      return { path: null, unavailable: `${VERBS_PATH_UNAVAILABLE}: ${err instanceof Error ? err.message : String(err)}` };
+    }
+  }
   if (registration.backend === 'verbs') return { path: null, unavailable: VERBS_PATH_UNAVAILABLE };
   return { path: null, unavailable: `${registration.backend} pins nothing: there is no device path` };
+}
+
+/** Largest bounce buffer a verbs device path allocates; longer transfers are split. */
+const VERBS_BOUNCE_MAX = 1 << 20;
+
+/** RDMA WRITE/READ between a bounce buffer and the registration's MR over a loopback RC QP. */
+export class VerbsDevicePath implements DevicePath {
+  readonly name: string;
+  readonly connection: LoopbackConnection;
+
+  constructor(private readonly registration: VerbsRegistration) {
+    this.connection = LoopbackConnection.open(registration.pd, { bounceLength: Math.min(registration.length, VERBS_BOUNCE_MAX) });
+    const kind = registration.mr.access & IBV_ACCESS_ON_DEMAND ? 'on-demand MR' : 'pinned MR';
+    this.name = `verbs RDMA WRITE/READ over a loopback RC QP (${this.connection.describe()}, ${kind})`;
+  }
+
+  private check(offset: number, length: number): void {
+    if (offset < 0 || length < 0 || offset + length > this.registration.length) {
+      throw new RangeError(`[${offset}, ${offset + length}) is outside the ${this.registration.length}-byte registration`);
+    }
+  }
+
+  deviceWrite(bytes: Uint8Array, offset: number): void {
+    this.check(offset, bytes.length);
+    this.connection.writeBytes(bytes, this.registration.addr + BigInt(offset), this.registration.rkey);
+  }
+
+  deviceRead(offset: number, length: number): Uint8Array {
+    this.check(offset, length);
+    return this.connection.readBytes(this.registration.addr + BigInt(offset), this.registration.rkey, length);
+  }
+
+  close(): void {
+    this.connection.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
 }
 
 /** io_uring fixed-buffer I/O between the registered buffer and two memfds. */

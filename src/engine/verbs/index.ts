@@ -1,7 +1,9 @@
 // Verbs backend: object model (pyverbs style), the engine's registration, and device listing.
 
-export { Context, Device, DeviceList, MemoryRegion, ProtectionDomain, getDeviceList } from './objects.js';
-export type { OdpCaps, PortInfo } from './objects.js';
+export { CompletionQueue, Context, Device, DeviceList, MemoryRegion, ProtectionDomain, QueuePair, getDeviceList } from './objects.js';
+export type { OdpCaps, PortInfo, QueuePairOptions, RemoteEndpoint } from './objects.js';
+export { LoopbackConnection, WorkCompletionError, chooseGid, formatGid, isIpv4Mapped } from './loopback.js';
+export type { GidChoice, LoopbackOptions } from './loopback.js';
 export {
   VerbsRegistration,
   ensureForkInit,

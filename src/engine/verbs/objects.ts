@@ -144,6 +144,7 @@ export class Context implements Disposable {
   readonly deviceName: string;
   #handle: Pointer | null;
   readonly #pds = new Set<ProtectionDomain>();
+  readonly #cqs = new Set<CompletionQueue>();
 
   constructor(device: Device, handle: Pointer) {
     this.device = device;
@@ -208,20 +209,40 @@ export class Context implements Disposable {
     return out;
   }
 
+  /** GID table entry `index` of `port` (16 bytes, network order). */
+  queryGid(port: number, index: number): Uint8Array {
+    return ibv.queryGid(this.handle, port, index);
+  }
+
+  /** GID table entry with its type (IB / RoCE v1 / RoCE v2); null when empty or not answerable. */
+  queryGidEntry(port: number, index: number): ibv.IbvGidEntry | null {
+    return ibv.queryGidEntry(this.handle, port, index);
+  }
+
+  /** ibv_create_cq (no completion channel: polled). */
+  createCq(cqe = 16): CompletionQueue {
+    const cq = new CompletionQueue(this, ibv.createCq(this.handle, cqe), (child) => this.#cqs.delete(child));
+    this.#cqs.add(cq);
+    return cq;
+  }
+
   allocPd(): ProtectionDomain {
     const pd = new ProtectionDomain(this, ibv.allocPd(this.handle), (child) => this.#pds.delete(child));
     this.#pds.add(pd);
     return pd;
   }
 
-  /** Deallocates live PDs (and their MRs) first, then ibv_close_device. Idempotent. */
+  /**
+   * Deallocates live PDs (and their QPs and MRs) first, then destroys live CQs (no QP uses them
+   * any more), then ibv_close_device. Idempotent.
+   */
   close(): void {
     if (this.#handle === null) return;
     const handle = this.#handle;
-    closeAll(this.#pds, () => {
+    closeAll(this.#pds, () => closeAll(this.#cqs, () => {
       this.#handle = null;
       ibv.closeDevice(handle);
-    });
+    }));
   }
 
   [Symbol.dispose](): void {
@@ -233,6 +254,7 @@ export class ProtectionDomain implements Disposable {
   readonly context: Context;
   #handle: Pointer | null;
   readonly #mrs = new Set<MemoryRegion>();
+  readonly #qps = new Set<QueuePair>();
   readonly #onClose: (pd: ProtectionDomain) => void;
 
   constructor(context: Context, handle: Pointer, onClose: (pd: ProtectionDomain) => void) {
@@ -260,15 +282,42 @@ export class ProtectionDomain implements Disposable {
     return mr;
   }
 
-  /** Deregisters live MRs first, then ibv_dealloc_pd. Idempotent. */
+  /** ibv_reg_mr over [addr, addr+length) of memory the caller keeps mapped. */
+  registerRange(addr: Pointer, length: number, access: number): MemoryRegion {
+    const mr = new MemoryRegion(this, ibv.regMr(this.handle, addr, length, access), access, (child) => this.#mrs.delete(child));
+    this.#mrs.add(mr);
+    return mr;
+  }
+
+  /** ibv_create_qp on this PD, sending and receiving through the given CQs (RC by default). */
+  createQp(opts: QueuePairOptions): QueuePair {
+    const { qp, cap } = ibv.createQp(this.handle, {
+      send_cq: opts.sendCq.handle,
+      recv_cq: (opts.recvCq ?? opts.sendCq).handle,
+      cap: {
+        max_send_wr: opts.maxSendWr ?? 16,
+        max_recv_wr: opts.maxRecvWr ?? 1,
+        max_send_sge: opts.maxSendSge ?? 1,
+        max_recv_sge: opts.maxRecvSge ?? 1,
+        max_inline_data: 0,
+      },
+      qp_type: opts.qpType ?? ibv.IBV_QPT_RC,
+      sq_sig_all: 0,
+    });
+    const child = new QueuePair(this, qp, cap, opts.sendCq, (q) => this.#qps.delete(q));
+    this.#qps.add(child);
+    return child;
+  }
+
+  /** Destroys live QPs, then deregisters live MRs, then ibv_dealloc_pd. Idempotent. */
   close(): void {
     if (this.#handle === null) return;
     const handle = this.#handle;
-    closeAll(this.#mrs, () => {
+    closeAll(this.#qps, () => closeAll(this.#mrs, () => {
       this.#handle = null;
       this.#onClose(this);
       ibv.deallocPd(handle);
-    });
+    }));
   }
 
   [Symbol.dispose](): void {
@@ -323,6 +372,159 @@ export class MemoryRegion implements Registration {
     this.#handle = null;
     this.#onClose(this);
     ibv.deregMr(handle);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+export class CompletionQueue implements Disposable {
+  readonly context: Context;
+  #handle: Pointer | null;
+  readonly #onClose: (cq: CompletionQueue) => void;
+
+  constructor(context: Context, handle: Pointer, onClose: (cq: CompletionQueue) => void) {
+    this.context = context;
+    this.#handle = handle;
+    this.#onClose = onClose;
+  }
+
+  get closed(): boolean {
+    return this.#handle === null;
+  }
+
+  get handle(): Pointer {
+    if (this.#handle === null) throw new Error(`completion queue on ${this.context.deviceName} is destroyed`);
+    return this.#handle;
+  }
+
+  /** ibv_poll_cq: up to `max` completions, possibly none (never blocks). */
+  poll(max = 1): ibv.IbvWc[] {
+    return ibv.pollCq(this.handle, max);
+  }
+
+  /** ibv_destroy_cq (EBUSY while a QP still uses it). Idempotent. */
+  close(): void {
+    if (this.#handle === null) return;
+    const handle = this.#handle;
+    this.#handle = null;
+    this.#onClose(this);
+    ibv.destroyCq(handle);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+export interface QueuePairOptions {
+  sendCq: CompletionQueue;
+  /** Defaults to sendCq. */
+  recvCq?: CompletionQueue;
+  /** IBV_QPT_*; default RC. */
+  qpType?: number;
+  maxSendWr?: number;
+  maxRecvWr?: number;
+  maxSendSge?: number;
+  maxRecvSge?: number;
+}
+
+/** Where an RC QP's RTR transition sends: the remote QP and the path to it. */
+export interface RemoteEndpoint {
+  qpNum: number;
+  port: number;
+  /** enum ibv_mtu of the path. */
+  pathMtu: number;
+  /** Routed (RoCE: always): dgid and the local GID index to send from. */
+  gid?: { dgid: Uint8Array; sgidIndex: number };
+  /** InfiniBand without GRH: the destination LID. */
+  dlid?: number;
+  rqPsn?: number;
+}
+
+export class QueuePair implements Disposable {
+  readonly pd: ProtectionDomain;
+  readonly qpNum: number;
+  /** Capabilities the provider granted. */
+  readonly cap: ibv.IbvQpCap;
+  readonly sendCq: CompletionQueue;
+  #handle: Pointer | null;
+  readonly #onClose: (qp: QueuePair) => void;
+
+  constructor(pd: ProtectionDomain, handle: Pointer, cap: ibv.IbvQpCap, sendCq: CompletionQueue, onClose: (qp: QueuePair) => void) {
+    this.pd = pd;
+    this.#handle = handle;
+    this.cap = cap;
+    this.sendCq = sendCq;
+    this.#onClose = onClose;
+    this.qpNum = ibv.readQp(handle).qp_num;
+  }
+
+  get closed(): boolean {
+    return this.#handle === null;
+  }
+
+  get handle(): Pointer {
+    if (this.#handle === null) throw new Error(`queue pair 0x${this.qpNum.toString(16)} is destroyed`);
+    return this.#handle;
+  }
+
+  /** The state libibverbs last recorded (struct ibv_qp.state). */
+  get state(): number {
+    return ibv.readQp(this.handle).state;
+  }
+
+  modify(attr: ibv.IbvQpAttr, mask: number, detail?: string): void {
+    ibv.modifyQp(this.handle, attr, mask, detail);
+  }
+
+  /** RESET → INIT on `port`, allowing the remote side the given IBV_ACCESS_REMOTE_* rights. */
+  toInit(port: number, accessFlags: number): void {
+    this.modify(
+      { qp_state: ibv.IBV_QPS_INIT, pkey_index: 0, port_num: port, qp_access_flags: accessFlags },
+      ibv.IBV_QP_STATE | ibv.IBV_QP_PKEY_INDEX | ibv.IBV_QP_PORT | ibv.IBV_QP_ACCESS_FLAGS,
+      'RESET → INIT',
+    );
+  }
+
+  /** INIT → RTR (RC): connect to `remote`. */
+  toRtr(remote: RemoteEndpoint): void {
+    const ah: ibv.IbvAhAttr = remote.gid
+      ? { is_global: 1, port_num: remote.port, grh: { dgid: { raw: remote.gid.dgid }, sgid_index: remote.gid.sgidIndex, hop_limit: 1 } }
+      : { is_global: 0, port_num: remote.port, dlid: remote.dlid ?? 0 };
+    this.modify(
+      {
+        qp_state: ibv.IBV_QPS_RTR, path_mtu: remote.pathMtu, dest_qp_num: remote.qpNum, rq_psn: remote.rqPsn ?? 0,
+        max_dest_rd_atomic: 1, min_rnr_timer: 12, ah_attr: ah,
+      },
+      ibv.IBV_QP_STATE | ibv.IBV_QP_AV | ibv.IBV_QP_PATH_MTU | ibv.IBV_QP_DEST_QPN | ibv.IBV_QP_RQ_PSN
+        | ibv.IBV_QP_MAX_DEST_RD_ATOMIC | ibv.IBV_QP_MIN_RNR_TIMER,
+      'INIT → RTR',
+    );
+  }
+
+  /** RTR → RTS (RC). */
+  toRts(sqPsn = 0): void {
+    this.modify(
+      { qp_state: ibv.IBV_QPS_RTS, timeout: 14, retry_cnt: 7, rnr_retry: 7, sq_psn: sqPsn, max_rd_atomic: 1 },
+      ibv.IBV_QP_STATE | ibv.IBV_QP_TIMEOUT | ibv.IBV_QP_RETRY_CNT | ibv.IBV_QP_RNR_RETRY | ibv.IBV_QP_SQ_PSN | ibv.IBV_QP_MAX_QP_RD_ATOMIC,
+      'RTR → RTS',
+    );
+  }
+
+  /** ibv_post_send of one work request with one SGE. */
+  postSend(wr: ibv.IbvSendWr): void {
+    ibv.postSend(this.handle, wr);
+  }
+
+  /** ibv_destroy_qp. Idempotent. */
+  close(): void {
+    if (this.#handle === null) return;
+    const handle = this.#handle;
+    this.#handle = null;
+    this.#onClose(this);
+    ibv.destroyQp(handle);
   }
 
   [Symbol.dispose](): void {
