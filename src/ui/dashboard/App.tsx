@@ -226,7 +226,7 @@ export function App({ source, actions, count, columns, rows: rowsOverride, initi
     content = (
       <Box flexDirection="column">
         <Box flexDirection="column" height={tableHeight}>
-          <ProcessTable rows={rows} width={width} height={tableHeight} selected={selected} />
+          <ProcessTable rows={rows} width={width} height={tableHeight} selected={selected} {...(draft ?? filter ? { emptyText: `No process matches '${draft ?? filter}'.` } : {})} />
         </Box>
         <UserPanel users={users} width={width} maxRows={maxUsers} />
       </Box>

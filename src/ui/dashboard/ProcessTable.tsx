@@ -21,9 +21,11 @@ export interface ProcessTableProps {
   width: number;
   height: number;
   selected: number;
+  /** What to say when there are no rows. */
+  emptyText?: string;
 }
 
-export function ProcessTable({ rows, width, height, selected }: ProcessTableProps) {
+export function ProcessTable({ rows, width, height, selected, emptyText = 'No process has pinned or locked memory.' }: ProcessTableProps) {
   const columns = chooseColumns(PROCESS_COLUMNS, width - 2);
   const visible = Math.max(1, height - 1);
   // Keep the selection on screen: scroll so it sits in the window.
@@ -32,7 +34,7 @@ export function ProcessTable({ rows, width, height, selected }: ProcessTableProp
   return (
     <Box flexDirection="column">
       <Text bold inverse wrap="truncate">{fit(`  ${headerText(columns)}`, width)}</Text>
-      {rows.length === 0 ? <Text dimColor wrap="truncate">{fit('  No process has pinned or locked memory.', width)}</Text> : null}
+      {rows.length === 0 ? <Text dimColor wrap="truncate">{fit(`  ${emptyText}`, width)}</Text> : null}
       {window.map((row, i) => {
         const index = top + i;
         const mark = row.mark;
