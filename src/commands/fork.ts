@@ -23,6 +23,7 @@ interface ForkFlags {
   json?: boolean;
   expect?: string;
   stepDelay?: string;
+  access?: string;
 }
 
 /** Verdicts a run can be expected to reach (`skipped` and `error` are not outcomes). */
@@ -124,7 +125,9 @@ How a scenario runs:
   /proc/<pid>/pagemap, the child's bytes with process_vm_readv, and for pinned backends uses the
   backend's own data path as the "device": uring does IORING_OP_WRITE_FIXED from the registered
   buffer to a memfd (the device reads memory) and IORING_OP_READ_FIXED from a memfd into it (the
-  device writes memory). Then the child is killed and reaped and the registration released.
+  device writes memory); verbs does an RDMA READ from the MR into a bounce buffer and an RDMA WRITE
+  from it into the MR over an RC queue pair connected to itself (loopback, path MTU = the port's max:
+  the packets never reach the wire). Then the child is killed and reaped and the registration released.
 
 Dimensions (comma lists, or all):
   --backend   plain (not registered: the baseline), mlock, uring (io_uring fixed buffers: the same
@@ -132,6 +135,9 @@ Dimensions (comma lists, or all):
   --protect   none, dontfork (MADV_DONTFORK), wipeonfork (MADV_WIPEONFORK), fork-init (ibv_fork_init, verbs)
   --writer    who writes after the fork: parent, child, both (parent first), none
   --backing   ${FORK_BACKINGS.join(', ')}
+  --access    verbs rows register with local-write,remote-write,remote-read plus these flags;
+              on-demand registers an ODP MR (nothing pinned; needs a device with ODP_SUPPORT, e.g. mlx5
+              or rxe on recent kernels): on a device without it the rows are skipped with the reason
   Without any of them the default matrix runs (14 rows). With some, every combination of the given
   values runs, and unnamed dimensions take: backend ${SELECTION_DEFAULTS.backend.join(',')}, protect none,
   writer parent, backing anon. Rows that cannot run here (no device, no huge pages, not applicable)
@@ -169,6 +175,7 @@ Examples:
   rdmactl fork --backend uring --writer all           a pinned buffer, every writer
   rdmactl fork --backend uring,mlock --protect none,dontfork,wipeonfork --json
   rdmactl fork --backend uring --expect coherent      exit 5 unless every row is coherent (CI check)
+  rdmactl fork --backend verbs --access on-demand     an ODP MR, through a real RDMA WRITE/READ
   rdmactl fork --backing thp,memfd,file-private --backend uring --size 1M`;
 
 export function forkCommand(ctx: Context): Command {
@@ -181,6 +188,7 @@ export function forkCommand(ctx: Context): Command {
     .option('--backing <list>', `what backs the buffer: ${FORK_BACKINGS.join(', ')}`)
     .option('-s, --size <size>', `buffer size per scenario (${SIZE_HELP}); default: 4 pages`)
     .option('--json', 'print one JSON document')
+    .option('--access <flags>', 'verbs rows: extra ibv access flags on top of local-write,remote-write,remote-read (e.g. on-demand for an ODP MR)')
     .option('--expect <verdict>', `exit 5 unless every row that ran has this verdict: ${EXPECTABLE.join(', ')}`)
     .addOption(new Option('--step-delay <ms>', 'testing: wait this long with each child alive').hideHelp())
     .addHelpText('after', HELP_AFTER)
@@ -202,8 +210,13 @@ export function forkCommand(ctx: Context): Command {
         stepDelayMs = Number(flags.stepDelay);
         if (!Number.isInteger(stepDelayMs) || stepDelayMs < 0) throw new UsageError(`invalid --step-delay '${flags.stepDelay}': milliseconds`);
       }
+      let verbsAccess = 0;
+      if (flags.access !== undefined) {
+        const { parseAccessFlags } = await import('../ffi/verbs.js');
+        verbsAccess = parseAccessFlags(flags.access);
+      }
       const specs = buildMatrix(selection);
-      const report = await withInterrupts((signal) => runMatrix(specs, { length, signal, stepDelayMs }));
+      const report = await withInterrupts((signal) => runMatrix(specs, { length, signal, stepDelayMs, verbsAccess }));
       const rows: ForkRow[] = report.scenarios.map((r, i) => ({ index: i + 1, r }));
 
       if (flags.json) printJson(ctx, forkReportJson(report, rows, length));

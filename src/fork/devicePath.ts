@@ -9,7 +9,7 @@
 
 import { closeSync, readSync, writeSync } from 'node:fs';
 import { IORING_OP_READ_FIXED, IORING_OP_WRITE_FIXED } from '../ffi/io_uring.js';
-import { memfdCreate } from '../ffi/libc.js';
+import { memfdCreate, pageSize } from '../ffi/libc.js';
 import type { Registration } from '../engine/types.js';
 import { UringRegistration } from '../engine/uring.js';
 import { IBV_ACCESS_ON_DEMAND } from '../ffi/verbs.js';
@@ -54,15 +54,27 @@ export class VerbsDevicePath implements DevicePath {
   readonly name: string;
   readonly connection: LoopbackConnection;
 
+  private readonly onDemand: boolean;
+
   constructor(private readonly registration: VerbsRegistration) {
-    this.connection = LoopbackConnection.open(registration.pd, { bounceLength: Math.min(registration.length, VERBS_BOUNCE_MAX) });
-    const kind = registration.mr.access & IBV_ACCESS_ON_DEMAND ? 'on-demand MR' : 'pinned MR';
-    this.name = `verbs RDMA WRITE/READ over a loopback RC QP (${this.connection.describe()}, ${kind})`;
+    // Path MTU = the port's max MTU: loopback packets never reach the wire, so the netdev's MTU does
+    // not apply, and with page-sized packets every packet of a page-aligned transfer starts on a page
+    // boundary (see deviceWrite for why that matters to on-demand MRs).
+    this.connection = LoopbackConnection.open(registration.pd, { bounceLength: Math.min(registration.length, VERBS_BOUNCE_MAX), pathMtu: 'max' });
+    this.onDemand = (registration.mr.access & IBV_ACCESS_ON_DEMAND) !== 0;
+    this.name = `verbs RDMA WRITE/READ over a loopback RC QP (${this.connection.describe()}, ${this.onDemand ? 'on-demand MR' : 'pinned MR'})`;
   }
 
   private check(offset: number, length: number): void {
     if (offset < 0 || length < 0 || offset + length > this.registration.length) {
       throw new RangeError(`[${offset}, ${offset + length}) is outside the ${this.registration.length}-byte registration`);
+    }
+    // Soft-RoCE on Linux 7.2 drops the offset within the page for on-demand MRs: a packet aimed at
+    // page + 1024 lands at page + 0 (seen in the lab for both WRITE and READ). Transfers that start
+    // on a page boundary, with page-sized packets, are unaffected; refuse the others rather than
+    // report a wrong answer.
+    if (this.onDemand && (offset % pageSize() !== 0 || this.connection.mtu % pageSize() !== 0)) {
+      throw new RangeError(`on-demand MR: device transfers must start on a page boundary with a page-sized path MTU (offset ${offset}, MTU ${this.connection.mtu})`);
     }
   }
 

@@ -180,7 +180,15 @@ export interface RunOptions {
   onChild?: (pid: number, spec: ScenarioSpec) => void;
   /** Replace a registration's device path (tests: a path that throws). */
   devicePath?: (registration: Registration) => DevicePath | null;
+  /** Extra IBV_ACCESS_* bits for verbs rows (e.g. on-demand), on top of VERBS_FORK_ACCESS. */
+  verbsAccess?: number;
 }
+
+/**
+ * What verbs rows register with: local-write, remote-write, remote-read — the device path's RDMA
+ * WRITE needs remote-write and its RDMA READ remote-read.
+ */
+export const VERBS_FORK_ACCESS = 7;
 
 /** Facts shared by every row, found once per run. */
 export interface RunEnvironment {
@@ -251,7 +259,7 @@ interface Setup {
   release(): void;
 }
 
-async function setUp(spec: ScenarioSpec, length: number): Promise<Setup> {
+async function setUp(spec: ScenarioSpec, length: number, verbsAccess = 0): Promise<Setup> {
   if (spec.backend === 'plain') {
     const buffer = allocateBuffer({ length, backing: spec.backing });
     try {
@@ -266,7 +274,7 @@ async function setUp(spec: ScenarioSpec, length: number): Promise<Setup> {
   const set: RegistrationSet = await register({
     length, backend: spec.backend, backing: spec.backing,
     dontfork: spec.protection === 'dontfork', wipeonfork: spec.protection === 'wipeonfork', forkInit: spec.protection === 'fork-init',
-    ...(spec.backend === 'verbs' ? { access: 7 } : {}),
+    ...(spec.backend === 'verbs' ? { access: VERBS_FORK_ACCESS | verbsAccess } : {}),
   });
   const first = set.registrations[0]!;
   return { buffer: first.buffer, registration: first.registration, release: () => void set.close() };
@@ -285,7 +293,7 @@ export async function runScenario(spec: ScenarioSpec, env: RunEnvironment, optio
 
   let setup: Setup;
   try {
-    setup = await setUp(spec, options.length);
+    setup = await setUp(spec, options.length, options.verbsAccess);
   } catch (err) {
     // The machine cannot do this row (no hugepages, no THP, io_uring disabled, over a limit, the kernel
     // refuses to pin this kind of mapping): a skip with the kernel's reason, not a failure.

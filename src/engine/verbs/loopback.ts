@@ -17,6 +17,12 @@ export interface LoopbackOptions {
   bounceLength?: number;
   /** How long to wait for each completion (default 10 s: Soft-RoCE under emulation is slow). */
   timeoutMs?: number;
+  /**
+   * Path MTU: 'active' (the port's active MTU, what a connection to a peer would use; default),
+   * 'max' (the port's max MTU: fine for loopback, whose packets never reach the wire), or an
+   * enum ibv_mtu value (1 = 256 … 5 = 4096).
+   */
+  pathMtu?: 'active' | 'max' | number;
 }
 
 /** A work completion with a status other than IBV_WC_SUCCESS. */
@@ -159,10 +165,11 @@ export class LoopbackConnection implements Disposable {
       const qp = pd.createQp({ sendCq: cq, maxSendWr: 16, maxRecvWr: 1 });
       undo.push(() => qp.close());
       qp.toInit(port, ibv.IBV_ACCESS_LOCAL_WRITE | ibv.IBV_ACCESS_REMOTE_WRITE | ibv.IBV_ACCESS_REMOTE_READ);
+      const pathMtu = opts.pathMtu === undefined || opts.pathMtu === 'active' ? attr.active_mtu : opts.pathMtu === 'max' ? attr.max_mtu : opts.pathMtu;
       qp.toRtr({
         qpNum: qp.qpNum,
         port,
-        pathMtu: attr.active_mtu,
+        pathMtu,
         ...(gid ? { gid: { dgid: gid.gid, sgidIndex: gid.index } } : { dlid: attr.lid }),
       });
       qp.toRts();
@@ -173,7 +180,7 @@ export class LoopbackConnection implements Disposable {
       undo.push(() => bounceMr.close());
 
       return new LoopbackConnection({
-        pd, cq, qp, port, gid, mtu: ibv.mtuBytes(attr.active_mtu), bounceAddr, bounceLength, bounceMr, timeoutMs: opts.timeoutMs ?? 10_000,
+        pd, cq, qp, port, gid, mtu: ibv.mtuBytes(pathMtu), bounceAddr, bounceLength, bounceMr, timeoutMs: opts.timeoutMs ?? 10_000,
       });
     } catch (err) {
       for (const step of undo.reverse()) {
@@ -190,7 +197,7 @@ export class LoopbackConnection implements Disposable {
   /** One line for evidence: device, port, GID, QP number. */
   describe(): string {
     const route = this.gid ? `GID ${this.gid.index} ${this.gid.type} ${formatGid(this.gid.gid)}` : 'LID routed';
-    return `${this.pd.context.deviceName} port ${this.port}, ${route}, QP 0x${this.qp.qpNum.toString(16)}`;
+    return `${this.pd.context.deviceName} port ${this.port}, ${route}, QP 0x${this.qp.qpNum.toString(16)}, MTU ${this.mtu}`;
   }
 
   /** RDMA WRITE `length` bytes from local [localAddr] (in localMr) to remote [remoteAddr] (rkey). */
