@@ -423,10 +423,15 @@ export function bootImage(kernel) {
   if (fs.existsSync(out)) return out;
   if (fs.existsSync(marker)) return bzImage;
   const image = fs.readFileSync(bzImage);
+  let missingTool = false;
   for (const p of PAYLOADS) {
     const at = image.indexOf(p.magic);
-    const tool = at >= 0 && findExecutable(p.tool);
-    if (!tool) continue;
+    if (at < 0) continue;
+    const tool = findExecutable(p.tool);
+    if (!tool) {
+      missingTool = true; // e.g. zstd for 7.x kernels: boot the bzImage, try again next time
+      continue;
+    }
     // The decompressors stop at (and may complain about) the bzImage's trailing bytes: judge the output.
     const r = spawnSync(tool, p.args, { input: image.subarray(at), maxBuffer: 1 << 30 });
     if (r.stdout && hasPvhNote(r.stdout)) {
@@ -436,6 +441,6 @@ export function bootImage(kernel) {
       return out;
     }
   }
-  fs.writeFileSync(marker, 'no PVH-bootable vmlinux could be extracted; booting the bzImage\n');
+  if (!missingTool) fs.writeFileSync(marker, 'no PVH-bootable vmlinux could be extracted; booting the bzImage\n');
   return bzImage;
 }
