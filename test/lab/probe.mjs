@@ -6,9 +6,10 @@
 //     maps FILE PROT_READ + MAP_PRIVATE, reads every page, then /proc/self/pagemap; registers the
 //     range with remote-read only (no local-write); pagemap again; then tries a local-write
 //     registration of the same range and reports how it failed.
-//   node test/lab/probe.mjs memlock BYTES
+//   node test/lab/probe.mjs memlock BYTES [OK_BYTES]
 //     registers BYTES of anonymous memory with the default access (expected to fail over
-//     RLIMIT_MEMLOCK when run unprivileged), catches the error and reports its own VmPin afterwards.
+//     RLIMIT_MEMLOCK when run unprivileged), catches the error and reports its own VmPin afterwards;
+//     then registers OK_BYTES (within the limit) and reports VmPin while held and after release.
 
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 
@@ -112,7 +113,7 @@ function readonlyFile(file, bytes) {
   }
 }
 
-async function memlock(bytes) {
+async function memlock(bytes, okBytes) {
   const result = { pinBeforeKb: statusKb('VmPin'), uid: process.getuid() };
   try {
     const set = await register({ length: bytes, backend: 'verbs', access: 7 });
@@ -124,15 +125,22 @@ async function memlock(bytes) {
     result.error = describeError(err);
   }
   result.pinAfterKb = statusKb('VmPin');
+  if (okBytes > 0) {
+    // A registration within the limit, in the same process: the failure above left nothing charged.
+    const set = await register({ length: okBytes, backend: 'verbs', access: 7 });
+    result.okPinKb = statusKb('VmPin');
+    set.close();
+    result.okPinAfterCloseKb = statusKb('VmPin');
+  }
   return result;
 }
 
 const [command, ...args] = process.argv.slice(2);
 let out;
 if (command === 'readonly-file') out = readonlyFile(args[0], Number(args[1]));
-else if (command === 'memlock') out = await memlock(Number(args[0]));
+else if (command === 'memlock') out = await memlock(Number(args[0]), Number(args[1] ?? 0));
 else {
-  process.stderr.write(`usage: probe.mjs readonly-file FILE BYTES | memlock BYTES\n`);
+  process.stderr.write(`usage: probe.mjs readonly-file FILE BYTES | memlock BYTES [OK_BYTES]\n`);
   process.exit(2);
 }
 process.stdout.write(`${JSON.stringify(out)}\n`);
