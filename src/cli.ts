@@ -37,8 +37,8 @@ export function reportError(ctx: Context, err: unknown): ExitCode {
 
 /** Run rdmactl with `args` (without node and script) and return the exit code. */
 export async function run(args: readonly string[], ctx: Context = processContext()): Promise<ExitCode> {
-  const program = makeProgram(ctx);
   try {
+    const program = await makeProgram(ctx, args);
     await program.parseAsync([...args], { from: 'user' });
     return EXIT.OK;
   } catch (err) {

@@ -4,14 +4,30 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import type { Context } from './lib/context.js';
-import { devicesCommand } from './commands/devices.js';
-import { limitsCommand } from './commands/limits.js';
-import { regCommand } from './commands/reg.js';
-import { deregCommand } from './commands/dereg.js';
-import { statCommand } from './commands/stat.js';
-import { lsCommand } from './commands/ls.js';
-import { forkCommand } from './commands/fork.js';
-import { topCommand } from './commands/top.js';
+
+type CommandFactory = (ctx: Context) => Command;
+
+// One loader per command file, in help order. Only the command being run is loaded (so `stat` never
+// loads the FFI, and `--version` loads no command at all); `--help` and unknown commands load all.
+const COMMANDS: ReadonlyArray<readonly [string, () => Promise<CommandFactory>]> = [
+  ['reg', async () => (await import('./commands/reg.js')).regCommand],
+  ['dereg', async () => (await import('./commands/dereg.js')).deregCommand],
+  ['devices', async () => (await import('./commands/devices.js')).devicesCommand],
+  ['limits', async () => (await import('./commands/limits.js')).limitsCommand],
+  ['stat', async () => (await import('./commands/stat.js')).statCommand],
+  ['ls', async () => (await import('./commands/ls.js')).lsCommand],
+  ['fork', async () => (await import('./commands/fork.js')).forkCommand],
+  ['top', async () => (await import('./commands/top.js')).topCommand],
+];
+
+/** The command files `args` needs: the named command, none for a bare --version, else all. */
+function commandsFor(args: readonly string[]): ReadonlyArray<readonly [string, () => Promise<CommandFactory>]> {
+  const first = args.find((a) => !a.startsWith('-'));
+  const named = COMMANDS.find(([name]) => name === first);
+  if (named) return [named];
+  if (first === undefined && args.some((a) => a === '-V' || a === '--version')) return [];
+  return COMMANDS;
+}
 
 export function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -50,21 +66,14 @@ function configure(command: Command, ctx: Context): void {
   for (const sub of command.commands) configure(sub, ctx);
 }
 
-export function makeProgram(ctx: Context): Command {
+export async function makeProgram(ctx: Context, args: readonly string[] = []): Promise<Command> {
   const program = new Command('rdmactl')
     .description('Show and test what RDMA memory registration does to this machine\'s memory:\npinned and locked pages, RLIMIT_MEMLOCK accounting, and fork behaviour.')
     .version(packageVersion(), '-V, --version', 'print the version')
     .helpOption('-h, --help', 'show help')
     .addHelpText('after', EXIT_HELP)
     .showSuggestionAfterError(true);
-  program.addCommand(regCommand(ctx));
-  program.addCommand(deregCommand(ctx));
-  program.addCommand(devicesCommand(ctx));
-  program.addCommand(limitsCommand(ctx));
-  program.addCommand(statCommand(ctx));
-  program.addCommand(lsCommand(ctx));
-  program.addCommand(forkCommand(ctx));
-  program.addCommand(topCommand(ctx));
+  for (const [, load] of commandsFor(args)) program.addCommand((await load())(ctx));
   configure(program, ctx);
   return program;
 }
