@@ -105,7 +105,11 @@ async function main() {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('RDMACTL_') && !k.startsWith('RDMACTL_LAB')));
   Object.assign(env, opts.env);
 
+  // A closed stdout (e.g. `| head`) stops the VM instead of crashing and orphaning QEMU.
+  const stdoutGone = new AbortController();
+  process.stdout.on('error', () => stdoutGone.abort());
   const r = await runInLab({
+    abortSignal: stdoutGone.signal,
     kernelName: opts.kernel,
     command: opts.command.join(' '),
     timeoutS: opts.timeout,
@@ -115,6 +119,7 @@ async function main() {
     refresh: opts.refresh,
   });
   const what = `${opts.kernel} kernel ${r.kernel.release}, ${r.accel}`;
+  if (r.signal === 'SIGPIPE') return 141;
   if (r.signal) {
     process.stderr.write(`lab: interrupted (${r.signal}); VM stopped\n`);
     return r.signal === 'SIGINT' ? 130 : 143;
