@@ -13,7 +13,8 @@ with /bin/sh -c, in this checkout's directory. The guest mounts the host's root 
 read-only over 9p and chroots into it, so it uses the host's node, node_modules, libibverbs and
 iproute2. Before the command runs, lo and eth0 (10.0.2.15/24) are up and rxe0 exists
 (rdma link add rxe0 type rxe netdev eth0). Only /tmp, /run, /dev/shm are writable (tmpfs).
-The command's stdout and stderr both arrive on stdout; lab messages go to stderr.
+The command's stdout and stderr both arrive on stdout (a pipe, not a terminal); stdin is /dev/null;
+lab messages go to stderr.
 The exit status is the command's.
 
 Options:
@@ -46,10 +47,12 @@ Environment variables:
   RDMACTL_LAB_CACHE=DIR             cache directory (default: ${path.relative(REPO_DIR, CACHE_DIR) || '.'})
   RDMACTL_LAB_MIRROR=URL            Debian archive mirror (default: from /etc/apt sources)
   RDMACTL_LAB_SECURITY_MIRROR=URL   Debian security mirror (default: from /etc/apt sources)
+  RDMACTL_LAB_PVH=0                 boot the compressed bzImage, not the vmlinux extracted from it
 
 Exit status: the command's; 3 when a host tool or the kernel cannot be had; 124 on timeout;
-125 when the VM failed before reporting the command's status; 130/143 when interrupted.
-Host packages: qemu-system-x86 busybox-static kmod xz-utils iproute2 (and ibverbs-utils
+125 when the VM failed before reporting the command's status; 130/143 when interrupted;
+141 when stdout was closed.
+Host packages: qemu-system-x86 busybox-static kmod xz-utils zstd iproute2 (and ibverbs-utils
 ibverbs-providers libibverbs1 for verbs work in the guest).
 `;
 
@@ -72,7 +75,7 @@ function parseArgs(argv) {
     else if (a === '--env' || a.startsWith('--env=')) {
       const kv = value();
       const eq = kv.indexOf('=');
-      if (eq <= 0) throw new LabSetupError(`--env wants NAME=VALUE, got "${kv}"`);
+      if (eq <= 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(kv.slice(0, eq))) throw new LabSetupError(`--env wants NAME=VALUE, got "${kv}"`);
       o.env[kv.slice(0, eq)] = kv.slice(eq + 1);
     } else if (a === '--refresh') o.refresh = true;
     else if (a === '-v' || a === '--verbose') o.verbose = true;
