@@ -19,9 +19,8 @@ import { closeSync, openSync, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { EXIT, RdmactlError, type ExitCode } from '../lib/errors.js';
 import type { JsonValue } from '../lib/fields.js';
-import { waitForRelease } from '../lib/hold.js';
 import { readStat } from '../proc/stat.js';
-import { effectiveUid, removeHeld, writeHeld, type HeldRecord, type StoreOptions } from './store.js';
+import { effectiveUid, ensureRuntimeDir, removeHeld, writeHeld, type HeldRecord, type StoreOptions } from './store.js';
 
 /** The hidden option that turns `reg` into a holder; its value is the record's token. */
 export const HOLDER_TOKEN_FLAG = '--holder-token';
@@ -71,6 +70,7 @@ export function holderFailure(stderr: string, code: number | null, signal: NodeJ
 
 /** Starts a holder and resolves with its line; rejects with the holder's own error if it exits first. */
 export function spawnHolder(options: SpawnHolderOptions): Promise<HolderLine> {
+  ensureRuntimeDir({ env: options.env }); // refuse an unsafe directory before registering anything
   const token = options.token ?? newHolderToken();
   const child = spawn(process.execPath, [RDMACTL_BIN, ...options.args, HOLDER_TOKEN_FLAG, token], {
     detached: true,
@@ -162,6 +162,30 @@ export interface HoldDetachedOptions extends StoreOptions {
 
 const ignoreHangup = (): void => undefined;
 
+/**
+ * Waits for SIGTERM/SIGINT or the deadline (SIGHUP is ignored for the holder's whole life).
+ * Like lib/hold's waitForRelease, but cancellable: a holder that fails to report must not hang.
+ */
+function waitForHolderRelease(deadline: number | null): { released: Promise<void>; cancel: () => void } {
+  let cancel = (): void => undefined;
+  const released = new Promise<void>((resolve) => {
+    // Signal listeners alone do not keep the event loop alive: hold it open until released.
+    const keepAlive = setInterval(() => undefined, 1 << 30);
+    const timer = deadline === null ? undefined : setTimeout(() => finish(), Math.max(1, deadline - Date.now()));
+    const finish = (): void => {
+      clearInterval(keepAlive);
+      if (timer) clearTimeout(timer);
+      process.removeListener('SIGTERM', finish);
+      process.removeListener('SIGINT', finish);
+      resolve();
+    };
+    process.on('SIGTERM', finish);
+    process.on('SIGINT', finish);
+    cancel = finish;
+  });
+  return { released, cancel };
+}
+
 /** The holder's life after a successful registration. Resolves once released and the record is removed. */
 export async function holdDetached(options: HoldDetachedOptions): Promise<void> {
   const { holdable } = options;
@@ -169,32 +193,31 @@ export async function holdDetached(options: HoldDetachedOptions): Promise<void> 
   // as the only release signals: a detached holder outlives the terminal it was started from.
   process.on('SIGHUP', ignoreHangup);
   const deadline = options.holdMillis === null ? null : Date.now() + options.holdMillis;
-  const holdUntilReleased = async (): Promise<void> => {
-    for (;;) {
-      const remaining = deadline === null ? null : Math.max(1, deadline - Date.now());
-      const signal = await waitForRelease(remaining);
-      if (signal !== 'SIGHUP') return;
-    }
-  };
   // Listen before anyone can learn our pid from the record or the line.
-  const released = holdUntilReleased();
-  const self = readStat('self');
-  if (self === null) throw new RdmactlError('/proc/self/stat is missing: is /proc mounted?');
-  const now = new Date();
-  const record = writeHeld({
-    pid: holdable.pid,
-    startTime: self.startTimeTicks,
-    uid: effectiveUid(),
-    token: options.token,
-    createdAt: now.toISOString(),
-    releaseAt: deadline === null ? null : new Date(deadline).toISOString(),
-    registration: options.registration,
-  }, options);
+  const { released, cancel } = waitForHolderRelease(deadline);
+  let record: HeldRecord;
+  try {
+    const self = readStat('self');
+    if (self === null) throw new RdmactlError('/proc/self/stat is missing: is /proc mounted?');
+    record = writeHeld({
+      pid: holdable.pid,
+      startTime: self.startTimeTicks,
+      uid: effectiveUid(),
+      token: options.token,
+      createdAt: new Date().toISOString(),
+      releaseAt: deadline === null ? null : new Date(deadline).toISOString(),
+      registration: options.registration,
+    }, options);
+  } catch (err) {
+    cancel(); // the caller releases the registration; do not keep the process alive
+    throw err;
+  }
   try {
     const line: HolderLine = { event: 'held', record, text: options.renderText(record.id) };
     writeLine(1, JSON.stringify(line));
   } catch (err) {
     // The command that started us is gone: nobody knows this registration's id, so do not keep it.
+    cancel();
     holdable.close();
     removeHeld(record.id, options);
     throw new RdmactlError(`could not report the registration to the command that started this holder (${(err as Error).message}); released it`);

@@ -1,11 +1,12 @@
 // `reg --detach` and `dereg` end to end: real holders started by the built binary, checked through
 // /proc by the test itself; records in a private XDG_RUNTIME_DIR per test.
-import { readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { listHeld, removeStale, writeHeld, type HeldRecord } from '../../src/held/store.js';
 import { jsonLines, rdmactl } from '../helpers/run.js';
 import { statusKb } from '../helpers/proc.js';
-import { UNPRIVILEGED, builtOrThrow, unprivilegedUnavailable } from '../helpers/spawn.js';
+import { BIN, UNPRIVILEGED, builtOrThrow, unprivilegedUnavailable } from '../helpers/spawn.js';
 import { becomeSubreaper, killAndReap, procStat, rdmactlBin, reap, running, tempRuntime, until } from './helpers.js';
 
 const MiB = 1024 * 1024;
@@ -146,6 +147,28 @@ describe('reg --detach', () => {
     expect(result.stdout).toBe('');
     expect(result.millis).toBeLessThan(5_000);
     expect(listHeld()).toEqual([]);
+  });
+});
+
+describe('reg --detach failures', () => {
+  it('an unsafe runtime directory is refused (exit 4) before anything is registered', () => {
+    mkdirSync(`${runtime.dir}/rdmactl`, { mode: 0o755 });
+    chmodSync(`${runtime.dir}/rdmactl`, 0o755);
+    const result = rdmactlBin(['reg', '1M', '--backend', 'uring', '--detach'], runtime.env);
+    expect(result.status).toBe(4);
+    expect(result.stderr).toMatch(/^rdmactl: refusing runtime directory .*: mode 0755 lets others in/);
+    expect(readdirSync(`${runtime.dir}/rdmactl`)).toEqual([]);
+  });
+
+  it('a holder whose starter is gone before it reports releases at once, removes its record and exits 1', async () => {
+    const child = spawn(process.execPath, [BIN, 'reg', '1M', '--backend', 'uring', '--holder-token', 'f00df00df00df00d'], { stdio: ['ignore', 'pipe', 'pipe'], env: runtime.env });
+    child.stdout.destroy(); // the reader vanishes: the holder's line meets EPIPE
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
+    expect(code).toBe(1);
+    expect(stderr).toMatch(/could not report the registration .*EPIPE.*released it/);
+    expect(readdirSync(`${runtime.dir}/rdmactl`)).toEqual([]);
   });
 });
 
