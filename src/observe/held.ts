@@ -11,10 +11,10 @@ function keyText(value: JsonValue | undefined): string | null {
   return null;
 }
 
-export function heldSource(options: { cleanStale: boolean }): HeldSource {
+export function heldSource(options: { cleanStale: boolean; env?: NodeJS.ProcessEnv }): HeldSource {
   let entries;
   try {
-    entries = listHeld();
+    entries = listHeld({ ...(options.env ? { env: options.env } : {}) });
   } catch (err) {
     return { ranges: [], status: { available: false, reason: `cannot read held registrations: ${err instanceof Error ? err.message : String(err)}` } };
   }
@@ -42,6 +42,6 @@ export function heldSource(options: { cleanStale: boolean }): HeldSource {
     }
   }
   // Shown once as stale (so the user learns the holder died), then cleaned.
-  if (options.cleanStale && entries.some((e) => e.state === 'stale')) removeStale();
+  if (options.cleanStale && entries.some((e) => e.state === 'stale')) removeStale({ ...(options.env ? { env: options.env } : {}) });
   return { ranges, status: { available: true, reason: null } };
 }
