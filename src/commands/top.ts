@@ -126,6 +126,9 @@ interface DashboardModule {
 
 /** The bundled dashboard when the build made one (RDMACTL_TOP_UNBUNDLED=1 forces the plain modules). */
 async function loadDashboard(ctx: Context): Promise<DashboardModule> {
+  // ink's colour library reads FORCE_COLOR (not NO_COLOR) when it loads: translate the convention.
+  const noColor = ctx.env['NO_COLOR'];
+  if (noColor !== undefined && noColor !== '') process.env['FORCE_COLOR'] = '0';
   const bundle = new URL('../ui/dashboard.bundle.js', import.meta.url);
   const unbundled = ctx.env['RDMACTL_TOP_UNBUNDLED'];
   if (existsSync(bundle) && (unbundled === undefined || unbundled === '' || unbundled === '0')) {
