@@ -4,7 +4,7 @@
 // the test itself.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { PR_SET_CHILD_SUBREAPER, WNOHANG, prctl, waitpid } from '../../src/ffi/libc.js';
+import { PR_SET_CHILD_SUBREAPER, WNOHANG, prctl, waitpid, type WaitResult } from '../../src/ffi/libc.js';
 import { ROOT, json, run, type CmdResult } from './helpers.js';
 
 export const KiB = 1024;
@@ -104,16 +104,34 @@ export function running(pid: number): boolean {
 
 /** Reaps an adopted (or own) child once it exited; returns false if it is not our child. */
 export async function reap(pid: number, timeoutMs = 15_000): Promise<boolean> {
+  return (await reapStatus(pid, timeoutMs)) !== null;
+}
+
+/** Like reap, with the wait status (exit code or signal); null if it is not our child. */
+export async function reapStatus(pid: number, timeoutMs = 15_000): Promise<WaitResult | null> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    let result: WaitResult | null;
     try {
-      if (waitpid(pid, WNOHANG) !== null) return true;
+      result = waitpid(pid, WNOHANG);
     } catch {
-      return false; // ECHILD: not ours, or already reaped
+      return null; // ECHILD: not ours, or already reaped
     }
+    if (result !== null) return result;
     if (Date.now() > deadline) throw new Error(`pid ${pid} did not exit within ${timeoutMs} ms`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * Releases a detached holder without another CLI start (each costs seconds under TCG): holders release
+ * on SIGTERM (`dereg` adds checks and the wait; verbs-reg.test.ts tests it). Reaps it; true when it
+ * released and exited with status 0.
+ */
+export async function releaseHolder(pid: number): Promise<boolean> {
+  process.kill(pid, 'SIGTERM');
+  const status = await reapStatus(pid);
+  return status !== null && status.exitCode === 0;
 }
 
 /** SIGTERM (holders release on it), wait, SIGKILL if needed; reap. For cleanup after failures. */
