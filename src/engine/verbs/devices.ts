@@ -1,7 +1,7 @@
 // What `rdmactl devices` shows: every RDMA device with its limits, ports and ODP capabilities.
 
 import * as ibv from '../../ffi/verbs.js';
-import { getDeviceList } from './objects.js';
+import { getDeviceList, type DeviceList } from './objects.js';
 import type { OdpCaps, PortInfo } from './objects.js';
 import { isNoDeviceErrno } from './registration.js';
 
@@ -30,18 +30,23 @@ export interface DeviceInfo {
   error: string | null;
 }
 
+/** The device list, or null when the kernel has no RDMA (ENOSYS) or there is no device. */
+function deviceListOrNone(): DeviceList | null {
+  try {
+    return getDeviceList();
+  } catch (err) {
+    if (isNoDeviceErrno(err)) return null;
+    throw err;
+  }
+}
+
 /**
  * All RDMA devices with their attributes. No RDMA in the kernel (ENOSYS) or no device → [].
  * A missing libibverbs is an UnsupportedError.
  */
 export function listDevices(): DeviceInfo[] {
-  let list;
-  try {
-    list = getDeviceList();
-  } catch (err) {
-    if (isNoDeviceErrno(err)) return [];
-    throw err;
-  }
+  const list = deviceListOrNone();
+  if (list === null) return [];
   using _list = list;
   const fork = ibv.isForkInitialized();
   const out: DeviceInfo[] = [];
@@ -91,13 +96,8 @@ export function forkStatus(): ibv.ForkStatus {
 
 /** Just the device names, without opening anything. No RDMA in the kernel or no device → []. */
 export function listDeviceNames(): string[] {
-  let list;
-  try {
-    list = getDeviceList();
-  } catch (err) {
-    if (isNoDeviceErrno(err)) return [];
-    throw err;
-  }
+  const list = deviceListOrNone();
+  if (list === null) return [];
   using _list = list;
   return list.devices.map((d) => d.name);
 }
