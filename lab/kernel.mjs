@@ -49,6 +49,8 @@ const MODULES = [
   // Without crc32_generic, 6.1's rdma_rxe cannot init its crc32 and `rdma link add` fails.
   { name: 'crc32_generic', optional: true },
   { name: 'ib_uverbs' },
+  // For --writable: an overlay (upper layer on tmpfs) over the read-only checkout.
+  { name: 'overlay', optional: true },
   { name: 'rdma_rxe' },
 ];
 

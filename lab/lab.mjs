@@ -12,7 +12,8 @@ Boots a Debian kernel with Soft-RoCE (rdma_rxe) under QEMU and runs SHELL COMMAN
 with /bin/sh -c, in this checkout's directory. The guest mounts the host's root filesystem
 read-only over 9p and chroots into it, so it uses the host's node, node_modules, libibverbs and
 iproute2. Before the command runs, lo and eth0 (10.0.2.15/24) are up and rxe0 exists
-(rdma link add rxe0 type rxe netdev eth0). Only /tmp, /run, /dev/shm are writable (tmpfs).
+(rdma link add rxe0 type rxe netdev eth0). Only /tmp, /run, /dev/shm are writable (tmpfs),
+and the checkout with --writable (changes vanish with the VM).
 The command's stdout and stderr both arrive on stdout (a pipe, not a terminal); stdin is /dev/null;
 lab messages go to stderr.
 The exit status is the command's.
@@ -24,6 +25,8 @@ Options:
   --timeout SECONDS     kill the VM after this long (default ${DEFAULT_TIMEOUT_S}); exit status 124
   --env NAME=VALUE      set a variable in the guest command's environment (repeatable)
   --refresh             resolve and download the kernel again (e.g. a newer sid kernel)
+  -w, --writable        overlay the checkout with a tmpfs layer: writes to it (dist/, node_modules/.vite,
+                        a default vitest run) succeed in the guest and vanish with the VM
   -v, --verbose         show the guest kernel console on stderr
   -q, --quiet           no lab messages on stderr (errors still shown)
   -h, --help            this text
@@ -47,6 +50,7 @@ Environment variables:
   RDMACTL_LAB_CACHE=DIR             cache directory (default: ${path.relative(REPO_DIR, CACHE_DIR) || '.'})
   RDMACTL_LAB_MIRROR=URL            Debian archive mirror (default: from /etc/apt sources)
   RDMACTL_LAB_SECURITY_MIRROR=URL   Debian security mirror (default: from /etc/apt sources)
+  RDMACTL_LAB_WRITABLE=1            same as --writable
   RDMACTL_LAB_PVH=0                 boot the compressed bzImage, not the vmlinux extracted from it
 
 Exit status: the command's; 3 when a host tool or the kernel cannot be had; 124 on timeout;
@@ -78,6 +82,7 @@ function parseArgs(argv) {
       if (eq <= 0 || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(kv.slice(0, eq))) throw new LabSetupError(`--env wants NAME=VALUE, got "${kv}"`);
       o.env[kv.slice(0, eq)] = kv.slice(eq + 1);
     } else if (a === '--refresh') o.refresh = true;
+    else if (a === '-w' || a === '--writable') o.writable = true;
     else if (a === '-v' || a === '--verbose') o.verbose = true;
     else if (a === '-q' || a === '--quiet') o.quiet = true;
     else if (a.startsWith('-') && o.command.length === 0) throw new LabSetupError(`unknown option ${a} (see --help)`);
@@ -120,6 +125,7 @@ async function main() {
     log,
     verbose: opts.verbose,
     refresh: opts.refresh,
+    writable: opts.writable || process.env.RDMACTL_LAB_WRITABLE === '1',
   });
   const what = `${opts.kernel} kernel ${r.kernel.release}, ${r.accel}`;
   if (r.signal === 'SIGPIPE') return 141;

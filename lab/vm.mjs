@@ -55,7 +55,7 @@ function qemuArgs({ kernel, initrd, accel, jobPath, consolePath, memory = '2048M
   return args;
 }
 
-function jobScript({ command, kernel, kernelName, accel, env, cwd, nonce }) {
+function jobScript({ command, kernel, kernelName, accel, env, cwd, nonce, writable }) {
   const exports = {
     PATH: GUEST_PATH,
     HOME: '/tmp',
@@ -79,6 +79,14 @@ function jobScript({ command, kernel, kernelName, accel, env, cwd, nonce }) {
     '# lo and eth0 (10.0.2.15/24) were brought up by the initramfs.',
     'rdma link add rxe0 type rxe netdev eth0 >/tmp/lab-setup.log 2>&1 ||',
     '  { echo "lab: warning: rdma link add rxe0 failed:"; cat /tmp/lab-setup.log; } >&2',
+    ...(writable
+      ? [
+          '# --writable: writes to the checkout land in a tmpfs upper layer and vanish with the VM.',
+          'mkdir -p /tmp/.lab-overlay/upper /tmp/.lab-overlay/work &&',
+          `  mount -t overlay overlay -o lowerdir=${shq(cwd)},upperdir=/tmp/.lab-overlay/upper,workdir=/tmp/.lab-overlay/work ${shq(cwd)} ||`,
+          `  { echo "lab: cannot overlay ${cwd} (--writable)" >&2; printf '@@lab-exit-${nonce}:125@@'; exit 125; }`,
+        ]
+      : []),
     `cd ${shq(cwd)} || { printf '@@lab-exit-${nonce}:125@@'; exit 125; }`,
     `printf '@@lab-ready-${nonce}@@'`,
     `/bin/sh -c ${shq(command)}`,
@@ -91,12 +99,12 @@ function jobScript({ command, kernel, kernelName, accel, env, cwd, nonce }) {
  * Low-level: boot the prepared kernel with `accel` and run `command`.
  * Resolves { status, timedOut, signal, bootMs, totalMs, consoleTail, qemuStderr }.
  */
-function boot({ qemu, kernel, kernelName, initrd, accel, command, timeoutS, env, cwd, onOutput, verbose, abortSignal }) {
+function boot({ qemu, kernel, kernelName, initrd, accel, command, timeoutS, env, cwd, onOutput, verbose, abortSignal, writable = false }) {
   const jobDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rdmactl-lab-'));
   const jobPath = path.join(jobDir, 'job.sh');
   const consolePath = verbose ? '/dev/stderr' : path.join(jobDir, 'console.log');
   const nonce = randomBytes(8).toString('hex');
-  fs.writeFileSync(jobPath, jobScript({ command, kernel, kernelName, accel, env, cwd, nonce }));
+  fs.writeFileSync(jobPath, jobScript({ command, kernel, kernelName, accel, env, cwd, nonce, writable }));
 
   const readyMark = `@@lab-ready-${nonce}@@`;
   const exitRe = new RegExp(`@@lab-exit-${nonce}:(\\d+)@@`);
@@ -247,11 +255,12 @@ export async function runInLab({
   verbose = false,
   refresh = false,
   abortSignal,
+  writable = false,
 }) {
   const { qemu } = checkHostTools();
   const kernel = ensureKernel(kernelName, { refresh });
   const initrd = ensureInitramfs(kernel);
   const accel = await chooseAccel({ qemu, kernel, kernelName, initrd, log });
-  const r = await boot({ qemu, kernel, kernelName, initrd, accel, command, timeoutS, env, cwd, onOutput, verbose, abortSignal });
+  const r = await boot({ qemu, kernel, kernelName, initrd, accel, command, timeoutS, env, cwd, onOutput, verbose, abortSignal, writable });
   return { ...r, kernel, accel };
 }
