@@ -62,6 +62,7 @@ function jobScript({ command, kernel, kernelName, accel, env, cwd, nonce, writab
     TMPDIR: '/tmp',
     LANG: 'C.UTF-8',
     TERM: 'dumb',
+    NPM_CONFIG_UPDATE_NOTIFIER: 'false',
     ...env,
     RDMACTL_LAB: '1',
     RDMACTL_LAB_KERNEL_NAME: kernelName,
