@@ -34,7 +34,7 @@ function kvmOpenable() {
   }
 }
 
-function qemuArgs({ kernel, initrd, accel, jobPath, consolePath, memory = '2048M', smp = 2 }) {
+function qemuArgs({ kernel, initrd, accel, jobPath, consolePath, verbose = false, memory = '2048M', smp = 2 }) {
   const append = [
     'console=ttyS0', 'loglevel=3', 'edd=off', 'panic=-1', 'oops=panic', 'mitigations=off', 'nokaslr',
     'random.trust_cpu=on', 'cryptomgr.notests', 'clocksource=hpet', 'no_timer_check', 'audit=0', 'nowatchdog',
@@ -46,7 +46,7 @@ function qemuArgs({ kernel, initrd, accel, jobPath, consolePath, memory = '2048M
     '-machine', 'pc', '-m', memory, '-smp', String(smp),
     '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
     '-kernel', bootImage(kernel), '-initrd', initrd, '-append', append,
-    '-chardev', `file,id=con,path=${consolePath}`, '-serial', 'chardev:con',
+    '-chardev', `file,id=con,path=${consolePath}${verbose ? ',append=on' : ''}`, '-serial', 'chardev:con',
     '-chardev', 'stdio,id=out,signal=off', '-serial', 'chardev:out',
     '-virtfs', 'local,path=/,mount_tag=host,security_model=passthrough,readonly=on,multidevs=remap',
     '-netdev', 'user,id=n0', '-device', 'virtio-net-pci,netdev=n0,romfile=',
@@ -114,7 +114,7 @@ function boot({ qemu, kernel, kernelName, initrd, accel, command, timeoutS, env,
 
   const started = process.hrtime.bigint();
   const ms = () => Number(process.hrtime.bigint() - started) / 1e6;
-  const child = spawn(qemu, qemuArgs({ kernel, initrd, accel, jobPath, consolePath }), {
+  const child = spawn(qemu, qemuArgs({ kernel, initrd, accel, jobPath, consolePath, verbose }), {
     stdio: ['ignore', 'pipe', verbose ? 'inherit' : 'pipe'],
   });
 
