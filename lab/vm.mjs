@@ -34,7 +34,16 @@ function kvmOpenable() {
   }
 }
 
-function qemuArgs({ kernel, initrd, accel, jobPath, consolePath, verbose = false, memory = '2048M', smp = 2 }) {
+// The guest mounts tmpfs over these host directories, hiding a checkout that lives below them
+// (e.g. a CI clone in /tmp): such a checkout gets a 9p share of its own, mounted back in place.
+const GUEST_TMPFS_DIRS = ['/tmp', '/run', '/dev/shm'];
+
+/** The checkout directory when the guest's tmpfs mounts would hide it, else null. */
+export function hiddenCheckout(cwd) {
+  return GUEST_TMPFS_DIRS.some((dir) => cwd === dir || cwd.startsWith(`${dir}/`)) ? cwd : null;
+}
+
+function qemuArgs({ kernel, initrd, accel, jobPath, consolePath, verbose = false, memory = '2048M', smp = 2, checkoutShare = null }) {
   const append = [
     'console=ttyS0', 'loglevel=3', 'edd=off', 'panic=-1', 'oops=panic', 'mitigations=off', 'nokaslr',
     'random.trust_cpu=on', 'cryptomgr.notests', 'clocksource=hpet', 'no_timer_check', 'audit=0', 'nowatchdog',
@@ -49,6 +58,7 @@ function qemuArgs({ kernel, initrd, accel, jobPath, consolePath, verbose = false
     '-chardev', `file,id=con,path=${consolePath}${verbose ? ',append=on' : ''}`, '-serial', 'chardev:con',
     '-chardev', 'stdio,id=out,signal=off', '-serial', 'chardev:out',
     '-virtfs', 'local,path=/,mount_tag=host,security_model=passthrough,readonly=on,multidevs=remap',
+    ...(checkoutShare ? ['-virtfs', `local,path=${checkoutShare},mount_tag=checkout,security_model=passthrough,readonly=on,multidevs=remap`] : []),
     '-netdev', 'user,id=n0', '-device', 'virtio-net-pci,netdev=n0,romfile=',
   ];
   if (fs.existsSync('/usr/share/qemu/qboot.rom')) args.push('-bios', 'qboot.rom');
@@ -80,6 +90,13 @@ function jobScript({ command, kernel, kernelName, accel, env, cwd, nonce, writab
     '# lo and eth0 (10.0.2.15/24) were brought up by the initramfs.',
     'rdma link add rxe0 type rxe netdev eth0 >/tmp/lab-setup.log 2>&1 ||',
     '  { echo "lab: warning: rdma link add rxe0 failed:"; cat /tmp/lab-setup.log; } >&2',
+    ...(hiddenCheckout(cwd)
+      ? [
+          `# The checkout lives under a directory the guest covers with tmpfs: mount its own share there.`,
+          `mkdir -p ${shq(cwd)} && mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose checkout ${shq(cwd)} ||`,
+          `  { echo "lab: cannot mount the checkout at ${cwd}" >&2; printf '@@lab-exit-${nonce}:125@@'; exit 125; }`,
+        ]
+      : []),
     ...(writable
       ? [
           '# --writable: writes to the checkout land in a tmpfs upper layer and vanish with the VM.',
@@ -114,7 +131,7 @@ function boot({ qemu, kernel, kernelName, initrd, accel, command, timeoutS, env,
 
   const started = process.hrtime.bigint();
   const ms = () => Number(process.hrtime.bigint() - started) / 1e6;
-  const child = spawn(qemu, qemuArgs({ kernel, initrd, accel, jobPath, consolePath, verbose }), {
+  const child = spawn(qemu, qemuArgs({ kernel, initrd, accel, jobPath, consolePath, verbose, checkoutShare: hiddenCheckout(cwd) }), {
     stdio: ['ignore', 'pipe', verbose ? 'inherit' : 'pipe'],
   });
 
