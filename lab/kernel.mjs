@@ -187,16 +187,64 @@ function log(msg) {
   process.stderr.write(`lab: ${msg}\n`);
 }
 
+function readCachedKernel(dir) {
+  try {
+    const info = JSON.parse(fs.readFileSync(path.join(dir, 'kernel.json'), 'utf8'));
+    if (fs.existsSync(path.join(dir, info.vmlinuz))) return { ...info, dir };
+  } catch {}
+  return null;
+}
+
+/** Runs fn holding a lock directory, so parallel lab runs do not download the same kernel twice. */
+function withLock(lockDir, fn) {
+  fs.mkdirSync(path.dirname(lockDir), { recursive: true });
+  const deadline = Date.now() + 15 * 60_000;
+  for (let said = false; ; ) {
+    try {
+      fs.mkdirSync(lockDir);
+      fs.writeFileSync(path.join(lockDir, 'pid'), `${process.pid}\n`);
+      break;
+    } catch (err) {
+      if (err.code !== 'EEXIST') throw err;
+      let age = 0;
+      let holderAlive = true;
+      try {
+        age = Date.now() - fs.statSync(lockDir).mtimeMs;
+        process.kill(Number(fs.readFileSync(path.join(lockDir, 'pid'), 'utf8')), 0);
+      } catch (e) {
+        if (e.code === 'ESRCH') holderAlive = false;
+      }
+      if (!holderAlive || age > 15 * 60_000) fs.rmSync(lockDir, { recursive: true, force: true }); // left by a killed run
+      else if (Date.now() > deadline) throw new LabSetupError(`timed out waiting for ${lockDir} (remove it if no lab run is downloading)`);
+      if (!said) log(`waiting for another lab run to finish preparing the kernel (${lockDir})`);
+      said = true;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
+    }
+  }
+  try {
+    return fn();
+  } finally {
+    fs.rmSync(lockDir, { recursive: true, force: true });
+  }
+}
+
 /** Resolves, downloads and unpacks `name` into the cache unless it is there already. */
 export function ensureKernel(name, { refresh = false } = {}) {
   const spec = KERNELS[name];
   if (!spec) throw new LabSetupError(`unknown kernel "${name}" (use one of: ${Object.keys(KERNELS).join(', ')})`);
   const dir = path.join(CACHE_DIR, 'kernels', name);
-  const infoFile = path.join(dir, 'kernel.json');
-  if (!refresh && fs.existsSync(infoFile)) {
-    const info = JSON.parse(fs.readFileSync(infoFile, 'utf8'));
-    if (fs.existsSync(path.join(dir, info.vmlinuz))) return { ...info, dir };
-  }
+  const cached = !refresh && readCachedKernel(dir);
+  if (cached) return cached;
+  const before = Date.now();
+  return withLock(path.join(CACHE_DIR, 'kernels', `.${name}.lock`), () => {
+    // Someone else may have fetched it while we waited.
+    const fresh = readCachedKernel(dir);
+    if (fresh && (!refresh || Date.parse(fresh.resolvedAt) >= before)) return fresh;
+    return downloadKernel(name, spec, dir);
+  });
+}
+
+function downloadKernel(name, spec, dir) {
 
   requireTool('apt-get', 'apt');
   requireTool('dpkg', 'dpkg');
