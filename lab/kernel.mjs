@@ -214,8 +214,11 @@ function withLock(lockDir, fn) {
       } catch (e) {
         if (e.code === 'ESRCH') holderAlive = false;
       }
-      if (!holderAlive || age > 15 * 60_000) fs.rmSync(lockDir, { recursive: true, force: true }); // left by a killed run
-      else if (Date.now() > deadline) throw new LabSetupError(`timed out waiting for ${lockDir} (remove it if no lab run is downloading)`);
+      if (!holderAlive || age > 15 * 60_000) {
+        fs.rmSync(lockDir, { recursive: true, force: true }); // left by a killed run
+        continue;
+      }
+      if (Date.now() > deadline) throw new LabSetupError(`timed out waiting for ${lockDir} (remove it if no lab run is downloading)`);
       if (!said) log(`waiting for another lab run to finish preparing the kernel (${lockDir})`);
       said = true;
       Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
