@@ -165,7 +165,7 @@ export interface CollectOptions {
 
 /** One scan → the whole report. Processes with nothing pinned or locked are left out unless `all`. */
 export function collectStat(options: CollectOptions = {}, scan?: ScanResult): StatReport {
-  const result = scan ?? scanProcesses({ ...(options.pids ? { pids: options.pids } : {}) });
+  const result = scan ?? scanProcesses(options.pids ? { pids: options.pids } : { onlyHolding: !options.all });
   // System totals are machine-wide even when the rows are filtered to some pids.
   const system = readSystemMemory(options.pids ? scanProcesses({ onlyHolding: true }) : result);
   const rows = result.processes

@@ -71,11 +71,8 @@ export function readProcText(path: string): string | null {
 // buffer and grows it chunk by chunk; status is ~1.5 KiB, so a fixed buffer avoids that and the fstat.
 let scratch = Buffer.allocUnsafe(16 * 1024);
 
-/**
- * Reads a small /proc file with open + read-until-EOF + close into a reused buffer.
- * Same convention as readProcText. The scan's fast path uses this for every status file.
- */
-export function readSmallProcText(path: string): string | null {
+/** Reads a small /proc file into the shared scratch buffer; returns its length. Same convention as readProcText. */
+function readIntoScratch(path: string): number | null {
   return procTry(path, () => {
     const fd = openSync(path, 'r');
     try {
@@ -90,11 +87,50 @@ export function readSmallProcText(path: string): string | null {
         if (n === 0) break;
         length += n;
       }
-      return scratch.toString('utf8', 0, length);
+      return length;
     } finally {
       closeSync(fd);
     }
   });
+}
+
+/**
+ * Reads a small /proc file with open + read-until-EOF + close into a reused buffer.
+ * Same convention as readProcText. The scan's fast path uses this for every status file.
+ */
+export function readSmallProcText(path: string): string | null {
+  const length = readIntoScratch(path);
+  return length === null ? null : scratch.toString('utf8', 0, length);
+}
+
+/** A small /proc file's bytes, valid only until the next read through this module. */
+export interface ScratchBytes {
+  bytes: Buffer;
+  length: number;
+  text(): string;
+}
+
+/** Like readSmallProcText, without decoding: for callers that can decide from a few bytes. */
+export function readSmallProcBytes(path: string): ScratchBytes | null {
+  const length = readIntoScratch(path);
+  if (length === null) return null;
+  const bytes = scratch;
+  return { bytes, length, text: () => bytes.toString('utf8', 0, length) };
+}
+
+/** `\nKey:   1234 kB` in raw bytes → 1234 (the number, not converted); 0 when absent. */
+export function kbFieldInBytes(bytes: Buffer, length: number, needle: Buffer): number {
+  const at = bytes.indexOf(needle);
+  if (at < 0 || at >= length) return 0;
+  let i = at + needle.length;
+  while (i < length && (bytes[i] === 32 || bytes[i] === 9)) i++;
+  let value = 0;
+  for (; i < length; i++) {
+    const c = bytes[i]! - 48;
+    if (c < 0 || c > 9) break;
+    value = value * 10 + c;
+  }
+  return value;
 }
 
 /** Value of `Key:<spaces/tabs>value` from a key/value /proc file, found without splitting lines. */

@@ -11,7 +11,7 @@
 //                         (ptrace access check / mode 0500) — i.e. only processes whose detail we tried.
 
 import { readdirSync } from 'node:fs';
-import { PROC_ROOT, ProcUnreadableError, isUnreadableError, procPath, readSmallProcText } from './procfs.js';
+import { PROC_ROOT, ProcUnreadableError, isUnreadableError, kbFieldInBytes, procPath, readSmallProcBytes } from './procfs.js';
 import { parseStatus, type ProcessStatus } from './status.js';
 import { readLimits, type ProcessLimits } from './limits.js';
 import { readSmaps, summarizeSmaps, type SmapsSummary, type SmapsVma } from './smaps.js';
@@ -65,6 +65,9 @@ export interface ScanResult {
   durationMs: number;
 }
 
+const VM_LCK = Buffer.from('\nVmLck:');
+const VM_PIN = Buffer.from('\nVmPin:');
+
 function listPids(): number[] {
   const pids: number[] = [];
   for (const name of readdirSync(PROC_ROOT)) {
@@ -117,10 +120,18 @@ export function scanProcesses(options: ScanOptions = {}): ScanResult {
   let unreadableProcesses = 0;
   let vanishedProcesses = 0;
 
+  // Without detail or explicit pids, a process with VmLck = VmPin = 0 is decided from its raw bytes
+  // (two native byte searches), never decoded or parsed: most of a machine's processes hold nothing.
+  const skipIdle = options.onlyHolding === true && !explicit && !options.detail;
   for (const pid of pids) {
     let text: string | null;
     try {
-      text = readSmallProcText(procPath(pid, 'status'));
+      const raw = readSmallProcBytes(procPath(pid, 'status'));
+      if (raw !== null && skipIdle
+        && kbFieldInBytes(raw.bytes, raw.length, VM_LCK) === 0 && kbFieldInBytes(raw.bytes, raw.length, VM_PIN) === 0) {
+        continue;
+      }
+      text = raw === null ? null : raw.text();
     } catch (err) {
       if (!(err instanceof ProcUnreadableError)) throw err;
       // hidepid=1 mounts: the directory is listed but its files are not ours to read.
