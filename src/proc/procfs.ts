@@ -7,7 +7,7 @@
 //   - throws ProcUnreadableError when the kernel refuses (EACCES, EPERM), so a scan can count it.
 // Anything else (EIO, a bug) propagates unchanged.
 
-import { openSync, readSync, closeSync, readFileSync } from 'node:fs';
+import { openSync, readSync, closeSync, readFileSync, constants as fsConstants } from 'node:fs';
 import { PermissionError } from '../lib/errors.js';
 
 export type ProcPid = number | 'self';
@@ -71,10 +71,14 @@ export function readProcText(path: string): string | null {
 // buffer and grows it chunk by chunk; status is ~1.5 KiB, so a fixed buffer avoids that and the fstat.
 let scratch = Buffer.allocUnsafe(16 * 1024);
 
-/** Reads a small /proc file into the shared scratch buffer; returns its length. Same convention as readProcText. */
-function readIntoScratch(path: string): number | null {
+/**
+ * Reads a small /proc file into the shared scratch buffer; returns its length. Same convention as
+ * readProcText. `shortReadIsEof`: for single-record seq_files such as status, which the kernel renders
+ * whole on the first read, a read shorter than the space offered is the end (saves a syscall per file).
+ */
+function readIntoScratch(path: string, shortReadIsEof = false): number | null {
   return procTry(path, () => {
-    const fd = openSync(path, 'r');
+    const fd = openSync(path, fsConstants.O_RDONLY);
     try {
       let length = 0;
       for (;;) {
@@ -83,9 +87,10 @@ function readIntoScratch(path: string): number | null {
           scratch.copy(bigger, 0, 0, length);
           scratch = bigger;
         }
-        const n = readSync(fd, scratch, length, scratch.length - length, null);
-        if (n === 0) break;
+        const space = scratch.length - length;
+        const n = readSync(fd, scratch, length, space, null);
         length += n;
+        if (n === 0 || (shortReadIsEof && n < space)) break;
       }
       return length;
     } finally {
@@ -110,9 +115,12 @@ export interface ScratchBytes {
   text(): string;
 }
 
-/** Like readSmallProcText, without decoding: for callers that can decide from a few bytes. */
+/**
+ * Like readSmallProcText, without decoding: for callers that can decide from a few bytes. Only for
+ * single-record files rendered whole on the first read (status, stat, statm).
+ */
 export function readSmallProcBytes(path: string): ScratchBytes | null {
-  const length = readIntoScratch(path);
+  const length = readIntoScratch(path, true);
   if (length === null) return null;
   const bytes = scratch;
   return { bytes, length, text: () => bytes.toString('utf8', 0, length) };
