@@ -3,7 +3,7 @@
 
 import path from 'node:path';
 import { CACHE_DIR, KERNELS, LabSetupError, REPO_DIR } from './kernel.mjs';
-import { DEFAULT_TIMEOUT_S, runInLab } from './vm.mjs';
+import { BOOT_TIMEOUT_S, DEFAULT_TIMEOUT_S, runInLab } from './vm.mjs';
 
 const HELP = `Usage: npm run lab -- [options] [--] 'SHELL COMMAND'
        node lab/lab.mjs [options] [--] 'SHELL COMMAND'
@@ -51,6 +51,9 @@ Environment variables:
   RDMACTL_LAB_MIRROR=URL            Debian archive mirror (default: from /etc/apt sources)
   RDMACTL_LAB_SECURITY_MIRROR=URL   Debian security mirror (default: from /etc/apt sources)
   RDMACTL_LAB_WRITABLE=1            same as --writable
+  RDMACTL_LAB_BOOT_TIMEOUT=SECONDS   restart the VM (once) if the command has not started by then
+                                    (default ${BOOT_TIMEOUT_S}; guards against a rare early-boot hang under TCG)
+  RDMACTL_LAB_APPEND='ARGS'         extra guest kernel arguments (e.g. 'loglevel=7', with --verbose)
   RDMACTL_LAB_PVH=0                 boot the compressed bzImage, not the vmlinux extracted from it
 
 Exit status: the command's; 3 when a host tool or the kernel cannot be had; 124 on timeout;
@@ -132,6 +135,11 @@ async function main() {
   if (r.signal) {
     process.stderr.write(`lab: interrupted (${r.signal}); VM stopped\n`);
     return r.signal === 'SIGINT' ? 130 : 143;
+  }
+  if (r.bootHung) {
+    process.stderr.write(`lab: the VM hung while booting (${what}): it did not reach the command within ${BOOT_TIMEOUT_S} s, ${r.attempts} times\n`);
+    if (r.consoleTail) process.stderr.write(`lab: guest console (tail):\n${r.consoleTail}\n`);
+    return 125;
   }
   if (r.timedOut) {
     process.stderr.write(`lab: timed out after ${opts.timeout} s (${what}); VM killed\n`);

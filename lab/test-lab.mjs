@@ -86,7 +86,8 @@ async function main() {
       if (r.signal) {
         row.detail = `interrupted (${r.signal})`;
         results.interrupted = r.signal;
-      } else if (r.timedOut) row.detail = `TIMED OUT after ${opts.timeout} s`;
+      } else if (r.bootHung) row.detail = `VM HUNG while booting (${r.attempts} attempts)`;
+      else if (r.timedOut) row.detail = `TIMED OUT after ${opts.timeout} s`;
       else if (r.status === null) {
         row.detail = 'VM died before the suite finished';
         if (r.qemuStderr) process.stderr.write(`test:lab: qemu: ${r.qemuStderr}\n`);

@@ -13,6 +13,8 @@ import path from 'node:path';
 import { CACHE_DIR, REPO_DIR, LabSetupError, bootImage, ensureInitramfs, ensureKernel, requireTool } from './kernel.mjs';
 
 export const DEFAULT_TIMEOUT_S = 600;
+/** The guest must reach the command within this long (a busy host has needed ~40 s). */
+export const BOOT_TIMEOUT_S = Number(process.env.RDMACTL_LAB_BOOT_TIMEOUT) || 90;
 export const GUEST_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 const shq = (s) => `'${String(s).replace(/'/g, `'\\''`)}'`;
@@ -48,6 +50,7 @@ function qemuArgs({ kernel, initrd, accel, jobPath, consolePath, verbose = false
     'console=ttyS0', 'loglevel=3', 'edd=off', 'panic=-1', 'oops=panic', 'mitigations=off', 'nokaslr',
     'random.trust_cpu=on', 'cryptomgr.notests', 'clocksource=hpet', 'no_timer_check', 'audit=0', 'nowatchdog',
     '8250.nr_uarts=2', 'i8042.noaux', 'i8042.nokbd', 'i8042.nopnp', 'pci=lastbus=0',
+    ...(process.env.RDMACTL_LAB_APPEND ? [process.env.RDMACTL_LAB_APPEND] : []),
     `rdmactl.job=${jobPath}`,
   ].join(' ');
   const args = [
@@ -117,7 +120,7 @@ function jobScript({ command, kernel, kernelName, accel, env, cwd, nonce, writab
  * Low-level: boot the prepared kernel with `accel` and run `command`.
  * Resolves { status, timedOut, signal, bootMs, totalMs, consoleTail, qemuStderr }.
  */
-function boot({ qemu, kernel, kernelName, initrd, accel, command, timeoutS, env, cwd, onOutput, verbose, abortSignal, writable = false }) {
+function boot({ qemu, kernel, kernelName, initrd, accel, command, timeoutS, bootTimeoutS = Infinity, env, cwd, onOutput, verbose, abortSignal, writable = false }) {
   const jobDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rdmactl-lab-'));
   const jobPath = path.join(jobDir, 'job.sh');
   const consolePath = verbose ? '/dev/stderr' : path.join(jobDir, 'console.log');
@@ -164,6 +167,14 @@ function boot({ qemu, kernel, kernelName, initrd, accel, command, timeoutS, env,
       timedOut = true;
       kill();
     }, timeoutS * 1000);
+    let bootHung = false;
+    const bootTimer = Number.isFinite(bootTimeoutS) && bootTimeoutS < timeoutS
+      ? setTimeout(() => {
+          if (bootMs !== null) return;
+          bootHung = true;
+          kill();
+        }, bootTimeoutS * 1000)
+      : null;
 
     child.stdout.setEncoding('latin1'); // byte-transparent: re-encoded as latin1 on the way out
     child.stdout.on('data', (chunk) => {
@@ -175,6 +186,7 @@ function boot({ qemu, kernel, kernelName, initrd, accel, command, timeoutS, env,
           if (r > 0) onOutput(Buffer.from(pending.slice(0, r), 'latin1'));
           pending = pending.slice(r + readyMark.length);
           bootMs = ms();
+          if (bootTimer) clearTimeout(bootTimer);
           continue;
         }
         const m = exitRe.exec(pending);
@@ -212,6 +224,7 @@ function boot({ qemu, kernel, kernelName, initrd, accel, command, timeoutS, env,
       if (done) return;
       done = true;
       clearTimeout(timer);
+      if (bootTimer) clearTimeout(bootTimer);
       process.off('SIGINT', onSigint);
       process.off('SIGTERM', onSigterm);
       process.off('SIGHUP', onSighup);
@@ -225,7 +238,7 @@ function boot({ qemu, kernel, kernelName, initrd, accel, command, timeoutS, env,
         } catch {}
       }
       fs.rmSync(jobDir, { recursive: true, force: true });
-      resolve({ status, timedOut, signal, bootMs, totalMs: ms(), consoleTail, qemuStderr: qemuStderr.trim(), spawnError: err });
+      resolve({ status, timedOut, bootHung, signal, bootMs, totalMs: ms(), consoleTail, qemuStderr: qemuStderr.trim(), spawnError: err });
     };
     child.on('error', (err) => finish(err));
     child.on('close', () => finish());
@@ -279,6 +292,16 @@ export async function runInLab({
   const kernel = ensureKernel(kernelName, { refresh });
   const initrd = ensureInitramfs(kernel);
   const accel = await chooseAccel({ qemu, kernel, kernelName, initrd, log });
-  const r = await boot({ qemu, kernel, kernelName, initrd, accel, command, timeoutS, env, cwd, onOutput, verbose, abortSignal, writable });
-  return { ...r, kernel, accel };
+  // Rarely, a TCG guest hangs early in boot with nothing on the console; a fresh VM then boots fine.
+  // So the guest must reach the command within BOOT_TIMEOUT_S, else it is restarted (once).
+  const deadline = Date.now() + timeoutS * 1000;
+  for (let attempt = 1; ; attempt++) {
+    const left = (deadline - Date.now()) / 1000;
+    const r = await boot({ qemu, kernel, kernelName, initrd, accel, command, timeoutS: left, bootTimeoutS: BOOT_TIMEOUT_S, env, cwd, onOutput, verbose, abortSignal, writable });
+    if (r.bootHung && attempt < 2 && !r.signal && left > BOOT_TIMEOUT_S + 30) {
+      log(`the VM did not reach the command within ${BOOT_TIMEOUT_S} s; restarting it${r.consoleTail ? ` (console tail: ${r.consoleTail.split('\n').slice(-3).join(' | ')})` : ''}`);
+      continue;
+    }
+    return { ...r, kernel, accel, attempts: attempt };
+  }
 }
