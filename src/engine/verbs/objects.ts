@@ -28,6 +28,48 @@ function closeAll(children: Set<{ close(): void }>, release: () => void): void {
   if (first !== undefined) throw first;
 }
 
+/**
+ * One libibverbs object behind one native handle. close() is idempotent: the first call takes the
+ * handle, tells the owner (which stops tracking this child), then releases it — after its own live
+ * children, for owners. `Self` is the concrete class, handed to the owner's callback.
+ */
+abstract class NativeObject<Self> implements Disposable {
+  #handle: Pointer | null;
+  readonly #onClose: ((self: Self) => void) | null;
+
+  protected constructor(handle: Pointer, onClose: ((self: Self) => void) | null) {
+    this.#handle = handle;
+    this.#onClose = onClose;
+  }
+
+  get closed(): boolean {
+    return this.#handle === null;
+  }
+
+  get handle(): Pointer {
+    if (this.#handle === null) throw new Error(this.closedMessage());
+    return this.#handle;
+  }
+
+  /** Says which object was used after close(). */
+  protected abstract closedMessage(): string;
+
+  /** Frees the native object (and, for owners, their live children first). Runs once. */
+  protected abstract release(handle: Pointer): void;
+
+  close(): void {
+    const handle = this.#handle;
+    if (handle === null) return;
+    this.#handle = null;
+    this.#onClose?.(this as unknown as Self);
+    this.release(handle);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
 export class DeviceList implements Disposable, Iterable<Device> {
   readonly devices: readonly Device[];
   #list: Pointer | null;
@@ -139,26 +181,20 @@ export interface PortInfo {
   gidTableLength: number;
 }
 
-export class Context implements Disposable {
+export class Context extends NativeObject<Context> {
   readonly device: Device;
   readonly deviceName: string;
-  #handle: Pointer | null;
   readonly #pds = new Set<ProtectionDomain>();
   readonly #cqs = new Set<CompletionQueue>();
 
   constructor(device: Device, handle: Pointer) {
+    super(handle, null);
     this.device = device;
     this.deviceName = device.name;
-    this.#handle = handle;
   }
 
-  get closed(): boolean {
-    return this.#handle === null;
-  }
-
-  get handle(): Pointer {
-    if (this.#handle === null) throw new Error(`context of ${this.deviceName} is closed`);
-    return this.#handle;
+  protected closedMessage(): string {
+    return `context of ${this.deviceName} is closed`;
   }
 
   queryDevice(): ibv.IbvDeviceAttr {
@@ -236,40 +272,23 @@ export class Context implements Disposable {
    * Deallocates live PDs (and their QPs and MRs) first, then destroys live CQs (no QP uses them
    * any more), then ibv_close_device. Idempotent.
    */
-  close(): void {
-    if (this.#handle === null) return;
-    const handle = this.#handle;
-    closeAll(this.#pds, () => closeAll(this.#cqs, () => {
-      this.#handle = null;
-      ibv.closeDevice(handle);
-    }));
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
+  protected release(handle: Pointer): void {
+    closeAll(this.#pds, () => closeAll(this.#cqs, () => ibv.closeDevice(handle)));
   }
 }
 
-export class ProtectionDomain implements Disposable {
+export class ProtectionDomain extends NativeObject<ProtectionDomain> {
   readonly context: Context;
-  #handle: Pointer | null;
   readonly #mrs = new Set<MemoryRegion>();
   readonly #qps = new Set<QueuePair>();
-  readonly #onClose: (pd: ProtectionDomain) => void;
 
   constructor(context: Context, handle: Pointer, onClose: (pd: ProtectionDomain) => void) {
+    super(handle, onClose);
     this.context = context;
-    this.#handle = handle;
-    this.#onClose = onClose;
   }
 
-  get closed(): boolean {
-    return this.#handle === null;
-  }
-
-  get handle(): Pointer {
-    if (this.#handle === null) throw new Error(`protection domain on ${this.context.deviceName} is closed`);
-    return this.#handle;
+  protected closedMessage(): string {
+    return `protection domain on ${this.context.deviceName} is closed`;
   }
 
   /**
@@ -310,22 +329,12 @@ export class ProtectionDomain implements Disposable {
   }
 
   /** Destroys live QPs, then deregisters live MRs, then ibv_dealloc_pd. Idempotent. */
-  close(): void {
-    if (this.#handle === null) return;
-    const handle = this.#handle;
-    closeAll(this.#qps, () => closeAll(this.#mrs, () => {
-      this.#handle = null;
-      this.#onClose(this);
-      ibv.deallocPd(handle);
-    }));
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
+  protected release(handle: Pointer): void {
+    closeAll(this.#qps, () => closeAll(this.#mrs, () => ibv.deallocPd(handle)));
   }
 }
 
-export class MemoryRegion implements Registration {
+export class MemoryRegion extends NativeObject<MemoryRegion> implements Registration {
   readonly backend = 'verbs' as const;
   readonly pd: ProtectionDomain;
   readonly addr: Pointer;
@@ -334,13 +343,10 @@ export class MemoryRegion implements Registration {
   readonly rkey: number;
   readonly access: number;
   readonly details: Readonly<Record<string, string | number | boolean | null>>;
-  #handle: Pointer | null;
-  readonly #onClose: (mr: MemoryRegion) => void;
 
   constructor(pd: ProtectionDomain, handle: Pointer, access: number, onClose: (mr: MemoryRegion) => void) {
+    super(handle, onClose);
     this.pd = pd;
-    this.#handle = handle;
-    this.#onClose = onClose;
     const raw = ibv.readMr(handle);
     this.addr = raw.addr;
     this.length = raw.length;
@@ -356,47 +362,26 @@ export class MemoryRegion implements Registration {
     });
   }
 
-  get closed(): boolean {
-    return this.#handle === null;
+  protected closedMessage(): string {
+    return `memory region lkey 0x${this.lkey.toString(16)} is deregistered`;
   }
 
-  get handle(): Pointer {
-    if (this.#handle === null) throw new Error(`memory region lkey 0x${this.lkey.toString(16)} is deregistered`);
-    return this.#handle;
-  }
-
-  /** ibv_dereg_mr (unpins the pages). Idempotent. */
-  close(): void {
-    if (this.#handle === null) return;
-    const handle = this.#handle;
-    this.#handle = null;
-    this.#onClose(this);
+  /** ibv_dereg_mr (unpins the pages). */
+  protected release(handle: Pointer): void {
     ibv.deregMr(handle);
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
   }
 }
 
-export class CompletionQueue implements Disposable {
+export class CompletionQueue extends NativeObject<CompletionQueue> {
   readonly context: Context;
-  #handle: Pointer | null;
-  readonly #onClose: (cq: CompletionQueue) => void;
 
   constructor(context: Context, handle: Pointer, onClose: (cq: CompletionQueue) => void) {
+    super(handle, onClose);
     this.context = context;
-    this.#handle = handle;
-    this.#onClose = onClose;
   }
 
-  get closed(): boolean {
-    return this.#handle === null;
-  }
-
-  get handle(): Pointer {
-    if (this.#handle === null) throw new Error(`completion queue on ${this.context.deviceName} is destroyed`);
-    return this.#handle;
+  protected closedMessage(): string {
+    return `completion queue on ${this.context.deviceName} is destroyed`;
   }
 
   /** ibv_poll_cq: up to `max` completions, possibly none (never blocks). */
@@ -404,17 +389,9 @@ export class CompletionQueue implements Disposable {
     return ibv.pollCq(this.handle, max);
   }
 
-  /** ibv_destroy_cq (EBUSY while a QP still uses it). Idempotent. */
-  close(): void {
-    if (this.#handle === null) return;
-    const handle = this.#handle;
-    this.#handle = null;
-    this.#onClose(this);
+  /** ibv_destroy_cq (EBUSY while a QP still uses it). */
+  protected release(handle: Pointer): void {
     ibv.destroyCq(handle);
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
   }
 }
 
@@ -443,31 +420,23 @@ export interface RemoteEndpoint {
   rqPsn?: number;
 }
 
-export class QueuePair implements Disposable {
+export class QueuePair extends NativeObject<QueuePair> {
   readonly pd: ProtectionDomain;
   readonly qpNum: number;
   /** Capabilities the provider granted. */
   readonly cap: ibv.IbvQpCap;
   readonly sendCq: CompletionQueue;
-  #handle: Pointer | null;
-  readonly #onClose: (qp: QueuePair) => void;
 
   constructor(pd: ProtectionDomain, handle: Pointer, cap: ibv.IbvQpCap, sendCq: CompletionQueue, onClose: (qp: QueuePair) => void) {
+    super(handle, onClose);
     this.pd = pd;
-    this.#handle = handle;
     this.cap = cap;
     this.sendCq = sendCq;
-    this.#onClose = onClose;
     this.qpNum = ibv.readQp(handle).qp_num;
   }
 
-  get closed(): boolean {
-    return this.#handle === null;
-  }
-
-  get handle(): Pointer {
-    if (this.#handle === null) throw new Error(`queue pair 0x${this.qpNum.toString(16)} is destroyed`);
-    return this.#handle;
+  protected closedMessage(): string {
+    return `queue pair 0x${this.qpNum.toString(16)} is destroyed`;
   }
 
   /** The state libibverbs last recorded (struct ibv_qp.state). */
@@ -518,16 +487,8 @@ export class QueuePair implements Disposable {
     ibv.postSend(this.handle, wr);
   }
 
-  /** ibv_destroy_qp. Idempotent. */
-  close(): void {
-    if (this.#handle === null) return;
-    const handle = this.#handle;
-    this.#handle = null;
-    this.#onClose(this);
+  /** ibv_destroy_qp. */
+  protected release(handle: Pointer): void {
     ibv.destroyQp(handle);
-  }
-
-  [Symbol.dispose](): void {
-    this.close();
   }
 }
