@@ -3,29 +3,20 @@
 // have copy-on-fork, so ibv_is_fork_initialized() says 'unneeded'; what smaps really shows for the MR
 // range is asserted here (observed with libibverbs 44: the range IS marked dc even though the status is
 // 'unneeded'), and compared with a plain registration, which verbs-reg.test.ts checks has no dc.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { inLab, labKernel, rdmaSys } from './helpers.js';
 import {
-  MiB, becomeSubreaper, bytesWithFlag, labRuntime, lsRows, parseJson, rdmactl, releaseHolder, stopHolders, vmPinOf, vmasOver, type RegRecord,
+  bytesWithFlag, holderScope, lsRows, MiB, releaseHolder, vmasOver, vmPinOf, type RegRecord,
 } from './verbs-helpers.js';
 
 const LENGTH = 16 * MiB;
 
 describe.skipIf(!inLab)(`verbs --fork-init on ${labKernel.name || '?'} (${labKernel.release})`, () => {
-  let rt: ReturnType<typeof labRuntime>;
+  const scope = holderScope();
   let rec: RegRecord;
-  const holders = new Set<number>();
 
   beforeAll(() => {
-    becomeSubreaper();
-    rt = labRuntime();
-    rec = parseJson<RegRecord>(rdmactl(['reg', '16MiB', '--backend', 'verbs', '--fork-init', '--detach', '--json'], rt.env), 'reg --fork-init --detach');
-    holders.add(rec.pid);
-  });
-
-  afterAll(async () => {
-    await stopHolders(holders);
-    rt?.cleanup();
+    rec = scope.detach(['reg', '16MiB', '--backend', 'verbs', '--fork-init', '--detach', '--json'], 'reg --fork-init --detach');
   });
 
   it('fork status follows the kernel’s copy-on-fork: unneeded when rdma sys show says on', () => {
@@ -45,13 +36,13 @@ describe.skipIf(!inLab)(`verbs --fork-init on ${labKernel.name || '?'} (${labKer
   });
 
   it('ls reports the same fork protection as smaps, for the rdma row and the held row', () => {
-    const rows = lsRows(rt.env).filter((r) => r.pid === rec.pid);
+    const rows = lsRows(scope.env).filter((r) => r.pid === rec.pid);
     expect(rows.map((r) => [r.source, r.forkProtection])).toEqual([['rdma', 'dontfork'], ['held', 'dontfork']]);
   });
 
   it('the holder releases it on SIGTERM', async () => {
     expect(await releaseHolder(rec.pid)).toBe(true);
     expect(vmPinOf(rec.pid)).toBeNull();
-    holders.delete(rec.pid);
+    scope.forget(rec.pid);
   });
 });

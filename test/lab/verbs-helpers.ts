@@ -3,6 +3,7 @@
 // waitpid instead of depending on the guest's PID 1), the kernel MR table, and /proc readings taken by
 // the test itself.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { afterAll, beforeAll } from 'vitest';
 import { join } from 'node:path';
 import { PR_SET_CHILD_SUBREAPER, WNOHANG, prctl, waitpid, type WaitResult } from '../../src/ffi/libc.js';
 import { ROOT, json, run, type CmdResult } from './helpers.js';
@@ -142,6 +143,56 @@ export async function stopHolders(pids: Iterable<number>): Promise<void> {
     if (!reaped && running(pid)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
     await reap(pid, 5_000).catch(() => false);
   }
+}
+
+export interface HolderScope {
+  /** Environment with this scope's private XDG_RUNTIME_DIR. */
+  readonly env: NodeJS.ProcessEnv;
+  readonly dir: string;
+  /** Runs `rdmactl ARGS` (a `--detach --json` registration); its holder is stopped after the tests if still alive. */
+  detach(args: string[], what: string): RegRecord;
+  /** SIGTERM and reap a holder this scope started; true when it released and exited 0. */
+  release(pid: number): Promise<boolean>;
+  /** Stop tracking a holder the test released another way (e.g. `dereg`) and reaped. */
+  forget(pid: number): void;
+}
+
+/**
+ * The setup every detached-holder suite needs, registered as hooks of the calling describe(): become
+ * a child subreaper, use a private runtime directory, and stop and reap every holder left at the end.
+ */
+export function holderScope(): HolderScope {
+  const holders = new Set<number>();
+  let rt: ReturnType<typeof labRuntime> | undefined;
+  beforeAll(() => {
+    becomeSubreaper();
+    rt = labRuntime();
+  });
+  afterAll(async () => {
+    await stopHolders(holders);
+    rt?.cleanup();
+  });
+  const runtime = (): ReturnType<typeof labRuntime> => {
+    if (!rt) throw new Error('holderScope used outside its describe()');
+    return rt;
+  };
+  return {
+    get env() { return runtime().env; },
+    get dir() { return runtime().dir; },
+    detach(args, what) {
+      const rec = parseJson<RegRecord>(rdmactl(args, runtime().env), what);
+      holders.add(rec.pid);
+      return rec;
+    },
+    async release(pid) {
+      const released = await releaseHolder(pid);
+      holders.delete(pid);
+      return released;
+    },
+    forget(pid) {
+      holders.delete(pid);
+    },
+  };
 }
 
 /** VmPin in kB read by the test itself; null when the process has no mm (gone or a zombie). */

@@ -1,30 +1,18 @@
 // On-demand paging: with ODP (rdma_rxe on the 7.x kernel) an MR registers without pinning anything;
 // on 6.1 rdma_rxe has no ODP and rdmactl refuses before calling ibv_reg_mr, with exit 3.
 import { existsSync, readdirSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { RXE_DEVICE, inLab, labKernel } from './helpers.js';
-import { MiB, becomeSubreaper, kernelMrs, keyHex, labRuntime, parseJson, rdmactl, releaseHolder, stopHolders, vmPinOf, type RegRecord } from './verbs-helpers.js';
+import { holderScope, kernelMrs, keyHex, MiB, rdmactl, vmPinOf } from './verbs-helpers.js';
 
 const ARGS = ['reg', '64MiB', '--backend', 'verbs', '--access', 'local-write,remote-read,remote-write,on-demand', '--detach', '--json'];
 const odp = labKernel.name === 'new';
 
 describe.skipIf(!inLab)(`verbs on-demand paging on ${labKernel.name || '?'} (${labKernel.release})`, () => {
-  let rt: ReturnType<typeof labRuntime>;
-  const holders = new Set<number>();
-
-  beforeAll(() => {
-    becomeSubreaper();
-    rt = labRuntime();
-  });
-
-  afterAll(async () => {
-    await stopHolders(holders);
-    rt?.cleanup();
-  });
+  const scope = holderScope();
 
   it.runIf(odp)('registers 64 MiB with VmPin unchanged (nothing pinned), and the MR is in the kernel table', async () => {
-    const rec = parseJson<RegRecord>(rdmactl(ARGS, rt.env), 'reg on-demand --detach');
-    holders.add(rec.pid);
+    const rec = scope.detach(ARGS, 'reg on-demand --detach');
     expect(rec.registrations[0]!.accessFlags).toBe('local-write,remote-write,remote-read,on-demand');
     expect(vmPinOf(rec.pid)).toBe(rec.pinnedBytesBefore / 1024);
     expect(vmPinOf(rec.pid)).toBe(0);
@@ -32,20 +20,19 @@ describe.skipIf(!inLab)(`verbs on-demand paging on ${labKernel.name || '?'} (${l
     const mrs = kernelMrs().filter((mr) => mr.pid === rec.pid);
     expect(mrs).toHaveLength(1);
     expect(mrs[0]).toMatchObject({ ifname: RXE_DEVICE, mrlen: 64 * MiB, lkey: keyHex(rec.lkey) });
-    expect(await releaseHolder(rec.pid)).toBe(true);
-    holders.delete(rec.pid);
+    expect(await scope.release(rec.pid)).toBe(true);
     expect(kernelMrs().filter((mr) => mr.pid === rec.pid)).toEqual([]);
   });
 
   it.runIf(!odp)('fails with "no ODP support" and exit 3; nothing registered, nothing held', () => {
     const before = kernelMrs().length;
-    const r = rdmactl(ARGS, rt.env);
+    const r = rdmactl(ARGS, scope.env);
     expect(r.status, r.stdout + r.stderr).toBe(3);
     expect(r.stderr).toContain(`device ${RXE_DEVICE} has no ODP support (on-demand paging)`);
     expect(r.stderr).toContain('ODP_SUPPORT');
     expect(r.stdout.trim()).toBe('');
     expect(kernelMrs()).toHaveLength(before);
     // No holder was left behind: no held record in the runtime directory.
-    expect(existsSync(`${rt.dir}/rdmactl`) ? readdirSync(`${rt.dir}/rdmactl`) : []).toEqual([]);
+    expect(existsSync(`${scope.dir}/rdmactl`) ? readdirSync(`${scope.dir}/rdmactl`) : []).toEqual([]);
   });
 });

@@ -1,29 +1,18 @@
 // `reg --overlap`: two MRs over one range. ib_umem_get charges every page of every MR to pinned_vm,
 // so the holder's VmPin counts the range twice; the kernel MR table has two MRs; ls gives both rdma
 // rows the held address (the kernel table has none) and flags the overlap and the bytes counted twice.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { RXE_DEVICE, inLab, labKernel } from './helpers.js';
-import {
-  MiB, becomeSubreaper, kernelMrs, keyHex, labRuntime, lsRows, parseJson, rdmactl, releaseHolder, stopHolders, vmPinOf, type RegRecord,
-} from './verbs-helpers.js';
+import { holderScope, kernelMrs, keyHex, lsRows, MiB, vmPinOf, type RegRecord } from './verbs-helpers.js';
 
 const LENGTH = 16 * MiB;
 
 describe.skipIf(!inLab)(`verbs --overlap on ${labKernel.name || '?'} (${labKernel.release})`, () => {
-  let rt: ReturnType<typeof labRuntime>;
+  const scope = holderScope();
   let rec: RegRecord;
-  const holders = new Set<number>();
 
   beforeAll(() => {
-    becomeSubreaper();
-    rt = labRuntime();
-    rec = parseJson<RegRecord>(rdmactl(['reg', '16MiB', '--backend', 'verbs', '--overlap', '--detach', '--json'], rt.env), 'reg --overlap --detach');
-    holders.add(rec.pid);
-  });
-
-  afterAll(async () => {
-    await stopHolders(holders);
-    rt?.cleanup();
+    rec = scope.detach(['reg', '16MiB', '--backend', 'verbs', '--overlap', '--detach', '--json'], 'reg --overlap --detach');
   });
 
   it('VmPin counts the range twice (2 × length) and the kernel table has two MRs', () => {
@@ -38,7 +27,7 @@ describe.skipIf(!inLab)(`verbs --overlap on ${labKernel.name || '?'} (${labKerne
   });
 
   it('ls flags the overlap and the bytes counted twice', () => {
-    const rows = lsRows(rt.env).filter((r) => r.pid === rec.pid);
+    const rows = lsRows(scope.env).filter((r) => r.pid === rec.pid);
     const rdma = rows.filter((r) => r.source === 'rdma');
     const held = rows.filter((r) => r.source === 'held');
     expect(rdma).toHaveLength(2);
@@ -55,8 +44,7 @@ describe.skipIf(!inLab)(`verbs --overlap on ${labKernel.name || '?'} (${labKerne
   });
 
   it('releasing the holder drops both MRs', async () => {
-    expect(await releaseHolder(rec.pid)).toBe(true);
-    holders.delete(rec.pid);
+    expect(await scope.release(rec.pid)).toBe(true);
     expect(vmPinOf(rec.pid)).toBeNull();
     expect(kernelMrs().filter((mr) => mr.pid === rec.pid)).toEqual([]);
   });

@@ -8,7 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RXE_DEVICE, inLab, labKernel } from './helpers.js';
-import { MiB, becomeSubreaper, kernelMrs, keyHex, labRuntime, parseJson, probe, rdmactl, releaseHolder, stopHolders, vmPinOf, type RegRecord } from './verbs-helpers.js';
+import {
+  holderScope, kernelMrs, keyHex, MiB, probe, rdmactl, vmPinOf,
+} from './verbs-helpers.js';
 
 const LENGTH = 4 * MiB;
 const PAGES = LENGTH / 4096;
@@ -50,25 +52,19 @@ function pagemapOf(pid: number, addr: bigint, length: number): Array<{ present: 
 }
 
 describe.skipIf(!inLab)(`read-only MAP_PRIVATE file mapping on ${labKernel.name || '?'} (${labKernel.release})`, () => {
-  let rt: ReturnType<typeof labRuntime>;
-  const holders = new Set<number>();
+  const scope = holderScope();
   const common = ['4MiB', '--backend', 'verbs', '--backing', 'file-private', '--read-only', '--file', FILE];
 
   beforeAll(() => {
-    becomeSubreaper();
-    rt = labRuntime();
     writeFileSync(FILE, randomBytes(LENGTH));
   });
 
-  afterAll(async () => {
-    await stopHolders(holders);
-    rt?.cleanup();
+  afterAll(() => {
     rmSync(FILE, { force: true });
   });
 
   it('registers with --access remote-read: pinned, in the kernel table, pages as observed', async () => {
-    const rec = parseJson<RegRecord>(rdmactl(['reg', ...common, '--access', 'remote-read', '--detach', '--json'], rt.env), 'reg remote-read');
-    holders.add(rec.pid);
+    const rec = scope.detach(['reg', ...common, '--access', 'remote-read', '--detach', '--json'], 'reg remote-read');
     expect(rec.registrations[0]!.accessFlags).toBe('remote-read');
     expect(vmPinOf(rec.pid)).toBe(rec.pinnedBytesBefore / 1024 + LENGTH / 1024);
     const mr = kernelMrs().find((m) => m.pid === rec.pid);
@@ -79,12 +75,11 @@ describe.skipIf(!inLab)(`read-only MAP_PRIVATE file mapping on ${labKernel.name 
     const anon = pages.filter((p) => p.present && !p.file).length;
     console.log(`[${labKernel.name} ${labKernel.release}] rdmactl holder, remote-read MR of a R/O MAP_PRIVATE file: ${anon}/${PAGES} pages private anonymous, ${PAGES - anon} page-cache pages`);
     expect(anon).toBe(COPIES[labKernel.name] ? PAGES : 0);
-    expect(await releaseHolder(rec.pid)).toBe(true);
-    holders.delete(rec.pid);
+    expect(await scope.release(rec.pid)).toBe(true);
   });
 
   it('refuses --access local-write with a clear error and exit 1', () => {
-    const r = rdmactl(['reg', ...common, '--access', 'local-write,remote-read', '--for', '1ms'], rt.env);
+    const r = rdmactl(['reg', ...common, '--access', 'local-write,remote-read', '--for', '1ms'], scope.env);
     expect(r.status, r.stdout + r.stderr).toBe(1);
     expect(r.stderr).toContain('cannot register 4 MiB with verbs');
     expect(r.stderr).toContain('ibv_reg_mr: EFAULT');

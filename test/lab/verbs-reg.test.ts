@@ -1,30 +1,20 @@
 // `reg --backend verbs --detach`, `ls` and `dereg` against a real rxe0 MR, every number checked against
 // an independent reading: the holder's /proc/PID/status and smaps (read here), and the kernel's MR
 // table (`rdma -j -d res show mr`, keys as hex without 0x; rdmactl reg --json prints them as numbers).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { RXE_DEVICE, inLab, labKernel } from './helpers.js';
 import {
-  MiB, becomeSubreaper, bytesWithFlag, kernelMrs, keyHex, labRuntime, lsRows, parseJson, rdmactl, reap, running,
-  stopHolders, vmPinOf, vmasOver, type RegRecord,
+  bytesWithFlag, holderScope, kernelMrs, keyHex, lsRows, MiB, parseJson, rdmactl, reap, running, vmasOver, vmPinOf, type RegRecord,
 } from './verbs-helpers.js';
 
 const LENGTH = 64 * MiB;
 
 describe.skipIf(!inLab)(`verbs reg/ls/dereg on ${labKernel.name || '?'} (${labKernel.release})`, () => {
-  let rt: ReturnType<typeof labRuntime>;
+  const scope = holderScope();
   let rec: RegRecord;
-  const holders = new Set<number>();
 
   beforeAll(() => {
-    becomeSubreaper();
-    rt = labRuntime();
-    rec = parseJson<RegRecord>(rdmactl(['reg', '64MiB', '--backend', 'verbs', '--detach', '--json'], rt.env), 'reg --detach');
-    holders.add(rec.pid);
-  });
-
-  afterAll(async () => {
-    await stopHolders(holders);
-    rt?.cleanup();
+    rec = scope.detach(['reg', '64MiB', '--backend', 'verbs', '--detach', '--json'], 'reg --detach');
   });
 
   it('returns keys, and the holder’s VmPin is exactly 65536 kB higher', () => {
@@ -60,7 +50,7 @@ describe.skipIf(!inLab)(`verbs reg/ls/dereg on ${labKernel.name || '?'} (${labKe
 
   it('ls shows the same MR: an rdma row given the held address, and a held row with evidence rdma', () => {
     const mr = kernelMrs().find((m) => m.pid === rec.pid)!;
-    const rows = lsRows(rt.env).filter((r) => r.pid === rec.pid);
+    const rows = lsRows(scope.env).filter((r) => r.pid === rec.pid);
     const rdma = rows.filter((r) => r.source === 'rdma');
     const held = rows.filter((r) => r.source === 'held');
     expect(rows).toHaveLength(2);
@@ -79,14 +69,14 @@ describe.skipIf(!inLab)(`verbs reg/ls/dereg on ${labKernel.name || '?'} (${labKe
 
   it('dereg releases it: the holder exits, and the MR is gone from the kernel table and from ls', async () => {
     const out = parseJson<{ results: Array<{ id: string; pid: number; status: string; pinnedBytesHeld: number; holderExited: boolean }> }>(
-      rdmactl(['dereg', rec.id, '--json'], rt.env), 'dereg --json');
+      rdmactl(['dereg', rec.id, '--json'], scope.env), 'dereg --json');
     expect(out.results).toEqual([expect.objectContaining({ id: rec.id, pid: rec.pid, status: 'released', pinnedBytesHeld: LENGTH, holderExited: true })]);
     // Exited (a zombie until we reap it: no mm, so no VmPin line and nothing pinned).
     expect(running(rec.pid)).toBe(false);
     expect(vmPinOf(rec.pid)).toBeNull();
     expect(await reap(rec.pid)).toBe(true);
-    holders.delete(rec.pid);
+    scope.forget(rec.pid);
     expect(kernelMrs().filter((mr) => mr.pid === rec.pid)).toEqual([]);
-    expect(lsRows(rt.env).filter((r) => r.pid === rec.pid || r.handle.startsWith(rec.id))).toEqual([]);
+    expect(lsRows(scope.env).filter((r) => r.pid === rec.pid || r.handle.startsWith(rec.id))).toEqual([]);
   });
 });
