@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import { SyscallError } from '../ffi/errno.js';
 import { RLIMIT_MEMLOCK, getpid, prlimit, type RLimit } from '../ffi/libc.js';
-import { parseCapEff } from '../engine/limits.js';
+import { statusHasIpcLock } from '../engine/limits.js';
 import { PermissionError, RdmactlError, UsageError } from '../lib/errors.js';
 import { printJson, type Context } from '../lib/context.js';
 import { renderRecord, toJson, type Field } from '../lib/fields.js';
@@ -12,8 +12,6 @@ import { SIZE_HELP, parseSize } from '../lib/size.js';
 import { parsePid } from '../lib/pids.js';
 import { parseLimits } from '../proc/limits.js';
 import { parseStatus } from '../proc/status.js';
-
-const CAP_IPC_LOCK = 14n;
 
 export interface LimitsRecord {
   pid: number;
@@ -65,7 +63,7 @@ export function readLimitsRecord(pid: number): LimitsRecord {
     hardBytes: memlock?.hardBytes ?? null,
     lockedBytes: status.lockedBytes,
     pinnedBytes: status.pinnedBytes,
-    capIpcLock: ((parseCapEff(statusText) >> CAP_IPC_LOCK) & 1n) === 1n,
+    capIpcLock: statusHasIpcLock(statusText),
   };
 }
 

@@ -9,7 +9,7 @@ import { formatBytes } from '../lib/size.js';
 import { readStatus } from '../proc/status.js';
 import type { BackendName } from './types.js';
 
-const CAP_IPC_LOCK = 14;
+const CAP_IPC_LOCK = 14n;
 
 /** Parse a `CapEff:` hex mask from /proc/PID/status text. */
 export function parseCapEff(statusText: string): bigint {
@@ -17,10 +17,14 @@ export function parseCapEff(statusText: string): bigint {
   return match ? BigInt(`0x${match[1]}`) : 0n;
 }
 
+/** Whether the process whose /proc/PID/status this is may exceed RLIMIT_MEMLOCK (counted, not checked). */
+export function statusHasIpcLock(statusText: string): boolean {
+  return ((parseCapEff(statusText) >> CAP_IPC_LOCK) & 1n) === 1n;
+}
+
 /** True when this process may exceed RLIMIT_MEMLOCK (the kernel then counts but does not check). */
 export function hasIpcLock(): boolean {
-  const mask = parseCapEff(readFileSync('/proc/self/status', 'utf8'));
-  return ((mask >> BigInt(CAP_IPC_LOCK)) & 1n) === 1n;
+  return statusHasIpcLock(readFileSync('/proc/self/status', 'utf8'));
 }
 
 export function memlockLimit(): RLimit {
