@@ -131,10 +131,18 @@ async function loadDashboard(ctx: Context): Promise<DashboardModule> {
   if (noColor !== undefined && noColor !== '') process.env['FORCE_COLOR'] = '0';
   const bundle = new URL('../ui/dashboard.bundle.js', import.meta.url);
   const unbundled = ctx.env['RDMACTL_TOP_UNBUNDLED'];
-  if (existsSync(bundle) && (unbundled === undefined || unbundled === '' || unbundled === '0')) {
-    return (await import(bundle.href)) as DashboardModule;
+  const useBundle = existsSync(bundle) && (unbundled === undefined || unbundled === '' || unbundled === '0');
+  // With CI or CONTINUOUS_INTEGRATION set, ink decides (once, when it loads) to print only the last
+  // frame at exit: a dashboard in a real terminal of a CI job would stay blank. We only get here
+  // with a TTY on stdout, so hide those variables while ink loads and put them back afterwards.
+  const ciVariables = ['CI', 'CONTINUOUS_INTEGRATION'] as const;
+  const saved = ciVariables.map((name) => [name, process.env[name]] as const);
+  for (const name of ciVariables) delete process.env[name];
+  try {
+    return useBundle ? ((await import(bundle.href)) as DashboardModule) : await import('../ui/dashboard/run.js');
+  } finally {
+    for (const [name, value] of saved) if (value !== undefined) process.env[name] = value;
   }
-  return import('../ui/dashboard/run.js');
 }
 
 function streamJson(ctx: Context, sampler: Sampler, count: number | undefined): Promise<void> {

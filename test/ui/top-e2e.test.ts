@@ -56,7 +56,7 @@ describe.skipIf(!hasTmux)('rdmactl top in a terminal', () => {
     expect(statusKb(pid, 'VmPin') * 1024).toBe(8 * MiB);
 
     tmux('new-session', '-d', '-s', SESSION, '-x', '140', '-y', '40',
-      `cd ${ROOT} && ${process.execPath} ${BIN} top --interval ${INTERVAL_MS}ms; echo EXIT=$?; sleep 600`);
+      `cd ${ROOT} && CI=true ${process.execPath} ${BIN} top --interval ${INTERVAL_MS}ms; echo EXIT=$?; sleep 600`);
     await until('the first frame', 20_000, (s) => s.includes('pinned history'));
     expect(paneFlag('alternate_on')).toBe('1');
 
