@@ -47,6 +47,7 @@ export const FORK_FIELDS: readonly Field<ForkRow>[] = [
   { key: 'backing', label: 'backing', get: (x) => x.r.backing },
   { key: 'length', label: 'size', kind: 'bytes', get: (x) => x.r.length, jsonOnly: true },
   { key: 'pinned', label: 'pinned', kind: 'bool', get: (x) => x.r.pinned, jsonOnly: true },
+  { key: 'onDemand', label: 'on-demand', kind: 'bool', get: (x) => x.r.onDemand, jsonOnly: true },
   { key: 'parentPfnBefore', label: 'PFN before', get: (x) => x.r.parentPfnBefore },
   { key: 'parentPfnAfter', label: 'PFN after', get: (x) => x.r.parentPfnAfter },
   { key: 'parentPfnStable', label: 'stable', kind: 'bool', get: (x) => x.r.parentPfnStable },
@@ -161,11 +162,11 @@ Verdicts (JSON id — words):
   child-unmapped       child has no mapping (touching it would crash the child)
   child-zeros          child sees zeros
   not-pinned           not pinned (no device path to check)
-  unverified           cannot tell (no device data path here and PFNs hidden)
+  unverified           cannot tell (no device data path here, and PFNs hidden or the MR on-demand)
   skipped, error       could not run here / failed (with the reason)
 
 JSON (--json): {kernel, copyOnFork, verbsForkStatus, pfnsVisible, pageSize, size, scenarios: [{index,
-  backend, protection, writer, backing, length, pinned, parentPfnBefore, parentPfnAfter,
+  backend, protection, writer, backing, length, pinned, onDemand, parentPfnBefore, parentPfnAfter,
   parentPfnStable, parentPagesMoved, childPfn, childSharesPage, childMapped, childInherited,
   parentSees, childSees, deviceSeesParentWrite, parentSeesDeviceWrite, childSeesAfterDeviceWrite,
   devicePath, verdict, verdictText, reason, elapsedMs}]}; null where not applicable.

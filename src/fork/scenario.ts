@@ -10,6 +10,7 @@ import { register, type RegistrationSet } from '../engine/register.js';
 import { BACKINGS, type Backing, type BackendName, type MappedBuffer, type Protection, type Registration } from '../engine/types.js';
 import { PermissionError, RdmactlError, UnsupportedError, UsageError } from '../lib/errors.js';
 import { SyscallError } from '../ffi/errno.js';
+import { IBV_ACCESS_ON_DEMAND } from '../ffi/verbs.js';
 import { PausedChild } from './child.js';
 import { devicePathFor, type DevicePath } from './devicePath.js';
 import { checkpoint } from './interrupt.js';
@@ -58,8 +59,10 @@ export type Inherited = Content | 'unmapped';
 export interface ScenarioResult extends ScenarioSpec {
   /** Bytes of the buffer (the size rounded up to the backing's page size). */
   length: number | null;
-  /** Whether the backend pins pages (uring, verbs): only then is there a device to check. */
+  /** Whether the registration pins pages (uring, verbs except on-demand MRs). */
   pinned: boolean;
+  /** A verbs on-demand (ODP) MR: nothing is pinned, the device follows the page tables. */
+  onDemand: boolean;
   /** PFN of the buffer's first page in the parent, after registration and before the fork. */
   parentPfnBefore: number | null;
   /** … and after the writes, with the child still alive. */
@@ -225,9 +228,10 @@ export function pfnsVisible(): boolean {
   return readPfns('self', addressOf(probe), probe.length, pageSize())?.visible ?? false;
 }
 
-function emptyResult(spec: ScenarioSpec, verdict: VerdictId, reason: string | null): ScenarioResult {
+function emptyResult(spec: ScenarioSpec, verdict: VerdictId, reason: string | null, verbsAccess = 0): ScenarioResult {
+  const onDemand = spec.backend === 'verbs' && (verbsAccess & IBV_ACCESS_ON_DEMAND) !== 0;
   return {
-    ...spec, length: null, pinned: spec.backend === 'uring' || spec.backend === 'verbs',
+    ...spec, length: null, pinned: spec.backend === 'uring' || (spec.backend === 'verbs' && !onDemand), onDemand,
     parentPfnBefore: null, parentPfnAfter: null, childPfn: null, parentPagesMoved: null, parentPfnStable: null,
     childSharesPage: null, childMapped: null, childInherited: null, parentSees: null, childSees: null,
     deviceSeesParentWrite: null, parentSeesDeviceWrite: null, childSeesAfterDeviceWrite: null, devicePath: null,
@@ -237,17 +241,19 @@ function emptyResult(spec: ScenarioSpec, verdict: VerdictId, reason: string | nu
 
 /** The verdict from the evidence: data loss first, then what the child got, then what could not be checked. */
 export function verdictOf(r: ScenarioResult): { verdict: VerdictId; note: string | null } {
-  if (r.pinned) {
+  if (r.pinned || r.onDemand) {
     if (r.deviceSeesParentWrite === false || r.parentSeesDeviceWrite === false) return { verdict: 'parent-disconnected', note: null };
-    if (r.deviceSeesParentWrite === null && r.parentPfnStable === false) {
+    // A moved page means a disconnected device only when the device holds a pin on the old one;
+    // an on-demand MR follows the page tables to the new page.
+    if (r.pinned && r.deviceSeesParentWrite === null && r.parentPfnStable === false) {
       return { verdict: 'parent-disconnected', note: 'from PFNs: the parent no longer maps the pinned page' };
     }
   }
   if (r.childMapped === false) return { verdict: 'child-unmapped', note: null };
   if (r.childInherited === 'zeros') return { verdict: 'child-zeros', note: null };
-  if (!r.pinned) return { verdict: 'not-pinned', note: null };
+  if (!r.pinned && !r.onDemand) return { verdict: 'not-pinned', note: null };
   if (r.deviceSeesParentWrite === null) {
-    if (r.parentPfnStable === null) return { verdict: 'unverified', note: r.devicePath };
+    if (r.parentPfnStable === null || r.onDemand) return { verdict: 'unverified', note: r.devicePath };
     return { verdict: 'coherent', note: `from PFNs only: the parent still maps the pinned page (${r.devicePath ?? 'no device path'})` };
   }
   return { verdict: 'coherent', note: null };
@@ -288,23 +294,24 @@ function firstOrNull(values: ReadonlyArray<number | null> | undefined): number |
 export async function runScenario(spec: ScenarioSpec, env: RunEnvironment, options: RunOptions): Promise<ScenarioResult> {
   const started = performance.now();
   const inapplicable = notApplicable(spec);
-  if (inapplicable) return emptyResult(spec, 'skipped', inapplicable);
-  if (spec.backend === 'verbs' && env.verbsUnavailable) return emptyResult(spec, 'skipped', env.verbsUnavailable);
+  const verbsAccess = options.verbsAccess ?? 0;
+  if (inapplicable) return emptyResult(spec, 'skipped', inapplicable, verbsAccess);
+  if (spec.backend === 'verbs' && env.verbsUnavailable) return emptyResult(spec, 'skipped', env.verbsUnavailable, verbsAccess);
 
   let setup: Setup;
   try {
-    setup = await setUp(spec, options.length, options.verbsAccess);
+    setup = await setUp(spec, options.length, verbsAccess);
   } catch (err) {
     // The machine cannot do this row (no hugepages, no THP, io_uring disabled, over a limit, the kernel
     // refuses to pin this kind of mapping): a skip with the kernel's reason, not a failure.
     if (err instanceof UnsupportedError || err instanceof PermissionError || err instanceof UsageError) {
-      return emptyResult(spec, 'skipped', err.message);
+      return emptyResult(spec, 'skipped', err.message, verbsAccess);
     }
-    if (err instanceof RdmactlError || err instanceof SyscallError) return emptyResult(spec, 'skipped', `cannot set up here: ${err.message}`);
+    if (err instanceof RdmactlError || err instanceof SyscallError) return emptyResult(spec, 'skipped', `cannot set up here: ${err.message}`, verbsAccess);
     throw err;
   }
 
-  const result = emptyResult(spec, 'error', null);
+  const result = emptyResult(spec, 'error', null, verbsAccess);
   const page = pageSize();
   let device: DevicePath | null = null;
   let child: PausedChild | null = null;
@@ -424,7 +431,7 @@ export async function runMatrix(specs: readonly ScenarioSpec[], options: RunOpti
       row = await runScenario(spec, env, options);
     } catch (err) {
       if (err instanceof Error && err.name === 'InterruptedError') throw err;
-      row = emptyResult(spec, 'error', err instanceof Error ? err.message : String(err));
+      row = emptyResult(spec, 'error', err instanceof Error ? err.message : String(err), options.verbsAccess);
     }
     if (row.verdict === 'skipped' && spec.backend === 'verbs' && spec.protection === 'fork-init' && /ibv_fork_init/.test(row.reason ?? '')) {
       row.reason = `${row.reason} (ibv_fork_init is process-wide and must precede every registration: run rdmactl fork --backend verbs --protect fork-init on its own)`;

@@ -45,6 +45,15 @@ describe('fork scenarios (machinery)', () => {
     expect(verdictOf({ ...base, parentPfnStable: null }).verdict).toBe('unverified');
   });
 
+  it('an on-demand MR is judged by the device path alone: a moved page is not a disconnection', () => {
+    const odp = { pinned: false, onDemand: true, deviceSeesParentWrite: null, parentSeesDeviceWrite: null, childMapped: true, childInherited: 'pre-fork', devicePath: null } as unknown as ScenarioResult;
+    expect(verdictOf({ ...odp, parentPfnStable: false }).verdict).toBe('unverified');
+    expect(verdictOf({ ...odp, parentPfnStable: true }).verdict).toBe('unverified');
+    expect(verdictOf({ ...odp, deviceSeesParentWrite: true, parentSeesDeviceWrite: true, parentPfnStable: false }).verdict).toBe('coherent');
+    expect(verdictOf({ ...odp, deviceSeesParentWrite: false, parentSeesDeviceWrite: true }).verdict).toBe('parent-disconnected');
+    expect(verdictOf({ ...odp, onDemand: false }).verdict).toBe('not-pinned');
+  });
+
   it('a scenario that throws mid-way still kills and reaps its child and releases its pin', async () => {
     const pinned = statusKb('self', 'VmPin');
     let childPid = 0;

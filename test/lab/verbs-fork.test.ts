@@ -41,7 +41,7 @@ describe.skipIf(!inLab)(`rdmactl fork --backend verbs through RDMA WRITE/READ ($
     expect(rows.map((r) => r.writer)).toEqual(['parent', 'child', 'both']);
     for (const r of rows) {
       expect({ writer: r.writer, verdict: r.verdict, reason: r.reason }).toEqual({ writer: r.writer, verdict: 'coherent', reason: null });
-      expect(r.pinned).toBe(true);
+      expect({ pinned: r.pinned, onDemand: r.onDemand }).toEqual({ pinned: true, onDemand: false });
       expect(r.deviceSeesParentWrite).toBe(true);
       expect(r.parentSeesDeviceWrite).toBe(true);
       expect(r.devicePath).toMatch(/^verbs RDMA WRITE\/READ over a loopback RC QP \(rxe0 port 1, GID \d+ RoCE v2 .*pinned MR\)$/);
@@ -60,6 +60,8 @@ describe.skipIf(!inLab)(`rdmactl fork --backend verbs through RDMA WRITE/READ ($
         expect(r.deviceSeesParentWrite).toBe(true);
         expect(r.parentSeesDeviceWrite).toBe(true);
         expect(r.devicePath).toMatch(/loopback RC QP .*on-demand MR\)$/);
+        // Nothing is pinned: the device follows the page tables.
+        expect({ pinned: r.pinned, onDemand: r.onDemand }).toEqual({ pinned: false, onDemand: true });
       } else {
         expect(r.verdict).toBe('skipped');
         expect(r.reason).toMatch(/has no ODP support/);
