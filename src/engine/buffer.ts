@@ -2,7 +2,7 @@
 // hugetlb, memfd (shmem, shared), and files mapped shared or private, optionally read-only
 // (the classic case of registering a PROT_READ MAP_PRIVATE file mapping).
 
-import { closeSync, fstatSync, ftruncateSync, mkdtempSync, openSync, rmSync, writeSync, constants as fsConstants } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync, constants as fsConstants } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SyscallError } from '../ffi/errno.js';
@@ -24,7 +24,22 @@ export interface BufferSpec {
   file?: string | null;
 }
 
-const THP_BYTES = 2 * 1024 * 1024;
+let thpBytesCache: number | null = null;
+
+/**
+ * The transparent huge page (PMD) size: 2 MiB on x86-64, but 512 MiB on arm64 with 64 KiB pages.
+ * The kernel states it in sysfs (Linux ≥ 4.14); older kernels fall back to the hugetlb default size.
+ */
+export function thpPageBytes(): number {
+  if (thpBytesCache !== null) return thpBytesCache;
+  let bytes = 0;
+  try {
+    bytes = Number.parseInt(readFileSync('/sys/kernel/mm/transparent_hugepage/hpage_pmd_size', 'ascii'), 10);
+  } catch { /* no THP or an old kernel */ }
+  if (!(bytes > 0)) bytes = readMeminfo().hugepageSizeBytes || 2 * 1024 * 1024;
+  thpBytesCache = bytes;
+  return bytes;
+}
 
 export function roundUp(value: number, multiple: number): number {
   return Math.ceil(value / multiple) * multiple;
@@ -67,7 +82,7 @@ export function allocateBuffer(spec: BufferSpec): MappedBuffer {
       return new Mapping(mmap(length, prot, MAP_PRIVATE | MAP_ANONYMOUS), length, 'anon', readOnly, null, null);
     }
     case 'thp':
-      return mapThp(roundUp(spec.length, THP_BYTES), prot, readOnly);
+      return mapThp(roundUp(spec.length, thpPageBytes()), prot, readOnly);
     case 'hugetlb':
       return mapHugetlb(spec.length, prot, readOnly);
     case 'memfd': {
@@ -87,13 +102,14 @@ export function allocateBuffer(spec: BufferSpec): MappedBuffer {
 }
 
 function mapThp(length: number, prot: number, readOnly: boolean): MappedBuffer {
-  // Over-map by one huge page and trim, so the range is 2 MiB aligned and can be backed by THP.
-  const raw = mmap(length + THP_BYTES, prot, MAP_PRIVATE | MAP_ANONYMOUS);
-  const alignment = BigInt(THP_BYTES);
+  // Over-map by one huge page and trim, so the range is huge-page aligned and can be backed by THP.
+  const hugePage = thpPageBytes();
+  const raw = mmap(length + hugePage, prot, MAP_PRIVATE | MAP_ANONYMOUS);
+  const alignment = BigInt(hugePage);
   const start = ((raw + alignment - 1n) / alignment) * alignment;
   const head = Number(start - raw);
   if (head > 0) munmap(raw, head);
-  const tail = THP_BYTES - head;
+  const tail = hugePage - head;
   if (tail > 0) munmap(start + BigInt(length), tail);
   const mapping = new Mapping(start, length, 'thp', readOnly, null, null);
   try {
@@ -110,7 +126,7 @@ function mapThp(length: number, prot: number, readOnly: boolean): MappedBuffer {
 
 function mapHugetlb(requested: number, prot: number, readOnly: boolean): MappedBuffer {
   const meminfo = readMeminfo();
-  const hugePage = meminfo.hugepageSizeBytes || THP_BYTES;
+  const hugePage = meminfo.hugepageSizeBytes || thpPageBytes();
   const length = roundUp(requested, hugePage);
   try {
     return new Mapping(mmap(length, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB), length, 'hugetlb', readOnly, null, null);

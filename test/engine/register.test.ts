@@ -106,6 +106,21 @@ describe('backings', () => {
     expect(statusKb('self', 'VmPin')).toBe(pinBefore);
   });
 
+  it('thp: the buffer is rounded up to and aligned on the kernel\'s own huge page size, not an assumed 2 MiB', async () => {
+    const sysfs = '/sys/kernel/mm/transparent_hugepage/hpage_pmd_size';
+    let hugePage: number;
+    try {
+      hugePage = Number(readFileSync(sysfs, 'ascii'));
+    } catch {
+      console.warn(`SKIPPING the THP size check: ${sysfs} is missing (no transparent huge pages here)`);
+      return;
+    }
+    using set = await register({ length: 4096, backend: 'mlock', backing: 'thp' });
+    const buffer = set.buffers[0]!;
+    expect(buffer.length).toBe(hugePage);
+    expect(buffer.addr % BigInt(hugePage)).toBe(0n);
+  });
+
   it('hugetlb without reserved huge pages is a clear "not supported" error, or works when some are reserved', async () => {
     const free = Number(/^HugePages_Free:\s+(\d+)/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0);
     if (free === 0) {
