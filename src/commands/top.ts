@@ -9,6 +9,7 @@ import { collectStat } from '../observe/stat.js';
 import { collectRegistrations, type RegistrationSource } from '../observe/registrations.js';
 import { heldSource } from '../observe/held.js';
 import { scanProcesses, type ScanResult } from '../proc/scan.js';
+import { IncrementalScanner } from '../proc/incremental.js';
 import { isDontFork, isLocked } from '../proc/smaps.js';
 import { UsageError } from '../lib/errors.js';
 import { printJson, type Context } from '../lib/context.js';
@@ -18,6 +19,8 @@ import { Sampler } from '../ui/sampler.js';
 import type { DashboardActions, DeregResult, DeviceSummary, HeldSummary, ProcessDetailView } from '../ui/types.js';
 
 export const MIN_INTERVAL_MS = 100;
+/** The dashboard reads every process at least this often, even when no kernel counter moved. */
+export const FULL_SCAN_EVERY_MS = 10_000;
 
 interface TopFlags {
   interval: string;
@@ -26,7 +29,7 @@ interface TopFlags {
   json?: boolean;
 }
 
-const EMPTY_SCAN: ScanResult = { processes: [], scannedProcesses: 0, unreadableProcesses: 0, vanishedProcesses: 0, scannedAt: 0, durationMs: 0 };
+const EMPTY_SCAN: ScanResult = { processes: [], scannedProcesses: 0, unreadableProcesses: 0, unreadablePids: [], vanishedProcesses: 0, scannedAt: 0, durationMs: 0 };
 
 /** RDMA devices the kernel knows (cheap: one readdir), so `rdma` is only run when there is one. */
 function rdmaDeviceNames(): string[] {
@@ -180,7 +183,13 @@ the user). New, growing and exiting rows are highlighted for one refresh.
 Keys: q quit, s sort, / filter (comm, user or pid), p pause, arrows select, Enter detail,
 d deregister a held registration, ? help, Esc back.
 
-Needs a terminal; for scripts use --json: one \`stat --json\` document per line, per interval.`)
+To stay cheap, a refresh re-reads every process only when the kernel's pin counters (/proc/vmstat
+nr_foll_pin_*) or Mlocked moved, and at least every ${FULL_SCAN_EVERY_MS / 1000} s; otherwise it reads the processes
+that hold something and new ones. A VmLck change no counter shows (an MLOCK_ONFAULT range not yet
+touched) can therefore take up to ${FULL_SCAN_EVERY_MS / 1000} s to appear.
+
+Needs a terminal; for scripts use --json: one \`stat --json\` document per line, per interval
+(every one a full scan).`)
     .option('-i, --interval <duration>', `time between refreshes, at least ${MIN_INTERVAL_MS}ms (${DURATION_HELP})`, '1s')
     .option('-n, --count <n>', 'stop after N refreshes (N snapshots with --json)')
     .addOption(new Option('-s, --sort <key>', 'initial sort').choices([...SORT_KEYS]).default('pinned'))
@@ -194,13 +203,14 @@ Examples:
       const intervalMs = parseDuration(flags.interval, '--interval');
       if (intervalMs < MIN_INTERVAL_MS) throw new UsageError(`invalid --interval '${flags.interval}': at least ${MIN_INTERVAL_MS}ms`);
       const count = flags.count === undefined ? undefined : parseCount(flags.count, '--count');
-      const collect = () => {
-        const report = collectStat();
+      // --json: every snapshot is a full scan, exactly `stat --json`.
+      const collect = (scan?: () => ScanResult) => () => {
+        const report = collectStat({}, scan?.());
         report.processes = sortProcesses(report.processes, flags.sort);
         return report;
       };
       if (flags.json) {
-        await streamJson(ctx, new Sampler({ intervalMs, collect }), count);
+        await streamJson(ctx, new Sampler({ intervalMs, collect: collect() }), count);
         return;
       }
       if (!ctx.stdoutIsTty) {
@@ -208,7 +218,9 @@ Examples:
       }
       const held: HeldApi = await import('../held/index.js');
       const dashboard = await loadDashboard(ctx);
-      const sampler = new Sampler({ intervalMs, collect, devices: deviceSummary, held: heldSummary(held) });
+      // The dashboard re-reads idle processes only when the kernel's pin/mlock counters moved.
+      const scanner = new IncrementalScanner({ fullScanEveryMs: FULL_SCAN_EVERY_MS });
+      const sampler = new Sampler({ intervalMs, collect: collect(() => scanner.scan()), devices: deviceSummary, held: heldSummary(held) });
       try {
         sampler.start();
         await dashboard.runDashboard({ source: sampler, actions: dashboardActions(held), ...(count !== undefined ? { count } : {}), initialSort: flags.sort });

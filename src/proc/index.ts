@@ -12,3 +12,5 @@ export * from './pagemap.js';
 export * from './vm.js';
 export * from './passwd.js';
 export * from './scan.js';
+export * from './vmstat.js';
+export * from './incremental.js';

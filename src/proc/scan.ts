@@ -52,6 +52,11 @@ export interface ScanOptions {
   includeKernelThreads?: boolean;
   /** Drop processes with VmLck = VmPin = 0 from the result (they are still counted as scanned). */
   onlyHolding?: boolean;
+  /**
+   * Look only at these pids, otherwise exactly as a scan of every process (unlike `pids`: no forced
+   * detail, kernel threads skipped). For scans that know the rest of the machine has not changed.
+   */
+  subset?: readonly number[];
 }
 
 export interface ScanResult {
@@ -59,6 +64,8 @@ export interface ScanResult {
   /** How many /proc entries were looked at. */
   scannedProcesses: number;
   unreadableProcesses: number;
+  /** The pids counted in unreadableProcesses. */
+  unreadablePids: number[];
   vanishedProcesses: number;
   /** Epoch milliseconds at the start of the scan. */
   scannedAt: number;
@@ -68,7 +75,8 @@ export interface ScanResult {
 const VM_LCK = Buffer.from('\nVmLck:');
 const VM_PIN = Buffer.from('\nVmPin:');
 
-function listPids(): number[] {
+/** The numeric entries of /proc: every process (thread group) the kernel lists. */
+export function listPids(): number[] {
   const pids: number[] = [];
   for (const name of readdirSync(PROC_ROOT)) {
     const first = name.charCodeAt(0);
@@ -115,9 +123,9 @@ export function scanProcesses(options: ScanOptions = {}): ScanResult {
   const scannedAt = Date.now();
   const started = performance.now();
   const explicit = options.pids !== undefined;
-  const pids = options.pids ? [...options.pids] : listPids();
+  const pids = options.pids ? [...options.pids] : options.subset ? [...options.subset] : listPids();
   const processes: ProcessSnapshot[] = [];
-  let unreadableProcesses = 0;
+  const unreadablePids: number[] = [];
   let vanishedProcesses = 0;
 
   // Without detail or explicit pids, a process with VmLck = VmPin = 0 is decided from its raw bytes
@@ -135,7 +143,7 @@ export function scanProcesses(options: ScanOptions = {}): ScanResult {
     } catch (err) {
       if (!(err instanceof ProcUnreadableError)) throw err;
       // hidepid=1 mounts: the directory is listed but its files are not ours to read.
-      unreadableProcesses++;
+      unreadablePids.push(pid);
       continue;
     }
     if (text === null) {
@@ -157,14 +165,15 @@ export function scanProcesses(options: ScanOptions = {}): ScanResult {
       }
       detail = read;
     }
-    if (unreadable.length > 0) unreadableProcesses++;
+    if (unreadable.length > 0) unreadablePids.push(pid);
     processes.push({ ...status, user: userName(status.uid), detail, unreadable });
   }
 
   return {
     processes,
     scannedProcesses: pids.length,
-    unreadableProcesses,
+    unreadableProcesses: unreadablePids.length,
+    unreadablePids,
     vanishedProcesses,
     scannedAt,
     durationMs: performance.now() - started,

@@ -17,6 +17,7 @@ import {
 } from '../../src/proc/smaps.js';
 import { parseUringFdinfo } from '../../src/proc/uringFdinfo.js';
 import { parseMeminfo } from '../../src/proc/meminfo.js';
+import { parsePinCounters } from '../../src/proc/vmstat.js';
 import { parseStat } from '../../src/proc/stat.js';
 import { countMapsLines, parseMaxMapCount } from '../../src/proc/vm.js';
 import { parsePasswd } from '../../src/proc/passwd.js';
@@ -241,6 +242,20 @@ describe('parseMeminfo', () => {
 
   it('reports a missing MemAvailable as null', () => {
     expect(parseMeminfo('MemTotal: 1000 kB\n').memAvailableBytes).toBeNull();
+  });
+});
+
+describe('parsePinCounters', () => {
+  it('reads nr_foll_pin_acquired and nr_foll_pin_released', () => {
+    expect(parsePinCounters(fixture('vmstat-6.18.txt'))).toEqual({ acquired: 7878054, released: 7878054 });
+  });
+
+  it('is null on kernels before 5.7, which have no pin counters', () => {
+    expect(parsePinCounters(fixture('vmstat-5.4.txt'))).toBeNull();
+  });
+
+  it('does not take a longer name that starts the same way', () => {
+    expect(parsePinCounters('nr_foll_pin_acquired_x 1\nnr_foll_pin_released 2\n')).toBeNull();
   });
 });
 
