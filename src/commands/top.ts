@@ -19,7 +19,7 @@ import { Sampler } from '../ui/sampler.js';
 import type { DashboardActions, DeregResult, DeviceSummary, HeldSummary, ProcessDetailView } from '../ui/types.js';
 
 export const MIN_INTERVAL_MS = 100;
-/** The dashboard reads every process at least this often, even when no kernel counter moved. */
+/** The dashboard reads every process at least this often, even when the pin counters stood still. */
 export const FULL_SCAN_EVERY_MS = 10_000;
 
 interface TopFlags {
@@ -183,10 +183,10 @@ the user). New, growing and exiting rows are highlighted for one refresh.
 Keys: q quit, s sort, / filter (comm, user or pid), p pause, arrows select, Enter detail,
 d deregister a held registration, ? help, Esc back.
 
-To stay cheap, a refresh re-reads every process only when the kernel's pin counters (/proc/vmstat
-nr_foll_pin_*) or Mlocked moved, and at least every ${FULL_SCAN_EVERY_MS / 1000} s; otherwise it reads the processes
-that hold something and new ones. A VmLck change no counter shows (an MLOCK_ONFAULT range not yet
-touched) can therefore take up to ${FULL_SCAN_EVERY_MS / 1000} s to appear.
+To stay cheap, a refresh reads every process only when the kernel's pin counters (/proc/vmstat
+nr_foll_pin_*) moved, and at least every ${FULL_SCAN_EVERY_MS / 1000} s; otherwise it reads the processes that already
+pin or lock and new ones. So a pin shows at the next refresh, but an mlock by a process that was
+idle at the last full read (no counter tracks VmLck) can take up to ${FULL_SCAN_EVERY_MS / 1000} s.
 
 Needs a terminal; for scripts use --json: one \`stat --json\` document per line, per interval
 (every one a full scan).`)
@@ -218,7 +218,7 @@ Examples:
       }
       const held: HeldApi = await import('../held/index.js');
       const dashboard = await loadDashboard(ctx);
-      // The dashboard re-reads idle processes only when the kernel's pin/mlock counters moved.
+      // The dashboard re-reads idle processes only when the kernel's pin counters moved (or every 10 s).
       const scanner = new IncrementalScanner({ fullScanEveryMs: FULL_SCAN_EVERY_MS });
       const sampler = new Sampler({ intervalMs, collect: collect(() => scanner.scan()), devices: deviceSummary, held: heldSummary(held) });
       try {

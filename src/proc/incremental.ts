@@ -1,15 +1,17 @@
 // Change-gated scanning for a live view. Reading every /proc/<pid>/status is nearly all the CPU a
 // refresh costs (the kernel formats ~1.5 KiB per process), yet on most refreshes no process started
-// or stopped pinning or locking. The kernel says when that may have happened:
-//   - /proc/vmstat nr_foll_pin_acquired / nr_foll_pin_released move with every page pinned or
-//     unpinned anywhere (io_uring fixed buffers, RDMA MRs, …): VmPin can only change with them;
-//   - /proc/meminfo Mlocked moves when pages are mlocked or munlocked.
-// When both are unchanged, only the processes that already hold something (or were unreadable) and
-// processes that did not exist last time are read; everything else is read again only when a
-// counter moves, and at least every `fullScanEveryMs` for the cases no counter shows (VmLck of an
-// MLOCK_ONFAULT range with no pages yet, or one process's munlock exactly offsetting another's mlock).
+// or stopped pinning. The kernel says when that may have happened: /proc/vmstat nr_foll_pin_acquired
+// and nr_foll_pin_released move with every page pinned or unpinned anywhere (io_uring fixed buffers,
+// RDMA MRs, O_DIRECT, …), and VmPin can only change with them. While they stand still, only the
+// processes that already hold something (or were unreadable) and processes that did not exist last
+// time are read; every process is read again when they move, and at least every `fullScanEveryMs`.
+//
+// Locking has no such counter: meminfo Mlocked counts pages, so it moves with every page an mlockall()
+// daemon faults in while no VmLck changes (seen on every refresh on a quiet machine). VmLck of a
+// process that was idle at the last full scan therefore shows within `fullScanEveryMs`; new processes
+// and known holders are exact at every refresh.
 
-import { readMeminfo } from './meminfo.js';
+import { readTaskCounters, type TaskCounters } from './loadavg.js';
 import { listPids, scanProcesses, type ScanResult } from './scan.js';
 import { readPinCounters, type PinCounters } from './vmstat.js';
 
@@ -17,17 +19,15 @@ import { readPinCounters, type PinCounters } from './vmstat.js';
 export interface ChangeCounters {
   /** null: this kernel has no pin counters (< 5.7), so every refresh scans everything. */
   pins: PinCounters | null;
-  mlockedBytes: number;
 }
 
-export type FullScanReason = 'first' | 'no-pin-counters' | 'pins-changed' | 'mlocked-changed' | 'interval';
+export type FullScanReason = 'first' | 'no-pin-counters' | 'pins-changed' | 'interval';
 
 /** Why everything must be read this time, or null when the known holders and new pids suffice. */
 export function fullScanReason(previous: ChangeCounters | null, current: ChangeCounters, msSinceFull: number, fullScanEveryMs: number): FullScanReason | null {
   if (previous === null) return 'first';
   if (current.pins === null || previous.pins === null) return 'no-pin-counters';
   if (current.pins.acquired !== previous.pins.acquired || current.pins.released !== previous.pins.released) return 'pins-changed';
-  if (current.mlockedBytes !== previous.mlockedBytes) return 'mlocked-changed';
   if (msSinceFull >= fullScanEveryMs) return 'interval';
   return null;
 }
@@ -49,6 +49,7 @@ export class IncrementalScanner {
   private previous: ChangeCounters | null = null;
   private lastFullAt = 0;
   private knownPids = new Set<number>();
+  private tasks: TaskCounters | null = null;
   /** Holders and unreadable processes of the last scan: read on every refresh. */
   private watchedPids = new Set<number>();
 
@@ -56,17 +57,27 @@ export class IncrementalScanner {
 
   scan(): IncrementalScanResult {
     // Counters first: a change during the scan then shows up at the next refresh.
-    const current: ChangeCounters = { pins: readPinCounters(), mlockedBytes: readMeminfo().mlockedBytes };
+    const current: ChangeCounters = { pins: readPinCounters() };
     const now = performance.now();
     const reason = fullScanReason(this.previous, current, now - this.lastFullAt, this.options.fullScanEveryMs);
-    const pids = listPids();
-    const subset = reason !== null ? pids : pids.filter((pid) => this.watchedPids.has(pid) || !this.knownPids.has(pid));
+    // No pid allocated and no task reaped since the last listing: it is still the machine's, and
+    // there is no new process to read.
+    const tasks = readTaskCounters();
+    const sameTasks = tasks !== null && this.tasks !== null && tasks.lastPid === this.tasks.lastPid && tasks.threads === this.tasks.threads;
+    let subset: number[];
+    if (reason === null && sameTasks) {
+      subset = [...this.watchedPids];
+    } else {
+      const pids = listPids();
+      subset = reason !== null ? pids : pids.filter((pid) => this.watchedPids.has(pid) || !this.knownPids.has(pid));
+      this.knownPids = new Set(pids);
+    }
     const result = scanProcesses({ onlyHolding: true, subset });
 
     this.previous = current;
     if (reason !== null) this.lastFullAt = now;
-    this.knownPids = new Set(pids);
+    this.tasks = tasks;
     this.watchedPids = new Set([...result.processes.map((p) => p.pid), ...result.unreadablePids]);
-    return { ...result, scannedProcesses: pids.length, fullScanReason: reason, statusReads: subset.length };
+    return { ...result, scannedProcesses: this.knownPids.size, fullScanReason: reason, statusReads: subset.length };
   }
 }

@@ -14,3 +14,4 @@ export * from './passwd.js';
 export * from './scan.js';
 export * from './vmstat.js';
 export * from './incremental.js';
+export * from './loadavg.js';

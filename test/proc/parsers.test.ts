@@ -18,6 +18,7 @@ import {
 import { parseUringFdinfo } from '../../src/proc/uringFdinfo.js';
 import { parseMeminfo } from '../../src/proc/meminfo.js';
 import { parsePinCounters } from '../../src/proc/vmstat.js';
+import { parseTaskCounters } from '../../src/proc/loadavg.js';
 import { parseStat } from '../../src/proc/stat.js';
 import { countMapsLines, parseMaxMapCount } from '../../src/proc/vm.js';
 import { parsePasswd } from '../../src/proc/passwd.js';
@@ -256,6 +257,18 @@ describe('parsePinCounters', () => {
 
   it('does not take a longer name that starts the same way', () => {
     expect(parsePinCounters('nr_foll_pin_acquired_x 1\nnr_foll_pin_released 2\n')).toBeNull();
+  });
+});
+
+describe('parseTaskCounters', () => {
+  it('reads the thread count and the last pid from /proc/loadavg', () => {
+    expect(parseTaskCounters('0.20 0.18 0.12 1/80 11206\n')).toEqual({ threads: 80, lastPid: 11206 });
+    expect(parseTaskCounters('12.01 8.50 4.00 17/2094 4194301\n')).toEqual({ threads: 2094, lastPid: 4194301 });
+  });
+
+  it('is null for anything else', () => {
+    expect(parseTaskCounters('')).toBeNull();
+    expect(parseTaskCounters('0.20 0.18 0.12 80 11206\n')).toBeNull();
   });
 });
 
