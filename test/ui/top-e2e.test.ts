@@ -64,6 +64,9 @@ describe.skipIf(!hasTmux)('rdmactl top in a terminal', () => {
     const { screen } = await until(`pid ${pid} with 8 MiB`, 2 * INTERVAL_MS + 1500, (s) => /8 MiB/.test(rowOf(s, pid) ?? ''));
     expect(rowOf(screen, pid)).toMatch(new RegExp(`^[ +]\\s+${pid} \\S+\\s+\\S+\\s+8 MiB `));
     expect(screen).toMatch(/^pinned\s+\[.*\] \d/m);
+    // Each refresh replaces the whole frame: one header, one table heading, nothing left over.
+    expect(screen.match(/^rdmactl top /gm)).toHaveLength(1);
+    expect(screen.match(/^\s+PID USER\s+COMM/gm)).toHaveLength(1);
 
     // Filter to the holder: exercises `/`, and keeps its row on screen whatever else runs here.
     tmux('send-keys', '-t', SESSION, '/', ...String(pid).split(''), 'Enter');
