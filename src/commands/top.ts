@@ -186,7 +186,8 @@ d deregister a held registration, ? help, Esc back.
 To stay cheap, a refresh reads every process only when the kernel's pin counters (/proc/vmstat
 nr_foll_pin_*) moved, and at least every ${FULL_SCAN_EVERY_MS / 1000} s; otherwise it reads the processes that already
 pin or lock and new ones. So a pin shows at the next refresh, but an mlock by a process that was
-idle at the last full read (no counter tracks VmLck) can take up to ${FULL_SCAN_EVERY_MS / 1000} s.
+idle at the last full read (no counter tracks VmLck) can take up to ${FULL_SCAN_EVERY_MS / 1000} s. A holder's
+smaps (its DONTFORK/WIPEONFORK flags) is re-read when its VmPin or VmLck changes and at full reads.
 
 Needs a terminal; for scripts use --json: one \`stat --json\` document per line, per interval
 (every one a full scan).`)

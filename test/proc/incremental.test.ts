@@ -6,6 +6,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { fullScanReason, IncrementalScanner, type ChangeCounters } from '../../src/proc/incremental.js';
 import { scanProcesses } from '../../src/proc/scan.js';
 import { register } from '../../src/engine/register.js';
+import { MADV_DONTFORK, madvise } from '../../src/ffi/libc.js';
+import { isDontFork } from '../../src/proc/smaps.js';
 import { builtOrThrow, exited, startRdmactl } from '../helpers/spawn.js';
 
 const MiB = 1024 * 1024;
@@ -83,6 +85,36 @@ describe('IncrementalScanner on the real kernel', () => {
     holder.child.kill('SIGTERM');
     await exited(holder.child);
     expect(rowOf(scanner.scan(), pid)).toBeUndefined();
+  });
+
+  it.skipIf(!hasPinCounters)('a holder\'s smaps is reused while its status is unchanged, and read afresh at the next full scan', async () => {
+    const fullScanEveryMs = 400;
+    const scanner = new IncrementalScanner({ fullScanEveryMs });
+    using pinned = await register({ length: 8 * MiB, backend: 'uring' });
+    const buffer = pinned.buffers[0]!;
+    const start = buffer.addr;
+    const dontforkAt = (scan: ReturnType<IncrementalScanner['scan']>): boolean | undefined =>
+      rowOf(scan, process.pid)?.detail?.vmas?.some((vma) => vma.start <= start && start < vma.end && isDontFork(vma));
+    const first = scanner.scan();
+    expect(dontforkAt(first)).toBe(false);
+    madvise(buffer.addr, buffer.length, MADV_DONTFORK);
+    // Between full scans (no pin moved anywhere), the smaps read before the madvise is used again.
+    let partial: ReturnType<IncrementalScanner['scan']> | null = null;
+    for (let attempt = 0; attempt < 20 && !partial; attempt++) {
+      const scan = scanner.scan();
+      if (scan.fullScanReason === null) partial = scan;
+      else await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    if (partial) {
+      expect(rowOf(partial, process.pid)?.detail?.vmas).toBe(rowOf(first, process.pid)?.detail?.vmas);
+      expect(dontforkAt(partial)).toBe(false);
+    } else {
+      console.warn('reuse of smaps not checked: pin counters moved on every try (other tests pinning)');
+    }
+    await new Promise((resolve) => setTimeout(resolve, fullScanEveryMs));
+    const full = scanner.scan();
+    expect(full.fullScanReason).not.toBeNull();
+    expect(dontforkAt(full)).toBe(true);
   });
 
   it.skipIf(!hasPinCounters)('with nothing changing, a scan reads far fewer status files than there are processes', async () => {
