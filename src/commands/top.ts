@@ -217,10 +217,13 @@ Examples:
       if (!ctx.stdoutIsTty) {
         throw new UsageError("top needs a terminal (stdout is not a TTY); for pipelines use 'rdmactl top --json'");
       }
-      const held: HeldApi = await import('../held/index.js');
-      const dashboard = await loadDashboard(ctx);
       // The dashboard re-reads idle processes only when the kernel's pin counters moved (or every 10 s).
       const scanner = new IncrementalScanner({ fullScanEveryMs: FULL_SCAN_EVERY_MS });
+      // The first full read runs on a worker thread while ink loads here.
+      const firstScan = scanner.prefetch();
+      const held: HeldApi = await import('../held/index.js');
+      const dashboard = await loadDashboard(ctx);
+      await firstScan;
       const sampler = new Sampler({ intervalMs, collect: collect(() => scanner.scan()), devices: deviceSummary, held: heldSummary(held) });
       try {
         sampler.start();

@@ -8,7 +8,7 @@ import { scanProcesses } from '../../src/proc/scan.js';
 import { register } from '../../src/engine/register.js';
 import { MADV_DONTFORK, madvise } from '../../src/ffi/libc.js';
 import { isDontFork } from '../../src/proc/smaps.js';
-import { builtOrThrow, exited, startRdmactl } from '../helpers/spawn.js';
+import { ROOT, builtOrThrow, exited, startRdmactl } from '../helpers/spawn.js';
 
 const MiB = 1024 * 1024;
 const hasPinCounters = /^nr_foll_pin_acquired /m.test(readFileSync('/proc/vmstat', 'utf8'));
@@ -115,6 +115,29 @@ describe('IncrementalScanner on the real kernel', () => {
     const full = scanner.scan();
     expect(full.fullScanReason).not.toBeNull();
     expect(dontforkAt(full)).toBe(true);
+  });
+
+  it('prefetch(): the first full scan is read on a worker thread and the scanner goes on from it', async () => {
+    builtOrThrow();
+    const built = (await import(`${ROOT}dist/proc/incremental.js`)) as typeof import('../../src/proc/incremental.js');
+    using pinned = await register({ length: 8 * MiB, backend: 'uring' });
+    const scanner = new built.IncrementalScanner({ fullScanEveryMs: 3_600_000 });
+    expect(await scanner.prefetch()).toBe(true);
+    const first = scanner.scan();
+    expect(first.fullScanReason).toBe('first');
+    expect(first.statusReads).toBe(first.scannedProcesses);
+    const row = rowOf(first, process.pid);
+    expect(row?.pinnedBytes).toBe(8 * MiB);
+    // The detail crossed threads intact (bigint addresses, the limits Map).
+    expect(row?.detail?.vmas?.some((vma) => vma.start === pinned.buffers[0]!.addr)).toBe(true);
+    expect(row?.detail?.limits?.all).toBeInstanceOf(Map);
+    expect(rowOf(scanner.scan(), process.pid)?.pinnedBytes).toBe(8 * MiB);
+  });
+
+  it('prefetch() run from the TypeScript sources (no compiled worker script) declines; scan() reads here', async () => {
+    const scanner = new IncrementalScanner({ fullScanEveryMs: 3_600_000 });
+    expect(await scanner.prefetch()).toBe(false);
+    expect(scanner.scan().fullScanReason).toBe('first');
   });
 
   it.skipIf(!hasPinCounters)('with nothing changing, a scan reads far fewer status files than there are processes', async () => {
