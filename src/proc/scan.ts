@@ -111,6 +111,18 @@ function tryPart<T>(part: DetailPart, unreadable: DetailPart[], read: () => T | 
   }
 }
 
+/** smaps and io_uring fdinfo of pid, with the parts the kernel refused; 'gone' if the process vanished. */
+function readMappings(pid: number): MappingsDetail | 'gone' {
+  const unreadable: DetailPart[] = [];
+  const vmas = tryPart('smaps', unreadable, () => readSmaps(pid));
+  if (vmas === 'gone') return 'gone';
+  const uringInstances = tryPart('fd', unreadable, () => readUringInstances(pid));
+  if (uringInstances === 'gone') return 'gone';
+  let uringRegisteredBytes = 0;
+  for (const instance of uringInstances ?? []) uringRegisteredBytes += instance.fdinfo.registeredBytes;
+  return { vmas, smaps: vmas === null ? null : summarizeSmaps(vmas), uringInstances, uringRegisteredBytes, unreadable };
+}
+
 /**
  * Reads limits, smaps and io_uring fdinfo of pid (smaps and fdinfo taken from `reuse` when given).
  * Returns 'gone' if the process disappeared.
@@ -118,26 +130,16 @@ function tryPart<T>(part: DetailPart, unreadable: DetailPart[], read: () => T | 
 export function readProcessDetail(pid: number, unreadable: DetailPart[], reuse: MappingsDetail | null = null): ProcessDetail | 'gone' {
   const limits = tryPart('limits', unreadable, () => readLimits(pid));
   if (limits === 'gone') return 'gone';
-  if (reuse) {
-    unreadable.push(...reuse.unreadable);
-    return {
-      memlock: limits?.lockedMemory ?? null, limits,
-      vmas: reuse.vmas, smaps: reuse.smaps, uringInstances: reuse.uringInstances, uringRegisteredBytes: reuse.uringRegisteredBytes,
-    };
-  }
-  const vmas = tryPart('smaps', unreadable, () => readSmaps(pid));
-  if (vmas === 'gone') return 'gone';
-  const uringInstances = tryPart('fd', unreadable, () => readUringInstances(pid));
-  if (uringInstances === 'gone') return 'gone';
-  let uringRegisteredBytes = 0;
-  for (const instance of uringInstances ?? []) uringRegisteredBytes += instance.fdinfo.registeredBytes;
+  const mappings = reuse ?? readMappings(pid);
+  if (mappings === 'gone') return 'gone';
+  unreadable.push(...mappings.unreadable);
   return {
     memlock: limits?.lockedMemory ?? null,
     limits,
-    vmas,
-    smaps: vmas === null ? null : summarizeSmaps(vmas),
-    uringInstances,
-    uringRegisteredBytes,
+    vmas: mappings.vmas,
+    smaps: mappings.smaps,
+    uringInstances: mappings.uringInstances,
+    uringRegisteredBytes: mappings.uringRegisteredBytes,
   };
 }
 
