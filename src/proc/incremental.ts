@@ -123,27 +123,24 @@ export class IncrementalScanner {
       return cached && cached.signature === signatureOf(status) ? cached.mappings : null;
     };
     const result = scanProcesses({ onlyHolding: true, subset, ...(reuseMappings ? { reuseMappings } : {}) });
-
-    this.previous = current;
-    if (reason !== null) this.lastFullAt = now;
-    this.tasks = tasks;
-    this.remember(result);
-    return { ...result, scannedProcesses: this.knownPids.size, fullScanReason: reason, statusReads: subset.length };
+    return this.settle(current, tasks, reason !== null ? now : null, result, reason, subset.length);
   }
 
   private adoptPrefetched(prefetched: NonNullable<IncrementalScanner['prefetched']>): IncrementalScanResult {
     this.prefetched = null;
-    this.previous = prefetched.counters;
-    this.lastFullAt = prefetched.startedAt;
-    this.tasks = prefetched.tasks;
     this.knownPids = new Set(prefetched.pids);
-    this.remember(prefetched.result);
-    return { ...prefetched.result, scannedProcesses: this.knownPids.size, fullScanReason: 'first', statusReads: prefetched.pids.length };
+    return this.settle(prefetched.counters, prefetched.tasks, prefetched.startedAt, prefetched.result, 'first', prefetched.pids.length);
   }
 
-  private remember(result: ScanResult): void {
+  /** Keeps what the next refresh compares against: the counters, the holders and their mappings. */
+  private settle(counters: ChangeCounters, tasks: TaskCounters | null, fullScanAt: number | null, result: ScanResult,
+    reason: FullScanReason | null, statusReads: number): IncrementalScanResult {
+    this.previous = counters;
+    if (fullScanAt !== null) this.lastFullAt = fullScanAt;
+    this.tasks = tasks;
     this.watchedPids = new Set([...result.processes.map((p) => p.pid), ...result.unreadablePids]);
     this.mappings = new Map(result.processes.filter((p) => p.detail !== null).map((p) => [p.pid, { signature: signatureOf(p), mappings: mappingsOf(p) }]));
+    return { ...result, scannedProcesses: this.knownPids.size, fullScanReason: reason, statusReads };
   }
 }
 
