@@ -228,7 +228,7 @@ export function pfnsVisible(): boolean {
   return readPfns('self', addressOf(probe), probe.length, pageSize())?.visible ?? false;
 }
 
-function emptyResult(spec: ScenarioSpec, verdict: VerdictId, reason: string | null, verbsAccess = 0): ScenarioResult {
+function emptyResult(spec: ScenarioSpec, verdict: VerdictId, reason: string | null, verbsAccess: number): ScenarioResult {
   const onDemand = spec.backend === 'verbs' && (verbsAccess & IBV_ACCESS_ON_DEMAND) !== 0;
   return {
     ...spec, length: null, pinned: spec.backend === 'uring' || (spec.backend === 'verbs' && !onDemand), onDemand,
@@ -431,7 +431,7 @@ export async function runMatrix(specs: readonly ScenarioSpec[], options: RunOpti
       row = await runScenario(spec, env, options);
     } catch (err) {
       if (err instanceof Error && err.name === 'InterruptedError') throw err;
-      row = emptyResult(spec, 'error', err instanceof Error ? err.message : String(err), options.verbsAccess);
+      row = emptyResult(spec, 'error', err instanceof Error ? err.message : String(err), options.verbsAccess ?? 0);
     }
     if (row.verdict === 'skipped' && spec.backend === 'verbs' && spec.protection === 'fork-init' && /ibv_fork_init/.test(row.reason ?? '')) {
       row.reason = `${row.reason} (ibv_fork_init is process-wide and must precede every registration: run rdmactl fork --backend verbs --protect fork-init on its own)`;
