@@ -167,7 +167,7 @@ export interface CollectOptions {
 export function collectStat(options: CollectOptions = {}, scan?: ScanResult): StatReport {
   const result = scan ?? scanProcesses(options.pids ? { pids: options.pids } : { onlyHolding: !options.all });
   // System totals are machine-wide even when the rows are filtered to some pids.
-  const system = readSystemMemory(options.pids ? scanProcesses({ onlyHolding: true }) : result);
+  const system = readSystemMemory(options.pids ? undefined : result);
   const rows = result.processes
     .filter((p) => options.all || p.pinnedBytes > 0 || p.lockedBytes > 0)
     .map(processRow);

@@ -57,6 +57,8 @@ export interface ScanOptions {
    * detail, kernel threads skipped). For scans that know the rest of the machine has not changed.
    */
   subset?: readonly number[];
+  /** Read status only, never limits/smaps/fdinfo (for machine-wide sums). Ignored with `pids`. */
+  statusOnly?: boolean;
   /**
    * The smaps and io_uring part of a holder's detail from an earlier scan, to use again instead of
    * reading it (limits are read every time: cheap, and a `limits --set` should show at once).
@@ -181,7 +183,7 @@ export function scanProcesses(options: ScanOptions = {}): ScanResult {
 
     const unreadable: DetailPart[] = [];
     let detail: ProcessDetail | null = null;
-    if (status.hasMm && (holding || explicit || options.detail)) {
+    if (status.hasMm && (explicit || options.detail || (holding && !options.statusOnly))) {
       const read = readProcessDetail(pid, unreadable, options.reuseMappings?.(status) ?? null);
       if (read === 'gone') {
         vanishedProcesses++;
@@ -218,7 +220,7 @@ export interface SystemMemory {
  * A scan filtered by `pids` gives sums over those pids only; `onlyHolding` does not change the sums.
  */
 export function readSystemMemory(scan?: ScanResult): SystemMemory {
-  const result = scan ?? scanProcesses();
+  const result = scan ?? scanProcesses({ onlyHolding: true, statusOnly: true });
   let pinnedBytesTotal = 0;
   let lockedBytesTotal = 0;
   let processesHolding = 0;
