@@ -328,10 +328,13 @@ export function listHeld(options: StoreOptions = {}): HeldEntry[] {
   return entries.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
 }
 
-/** Removes every stale record (holder exited, pid reused, not a holder); returns how many were removed. */
-export function removeStale(options: StoreOptions = {}): number {
+/**
+ * Removes every stale record (holder exited, pid reused, not a holder); returns how many were removed.
+ * `entries`: a listHeld() the caller already made, so the holders are not checked a second time.
+ */
+export function removeStale(options: StoreOptions = {}, entries: readonly HeldEntry[] = listHeld(options)): number {
   let removed = 0;
-  for (const entry of listHeld(options)) {
+  for (const entry of entries) {
     if (entry.state === 'stale' && removeHeld(entry.id, options)) removed++;
   }
   return removed;

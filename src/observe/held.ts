@@ -12,9 +12,10 @@ function keyText(value: JsonValue | undefined): string | null {
 }
 
 export function heldSource(options: { cleanStale: boolean; env?: NodeJS.ProcessEnv }): HeldSource {
+  const storeOptions = options.env ? { env: options.env } : {};
   let entries;
   try {
-    entries = listHeld({ ...(options.env ? { env: options.env } : {}) });
+    entries = listHeld(storeOptions);
   } catch (err) {
     return { ranges: [], status: { available: false, reason: `cannot read held registrations: ${err instanceof Error ? err.message : String(err)}` } };
   }
@@ -42,6 +43,6 @@ export function heldSource(options: { cleanStale: boolean; env?: NodeJS.ProcessE
     }
   }
   // Shown once as stale (so the user learns the holder died), then cleaned.
-  if (options.cleanStale && entries.some((e) => e.state === 'stale')) removeStale({ ...(options.env ? { env: options.env } : {}) });
+  if (options.cleanStale && entries.some((e) => e.state === 'stale')) removeStale(storeOptions, entries);
   return { ranges, status: { available: true, reason: null } };
 }
