@@ -204,14 +204,14 @@ Examples:
       const intervalMs = parseDuration(flags.interval, '--interval');
       if (intervalMs < MIN_INTERVAL_MS) throw new UsageError(`invalid --interval '${flags.interval}': at least ${MIN_INTERVAL_MS}ms`);
       const count = flags.count === undefined ? undefined : parseCount(flags.count, '--count');
-      // --json: every snapshot is a full scan, exactly `stat --json`.
-      const collect = (scan?: () => ScanResult) => () => {
-        const report = collectStat({}, scan?.());
-        report.processes = sortProcesses(report.processes, flags.sort);
-        return report;
-      };
       if (flags.json) {
-        await streamJson(ctx, new Sampler({ intervalMs, collect: collect() }), count);
+        // Every snapshot a full scan, sorted like `stat --json`.
+        const collect = () => {
+          const report = collectStat();
+          report.processes = sortProcesses(report.processes, flags.sort);
+          return report;
+        };
+        await streamJson(ctx, new Sampler({ intervalMs, collect }), count);
         return;
       }
       if (!ctx.stdoutIsTty) {
@@ -224,7 +224,8 @@ Examples:
       const held: HeldApi = await import('../held/index.js');
       const dashboard = await loadDashboard(ctx);
       await firstScan;
-      const sampler = new Sampler({ intervalMs, collect: collect(() => scanner.scan()), devices: deviceSummary, held: heldSummary(held) });
+      // Unsorted: the dashboard sorts its rows by the key the user picks.
+      const sampler = new Sampler({ intervalMs, collect: () => collectStat({}, scanner.scan()), devices: deviceSummary, held: heldSummary(held) });
       try {
         sampler.start();
         await dashboard.runDashboard({ source: sampler, actions: dashboardActions(held), ...(count !== undefined ? { count } : {}), initialSort: flags.sort });
