@@ -1,12 +1,12 @@
 // RLIMIT_MEMLOCK and CAP_IPC_LOCK: what decides whether a pin or lock is allowed, and the
 // explanation a user needs when it is not.
 
-import { readFileSync } from 'node:fs';
 import { SyscallError } from '../ffi/errno.js';
 import { RLIMIT_MEMLOCK, getrlimit, type RLimit } from '../ffi/libc.js';
 import { PermissionError, RdmactlError, UnsupportedError } from '../lib/errors.js';
 import { formatBytes } from '../lib/size.js';
-import { readStatus } from '../proc/status.js';
+import { procPath, readSmallProcText } from '../proc/procfs.js';
+import { parseStatus } from '../proc/status.js';
 import type { BackendName } from './types.js';
 
 const CAP_IPC_LOCK = 14n;
@@ -20,11 +20,6 @@ export function parseCapEff(statusText: string): bigint {
 /** Whether the process whose /proc/PID/status this is may exceed RLIMIT_MEMLOCK (counted, not checked). */
 export function statusHasIpcLock(statusText: string): boolean {
   return ((parseCapEff(statusText) >> CAP_IPC_LOCK) & 1n) === 1n;
-}
-
-/** True when this process may exceed RLIMIT_MEMLOCK (the kernel then counts but does not check). */
-export function hasIpcLock(): boolean {
-  return statusHasIpcLock(readFileSync('/proc/self/status', 'utf8'));
 }
 
 export function memlockLimit(): RLimit {
@@ -48,9 +43,11 @@ export function explainRegistrationFailure(err: unknown, backend: BackendName, r
   const what = `cannot register ${formatBytes(requestBytes)} with ${backend} (${err.message})`;
   if (err.errnoName === 'ENOMEM' || (err.errnoName === 'EPERM' && backend === 'mlock')) {
     const limit = memlockLimit();
-    if (limit.soft !== null && !hasIpcLock()) {
-      const status = readStatus('self');
-      const already = status ? `this process already has ${formatBytes(status.pinnedBytes)} pinned (VmPin) and ${formatBytes(status.lockedBytes)} locked (VmLck)` : '';
+    // One read of our status: CAP_IPC_LOCK (then the limit is not what refused) and VmPin/VmLck.
+    const statusText = limit.soft === null ? null : readSmallProcText(procPath('self', 'status'));
+    if (limit.soft !== null && statusText !== null && !statusHasIpcLock(statusText)) {
+      const status = parseStatus(statusText);
+      const already = `this process already has ${formatBytes(status.pinnedBytes)} pinned (VmPin) and ${formatBytes(status.lockedBytes)} locked (VmLck)`;
       const charged =
         backend === 'uring'
           ? '; io_uring charges the user\'s locked memory across all of its processes, not just this one'
