@@ -1,7 +1,7 @@
 // rdmactl reg SIZE: register buffers, print what the kernel charged, hold, release, print again.
 
 import { Command, Option } from 'commander';
-import { register, type RegistrationSet, type RegisterOptions, type Accounting } from '../engine/register.js';
+import { readAccounting, register, type RegistrationSet, type RegisterOptions, type Accounting } from '../engine/register.js';
 import { BACKINGS, type Backing, type BackendName } from '../engine/types.js';
 import { UsageError } from '../lib/errors.js';
 import { note, printJson, type Context } from '../lib/context.js';
@@ -196,7 +196,8 @@ Examples:
         note(ctx, holdMillis === null ? 'holding; press Ctrl-C (or send SIGTERM) to release' : `holding for ${flags.for}`);
       }
       await released;
-      const release: ReleaseRecord = { pid: set.pid, after: set.close() };
+      set.close();
+      const release: ReleaseRecord = { pid: set.pid, after: readAccounting() };
       if (flags.json) printJson(ctx, { event: 'released', ...toJson(RELEASE_FIELDS, release) });
       else ctx.stdout.write(`${renderRecord(RELEASE_FIELDS, release)}\n`);
     });

@@ -73,8 +73,8 @@ export class RegistrationSet implements Disposable {
     return this.isClosed;
   }
 
-  /** Release everything (idempotent) and return the accounting afterwards. Keeps going past failures. */
-  close(): Accounting {
+  /** Release everything (idempotent). Keeps going past failures. readAccounting() tells what is left. */
+  close(): void {
     if (!this.isClosed) {
       this.isClosed = true;
       const failures: unknown[] = [];
@@ -86,7 +86,6 @@ export class RegistrationSet implements Disposable {
       }
       if (failures.length > 0) throw failures[0];
     }
-    return readAccounting();
   }
 
   [Symbol.dispose](): void {

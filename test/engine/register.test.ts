@@ -4,7 +4,7 @@ import { readFileSync, readdirSync, readlinkSync, writeFileSync, mkdtempSync, rm
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { register } from '../../src/engine/register.js';
+import { readAccounting, register } from '../../src/engine/register.js';
 import { splitFixedBuffers } from '../../src/engine/uring.js';
 import { RdmactlError, UsageError } from '../../src/lib/errors.js';
 import { statusKb } from '../helpers/proc.js';
@@ -31,7 +31,8 @@ describe('uring backend', () => {
     expect(set.after.pinnedBytes - set.before.pinnedBytes).toBe(64 * MiB);
     const addr = set.registrations[0]!.buffer.addr;
     expect(uringFdinfoBuffers()).toContain(`0x${addr.toString(16)}/${64 * MiB}`);
-    const after = set.close();
+    set.close();
+    const after = readAccounting();
     expect(statusKb('self', 'VmPin')).toBe(pinBefore);
     expect(after.pinnedBytes).toBe(pinBefore * 1024);
     expect(uringFdinfoBuffers()).toEqual([]);
