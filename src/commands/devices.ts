@@ -4,7 +4,7 @@ import { release } from 'node:os';
 import { Command } from 'commander';
 import { printJson, type Context } from '../lib/context.js';
 import { renderRecord, renderTable, toJson, type Field } from '../lib/fields.js';
-import { parseCopyOnFork, runRdmaJson } from '../rdma/iproute.js';
+import { copyOnForkByVersion, parseCopyOnFork, runRdmaJson } from '../rdma/iproute.js';
 import type { DeviceInfo, PortInfo } from '../engine/verbs/index.js';
 
 function u64(value: bigint): string {
@@ -66,9 +66,7 @@ export function readForkReport(): ForkReport {
   const sys = runRdmaJson(['sys', 'show'], { plainPairs: true });
   const reported = sys.ok ? parseCopyOnFork(sys.data) : null;
   if (reported !== null) return { kernel, copyOnFork: reported, copyOnForkSource: 'rdma sys show' };
-  const [major = 0, minor = 0] = kernel.split('.').map((n) => Number.parseInt(n, 10));
-  const implied = major > 5 || (major === 5 && minor >= 9);
-  return { kernel, copyOnFork: implied, copyOnForkSource: `kernel version (pinned pages are copied at fork since 5.9)${sys.ok ? '' : `; ${sys.reason}`}` };
+  return { kernel, copyOnFork: copyOnForkByVersion(kernel), copyOnForkSource: `kernel version (pinned pages are copied at fork since 5.9)${sys.ok ? '' : `; ${sys.reason}`}` };
 }
 
 export function devicesCommand(ctx: Context): Command {

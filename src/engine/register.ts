@@ -93,7 +93,8 @@ export class RegistrationSet implements Disposable {
   }
 }
 
-function applyProtections(buffer: MappedBuffer, options: RegisterOptions): void {
+/** MADV_DONTFORK / MADV_WIPEONFORK on the whole buffer, as asked. */
+export function applyProtections(buffer: MappedBuffer, options: Pick<RegisterOptions, 'dontfork' | 'wipeonfork'>): void {
   try {
     if (options.dontfork) madvise(buffer.addr, buffer.length, MADV_DONTFORK);
     if (options.wipeonfork) madvise(buffer.addr, buffer.length, MADV_WIPEONFORK);

@@ -4,9 +4,10 @@
 
 import { release } from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { MADV_DONTFORK, MADV_WIPEONFORK, addressOf, madvise, pageSize, view, type Pointer } from '../ffi/libc.js';
+import { addressOf, pageSize, view, type Pointer } from '../ffi/libc.js';
 import { allocateBuffer } from '../engine/buffer.js';
-import { register, type RegistrationSet } from '../engine/register.js';
+import { applyProtections, register, type RegistrationSet } from '../engine/register.js';
+import { copyOnForkByVersion } from '../rdma/iproute.js';
 import { BACKINGS, type Backing, type BackendName, type MappedBuffer, type Protection, type Registration } from '../engine/types.js';
 import { PermissionError, RdmactlError, UnsupportedError, UsageError } from '../lib/errors.js';
 import { SyscallError } from '../ffi/errno.js';
@@ -166,10 +167,7 @@ export interface KernelInfo {
 }
 
 export function kernelInfo(rel = release()): KernelInfo {
-  const m = /^(\d+)\.(\d+)/.exec(rel);
-  const major = m ? Number(m[1]) : 0;
-  const minor = m ? Number(m[2]) : 0;
-  return { release: rel, copyOnFork: major > 5 || (major === 5 && minor >= 9) };
+  return { release: rel, copyOnFork: copyOnForkByVersion(rel) };
 }
 
 export interface RunOptions {
@@ -269,8 +267,7 @@ async function setUp(spec: ScenarioSpec, length: number, verbsAccess = 0): Promi
   if (spec.backend === 'plain') {
     const buffer = allocateBuffer({ length, backing: spec.backing });
     try {
-      if (spec.protection === 'dontfork') madvise(buffer.addr, buffer.length, MADV_DONTFORK);
-      if (spec.protection === 'wipeonfork') madvise(buffer.addr, buffer.length, MADV_WIPEONFORK);
+      applyProtections(buffer, { dontfork: spec.protection === 'dontfork', wipeonfork: spec.protection === 'wipeonfork' });
     } catch (err) {
       buffer.close();
       throw err;

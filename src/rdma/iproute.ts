@@ -44,6 +44,14 @@ export function runRdmaJson(args: readonly string[], options: { plainPairs?: boo
   }
 }
 
+/** What a kernel release implies when nothing reports copy-on-fork: pinned pages are copied at fork since 5.9. */
+export function copyOnForkByVersion(kernelRelease: string): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(kernelRelease);
+  const major = m ? Number(m[1]) : 0;
+  const minor = m ? Number(m[2]) : 0;
+  return major > 5 || (major === 5 && minor >= 9);
+}
+
 /** `rdma -j sys show` → the copy-on-fork flag (null when the kernel or tool does not report it). */
 export function parseCopyOnFork(data: unknown): boolean | null {
   const records = Array.isArray(data) ? data : [data];
