@@ -296,9 +296,7 @@ export class ProtectionDomain extends NativeObject<ProtectionDomain> {
    * pinned_vm), EFAULT/EACCES (local-write on a read-only mapping), EINVAL (bad flags, no ODP).
    */
   register(buffer: MappedBuffer, access: number): MemoryRegion {
-    const mr = new MemoryRegion(this, ibv.regMr(this.handle, buffer.addr, buffer.length, access), access, (child) => this.#mrs.delete(child));
-    this.#mrs.add(mr);
-    return mr;
+    return this.registerRange(buffer.addr, buffer.length, access);
   }
 
   /** ibv_reg_mr over [addr, addr+length) of memory the caller keeps mapped. */
