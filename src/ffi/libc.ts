@@ -66,6 +66,8 @@ interface Bindings {
   geteuid: () => number;
   sysconf: (name: number) => number;
   syscall3: (nr: number, a: number, b: Pointer | null, c: number) => number;
+  prctl: (option: number, ...args: unknown[]) => number;
+  pthread_sigmask: (how: number, set: Buffer | null, old: Buffer | null) => number;
   pauseAddress: Pointer;
 }
 
@@ -98,6 +100,8 @@ function lib(): Bindings {
     geteuid: libc.func('unsigned int geteuid()'),
     sysconf: libc.func('long sysconf(int name)'),
     syscall3: libc.func('long syscall(long nr, ...)') as unknown as Bindings['syscall3'],
+    prctl: libc.func('int prctl(int option, ...)') as Bindings['prctl'],
+    pthread_sigmask: libc.func('int pthread_sigmask(int how, void *set, void *old)'),
     pauseAddress: libc.symbol('pause', 'void') as Pointer,
   };
   return bindings;
@@ -263,18 +267,27 @@ export function addressOf(buffer: Buffer): Pointer {
 }
 
 // --- prctl(2) -------------------------------------------------------------------------------------
-// Bound on its own (not in Bindings) so this block stays self-contained. PR_SET_CHILD_SUBREAPER makes
-// this process adopt orphaned descendants (e.g. detached holders whose starter exited) instead of
-// PID 1, so it can reap them with waitpid.
+// PR_SET_CHILD_SUBREAPER makes this process adopt orphaned descendants (e.g. detached holders whose
+// starter exited) instead of PID 1, so it can reap them with waitpid.
 
 export const PR_SET_CHILD_SUBREAPER = 36;
 export const PR_GET_CHILD_SUBREAPER = 37;
 
-let prctlFn: ((option: number, ...args: unknown[]) => number) | undefined;
-
 /** prctl(option, arg2, 0, 0, 0) with unsigned long arguments; throws SyscallError on -1. */
 export function prctl(option: number, arg2: number | bigint = 0): number {
-  prctlFn ??= koffi.load('libc.so.6').func('int prctl(int option, ...)') as (option: number, ...args: unknown[]) => number;
   const ul = 'unsigned long';
-  return check('prctl', prctlFn(option, ul, arg2, ul, 0, ul, 0, ul, 0));
+  return check('prctl', lib().prctl(option, ul, arg2, ul, 0, ul, 0, ul, 0));
+}
+
+// --- pthread_sigmask(3) ---------------------------------------------------------------------------
+// sigset_t is 1024 bits in glibc on every Linux architecture; SIG_BLOCK/SIG_SETMASK are the generic values.
+
+export const SIGSET_BYTES = 128;
+export const SIG_BLOCK = 0;
+export const SIG_SETMASK = 2;
+
+/** pthread_sigmask(how, set, old); it returns the error number instead of setting errno. */
+export function pthreadSigmask(how: number, set: Buffer | null, old: Buffer | null): void {
+  const rc = lib().pthread_sigmask(how, set, old);
+  if (rc !== 0) throw new SyscallError('pthread_sigmask', rc);
 }

@@ -4,27 +4,13 @@
 // reaps it. Every child is tracked until reaped, and a process 'exit' hook kills and reaps any that
 // are still alive, so none is ever left running or as a zombie.
 
-import koffi from 'koffi';
 import { SyscallError } from '../ffi/errno.js';
 import {
-  MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, SIGKILL,
-  clonePausedChild, kill, mmap, pageSize, waitpid, type Pointer, type WaitResult,
+  MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, SIGKILL, SIGSET_BYTES, SIG_BLOCK, SIG_SETMASK,
+  clonePausedChild, kill, mmap, pageSize, pthreadSigmask, waitpid, type Pointer, type WaitResult,
 } from '../ffi/libc.js';
 
-// sigset_t is 1024 bits in glibc on every Linux architecture; SIG_BLOCK/SIG_SETMASK are the generic values.
-const SIGSET_BYTES = 128;
-const SIG_BLOCK = 0;
-const SIG_SETMASK = 2;
 const STACK_BYTES = 64 * 1024;
-
-type SigmaskFn = (how: number, set: Buffer | null, old: Buffer | null) => number;
-let sigmask: SigmaskFn | undefined;
-
-function pthreadSigmask(how: number, set: Buffer | null, old: Buffer | null): void {
-  sigmask ??= koffi.load('libc.so.6').func('int pthread_sigmask(int how, void *set, void *old)') as SigmaskFn;
-  const rc = sigmask(how, set, old);
-  if (rc !== 0) throw new SyscallError('pthread_sigmask', rc);
-}
 
 let stackTop: Pointer | undefined;
 
