@@ -12,11 +12,6 @@ export function errnoName(errno: number): string {
   return ERRNO_NAMES[errno] ?? `errno ${errno}`;
 }
 
-export function errnoNumber(name: string): number | undefined {
-  for (const [num, n] of Object.entries(ERRNO_NAMES)) if (n === name) return Number(num);
-  return undefined;
-}
-
 /** A failed native call: which call, and the errno it left. */
 export class SyscallError extends Error {
   readonly call: string;

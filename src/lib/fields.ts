@@ -23,8 +23,6 @@ export interface Field<R> {
   jsonOnly?: boolean;
   /** Text output shows the field only when this holds for the record (JSON always has the key). */
   showIf?: (record: R) => boolean;
-  /** Column that may be dropped first when the terminal is narrow (higher = dropped earlier). */
-  dropPriority?: number;
 }
 
 export function formatValue(kind: FieldKind, value: JsonValue, nullText = '-'): string {

@@ -21,7 +21,6 @@ export interface SamplerOptions {
   /** Timer functions (tests use fake ones). */
   setTimer?: (fn: () => void, ms: number) => unknown;
   clearTimer?: (handle: unknown) => void;
-  now?: () => number;
 }
 
 const NO_DEVICES: DeviceSummary = { available: false, reason: 'not collected', mrsByDevice: {} };
@@ -68,10 +67,6 @@ export class Sampler implements SnapshotSource {
     this.options = options;
   }
 
-  get intervalMs(): number {
-    return this.options.intervalMs;
-  }
-
   /** Takes the first sample now (so the first frame has data) and starts the timer. */
   start(): Snapshot {
     if (this.stopped) throw new Error('sampler already stopped');
@@ -85,8 +80,6 @@ export class Sampler implements SnapshotSource {
 
   /** One sample now, outside the timer. The first sample's collector errors are thrown. */
   sample(throwErrors = false): Snapshot {
-    const now = this.options.now ?? (() => performance.now());
-    const started = now();
     let report: StatReport;
     try {
       report = (this.options.collect ?? (() => collectStat()))();
@@ -109,7 +102,6 @@ export class Sampler implements SnapshotSource {
       held,
       paused: this.paused,
       intervalMs: this.options.intervalMs,
-      collectMs: now() - started,
       error: null,
     });
     return this.snapshot!;

@@ -40,8 +40,6 @@ export interface Snapshot {
   held: HeldSummary;
   paused: boolean;
   intervalMs: number;
-  /** Time the collectors took for this refresh. */
-  collectMs: number;
   /** Last collector failure, if the latest refresh failed (the previous data stays). */
   error: string | null;
 }

@@ -55,7 +55,6 @@ export class FakeSource implements SnapshotSource {
       held: { available: true, reason: null, count: Object.values(this.heldIdsByPid).flat().length, idsByPid: this.heldIdsByPid },
       paused: this.paused,
       intervalMs: 1000,
-      collectMs: 3,
       error: null,
     };
     for (const l of [...this.listeners]) l();
