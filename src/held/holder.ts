@@ -20,10 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { EXIT, RdmactlError, type ExitCode } from '../lib/errors.js';
 import type { JsonValue } from '../lib/fields.js';
 import { readStat } from '../proc/stat.js';
-import { effectiveUid, ensureRuntimeDir, removeHeld, writeHeld, type HeldRecord, type StoreOptions } from './store.js';
-
-/** The hidden option that turns `reg` into a holder; its value is the record's token. */
-export const HOLDER_TOKEN_FLAG = '--holder-token';
+import { HOLDER_TOKEN_FLAG, effectiveUid, ensureRuntimeDir, removeHeld, writeHeld, type HeldRecord, type StoreOptions } from './store.js';
 
 /** The launcher the holder runs (bin/rdmactl of this installation). */
 export const RDMACTL_BIN = fileURLToPath(new URL('../../bin/rdmactl', import.meta.url));

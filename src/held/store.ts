@@ -27,7 +27,7 @@ import {
 import { isAbsolute, join } from 'node:path';
 import { EXIT, PermissionError, RdmactlError } from '../lib/errors.js';
 import type { JsonValue } from '../lib/fields.js';
-import { procPath, readProcText, ProcUnreadableError } from '../proc/procfs.js';
+import { errorCode, procPath, readProcText, ProcUnreadableError } from '../proc/procfs.js';
 import { readStat } from '../proc/stat.js';
 import { readStatus } from '../proc/status.js';
 
@@ -99,10 +99,6 @@ export function runtimeDir(env: NodeJS.ProcessEnv = process.env, uid = effective
   const xdg = env['XDG_RUNTIME_DIR'];
   if (xdg !== undefined && xdg !== '' && isAbsolute(xdg)) return join(xdg, 'rdmactl');
   return uid === 0 ? '/run/rdmactl' : `/tmp/rdmactl-${uid}`;
-}
-
-function errorCode(err: unknown): string | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
 }
 
 function octal(mode: number): string {
@@ -271,9 +267,12 @@ function readCmdline(pid: number): string[] | null {
 }
 
 /** True when argv is an rdmactl `reg` holder started with this token. */
+/** The hidden option that turns `reg` into a holder; its value is the record's token. */
+export const HOLDER_TOKEN_FLAG = '--holder-token';
+
 export function isHolderCommandLine(argv: readonly string[], token: string): boolean {
   if (token === '') return false;
-  const hasToken = argv.some((arg, i) => (arg === '--holder-token' && argv[i + 1] === token) || arg === `--holder-token=${token}`);
+  const hasToken = argv.some((arg, i) => (arg === HOLDER_TOKEN_FLAG && argv[i + 1] === token) || arg === `${HOLDER_TOKEN_FLAG}=${token}`);
   return hasToken && argv.includes('reg') && argv.some((arg) => arg.includes('rdmactl'));
 }
 

@@ -30,7 +30,8 @@ export class ProcUnreadableError extends PermissionError {
   }
 }
 
-function errorCode(err: unknown): string | undefined {
+/** The `code` of a Node.js system error (ENOENT, EACCES, …), if it has one. */
+export function errorCode(err: unknown): string | undefined {
   if (typeof err === 'object' && err !== null && 'code' in err) {
     const code = (err as { code: unknown }).code;
     return typeof code === 'string' ? code : undefined;
