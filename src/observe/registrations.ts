@@ -5,7 +5,7 @@
 //   held      registrations held by rdmactl holders (`reg --detach`), joined with the kernel rows above
 
 import { scanProcesses, type ProcessSnapshot, type ScanResult } from '../proc/scan.js';
-import { isDontFork, isLocked, isWipeOnFork, type SmapsVma } from '../proc/smaps.js';
+import { isDontFork, isLocked, isWipeOnFork, vmaSizeBytes, type SmapsVma } from '../proc/smaps.js';
 import { parseKernelMrs, runRdmaJson, type KernelMr } from '../rdma/iproute.js';
 import { coveredBytes, overlapBytes, type Range } from './stat.js';
 import { pageSize } from '../proc/pagemap.js';
@@ -79,8 +79,8 @@ function forkProtectionOf(range: Range, vmas: readonly SmapsVma[] | null): ForkP
   return 'none';
 }
 
-function baseRow(snapshot: { pid: number; name: string }, pageBytes: number): Pick<RegistrationRow, 'pid' | 'comm' | 'device' | 'lkey' | 'rkey' | 'overlap' | 'doubleCountedBytes' | 'evidence'> & { pageBytes: number } {
-  return { pid: snapshot.pid, comm: snapshot.name, device: null, lkey: null, rkey: null, overlap: false, doubleCountedBytes: 0, evidence: null, pageBytes };
+function baseRow(snapshot: { pid: number; name: string }): Pick<RegistrationRow, 'pid' | 'comm' | 'device' | 'lkey' | 'rkey' | 'overlap' | 'doubleCountedBytes' | 'evidence'> {
+  return { pid: snapshot.pid, comm: snapshot.name, device: null, lkey: null, rkey: null, overlap: false, doubleCountedBytes: 0, evidence: null };
 }
 
 function uringRows(snapshot: ProcessSnapshot, pageBytes: number): RegistrationRow[] {
@@ -88,9 +88,8 @@ function uringRows(snapshot: ProcessSnapshot, pageBytes: number): RegistrationRo
   for (const instance of snapshot.detail?.uringInstances ?? []) {
     for (const buffer of instance.fdinfo.buffers) {
       const range = { start: buffer.address, end: buffer.address + BigInt(buffer.lengthBytes) };
-      const { pageBytes: _p, ...base } = baseRow(snapshot, pageBytes);
       rows.push({
-        ...base,
+        ...baseRow(snapshot),
         source: 'io_uring',
         addr: buffer.address,
         length: buffer.lengthBytes,
@@ -107,10 +106,9 @@ function mlockRows(snapshot: ProcessSnapshot, pageBytes: number): RegistrationRo
   const rows: RegistrationRow[] = [];
   for (const vma of snapshot.detail?.vmas ?? []) {
     if (!isLocked(vma)) continue;
-    const length = Number(vma.end - vma.start);
-    const { pageBytes: _p, ...base } = baseRow(snapshot, pageBytes);
+    const length = vmaSizeBytes(vma);
     rows.push({
-      ...base,
+      ...baseRow(snapshot),
       source: 'mlock',
       addr: vma.start,
       length,
@@ -147,6 +145,7 @@ function joinHeld(rows: RegistrationRow[], held: readonly HeldRange[], vmasByPid
   const claimed = new Set<RegistrationRow>();
   for (const h of held) {
     const kernelSource = h.backend === 'verbs' ? 'rdma' : h.backend === 'uring' ? 'io_uring' : 'mlock';
+    const forkProtection = forkProtectionOf({ start: h.addr, end: h.addr + BigInt(h.length) }, vmasByPid.get(h.pid) ?? null);
     const match = rows.find((r) => !claimed.has(r) && r.source === kernelSource && r.pid === h.pid && (
       kernelSource === 'rdma'
         ? r.length === h.length && (r.lkey === null || h.lkey === null || r.lkey === h.lkey)
@@ -155,7 +154,7 @@ function joinHeld(rows: RegistrationRow[], held: readonly HeldRange[], vmasByPid
       claimed.add(match);
       if (match.source === 'rdma' && match.addr === null) {
         match.addr = h.addr;
-        match.forkProtection = forkProtectionOf({ start: h.addr, end: h.addr + BigInt(h.length) }, vmasByPid.get(h.pid) ?? null);
+        match.forkProtection = forkProtection;
       }
     }
     out.push({
@@ -169,7 +168,7 @@ function joinHeld(rows: RegistrationRow[], held: readonly HeldRange[], vmasByPid
       lkey: h.lkey,
       rkey: h.rkey,
       handle: h.stale ? `${h.id} (stale)` : h.id,
-      forkProtection: forkProtectionOf({ start: h.addr, end: h.addr + BigInt(h.length) }, vmasByPid.get(h.pid) ?? null),
+      forkProtection,
       overlap: false,
       doubleCountedBytes: 0,
       evidence: h.stale ? 'missing' : match?.source ?? 'missing',

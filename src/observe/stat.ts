@@ -135,7 +135,7 @@ export function processRow(snapshot: ProcessSnapshot): ProcessRow {
     comm: snapshot.name,
     pinnedBytes: snapshot.pinnedBytes,
     lockedBytes: snapshot.lockedBytes,
-    memlockLimitBytes: detail?.memlock ? limit : null,
+    memlockLimitBytes: limit,
     headroomBytes: limit === null ? null : limit - used,
     uringBytes: detail?.uringRegisteredBytes ?? 0,
     dontforkBytes,
