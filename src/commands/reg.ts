@@ -2,7 +2,7 @@
 
 import { Command, Option } from 'commander';
 import { readAccounting, register, type RegistrationSet, type RegisterOptions, type Accounting } from '../engine/register.js';
-import { BACKINGS, type Backing, type BackendName } from '../engine/types.js';
+import { BACKENDS, BACKINGS, type Backing, type BackendName } from '../engine/types.js';
 import { UsageError } from '../lib/errors.js';
 import { note, printJson, type Context } from '../lib/context.js';
 import { renderRecord, renderTable, toJson, type Field } from '../lib/fields.js';
@@ -136,7 +136,7 @@ export function regCommand(ctx: Context): Command {
 record with VmPin/VmLck before and after, hold until Ctrl-C / SIGTERM or --for, then release and
 print the accounting after release.`)
     .argument('<size>', `bytes per buffer: ${SIZE_HELP}`)
-    .addOption(new Option('-b, --backend <name>', 'how to register: verbs (ibv_reg_mr), uring (io_uring fixed buffers), mlock (mlock2), or auto (verbs when a device exists, else uring)').choices(['auto', 'verbs', 'uring', 'mlock']).default('auto'))
+    .addOption(new Option('-b, --backend <name>', 'how to register: verbs (ibv_reg_mr), uring (io_uring fixed buffers), mlock (mlock2), or auto (verbs when a device exists, else uring)').choices(['auto', ...BACKENDS]).default('auto'))
     .addOption(new Option('--backing <kind>', 'what backs the buffer').choices([...BACKINGS]).default('anon'))
     .option('--file <path>', 'file to map for --backing file-shared/file-private (default: a temporary file, removed afterwards)')
     .option('--read-only', 'map the buffer PROT_READ (the classic case: a read-only MAP_PRIVATE file)')
