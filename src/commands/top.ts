@@ -6,9 +6,9 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { collectStat } from '../observe/stat.js';
-import { collectRegistrations, type RegistrationSource } from '../observe/registrations.js';
+import { collectRegistrations, readKernelMrs, type RegistrationSource } from '../observe/registrations.js';
 import { heldSource } from '../observe/held.js';
-import { scanProcesses, type ScanResult } from '../proc/scan.js';
+import { scanProcesses } from '../proc/scan.js';
 import { IncrementalScanner } from '../proc/incremental.js';
 import { isDontFork, isLocked } from '../proc/smaps.js';
 import { UsageError } from '../lib/errors.js';
@@ -29,8 +29,6 @@ interface TopFlags {
   json?: boolean;
 }
 
-const EMPTY_SCAN: ScanResult = { processes: [], scannedProcesses: 0, unreadableProcesses: 0, unreadablePids: [], vanishedProcesses: 0, scannedAt: 0, durationMs: 0 };
-
 /** RDMA devices the kernel knows (cheap: one readdir), so `rdma` is only run when there is one. */
 function rdmaDeviceNames(): string[] {
   try {
@@ -40,15 +38,15 @@ function rdmaDeviceNames(): string[] {
   }
 }
 
-/** MR count per device from the kernel MR table (collectRegistrations' rdma source). */
+/** MR count per device, counted straight from the kernel MR table. */
 export function deviceSummary(): DeviceSummary {
   const names = rdmaDeviceNames();
   if (names.length === 0) return { available: false, reason: 'no RDMA device', mrsByDevice: {} };
-  const report = collectRegistrations({ sources: ['rdma'], scan: EMPTY_SCAN });
-  if (!report.sources.rdma.available) return { available: false, reason: report.sources.rdma.reason, mrsByDevice: {} };
+  const { mrs, status } = readKernelMrs();
+  if (!status.available) return { available: false, reason: status.reason, mrsByDevice: {} };
   const mrsByDevice: Record<string, number> = Object.fromEntries(names.map((name) => [name, 0]));
-  for (const row of report.registrations) {
-    const device = row.device ?? '?';
+  for (const mr of mrs) {
+    const device = mr.device ?? '?';
     mrsByDevice[device] = (mrsByDevice[device] ?? 0) + 1;
   }
   return { available: true, reason: null, mrsByDevice };

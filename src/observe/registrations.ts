@@ -216,7 +216,8 @@ export interface CollectRegistrationsOptions {
   kernelMrs?: () => { mrs: KernelMr[]; status: SourceStatus };
 }
 
-function readKernelMrs(): { mrs: KernelMr[]; status: SourceStatus } {
+/** The kernel's MR table through `rdma -d res show mr`, or why it cannot be read. */
+export function readKernelMrs(): { mrs: KernelMr[]; status: SourceStatus } {
   const result = runRdmaJson(['-d', 'res', 'show', 'mr']);
   if (!result.ok) return { mrs: [], status: { available: false, reason: result.reason } };
   return { mrs: parseKernelMrs(result.data), status: { available: true, reason: null } };
