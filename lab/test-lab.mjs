@@ -89,12 +89,12 @@ async function main() {
       } else if (r.bootHung) row.detail = `VM HUNG while booting (${r.attempts} attempts)`;
       else if (r.timedOut) row.detail = `TIMED OUT after ${opts.timeout} s`;
       else if (r.status === null) {
-        row.detail = 'VM died before the suite finished';
+        row.detail = `VM died before the suite finished${r.attempts > 1 ? ' (after a restart while booting)' : ''}`;
         if (r.qemuStderr) process.stderr.write(`test:lab: qemu: ${r.qemuStderr}\n`);
         if (r.consoleTail) process.stderr.write(`test:lab: guest console (tail):\n${r.consoleTail}\n`);
       } else {
         row.ok = r.status === 0;
-        row.detail = `${row.ok ? 'passed' : `FAILED (exit ${r.status})`}${tests ? ` — tests: ${tests}` : ''}${files ? `; files: ${files}` : ''}`;
+        row.detail = `${row.ok ? 'passed' : `FAILED (exit ${r.status})`}${tests ? ` — tests: ${tests}` : ''}${files ? `; files: ${files}` : ''}${r.attempts > 1 ? ` (the VM was restarted once while booting)` : ''}`;
       }
     } catch (err) {
       if (!(err instanceof LabSetupError)) throw err;

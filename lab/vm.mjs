@@ -292,14 +292,18 @@ export async function runInLab({
   const kernel = ensureKernel(kernelName, { refresh });
   const initrd = ensureInitramfs(kernel);
   const accel = await chooseAccel({ qemu, kernel, kernelName, initrd, log });
-  // Rarely, a TCG guest hangs early in boot with nothing on the console; a fresh VM then boots fine.
-  // So the guest must reach the command within BOOT_TIMEOUT_S, else it is restarted (once).
+  // Rarely, a TCG guest hangs early in boot with nothing on the console, or panics in boot-time code
+  // patching (seen once with sid 7.2: "Oops: int3" in sched_clock_cpu under multi-threaded TCG); a
+  // fresh VM then boots fine. So a guest that hangs for BOOT_TIMEOUT_S, or dies, before it reaches
+  // the command is restarted (once), and the log says so.
   const deadline = Date.now() + timeoutS * 1000;
   for (let attempt = 1; ; attempt++) {
     const left = (deadline - Date.now()) / 1000;
     const r = await boot({ qemu, kernel, kernelName, initrd, accel, command, timeoutS: left, bootTimeoutS: BOOT_TIMEOUT_S, env, cwd, onOutput, verbose, abortSignal, writable });
-    if (r.bootHung && attempt < 2 && !r.signal && left > BOOT_TIMEOUT_S + 30) {
-      log(`the VM did not reach the command within ${BOOT_TIMEOUT_S} s; restarting it${r.consoleTail ? ` (console tail: ${r.consoleTail.split('\n').slice(-3).join(' | ')})` : ''}`);
+    const diedBooting = r.bootMs === null && r.status === null && !r.timedOut && !r.bootHung && !r.spawnError;
+    if ((r.bootHung || diedBooting) && attempt < 2 && !r.signal && left > BOOT_TIMEOUT_S + 30) {
+      const what = r.bootHung ? `did not reach the command within ${BOOT_TIMEOUT_S} s` : 'died before reaching the command';
+      log(`the VM ${what}; restarting it${r.consoleTail ? ` (console tail: ${r.consoleTail.split('\n').slice(-3).join(' | ')})` : ''}`);
       continue;
     }
     return { ...r, kernel, accel, attempts: attempt };
