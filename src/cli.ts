@@ -2,7 +2,7 @@
 
 import { CommanderError } from 'commander';
 import { EXIT, RdmactlError, type ExitCode } from './lib/errors.js';
-import { processContext, type Context } from './lib/context.js';
+import { OutputError, processContext, type Context } from './lib/context.js';
 import { SyscallError } from './ffi/errno.js';
 import { makeProgram } from './program.js';
 
@@ -18,6 +18,8 @@ export function reportError(ctx: Context, err: unknown): ExitCode {
     return EXIT.USAGE;
   }
   const debug = debugEnabled(ctx);
+  // The reader went away (`rdmactl ls | head -1`): end quietly, like a C tool ended by SIGPIPE.
+  if (err instanceof OutputError && err.readerGone) return EXIT.OK;
   if (err instanceof RdmactlError) {
     ctx.stderr.write(`rdmactl: ${err.message}\n`);
     for (const hint of err.hints) ctx.stderr.write(`  ${hint}\n`);

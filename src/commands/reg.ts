@@ -3,12 +3,12 @@
 import { Command, Option } from 'commander';
 import { readAccounting, register, type RegistrationSet, type RegisterOptions, type Accounting } from '../engine/register.js';
 import { BACKENDS, BACKINGS, type Backing, type BackendName } from '../engine/types.js';
-import { UsageError } from '../lib/errors.js';
-import { note, printJson, type Context } from '../lib/context.js';
+import { EXIT, RdmactlError, UsageError } from '../lib/errors.js';
+import { OutputError, note, printJson, type Context } from '../lib/context.js';
 import { renderRecord, renderTable, toJson, type Field } from '../lib/fields.js';
 import { DURATION_HELP, SIZE_HELP, hex, parseCount, parseDuration, parseSize } from '../lib/size.js';
 import { waitForRelease } from '../lib/hold.js';
-import { holdDetached, holderArgs, spawnHolder } from '../held/holder.js';
+import { holdDetached, holderArgs, spawnHolder, type PendingHolder } from '../held/holder.js';
 
 type BackendChoice = BackendName | 'auto';
 
@@ -117,16 +117,32 @@ export async function resolveBackend(choice: BackendChoice, ctx: Context, quiet:
   return chosen;
 }
 
-/** `reg --detach`: the holder holds the registration; print what it reported and leave it running. */
-function startDetached(ctx: Context, flags: RegFlags, line: Awaited<ReturnType<typeof spawnHolder>>): void {
-  const { record } = line;
-  if (flags.backend === 'auto') note(ctx, `--backend auto: the holder used ${String(record.registration['backend'])}`);
-  if (flags.json) {
-    printJson(ctx, { event: 'registered', id: record.id, ...record.registration, pid: record.pid, detached: true, releaseAt: record.releaseAt });
-    return;
+/**
+ * `reg --detach`: print what the holder reported, then tell it to keep the registration. If the id
+ * cannot reach the user (stdout is /dev/null or closed, full, or its reader has gone), the holder is
+ * told to release instead, and we fail: a registration nobody knows about must not stay pinned.
+ */
+async function startDetached(ctx: Context, flags: RegFlags, holder: PendingHolder): Promise<void> {
+  const { record } = holder.line;
+  try {
+    if (ctx.stdoutIsNull) {
+      throw new RdmactlError('standard output is /dev/null (or was closed): the id of the detached registration would reach nobody', EXIT.USAGE, [
+        'send stdout to a terminal, a file or a pipe, e.g. rdmactl reg 64M --detach --json > reg.json',
+      ]);
+    }
+    if (flags.json) {
+      printJson(ctx, { event: 'registered', id: record.id, ...record.registration, pid: record.pid, detached: true, releaseAt: record.releaseAt });
+    } else {
+      ctx.stdout.write(`${holder.line.text}\n`);
+    }
+  } catch (err) {
+    await holder.abort();
+    if (err instanceof OutputError) throw new RdmactlError(`${err.message}: the id of the detached registration could not be printed, so its holder released it`);
+    throw err;
   }
-  ctx.stdout.write(`${line.text}\n`);
-  note(ctx, `held by pid ${record.pid} in the background${flags.for !== undefined ? ` for ${flags.for}` : ''}; release with: rdmactl dereg ${record.id}`);
+  await holder.confirm();
+  if (flags.backend === 'auto') note(ctx, `--backend auto: the holder used ${String(record.registration['backend'])}`);
+  if (!flags.json) note(ctx, `held by pid ${record.pid} in the background${flags.for !== undefined ? ` for ${flags.for}` : ''}; release with: rdmactl dereg ${record.id}`);
 }
 
 export function regCommand(ctx: Context): Command {
@@ -164,7 +180,7 @@ Examples:
       const count = parseCount(flags.count, '--count', 16384);
       const holdMillis = flags.for !== undefined ? parseDuration(flags.for, '--for') : null;
       const isHolder = flags.holderToken !== undefined;
-      if (flags.detach && !isHolder) return startDetached(ctx, flags, await spawnHolder({ args: holderArgs(command, [sizeText]), env: ctx.env }));
+      if (flags.detach && !isHolder) return await startDetached(ctx, flags, await spawnHolder({ args: holderArgs(command, [sizeText]), env: ctx.env }));
       const backend = await resolveBackend(flags.backend, ctx, isHolder);
       let access: number | undefined;
       if (backend === 'verbs') {

@@ -1,21 +1,23 @@
 // Detached holders: `rdmactl reg … --detach` starts a second rdmactl (the holder) that registers,
 // records the registration in the store, reports it on one stdout line, and keeps holding after the
-// command that started it has exited.
+// command that started it has exited — but only once that command has confirmed that the user got the id.
 //
 // Parent (spawnHolder): runs `node bin/rdmactl reg <same flags> --holder-token TOKEN` in its own
-// session (setsid: no controlling terminal, so closing the terminal sends it no SIGHUP), stdin
-// /dev/null, stdout and stderr pipes. It waits for the holder's one JSON line, or for the holder to
-// exit first — then the holder's error message, hints and exit code become the parent's.
+// session (setsid: no controlling terminal, so closing the terminal sends it no SIGHUP), with pipes on
+// stdin, stdout and stderr. It waits for the holder's one JSON line, or for the holder to exit first —
+// then the holder's error message, hints and exit code become the parent's. With the line in hand it
+// prints the id, and only when that write succeeded does it send "ack" on the holder's stdin.
 //
-// Holder (holdDetached): listens for SIGTERM/SIGINT, writes its record, prints the line, points
-// stdout and stderr at /dev/null (so the parent's pipes close and a vanished reader can never raise
-// EPIPE), ignores SIGHUP, holds until SIGTERM/SIGINT or the --for deadline, releases, removes its
-// record and exits 0. If the parent is gone before the line is delivered, nobody knows the id: the
-// holder releases at once and removes its record.
+// Holder (holdDetached): listens for SIGTERM/SIGINT, writes its record, prints the line, then blocks
+// reading stdin for the acknowledgement. "ack" → it points fds 0–2 at /dev/null, ignores SIGHUP and
+// holds until SIGTERM/SIGINT or the --for deadline, releases, removes its record and exits 0.
+// End of file instead (the parent could not print the id, or died at any moment — SIGKILL included:
+// the kernel closes its end of the pipe) → nobody knows the id: it releases at once, removes its record
+// and exits 1. So a holder keeps memory pinned only when its id reached the user's stdout.
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { EXIT, RdmactlError, type ExitCode } from '../lib/errors.js';
 import type { JsonValue } from '../lib/fields.js';
@@ -65,16 +67,54 @@ export function holderFailure(stderr: string, code: number | null, signal: NodeJ
   return new RdmactlError(message, exitCode, hints);
 }
 
-/** Starts a holder and resolves with its line; rejects with the holder's own error if it exits first. */
-export function spawnHolder(options: SpawnHolderOptions): Promise<HolderLine> {
+/** A holder that has registered and reported, waiting to learn whether its id was delivered. */
+export interface PendingHolder {
+  line: HolderLine;
+  /** The id reached stdout: tell the holder to keep the registration. */
+  confirm(): Promise<void>;
+  /** The id did not reach anyone: the holder releases and exits; resolves once it has exited. */
+  abort(): Promise<void>;
+}
+
+/** How long a holder told to release may take before it is killed (release + record removal take ms). */
+const ABORT_GRACE_MS = 10_000;
+
+/** Starts a holder and resolves once it reports; rejects with the holder's own error if it exits first. */
+export function spawnHolder(options: SpawnHolderOptions): Promise<PendingHolder> {
   ensureRuntimeDir({ env: options.env }); // refuse an unsafe directory before registering anything
   const token = options.token ?? newHolderToken();
   const child = spawn(process.execPath, [RDMACTL_BIN, ...options.args, HOLDER_TOKEN_FLAG, token], {
     detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe'],
     env: options.env,
   });
-  return new Promise<HolderLine>((resolve, reject) => {
+  // The holder's stdin is the acknowledgement channel; an EPIPE on it means the holder is gone.
+  child.stdin.on('error', () => undefined);
+  let exited = false;
+  const exit = new Promise<void>((resolve) => child.once('exit', () => { exited = true; resolve(); }));
+  const pending = (line: HolderLine): PendingHolder => ({
+    line,
+    confirm: () => new Promise<void>((resolve, reject) => {
+      child.stdin.end('ack\n', () => {
+        // Written into the pipe: the holder reads it even if we exit now.
+        if (exited) reject(new RdmactlError(`the holder process (pid ${line.record.pid}) exited before it was told to keep the registration`));
+        else {
+          child.unref();
+          resolve();
+        }
+      });
+    }),
+    abort: async () => {
+      child.stdin.end(); // EOF without "ack": release
+      const timer = setTimeout(() => child.kill('SIGKILL'), ABORT_GRACE_MS);
+      try {
+        await exit;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  });
+  return new Promise<PendingHolder>((resolve, reject) => {
     let out = '';
     let err = '';
     let settled = false;
@@ -82,7 +122,6 @@ export function spawnHolder(options: SpawnHolderOptions): Promise<HolderLine> {
       settled = true;
       child.stdout.destroy();
       child.stderr.destroy();
-      child.unref();
     };
     child.stdout.setEncoding('utf8');
     child.stderr.setEncoding('utf8');
@@ -92,13 +131,17 @@ export function spawnHolder(options: SpawnHolderOptions): Promise<HolderLine> {
       const nl = out.indexOf('\n');
       if (nl < 0) return;
       settle();
+      let line: HolderLine;
       try {
-        const line = JSON.parse(out.slice(0, nl)) as HolderLine;
+        line = JSON.parse(out.slice(0, nl)) as HolderLine;
         if (line.event !== 'held' || typeof line.record?.id !== 'string') throw new Error('unexpected line');
-        resolve(line);
       } catch {
+        const holder = pending({ event: 'held', record: { pid: child.pid ?? 0 } as HeldRecord, text: '' });
+        void holder.abort();
         reject(new RdmactlError(`the holder process printed something unexpected: ${out.slice(0, Math.min(nl, 200))}`));
+        return;
       }
+      resolve(pending(line));
     });
     child.stderr.on('data', (chunk: string) => { err += chunk; });
     child.once('error', (error) => {
@@ -129,14 +172,37 @@ function writeLine(fd: number, text: string): void {
 }
 
 /**
- * Points fds 1 and 2 at /dev/null. Safe only while nothing has touched process.stdout/stderr (they are
- * created lazily, and would then be created on /dev/null): the holder path writes with writeSync only.
+ * Points fds 0, 1 and 2 at /dev/null. Safe only while nothing has touched process.stdin/stdout/stderr
+ * (they are created lazily, and would then be created on /dev/null): the holder path uses fds directly.
  */
 function detachStdio(): void {
-  for (const fd of [1, 2]) {
+  for (const fd of [0, 1, 2]) {
     closeSync(fd);
-    const reopened = openSync('/dev/null', 'w');
+    const reopened = openSync('/dev/null', fd === 0 ? 'r' : 'w');
     if (reopened !== fd) closeSync(reopened); // another fd was free below: leave fd closed rather than misplace it
+  }
+}
+
+/**
+ * Blocks until the starting command says "ack" on stdin (true) or closes it (false). Blocking is
+ * right here: the starter answers within milliseconds of our line, and if it dies the kernel closes
+ * its end of the pipe, which ends the read.
+ */
+function awaitAcknowledgement(): boolean {
+  const chunk = Buffer.alloc(64);
+  let text = '';
+  for (;;) {
+    let n: number;
+    try {
+      n = readSync(0, chunk, 0, chunk.length, null);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === 'EAGAIN' || code === 'EINTR') continue;
+      return false;
+    }
+    if (n === 0) return false;
+    text += chunk.toString('utf8', 0, n);
+    if (text.includes('\n')) return text.startsWith('ack\n');
   }
 }
 
@@ -209,16 +275,23 @@ export async function holdDetached(options: HoldDetachedOptions): Promise<void> 
     cancel(); // the caller releases the registration; do not keep the process alive
     throw err;
   }
+  const giveUp = (why: string): never => {
+    // Nobody knows this registration's id: do not keep it.
+    cancel();
+    try {
+      holdable.close();
+    } finally {
+      removeHeld(record.id, options);
+    }
+    throw new RdmactlError(`${why}; released it`);
+  };
   try {
     const line: HolderLine = { event: 'held', record, text: options.renderText(record.id) };
     writeLine(1, JSON.stringify(line));
   } catch (err) {
-    // The command that started us is gone: nobody knows this registration's id, so do not keep it.
-    cancel();
-    holdable.close();
-    removeHeld(record.id, options);
-    throw new RdmactlError(`could not report the registration to the command that started this holder (${(err as Error).message}); released it`);
+    giveUp(`could not report the registration to the command that started this holder (${(err as Error).message})`);
   }
+  if (!awaitAcknowledgement()) giveUp('the command that started this holder did not confirm that the id was printed');
   detachStdio();
   await released;
   try {
