@@ -270,6 +270,7 @@ export function addressOf(buffer: Buffer): Pointer {
 // PR_SET_CHILD_SUBREAPER makes this process adopt orphaned descendants (e.g. detached holders whose
 // starter exited) instead of PID 1, so it can reap them with waitpid.
 
+export const PR_SET_PDEATHSIG = 1;
 export const PR_SET_CHILD_SUBREAPER = 36;
 export const PR_GET_CHILD_SUBREAPER = 37;
 
@@ -290,4 +291,19 @@ export const SIG_SETMASK = 2;
 export function pthreadSigmask(how: number, set: Buffer | null, old: Buffer | null): void {
   const rc = lib().pthread_sigmask(how, set, old);
   if (rc !== 0) throw new SyscallError('pthread_sigmask', rc);
+}
+
+// --- pidfd_open(2), pidfd_send_signal(2) ----------------------------------------------------------
+// A pidfd names one process for as long as it is held, so a signal sent through it can never reach a
+// process that reused the pid. Same syscall numbers on every architecture (added in the unified table).
+
+const SYS_PIDFD_SEND_SIGNAL = 424;
+const SYS_PIDFD_OPEN = 434;
+
+export function pidfdOpen(pid: number): number {
+  return syscall('pidfd_open', SYS_PIDFD_OPEN, pid, 0);
+}
+
+export function pidfdSendSignal(pidfd: number, signal: number): void {
+  syscall('pidfd_send_signal', SYS_PIDFD_SEND_SIGNAL, pidfd, signal, null, 0);
 }

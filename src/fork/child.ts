@@ -9,6 +9,7 @@ import {
   MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, SIGKILL, SIGSET_BYTES, SIG_BLOCK, SIG_SETMASK,
   clonePausedChild, kill, mmap, pageSize, pthreadSigmask, waitpid, type Pointer, type WaitResult,
 } from '../ffi/libc.js';
+import { watchdogMarker } from './watchdog.js';
 
 const STACK_BYTES = 64 * 1024;
 
@@ -66,6 +67,8 @@ export class PausedChild implements Disposable {
    * Node signal handler in it. Only SIGKILL (ours) ends it.
    */
   static start(): PausedChild {
+    // Without the watchdog, a SIGKILL of this process would leave the child paused forever.
+    if (watchdogMarker() === null) throw new Error('internal: armForkWatchdog() must resolve before a child is forked');
     installExitHook();
     const top = childStackTop();
     const all = Buffer.alloc(SIGSET_BYTES, 0xff);

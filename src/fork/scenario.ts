@@ -13,6 +13,7 @@ import { PermissionError, RdmactlError, UnsupportedError, UsageError } from '../
 import { SyscallError } from '../ffi/errno.js';
 import { IBV_ACCESS_ON_DEMAND } from '../ffi/verbs.js';
 import { PausedChild } from './child.js';
+import { armForkWatchdog, disarmForkWatchdog } from './watchdog.js';
 import { devicePathFor, type DevicePath } from './devicePath.js';
 import { checkpoint } from './interrupt.js';
 import { PATTERN, classify, readChild, readChildPinned, readPfns, writeChild, type Content } from './observe.js';
@@ -312,6 +313,7 @@ export async function runScenario(spec: ScenarioSpec, env: RunEnvironment, optio
   const page = pageSize();
   let device: DevicePath | null = null;
   let child: PausedChild | null = null;
+  let watched = false;
   try {
     const { buffer, registration } = setup;
     const addr: Pointer = buffer.addr;
@@ -327,6 +329,9 @@ export async function runScenario(spec: ScenarioSpec, env: RunEnvironment, optio
     mine.fill(PATTERN.preFork);
     const before = readPfns('self', addr, len, page);
 
+    // Before any child exists: children must not outlive us even if we are killed with SIGKILL.
+    await armForkWatchdog();
+    watched = true;
     child = PausedChild.start();
     options.onChild?.(child.pid, spec);
     await checkpoint(options.signal, options.stepDelayMs ?? 0);
@@ -376,6 +381,7 @@ export async function runScenario(spec: ScenarioSpec, env: RunEnvironment, optio
     for (const step of [() => child?.close(), () => device?.close(), () => setup.release()]) {
       try { step(); } catch (err) { failure ??= err; }
     }
+    if (watched) await disarmForkWatchdog();
     result.elapsedMs = Math.round((performance.now() - started) * 10) / 10;
     if (failure !== undefined) throw failure;
   }
@@ -420,20 +426,26 @@ export async function runMatrix(specs: readonly ScenarioSpec[], options: RunOpti
     scenarios: [],
   };
   const rows: ScenarioResult[] = new Array<ScenarioResult>(specs.length);
-  for (const index of executionOrder(specs)) {
-    const spec = specs[index]!;
-    await checkpoint(options.signal);
-    let row: ScenarioResult;
-    try {
-      row = await runScenario(spec, env, options);
-    } catch (err) {
-      if (err instanceof Error && err.name === 'InterruptedError') throw err;
-      row = emptyResult(spec, 'error', err instanceof Error ? err.message : String(err), options.verbsAccess ?? 0);
+  // Armed once for the whole run (each row's arm/disarm then costs nothing), stopped when it ends.
+  await armForkWatchdog();
+  try {
+    for (const index of executionOrder(specs)) {
+      const spec = specs[index]!;
+      await checkpoint(options.signal);
+      let row: ScenarioResult;
+      try {
+        row = await runScenario(spec, env, options);
+      } catch (err) {
+        if (err instanceof Error && err.name === 'InterruptedError') throw err;
+        row = emptyResult(spec, 'error', err instanceof Error ? err.message : String(err), options.verbsAccess ?? 0);
+      }
+      if (row.verdict === 'skipped' && spec.backend === 'verbs' && spec.protection === 'fork-init' && /ibv_fork_init/.test(row.reason ?? '')) {
+        row.reason = `${row.reason} (ibv_fork_init is process-wide and must precede every registration: run rdmactl fork --backend verbs --protect fork-init on its own)`;
+      }
+      rows[index] = row;
     }
-    if (row.verdict === 'skipped' && spec.backend === 'verbs' && spec.protection === 'fork-init' && /ibv_fork_init/.test(row.reason ?? '')) {
-      row.reason = `${row.reason} (ibv_fork_init is process-wide and must precede every registration: run rdmactl fork --backend verbs --protect fork-init on its own)`;
-    }
-    rows[index] = row;
+  } finally {
+    await disarmForkWatchdog();
   }
   report.scenarios = rows;
   return report;

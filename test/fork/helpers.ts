@@ -29,3 +29,12 @@ export function exists(pid: number): boolean {
 export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/** True when `pid` is rdmactl's fork watchdog (a node process running watchdogMain.js), not a paused child. */
+export function isWatchdog(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('watchdogMain.js');
+  } catch {
+    return false;
+  }
+}

@@ -3,14 +3,15 @@
 import { spawn } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BIN, UNPRIVILEGED, builtOrThrow, exited, runSync, unprivilegedUnavailable } from '../helpers/spawn.js';
-import { childrenOf, exists, sleep } from './helpers.js';
+import { childrenOf, exists, isWatchdog, sleep } from './helpers.js';
 
 beforeAll(() => builtOrThrow());
 
+/** The paused children of rdmactl `pid` (its fork watchdog is left out). */
 async function waitForChildOf(pid: number, timeoutMs = 10_000): Promise<number[]> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const kids = childrenOf(pid);
+    const kids = childrenOf(pid).filter((kid) => !isWatchdog(kid));
     if (kids.length > 0) return kids;
     await sleep(10);
   }
@@ -26,11 +27,14 @@ describe('rdmactl fork interrupted (real process)', () => {
     const kids = await waitForChildOf(rdmactlPid);
     expect(kids).toHaveLength(1); // one scenario at a time, its paused child alive
     expect(exists(kids[0]!)).toBe(true);
+    const watchdogs = childrenOf(rdmactlPid).filter(isWatchdog);
+    expect(watchdogs).toHaveLength(1); // armed before the fork
     child.kill(signal);
     const result = await exited(child);
     expect(result).toEqual({ code, signal: null });
     expect(stderr).toMatch(new RegExp(`interrupted by ${signal}`));
     expect(exists(kids[0]!)).toBe(false); // not running, not a zombie, not re-parented
+    expect(exists(watchdogs[0]!)).toBe(false); // stopped and reaped by the command itself
     expect(childrenOf(rdmactlPid)).toEqual([]);
   });
 

@@ -6,7 +6,8 @@ import type { DevicePath } from '../../src/fork/devicePath.js';
 import { buildMatrix, kernelInfo, runMatrix, runScenario, verdictOf, type ScenarioResult } from '../../src/fork/scenario.js';
 import { pageSize } from '../../src/ffi/libc.js';
 import { statusKb } from '../helpers/proc.js';
-import { childrenOf, exists } from './helpers.js';
+import { childrenOf, exists, isWatchdog } from './helpers.js';
+import { armForkWatchdog, disarmForkWatchdog } from '../../src/fork/watchdog.js';
 
 const uringAnon = { backend: 'uring', protection: 'none', writer: 'parent', backing: 'anon' } as const;
 
@@ -77,13 +78,20 @@ describe('fork scenarios (machinery)', () => {
     expect(report.scenarios[0]!.reason).toBe('device exploded');
   });
 
-  it('PausedChild: alive until closed, close() is idempotent and reaps', () => {
-    const child = PausedChild.start();
-    expect(childrenOf(process.pid)).toContain(child.pid);
-    child.close();
-    child.close();
-    expect(child.exitStatus?.signal).toBe(9);
-    expect(exists(child.pid)).toBe(false);
+  it('PausedChild: refused until the watchdog is armed; alive until closed, close() is idempotent and reaps', async () => {
+    expect(() => PausedChild.start()).toThrow(/armForkWatchdog/);
+    await armForkWatchdog();
+    try {
+      const child = PausedChild.start();
+      expect(childrenOf(process.pid)).toContain(child.pid);
+      child.close();
+      child.close();
+      expect(child.exitStatus?.signal).toBe(9);
+      expect(exists(child.pid)).toBe(false);
+    } finally {
+      await disarmForkWatchdog();
+    }
+    expect(childrenOf(process.pid).filter(isWatchdog)).toEqual([]);
   });
 
   it('an aborted run stops with InterruptedError and leaves nothing behind', async () => {
