@@ -2,7 +2,7 @@
 
 import { Command, Option } from 'commander';
 import { deregExitCode, deregister, type DeregResult } from '../held/dereg.js';
-import { runtimeDir } from '../held/store.js';
+import { HOLDER_PROCESS_NAME, runtimeDir } from '../held/store.js';
 import { RdmactlError, UsageError } from '../lib/errors.js';
 import { note, printJson, type Context } from '../lib/context.js';
 import { renderTable, toJson, type Field } from '../lib/fields.js';
@@ -30,7 +30,7 @@ export const DEREG_FIELDS: readonly Field<DeregResult>[] = [
 
 export function deregCommand(ctx: Context): Command {
   return new Command('dereg')
-    .summary('release registrations held by `reg --detach`')
+    .summary('release registrations held by `reg --detach` (by id or holder pid)')
     .description(`Release registrations that detached holders (\`rdmactl reg SIZE --detach\`) keep pinned or
 locked. For each ID, dereg reads the record from the runtime directory and checks that its holder is
 really that holder before signalling it: the pid is alive and not a zombie, its start time
@@ -44,18 +44,23 @@ signalled.
 A holder runs in its own session (closing the terminal does not end it; it ignores SIGHUP) and
 releases on SIGTERM or SIGINT, so \`kill PID\` works too; dereg adds the checks and the wait.
 
+A holder is also found without its record: holders name themselves "${HOLDER_PROCESS_NAME}" (comm) and
+carry their id in their token, so a holder whose record was deleted or damaged still shows in
+\`rdmactl ls\` (handle "ID (missing record)") and is released by \`dereg ID\`, \`dereg PID\` or
+\`dereg --all\`, after the same checks.
+
 A stale record — its holder was killed (e.g. SIGKILL) or its pid now belongs to another process — is
 removed without signalling anything, and counts as success: the registration is already gone.
 
 Runtime directory: $XDG_RUNTIME_DIR/rdmactl, else /run/rdmactl for root, else /tmp/rdmactl-<uid>
 (mode 0700, owned by you; anything else is refused). It is currently ${runtimeDir(ctx.env)}.`)
-    .argument('[id...]', 'ids printed by `reg --detach` (8 hex digits)')
+    .argument('[id|pid...]', 'ids printed by `reg --detach` (8 hex digits), or holder pids')
     .option('--all', 'release every registration you hold (and remove stale records)')
     .option('--timeout <duration>', `how long to wait for each holder to exit after SIGTERM (${DURATION_HELP})`, '10s')
     .addOption(new Option('--json', 'print one JSON document: {"results": [...]} with one entry per id'))
     .addHelpText('after', `
-Exit status: 0 when every registration is released (or its record was stale); 2 for an id that names no
-held registration; 1 when a holder is still running after --timeout, or the record's pid is alive but
+Exit status: 0 when every registration is released (or its record was stale, or another dereg released
+it in the last ten minutes); 2 for an id or pid that names no held registration; 1 when a holder is still running after --timeout, or the record's pid is alive but
 is not an rdmactl holder (the record is removed, nothing signalled); 4 for a holder of another user
 (not signalled). With several ids, the highest of these.
 

@@ -82,7 +82,7 @@ Examples:
       if (flags.json && flags.ndjson) throw new UsageError('choose one of --json and --ndjson');
       const pids = flags.pid !== undefined ? parsePidList([flags.pid]) : undefined;
       const sources = flags.source !== undefined ? parseSources(flags.source) : undefined;
-      const report = collectRegistrations({ ...(pids ? { pids } : {}), ...(sources ? { sources } : {}), held: () => heldSource({ cleanStale: true, env: ctx.env }) });
+      const report = collectRegistrations({ ...(pids ? { pids } : {}), ...(sources ? { sources } : {}), held: (scanned) => heldSource({ cleanStale: true, env: ctx.env }, scanned) });
       if (flags.json) return printJson(ctx, lsJson(report));
       if (flags.ndjson) {
         for (const row of report.registrations) printJson(ctx, toJson(REGISTRATION_FIELDS, row));

@@ -53,11 +53,12 @@ export function deviceSummary(): DeviceSummary {
 }
 
 // Held registrations (`reg --detach`, `dereg`): src/held/, loaded with the dashboard only.
-type HeldApi = Pick<typeof import('../held/index.js'), 'listHeld' | 'deregister'>;
+type HeldApi = Pick<typeof import('../held/index.js'), 'listHeld' | 'deregister' | 'findHolderProcesses' | 'HOLDER_PROCESS_NAME'>;
 
-function heldSummary(api: HeldApi): () => HeldSummary {
+/** `holderPids()`: holders among the processes of the latest refresh (found by name, no extra /proc pass). */
+function heldSummary(api: HeldApi, holderPids: () => readonly number[]): () => HeldSummary {
   return () => {
-    const live = api.listHeld().filter((entry) => entry.state === 'live');
+    const live = api.listHeld({}, { holders: api.findHolderProcesses(holderPids()) }).filter((entry) => entry.state === 'live');
     const idsByPid: Record<number, string[]> = {};
     for (const entry of live) if (entry.problem === null) (idsByPid[entry.pid] ??= []).push(entry.id);
     return { available: true, reason: null, count: live.length, idsByPid };
@@ -80,7 +81,7 @@ export function processDetail(pid: number): ProcessDetailView {
     pids: [pid],
     scan,
     sources,
-    held: () => heldSource({ cleanStale: false }),
+    held: (scanned) => heldSource({ cleanStale: false }, scanned),
     ...(hasDevice ? {} : { kernelMrs: () => ({ mrs: [], status: { available: false, reason: 'no RDMA device' } }) }),
   });
   const vmas = snapshot.detail?.vmas ?? [];
@@ -223,7 +224,13 @@ Examples:
       const dashboard = await loadDashboard(ctx);
       await firstScan;
       // Unsorted: the dashboard sorts its rows by the key the user picks.
-      const sampler = new Sampler({ intervalMs, collect: () => collectStat({}, scanner.scan()), devices: deviceSummary, held: heldSummary(held) });
+      let holderPids: number[] = [];
+      const collect = () => {
+        const scan = scanner.scan();
+        holderPids = scan.processes.filter((p) => p.name === held.HOLDER_PROCESS_NAME).map((p) => p.pid);
+        return collectStat({}, scan);
+      };
+      const sampler = new Sampler({ intervalMs, collect, devices: deviceSummary, held: heldSummary(held, () => holderPids) });
       try {
         sampler.start();
         await dashboard.runDashboard({ source: sampler, actions: dashboardActions(held), ...(count !== undefined ? { count } : {}), initialSort: flags.sort });

@@ -271,6 +271,7 @@ export function addressOf(buffer: Buffer): Pointer {
 // starter exited) instead of PID 1, so it can reap them with waitpid.
 
 export const PR_SET_PDEATHSIG = 1;
+export const PR_SET_NAME = 15;
 export const PR_SET_CHILD_SUBREAPER = 36;
 export const PR_GET_CHILD_SUBREAPER = 37;
 
@@ -278,6 +279,12 @@ export const PR_GET_CHILD_SUBREAPER = 37;
 export function prctl(option: number, arg2: number | bigint = 0): number {
   const ul = 'unsigned long';
   return check('prctl', lib().prctl(option, ul, arg2, ul, 0, ul, 0, ul, 0));
+}
+
+/** Sets the calling thread's comm (at most 15 bytes; the main thread's is the process's Name). */
+export function setThreadName(name: string): void {
+  const bytes = Buffer.from(`${name}\0`, 'utf8');
+  prctl(PR_SET_NAME, addressOf(bytes));
 }
 
 // --- pthread_sigmask(3) ---------------------------------------------------------------------------

@@ -18,18 +18,23 @@ import { SyscallError } from '../ffi/errno.js';
 import { EXIT, type ExitCode } from '../lib/errors.js';
 import { readStat } from '../proc/stat.js';
 import { readStatus } from '../proc/status.js';
-import { existingRuntimeDir, isHeldId, listHeld, readHeld, removeHeld, verifyHolder, type HeldRecord, type HolderCheck, type StoreOptions } from './store.js';
+import {
+  existingRuntimeDir, findHolderProcesses, identifyHolder, isHeldId, listHeld, readHeld, recordFromHolder, removeHeld, verifyHolder, wasReleased,
+  type HeldRecord, type HolderCheck, type HolderProcess, type StoreOptions,
+} from './store.js';
 
 /**
  *   released       the holder was signalled and exited; nothing it pinned or locked remains
  *   stale-removed  the holder had already exited (or its pid belongs to another process now): record removed, nothing signalled
- *   not-found      no record with this id
+ *   already-released  no record and no holder, but a release of this id finished in the last ten minutes
+ *                  (another dereg, or --for, got there first): what was asked is done
+ *   not-found      no record and no running holder with this id (or the pid is not a holder)
  *   not-holder     the pid is alive but is not an rdmactl holder with the record's token: not signalled, record removed
  *   other-user     the holder belongs to another user: not signalled, record kept
  *   timeout        signalled, but still running when the timeout passed: record kept
  *   failed         the signal could not be sent
  */
-export type DeregStatus = 'released' | 'stale-removed' | 'not-found' | 'not-holder' | 'other-user' | 'timeout' | 'failed';
+export type DeregStatus = 'released' | 'stale-removed' | 'already-released' | 'not-found' | 'not-holder' | 'other-user' | 'timeout' | 'failed';
 
 export interface DeregResult {
   id: string;
@@ -76,7 +81,7 @@ function refusal(record: HeldRecord, check: HolderCheck, options: StoreOptions):
   switch (check.problem) {
     case 'exited':
     case 'pid-reused': {
-      removeHeld(record.id, options);
+      removeHeld(record.id, options, { tombstone: true });
       const r = result(record.id, record.pid, 'stale-removed', EXIT.OK, `${record.id}: stale record removed, nothing signalled: ${check.reason}`);
       return { ...r, holderExited: true, recordRemovedByHolder: false };
     }
@@ -134,22 +139,48 @@ interface Pending {
 }
 
 /**
- * Releases the registrations with these ids (or every one in the store with 'all'): one result per id,
+ * What each target names: a record (read from the store), a running holder without a readable record
+ * (found by its process name and the id in its token), or a result saying why there is nothing to release.
+ * A target is an id (8 hex digits) or a holder's pid (decimal; pids have at most 7 digits).
+ */
+function resolveTargets(targets: readonly string[], options: StoreOptions): Array<HeldRecord | { missing: DeregResult }> {
+  let holders: HolderProcess[] | null = null;
+  const running = (): HolderProcess[] => (holders ??= findHolderProcesses());
+  return targets.map((target) => {
+    if (isHeldId(target)) {
+      const record = readHeld(target, options) ?? running().map(recordFromHolder).find((r) => r.id === target);
+      if (record) return record;
+      if (wasReleased(target, options)) {
+        const r = result(target, null, 'already-released', EXIT.OK, `${target}: already released (by another dereg, or its --for deadline)`);
+        return { missing: { ...r, holderExited: true } };
+      }
+      return { missing: result(target, null, 'not-found', EXIT.USAGE, `${target}: no held registration with this id`) };
+    }
+    if (/^\d{1,7}$/.test(target) && Number(target) > 0) {
+      const pid = Number(target);
+      const holder = identifyHolder(pid);
+      if (holder === null) return { missing: result(target, pid, 'not-found', EXIT.USAGE, `pid ${pid} is not an rdmactl holder (see holders with \`rdmactl ls --source held\`)`) };
+      const record = readHeld(holder.id, options);
+      return record !== null && record.pid === pid ? record : recordFromHolder(holder);
+    }
+    return { missing: result(target, null, 'not-found', EXIT.USAGE, `${target}: not a held-registration id (8 hex digits) or a holder's pid`) };
+  });
+}
+
+/**
+ * Releases the registrations with these ids or holder pids (or every one, with 'all'): one result per target,
  * in order. Throws only when the store directory is unsafe (PermissionError).
  */
 export async function deregister(ids: readonly string[] | 'all', options: DeregOptions = {}): Promise<DeregResult[]> {
   const timeoutMillis = options.timeoutMillis ?? DEFAULT_DEREG_TIMEOUT_MILLIS;
   const pollMillis = options.pollMillis ?? 20;
   existingRuntimeDir(options); // refuse an unsafe directory before doing anything
-  const records: Array<HeldRecord | { missing: string }> = ids === 'all'
-    ? listHeld(options)
-    : [...new Set(ids)].map((id) => readHeld(id, options) ?? { missing: id });
+  const records = ids === 'all' ? listHeld(options) : resolveTargets([...new Set(ids)], options);
   const results: DeregResult[] = [];
   const pending: Pending[] = [];
   for (const record of records) {
     if ('missing' in record) {
-      const why = isHeldId(record.missing) ? 'no held registration with this id' : 'not a held-registration id (8 hex digits)';
-      results.push(result(record.missing, null, 'not-found', EXIT.USAGE, `${record.missing}: ${why}`));
+      results.push(record.missing);
       continue;
     }
     const check = verifyHolder(record);
@@ -185,7 +216,7 @@ export async function deregister(ids: readonly string[] | 'all', options: DeregO
     const still: Pending[] = [];
     for (const p of waiting) {
       if (holderGone(p.record)) {
-        const removedByUs = removeHeld(p.record.id, options);
+        const removedByUs = removeHeld(p.record.id, options, { tombstone: true });
         Object.assign(p.result, {
           status: 'released',
           exitCode: EXIT.OK,

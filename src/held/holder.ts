@@ -22,7 +22,8 @@ import { fileURLToPath } from 'node:url';
 import { EXIT, RdmactlError, type ExitCode } from '../lib/errors.js';
 import type { JsonValue } from '../lib/fields.js';
 import { readStat } from '../proc/stat.js';
-import { HOLDER_TOKEN_FLAG, effectiveUid, ensureRuntimeDir, removeHeld, writeHeld, type HeldRecord, type StoreOptions } from './store.js';
+import { setThreadName } from '../ffi/libc.js';
+import { HOLDER_PROCESS_NAME, HOLDER_TOKEN_FLAG, effectiveUid, holderIdOf, ensureRuntimeDir, removeHeld, writeHeld, type HeldRecord, type StoreOptions } from './store.js';
 
 /** The launcher the holder runs (bin/rdmactl of this installation). */
 export const RDMACTL_BIN = fileURLToPath(new URL('../../bin/rdmactl', import.meta.url));
@@ -262,6 +263,9 @@ export async function holdDetached(options: HoldDetachedOptions): Promise<void> 
   try {
     const self = readStat('self');
     if (self === null) throw new RdmactlError('/proc/self/stat is missing: is /proc mounted?');
+    // Findable by a process scan from now on, even if the record below is later lost or damaged.
+    setThreadName(HOLDER_PROCESS_NAME);
+    const id = holderIdOf(options.token);
     record = writeHeld({
       pid: holdable.pid,
       startTime: self.startTimeTicks,
@@ -270,7 +274,7 @@ export async function holdDetached(options: HoldDetachedOptions): Promise<void> 
       createdAt: new Date().toISOString(),
       releaseAt: deadline === null ? null : new Date(deadline).toISOString(),
       registration: options.registration,
-    }, options);
+    }, { ...options, ...(id !== null ? { id } : {}) });
   } catch (err) {
     cancel(); // the caller releases the registration; do not keep the process alive
     throw err;
@@ -297,7 +301,7 @@ export async function holdDetached(options: HoldDetachedOptions): Promise<void> 
   try {
     holdable.close();
   } finally {
-    removeHeld(record.id, options);
+    removeHeld(record.id, options, { tombstone: true });
   }
 }
 

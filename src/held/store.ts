@@ -22,12 +22,12 @@
 
 import { randomBytes } from 'node:crypto';
 import {
-  closeSync, constants, fstatSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, unlinkSync, writeSync,
+  closeSync, constants, fstatSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, unlinkSync, writeSync,
 } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { EXIT, PermissionError, RdmactlError } from '../lib/errors.js';
 import type { JsonValue } from '../lib/fields.js';
-import { errorCode, procPath, readProcText, ProcUnreadableError } from '../proc/procfs.js';
+import { PROC_ROOT, errorCode, procPath, readProcText, ProcUnreadableError } from '../proc/procfs.js';
 import { readStat } from '../proc/stat.js';
 import { readStatus } from '../proc/status.js';
 
@@ -72,10 +72,20 @@ export interface HolderCheck {
   reason: string | null;
 }
 
-/** A record as found in the store, with the result of verifying its holder. */
+/**
+ * What the store has for a held registration:
+ *   ok       a readable record
+ *   missing  a running holder (found in the process table) with no record file
+ *   damaged  a running holder whose record file cannot be read or parsed
+ * For missing and damaged, the registration's details are unknown ({}), the rest comes from the process.
+ */
+export type RecordState = 'ok' | 'missing' | 'damaged';
+
+/** A record as found in the store (or a recordless running holder), with the result of verifying its holder. */
 export interface HeldEntry extends HeldRecord, HolderCheck {
   /** Path of the record file. */
   file: string;
+  record: RecordState;
 }
 
 export interface StoreOptions {
@@ -170,13 +180,15 @@ function fsyncDir(dir: string): void {
 
 /**
  * Writes a new record with a fresh unique id (temp file + fsync + link, so it appears complete or not
- * at all and never replaces another record). Any id/version in `record` is ignored. Returns the record with its id.
+ * at all and never replaces another record). Any id/version in `record` is ignored; `options.id` fixes
+ * the id (a holder's id comes from its token), otherwise a free one is drawn. Returns the record with its id.
  */
-export function writeHeld(record: Omit<HeldRecord, 'id' | 'version'> & { id?: unknown; version?: unknown }, options: StoreOptions = {}): HeldRecord {
+export function writeHeld(record: Omit<HeldRecord, 'id' | 'version'> & { id?: unknown; version?: unknown }, options: StoreOptions & { id?: string } = {}): HeldRecord {
   const dir = ensureRuntimeDir(options);
   const { id: _id, version: _version, ...fields } = record;
+  const fixedId = options.id;
   for (let attempt = 0; attempt < 16; attempt++) {
-    const id = randomBytes(4).toString('hex');
+    const id = fixedId ?? randomBytes(4).toString('hex');
     const full: HeldRecord = { version: HELD_RECORD_VERSION, id, ...fields };
     const temp = join(dir, `.${id}.${randomBytes(6).toString('hex')}.tmp`);
     const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
@@ -190,7 +202,8 @@ export function writeHeld(record: Omit<HeldRecord, 'id' | 'version'> & { id?: un
       try {
         linkSync(temp, recordPath(dir, id));
       } catch (err) {
-        if (errorCode(err) === 'EEXIST') continue; // id taken: try another
+        if (errorCode(err) === 'EEXIST' && fixedId === undefined) continue; // id taken: try another
+        if (errorCode(err) === 'EEXIST') throw new RdmactlError(`a held record with id ${fixedId} already exists in ${dir}; try again`);
         throw err;
       }
       fsyncDir(dir);
@@ -245,17 +258,52 @@ export function readHeld(id: string, options: StoreOptions = {}): HeldRecord | n
   return dir === null ? null : readRecordFile(recordPath(dir, id), id);
 }
 
-/** Removes the record with this id; false when it was not there. */
-export function removeHeld(id: string, options: StoreOptions = {}): boolean {
+/** How long a released record's tombstone stays, so a second `dereg ID` racing the first learns it was released. */
+const TOMBSTONE_MILLIS = 10 * 60 * 1000;
+
+function tombstonePath(dir: string, id: string): string {
+  return join(dir, `.${id}.released`);
+}
+
+/**
+ * Removes the record with this id; false when it was not there. With `tombstone` (a release), the
+ * record is renamed to a hidden tombstone instead, kept for ten minutes, so that a second `dereg ID`
+ * that lost the race to the first can say "already released" instead of "no such id".
+ */
+export function removeHeld(id: string, options: StoreOptions = {}, how: { tombstone?: boolean } = {}): boolean {
   if (!ID_PATTERN.test(id)) return false;
   const dir = existingRuntimeDir(options);
   if (dir === null) return false;
   try {
-    unlinkSync(recordPath(dir, id));
+    if (how.tombstone) renameSync(recordPath(dir, id), tombstonePath(dir, id));
+    else unlinkSync(recordPath(dir, id));
     return true;
   } catch (err) {
     if (errorCode(err) === 'ENOENT') return false;
     throw err;
+  }
+}
+
+/** True when a registration with this id was released in the last ten minutes (its tombstone is there). */
+export function wasReleased(id: string, options: StoreOptions = {}): boolean {
+  if (!ID_PATTERN.test(id)) return false;
+  const dir = existingRuntimeDir(options);
+  if (dir === null) return false;
+  try {
+    return Date.now() - lstatSync(tombstonePath(dir, id)).mtimeMs < TOMBSTONE_MILLIS;
+  } catch {
+    return false;
+  }
+}
+
+function removeOldTombstones(dir: string, names: readonly string[]): void {
+  for (const name of names) {
+    if (!/^\.[0-9a-f]{8}\.released$/.test(name)) continue;
+    try {
+      if (Date.now() - lstatSync(join(dir, name)).mtimeMs >= TOMBSTONE_MILLIS) unlinkSync(join(dir, name));
+    } catch {
+      // removed by another rdmactl meanwhile
+    }
   }
 }
 
@@ -266,9 +314,29 @@ function readCmdline(pid: number): string[] | null {
   return text.split('\0').filter((arg, i, all) => arg !== '' || i < all.length - 1);
 }
 
-/** True when argv is an rdmactl `reg` holder started with this token. */
 /** The hidden option that turns `reg` into a holder; its value is the record's token. */
 export const HOLDER_TOKEN_FLAG = '--holder-token';
+
+/**
+ * A holder renames itself (comm, /proc/PID/stat and status "Name:") so that a process scan finds it
+ * without reading every command line: holders are found even when their record is missing or damaged.
+ */
+export const HOLDER_PROCESS_NAME = 'rdmactl-holder';
+
+/** A holder's record id is the first 8 hex digits of its token, so the process itself names its id. */
+export function holderIdOf(token: string): string | null {
+  return /^[0-9a-f]{16}$/.test(token) ? token.slice(0, 8) : null;
+}
+
+/** The token on an rdmactl holder's command line, or null when argv is not one. */
+export function holderTokenOf(argv: readonly string[]): string | null {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const token = arg === HOLDER_TOKEN_FLAG ? argv[i + 1] : arg.startsWith(`${HOLDER_TOKEN_FLAG}=`) ? arg.slice(HOLDER_TOKEN_FLAG.length + 1) : undefined;
+    if (token !== undefined && isHolderCommandLine(argv, token)) return token;
+  }
+  return null;
+}
 
 export function isHolderCommandLine(argv: readonly string[], token: string): boolean {
   if (token === '') return false;
@@ -311,18 +379,97 @@ export function verifyHolder(record: Pick<HeldRecord, 'pid' | 'startTime' | 'uid
   return { state: 'live', problem: null, reason: null };
 }
 
-/** Every record in the store, oldest first, each verified. [] when the directory does not exist. */
-export function listHeld(options: StoreOptions = {}): HeldEntry[] {
+/** A running holder as the process table shows it (whatever its record says, or if it has none). */
+export interface HolderProcess {
+  pid: number;
+  startTime: number;
+  uid: number;
+  token: string;
+  id: string;
+  /** When the process started (ISO 8601), from its start time and the boot time. */
+  startedAt: string;
+}
+
+function bootTimeSeconds(): number | null {
+  const text = readProcText(`${PROC_ROOT}/stat`);
+  const match = text === null ? null : /^btime (\d+)$/m.exec(text);
+  return match ? Number(match[1]) : null;
+}
+
+const CLOCK_TICKS_PER_SECOND = 100; // USER_HZ: 100 on every Linux architecture Node runs on
+
+/** The holder process at `pid`, or null when that process is not a running rdmactl holder with an id. */
+export function identifyHolder(pid: number, boot = bootTimeSeconds()): HolderProcess | null {
+  const stat = readStat(pid);
+  if (stat === null || stat.comm !== HOLDER_PROCESS_NAME || stat.state === 'Z' || stat.state === 'X') return null;
+  let argv: string[] | null;
+  try {
+    argv = readCmdline(pid);
+  } catch {
+    return null;
+  }
+  const token = argv === null ? null : holderTokenOf(argv);
+  const id = token === null ? null : holderIdOf(token);
+  const status = readStatus(pid);
+  if (token === null || id === null || status === null) return null;
+  const started = boot === null ? 0 : (boot + stat.startTimeTicks / CLOCK_TICKS_PER_SECOND) * 1000;
+  return { pid, startTime: stat.startTimeTicks, uid: status.euid, token, id, startedAt: new Date(started).toISOString() };
+}
+
+/** Running holders among `candidates` (default: every process). */
+export function findHolderProcesses(candidates?: readonly number[]): HolderProcess[] {
+  const pids = candidates ?? readdirSync(PROC_ROOT).filter((name) => /^\d+$/.test(name)).map(Number);
+  const boot = bootTimeSeconds();
+  return pids.map((pid) => identifyHolder(pid, boot)).filter((h): h is HolderProcess => h !== null);
+}
+
+/** What a running holder without a (readable) record can tell about itself, as a record with unknown registration details. */
+export function recordFromHolder(holder: HolderProcess): HeldRecord {
+  return {
+    version: HELD_RECORD_VERSION, id: holder.id, pid: holder.pid, startTime: holder.startTime, uid: holder.uid, token: holder.token,
+    createdAt: holder.startedAt, releaseAt: null, registration: {},
+  };
+}
+
+export interface ListHeldOptions {
+  /**
+   * Running holders to join with the records (default: found by a pass over /proc). Holders without a
+   * readable record are listed too (record 'missing' or 'damaged'), so they can be seen and released.
+   */
+  holders?: readonly HolderProcess[];
+}
+
+/** Every record in the store and every running holder of ours without one, oldest first, each verified. */
+export function listHeld(options: StoreOptions = {}, list: ListHeldOptions = {}): HeldEntry[] {
   const dir = existingRuntimeDir(options);
-  if (dir === null) return [];
   const entries: HeldEntry[] = [];
-  for (const name of readdirSync(dir)) {
+  const damaged = new Set<string>();
+  const names = dir === null ? [] : readdirSync(dir);
+  if (dir !== null) removeOldTombstones(dir, names);
+  for (const name of names) {
     const match = RECORD_NAME.exec(name);
     if (!match) continue;
-    const file = join(dir, name);
+    const file = join(dir!, name);
     const record = readRecordFile(file, match[1]!);
-    if (record === null) continue;
-    entries.push({ ...record, ...verifyHolder(record), file });
+    if (record === null) {
+      damaged.add(match[1]!);
+      continue;
+    }
+    entries.push({ ...record, ...verifyHolder(record), file, record: 'ok' });
+  }
+  const recorded = new Set(entries.filter((e) => e.state === 'live').map((e) => e.id));
+  const me = effectiveUid();
+  // The store is per user: another user's holders are theirs to list (their pins still show in `ls`).
+  for (const holder of list.holders ?? findHolderProcesses()) {
+    if (recorded.has(holder.id) || holder.uid !== me) continue;
+    entries.push({
+      ...recordFromHolder(holder),
+      state: 'live',
+      problem: null,
+      reason: null,
+      file: join(dir ?? runtimeDir(options.env), `${holder.id}.json`),
+      record: damaged.has(holder.id) ? 'damaged' : 'missing',
+    });
   }
   return entries.sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
 }

@@ -1,6 +1,7 @@
 // Adapter from the held-records store (reg --detach) to the `held` source of `ls` and `top`.
 
-import { listHeld, removeStale } from '../held/store.js';
+import { HOLDER_PROCESS_NAME, findHolderProcesses, listHeld, removeStale } from '../held/store.js';
+import type { ProcessSnapshot } from '../proc/scan.js';
 import type { JsonValue } from '../lib/fields.js';
 import type { HeldRange, HeldSource } from './registrations.js';
 
@@ -11,16 +12,22 @@ function keyText(value: JsonValue | undefined): string | null {
   return null;
 }
 
-export function heldSource(options: { cleanStale: boolean; env?: NodeJS.ProcessEnv }): HeldSource {
+/** Held ranges from the store, and from holders among `scanned` (found by process name) whose record is missing or damaged. */
+export function heldSource(options: { cleanStale: boolean; env?: NodeJS.ProcessEnv }, scanned: readonly ProcessSnapshot[]): HeldSource {
   const storeOptions = options.env ? { env: options.env } : {};
   let entries;
   try {
-    entries = listHeld(storeOptions);
+    const holders = findHolderProcesses(scanned.filter((p) => p.name === HOLDER_PROCESS_NAME).map((p) => p.pid));
+    entries = listHeld(storeOptions, { holders });
   } catch (err) {
     return { ranges: [], status: { available: false, reason: `cannot read held registrations: ${err instanceof Error ? err.message : String(err)}` } };
   }
   const ranges: HeldRange[] = [];
   for (const entry of entries) {
+    if (entry.record !== 'ok') {
+      ranges.push({ id: entry.id, pid: entry.pid, backend: '?', addr: null, length: 0, record: entry.record, device: null, lkey: null, rkey: null, stale: false });
+      continue;
+    }
     const record = entry.registration;
     const backend = typeof record['backend'] === 'string' ? record['backend'] : '?';
     const handles = Array.isArray(record['registrations']) ? record['registrations'] : [];
@@ -38,6 +45,7 @@ export function heldSource(options: { cleanStale: boolean; env?: NodeJS.ProcessE
         device: typeof handle['device'] === 'string' ? handle['device'] : null,
         lkey: keyText(handle['lkey']),
         rkey: keyText(handle['rkey']),
+        record: 'ok',
         stale: entry.state === 'stale',
       });
     }

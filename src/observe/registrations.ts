@@ -55,8 +55,11 @@ export interface HeldRange {
   id: string;
   pid: number;
   backend: string;
-  addr: bigint;
+  /** null for a holder whose record is missing or damaged: its ranges are taken from the kernel rows of its pid. */
+  addr: bigint | null;
   length: number;
+  /** The record behind this range: a holder found in the process table may have none, or a damaged one. */
+  record: 'ok' | 'missing' | 'damaged';
   device: string | null;
   lkey: string | null;
   rkey: string | null;
@@ -143,36 +146,48 @@ function rdmaRows(mrs: readonly KernelMr[], comms: ReadonlyMap<number, string>, 
 function joinHeld(rows: RegistrationRow[], held: readonly HeldRange[], vmasByPid: ReadonlyMap<number, SmapsVma[] | null>, pageBytes: number): RegistrationRow[] {
   const out: RegistrationRow[] = [];
   const claimed = new Set<RegistrationRow>();
+  const heldRow = (h: HeldRange, addr: bigint | null, length: number, match: RegistrationRow | undefined, forkProtection: ForkProtection | null): RegistrationRow => ({
+    source: 'held',
+    pid: h.pid,
+    comm: match?.comm ?? 'rdmactl',
+    addr,
+    length,
+    pages: Math.ceil(length / pageBytes),
+    device: h.device ?? match?.device ?? null,
+    lkey: h.lkey ?? match?.lkey ?? null,
+    rkey: h.rkey ?? match?.rkey ?? null,
+    handle: h.stale ? `${h.id} (stale)` : h.record === 'ok' ? h.id : `${h.id} (${h.record} record)`,
+    forkProtection,
+    overlap: false,
+    doubleCountedBytes: 0,
+    evidence: h.stale ? 'missing' : match?.source ?? 'missing',
+  });
   for (const h of held) {
+    if (h.addr === null) {
+      // No record to say what it holds: every registration the kernel shows for the holder's pid is its.
+      const mine = rows.filter((r) => !claimed.has(r) && r.pid === h.pid);
+      for (const row of mine) {
+        claimed.add(row);
+        out.push(heldRow(h, row.addr, row.length, row, row.forkProtection));
+      }
+      if (mine.length === 0) out.push(heldRow(h, null, 0, undefined, null));
+      continue;
+    }
+    const addr = h.addr;
     const kernelSource = h.backend === 'verbs' ? 'rdma' : h.backend === 'uring' ? 'io_uring' : 'mlock';
-    const forkProtection = forkProtectionOf({ start: h.addr, end: h.addr + BigInt(h.length) }, vmasByPid.get(h.pid) ?? null);
+    const forkProtection = forkProtectionOf({ start: addr, end: addr + BigInt(h.length) }, vmasByPid.get(h.pid) ?? null);
     const match = rows.find((r) => !claimed.has(r) && r.source === kernelSource && r.pid === h.pid && (
       kernelSource === 'rdma'
         ? r.length === h.length && (r.lkey === null || h.lkey === null || r.lkey === h.lkey)
-        : r.addr !== null && r.addr <= h.addr && h.addr + BigInt(h.length) <= r.addr + BigInt(r.length)));
+        : r.addr !== null && r.addr <= addr && addr + BigInt(h.length) <= r.addr + BigInt(r.length)));
     if (match) {
       claimed.add(match);
       if (match.source === 'rdma' && match.addr === null) {
-        match.addr = h.addr;
+        match.addr = addr;
         match.forkProtection = forkProtection;
       }
     }
-    out.push({
-      source: 'held',
-      pid: h.pid,
-      comm: match?.comm ?? 'rdmactl',
-      addr: h.addr,
-      length: h.length,
-      pages: Math.ceil(h.length / pageBytes),
-      device: h.device,
-      lkey: h.lkey,
-      rkey: h.rkey,
-      handle: h.stale ? `${h.id} (stale)` : h.id,
-      forkProtection,
-      overlap: false,
-      doubleCountedBytes: 0,
-      evidence: h.stale ? 'missing' : match?.source ?? 'missing',
-    });
+    out.push(heldRow(h, addr, h.length, match, forkProtection));
   }
   return out;
 }
@@ -207,8 +222,8 @@ function compareRows(a: RegistrationRow, b: RegistrationRow): number {
 export interface CollectRegistrationsOptions {
   pids?: readonly number[];
   sources?: readonly RegistrationSource[];
-  /** The held-records source; omitted → reported as unavailable. */
-  held?: () => HeldSource;
+  /** The held-records source, given the scanned processes (holders among them are found by name); omitted → reported as unavailable. */
+  held?: (scanned: readonly ProcessSnapshot[]) => HeldSource;
   pageBytes?: number;
   /** For tests and `top`: reuse a scan. */
   scan?: ScanResult;
@@ -251,7 +266,7 @@ export function collectRegistrations(options: CollectRegistrationsOptions = {}):
   let heldRows: RegistrationRow[] = [];
   if (wanted.has('held')) {
     if (options.held) {
-      const held = options.held();
+      const held = options.held(snapshots);
       sources.held = held.status;
       heldRows = joinHeld(kernelRows, held.ranges.filter((h) => !pidFilter || pidFilter.has(h.pid)), vmasByPid, pageBytes);
     } else {
