@@ -6,10 +6,10 @@ import { SyscallError } from '../ffi/errno.js';
 import { RLIMIT_MEMLOCK, getpid, prlimit, type RLimit } from '../ffi/libc.js';
 import { statusHasIpcLock } from '../engine/limits.js';
 import { PermissionError, RdmactlError, UsageError } from '../lib/errors.js';
-import { printJson, type Context } from '../lib/context.js';
+import { note, printJson, type Context } from '../lib/context.js';
 import { renderRecord, toJson, type Field } from '../lib/fields.js';
 import { SIZE_HELP, parseSize } from '../lib/size.js';
-import { parsePid } from '../lib/pids.js';
+import { targetPids } from '../observe/targets.js';
 import { parseLimits } from '../proc/limits.js';
 import { parseStatus } from '../proc/status.js';
 
@@ -102,7 +102,7 @@ Examples:
   rdmactl limits 1234 --set 1G        raise its soft limit (within the hard limit; root for more)
   rdmactl limits 1234 --set unlimited:unlimited`)
     .action((pidText: string | undefined, flags: { set?: string; json?: boolean }) => {
-      const pid = pidText === undefined ? getpid() : parsePid(pidText);
+      const pid = pidText === undefined ? getpid() : targetPids([pidText], (line) => note(ctx, line))[0]!;
       let before: LimitsRecord | undefined;
       if (flags.set !== undefined) {
         before = readLimitsRecord(pid);

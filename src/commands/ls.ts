@@ -3,10 +3,10 @@
 import { Command } from 'commander';
 import { collectRegistrations, REGISTRATION_SOURCES, type RegistrationRow, type RegistrationSource, type RegistrationsReport } from '../observe/registrations.js';
 import { UsageError } from '../lib/errors.js';
-import { printJson, type Context } from '../lib/context.js';
+import { note, printJson, type Context } from '../lib/context.js';
 import { renderTable, toJson, type Field } from '../lib/fields.js';
 import { hex } from '../lib/size.js';
-import { parsePidList } from '../lib/pids.js';
+import { targetPids } from '../observe/targets.js';
 import { heldSource } from '../observe/held.js';
 
 export const REGISTRATION_FIELDS: readonly Field<RegistrationRow>[] = [
@@ -80,7 +80,7 @@ Examples:
   rdmactl ls --ndjson | jq -r 'select(.overlap) | .pid'`)
     .action((flags: { pid?: string; source?: string; json?: boolean; ndjson?: boolean }) => {
       if (flags.json && flags.ndjson) throw new UsageError('choose one of --json and --ndjson');
-      const pids = flags.pid !== undefined ? parsePidList([flags.pid]) : undefined;
+      const pids = flags.pid !== undefined ? targetPids([flags.pid], (line) => note(ctx, line), '--pid') : undefined;
       const sources = flags.source !== undefined ? parseSources(flags.source) : undefined;
       const report = collectRegistrations({ ...(pids ? { pids } : {}), ...(sources ? { sources } : {}), held: (scanned) => heldSource({ cleanStale: true, env: ctx.env }, scanned) });
       if (flags.json) return printJson(ctx, lsJson(report));

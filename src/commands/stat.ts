@@ -3,9 +3,10 @@
 import { Command, Option } from 'commander';
 import { collectStat, type ProcessRow, type StatReport, type SystemRow, type UserRow } from '../observe/stat.js';
 import { UsageError } from '../lib/errors.js';
-import { printJson, type Context } from '../lib/context.js';
+import { note, printJson, type Context } from '../lib/context.js';
 import { renderRecord, renderTable, toJson, type Field } from '../lib/fields.js';
-import { parsePidList } from '../lib/pids.js';
+import { targetPids } from '../observe/targets.js';
+import { resolveUser } from '../proc/passwd.js';
 
 export const PROCESS_FIELDS: readonly Field<ProcessRow>[] = [
   { key: 'pid', label: 'PID', get: (p) => p.pid },
@@ -69,6 +70,24 @@ export function statJson(report: StatReport): Record<string, unknown> {
   };
 }
 
+/** --user: a comma list of user names (from /etc/passwd) or uids; anything else is a usage error. */
+function userList(text: string): Set<number> {
+  const names = text.split(',').map((name) => name.trim());
+  if (names.every((name) => name === '')) throw new UsageError(`invalid --user '${text}': give a user name or uid (or a comma list)`);
+  const uids = new Set<number>();
+  for (const name of names) {
+    if (name === '') continue;
+    const uid = resolveUser(name);
+    if (uid === null) {
+      throw new UsageError(/^\d+$/.test(name)
+        ? `invalid --user '${name}': uids go from 0 to 4294967294`
+        : `invalid --user '${name}': no such user in /etc/passwd; give a user name or a numeric uid`);
+    }
+    uids.add(uid);
+  }
+  return uids;
+}
+
 export function statCommand(ctx: Context): Command {
   return new Command('stat')
     .summary('pinned and locked memory against limits: per process, user, system')
@@ -80,7 +99,7 @@ Flags: over-limit (possible with CAP_IPC_LOCK), dontfork / partial-dontfork (MAD
 coverage of its io_uring buffers), wipeonfork, overlap (pinned ranges registered twice: counted
 twice), io_uring, unreadable (run as root to see everything).`)
     .argument('[pid...]', 'only these processes')
-    .option('-u, --user <name|uid>', 'only processes of this user')
+    .option('-u, --user <list>', 'only processes of these users (names or uids, comma list)')
     .addOption(new Option('-s, --sort <key>', 'sort processes by').choices([...SORT_KEYS]).default('pinned'))
     .option('-a, --all', 'include processes with nothing pinned or locked')
     .option('--json', 'print JSON (see rdmactl(1) for the keys)')
@@ -90,13 +109,12 @@ Examples:
   rdmactl stat --sort headroom       closest to RLIMIT_MEMLOCK first
   rdmactl stat --json | jq '.system.pinnedBytes'`)
     .action((pidArgs: string[], flags: { user?: string; sort: SortKey; all?: boolean; json?: boolean }) => {
-      const pids = pidArgs.length > 0 ? parsePidList(pidArgs) : undefined;
+      const pids = pidArgs.length > 0 ? targetPids(pidArgs, (line) => note(ctx, line)) : undefined;
+      const uids = flags.user !== undefined ? userList(flags.user) : undefined;
       const report = collectStat({ ...(pids ? { pids, all: true } : { all: flags.all ?? false }) });
-      if (flags.user !== undefined) {
-        const wanted = flags.user;
-        if (wanted.trim() === '') throw new UsageError('invalid --user \'\': give a user name or uid');
-        report.processes = report.processes.filter((p) => p.user === wanted || String(p.uid) === wanted);
-        report.users = report.users.filter((u) => u.user === wanted || String(u.uid) === wanted);
+      if (uids !== undefined) {
+        report.processes = report.processes.filter((p) => uids.has(p.uid));
+        report.users = report.users.filter((u) => uids.has(u.uid));
       }
       report.processes = sortProcesses(report.processes, flags.sort);
       if (flags.json) {

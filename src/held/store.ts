@@ -121,8 +121,12 @@ function checkDir(dir: string): boolean {
   try {
     st = lstatSync(dir);
   } catch (err) {
-    if (errorCode(err) === 'ENOENT') return false;
-    throw new RdmactlError(`cannot use the runtime directory ${dir}: ${errorCode(err) ?? String(err)}`);
+    const code = errorCode(err);
+    if (code === 'ENOENT') return false;
+    if (code === 'EACCES' || code === 'EPERM') {
+      throw new PermissionError(`cannot use the runtime directory ${dir}: permission denied (${code})`, ['set XDG_RUNTIME_DIR to a private directory of yours']);
+    }
+    throw new RdmactlError(`cannot use the runtime directory ${dir}: ${code ?? String(err)}`);
   }
   const uid = effectiveUid();
   const hint = `set XDG_RUNTIME_DIR to a private directory of yours, or remove ${dir}`;

@@ -8,6 +8,9 @@ export function parsePid(text: string, what = 'PID'): number {
   return Number(text);
 }
 
-export function parsePidList(texts: readonly string[]): number[] {
-  return texts.flatMap((t) => t.split(',')).filter((t) => t !== '').map((t) => parsePid(t));
+/** PIDs from arguments and comma lists, each once (first-given order); an empty list is a usage error. */
+export function parsePidList(texts: readonly string[], what = 'PID'): number[] {
+  const pids = texts.flatMap((t) => t.split(',')).map((t) => t.trim()).filter((t) => t !== '').map((t) => parsePid(t, what));
+  if (pids.length === 0) throw new UsageError(`invalid ${what} list '${texts.join(' ')}': give one or more process ids, e.g. 1234,5678`);
+  return [...new Set(pids)];
 }

@@ -35,3 +35,19 @@ export function loadUsers(path = '/etc/passwd'): Map<number, string> {
 export function userName(uid: number): string {
   return loadUsers().get(uid) ?? String(uid);
 }
+
+/** Linux uids are 32-bit; (uid_t)-1 = 4294967295 means "no uid" in the syscalls that take one. */
+const MAX_UID = 4_294_967_294;
+
+/**
+ * A user name from /etc/passwd or a numeric uid to a uid; null for a name that is not in the file or a
+ * number outside 0…4294967294. (A uid without a passwd entry is valid: processes can run as any uid.)
+ */
+export function resolveUser(text: string): number | null {
+  if (/^\d+$/.test(text)) {
+    const uid = Number(text);
+    return uid <= MAX_UID ? uid : null;
+  }
+  for (const [uid, name] of loadUsers()) if (name === text) return uid;
+  return null;
+}

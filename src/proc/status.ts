@@ -10,6 +10,8 @@ export interface ProcessStatus {
   /** One-letter state: R, S, D, Z, T, t, X, I. '?' when missing. */
   state: string;
   pid: number;
+  /** Thread group id: the process this task belongs to (equal to pid for a process, not for a thread). */
+  tgid: number;
   ppid: number;
   /** Real and effective uid/gid. */
   uid: number;
@@ -71,6 +73,7 @@ export function parseStatus(text: string): ProcessStatus {
   const stateText = fieldText(text, 'State');
   const state = stateText && stateText.length > 0 ? stateText[0]! : '?';
   const pid = intField(text, 'Pid', -1);
+  const tgid = intField(text, 'Tgid', pid);
   const ppid = intField(text, 'PPid', -1);
   const [uid, euid] = idPair(text, 'Uid');
   const [gid, egid] = idPair(text, 'Gid');
@@ -85,6 +88,7 @@ export function parseStatus(text: string): ProcessStatus {
     name: unescapeProcName(nameRaw),
     state,
     pid,
+    tgid,
     ppid,
     uid,
     euid,
@@ -103,4 +107,34 @@ export function parseStatus(text: string): ProcessStatus {
 export function readStatus(pid: ProcPid): ProcessStatus | null {
   const text = readSmallProcText(procPath(pid, 'status'));
   return text === null ? null : parseStatus(text);
+}
+
+/** A task id as the user gave it, resolved to the process it belongs to. */
+export interface ResolvedPid {
+  pid: number;
+  /** The thread id given, when it was a thread of `pid` rather than the process itself. */
+  threadId: number | null;
+}
+
+/**
+ * Maps thread ids to their process (/proc/TID/status exists for threads too, but shows the whole mm's
+ * memory, so a thread counted as a process would count that memory twice) and drops repeats, keeping
+ * the first-given order. A pid that does not exist is kept as given: the caller reports it.
+ */
+export function resolveProcessIds(pids: readonly number[]): ResolvedPid[] {
+  const out: ResolvedPid[] = [];
+  const seen = new Set<number>();
+  for (const given of pids) {
+    let tgid = given;
+    try {
+      const status = readStatus(given);
+      if (status !== null && status.tgid > 0) tgid = status.tgid;
+    } catch {
+      // unreadable: keep as given, the caller's read reports it
+    }
+    if (seen.has(tgid)) continue;
+    seen.add(tgid);
+    out.push({ pid: tgid, threadId: tgid === given ? null : given });
+  }
+  return out;
 }

@@ -1,0 +1,16 @@
+// Processes the user named on the command line: parsed, thread ids mapped to their process, repeats
+// dropped — so that `stat PID PID` or `stat PID TID` never counts one mm's memory twice.
+
+import { parsePidList } from '../lib/pids.js';
+import { resolveProcessIds } from '../proc/status.js';
+
+/**
+ * The process ids named by `texts` (arguments and comma lists). `notify` hears one line per thread id
+ * that was mapped to its process.
+ */
+export function targetPids(texts: readonly string[], notify: (line: string) => void, what = 'PID'): number[] {
+  return resolveProcessIds(parsePidList(texts, what)).map((resolved) => {
+    if (resolved.threadId !== null) notify(`${resolved.threadId} is a thread of process ${resolved.pid}; showing the process (its memory is shared by all its threads)`);
+    return resolved.pid;
+  });
+}
