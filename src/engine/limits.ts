@@ -7,7 +7,7 @@ import { PermissionError, RdmactlError, UnsupportedError } from '../lib/errors.j
 import { formatBytes } from '../lib/size.js';
 import { procPath, readSmallProcText } from '../proc/procfs.js';
 import { parseStatus } from '../proc/status.js';
-import type { BackendName } from './types.js';
+import { RefusedRegistration, type BackendName } from './types.js';
 
 const CAP_IPC_LOCK = 14n;
 
@@ -38,7 +38,9 @@ export const RAISE_MEMLOCK_HINTS: readonly string[] = [
  * Turn a failed registration into the error a user can act on. ENOMEM/EPERM under RLIMIT_MEMLOCK
  * becomes an explanation naming the request, the limit, and what is already pinned and locked.
  */
-export function explainRegistrationFailure(err: unknown, backend: BackendName, requestBytes: number): unknown {
+export function explainRegistrationFailure(thrown: unknown, backend: BackendName, requestBytes: number): unknown {
+  const hidden = thrown instanceof RefusedRegistration ? thrown : null;
+  const err = hidden ? hidden.refusal : thrown;
   if (!(err instanceof SyscallError)) return err;
   const what = `cannot register ${formatBytes(requestBytes)} with ${backend} (${err.message})`;
   if (err.errnoName === 'ENOMEM' || (err.errnoName === 'EPERM' && backend === 'mlock')) {
@@ -47,7 +49,8 @@ export function explainRegistrationFailure(err: unknown, backend: BackendName, r
     const statusText = limit.soft === null ? null : readSmallProcText(procPath('self', 'status'));
     if (limit.soft !== null && statusText !== null && !statusHasIpcLock(statusText)) {
       const status = parseStatus(statusText);
-      const already = `this process already has ${formatBytes(status.pinnedBytes)} pinned (VmPin) and ${formatBytes(status.lockedBytes)} locked (VmLck)`;
+      const already = `this process already has ${formatBytes(status.pinnedBytes)} pinned (VmPin) and ${formatBytes(status.lockedBytes)} locked (VmLck)`
+        + (hidden && hidden.hiddenChargeBytes > 0 ? `, plus ${hidden.hiddenChargeWhat}` : '');
       const charged =
         backend === 'uring'
           ? '; io_uring charges the user\'s locked memory across all of its processes, not just this one'

@@ -32,3 +32,14 @@ export interface Registration extends Disposable {
   readonly closed: boolean;
   close(): void;
 }
+
+/**
+ * A registration the kernel refused, with what else this process had charged to the same limit for it
+ * that VmPin and VmLck do not show (io_uring: the memory of its rings), so an explanation adds up.
+ */
+export class RefusedRegistration extends Error {
+  constructor(readonly refusal: unknown, readonly hiddenChargeBytes: number, readonly hiddenChargeWhat: string) {
+    super(refusal instanceof Error ? refusal.message : String(refusal), { cause: refusal });
+    this.name = 'RefusedRegistration';
+  }
+}

@@ -5,7 +5,8 @@
 import { IORING_MAX_BUFFER_BYTES, IORING_MAX_BUFFERS, IoUring, type FixedBuffer } from '../ffi/io_uring.js';
 import { UsageError } from '../lib/errors.js';
 import { formatBytes } from '../lib/size.js';
-import type { MappedBuffer, Registration } from './types.js';
+import { pageSize } from '../ffi/libc.js';
+import { RefusedRegistration, type MappedBuffer, type Registration } from './types.js';
 
 /** Split a range into pieces the kernel accepts (≤ 1 GiB each). */
 export function splitFixedBuffers(addr: bigint, length: number, maxBytes = IORING_MAX_BUFFER_BYTES): FixedBuffer[] {
@@ -36,8 +37,11 @@ export class UringRegistration implements Registration {
     try {
       this.ring.registerBuffers(this.buffers);
     } catch (err) {
+      // Current kernels charge the ring's own memory to the user's locked memory too (seen on 6.18:
+      // with an 8 MiB limit, 8 MiB − 8 KiB registers and 8 MiB does not), and no counter shows it.
+      const ringBytes = this.ring.ringMemoryBytes(pageSize());
       this.ring.close();
-      throw err;
+      throw new RefusedRegistration(err, ringBytes, `the ring itself (${formatBytes(ringBytes)} of SQ/CQ rings and SQEs, which current kernels charge to the same per-user limit)`);
     }
   }
 

@@ -91,6 +91,17 @@ export class IoUring {
     this.params = koffi.decode(paramsBuf, IoUringParams) as Params;
   }
 
+  /** Bytes of the SQ/CQ rings and the SQE array, each rounded up to whole pages: the ring's own memory. */
+  ringMemoryBytes(pageBytes: number): number {
+    const { sq_off: sq, cq_off: cq } = this.params;
+    const pages = (bytes: number): number => Math.ceil(bytes / pageBytes) * pageBytes;
+    const sqBytes = sq.array + this.params.sq_entries * 4;
+    const cqBytes = cq.cqes + this.params.cq_entries * CQE_BYTES;
+    const single = (this.params.features & IORING_FEAT_SINGLE_MMAP) !== 0;
+    const rings = single ? pages(Math.max(sqBytes, cqBytes)) : pages(sqBytes) + pages(cqBytes);
+    return rings + pages(this.params.sq_entries * SQE_BYTES);
+  }
+
   private mapRings(): MappedRings {
     if (this.rings) return this.rings;
     if (this.closed) throw new Error('io_uring is closed');
