@@ -121,7 +121,7 @@ describe('stat and ls with known pins', () => {
   it.each([
     [['ls', '--source', 'dma'], /invalid --source 'dma'/],
     [['ls', '--json', '--ndjson'], /choose one of --json and --ndjson/],
-    [['ls', '--pid', 'abc'], /invalid PID 'abc'/],
+    [['ls', '--pid', 'abc'], /invalid --pid 'abc'/],
   ])('%j → exit 2', async (args, message) => {
     const result = await rdmactl(...args);
     expect(result.code).toBe(2);
