@@ -65,6 +65,19 @@ const noDevtools = {
   },
 };
 
+/**
+ * ink hides the cursor through cli-cursor, whose restore-cursor registers an exit hook that writes the
+ * "show cursor" sequence to stderr — into a file when stderr is redirected. The dashboard restores the
+ * cursor on its own terminal (stdout) on every way out, so the hook is replaced by a no-op.
+ */
+const noRestoreCursor = {
+  name: 'no-restore-cursor',
+  setup(build) {
+    build.onResolve({ filter: /^restore-cursor$/ }, () => ({ path: 'restore-cursor', namespace: 'no-restore-cursor' }));
+    build.onLoad({ filter: /.*/, namespace: 'no-restore-cursor' }, () => ({ contents: 'export default function restoreCursor() {}', loader: 'js' }));
+  },
+};
+
 const started = performance.now();
 await esbuild.build({
   entryPoints: [entry],
@@ -81,7 +94,7 @@ await esbuild.build({
   legalComments: 'linked',
   sourcemap: true,
   logLevel: 'warning',
-  plugins: [noDevtools, keepProgramModules],
+  plugins: [noDevtools, noRestoreCursor, keepProgramModules],
 });
 const kib = (statSync(outfile).size / 1024).toFixed(0);
 console.log(`bundle-dashboard: ${relative(root, outfile)} (${kib} KiB) in ${Math.round(performance.now() - started)} ms`);

@@ -61,6 +61,7 @@ interface Bindings {
   clone: (fn: Pointer, stack: Pointer, flags: number, arg: Pointer | null) => number;
   waitpid: (pid: number, status: number[], options: number) => number;
   kill: (pid: number, sig: number) => number;
+  dup2: (oldfd: number, newfd: number) => number;
   getpid: () => number;
   getuid: () => number;
   geteuid: () => number;
@@ -95,6 +96,7 @@ function lib(): Bindings {
     clone: libc.func('int clone(void *fn, void *stack, int flags, void *arg, ...)'),
     waitpid: libc.func('int waitpid(int pid, _Out_ int *status, int options)'),
     kill: libc.func('int kill(int pid, int sig)'),
+    dup2: libc.func('int dup2(int oldfd, int newfd)'),
     getpid: libc.func('int getpid()'),
     getuid: libc.func('unsigned int getuid()'),
     geteuid: libc.func('unsigned int geteuid()'),
@@ -234,6 +236,10 @@ export function waitpid(pid: number, options = 0): WaitResult | null {
 
 export function kill(pid: number, signal: number): void {
   check('kill', lib().kill(pid, signal));
+}
+
+export function dup2(oldfd: number, newfd: number): void {
+  check('dup2', lib().dup2(oldfd, newfd));
 }
 
 export function getpid(): number {
