@@ -386,6 +386,8 @@ export function verifyHolder(record: Pick<HeldRecord, 'pid' | 'startTime' | 'uid
 /** A running holder as the process table shows it (whatever its record says, or if it has none). */
 export interface HolderProcess {
   pid: number;
+  /** The store directory the holder writes to (from its environment and uid); null when unreadable. */
+  runtimeDir: string | null;
   startTime: number;
   uid: number;
   token: string;
@@ -417,7 +419,20 @@ export function identifyHolder(pid: number, boot = bootTimeSeconds()): HolderPro
   const status = readStatus(pid);
   if (token === null || id === null || status === null) return null;
   const started = boot === null ? 0 : (boot + stat.startTimeTicks / CLOCK_TICKS_PER_SECOND) * 1000;
-  return { pid, startTime: stat.startTimeTicks, uid: status.euid, token, id, startedAt: new Date(started).toISOString() };
+  return { pid, runtimeDir: holderRuntimeDir(pid, status.euid), token, startTime: stat.startTimeTicks, uid: status.euid, id, startedAt: new Date(started).toISOString() };
+}
+
+/** The runtime directory a holder uses: XDG_RUNTIME_DIR from its environment (readable only by its user and root). */
+function holderRuntimeDir(pid: number, uid: number): string | null {
+  let environ: string | null;
+  try {
+    environ = readProcText(procPath(pid, 'environ'));
+  } catch {
+    return null;
+  }
+  if (environ === null) return null;
+  const xdg = environ.split('\0').find((entry) => entry.startsWith('XDG_RUNTIME_DIR='))?.slice('XDG_RUNTIME_DIR='.length);
+  return runtimeDir(xdg === undefined ? {} : { XDG_RUNTIME_DIR: xdg }, uid);
 }
 
 /** Running holders among `candidates` (default: every process). */
@@ -463,9 +478,11 @@ export function listHeld(options: StoreOptions = {}, list: ListHeldOptions = {})
   }
   const recorded = new Set(entries.filter((e) => e.state === 'live').map((e) => e.id));
   const me = effectiveUid();
-  // The store is per user: another user's holders are theirs to list (their pins still show in `ls`).
+  // The store is per user and directory: another user's holders, or holders writing to another
+  // directory, are listed there (their pins still show in `ls` as io_uring/mlock rows).
+  const here = runtimeDir(options.env);
   for (const holder of list.holders ?? findHolderProcesses()) {
-    if (recorded.has(holder.id) || holder.uid !== me) continue;
+    if (recorded.has(holder.id) || holder.uid !== me || holder.runtimeDir !== here) continue;
     entries.push({
       ...recordFromHolder(holder),
       state: 'live',

@@ -9,8 +9,9 @@ import { resolveProcessIds } from '../proc/status.js';
  * that was mapped to its process.
  */
 export function targetPids(texts: readonly string[], notify: (line: string) => void, what = 'PID'): number[] {
-  return resolveProcessIds(parsePidList(texts, what)).map((resolved) => {
+  const pids = resolveProcessIds(parsePidList(texts, what)).map((resolved) => {
     if (resolved.threadId !== null) notify(`${resolved.threadId} is a thread of process ${resolved.pid}; showing the process (its memory is shared by all its threads)`);
     return resolved.pid;
   });
+  return [...new Set(pids)];
 }

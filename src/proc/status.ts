@@ -118,12 +118,11 @@ export interface ResolvedPid {
 
 /**
  * Maps thread ids to their process (/proc/TID/status exists for threads too, but shows the whole mm's
- * memory, so a thread counted as a process would count that memory twice) and drops repeats, keeping
- * the first-given order. A pid that does not exist is kept as given: the caller reports it.
+ * memory, so a thread counted as a process would count that memory twice). A pid that does not exist
+ * is kept as given: the caller reports it.
  */
 export function resolveProcessIds(pids: readonly number[]): ResolvedPid[] {
   const out: ResolvedPid[] = [];
-  const seen = new Set<number>();
   for (const given of pids) {
     let tgid = given;
     try {
@@ -132,8 +131,6 @@ export function resolveProcessIds(pids: readonly number[]): ResolvedPid[] {
     } catch {
       // unreadable: keep as given, the caller's read reports it
     }
-    if (seen.has(tgid)) continue;
-    seen.add(tgid);
     out.push({ pid: tgid, threadId: tgid === given ? null : given });
   }
   return out;
