@@ -34,6 +34,7 @@ describe('parseStatus', () => {
       name: 'rdma-app',
       state: 'S',
       pid: 4242,
+      tgid: 4242,
       ppid: 4100,
       uid: 1000,
       euid: 1001,
