@@ -177,6 +177,8 @@ interface OptionWithFlags {
 export function addOutputOptions<R>(command: Command, ctx: Context, spec: OutputSpec<R>): Command {
   const taken = new Map<string, string>();
   for (const option of command.options as readonly OptionWithFlags[]) if (option.short) taken.set(option.short, option.long ?? option.short);
+  /** How the user spells the option on this command: -x, or the long form where x is taken. */
+  const spelled = (letter: string, long: string): string => (taken.has(`-${letter}`) ? long.split(' ')[0]! : `-${letter}`);
   const flag = (letter: string, long: string, description: string): void => {
     const owner = taken.get(`-${letter}`);
     command.option(owner ? long : `-${letter}, ${long}`, owner ? `${description} (no -${letter}: here it is ${owner})` : description);
@@ -205,7 +207,7 @@ export function addOutputOptions<R>(command: Command, ctx: Context, spec: Output
   });
   command.addHelpText('after', `
 Output: without a terminal on stdout, tables are plain columns separated by spaces (no box characters);
--o KEYS picks columns (rdmactl ${command.name()} -H lists them), -r -n prints bare records for awk/cut.`);
+-o KEYS picks columns (rdmactl ${command.name()} -H lists them); -r ${spelled('n', '--noheadings')} ${spelled('b', '--bytes')} prints bare records for awk and cut.`);
   return command;
 }
 
