@@ -93,7 +93,7 @@ function rowName(x: ForkRow): string {
 /** The text report: what the kernel does, the table, then the verdicts in words (people only). */
 export function printForkText(view: OutputView<ForkRow>, report: ForkReport, rows: readonly ForkRow[], length: number): void {
   view.prose(`kernel ${report.kernel}: ${report.copyOnFork
-    ? 'copy-on-fork (Linux ≥ 5.9): the child gets a copy of pinned anonymous pages, the parent keeps them'
+    ? 'copy-on-fork (Linux ≥ 5.9): pinned anonymous pages are copied for the child'
     : 'no copy-on-fork (Linux < 5.9): pinned pages are shared copy-on-write; a parent write loses the device\'s page'}`);
   if (report.verbsForkStatus !== null) view.prose(`libibverbs: ibv_is_fork_initialized() = ${report.verbsForkStatus}`);
   if (!report.pfnsVisible) view.prose('PFNs unavailable (need CAP_SYS_ADMIN): PFN columns show -; the data-path checks still ran');
@@ -148,7 +148,7 @@ Dimensions (comma lists, or all):
   writer parent, backing anon. Rows that cannot run here (no device, no huge pages, not applicable)
   are listed as skipped with the reason; they never fail the run or an --expect.
 
-Columns (rdmactl fork -H lists them all; the evidence columns are one -o away):
+Columns: the defaults below; rdmactl fork -H lists them all, the evidence columns are one -o away.
   child got           what the child found right after the fork: pre-fork, zeros, or unmapped (no range)
   parent sees         the parent's bytes after the writes: pre-fork, parent-write, child-write, mixed…
   child sees          the child's bytes after the writes
