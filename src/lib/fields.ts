@@ -43,15 +43,15 @@ export function formatValue(kind: FieldKind, value: JsonValue, nullText = '-', o
     case 'percent':
       return typeof value === 'number' ? `${value.toFixed(1)}%` : String(value);
     default:
-      if (Array.isArray(value) && value.length === 0) return nullText;
       return Array.isArray(value) ? value.map((v) => (typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v))).join(',')
         : typeof value === 'object' ? JSON.stringify(value) : String(value);
   }
 }
 
-/** The text of one field of one record. */
+/** The text of one field of one record in a table; an empty list prints like null, so no cell is blank. */
 export function fieldText<R>(field: Field<R>, record: R, options: FormatOptions = {}): string {
-  return formatValue(field.kind ?? 'text', field.get(record), field.nullText, options);
+  const value = field.get(record);
+  return formatValue(field.kind ?? 'text', Array.isArray(value) && value.length === 0 ? null : value, field.nullText, options);
 }
 
 export function toJson<R>(fields: readonly Field<R>[], record: R): { [key: string]: JsonValue } {
