@@ -4,32 +4,34 @@ import { Command, Option } from 'commander';
 import { deregExitCode, deregister, type DeregResult } from '../held/dereg.js';
 import { HOLDER_PROCESS_NAME, runtimeDir } from '../held/store.js';
 import { RdmactlError, UsageError } from '../lib/errors.js';
-import { note, printJson, type Context } from '../lib/context.js';
-import { renderTable, toJson, type Field } from '../lib/fields.js';
+import { note, type Context } from '../lib/context.js';
+import type { Field } from '../lib/fields.js';
+import { addOutputOptions, outputView, type OutputFlags } from '../lib/output.js';
 import { DURATION_HELP, parseDuration } from '../lib/size.js';
 
-interface DeregFlags {
+interface DeregFlags extends OutputFlags {
   all?: boolean;
   timeout: string;
-  json?: boolean;
 }
 
 export const DEREG_FIELDS: readonly Field<DeregResult>[] = [
-  { key: 'id', label: 'id', get: (r) => r.id },
-  { key: 'pid', label: 'pid', get: (r) => r.pid },
-  { key: 'status', label: 'result', get: (r) => r.status },
-  { key: 'exitCode', label: 'exit code', get: (r) => r.exitCode, jsonOnly: true },
-  { key: 'signalled', label: 'signalled', kind: 'bool', get: (r) => r.signalled, jsonOnly: true },
-  { key: 'pinnedBytesHeld', label: 'VmPin held', kind: 'bytes', get: (r) => r.pinnedBytesHeld },
-  { key: 'lockedBytesHeld', label: 'VmLck held', kind: 'bytes', get: (r) => r.lockedBytesHeld },
-  { key: 'holderExited', label: 'holder exited', kind: 'bool', get: (r) => r.holderExited },
-  { key: 'recordRemovedByHolder', label: 'holder removed record', kind: 'bool', get: (r) => r.recordRemovedByHolder, jsonOnly: true },
-  { key: 'releaseMillis', label: 'release time', get: (r) => r.releaseMillis, jsonOnly: true },
-  { key: 'message', label: 'message', get: (r) => r.message, jsonOnly: true },
+  { key: 'id', label: 'id', description: 'the held registration\'s id (from reg --detach)', get: (r) => r.id },
+  { key: 'pid', label: 'pid', description: 'its holder process (null when there was no record)', get: (r) => r.pid },
+  { key: 'status', label: 'result', description: 'what happened: released, stale-removed, not-found, timeout, …', get: (r) => r.status },
+  { key: 'exitCode', label: 'exit code', description: 'exit status this result calls for (0: released or stale)', get: (r) => r.exitCode, extra: true },
+  { key: 'signalled', label: 'signalled', description: 'SIGTERM was sent to the holder', kind: 'bool', get: (r) => r.signalled, extra: true },
+  { key: 'pinnedBytesHeld', label: 'VmPin held', description: 'the holder\'s VmPin just before it was signalled', kind: 'bytes', get: (r) => r.pinnedBytesHeld },
+  { key: 'lockedBytesHeld', label: 'VmLck held', description: 'the holder\'s VmLck just before it was signalled', kind: 'bytes', get: (r) => r.lockedBytesHeld },
+  { key: 'holderExited', label: 'holder exited', description: 'the holder process was seen gone', kind: 'bool', get: (r) => r.holderExited },
+  { key: 'recordRemovedByHolder', label: 'holder removed record', description: 'the holder removed its own record (ran its release path); null when not applicable', kind: 'bool', get: (r) => r.recordRemovedByHolder, extra: true },
+  { key: 'releaseMillis', label: 'release time', description: 'milliseconds from the signal to the holder\'s exit', get: (r) => r.releaseMillis, extra: true },
+  { key: 'message', label: 'message', description: 'one line for people', get: (r) => r.message, extra: true },
 ];
 
+const DEREG_OUTPUT = { name: 'dereg', fields: DEREG_FIELDS };
+
 export function deregCommand(ctx: Context): Command {
-  return new Command('dereg')
+  const command = new Command('dereg')
     .summary('release registrations held by `reg --detach` (by id or holder pid)')
     .description(`Release registrations that detached holders (\`rdmactl reg SIZE --detach\`) keep pinned or
 locked. For each ID, dereg reads the record from the runtime directory and checks that its holder is
@@ -57,7 +59,7 @@ Runtime directory: $XDG_RUNTIME_DIR/rdmactl, else /run/rdmactl for root, else /t
     .argument('[id|pid...]', 'ids printed by `reg --detach` (8 hex digits), or holder pids')
     .option('--all', 'release every registration you hold (and remove stale records)')
     .option('--timeout <duration>', `how long to wait for each holder to exit after SIGTERM (${DURATION_HELP})`, '10s')
-    .addOption(new Option('--json', 'print one JSON document: {"results": [...]} with one entry per id'))
+    .addOption(new Option('--json', 'print one JSON document: {"host", "schema", "results": [...]} with one entry per id'))
     .addHelpText('after', `
 Exit status: 0 when every registration is released (or its record was stale, or another dereg released
 it in the last ten minutes); 2 for an id or pid that names no held registration; 1 when a holder is still running after --timeout, or the record's pid is alive but
@@ -68,20 +70,22 @@ Examples:
   id=$(rdmactl reg 64M --backend uring --detach --json | jq -r .id)
   rdmactl dereg "$id"            release it; the holder exits
   rdmactl dereg --all            release everything you hold; "nothing held" when there is nothing
-  rdmactl dereg --all --json     {"results":[{"id":…,"pid":…,"status":"released","pinnedBytesHeld":…}]}`)
+  rdmactl dereg --all --json     {"host":…,"schema":"rdmactl.dereg/1","results":[{"id":…,"status":"released",…}]}
+  rdmactl dereg --all -rn -o id,pinnedBytesHeld -b`)
     .action(async (ids: string[], flags: DeregFlags) => {
+      const view = outputView(ctx, DEREG_OUTPUT, flags);
       if (flags.all && ids.length > 0) throw new UsageError('give ids or --all, not both');
       if (!flags.all && ids.length === 0) throw new UsageError('nothing to release: give one or more ids, or --all', ['see held registrations with `rdmactl ls`']);
       const timeoutMillis = parseDuration(flags.timeout, '--timeout');
       const results = await deregister(flags.all ? 'all' : ids, { env: ctx.env, timeoutMillis });
       const ok = results.filter((r) => r.exitCode === 0);
       const failures = results.filter((r) => r.exitCode !== 0);
-      if (flags.json) {
-        printJson(ctx, { results: results.map((r) => toJson(DEREG_FIELDS, r)) });
+      if (view.json) {
+        view.printDocument({ results: results.map((r) => view.record(r)) });
       } else if (results.length === 0) {
-        ctx.stdout.write('nothing held\n');
+        view.prose('nothing held');
       } else if (ok.length > 0) {
-        ctx.stdout.write(`${renderTable(DEREG_FIELDS, ok)}\n`);
+        view.printTable(ok);
       }
       for (const r of ok) if (r.status === 'stale-removed') note(ctx, r.message);
       if (failures.length === 1) throw new RdmactlError(failures[0]!.message, failures[0]!.exitCode);
@@ -90,4 +94,5 @@ Examples:
         throw new RdmactlError(`${failures.length} of ${results.length} registrations were not released`, deregExitCode(results));
       }
     });
+  return addOutputOptions(command, ctx, DEREG_OUTPUT);
 }

@@ -2,8 +2,9 @@
 
 import { release } from 'node:os';
 import { Command } from 'commander';
-import { printJson, type Context } from '../lib/context.js';
-import { renderRecord, renderTable, toJson, type Field } from '../lib/fields.js';
+import type { Context } from '../lib/context.js';
+import { toJson, type Field } from '../lib/fields.js';
+import { addOutputOptions, outputView, type OutputFlags } from '../lib/output.js';
 import { copyOnForkByVersion, parseCopyOnFork, runRdmaJson } from '../rdma/iproute.js';
 import type { DeviceInfo, PortInfo } from '../engine/verbs/index.js';
 
@@ -20,38 +21,40 @@ function pageSizes(cap: bigint): string {
 }
 
 export const DEVICE_FIELDS: readonly Field<DeviceInfo>[] = [
-  { key: 'name', label: 'device', get: (d) => d.name },
-  { key: 'nodeType', label: 'node type', get: (d) => d.nodeType },
-  { key: 'guid', label: 'node GUID', get: (d) => d.guid },
-  { key: 'fwVersion', label: 'firmware', get: (d) => d.fwVersion || null },
-  { key: 'maxMr', label: 'max_mr', kind: 'count', get: (d) => d.maxMr },
-  { key: 'maxMrSize', label: 'max_mr_size (bytes)', get: (d) => u64(d.maxMrSize) },
-  { key: 'pageSizeCap', label: 'page_size_cap', get: (d) => `0x${d.pageSizeCap.toString(16)}` },
-  { key: 'pageSizes', label: 'page sizes', get: (d) => pageSizes(d.pageSizeCap) },
-  { key: 'maxQp', label: 'max_qp', kind: 'count', get: (d) => d.maxQp },
-  { key: 'maxPd', label: 'max_pd', kind: 'count', get: (d) => d.maxPd },
-  { key: 'odpSupported', label: 'ODP (on-demand paging)', get: (d) => (d.odp === null ? null : d.odp.supported), nullText: 'unknown', kind: 'bool' },
-  { key: 'odpGeneralCaps', label: 'ODP general caps', get: (d) => d.odp?.general ?? null, showIf: (d) => d.odp?.supported === true },
-  { key: 'odpRcCaps', label: 'ODP RC ops', get: (d) => d.odp?.rc ?? null, showIf: (d) => d.odp?.supported === true },
-  { key: 'odpUcCaps', label: 'ODP UC ops', get: (d) => d.odp?.uc ?? null, jsonOnly: true },
-  { key: 'odpUdCaps', label: 'ODP UD ops', get: (d) => d.odp?.ud ?? null, showIf: (d) => d.odp?.supported === true },
-  { key: 'forkInit', label: 'ibv_is_fork_initialized', get: (d) => d.fork },
-  { key: 'error', label: 'error', get: (d) => d.error, showIf: (d) => d.error !== null },
+  { key: 'name', label: 'device', description: 'RDMA device name (ibv_get_device_name)', get: (d) => d.name },
+  { key: 'nodeType', label: 'node type', description: 'node type: CA, RNIC, …', get: (d) => d.nodeType },
+  { key: 'guid', label: 'node GUID', description: 'node GUID', get: (d) => d.guid },
+  { key: 'fwVersion', label: 'firmware', description: 'firmware version (null when the driver reports none)', get: (d) => d.fwVersion || null },
+  { key: 'maxMr', label: 'max_mr', description: 'most MRs the device supports (ibv_query_device)', kind: 'count', get: (d) => d.maxMr },
+  { key: 'maxMrSize', label: 'max_mr_size (bytes)', description: 'largest MR in bytes, a decimal string (a 64-bit value)', get: (d) => u64(d.maxMrSize) },
+  { key: 'pageSizeCap', label: 'page_size_cap', description: 'supported page sizes, a bit mask (hex string)', get: (d) => `0x${d.pageSizeCap.toString(16)}` },
+  { key: 'pageSizes', label: 'page sizes', description: 'smallest supported page size and the mask, for people', get: (d) => pageSizes(d.pageSizeCap) },
+  { key: 'maxQp', label: 'max_qp', description: 'most queue pairs', kind: 'count', get: (d) => d.maxQp },
+  { key: 'maxPd', label: 'max_pd', description: 'most protection domains', kind: 'count', get: (d) => d.maxPd },
+  { key: 'odpSupported', label: 'ODP (on-demand paging)', description: 'on-demand paging supported (ibv_query_device_ex; null: unknown)', get: (d) => (d.odp === null ? null : d.odp.supported), nullText: 'unknown', kind: 'bool' },
+  { key: 'odpGeneralCaps', label: 'ODP general caps', description: 'ODP general capabilities', get: (d) => d.odp?.general ?? null, showIf: (d) => d.odp?.supported === true },
+  { key: 'odpRcCaps', label: 'ODP RC ops', description: 'operations ODP supports on RC queue pairs', get: (d) => d.odp?.rc ?? null, showIf: (d) => d.odp?.supported === true },
+  { key: 'odpUcCaps', label: 'ODP UC ops', description: 'operations ODP supports on UC queue pairs', get: (d) => d.odp?.uc ?? null, extra: true },
+  { key: 'odpUdCaps', label: 'ODP UD ops', description: 'operations ODP supports on UD queue pairs', get: (d) => d.odp?.ud ?? null, showIf: (d) => d.odp?.supported === true },
+  { key: 'forkInit', label: 'ibv_is_fork_initialized', description: 'libibverbs fork status: disabled, enabled or unneeded', get: (d) => d.fork },
+  { key: 'error', label: 'error', description: 'why the device could not be queried (null when it could)', get: (d) => d.error, showIf: (d) => d.error !== null },
   {
-    key: 'ports', label: 'ports', jsonOnly: true,
+    key: 'ports', label: 'ports', description: 'the ports, each with the port keys (port, state, linkLayer, activeMtu, maxMtu, lid, gidTableLength)', extra: true,
     get: (d) => d.ports.map((p) => toJson(PORT_FIELDS, p)),
   },
 ];
 
 export const PORT_FIELDS: readonly Field<PortInfo>[] = [
-  { key: 'port', label: 'port', get: (p) => p.port },
-  { key: 'state', label: 'state', get: (p) => p.stateName },
-  { key: 'linkLayer', label: 'link layer', get: (p) => p.linkLayer },
-  { key: 'activeMtu', label: 'active MTU', get: (p) => p.activeMtu },
-  { key: 'maxMtu', label: 'max MTU', get: (p) => p.maxMtu },
-  { key: 'lid', label: 'lid', get: (p) => p.lid },
-  { key: 'gidTableLength', label: 'GIDs', get: (p) => p.gidTableLength },
+  { key: 'port', label: 'port', description: 'port number', get: (p) => p.port },
+  { key: 'state', label: 'state', description: 'port state (ACTIVE, DOWN, …)', get: (p) => p.stateName },
+  { key: 'linkLayer', label: 'link layer', description: 'InfiniBand or Ethernet', get: (p) => p.linkLayer },
+  { key: 'activeMtu', label: 'active MTU', description: 'active MTU in bytes', get: (p) => p.activeMtu },
+  { key: 'maxMtu', label: 'max MTU', description: 'largest MTU in bytes', get: (p) => p.maxMtu },
+  { key: 'lid', label: 'lid', description: 'local identifier (InfiniBand)', get: (p) => p.lid },
+  { key: 'gidTableLength', label: 'GIDs', description: 'length of the GID table', get: (p) => p.gidTableLength },
 ];
+
+const DEVICES_OUTPUT = { name: 'devices', fields: DEVICE_FIELDS };
 
 export interface ForkReport {
   kernel: string;
@@ -70,30 +73,41 @@ export function readForkReport(): ForkReport {
 }
 
 export function devicesCommand(ctx: Context): Command {
-  return new Command('devices')
+  const command = new Command('devices')
     .summary('RDMA devices and the capabilities that matter for registration')
     .description(`List RDMA devices (through libibverbs) with ports and state, max_mr, max_mr_size,
 page_size_cap, ODP (on-demand paging) capabilities, and fork status: libibverbs'
 ibv_is_fork_initialized and the kernel's copy-on-fork for pinned pages.
 No device is a normal answer (exit 0).`)
-    .option('--json', 'print JSON: { kernel, copyOnFork, devices: [...] }')
-    .action(async (flags: { json?: boolean }) => {
+    .option('--json', 'print JSON: { host, schema, kernel, copyOnFork, copyOnForkSource, devices: [...] }')
+    .addHelpText('after', `
+-o picks device columns (ports: -o +ports, or --json); with -r or -n, one line per device and no
+port tables or notes.
+
+Examples:
+  rdmactl devices                      every device, its ports and the fork status
+  rdmactl devices -rn -o name,maxMrSize,odpSupported
+  rdmactl devices --json | jq '.devices[].ports'`)
+    .action(async (flags: OutputFlags) => {
+      const view = outputView(ctx, DEVICES_OUTPUT, flags);
       const { listDevices } = await import('../engine/verbs/index.js');
       const devices = listDevices();
       const fork = readForkReport();
-      if (flags.json) {
-        printJson(ctx, { kernel: fork.kernel, copyOnFork: fork.copyOnFork, copyOnForkSource: fork.copyOnForkSource, devices: devices.map((d) => toJson(DEVICE_FIELDS, d)) });
+      if (view.json) {
+        view.printDocument({ kernel: fork.kernel, copyOnFork: fork.copyOnFork, copyOnForkSource: fork.copyOnForkSource, devices: devices.map((d) => view.record(d)) });
         return;
       }
       if (devices.length === 0) {
-        ctx.stdout.write('No RDMA devices found.\n');
-        ctx.stdout.write('Soft-RoCE turns any Ethernet interface into one: modprobe rdma_rxe; rdma link add rxe0 type rxe netdev eth0\n');
-        ctx.stdout.write('Without a device, rdmactl reg --backend uring shows the same long-term pinning with io_uring.\n');
+        view.prose('No RDMA devices found.');
+        view.prose('Soft-RoCE turns any Ethernet interface into one: modprobe rdma_rxe; rdma link add rxe0 type rxe netdev eth0');
+        view.prose('Without a device, rdmactl reg --backend uring shows the same long-term pinning with io_uring.');
       }
-      for (const device of devices) {
-        ctx.stdout.write(`${renderRecord(DEVICE_FIELDS, device)}\n`);
-        if (device.ports.length > 0) ctx.stdout.write(`${renderTable(PORT_FIELDS, device.ports)}\n`);
+      if (view.recordsOnly) view.printTable(devices);
+      for (const device of view.recordsOnly ? [] : devices) {
+        view.printRecord(device);
+        if (device.ports.length > 0) view.printOther(PORT_FIELDS, device.ports);
       }
-      ctx.stdout.write(`kernel ${fork.kernel}: copy-on-fork ${fork.copyOnFork === null ? 'unknown' : fork.copyOnFork ? 'on' : 'off'} (${fork.copyOnForkSource})\n`);
+      view.prose(`kernel ${fork.kernel}: copy-on-fork ${fork.copyOnFork === null ? 'unknown' : fork.copyOnFork ? 'on' : 'off'} (${fork.copyOnForkSource})`);
     });
+  return addOutputOptions(command, ctx, DEVICES_OUTPUT);
 }

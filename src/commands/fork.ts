@@ -5,8 +5,9 @@ import { Command, Option } from 'commander';
 import { pageSize } from '../ffi/libc.js';
 import type { Backing, Protection } from '../engine/types.js';
 import { EXIT, RdmactlError, UsageError } from '../lib/errors.js';
-import { printJson, type Context } from '../lib/context.js';
-import { renderTable, toJson, type Field } from '../lib/fields.js';
+import type { Context } from '../lib/context.js';
+import { toJson, type Field } from '../lib/fields.js';
+import { addOutputOptions, outputView, type OutputFlags, type OutputView } from '../lib/output.js';
 import { SIZE_HELP, formatBytes, parseSize } from '../lib/size.js';
 import { withInterrupts } from '../fork/interrupt.js';
 import {
@@ -14,7 +15,7 @@ import {
   buildMatrix, runMatrix, type ForkBackend, type ForkReport, type ScenarioResult, type VerdictId, type Writer,
 } from '../fork/scenario.js';
 
-interface ForkFlags {
+interface ForkFlags extends OutputFlags {
   backend?: string;
   protect?: string;
   writer?: string;
@@ -40,35 +41,35 @@ function verdictWords(r: ScenarioResult): string {
 }
 
 export const FORK_FIELDS: readonly Field<ForkRow>[] = [
-  { key: 'index', label: '#', get: (x) => x.index },
-  { key: 'backend', label: 'backend', get: (x) => x.r.backend },
-  { key: 'protection', label: 'protect', get: (x) => x.r.protection },
-  { key: 'writer', label: 'writer', get: (x) => x.r.writer },
-  { key: 'backing', label: 'backing', get: (x) => x.r.backing },
-  { key: 'length', label: 'size', kind: 'bytes', get: (x) => x.r.length, jsonOnly: true },
-  { key: 'pinned', label: 'pinned', kind: 'bool', get: (x) => x.r.pinned, jsonOnly: true },
-  { key: 'onDemand', label: 'on-demand', kind: 'bool', get: (x) => x.r.onDemand, jsonOnly: true },
-  { key: 'parentPfnBefore', label: 'PFN before', get: (x) => x.r.parentPfnBefore },
-  { key: 'parentPfnAfter', label: 'PFN after', get: (x) => x.r.parentPfnAfter },
-  { key: 'parentPfnStable', label: 'stable', kind: 'bool', get: (x) => x.r.parentPfnStable },
-  { key: 'parentPagesMoved', label: 'pages moved', get: (x) => x.r.parentPagesMoved, jsonOnly: true },
-  { key: 'childPfn', label: 'child PFN', get: (x) => x.r.childPfn },
-  { key: 'childSharesPage', label: 'child shares page', kind: 'bool', get: (x) => x.r.childSharesPage, jsonOnly: true },
-  { key: 'childMapped', label: 'child mapped', kind: 'bool', get: (x) => x.r.childMapped, jsonOnly: true },
-  { key: 'childInherited', label: 'child got', get: (x) => x.r.childInherited },
-  { key: 'parentSees', label: 'parent sees', get: (x) => x.r.parentSees },
-  { key: 'childSees', label: 'child sees', get: (x) => x.r.childSees },
-  { key: 'deviceSeesParentWrite', label: 'dev reads parent', kind: 'bool', get: (x) => x.r.deviceSeesParentWrite },
-  { key: 'parentSeesDeviceWrite', label: 'parent sees dev', kind: 'bool', get: (x) => x.r.parentSeesDeviceWrite },
-  { key: 'childSeesAfterDeviceWrite', label: 'child after dev write', get: (x) => x.r.childSeesAfterDeviceWrite, jsonOnly: true },
-  { key: 'devicePath', label: 'device path', get: (x) => x.r.devicePath, jsonOnly: true },
-  { key: 'verdict', label: 'verdict id', get: (x) => x.r.verdict, jsonOnly: true },
-  { key: 'verdictText', label: 'verdict', get: (x) => verdictWords(x.r) },
-  { key: 'reason', label: 'reason', get: (x) => x.r.reason, jsonOnly: true },
-  { key: 'elapsedMs', label: 'ms', get: (x) => x.r.elapsedMs, jsonOnly: true },
+  { key: 'index', label: '#', description: 'row number', get: (x) => x.index },
+  { key: 'backend', label: 'backend', description: 'how the buffer is registered: plain (not at all), mlock, uring, verbs', get: (x) => x.r.backend },
+  { key: 'protection', label: 'protect', description: 'fork protection: none, dontfork, wipeonfork, fork-init', get: (x) => x.r.protection },
+  { key: 'writer', label: 'writer', description: 'who writes after the fork: parent, child, both, none', get: (x) => x.r.writer },
+  { key: 'backing', label: 'backing', description: 'what backs the buffer: anon, thp, hugetlb, memfd, file-shared, file-private', get: (x) => x.r.backing },
+  { key: 'length', label: 'size', description: 'buffer bytes (the size rounded up to the backing\'s page size)', kind: 'bytes', get: (x) => x.r.length, extra: true },
+  { key: 'pinned', label: 'pinned', description: 'the registration pins pages (uring, verbs except on-demand)', kind: 'bool', get: (x) => x.r.pinned, extra: true },
+  { key: 'onDemand', label: 'on-demand', description: 'a verbs on-demand (ODP) MR: nothing pinned', kind: 'bool', get: (x) => x.r.onDemand, extra: true },
+  { key: 'parentPfnBefore', label: 'PFN before', description: 'physical page of the parent\'s first page after registration (needs CAP_SYS_ADMIN)', get: (x) => x.r.parentPfnBefore, extra: true },
+  { key: 'parentPfnAfter', label: 'PFN after', description: 'physical page of the parent\'s first page after the writes', get: (x) => x.r.parentPfnAfter, extra: true },
+  { key: 'parentPfnStable', label: 'stable', description: 'no page of the buffer moved in the parent', kind: 'bool', get: (x) => x.r.parentPfnStable, extra: true },
+  { key: 'parentPagesMoved', label: 'pages moved', description: 'pages whose physical page changed in the parent', get: (x) => x.r.parentPagesMoved, extra: true },
+  { key: 'childPfn', label: 'child PFN', description: 'physical page of the child\'s first page', get: (x) => x.r.childPfn, extra: true },
+  { key: 'childSharesPage', label: 'child shares page', description: 'the child maps the parent\'s physical page (first page)', kind: 'bool', get: (x) => x.r.childSharesPage, extra: true },
+  { key: 'childMapped', label: 'child mapped', description: 'the child has the range mapped (process_vm_readv succeeded)', kind: 'bool', get: (x) => x.r.childMapped, extra: true },
+  { key: 'childInherited', label: 'child got', description: 'what the child found right after the fork: pre-fork, zeros or unmapped', get: (x) => x.r.childInherited },
+  { key: 'parentSees', label: 'parent sees', description: 'the parent\'s bytes after the writes: pre-fork, parent-write, child-write, mixed, …', get: (x) => x.r.parentSees },
+  { key: 'childSees', label: 'child sees', description: 'the child\'s bytes after the writes', get: (x) => x.r.childSees },
+  { key: 'deviceSeesParentWrite', label: 'dev reads parent', description: 'the device read what the parent sees now (null when nothing is pinned)', kind: 'bool', get: (x) => x.r.deviceSeesParentWrite, extra: true },
+  { key: 'parentSeesDeviceWrite', label: 'parent sees dev', description: 'after the device wrote a new pattern, the parent reads it', kind: 'bool', get: (x) => x.r.parentSeesDeviceWrite, extra: true },
+  { key: 'childSeesAfterDeviceWrite', label: 'child after dev write', description: 'what the child holds after the device wrote', get: (x) => x.r.childSeesAfterDeviceWrite, extra: true },
+  { key: 'devicePath', label: 'device path', description: 'the data path used as the device, or why there is none', get: (x) => x.r.devicePath, extra: true },
+  { key: 'verdict', label: 'verdict', description: 'coherent, parent-disconnected, child-unmapped, child-zeros, not-pinned, unverified, skipped, error', get: (x) => x.r.verdict },
+  { key: 'verdictText', label: 'verdict text', description: 'the verdict in words, with the reason of a skip or failure', get: (x) => verdictWords(x.r), extra: true },
+  { key: 'reason', label: 'reason', description: 'why a row was skipped or failed, or how the verdict was reached', get: (x) => x.r.reason, extra: true },
+  { key: 'elapsedMs', label: 'ms', description: 'milliseconds the scenario took', get: (x) => x.r.elapsedMs, extra: true },
 ];
 
-const PFN_KEYS = new Set(['parentPfnBefore', 'parentPfnAfter', 'parentPfnStable', 'childPfn']);
+const FORK_OUTPUT = { name: 'fork', fields: FORK_FIELDS };
 
 function parseList<T extends string>(text: string | undefined, valid: readonly T[], flag: string): T[] | undefined {
   if (text === undefined) return undefined;
@@ -89,23 +90,26 @@ function rowName(x: ForkRow): string {
   return `#${x.index} ${x.r.backend}/${x.r.protection}/${x.r.writer}/${x.r.backing}`;
 }
 
-export function renderForkText(report: ForkReport, rows: readonly ForkRow[], length: number): string {
-  const lines: string[] = [];
-  lines.push(`kernel ${report.kernel}: ${report.copyOnFork
-    ? 'copy-on-fork: pinned anonymous pages are copied for the child at fork (Linux ≥ 5.9), the parent keeps the pinned page'
-    : 'no copy-on-fork (Linux < 5.9): pinned pages are shared copy-on-write with the child; a parent write after fork loses the device\'s page'}`);
-  if (report.verbsForkStatus !== null) lines.push(`libibverbs: ibv_is_fork_initialized() = ${report.verbsForkStatus}`);
-  if (!report.pfnsVisible) lines.push('PFNs unavailable (need CAP_SYS_ADMIN): PFN columns hidden; the data-path checks still ran');
-  lines.push(`buffer: ${formatBytes(length)} requested per scenario, rounded up to the backing's page size (thp: 2 MiB); page size ${formatBytes(report.pageSize)}`);
-  const fields = report.pfnsVisible ? FORK_FIELDS : FORK_FIELDS.filter((f) => !PFN_KEYS.has(f.key));
-  lines.push(renderTable(fields, rows));
+/** The text report: what the kernel does, the table, then the verdicts in words (people only). */
+export function printForkText(view: OutputView<ForkRow>, report: ForkReport, rows: readonly ForkRow[], length: number): void {
+  view.prose(`kernel ${report.kernel}: ${report.copyOnFork
+    ? 'copy-on-fork (Linux ≥ 5.9): pinned anonymous pages are copied for the child'
+    : 'no copy-on-fork (Linux < 5.9): pinned pages are shared copy-on-write; a parent write loses the device\'s page'}`);
+  if (report.verbsForkStatus !== null) view.prose(`libibverbs: ibv_is_fork_initialized() = ${report.verbsForkStatus}`);
+  if (!report.pfnsVisible) view.prose('PFNs unavailable (need CAP_SYS_ADMIN): PFN columns show -; the data-path checks still ran');
+  view.prose(`buffer: ${formatBytes(length)} per scenario, rounded up to the backing's page size (thp: 2 MiB); page size ${formatBytes(report.pageSize)}`);
+  view.printTable(rows);
   const counts = new Map<VerdictId, number>();
   for (const { r } of rows) counts.set(r.verdict, (counts.get(r.verdict) ?? 0) + 1);
-  lines.push(`${rows.length} scenario${rows.length === 1 ? '' : 's'}: ${[...counts].map(([v, n]) => `${n} ${v}`).join(', ')}`);
-  return `${lines.join('\n')}\n`;
+  view.prose(`${rows.length} scenario${rows.length === 1 ? '' : 's'}: ${[...counts].map(([v, n]) => `${n} ${v}`).join(', ')}`);
+  for (const verdict of counts.keys()) {
+    if (verdict !== 'skipped' && verdict !== 'error' && VERDICT_TEXT[verdict] !== verdict) view.prose(`  ${verdict}: ${VERDICT_TEXT[verdict]}`);
+  }
+  for (const x of rows) if (x.r.verdict === 'skipped' || x.r.verdict === 'error') view.prose(`  #${x.index} ${verdictWords(x.r)}`);
 }
 
-export function forkReportJson(report: ForkReport, rows: readonly ForkRow[], length: number): Record<string, unknown> {
+/** The body of a `fork --json` document (schema rdmactl.fork/1); `fields` from -o. */
+export function forkReportJson(report: ForkReport, rows: readonly ForkRow[], length: number, fields: readonly Field<ForkRow>[] = FORK_FIELDS): { [key: string]: unknown } {
   return {
     kernel: report.kernel,
     copyOnFork: report.copyOnFork,
@@ -113,7 +117,7 @@ export function forkReportJson(report: ForkReport, rows: readonly ForkRow[], len
     pfnsVisible: report.pfnsVisible,
     pageSize: report.pageSize,
     size: length,
-    scenarios: rows.map((row) => toJson(FORK_FIELDS, row)),
+    scenarios: rows.map((row) => toJson(fields, row)),
   };
 }
 
@@ -144,17 +148,17 @@ Dimensions (comma lists, or all):
   writer parent, backing anon. Rows that cannot run here (no device, no huge pages, not applicable)
   are listed as skipped with the reason; they never fail the run or an --expect.
 
-Columns:
-  PFN before / after  physical page of the parent's first page after registration / after the writes
-  stable              no page of the buffer moved in the parent (copy-on-write gives a writer a new page)
-  child PFN           physical page of the child's first page (same as the parent's: shared)
+Columns: the defaults below; rdmactl fork -H lists them all, the evidence columns are one -o away.
   child got           what the child found right after the fork: pre-fork, zeros, or unmapped (no range)
   parent sees         the parent's bytes after the writes: pre-fork, parent-write, child-write, mixed…
   child sees          the child's bytes after the writes
-  dev reads parent    the device read what the parent sees now (- when nothing is pinned)
-  parent sees dev     after the device wrote a new pattern, the parent reads it
-  verdict             see below
-  PFNs need CAP_SYS_ADMIN; without it they are hidden ("PFNs unavailable") and JSON has pfnsVisible false.
+  verdict             see below; the words follow the table
+  -o +parentPfnBefore,parentPfnAfter,parentPfnStable,childPfn      physical pages (stable: no page of
+                      the buffer moved in the parent; copy-on-write gives a writer a new page)
+  -o +deviceSeesParentWrite,parentSeesDeviceWrite                   what the device path saw:
+                      dev reads parent: the device read what the parent sees now (- when nothing is pinned)
+                      parent sees dev: after the device wrote a new pattern, the parent reads it
+  PFNs need CAP_SYS_ADMIN; without it they are null ("PFNs unavailable") and JSON has pfnsVisible false.
 
 Verdicts (JSON id — words):
   coherent             coherent: the device and the parent see the same pages, both ways
@@ -165,7 +169,7 @@ Verdicts (JSON id — words):
   unverified           cannot tell (no device data path here, and PFNs hidden or the MR on-demand)
   skipped, error       could not run here / failed (with the reason)
 
-JSON (--json): {kernel, copyOnFork, verbsForkStatus, pfnsVisible, pageSize, size, scenarios: [{index,
+JSON (--json): {host, schema, kernel, copyOnFork, verbsForkStatus, pfnsVisible, pageSize, size, scenarios: [{index,
   backend, protection, writer, backing, length, pinned, onDemand, parentPfnBefore, parentPfnAfter,
   parentPfnStable, parentPagesMoved, childPfn, childSharesPage, childMapped, childInherited,
   parentSees, childSees, deviceSeesParentWrite, parentSeesDeviceWrite, childSeesAfterDeviceWrite,
@@ -177,10 +181,12 @@ Examples:
   rdmactl fork --backend uring,mlock --protect none,dontfork,wipeonfork --json
   rdmactl fork --backend uring --expect coherent      exit 5 unless every row is coherent (CI check)
   rdmactl fork --backend verbs --access on-demand     an ODP MR, through a real RDMA WRITE/READ
-  rdmactl fork --backing thp,memfd,file-private --backend uring --size 1M`;
+  rdmactl fork --backing thp,memfd,file-private --backend uring --size 1M
+  rdmactl fork -rn -o backend,protection,verdict                   bare lines for scripts
+  rdmactl fork --backend uring --json -o backend,verdict           only these keys per scenario`;
 
 export function forkCommand(ctx: Context): Command {
-  return new Command('fork')
+  const command = new Command('fork')
     .summary('fork with registered memory and show what happens to the pages')
     .description('Answer "on this kernel, with this way of registering, what happens if my process forks?" by doing it: each scenario registers a buffer, forks, writes, and shows PFNs, what the parent, the child and the "device" see, and a verdict.')
     .option('-b, --backend <list>', `backends: ${FORK_BACKENDS.join(', ')}`)
@@ -194,6 +200,7 @@ export function forkCommand(ctx: Context): Command {
     .addOption(new Option('--step-delay <ms>', 'testing: wait this long with each child alive').hideHelp())
     .addHelpText('after', HELP_AFTER)
     .action(async (flags: ForkFlags) => {
+      const view = outputView(ctx, FORK_OUTPUT, flags);
       const selection = {
         backend: parseList<ForkBackend>(flags.backend, FORK_BACKENDS, '--backend'),
         protection: parseList<Protection>(flags.protect, PROTECTIONS, '--protect'),
@@ -220,8 +227,8 @@ export function forkCommand(ctx: Context): Command {
       const report = await withInterrupts((signal) => runMatrix(specs, { length, signal, stepDelayMs, verbsAccess }));
       const rows: ForkRow[] = report.scenarios.map((r, i) => ({ index: i + 1, r }));
 
-      if (flags.json) printJson(ctx, forkReportJson(report, rows, length));
-      else ctx.stdout.write(renderForkText(report, rows, length));
+      if (view.json) view.printDocument(forkReportJson(report, rows, length, view.fields));
+      else printForkText(view, report, rows, length);
 
       const failed = rows.filter((x) => x.r.verdict === 'error');
       if (failed.length > 0) {
@@ -234,4 +241,5 @@ export function forkCommand(ctx: Context): Command {
         }
       }
     });
+  return addOutputOptions(command, ctx, FORK_OUTPUT);
 }

@@ -6,8 +6,9 @@ import { SyscallError } from '../ffi/errno.js';
 import { RLIMIT_MEMLOCK, getpid, prlimit, type RLimit } from '../ffi/libc.js';
 import { statusHasIpcLock } from '../engine/limits.js';
 import { PermissionError, RdmactlError, UsageError } from '../lib/errors.js';
-import { note, printJson, type Context } from '../lib/context.js';
-import { renderRecord, toJson, type Field } from '../lib/fields.js';
+import { note, type Context } from '../lib/context.js';
+import type { Field } from '../lib/fields.js';
+import { addOutputOptions, outputView, type OutputFlags } from '../lib/output.js';
 import { SIZE_HELP, parseSize } from '../lib/size.js';
 import { targetPids } from '../observe/targets.js';
 import { parseLimits } from '../proc/limits.js';
@@ -29,17 +30,19 @@ function headroom(limit: number | null, used: number): number | null {
 }
 
 export const LIMITS_FIELDS: readonly Field<LimitsRecord>[] = [
-  { key: 'pid', label: 'pid', get: (r) => r.pid },
-  { key: 'comm', label: 'comm', get: (r) => r.comm },
-  { key: 'uid', label: 'uid', get: (r) => r.uid },
-  { key: 'memlockSoftBytes', label: 'RLIMIT_MEMLOCK soft', kind: 'bytes', nullText: 'unlimited', get: (r) => r.softBytes },
-  { key: 'memlockHardBytes', label: 'RLIMIT_MEMLOCK hard', kind: 'bytes', nullText: 'unlimited', get: (r) => r.hardBytes },
-  { key: 'lockedBytes', label: 'locked (VmLck)', kind: 'bytes', get: (r) => r.lockedBytes },
-  { key: 'pinnedBytes', label: 'pinned (VmPin)', kind: 'bytes', get: (r) => r.pinnedBytes },
-  { key: 'lockHeadroomBytes', label: 'headroom for mlock', kind: 'bytes', nullText: 'unlimited', get: (r) => headroom(r.softBytes, r.lockedBytes) },
-  { key: 'pinHeadroomBytes', label: 'headroom for verbs MRs', kind: 'bytes', nullText: 'unlimited', get: (r) => headroom(r.softBytes, r.pinnedBytes) },
-  { key: 'capIpcLock', label: 'CAP_IPC_LOCK (limit not enforced)', kind: 'bool', get: (r) => r.capIpcLock },
+  { key: 'pid', label: 'pid', description: 'process id', get: (r) => r.pid },
+  { key: 'comm', label: 'comm', description: 'command name (/proc/PID/status Name)', get: (r) => r.comm },
+  { key: 'uid', label: 'uid', description: 'real uid', get: (r) => r.uid },
+  { key: 'memlockSoftBytes', label: 'RLIMIT_MEMLOCK soft', description: 'soft RLIMIT_MEMLOCK from /proc/PID/limits (null: unlimited)', kind: 'bytes', nullText: 'unlimited', get: (r) => r.softBytes },
+  { key: 'memlockHardBytes', label: 'RLIMIT_MEMLOCK hard', description: 'hard RLIMIT_MEMLOCK (null: unlimited)', kind: 'bytes', nullText: 'unlimited', get: (r) => r.hardBytes },
+  { key: 'lockedBytes', label: 'locked (VmLck)', description: 'VmLck: mlocked memory', kind: 'bytes', get: (r) => r.lockedBytes },
+  { key: 'pinnedBytes', label: 'pinned (VmPin)', description: 'VmPin: pinned memory (RDMA MRs, io_uring buffers)', kind: 'bytes', get: (r) => r.pinnedBytes },
+  { key: 'lockHeadroomBytes', label: 'headroom for mlock', description: 'soft limit minus VmLck (null: unlimited)', kind: 'bytes', nullText: 'unlimited', get: (r) => headroom(r.softBytes, r.lockedBytes) },
+  { key: 'pinHeadroomBytes', label: 'headroom for verbs MRs', description: 'soft limit minus VmPin (null: unlimited)', kind: 'bytes', nullText: 'unlimited', get: (r) => headroom(r.softBytes, r.pinnedBytes) },
+  { key: 'capIpcLock', label: 'CAP_IPC_LOCK (limit not enforced)', description: 'the process has CAP_IPC_LOCK in CapEff: the limit is counted but not enforced', kind: 'bool', get: (r) => r.capIpcLock },
 ];
+
+const LIMITS_OUTPUT = { name: 'limits', fields: LIMITS_FIELDS };
 
 export function readLimitsRecord(pid: number): LimitsRecord {
   let statusText: string;
@@ -85,8 +88,12 @@ export function parseLimitSpec(spec: string, current: RLimit): RLimit {
   return { soft, hard };
 }
 
+interface LimitsFlags extends OutputFlags {
+  set?: string;
+}
+
 export function limitsCommand(ctx: Context): Command {
-  return new Command('limits')
+  const command = new Command('limits')
     .summary('RLIMIT_MEMLOCK vs pinned and locked memory of a process')
     .description(`Show RLIMIT_MEMLOCK (soft and hard) of PID (default: rdmactl itself, which inherited
 your shell's limit) next to its VmLck and VmPin, and the headroom left for mlock and for
@@ -100,8 +107,10 @@ Examples:
   rdmactl limits                      your shell's limit as inherited by rdmactl
   rdmactl limits 1234 --json          another process
   rdmactl limits 1234 --set 1G        raise its soft limit (within the hard limit; root for more)
-  rdmactl limits 1234 --set unlimited:unlimited`)
-    .action((pidText: string | undefined, flags: { set?: string; json?: boolean }) => {
+  rdmactl limits 1234 --set unlimited:unlimited
+  rdmactl limits -rn -b -o memlockSoftBytes   the soft limit in bytes, alone on one line`)
+    .action((pidText: string | undefined, flags: LimitsFlags) => {
+      const view = outputView(ctx, LIMITS_OUTPUT, flags);
       const pid = pidText === undefined ? getpid() : targetPids([pidText], (line) => note(ctx, line))[0]!;
       let before: LimitsRecord | undefined;
       if (flags.set !== undefined) {
@@ -120,11 +129,12 @@ Examples:
         }
       }
       const record = readLimitsRecord(pid);
-      if (flags.json) {
-        printJson(ctx, before ? { ...toJson(LIMITS_FIELDS, record), previous: toJson(LIMITS_FIELDS, before) } : toJson(LIMITS_FIELDS, record));
+      if (view.json) {
+        view.printDocument(before ? { ...view.record(record), previous: view.record(before) } : view.record(record));
         return;
       }
-      ctx.stdout.write(`${renderRecord(LIMITS_FIELDS, record)}\n`);
-      if (record.capIpcLock) ctx.stdout.write('This process has CAP_IPC_LOCK: the kernel counts its pins and locks but does not enforce the limit.\n');
+      view.printRecord(record);
+      if (record.capIpcLock) view.prose('This process has CAP_IPC_LOCK: the kernel counts its pins and locks but does not enforce the limit.');
     });
+  return addOutputOptions(command, ctx, LIMITS_OUTPUT);
 }

@@ -4,40 +4,31 @@ import { Command } from 'commander';
 import { collectRegistrations, REGISTRATION_SOURCES, type RegistrationRow, type RegistrationSource, type RegistrationsReport } from '../observe/registrations.js';
 import { UsageError } from '../lib/errors.js';
 import { note, printJson, type Context } from '../lib/context.js';
-import { renderTable, toJson, type Field } from '../lib/fields.js';
+import { toJson, type Field } from '../lib/fields.js';
+import { addOutputOptions, jsonDocument, outputView, type OutputFlags } from '../lib/output.js';
 import { hex } from '../lib/size.js';
 import { targetPids } from '../observe/targets.js';
 import { heldSource } from '../observe/held.js';
 
 export const REGISTRATION_FIELDS: readonly Field<RegistrationRow>[] = [
-  { key: 'source', label: 'SOURCE', get: (r) => r.source },
-  { key: 'pid', label: 'PID', get: (r) => r.pid },
-  { key: 'comm', label: 'COMM', get: (r) => r.comm },
-  { key: 'addr', label: 'RANGE', get: (r) => (r.addr === null ? null : hex(r.addr)), nullText: '?' },
-  { key: 'endAddr', label: 'END', get: (r) => (r.addr === null ? null : hex(r.addr + BigInt(r.length))), jsonOnly: true },
-  { key: 'length', label: 'LENGTH', kind: 'bytes', get: (r) => r.length },
-  { key: 'pages', label: 'PAGES', kind: 'count', get: (r) => r.pages },
-  { key: 'device', label: 'DEVICE', get: (r) => r.device, jsonOnly: true },
-  { key: 'lkey', label: 'LKEY', get: (r) => r.lkey, jsonOnly: true },
-  { key: 'rkey', label: 'RKEY', get: (r) => r.rkey, jsonOnly: true },
-  { key: 'handle', label: 'HANDLE', get: (r) => r.handle },
-  { key: 'forkProtection', label: 'FORK', get: (r) => r.forkProtection, nullText: '?' },
-  { key: 'overlap', label: 'OVERLAP', kind: 'bool', get: (r) => r.overlap },
-  { key: 'doubleCountedBytes', label: 'COUNTED TWICE', kind: 'bytes', get: (r) => r.doubleCountedBytes },
-  { key: 'evidence', label: 'EVIDENCE', get: (r) => r.evidence, jsonOnly: true },
+  { key: 'source', label: 'SOURCE', description: 'where the row comes from: rdma, io_uring, mlock or held', get: (r) => r.source },
+  { key: 'pid', label: 'PID', description: 'process that holds the registration', get: (r) => r.pid },
+  { key: 'comm', label: 'COMM', description: 'its command name', get: (r) => r.comm },
+  { key: 'addr', label: 'RANGE', description: 'start address (hex; null where the source has none: the kernel MR table)', get: (r) => (r.addr === null ? null : hex(r.addr)), nullText: '?' },
+  { key: 'endAddr', label: 'END', description: 'end address, exclusive (hex)', get: (r) => (r.addr === null ? null : hex(r.addr + BigInt(r.length))), extra: true },
+  { key: 'length', label: 'LENGTH', description: 'registered bytes', kind: 'bytes', get: (r) => r.length },
+  { key: 'pages', label: 'PAGES', description: 'registered pages (of the system page size)', kind: 'count', get: (r) => r.pages },
+  { key: 'device', label: 'DEVICE', description: 'RDMA device of an MR', get: (r) => r.device },
+  { key: 'lkey', label: 'LKEY', description: 'local key of an MR (hex without 0x, as `rdma res show mr`)', get: (r) => r.lkey, extra: true },
+  { key: 'rkey', label: 'RKEY', description: 'remote key of an MR (hex without 0x)', get: (r) => r.rkey, extra: true },
+  { key: 'handle', label: 'HANDLE', description: 'io_uring: ring fd and buffer slot; rdma: MR number; held: the holder id', get: (r) => r.handle },
+  { key: 'forkProtection', label: 'FORK', description: 'MADV_DONTFORK / WIPEONFORK coverage of the range (smaps VmFlags)', get: (r) => r.forkProtection, nullText: '?' },
+  { key: 'overlap', label: 'OVERLAP', description: 'another pinned registration of the process covers part of this range', kind: 'bool', get: (r) => r.overlap },
+  { key: 'doubleCountedBytes', label: 'COUNTED TWICE', description: 'bytes also covered by an earlier pinned registration: VmPin counts them again', kind: 'bytes', get: (r) => r.doubleCountedBytes },
+  { key: 'evidence', label: 'EVIDENCE', description: 'held rows: the kernel source that confirms the registration (missing: none does)', get: (r) => r.evidence, extra: true },
 ];
 
-/** Text-only column joining device and keys, so the table stays narrow. */
-function withKeys(row: RegistrationRow): string {
-  if (!row.device && !row.lkey) return '-';
-  return [row.device, row.lkey && `lkey ${row.lkey}`, row.rkey && `rkey ${row.rkey}`].filter(Boolean).join(' ');
-}
-
-const TEXT_FIELDS: readonly Field<RegistrationRow>[] = [
-  ...REGISTRATION_FIELDS.slice(0, 7),
-  { key: 'deviceKeys', label: 'DEVICE/KEYS', get: withKeys },
-  ...REGISTRATION_FIELDS.slice(10),
-];
+const LS_OUTPUT = { name: 'ls', fields: REGISTRATION_FIELDS };
 
 export function parseSources(text: string): RegistrationSource[] {
   const names = text.split(',').map((s) => s.trim()).filter(Boolean);
@@ -50,16 +41,23 @@ export function parseSources(text: string): RegistrationSource[] {
   return names as RegistrationSource[];
 }
 
-export function lsJson(report: RegistrationsReport): Record<string, unknown> {
+/** The body of an `ls --json` document (schema rdmactl.ls/1); `fields` from -o. */
+export function lsJson(report: RegistrationsReport, fields: readonly Field<RegistrationRow>[] = REGISTRATION_FIELDS): { [key: string]: unknown } {
   return {
-    registrations: report.registrations.map((r) => toJson(REGISTRATION_FIELDS, r)),
+    registrations: report.registrations.map((r) => toJson(fields, r)),
     sources: report.sources,
     unreadableProcesses: report.unreadableProcesses,
   };
 }
 
+interface LsFlags extends OutputFlags {
+  pid?: string;
+  source?: string;
+  ndjson?: boolean;
+}
+
 export function lsCommand(ctx: Context): Command {
-  return new Command('ls')
+  const command = new Command('ls')
     .summary('list every registration on the machine')
     .description(`One row per registration, from every source the kernel exposes:
   rdma      the kernel MR table (iproute2 \`rdma res show mr\`): pid, length, keys (no address)
@@ -72,29 +70,34 @@ Stale held records (holder gone) are shown and cleaned.`)
     .option('-p, --pid <pids>', 'only these processes (comma list)')
     .option('-s, --source <list>', `only these sources (comma list of ${REGISTRATION_SOURCES.join(', ')})`)
     .option('--json', 'print one JSON document: { registrations: [...], sources: {...} }')
-    .option('--ndjson', 'print one JSON registration per line')
+    .option('--ndjson', 'print one JSON registration per line (schema rdmactl.registration/1)')
     .addHelpText('after', `
 Examples:
   rdmactl ls                         everything
   rdmactl ls --source io_uring,rdma  pinned registrations only
-  rdmactl ls --ndjson | jq -r 'select(.overlap) | .pid'`)
-    .action((flags: { pid?: string; source?: string; json?: boolean; ndjson?: boolean }) => {
+  rdmactl ls --ndjson | jq -r 'select(.overlap) | .pid'
+  rdmactl ls -o +lkey,rkey,evidence         the default columns and the MR keys
+  rdmactl ls -rn -b -o pid,length           bare lines: pid and bytes of every registration`)
+    .action((flags: LsFlags) => {
       if (flags.json && flags.ndjson) throw new UsageError('choose one of --json and --ndjson');
+      if (flags.raw && flags.ndjson) throw new UsageError('choose one of --ndjson and --raw');
+      const view = outputView(ctx, LS_OUTPUT, { ...flags, json: (flags.json ?? false) || (flags.ndjson ?? false) });
       const pids = flags.pid !== undefined ? targetPids([flags.pid], (line) => note(ctx, line), '--pid') : undefined;
       const sources = flags.source !== undefined ? parseSources(flags.source) : undefined;
       const report = collectRegistrations({ ...(pids ? { pids } : {}), ...(sources ? { sources } : {}), held: (scanned) => heldSource({ cleanStale: true, env: ctx.env }, scanned) });
-      if (flags.json) return printJson(ctx, lsJson(report));
+      if (flags.json) return printJson(ctx, jsonDocument('ls', lsJson(report, view.fields)));
       if (flags.ndjson) {
-        for (const row of report.registrations) printJson(ctx, toJson(REGISTRATION_FIELDS, row));
+        for (const row of report.registrations) printJson(ctx, jsonDocument('registration', view.record(row)));
         return;
       }
-      if (report.registrations.length === 0) ctx.stdout.write('No registrations found.\n');
-      else ctx.stdout.write(`${renderTable(TEXT_FIELDS, report.registrations)}\n`);
+      if (report.registrations.length === 0) view.prose('No registrations found.');
+      else view.printTable(report.registrations);
       for (const [source, status] of Object.entries(report.sources)) {
         if (!status.available && status.reason !== 'not requested' && (!sources || sources.includes(source as RegistrationSource))) {
-          ctx.stdout.write(`${source}: ${status.reason}\n`);
+          view.warn(`${source}: ${status.reason}`);
         }
       }
-      if (report.unreadableProcesses > 0) ctx.stdout.write(`${report.unreadableProcesses} processes only partly readable${process.geteuid?.() === 0 ? '' : '; run as root for all'}.\n`);
+      if (report.unreadableProcesses > 0) view.warn(`${report.unreadableProcesses} processes only partly readable${process.geteuid?.() === 0 ? '' : '; run as root for all'}.`);
     });
+  return addOutputOptions(command, ctx, LS_OUTPUT);
 }

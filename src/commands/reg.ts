@@ -5,14 +5,15 @@ import { readAccounting, register, type RegistrationSet, type RegisterOptions, t
 import { BACKENDS, BACKINGS, type Backing, type BackendName } from '../engine/types.js';
 import { EXIT, RdmactlError, UsageError } from '../lib/errors.js';
 import { OutputError, note, printJson, type Context } from '../lib/context.js';
-import { renderRecord, renderTable, toJson, type Field } from '../lib/fields.js';
+import { toJson, type Field } from '../lib/fields.js';
+import { addOutputOptions, captureOutput, jsonDocument, outputView, type OutputFlags, type OutputView } from '../lib/output.js';
 import { DURATION_HELP, SIZE_HELP, hex, parseCount, parseDuration, parseSize } from '../lib/size.js';
 import { waitForRelease } from '../lib/hold.js';
 import { holdDetached, holderArgs, spawnHolder, type PendingHolder } from '../held/holder.js';
 
 type BackendChoice = BackendName | 'auto';
 
-interface RegFlags {
+interface RegFlags extends OutputFlags {
   backend: BackendChoice;
   backing: Backing;
   file?: string;
@@ -36,6 +37,8 @@ interface RegFlags {
 export interface RegRecord {
   set: RegistrationSet;
   backendRequested: BackendChoice;
+  /** A detached holder's id. */
+  id?: string;
 }
 
 const isVerbs = (r: RegRecord): boolean => r.set.options.backend === 'verbs';
@@ -50,30 +53,33 @@ function verbsDetail(record: RegRecord, key: string): string | number | null {
 }
 
 export const REG_FIELDS: readonly Field<RegRecord>[] = [
-  { key: 'pid', label: 'pid', get: (r) => r.set.pid },
-  { key: 'backend', label: 'backend', get: (r) => r.set.options.backend },
-  { key: 'backendRequested', label: 'requested backend', get: (r) => r.backendRequested, jsonOnly: true },
-  { key: 'backing', label: 'backing', get: (r) => r.set.options.backing ?? 'anon' },
-  { key: 'readOnly', label: 'read-only', kind: 'bool', get: (r) => r.set.options.readOnly ?? false },
-  { key: 'protections', label: 'fork protection', get: (r) => protections(r.set.options), nullText: 'none' },
-  { key: 'addr', label: 'addr', get: (r) => (first(r) ? hex(first(r)!.buffer.addr) : null) },
-  { key: 'length', label: 'length', kind: 'bytes', get: (r) => first(r)?.buffer.length ?? 0 },
-  { key: 'buffers', label: 'buffers', kind: 'count', get: (r) => r.set.buffers.length },
-  { key: 'handles', label: 'registrations', kind: 'count', get: (r) => r.set.registrations.length },
-  { key: 'device', label: 'device', get: (r) => verbsDetail(r, 'device'), showIf: isVerbs },
-  { key: 'lkey', label: 'lkey', get: (r) => verbsDetail(r, 'lkey'), showIf: isVerbs },
-  { key: 'rkey', label: 'rkey', get: (r) => verbsDetail(r, 'rkey'), showIf: isVerbs },
-  { key: 'pinnedBytesBefore', label: 'VmPin before', kind: 'bytes', get: (r) => r.set.before.pinnedBytes },
-  { key: 'pinnedBytesAfter', label: 'VmPin after', kind: 'bytes', get: (r) => r.set.after.pinnedBytes },
-  { key: 'lockedBytesBefore', label: 'VmLck before', kind: 'bytes', get: (r) => r.set.before.lockedBytes },
-  { key: 'lockedBytesAfter', label: 'VmLck after', kind: 'bytes', get: (r) => r.set.after.lockedBytes },
-  { key: 'memlockLimitBytes', label: 'RLIMIT_MEMLOCK', kind: 'bytes', nullText: 'unlimited', get: (r) => r.set.memlockLimitBytes },
-  { key: 'elapsedMicros', label: 'registration time', kind: 'micros', get: (r) => r.set.registrations.reduce((sum, t) => sum + t.elapsedMicros, 0) },
+  { key: 'id', label: 'id', description: 'id of a held registration (--detach; null otherwise): give it to dereg', get: (r) => r.id ?? null, showIf: (r) => r.id !== undefined },
+  { key: 'pid', label: 'pid', description: 'process holding the registration', get: (r) => r.set.pid },
+  { key: 'backend', label: 'backend', description: 'how it is registered: verbs, uring or mlock', get: (r) => r.set.options.backend },
+  { key: 'backendRequested', label: 'requested backend', description: 'the --backend asked for (auto picks one)', get: (r) => r.backendRequested, extra: true },
+  { key: 'backing', label: 'backing', description: 'what backs the buffer: anon, thp, hugetlb, memfd, file-shared, file-private', get: (r) => r.set.options.backing ?? 'anon' },
+  { key: 'readOnly', label: 'read-only', description: 'the buffer is mapped PROT_READ', kind: 'bool', get: (r) => r.set.options.readOnly ?? false },
+  { key: 'protections', label: 'fork protection', description: 'dontfork, wipeonfork, fork-init applied first (null: none)', get: (r) => protections(r.set.options), nullText: 'none' },
+  { key: 'addr', label: 'addr', description: 'address of the first buffer (hex)', get: (r) => (first(r) ? hex(first(r)!.buffer.addr) : null) },
+  { key: 'length', label: 'length', description: 'bytes of the first buffer', kind: 'bytes', get: (r) => first(r)?.buffer.length ?? 0 },
+  { key: 'buffers', label: 'buffers', description: 'buffers mapped (--count)', kind: 'count', get: (r) => r.set.buffers.length },
+  { key: 'handles', label: 'registrations', description: 'registrations made (twice the buffers with --overlap)', kind: 'count', get: (r) => r.set.registrations.length },
+  { key: 'device', label: 'device', description: 'verbs: RDMA device of the first MR', get: (r) => verbsDetail(r, 'device'), showIf: isVerbs },
+  { key: 'lkey', label: 'lkey', description: 'verbs: local key of the first MR', get: (r) => verbsDetail(r, 'lkey'), showIf: isVerbs },
+  { key: 'rkey', label: 'rkey', description: 'verbs: remote key of the first MR', get: (r) => verbsDetail(r, 'rkey'), showIf: isVerbs },
+  { key: 'pinnedBytesBefore', label: 'VmPin before', description: 'VmPin of the registering process before registering', kind: 'bytes', get: (r) => r.set.before.pinnedBytes },
+  { key: 'pinnedBytesAfter', label: 'VmPin after', description: 'VmPin after registering', kind: 'bytes', get: (r) => r.set.after.pinnedBytes },
+  { key: 'lockedBytesBefore', label: 'VmLck before', description: 'VmLck before registering', kind: 'bytes', get: (r) => r.set.before.lockedBytes },
+  { key: 'lockedBytesAfter', label: 'VmLck after', description: 'VmLck after registering', kind: 'bytes', get: (r) => r.set.after.lockedBytes },
+  { key: 'memlockLimitBytes', label: 'RLIMIT_MEMLOCK', description: 'soft RLIMIT_MEMLOCK of the registering process (null: unlimited)', kind: 'bytes', nullText: 'unlimited', get: (r) => r.set.memlockLimitBytes },
+  { key: 'elapsedMicros', label: 'registration time', description: 'microseconds spent registering, all handles', kind: 'micros', get: (r) => r.set.registrations.reduce((sum, t) => sum + t.elapsedMicros, 0) },
   {
-    key: 'registrations', label: 'registrations', jsonOnly: true,
+    key: 'registrations', label: 'registrations', description: 'every handle: addr, length, elapsedMicros and the backend\'s details (device, lkey, rkey, ring fd, slot, …)', extra: true,
     get: (r) => r.set.registrations.map((t) => ({ addr: hex(t.registration.addr), length: t.registration.length, elapsedMicros: t.elapsedMicros, ...t.registration.details })),
   },
 ];
+
+const REG_OUTPUT = { name: 'reg', fields: REG_FIELDS };
 
 function protections(options: RegisterOptions): string[] | null {
   const list = [options.dontfork && 'dontfork', options.wipeonfork && 'wipeonfork', options.forkInit && 'fork-init'].filter((p): p is string => Boolean(p));
@@ -85,17 +91,17 @@ interface ReleaseRecord {
   after: Accounting;
 }
 
-const RELEASE_FIELDS: readonly Field<ReleaseRecord>[] = [
-  { key: 'pid', label: 'pid', get: (r) => r.pid },
-  { key: 'pinnedBytesAfterRelease', label: 'VmPin after release', kind: 'bytes', get: (r) => r.after.pinnedBytes },
-  { key: 'lockedBytesAfterRelease', label: 'VmLck after release', kind: 'bytes', get: (r) => r.after.lockedBytes },
+export const RELEASE_FIELDS: readonly Field<ReleaseRecord>[] = [
+  { key: 'pid', label: 'pid', description: 'process that held the registration', get: (r) => r.pid },
+  { key: 'pinnedBytesAfterRelease', label: 'VmPin after release', description: 'VmPin after releasing', kind: 'bytes', get: (r) => r.after.pinnedBytes },
+  { key: 'lockedBytesAfterRelease', label: 'VmLck after release', description: 'VmLck after releasing', kind: 'bytes', get: (r) => r.after.lockedBytes },
 ];
 
 const HANDLE_FIELDS: readonly Field<RegistrationSet['registrations'][number]>[] = [
-  { key: 'addr', label: 'addr', get: (t) => hex(t.registration.addr) },
-  { key: 'length', label: 'length', kind: 'bytes', get: (t) => t.registration.length },
-  { key: 'elapsedMicros', label: 'time', kind: 'micros', get: (t) => t.elapsedMicros },
-  { key: 'details', label: 'details', get: (t) => Object.entries(t.registration.details).map(([k, v]) => `${k}=${String(v)}`).join(' ') },
+  { key: 'addr', label: 'addr', description: 'start address (hex)', get: (t) => hex(t.registration.addr) },
+  { key: 'length', label: 'length', description: 'registered bytes', kind: 'bytes', get: (t) => t.registration.length },
+  { key: 'elapsedMicros', label: 'time', description: 'time to register', kind: 'micros', get: (t) => t.elapsedMicros },
+  { key: 'details', label: 'details', description: 'the backend\'s details', get: (t) => Object.entries(t.registration.details).map(([k, v]) => `${k}=${String(v)}`).join(' ') },
 ];
 
 /** Pick the backend for --backend auto: verbs when an RDMA device exists, else io_uring. */
@@ -131,7 +137,9 @@ async function startDetached(ctx: Context, flags: RegFlags, holder: PendingHolde
       ]);
     }
     if (flags.json) {
-      printJson(ctx, { event: 'registered', id: record.id, ...record.registration, pid: record.pid, detached: true, releaseAt: record.releaseAt });
+      const keys = outputView(ctx, REG_OUTPUT, flags).fields.map((f) => f.key).filter((key) => key !== 'id');
+      const chosen = Object.fromEntries(keys.filter((key) => key in record.registration).map((key) => [key, record.registration[key]]));
+      printJson(ctx, jsonDocument('reg', { event: 'registered', id: record.id, ...chosen, pid: record.pid, detached: true, releaseAt: record.releaseAt }));
     } else {
       ctx.stdout.write(`${holder.line.text}\n`);
     }
@@ -146,7 +154,7 @@ async function startDetached(ctx: Context, flags: RegFlags, holder: PendingHolde
 }
 
 export function regCommand(ctx: Context): Command {
-  return new Command('reg')
+  const command = new Command('reg')
     .summary('register buffers and report what the kernel charged')
     .description(`Map SIZE bytes, register them (verbs MR, io_uring fixed buffer, or mlock), print the
 record with VmPin/VmLck before and after, hold until Ctrl-C / SIGTERM or --for, then release and
@@ -174,8 +182,13 @@ Examples:
   rdmactl reg 1G --backend mlock --for 10s   lock 1 GiB for ten seconds
   rdmactl reg 4M --overlap --json --for 1s   two registrations of one range: VmPin counts it twice
   rdmactl reg 64M --backend uring --detach   keep 64 MiB pinned after the command exits; prints an id for dereg
-  rdmactl reg 16M --backing file-private --read-only --backend verbs --access remote-read`)
+  rdmactl reg 16M --backing file-private --read-only --backend verbs --access remote-read
+  rdmactl reg 8M --backend mlock --for 1s -r --noheadings --bytes -o pid,lockedBytesAfter
+
+JSON (--json): one line per event, {"host","schema":"rdmactl.reg/1","event":"registered",…} and
+{…,"event":"released",…}; -o picks the keys of the registered event.`)
     .action(async (sizeText: string, flags: RegFlags, command: Command) => {
+      const view = outputView(ctx, REG_OUTPUT, flags);
       const length = parseSize(sizeText, 'size');
       const count = parseCount(flags.count, '--count', 16384);
       const holdMillis = flags.for !== undefined ? parseDuration(flags.for, '--for') : null;
@@ -197,24 +210,30 @@ Examples:
       using set = await register(options);
       const record: RegRecord = { set, backendRequested: flags.backend };
       if (isHolder) {
-        const text = (id: string): string => `${renderRecord([{ key: 'id', label: 'id', get: () => id }, ...REG_FIELDS], record)}${set.registrations.length > 1 ? `\n${renderTable(HANDLE_FIELDS, set.registrations)}` : ''}`;
+        const text = (id: string): string => captureOutput(ctx, (capturing) => printRegistered(outputView(capturing, REG_OUTPUT, flags), { ...record, id }));
         // Awaited here, inside the `using` scope: returning the promise would release the registration at once.
         await holdDetached({ holdable: set, token: flags.holderToken!, registration: toJson(REG_FIELDS, record), renderText: text, holdMillis, env: ctx.env });
         return;
       }
       // Listen for the release signals before printing: a script may signal as soon as it reads the record.
       const released = waitForRelease(holdMillis);
-      if (flags.json) {
-        printJson(ctx, { event: 'registered', ...toJson(REG_FIELDS, record) });
+      if (view.json) {
+        view.printDocument({ event: 'registered', ...view.record(record) });
       } else {
-        ctx.stdout.write(`${renderRecord(REG_FIELDS, record)}\n`);
-        if (set.registrations.length > 1) ctx.stdout.write(`${renderTable(HANDLE_FIELDS, set.registrations)}\n`);
+        printRegistered(view, record);
         note(ctx, holdMillis === null ? 'holding; press Ctrl-C (or send SIGTERM) to release' : `holding for ${flags.for}`);
       }
       await released;
       set.close();
       const release: ReleaseRecord = { pid: set.pid, after: readAccounting() };
-      if (flags.json) printJson(ctx, { event: 'released', ...toJson(RELEASE_FIELDS, release) });
-      else ctx.stdout.write(`${renderRecord(RELEASE_FIELDS, release)}\n`);
+      if (view.json) view.printDocument({ event: 'released', ...toJson(RELEASE_FIELDS, release) });
+      else view.printOtherRecord(RELEASE_FIELDS, release, 'bare');
     });
+  return addOutputOptions(command, ctx, REG_OUTPUT);
+}
+
+/** The registered record, and a table of the handles when there are several. */
+function printRegistered(view: OutputView<RegRecord>, record: RegRecord): void {
+  view.printRecord(record);
+  if (record.set.registrations.length > 1) view.printOther(HANDLE_FIELDS, record.set.registrations);
 }

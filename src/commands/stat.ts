@@ -3,43 +3,44 @@
 import { Command, Option } from 'commander';
 import { collectStat, type ProcessRow, type StatReport, type SystemRow, type UserRow } from '../observe/stat.js';
 import { UsageError } from '../lib/errors.js';
-import { note, printJson, type Context } from '../lib/context.js';
-import { renderRecord, renderTable, toJson, type Field } from '../lib/fields.js';
+import { note, type Context } from '../lib/context.js';
+import { toJson, type Field } from '../lib/fields.js';
+import { addOutputOptions, outputView, type OutputFlags } from '../lib/output.js';
 import { targetPids } from '../observe/targets.js';
 import { resolveUser } from '../proc/passwd.js';
 
 export const PROCESS_FIELDS: readonly Field<ProcessRow>[] = [
-  { key: 'pid', label: 'PID', get: (p) => p.pid },
-  { key: 'user', label: 'USER', get: (p) => p.user },
-  { key: 'uid', label: 'UID', get: (p) => p.uid, jsonOnly: true },
-  { key: 'comm', label: 'COMM', get: (p) => p.comm },
-  { key: 'pinnedBytes', label: 'PINNED', kind: 'bytes', get: (p) => p.pinnedBytes },
-  { key: 'lockedBytes', label: 'LOCKED', kind: 'bytes', get: (p) => p.lockedBytes },
-  { key: 'memlockLimitBytes', label: 'MEMLOCK', kind: 'bytes', nullText: 'unlimited', get: (p) => p.memlockLimitBytes },
-  { key: 'headroomBytes', label: 'HEADROOM', kind: 'bytes', nullText: '-', get: (p) => p.headroomBytes },
-  { key: 'uringBytes', label: 'IO_URING', kind: 'bytes', get: (p) => p.uringBytes, jsonOnly: true },
-  { key: 'dontforkBytes', label: 'DONTFORK', kind: 'bytes', get: (p) => p.dontforkBytes, jsonOnly: true },
-  { key: 'doubleCountedBytes', label: 'COUNTED TWICE', kind: 'bytes', get: (p) => p.doubleCountedBytes, jsonOnly: true },
-  { key: 'flags', label: 'FLAGS', get: (p) => p.flags },
+  { key: 'pid', label: 'PID', description: 'process id', get: (p) => p.pid },
+  { key: 'user', label: 'USER', description: 'owner (real uid) by name', get: (p) => p.user },
+  { key: 'uid', label: 'UID', description: 'owner (real uid)', get: (p) => p.uid, extra: true },
+  { key: 'comm', label: 'COMM', description: 'command name (/proc/PID/status Name)', get: (p) => p.comm },
+  { key: 'pinnedBytes', label: 'PINNED', description: 'pinned memory: VmPin (RDMA MRs, io_uring buffers)', kind: 'bytes', get: (p) => p.pinnedBytes },
+  { key: 'lockedBytes', label: 'LOCKED', description: 'locked memory: VmLck (mlock)', kind: 'bytes', get: (p) => p.lockedBytes },
+  { key: 'memlockLimitBytes', label: 'MEMLOCK', description: 'soft RLIMIT_MEMLOCK (null: unlimited)', kind: 'bytes', nullText: 'unlimited', get: (p) => p.memlockLimitBytes },
+  { key: 'headroomBytes', label: 'HEADROOM', description: 'RLIMIT_MEMLOCK minus the larger of VmPin and VmLck (null: unlimited)', kind: 'bytes', nullText: '-', get: (p) => p.headroomBytes },
+  { key: 'uringBytes', label: 'IO_URING', description: 'bytes in io_uring fixed buffers (fdinfo UserBufs)', kind: 'bytes', get: (p) => p.uringBytes, extra: true },
+  { key: 'dontforkBytes', label: 'DONTFORK', description: 'bytes of the io_uring buffers marked MADV_DONTFORK (smaps VmFlags dc)', kind: 'bytes', get: (p) => p.dontforkBytes, extra: true },
+  { key: 'doubleCountedBytes', label: 'COUNTED TWICE', description: 'pinned bytes registered more than once (VmPin counts them again)', kind: 'bytes', get: (p) => p.doubleCountedBytes, extra: true },
+  { key: 'flags', label: 'FLAGS', description: 'over-limit, dontfork, partial-dontfork, wipeonfork, overlap, io_uring, unreadable', get: (p) => p.flags },
 ];
 
 export const USER_FIELDS: readonly Field<UserRow>[] = [
-  { key: 'uid', label: 'UID', get: (u) => u.uid },
-  { key: 'user', label: 'USER', get: (u) => u.user },
-  { key: 'processes', label: 'PROCS', kind: 'count', get: (u) => u.processes },
-  { key: 'pinnedBytes', label: 'PINNED', kind: 'bytes', get: (u) => u.pinnedBytes },
-  { key: 'lockedBytes', label: 'LOCKED', kind: 'bytes', get: (u) => u.lockedBytes },
-  { key: 'uringBytes', label: 'IO_URING (charged to user)', kind: 'bytes', get: (u) => u.uringBytes },
+  { key: 'uid', label: 'UID', description: 'user id', get: (u) => u.uid },
+  { key: 'user', label: 'USER', description: 'user name', get: (u) => u.user },
+  { key: 'processes', label: 'PROCS', description: 'processes of this user that pin or lock', kind: 'count', get: (u) => u.processes },
+  { key: 'pinnedBytes', label: 'PINNED', description: 'sum of VmPin of those processes', kind: 'bytes', get: (u) => u.pinnedBytes },
+  { key: 'lockedBytes', label: 'LOCKED', description: 'sum of VmLck of those processes', kind: 'bytes', get: (u) => u.lockedBytes },
+  { key: 'uringBytes', label: 'IO_URING (charged to user)', description: 'io_uring fixed buffers, charged to the user\'s locked memory across processes', kind: 'bytes', get: (u) => u.uringBytes },
 ];
 
 export const SYSTEM_FIELDS: readonly Field<SystemRow>[] = [
-  { key: 'pinnedBytes', label: 'pinned (sum of VmPin)', kind: 'bytes', get: (s) => s.pinnedBytes },
-  { key: 'lockedBytes', label: 'locked (sum of VmLck)', kind: 'bytes', get: (s) => s.lockedBytes },
-  { key: 'mlockedBytes', label: 'Mlocked (meminfo)', kind: 'bytes', get: (s) => s.mlockedBytes },
-  { key: 'unevictableBytes', label: 'Unevictable (meminfo)', kind: 'bytes', get: (s) => s.unevictableBytes },
-  { key: 'memTotalBytes', label: 'MemTotal', kind: 'bytes', get: (s) => s.memTotalBytes },
-  { key: 'pinnedPercent', label: 'pinned share of MemTotal', kind: 'percent', get: (s) => Math.round(s.pinnedPercent * 1000) / 1000 },
-  { key: 'processesHolding', label: 'processes pinning or locking', kind: 'count', get: (s) => s.processesHolding },
+  { key: 'pinnedBytes', label: 'pinned (sum of VmPin)', description: 'sum of VmPin over all processes', kind: 'bytes', get: (s) => s.pinnedBytes },
+  { key: 'lockedBytes', label: 'locked (sum of VmLck)', description: 'sum of VmLck over all processes', kind: 'bytes', get: (s) => s.lockedBytes },
+  { key: 'mlockedBytes', label: 'Mlocked (meminfo)', description: 'Mlocked in /proc/meminfo', kind: 'bytes', get: (s) => s.mlockedBytes },
+  { key: 'unevictableBytes', label: 'Unevictable (meminfo)', description: 'Unevictable in /proc/meminfo', kind: 'bytes', get: (s) => s.unevictableBytes },
+  { key: 'memTotalBytes', label: 'MemTotal', description: 'MemTotal in /proc/meminfo', kind: 'bytes', get: (s) => s.memTotalBytes },
+  { key: 'pinnedPercent', label: 'pinned share of MemTotal', description: 'pinnedBytes as a percentage of MemTotal', kind: 'percent', get: (s) => Math.round(s.pinnedPercent * 1000) / 1000 },
+  { key: 'processesHolding', label: 'processes pinning or locking', description: 'processes with VmPin or VmLck above zero', kind: 'count', get: (s) => s.processesHolding },
 ];
 
 export const SORT_KEYS = ['pinned', 'locked', 'headroom', 'pid', 'comm', 'user'] as const;
@@ -59,9 +60,10 @@ export function sortProcesses(rows: ProcessRow[], key: SortKey): ProcessRow[] {
   return [...rows].sort(compare[key]);
 }
 
-export function statJson(report: StatReport): Record<string, unknown> {
+/** The body of a `stat --json` document (schema rdmactl.stat/1); `processFields` from -o. */
+export function statJson(report: StatReport, processFields: readonly Field<ProcessRow>[] = PROCESS_FIELDS): { [key: string]: unknown } {
   return {
-    processes: report.processes.map((p) => toJson(PROCESS_FIELDS, p)),
+    processes: report.processes.map((p) => toJson(processFields, p)),
     users: report.users.map((u) => toJson(USER_FIELDS, u)),
     system: toJson(SYSTEM_FIELDS, report.system),
     scannedProcesses: report.scannedProcesses,
@@ -88,8 +90,16 @@ function userList(text: string): Set<number> {
   return uids;
 }
 
+const STAT_OUTPUT = { name: 'stat', fields: PROCESS_FIELDS };
+
+interface StatFlags extends OutputFlags {
+  user?: string;
+  sort: SortKey;
+  all?: boolean;
+}
+
 export function statCommand(ctx: Context): Command {
-  return new Command('stat')
+  const command = new Command('stat')
     .summary('pinned and locked memory against limits: per process, user, system')
     .description(`Scan every process and show who has pinned (VmPin: RDMA MRs, io_uring buffers) or
 locked (VmLck: mlock) memory, against its RLIMIT_MEMLOCK, with per-user totals (io_uring charges
@@ -107,8 +117,14 @@ twice), io_uring, unreadable (run as root to see everything).`)
 Examples:
   rdmactl stat                       every process that pins or locks memory
   rdmactl stat --sort headroom       closest to RLIMIT_MEMLOCK first
-  rdmactl stat --json | jq '.system.pinnedBytes'`)
-    .action((pidArgs: string[], flags: { user?: string; sort: SortKey; all?: boolean; json?: boolean }) => {
+  rdmactl stat --json | jq '.system.pinnedBytes'
+  rdmactl stat -o pid,pinnedBytes --json   only these keys of each process
+  rdmactl stat -rn -b -o pid,comm,pinned   bare lines for awk: 1234 ib_write_bw 67108864
+
+-o, -r and -n apply to the process table; with -r or -n only that table is printed (the user and
+system totals are in the default view and in --json).`)
+    .action((pidArgs: string[], flags: StatFlags) => {
+      const view = outputView(ctx, STAT_OUTPUT, flags);
       const pids = pidArgs.length > 0 ? targetPids(pidArgs, (line) => note(ctx, line)) : undefined;
       const uids = flags.user !== undefined ? userList(flags.user) : undefined;
       const report = collectStat({ ...(pids ? { pids, all: true } : { all: flags.all ?? false }) });
@@ -117,18 +133,19 @@ Examples:
         report.users = report.users.filter((u) => uids.has(u.uid));
       }
       report.processes = sortProcesses(report.processes, flags.sort);
-      if (flags.json) {
-        printJson(ctx, statJson(report));
+      if (view.json) {
+        view.printDocument(statJson(report, view.fields));
         return;
       }
-      if (report.processes.length === 0) ctx.stdout.write('No process has pinned or locked memory.\n');
-      else ctx.stdout.write(`${renderTable(PROCESS_FIELDS, report.processes)}\n`);
-      if (report.users.length > 0) ctx.stdout.write(`${renderTable(USER_FIELDS, report.users)}\n`);
-      ctx.stdout.write(`${renderRecord(SYSTEM_FIELDS, report.system)}\n`);
+      if (report.processes.length === 0) view.prose('No process has pinned or locked memory.');
+      else view.printTable(report.processes);
+      if (report.users.length > 0) view.printOther(USER_FIELDS, report.users);
+      view.printOtherRecord(SYSTEM_FIELDS, report.system);
       if (report.unreadableProcesses > 0) {
-        ctx.stdout.write(process.geteuid?.() === 0
-          ? `${report.unreadableProcesses} processes only partly readable (the kernel refused smaps or fds even to root).\n`
-          : `${report.unreadableProcesses} processes not readable; run as root for all.\n`);
+        view.warn(process.geteuid?.() === 0
+          ? `${report.unreadableProcesses} processes only partly readable (the kernel refused smaps or fds even to root).`
+          : `${report.unreadableProcesses} processes not readable; run as root for all.`);
       }
     });
+  return addOutputOptions(command, ctx, STAT_OUTPUT);
 }

@@ -13,6 +13,7 @@ import { IncrementalScanner } from '../proc/incremental.js';
 import { isDontFork, isLocked } from '../proc/smaps.js';
 import { UsageError } from '../lib/errors.js';
 import { printJson, type Context } from '../lib/context.js';
+import { jsonDocument } from '../lib/output.js';
 import { DURATION_HELP, parseCount, parseDuration } from '../lib/size.js';
 import { SORT_KEYS, sortProcesses, statJson, type SortKey } from './stat.js';
 import { Sampler } from '../ui/sampler.js';
@@ -163,7 +164,7 @@ function streamJson(ctx: Context, sampler: Sampler, count: number | undefined): 
     sampler.subscribe(() => {
       const snapshot = sampler.getSnapshot();
       if (!snapshot || snapshot.error) return;
-      printJson(ctx, statJson(snapshot.report));
+      printJson(ctx, jsonDocument('stat', statJson(snapshot.report)));
       printed++;
       if (count !== undefined && printed >= count) finish();
     });
@@ -193,7 +194,7 @@ Needs a terminal; for scripts use --json: one \`stat --json\` document per line,
     .option('-i, --interval <duration>', `time between refreshes, at least ${MIN_INTERVAL_MS}ms (${DURATION_HELP})`, '1s')
     .option('-n, --count <n>', 'stop after N refreshes (N snapshots with --json)')
     .addOption(new Option('-s, --sort <key>', 'initial sort').choices([...SORT_KEYS]).default('pinned'))
-    .option('--json', 'stream NDJSON: one stat --json snapshot per interval')
+    .option('--json', 'stream NDJSON: one stat --json snapshot per interval (schema rdmactl.stat/1)')
     .addHelpText('after', `
 Examples:
   rdmactl top                                  the dashboard

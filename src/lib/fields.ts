@@ -1,9 +1,8 @@
 // One field list per record type serves both text and JSON, so keys and columns never drift
 // (the iproute2 rdma tool's approach). JSON carries raw values (integer bytes, null for
-// unlimited/unknown); text formats them for people.
+// unlimited/unknown); text formats them for people. Which fields a command prints, and how the
+// text is laid out, is decided in output.ts.
 
-import { createRequire } from 'node:module';
-import type TableType from 'cli-table3';
 import { formatBytes } from './size.js';
 
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
@@ -11,25 +10,32 @@ export type JsonValue = string | number | boolean | null | JsonValue[] | { [key:
 export type FieldKind = 'text' | 'bytes' | 'count' | 'micros' | 'bool' | 'percent';
 
 export interface Field<R> {
-  /** JSON key: stable contract, documented in the man page. */
+  /** JSON key and `-o` column name: a stable contract, documented in the man page. */
   key: string;
-  /** Column header / row label in text output. */
+  /** Column header / row label in text output (also accepted by `-o`). */
   label: string;
+  /** One line for `-H` and the documentation: what the value is and where it comes from. */
+  description: string;
   kind?: FieldKind;
   get: (record: R) => JsonValue;
   /** Text for a null value (default '-'), e.g. 'unlimited'. */
   nullText?: string;
-  /** Leave the field out of text output (JSON only), e.g. long lists. */
-  jsonOnly?: boolean;
-  /** Text output shows the field only when this holds for the record (JSON always has the key). */
+  /** Not a default text column (too wide or too detailed): JSON has it, text shows it with -o/--output-all. */
+  extra?: boolean;
+  /** Default text output shows the field only when this holds for the record (JSON always has the key). */
   showIf?: (record: R) => boolean;
 }
 
-export function formatValue(kind: FieldKind, value: JsonValue, nullText = '-'): string {
+export interface FormatOptions {
+  /** Sizes as integer bytes (`-b, --bytes`) instead of KiB/MiB/…. */
+  bytes?: boolean;
+}
+
+export function formatValue(kind: FieldKind, value: JsonValue, nullText = '-', options: FormatOptions = {}): string {
   if (value === null || value === undefined) return nullText;
   switch (kind) {
     case 'bytes':
-      return typeof value === 'number' ? formatBytes(value) : String(value);
+      return typeof value === 'number' ? (options.bytes ? String(value) : formatBytes(value)) : String(value);
     case 'micros':
       return typeof value === 'number' ? (value >= 1000 ? `${(value / 1000).toFixed(1)} ms` : `${value} µs`) : String(value);
     case 'bool':
@@ -37,8 +43,15 @@ export function formatValue(kind: FieldKind, value: JsonValue, nullText = '-'): 
     case 'percent':
       return typeof value === 'number' ? `${value.toFixed(1)}%` : String(value);
     default:
-      return Array.isArray(value) ? value.join(',') : typeof value === 'object' ? JSON.stringify(value) : String(value);
+      return Array.isArray(value) ? value.map((v) => (typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v))).join(',')
+        : typeof value === 'object' ? JSON.stringify(value) : String(value);
   }
+}
+
+/** The text of one field of one record in a table; an empty list prints like null, so no cell is blank. */
+export function fieldText<R>(field: Field<R>, record: R, options: FormatOptions = {}): string {
+  const value = field.get(record);
+  return formatValue(field.kind ?? 'text', Array.isArray(value) && value.length === 0 ? null : value, field.nullText, options);
 }
 
 export function toJson<R>(fields: readonly Field<R>[], record: R): { [key: string]: JsonValue } {
@@ -47,33 +60,7 @@ export function toJson<R>(fields: readonly Field<R>[], record: R): { [key: strin
   return out;
 }
 
-export function textCells<R>(fields: readonly Field<R>[], record: R): string[] {
-  return fields.filter((f) => !f.jsonOnly).map((f) => formatValue(f.kind ?? 'text', f.get(record), f.nullText));
-}
-
-// cli-table3 is loaded on first render: JSON output and --version never pay for it.
-let tableClass: typeof TableType | undefined;
-function Table(options: TableType.TableConstructorOptions): InstanceType<typeof TableType> {
-  tableClass ??= createRequire(import.meta.url)('cli-table3') as typeof TableType;
-  return new tableClass(options);
-}
-
-const PLAIN_STYLE = { head: [] as string[], border: [] as string[] };
-
-/** A table with one row per record. */
-export function renderTable<R>(fields: readonly Field<R>[], records: readonly R[]): string {
-  const shown = fields.filter((f) => !f.jsonOnly);
-  const table = Table({ head: shown.map((f) => f.label), style: { ...PLAIN_STYLE, compact: true } });
-  for (const record of records) table.push(textCells(fields, record));
-  return table.toString();
-}
-
-/** One record as label/value rows. */
-export function renderRecord<R>(fields: readonly Field<R>[], record: R): string {
-  const table = Table({ style: { ...PLAIN_STYLE, compact: true } });
-  for (const field of fields) {
-    if (field.jsonOnly || (field.showIf && !field.showIf(record))) continue;
-    table.push({ [field.label]: formatValue(field.kind ?? 'text', field.get(record), field.nullText) });
-  }
-  return table.toString();
+/** The default text columns: every field not marked extra. */
+export function defaultTextFields<R>(fields: readonly Field<R>[]): Field<R>[] {
+  return fields.filter((f) => !f.extra);
 }

@@ -88,7 +88,7 @@ describe('stat and ls with known pins', () => {
 
   it('stat text output shows the holder and the system totals', async () => {
     const result = await rdmactl('stat', '--sort', 'pid');
-    expect(result.stdout).toMatch(new RegExp(`│ ${holder.child.pid} +│ root +│ node +│ 8 MiB`));
+    expect(result.stdout).toMatch(new RegExp(`^${holder.child.pid} +root +node +8 MiB `, 'm'));
     expect(result.stdout).toContain('pinned (sum of VmPin)');
   });
 

@@ -1,6 +1,7 @@
 // `reg --detach` and `dereg` end to end: real holders started by the built binary, checked through
 // /proc by the test itself; records in a private XDG_RUNTIME_DIR per test.
 import { spawn } from 'node:child_process';
+import { hostname } from 'node:os';
 import { chmodSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { listHeld, removeStale, writeHeld, type HeldRecord } from '../../src/held/store.js';
@@ -105,9 +106,10 @@ describe('reg --detach', () => {
   it('text output (in-process): the record with its id, and how to release it', async () => {
     const result = await rdmactl('reg', '2M', '--backend', 'mlock', '--detach');
     expect(result.code, result.stderr).toBe(0);
-    const id = /│ id\s+│ ([0-9a-f]{8})/.exec(result.stdout)?.[1];
+    const id = /^id +([0-9a-f]{8})$/m.exec(result.stdout)?.[1];
     expect(id).toBeDefined();
-    expect(result.stdout).toMatch(/VmLck after\s+│ 2 MiB/);
+    expect(result.stdout).toMatch(/^VmLck after +2 MiB$/m);
+    expect(result.stdout).not.toMatch(/[│─┌]/); // stdout is not a terminal: no box characters
     expect(result.stderr).toContain(`release with: rdmactl dereg ${id}`);
     const [entry] = listHeld();
     expect(entry).toMatchObject({ id, state: 'live' });
@@ -187,7 +189,7 @@ describe('dereg', () => {
 
     const none = await rdmactl('dereg', '--all');
     expect(none).toMatchObject({ code: 0, stdout: 'nothing held\n' });
-    expect(JSON.parse((await rdmactl('dereg', '--all', '--json')).stdout)).toEqual({ results: [] });
+    expect(JSON.parse((await rdmactl('dereg', '--all', '--json')).stdout)).toEqual({ host: hostname(), schema: 'rdmactl.dereg/1', results: [] });
   });
 
   it('a SIGKILLed holder is stale: listHeld says so, removeStale and dereg clean it', async () => {
@@ -203,7 +205,7 @@ describe('dereg', () => {
 
     const result = await rdmactl('dereg', a.id, '--json');
     expect(result.code, result.stderr).toBe(0);
-    expect(JSON.parse(result.stdout)).toEqual({ results: [expect.objectContaining({ id: a.id, status: 'stale-removed', signalled: false, exitCode: 0 })] });
+    expect(JSON.parse(result.stdout)).toEqual({ host: hostname(), schema: 'rdmactl.dereg/1', results: [expect.objectContaining({ id: a.id, status: 'stale-removed', signalled: false, exitCode: 0 })] });
     expect(exists(recordFile(runtime.dir, a.id))).toBe(false);
     expect(removeStale()).toBe(1);
     expect(listHeld()).toEqual([]);

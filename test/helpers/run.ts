@@ -8,17 +8,28 @@ export interface RunResult {
   stderr: string;
 }
 
-export async function rdmactl(...args: string[]): Promise<RunResult> {
+export interface RunOptions {
+  /** Pretend stdout is a terminal (default: not, as in a pipeline). */
+  tty?: boolean;
+  /** Variables added to the environment. */
+  env?: NodeJS.ProcessEnv;
+}
+
+export async function rdmactlWith(options: RunOptions, ...args: string[]): Promise<RunResult> {
   let stdout = '';
   let stderr = '';
   const ctx: Context = {
     stdout: { write: (t) => { stdout += t; } },
     stderr: { write: (t) => { stderr += t; } },
-    env: { ...process.env, RDMACTL_DEBUG: '' },
-    stdoutIsTty: false,
+    env: { ...process.env, RDMACTL_DEBUG: '', ...options.env },
+    stdoutIsTty: options.tty ?? false,
   };
   const code = await run(args, ctx);
   return { code, stdout, stderr };
+}
+
+export function rdmactl(...args: string[]): Promise<RunResult> {
+  return rdmactlWith({}, ...args);
 }
 
 /** The JSON documents printed one per line. */

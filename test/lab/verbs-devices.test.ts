@@ -1,5 +1,7 @@
 // `rdmactl devices --json` against the lab's rxe0, checked with iproute2 (`rdma -j dev`, `rdma sys show`):
 // ODP is absent on the 6.1 kernel's rdma_rxe and present on 7.x; copy-on-fork comes from the kernel.
+import { readFileSync } from 'node:fs';
+import { Ajv } from 'ajv';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { RXE_DEVICE, inLab, json, kernelAtLeast, labKernel, rdmaSys } from './helpers.js';
 import { labRuntime, parseJson, rdmactl } from './verbs-helpers.js';
@@ -32,6 +34,13 @@ describe.skipIf(!inLab)(`devices on ${labKernel.name || '?'} (${labKernel.releas
     } finally {
       rt.cleanup();
     }
+  });
+
+  it('the document validates against schema/devices.json (a real device, its ports and ODP caps)', () => {
+    const schema = JSON.parse(readFileSync(new URL('../../schema/devices.json', import.meta.url), 'utf8')) as object;
+    const validate = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true }).compile(schema);
+    expect(validate(report), JSON.stringify(validate.errors)).toBe(true);
+    expect(report.devices.length).toBeGreaterThan(0);
   });
 
   it('lists rxe0 with its caps, as iproute2 sees it', () => {

@@ -1,0 +1,78 @@
+// The pure parts of output.ts: column selection, util-linux raw escaping, table layouts.
+import { describe, expect, it } from 'vitest';
+import { escapeRaw, renderRecord, renderTable, selectFields, type TextStyle } from '../../src/lib/output.js';
+import { UsageError } from '../../src/lib/errors.js';
+import type { Field } from '../../src/lib/fields.js';
+
+interface Row { pid: number; name: string; bytes: number | null }
+
+const FIELDS: readonly Field<Row>[] = [
+  { key: 'pid', label: 'PID', description: 'process id', get: (r) => r.pid },
+  { key: 'name', label: 'NAME', description: 'name', get: (r) => r.name },
+  { key: 'sizeBytes', label: 'SIZE BYTES', description: 'a size', kind: 'bytes', get: (r) => r.bytes, nullText: 'unlimited' },
+  { key: 'hidden', label: 'HIDDEN', description: 'not default', get: () => 'x', extra: true },
+];
+const DEFAULTS = FIELDS.filter((f) => !f.extra);
+const ROWS: Row[] = [{ pid: 1, name: 'init', bytes: 8 * 1024 * 1024 }, { pid: 4242, name: 'my prog\\x', bytes: null }];
+const keys = (fields: readonly Field<Row>[]): string[] => fields.map((f) => f.key);
+const style = (over: Partial<TextStyle> = {}): TextStyle => ({ boxed: false, headings: true, raw: false, bytes: false, ...over });
+
+describe('selectFields', () => {
+  it('defaults without -o; every field with --output-all', () => {
+    expect(keys(selectFields(FIELDS, {}, DEFAULTS))).toEqual(['pid', 'name', 'sizeBytes']);
+    expect(keys(selectFields(FIELDS, { outputAll: true }, DEFAULTS))).toEqual(['pid', 'name', 'sizeBytes', 'hidden']);
+  });
+
+  it('keys or labels, any case, in the order given, each once; +LIST appends to the defaults', () => {
+    expect(keys(selectFields(FIELDS, { output: 'SIZEBYTES,size bytes,Pid,hidden' }, DEFAULTS))).toEqual(['sizeBytes', 'pid', 'hidden']);
+    expect(keys(selectFields(FIELDS, { output: '+hidden,pid' }, DEFAULTS))).toEqual(['pid', 'name', 'sizeBytes', 'hidden']);
+  });
+
+  it('an unknown column or an empty list is a UsageError naming every valid column', () => {
+    expect(() => selectFields(FIELDS, { output: 'pid,nope' }, DEFAULTS)).toThrow(new UsageError("unknown column 'nope' for --output: valid columns are pid, name, sizeBytes, hidden"));
+    expect(() => selectFields(FIELDS, { output: ' , ' }, DEFAULTS)).toThrow(UsageError);
+    expect(() => selectFields(FIELDS, { output: 'pid', outputAll: true }, DEFAULTS)).toThrow(UsageError);
+  });
+});
+
+describe('escapeRaw (libsmartcols raw format)', () => {
+  it('escapes blanks, backslash, control characters and every byte that is not printable ASCII', () => {
+    expect(escapeRaw('a b\tc')).toBe('a\\x20b\\x09c');
+    expect(escapeRaw('C:\\x')).toBe('C:\\x5cx');
+    expect(escapeRaw('12 µs')).toBe('12\\x20\\xc2\\xb5s');
+    expect(escapeRaw('line\n')).toBe('line\\x0a');
+    expect(escapeRaw('plain-text_0x7f,ok')).toBe('plain-text_0x7f,ok');
+  });
+});
+
+describe('renderTable / renderRecord', () => {
+  it('plain: columns separated by spaces, numbers right-aligned, no trailing blanks, no boxes', () => {
+    expect(renderTable(DEFAULTS, ROWS, style())).toBe([
+      'PID  NAME      SIZE BYTES',
+      '1    init           8 MiB',
+      '4242 my prog\\x  unlimited',
+    ].join('\n'));
+  });
+
+  it('-b prints integer bytes; -n drops the header; nothing at all for no rows', () => {
+    expect(renderTable(DEFAULTS, ROWS, style({ bytes: true, headings: false })).split('\n')[0]).toBe('1    init        8388608');
+    expect(renderTable(DEFAULTS, [], style({ headings: false }))).toBe('');
+    expect(renderTable(DEFAULTS, [], style())).toBe('PID NAME SIZE BYTES');
+  });
+
+  it('-r: one record per line, one space between values, values and labels escaped', () => {
+    expect(renderTable(DEFAULTS, ROWS, style({ raw: true }))).toBe('PID NAME SIZE\\x20BYTES\n1 init 8\\x20MiB\n4242 my\\x20prog\\x5cx unlimited');
+    expect(renderTable(DEFAULTS, ROWS, style({ raw: true, headings: false, bytes: true }))).toBe('1 init 8388608\n4242 my\\x20prog\\x5cx unlimited');
+  });
+
+  it('boxed on a terminal', () => {
+    const boxed = renderTable(DEFAULTS, ROWS, style({ boxed: true }));
+    expect(boxed.split('\n')[0]).toMatch(/^┌─+┬/);
+    expect(boxed).toContain('│ 4242 │ my prog\\x │  unlimited │');
+  });
+
+  it('a record as label/value lines, plain or boxed', () => {
+    expect(renderRecord(DEFAULTS, ROWS[0]!, style())).toBe('PID         1\nNAME        init\nSIZE BYTES  8 MiB');
+    expect(renderRecord(DEFAULTS, ROWS[0]!, style({ boxed: true }))).toContain('│ SIZE BYTES │ 8 MiB │');
+  });
+});
