@@ -415,8 +415,17 @@ export function executionOrder(specs: readonly ScenarioSpec[]): number[] {
  * an interrupt stops the run (after the current row's cleanup) with InterruptedError.
  */
 export async function runMatrix(specs: readonly ScenarioSpec[], options: RunOptions): Promise<ForkReport> {
+  // Armed once for the whole run (each row's arm/disarm then costs nothing), stopped when it ends.
+  // Started first: the watchdog's start (a node process) overlaps the probes below.
+  const watchdog = armForkWatchdog();
+  let env: RunEnvironment;
+  try {
+    env = await probeEnvironment(specs);
+  } catch (err) {
+    await watchdog.then(disarmForkWatchdog, () => undefined);
+    throw err;
+  }
   const kernel = kernelInfo();
-  const env = await probeEnvironment(specs);
   const report: ForkReport = {
     kernel: kernel.release,
     copyOnFork: kernel.copyOnFork,
@@ -426,8 +435,7 @@ export async function runMatrix(specs: readonly ScenarioSpec[], options: RunOpti
     scenarios: [],
   };
   const rows: ScenarioResult[] = new Array<ScenarioResult>(specs.length);
-  // Armed once for the whole run (each row's arm/disarm then costs nothing), stopped when it ends.
-  await armForkWatchdog();
+  await watchdog;
   try {
     for (const index of executionOrder(specs)) {
       const spec = specs[index]!;
