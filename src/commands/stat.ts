@@ -6,6 +6,8 @@ import { UsageError } from '../lib/errors.js';
 import { printJson, type Context } from '../lib/context.js';
 import { renderRecord, renderTable, toJson, type Field } from '../lib/fields.js';
 import { parsePidList } from '../lib/pids.js';
+import { collectGroupedStat, type GroupRow } from '../observe/cgroups.js';
+import { GROUP_BY_CHOICES, groupsJson, groupsTable, type GroupByChoice } from './groups.js';
 
 export const PROCESS_FIELDS: readonly Field<ProcessRow>[] = [
   { key: 'pid', label: 'PID', get: (p) => p.pid },
@@ -83,15 +85,21 @@ twice), io_uring, unreadable (run as root to see everything).`)
     .option('-u, --user <name|uid>', 'only processes of this user')
     .addOption(new Option('-s, --sort <key>', 'sort processes by').choices([...SORT_KEYS]).default('pinned'))
     .option('-a, --all', 'include processes with nothing pinned or locked')
+    .addOption(new Option('--by <group>', 'one row per cgroup, systemd unit, container (or pod, Slurm job), or user, with the group\'s memory and rdma limits').choices([...GROUP_BY_CHOICES]))
     .option('--json', 'print JSON (see rdmactl(1) for the keys)')
     .addHelpText('after', `
 Examples:
   rdmactl stat                       every process that pins or locks memory
+  rdmactl stat --by unit             per systemd unit, against its memory.max and rdma.max
   rdmactl stat --sort headroom       closest to RLIMIT_MEMLOCK first
   rdmactl stat --json | jq '.system.pinnedBytes'`)
-    .action((pidArgs: string[], flags: { user?: string; sort: SortKey; all?: boolean; json?: boolean }) => {
+    .action((pidArgs: string[], flags: { user?: string; sort: SortKey; all?: boolean; json?: boolean; by?: GroupByChoice }) => {
       const pids = pidArgs.length > 0 ? parsePidList(pidArgs) : undefined;
-      const report = collectStat({ ...(pids ? { pids, all: true } : { all: flags.all ?? false }) });
+      const options = pids ? { pids, all: true } : { all: flags.all ?? false };
+      let groups: GroupRow[] | null = null;
+      let report: StatReport;
+      if (flags.by !== undefined && flags.by !== 'user') ({ report, groups } = collectGroupedStat(flags.by, options));
+      else report = collectStat(options);
       if (flags.user !== undefined) {
         const wanted = flags.user;
         if (wanted.trim() === '') throw new UsageError('invalid --user \'\': give a user name or uid');
@@ -99,8 +107,19 @@ Examples:
         report.users = report.users.filter((u) => u.user === wanted || String(u.uid) === wanted);
       }
       report.processes = sortProcesses(report.processes, flags.sort);
+      if (groups !== null && flags.user !== undefined) {
+        const members = new Set(report.processes.map((p) => p.pid));
+        groups = groups.filter((g) => g.members.some((m) => members.has(m.pid)));
+      }
       if (flags.json) {
-        printJson(ctx, statJson(report));
+        printJson(ctx, groups === null ? statJson(report) : { ...statJson(report), by: flags.by, groups: groupsJson(groups) });
+        return;
+      }
+      if (flags.by !== undefined) {
+        if (groups !== null) ctx.stdout.write(groups.length === 0 ? 'No group has pinned or locked memory.\n' : `${groupsTable(groups)}\n`);
+        else if (report.users.length > 0) ctx.stdout.write(`${renderTable(USER_FIELDS, report.users)}\n`);
+        else ctx.stdout.write('No user has pinned or locked memory.\n');
+        ctx.stdout.write(`${renderRecord(SYSTEM_FIELDS, report.system)}\n`);
         return;
       }
       if (report.processes.length === 0) ctx.stdout.write('No process has pinned or locked memory.\n');
