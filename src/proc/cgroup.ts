@@ -13,7 +13,7 @@
 // Cgroup files follow the /proc reader convention (procfs.ts): a file that vanished (the group was
 // removed) reads as null, a refusal throws ProcUnreadableError — never a zero.
 
-import { readProcText, procPath, type ProcPid } from './procfs.js';
+import { ProcUnreadableError, readProcText, procPath, type ProcPid } from './procfs.js';
 
 export interface CgroupMembership {
   /** Hierarchy id: 0 is the unified (v2) hierarchy. */
@@ -188,8 +188,10 @@ export type CgroupVersion = 1 | 2;
 
 export interface CgroupMemory {
   version: CgroupVersion;
-  /** memory.max / memory.limit_in_bytes; null = no limit. */
+  /** memory.max / memory.limit_in_bytes; null = no limit, or unknown when !limitKnown. */
   limitBytes: number | null;
+  /** False when the limit file was refused, malformed or gone with the group: then limitBytes says nothing. */
+  limitKnown: boolean;
   /** memory.current / memory.usage_in_bytes. */
   usageBytes: number | null;
   /**
@@ -199,10 +201,10 @@ export interface CgroupMemory {
   unevictableBytes: number | null;
   /** Every memory.stat counter. */
   stat: Map<string, number> | null;
-  /** Files that were absent (the root cgroup has no memory.max) or vanished. */
+  /** Files that were absent (the root cgroup has no memory.max) or vanished with the group. */
   missing: string[];
-  /** Files whose content was not a number (reported as unreadable, never as a value). */
-  malformed: string[];
+  /** Files the kernel refused, or whose content was not what the kernel documents. */
+  unreadable: string[];
 }
 
 const MEMORY_FILES: Record<CgroupVersion, { limit: string; usage: string }> = {
@@ -211,38 +213,48 @@ const MEMORY_FILES: Record<CgroupVersion, { limit: string; usage: string }> = {
 };
 
 /**
- * The memory controller's view of one cgroup directory. Refusals propagate as ProcUnreadableError
- * (the caller reports the group as unreadable); missing files are listed in `missing`.
+ * The memory controller's view of one cgroup directory. Each file is read on its own: a missing one
+ * (the root cgroup has no memory.max; a removed group has none) is listed in `missing`, a refused or
+ * malformed one in `unreadable`, and its value is null either way.
  */
 export function readCgroupMemory(directory: string, version: CgroupVersion): CgroupMemory {
   const names = MEMORY_FILES[version];
   const missing: string[] = [];
-  const malformed: string[] = [];
-  const value = (file: string): number | null | undefined => {
-    const text = readCgroupFile(directory, file);
-    if (text === null) {
-      missing.push(file);
-      return undefined;
+  const unreadable: string[] = [];
+  const text = (file: string): string | null => {
+    try {
+      const read = readCgroupFile(directory, file);
+      if (read === null) missing.push(file);
+      return read;
+    } catch (err) {
+      if (!(err instanceof ProcUnreadableError)) throw err;
+      unreadable.push(file);
+      return null;
     }
-    const parsed = parseCgroupValue(text);
-    if (parsed === undefined) malformed.push(file);
+  };
+  const value = (file: string): number | null | undefined => {
+    const read = text(file);
+    if (read === null) return undefined;
+    const parsed = parseCgroupValue(read);
+    if (parsed === undefined) unreadable.push(file);
     return parsed;
   };
   const limit = value(names.limit);
   const usage = value(names.usage);
-  const statText = readCgroupFile(directory, 'memory.stat');
-  if (statText === null) missing.push('memory.stat');
+  const statText = text('memory.stat');
   const stat = statText === null ? null : parseFlatKeyed(statText);
-  const unevictable = stat === null ? null : version === 2 ? stat.get('unevictable') : stat.get('total_unevictable') ?? stat.get('unevictable');
+  const unevictable = stat === null ? undefined : version === 2 ? stat.get('unevictable') : stat.get('total_unevictable') ?? stat.get('unevictable');
+  if (stat !== null && unevictable === undefined) unreadable.push('memory.stat');
   return {
     version,
-    // A missing limit file is the root cgroup (v2 has no memory.max there): nothing limits it.
-    limitBytes: limit === undefined ? null : limit,
+    // No limit file at all is the root cgroup (v2 has no memory.max there): nothing limits it.
+    limitBytes: limit ?? null,
+    limitKnown: limit !== undefined || (missing.includes(names.limit) && !missing.includes(names.usage)),
     usageBytes: usage ?? null,
     unevictableBytes: unevictable ?? null,
     stat,
     missing,
-    malformed,
+    unreadable,
   };
 }
 
