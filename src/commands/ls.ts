@@ -25,6 +25,10 @@ export const REGISTRATION_FIELDS: readonly Field<RegistrationRow>[] = [
   { key: 'overlap', label: 'OVERLAP', kind: 'bool', get: (r) => r.overlap },
   { key: 'doubleCountedBytes', label: 'COUNTED TWICE', kind: 'bytes', get: (r) => r.doubleCountedBytes },
   { key: 'evidence', label: 'EVIDENCE', get: (r) => r.evidence, jsonOnly: true },
+  // JSON-only until a column chooser exists: they would widen the default table.
+  { key: 'cgroup', label: 'CGROUP', get: (r) => r.owner?.cgroup ?? null, jsonOnly: true },
+  { key: 'unit', label: 'UNIT', get: (r) => r.owner?.unit ?? null, jsonOnly: true },
+  { key: 'container', label: 'CONTAINER', get: (r) => r.owner?.container ?? null, jsonOnly: true },
 ];
 
 /** Text-only column joining device and keys, so the table stays narrow. */
@@ -82,7 +86,7 @@ Examples:
       if (flags.json && flags.ndjson) throw new UsageError('choose one of --json and --ndjson');
       const pids = flags.pid !== undefined ? parsePidList([flags.pid]) : undefined;
       const sources = flags.source !== undefined ? parseSources(flags.source) : undefined;
-      const report = collectRegistrations({ ...(pids ? { pids } : {}), ...(sources ? { sources } : {}), held: () => heldSource({ cleanStale: true, env: ctx.env }) });
+      const report = collectRegistrations({ ...(pids ? { pids } : {}), ...(sources ? { sources } : {}), held: () => heldSource({ cleanStale: true, env: ctx.env }), owners: true });
       if (flags.json) return printJson(ctx, lsJson(report));
       if (flags.ndjson) {
         for (const row of report.registrations) printJson(ctx, toJson(REGISTRATION_FIELDS, row));

@@ -124,6 +124,12 @@ describe.skipIf(skipReason !== null)('stat --by on real memory cgroups', () => {
     expect((await rdmactl('stat', '--by', 'pod')).code).toBe(2);
   });
 
+  it('ls --json: each registration carries its process\'s cgroup, unit and container', async () => {
+    const { registrations } = JSON.parse((await rdmactl('ls', '--json', '--pid', `${pinner.pid},${locker.pid}`)).stdout) as { registrations: Json[] };
+    expect(registrations.find((r) => r['source'] === 'io_uring')).toMatchObject({ pid: pinner.pid, cgroup: containerPath, unit: `docker-${ID}.scope`, container: `docker:${ID}` });
+    expect(registrations.find((r) => r['source'] === 'mlock' && r['pid'] === locker.pid)).toMatchObject({ cgroup: workerPath, unit: 'worker.service', container: null });
+  });
+
   it('a near-full group is flagged; lowering its limit shows at once', async () => {
     // 5 % above what the group uses now: within the 10 % that counts as near.
     const usage = fileNumber(workerPath, 'memory.usage_in_bytes');
