@@ -287,3 +287,54 @@ export function joinRdma(current: readonly NestedKeyedEntry[], max: readonly Nes
   }
   return [...devices.values()].sort((a, b) => a.device.localeCompare(b.device));
 }
+
+export interface RdmaLimit {
+  /** The cgroup (path as /proc/PID/cgroup prints it) whose rdma.max sets the limit: the process's own or an ancestor's. */
+  path: string;
+  directory: string;
+  device: string;
+  /** The rdma.max key (hca_handle or hca_object). */
+  key: string;
+  max: number;
+  current: number;
+}
+
+/**
+ * The tightest rdma cgroup limit over a process: of every finite rdma.max key in its rdma cgroup and
+ * each ancestor (a parent's rdma.max caps its children too), the one with the least room left.
+ * null when no rdma controller is mounted here or nothing is limited. Refused or vanished files are
+ * skipped: this only explains an error.
+ */
+export function findTightestRdmaLimit(pid: ProcPid, mounts: CgroupMounts = readCgroupMounts()): RdmaLimit | null {
+  let memberships: CgroupMembership[] | null;
+  try {
+    memberships = readProcCgroup(pid);
+  } catch {
+    return null;
+  }
+  const v1 = memberships?.find((m) => m.hierarchyId !== 0 && m.controllers.includes('rdma'));
+  const mount = v1 ? mounts.v1.get('rdma') : mounts.v2;
+  const member = v1 ?? memberships?.find((m) => m.hierarchyId === 0);
+  if (!mount || !member) return null;
+  let tightest: RdmaLimit | null = null;
+  for (let path = member.path; ; path = path.slice(0, path.lastIndexOf('/')) || '/') {
+    const directory = cgroupDirectory(mount, path);
+    if (directory === null) break;
+    let devices: RdmaDeviceUsage[] | null = null;
+    try {
+      devices = readCgroupRdma(directory);
+    } catch {
+      devices = null;
+    }
+    for (const device of devices ?? []) {
+      for (const [key, max] of Object.entries(device.max)) {
+        const current = device.current[key] ?? 0;
+        if (max !== null && (tightest === null || max - current < tightest.max - tightest.current)) {
+          tightest = { path, directory, device: device.device, key, max, current };
+        }
+      }
+    }
+    if (path === '/') break;
+  }
+  return tightest;
+}
