@@ -130,6 +130,15 @@ describe.skipIf(skipReason !== null)('stat --by on real memory cgroups', () => {
     expect(registrations.find((r) => r['source'] === 'mlock' && r['pid'] === locker.pid)).toMatchObject({ cgroup: workerPath, unit: 'worker.service', container: null });
   });
 
+  it('top --json --by cgroup: each snapshot carries the groups', async () => {
+    const result = await rdmactl('top', '--json', '--by', 'cgroup', '--count', '1', '--interval', '100ms');
+    expect(result.code).toBe(0);
+    const snapshot = JSON.parse(result.stdout.trim().split('\n')[0]!) as { by: string; groups: Json[] };
+    expect(snapshot.by).toBe('cgroup');
+    expect(snapshot.groups.find((g) => g['cgroup'] === containerPath)).toMatchObject({ pinnedBytes: statusKb(pinner.pid!, 'VmPin') * 1024, memoryLimitBytes: 512 * MiB });
+    expect((await rdmactl('top', '--by', 'cgroup')).code).toBe(2);
+  });
+
   it('a near-full group is flagged; lowering its limit shows at once', async () => {
     // 5 % above what the group uses now: within the 10 % that counts as near.
     const usage = fileNumber(workerPath, 'memory.usage_in_bytes');
