@@ -6,7 +6,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { collectStat, type StatReport } from '../observe/stat.js';
-import { collectGroupedStat, type GroupRow } from '../observe/cgroups.js';
+import { collectGroupedStat, groupProcesses, type GroupRow } from '../observe/cgroups.js';
 import { GROUP_BY_CHOICES, groupsJson, type GroupByChoice } from './groups.js';
 import { collectRegistrations, readKernelMrs, type RegistrationSource } from '../observe/registrations.js';
 import { heldSource } from '../observe/held.js';
@@ -113,6 +113,7 @@ export function processDetail(pid: number): ProcessDetailView {
 function dashboardActions(api: HeldApi): DashboardActions {
   return {
     loadDetail: processDetail,
+    groups: (by, processes) => groupProcesses(processes, by),
     async deregister(ids: string[]): Promise<DeregResult> {
       try {
         const results = await api.deregister(ids);
@@ -181,7 +182,8 @@ Unevictable against MemTotal) with a history sparkline, MRs per RDMA device, hel
 processes sorted by pinned memory with their RLIMIT_MEMLOCK, and per-user totals (io_uring charges
 the user). New, growing and exiting rows are highlighted for one refresh.
 
-Keys: q quit, s sort, / filter (comm, user or pid), p pause, arrows select, Enter detail,
+Keys: q quit, s sort, / filter (comm, user or pid), g group (by unit, container, cgroup, then
+processes again), p pause, arrows select, Enter detail,
 d deregister a held registration, ? help, Esc back.
 
 To stay cheap, a refresh reads every process only when the kernel's pin counters (/proc/vmstat
