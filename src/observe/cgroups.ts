@@ -191,21 +191,18 @@ export interface GroupOptions {
   /** nsPids of a pid (from the scan); [pid] when unknown. */
   nsPids?: (pid: number) => readonly number[];
   mounts?: CgroupMounts;
-  /** For tests: /proc/PID/cgroup of a pid (null = vanished). */
-  readMemberships?: (pid: number) => CgroupMembership[] | null;
 }
 
 /** Groups process rows (those that pin or lock) by cgroup, unit or container, with each group's limits. */
 export function groupProcesses(rows: readonly ProcessRow[], by: GroupBy, options: GroupOptions = {}): GroupRow[] {
   const mounts = options.mounts ?? readCgroupMounts();
-  const readMemberships = options.readMemberships ?? readProcCgroup;
   const groups = new Map<string, { row: GroupRow; path: string | null; version: CgroupVersion | null }>();
   for (const process of rows) {
     if (process.pinnedBytes === 0 && process.lockedBytes === 0) continue;
     let memberships: CgroupMembership[] | null;
     let refused = false;
     try {
-      memberships = readMemberships(process.pid);
+      memberships = readProcCgroup(process.pid);
     } catch (err) {
       if (!(err instanceof ProcUnreadableError)) throw err;
       memberships = null;

@@ -45,6 +45,8 @@ const fileNumber = (path: string, file: string): number => Number(readFileSync(`
 
 describe.skipIf(skipReason !== null)('stat --by on real memory cgroups', () => {
   const children: ChildProcessWithoutNullStreams[] = [];
+  /** Holders forked by unshare (not our children): signalled by pid. */
+  const nsHolders: number[] = [];
   let pinner: ChildProcessWithoutNullStreams;
   let locker: ChildProcessWithoutNullStreams;
 
@@ -61,11 +63,24 @@ describe.skipIf(skipReason !== null)('stat --by on real memory cgroups', () => {
   });
 
   afterAll(async () => {
+    for (const pid of nsHolders) {
+      try { process.kill(pid, 'SIGTERM'); } catch { /* already gone */ }
+    }
     for (const child of children) child.kill('SIGTERM');
     for (const child of children) await exited(child);
-    // Children have exited, so the groups are empty; deepest first.
+    // Only processes this test started can be in these groups: anything left (a holder whose parent
+    // died with a failed test) is killed, so the groups can be removed; deepest first.
     for (const path of [containerPath, workerPath, base]) {
-      if (existsSync(dir(path))) rmdirSync(dir(path));
+      if (!existsSync(dir(path))) continue;
+      for (let tries = 0; tries < 50; tries++) {
+        const left = readFileSync(`${dir(path)}/cgroup.procs`, 'utf8').split('\n').filter(Boolean).map(Number);
+        if (left.length === 0) break;
+        for (const pid of left) {
+          try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      rmdirSync(dir(path));
     }
   });
 
@@ -137,6 +152,26 @@ describe.skipIf(skipReason !== null)('stat --by on real memory cgroups', () => {
     expect(snapshot.by).toBe('cgroup');
     expect(snapshot.groups.find((g) => g['cgroup'] === containerPath)).toMatchObject({ pinnedBytes: statusKb(pinner.pid!, 'VmPin') * 1024, memoryLimitBytes: 512 * MiB });
     expect((await rdmactl('top', '--by', 'cgroup')).code).toBe(2);
+  });
+
+  it('a holder in its own pid namespace is listed with the pid it sees (NSpid)', async () => {
+    // unshare forks the holder as pid 1 of a new pid namespace. unshare itself ignores SIGTERM while
+    // it waits, so the holder is signalled directly (and --kill-child covers unshare dying first).
+    const ns = await startIn(workerPath, ['reg', '1M', '--backend', 'uring', '--json'], ['unshare', '--pid', '--fork', '--kill-child=SIGTERM']);
+    const holderPid = Number(readFileSync(`/proc/${ns.pid}/task/${ns.pid}/children`, 'utf8').trim().split(' ')[0]);
+    nsHolders.push(holderPid);
+    children.push(ns);
+    try {
+      const nsPids = /^NSpid:\s+(.*)$/m.exec(readFileSync(`/proc/${holderPid}/status`, 'utf8'))![1]!.trim().split(/\s+/).map(Number);
+      expect(nsPids).toEqual([holderPid, 1]);
+      const report = JSON.parse((await rdmactl('stat', '--by', 'cgroup', '--json')).stdout) as { groups: Json[] };
+      const worker = report.groups.find((g) => g['cgroup'] === workerPath)!;
+      expect(worker['members']).toEqual(expect.arrayContaining([{ pid: holderPid, nsPid: 1, comm: 'node' }, { pid: locker.pid, nsPid: locker.pid, comm: 'node' }]));
+      expect(worker['pinnedBytes']).toBe(statusKb(holderPid, 'VmPin') * 1024);
+    } finally {
+      process.kill(holderPid, 'SIGTERM');
+      await exited(ns);
+    }
   });
 
   it('a near-full group is flagged; lowering its limit shows at once', async () => {
