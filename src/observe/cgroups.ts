@@ -107,7 +107,7 @@ function objectHeadroom(device: { current: Record<string, number | null>; max: R
 }
 
 interface GroupLimits {
-  memory: { limit: number | null; limitKnown: boolean; usage: number | null; unevictable: number | null } | null;
+  memory: { limit: number | null; usage: number | null; unevictable: number | null } | null;
   rdma: RdmaDeviceRow[] | null;
   unreadableFiles: string[];
   gone: boolean;
@@ -124,7 +124,7 @@ function readLimits(path: string, version: CgroupVersion, mounts: CgroupMounts):
     unreadableFiles.push(...read.unreadable);
     // Files missing because the directory is gone: the group was removed while we looked.
     gone = read.missing.length > 0 && !existsSync(memoryDir);
-    memory = { limit: read.limitBytes, limitKnown: read.limitKnown, usage: read.usageBytes, unevictable: read.unevictableBytes };
+    memory = { limit: read.limitBytes, usage: read.usageBytes, unevictable: read.unevictableBytes };
   }
   const rdmaMount = mounts.v1.get('rdma') ?? (version === 2 ? mounts.v2 : null);
   const rdmaDir = rdmaMount ? cgroupDirectory(rdmaMount, path) : null;

@@ -188,10 +188,8 @@ export type CgroupVersion = 1 | 2;
 
 export interface CgroupMemory {
   version: CgroupVersion;
-  /** memory.max / memory.limit_in_bytes; null = no limit, or unknown when !limitKnown. */
+  /** memory.max / memory.limit_in_bytes; null = no limit, or unknown when the file is listed in missing/unreadable. */
   limitBytes: number | null;
-  /** False when the limit file was refused, malformed or gone with the group: then limitBytes says nothing. */
-  limitKnown: boolean;
   /** memory.current / memory.usage_in_bytes. */
   usageBytes: number | null;
   /**
@@ -249,7 +247,6 @@ export function readCgroupMemory(directory: string, version: CgroupVersion): Cgr
     version,
     // No limit file at all is the root cgroup (v2 has no memory.max there): nothing limits it.
     limitBytes: limit ?? null,
-    limitKnown: limit !== undefined || (missing.includes(names.limit) && !missing.includes(names.usage)),
     usageBytes: usage ?? null,
     unevictableBytes: unevictable ?? null,
     stat,
