@@ -1,4 +1,4 @@
-// `rdmactl stat --json` end to end vs `ps -eo pid,rss,comm`, and the in-process scan vs
+// `rdmactl stat --json` end to end vs `ps -eo pid,rss,comm`, `stat --by cgroup` vs `stat`, and the in-process scan vs
 // `grep -h VmPin /proc/[0-9]*/status`, with 2,000 idle processes, all measured in this run.
 // Usage: node bench/stat.mjs [--processes N]
 import { spawnSync } from 'node:child_process';
@@ -21,6 +21,8 @@ function timeCommand(argv, runs) {
 
 export async function benchStat({ processes = 2000, runs = 7 } = {}) {
   const { scanProcesses } = await import(`${root}dist/proc/scan.js`);
+  const { collectStat } = await import(`${root}dist/observe/stat.js`);
+  const { collectGroupedStat } = await import(`${root}dist/observe/cgroups.js`);
   const idle = await startIdle(processes);
   try {
     // The scan as `stat` runs it: every status file read, idle processes decided from raw bytes.
@@ -31,12 +33,34 @@ export async function benchStat({ processes = 2000, runs = 7 } = {}) {
       scanProcesses({ onlyHolding: true });
       scanTimes.push(performance.now() - start);
     }
+    // The same in-process, in CPU time (user + system), alternating: what grouping adds, free of start-up and load.
+    const cpuMs = (fn) => {
+      const start = process.cpuUsage();
+      fn();
+      const used = process.cpuUsage(start);
+      return (used.user + used.system) / 1000;
+    };
+    const collectCpu = [];
+    const groupedCpu = [];
+    for (let i = 0; i < runs; i++) {
+      collectCpu.push(cpuMs(() => collectStat()));
+      groupedCpu.push(cpuMs(() => collectGroupedStat('cgroup')));
+    }
     // grep's time includes its own start-up, as a shell user would pay it; the glob is expanded by bash.
     const grep = timeCommand(['bash', '-c', 'grep -h VmPin /proc/[0-9]*/status 2>/dev/null; true'], runs);
     const bashAlone = timeCommand(['bash', '-c', 'true'], runs);
     const ps = timeCommand(['ps', '-eo', 'pid,rss,comm'], runs);
-    const stat = timeCommand([process.execPath, `${root}bin/rdmactl`, 'stat', '--json'], runs);
-    return { processes: idle.count, scan: median(scanTimes), grep, bashAlone, ps, stat };
+    // Grouping reads /proc/PID/cgroup only for holders and mountinfo once: it should cost next to nothing.
+    // The two runs alternate, so a busy machine slows both alike.
+    const statTimes = [];
+    const byCgroupTimes = [];
+    for (let i = 0; i < runs; i++) {
+      statTimes.push(timeCommand([process.execPath, `${root}bin/rdmactl`, 'stat', '--json'], 1));
+      byCgroupTimes.push(timeCommand([process.execPath, `${root}bin/rdmactl`, 'stat', '--by', 'cgroup', '--json'], 1));
+    }
+    const stat = median(statTimes);
+    const statByCgroup = median(byCgroupTimes);
+    return { processes: idle.count, scan: median(scanTimes), grep, bashAlone, ps, stat, statByCgroup, collectCpu: median(collectCpu), groupedCpu: median(groupedCpu) };
   } finally {
     await idle.stop();
   }
@@ -46,5 +70,6 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const arg = process.argv.indexOf('--processes');
   const r = await benchStat({ processes: arg > 0 ? Number(process.argv[arg + 1]) : 2000 });
   console.log(`stat end to end (${r.processes} idle processes): rdmactl stat --json ${r.stat.toFixed(0)} ms, ps -eo pid,rss,comm ${r.ps.toFixed(0)} ms, ratio ${(r.stat / r.ps).toFixed(2)}× (target ≤ 1.0×)`);
+  console.log(`grouping (${r.processes} idle processes): rdmactl stat --by cgroup --json ${r.statByCgroup.toFixed(0)} ms, rdmactl stat --json ${r.stat.toFixed(0)} ms, ratio ${(r.statByCgroup / r.stat).toFixed(2)}× (target ≤ 1.1×); in-process CPU ${r.groupedCpu.toFixed(1)} ms vs ${r.collectCpu.toFixed(1)} ms, ratio ${(r.groupedCpu / r.collectCpu).toFixed(2)}×`);
   console.log(`scan: in-process ${r.scan.toFixed(1)} ms, grep -h VmPin /proc/[0-9]*/status ${r.grep.toFixed(1)} ms (bash alone ${r.bashAlone.toFixed(1)} ms), ratio ${(r.scan / r.grep).toFixed(2)}× (target ≤ 1.3×)`);
 }

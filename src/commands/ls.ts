@@ -26,6 +26,9 @@ export const REGISTRATION_FIELDS: readonly Field<RegistrationRow>[] = [
   { key: 'overlap', label: 'OVERLAP', description: 'another pinned registration of the process covers part of this range', kind: 'bool', get: (r) => r.overlap },
   { key: 'doubleCountedBytes', label: 'COUNTED TWICE', description: 'bytes also covered by an earlier pinned registration: VmPin counts them again', kind: 'bytes', get: (r) => r.doubleCountedBytes },
   { key: 'evidence', label: 'EVIDENCE', description: 'held rows: the kernel source that confirms the registration (missing: none does)', get: (r) => r.evidence, extra: true },
+  { key: 'cgroup', label: 'CGROUP', description: 'cgroup of the process (memory hierarchy on v1, unified on v2)', get: (r) => r.owner?.cgroup ?? null, extra: true },
+  { key: 'unit', label: 'UNIT', description: 'systemd unit of the process, from its cgroup path', get: (r) => r.owner?.unit ?? null, extra: true },
+  { key: 'container', label: 'CONTAINER', description: 'container (or pod, Slurm job) of the process, from its cgroup path', get: (r) => r.owner?.container ?? null, extra: true },
 ];
 
 const LS_OUTPUT = { name: 'ls', fields: REGISTRATION_FIELDS };
@@ -84,7 +87,7 @@ Examples:
       const view = outputView(ctx, LS_OUTPUT, { ...flags, json: (flags.json ?? false) || (flags.ndjson ?? false) });
       const pids = flags.pid !== undefined ? targetPids([flags.pid], (line) => note(ctx, line), '--pid') : undefined;
       const sources = flags.source !== undefined ? parseSources(flags.source) : undefined;
-      const report = collectRegistrations({ ...(pids ? { pids } : {}), ...(sources ? { sources } : {}), held: (scanned) => heldSource({ cleanStale: true, env: ctx.env }, scanned) });
+      const report = collectRegistrations({ ...(pids ? { pids } : {}), ...(sources ? { sources } : {}), held: (scanned) => heldSource({ cleanStale: true, env: ctx.env }, scanned), owners: true });
       if (flags.json) return printJson(ctx, jsonDocument('ls', lsJson(report, view.fields)));
       if (flags.ndjson) {
         for (const row of report.registrations) printJson(ctx, jsonDocument('registration', view.record(row)));

@@ -8,6 +8,8 @@ import { toJson, type Field } from '../lib/fields.js';
 import { addOutputOptions, outputView, type OutputFlags } from '../lib/output.js';
 import { targetPids } from '../observe/targets.js';
 import { resolveUser } from '../proc/passwd.js';
+import { collectGroupedStat, type GroupRow } from '../observe/cgroups.js';
+import { GROUP_BY_CHOICES, GROUP_TEXT_FIELDS, groupsJson, type GroupByChoice } from '../observe/groupFields.js';
 
 export const PROCESS_FIELDS: readonly Field<ProcessRow>[] = [
   { key: 'pid', label: 'PID', description: 'process id', get: (p) => p.pid },
@@ -96,6 +98,7 @@ interface StatFlags extends OutputFlags {
   user?: string;
   sort: SortKey;
   all?: boolean;
+  by?: GroupByChoice;
 }
 
 export function statCommand(ctx: Context): Command {
@@ -112,10 +115,12 @@ twice), io_uring, unreadable (run as root to see everything).`)
     .option('-u, --user <list>', 'only processes of these users (names or uids, comma list)')
     .addOption(new Option('-s, --sort <key>', 'sort processes by').choices([...SORT_KEYS]).default('pinned'))
     .option('-a, --all', 'include processes with nothing pinned or locked')
+    .addOption(new Option('--by <group>', 'one row per cgroup, systemd unit, container (or pod, Slurm job), or user, with the group\'s memory and rdma limits').choices([...GROUP_BY_CHOICES]))
     .option('--json', 'print JSON (see rdmactl(1) for the keys)')
     .addHelpText('after', `
 Examples:
   rdmactl stat                       every process that pins or locks memory
+  rdmactl stat --by unit             per systemd unit, against its memory.max and rdma.max
   rdmactl stat --sort headroom       closest to RLIMIT_MEMLOCK first
   rdmactl stat --json | jq '.system.pinnedBytes'
   rdmactl stat -o pid,pinnedBytes --json   only these keys of each process
@@ -127,14 +132,32 @@ system totals are in the default view and in --json).`)
       const view = outputView(ctx, STAT_OUTPUT, flags);
       const pids = pidArgs.length > 0 ? targetPids(pidArgs, (line) => note(ctx, line)) : undefined;
       const uids = flags.user !== undefined ? userList(flags.user) : undefined;
-      const report = collectStat({ ...(pids ? { pids, all: true } : { all: flags.all ?? false }) });
+      const options = pids ? { pids, all: true } : { all: flags.all ?? false };
+      let groups: GroupRow[] | null = null;
+      let report: StatReport;
+      if (flags.by !== undefined && flags.by !== 'user') ({ report, groups } = collectGroupedStat(flags.by, options));
+      else report = collectStat(options);
       if (uids !== undefined) {
         report.processes = report.processes.filter((p) => uids.has(p.uid));
         report.users = report.users.filter((u) => uids.has(u.uid));
       }
       report.processes = sortProcesses(report.processes, flags.sort);
+      if (groups !== null && uids !== undefined) {
+        const members = new Set(report.processes.map((p) => p.pid));
+        groups = groups.filter((g) => g.members.some((m) => members.has(m.pid)));
+      }
       if (view.json) {
-        view.printDocument(statJson(report, view.fields));
+        const document = statJson(report, view.fields);
+        view.printDocument(groups === null ? document : { ...document, by: flags.by ?? null, groups: groupsJson(groups) });
+        return;
+      }
+      if (flags.by !== undefined) {
+        if (groups !== null) {
+          if (groups.length === 0) view.prose('No group has pinned or locked memory.');
+          else view.printOther(GROUP_TEXT_FIELDS, groups);
+        } else if (report.users.length > 0) view.printOther(USER_FIELDS, report.users);
+        else view.prose('No user has pinned or locked memory.');
+        view.printOtherRecord(SYSTEM_FIELDS, report.system);
         return;
       }
       if (report.processes.length === 0) view.prose('No process has pinned or locked memory.');

@@ -5,7 +5,9 @@
 
 import { existsSync, readdirSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { collectStat } from '../observe/stat.js';
+import { collectStat, type StatReport } from '../observe/stat.js';
+import { collectGroupedStat, groupProcesses, type GroupRow } from '../observe/cgroups.js';
+import { GROUP_BY_CHOICES, groupsJson, type GroupByChoice } from '../observe/groupFields.js';
 import { collectRegistrations, readKernelMrs, type RegistrationSource } from '../observe/registrations.js';
 import { heldSource } from '../observe/held.js';
 import { scanProcesses } from '../proc/scan.js';
@@ -28,6 +30,7 @@ interface TopFlags {
   count?: string;
   sort: SortKey;
   json?: boolean;
+  by?: GroupByChoice;
 }
 
 /** RDMA devices the kernel knows (cheap: one readdir), so `rdma` is only run when there is one. */
@@ -112,6 +115,7 @@ export function processDetail(pid: number): ProcessDetailView {
 function dashboardActions(api: HeldApi): DashboardActions {
   return {
     loadDetail: processDetail,
+    groups: (by, processes) => groupProcesses(processes, by),
     async deregister(ids: string[]): Promise<DeregResult> {
       try {
         const results = await api.deregister(ids);
@@ -148,7 +152,7 @@ async function loadDashboard(ctx: Context): Promise<DashboardModule> {
   }
 }
 
-function streamJson(ctx: Context, sampler: Sampler, count: number | undefined): Promise<void> {
+function streamJson(ctx: Context, sampler: Sampler, count: number | undefined, render: (report: StatReport) => unknown = statJson): Promise<void> {
   return new Promise((resolve) => {
     let printed = 0;
     const finish = (): void => {
@@ -164,7 +168,7 @@ function streamJson(ctx: Context, sampler: Sampler, count: number | undefined): 
     sampler.subscribe(() => {
       const snapshot = sampler.getSnapshot();
       if (!snapshot || snapshot.error) return;
-      printJson(ctx, jsonDocument('stat', statJson(snapshot.report)));
+      printJson(ctx, jsonDocument('stat', render(snapshot.report) as Record<string, unknown>));
       printed++;
       if (count !== undefined && printed >= count) finish();
     });
@@ -180,7 +184,8 @@ Unevictable against MemTotal) with a history sparkline, MRs per RDMA device, hel
 processes sorted by pinned memory with their RLIMIT_MEMLOCK, and per-user totals (io_uring charges
 the user). New, growing and exiting rows are highlighted for one refresh.
 
-Keys: q quit, s sort, / filter (comm, user or pid), p pause, arrows select, Enter detail,
+Keys: q quit, s sort, / filter (comm, user or pid), g group (by unit, container, cgroup, then
+processes again), p pause, arrows select, Enter detail,
 d deregister a held registration, ? help, Esc back.
 
 To stay cheap, a refresh reads every process only when the kernel's pin counters (/proc/vmstat
@@ -195,6 +200,7 @@ Needs a terminal; for scripts use --json: one \`stat --json\` document per line,
     .option('-n, --count <n>', 'stop after N refreshes (N snapshots with --json)')
     .addOption(new Option('-s, --sort <key>', 'initial sort').choices([...SORT_KEYS]).default('pinned'))
     .option('--json', 'stream NDJSON: one stat --json snapshot per interval (schema rdmactl.stat/1)')
+    .addOption(new Option('--by <group>', 'with --json: each snapshot also carries the groups of stat --by').choices([...GROUP_BY_CHOICES]))
     .addHelpText('after', `
 Examples:
   rdmactl top                                  the dashboard
@@ -204,14 +210,23 @@ Examples:
       const intervalMs = parseDuration(flags.interval, '--interval');
       if (intervalMs < MIN_INTERVAL_MS) throw new UsageError(`invalid --interval '${flags.interval}': at least ${MIN_INTERVAL_MS}ms`);
       const count = flags.count === undefined ? undefined : parseCount(flags.count, '--count');
+      if (flags.by !== undefined && !flags.json) throw new UsageError('--by needs --json (the dashboard shows processes and users)');
       if (flags.json) {
-        // Every snapshot a full scan, sorted like `stat --json`.
+        // Every snapshot a full scan, sorted like `stat --json`; with --by, grouped from the same scan.
+        const by = flags.by === 'user' ? undefined : flags.by;
+        const groupsOf = new WeakMap<StatReport, GroupRow[]>();
         const collect = () => {
-          const report = collectStat();
+          let report: StatReport;
+          if (by) {
+            const grouped = collectGroupedStat(by);
+            report = grouped.report;
+            groupsOf.set(report, grouped.groups);
+          } else report = collectStat();
           report.processes = sortProcesses(report.processes, flags.sort);
           return report;
         };
-        await streamJson(ctx, new Sampler({ intervalMs, collect }), count);
+        const render = (report: StatReport) => (by ? { ...statJson(report), by, groups: groupsJson(groupsOf.get(report) ?? []) } : statJson(report));
+        await streamJson(ctx, new Sampler({ intervalMs, collect }), count, render);
         return;
       }
       if (!ctx.stdoutIsTty) {

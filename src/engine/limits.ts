@@ -7,6 +7,7 @@ import { PermissionError, RdmactlError, UnsupportedError } from '../lib/errors.j
 import { formatBytes } from '../lib/size.js';
 import { procPath, readSmallProcText } from '../proc/procfs.js';
 import { parseStatus } from '../proc/status.js';
+import { findTightestRdmaLimit } from '../proc/cgroup.js';
 import { RefusedRegistration, type BackendName } from './types.js';
 
 const CAP_IPC_LOCK = 14n;
@@ -65,6 +66,24 @@ export function explainRegistrationFailure(thrown: unknown, backend: BackendName
       );
     }
     return new RdmactlError(`${what}: the kernel is out of memory for this request`, 1, [], { cause: err });
+  }
+  // The rdma cgroup controller refuses a device context (hca_handle) or object (PD, MR, …: hca_object)
+  // over rdma.max with EAGAIN (kernel/cgroup/rdma.c rdmacg_try_charge).
+  if (backend === 'verbs' && err.errnoName === 'EAGAIN') {
+    // By now the failed attempt has released its own context and PD, so use can read below the limit.
+    const reached = findTightestRdmaLimit('self');
+    if (reached) {
+      return new RdmactlError(
+        `${what}: the rdma cgroup ${reached.path} limits ${reached.device} ${reached.key} to ${reached.max} (rdma.max; ${reached.current} in use after this attempt released its own), not RLIMIT_MEMLOCK`,
+        1,
+        [
+          `raise it (root, or the cgroup's delegate): echo "${reached.device} ${reached.key}=max" > ${reached.directory}/rdma.max`,
+          'containers: the runtime sets rdma.max from the OCI spec (linux.resources.rdma); raise it where the container is defined',
+          'or release device contexts and objects (PDs, MRs, QPs, CQs) this group no longer needs',
+        ],
+        { cause: err },
+      );
+    }
   }
   if (backend === 'uring' && err.call === 'io_uring_setup') {
     if (err.errnoName === 'ENOSYS') return new UnsupportedError(`${what}: this kernel has no io_uring (CONFIG_IO_URING)`, [], { cause: err });

@@ -9,6 +9,7 @@ import { isDontFork, isLocked, isWipeOnFork, vmaSizeBytes, type SmapsVma } from 
 import { parseKernelMrs, runRdmaJson, type KernelMr } from '../rdma/iproute.js';
 import { coveredBytes, overlapBytes, type Range } from './stat.js';
 import { pageSize } from '../proc/pagemap.js';
+import { cgroupOwners, type CgroupOwner } from './cgroups.js';
 
 export type RegistrationSource = 'rdma' | 'io_uring' | 'mlock' | 'held';
 export const REGISTRATION_SOURCES: readonly RegistrationSource[] = ['rdma', 'io_uring', 'mlock', 'held'];
@@ -36,6 +37,8 @@ export interface RegistrationRow {
   doubleCountedBytes: number;
   /** held rows: which kernel source confirms the registration ('missing' when none does). */
   evidence: RegistrationSource | 'missing' | null;
+  /** The process's cgroup, systemd unit and container; only when collected with `owners`. */
+  owner?: CgroupOwner;
 }
 
 export interface SourceStatus {
@@ -227,6 +230,8 @@ export interface CollectRegistrationsOptions {
   pageBytes?: number;
   /** For tests and `top`: reuse a scan. */
   scan?: ScanResult;
+  /** Add each row's cgroup, unit and container (one /proc/PID/cgroup read per process listed). */
+  owners?: boolean;
   /** For tests: the kernel MR table instead of running `rdma`. */
   kernelMrs?: () => { mrs: KernelMr[]; status: SourceStatus };
 }
@@ -277,6 +282,10 @@ export function collectRegistrations(options: CollectRegistrationsOptions = {}):
   const registrations = [...kernelRows, ...heldRows]
     .filter((r) => wanted.has(r.source))
     .sort(compareRows);
+  if (options.owners) {
+    const owners = cgroupOwners(registrations.map((r) => r.pid));
+    for (const row of registrations) row.owner = owners.get(row.pid)!;
+  }
   const unreadable = snapshots.filter((p) => p.unreadable.length > 0).length;
   return { registrations, sources, unreadableProcesses: unreadable };
 }

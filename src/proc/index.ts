@@ -15,3 +15,4 @@ export * from './scan.js';
 export * from './vmstat.js';
 export * from './incremental.js';
 export * from './loadavg.js';
+export * from './cgroup.js';

@@ -33,6 +33,11 @@ export interface ProcessStatus {
   pinnedBytes: number;
   /** VmRSS: resident bytes. */
   rssBytes: number;
+  /**
+   * NSpid: the pid in each pid namespace the process is in, outermost first (so the last one is
+   * the pid a container sees). [pid] on kernels before 4.1 or outside any nested namespace.
+   */
+  nsPids: number[];
 }
 
 /** Undoes the escaping the kernel applies to the Name: line (seq_escape_str with "\n\\" and ESCAPE_SPACE). */
@@ -65,6 +70,12 @@ function intField(text: string, key: string, missing: number): number {
   if (value === null) return missing;
   const n = parseDecimalAt(value, 0);
   return Number.isNaN(n) ? missing : n;
+}
+
+function nsPidList(value: string | null, pid: number): number[] {
+  if (value === null) return [pid];
+  const pids = value.split(/\s+/).filter(Boolean).map(Number).filter(Number.isInteger);
+  return pids.length > 0 ? pids : [pid];
 }
 
 /** Parses /proc/PID/status text. Ids are -1 if absent (never seen in practice). */
@@ -100,6 +111,7 @@ export function parseStatus(text: string): ProcessStatus {
     lockedBytes: locked ?? 0,
     pinnedBytes: pinned ?? 0,
     rssBytes: rss ?? 0,
+    nsPids: nsPidList(fieldText(text, 'NSpid'), pid),
   };
 }
 

@@ -3,6 +3,7 @@
 
 import type { ProcessRow, StatReport } from '../observe/stat.js';
 import type { RegistrationRow } from '../observe/registrations.js';
+import type { GroupBy, GroupRow } from '../observe/cgroups.js';
 
 /** How a row changed since the previous refresh (shown highlighted for one refresh). */
 export type RowMark = 'new' | 'growing' | 'exiting' | null;
@@ -86,4 +87,6 @@ export interface DashboardActions {
   loadDetail(pid: number): ProcessDetailView;
   /** Deregister these held registrations (ids of one process). */
   deregister(ids: string[]): Promise<DeregResult>;
+  /** The grouped view (key g): these processes by cgroup, unit or container, with each group's limits. */
+  groups?(by: GroupBy, processes: readonly ProcessRow[]): GroupRow[];
 }

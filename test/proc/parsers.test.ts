@@ -46,6 +46,7 @@ describe('parseStatus', () => {
       lockedBytes: 1024 * 1024,
       pinnedBytes: 64 * 1024 * 1024,
       rssBytes: 67804 * 1024,
+      nsPids: [4242],
     });
   });
 

@@ -12,6 +12,11 @@ import { ProcessTable } from './ProcessTable.js';
 import { UserPanel } from './UserPanel.js';
 import { Detail } from './Detail.js';
 import { Help } from './Help.js';
+import { GroupTable } from './GroupTable.js';
+import type { GroupBy, GroupRow } from '../../observe/cgroups.js';
+
+/** Key g cycles the main table: processes, then grouped by unit, container, cgroup, and back. */
+const GROUPINGS: readonly (GroupBy | null)[] = [null, 'unit', 'container', 'cgroup'];
 
 export interface AppProps {
   source: SnapshotSource;
@@ -64,6 +69,7 @@ export function App({ source, actions, count, columns, rows: rowsOverride, initi
   const [detail, setDetail] = useState<ProcessDetailView | null>(null);
   const [confirm, setConfirm] = useState<Confirm | null>(null);
   const [status, setStatus] = useState<string | null>(null);
+  const [groupBy, setGroupBy] = useState<GroupBy | null>(null);
 
   const quit = (): void => {
     onQuit?.();
@@ -75,6 +81,17 @@ export function App({ source, actions, count, columns, rows: rowsOverride, initi
     const live = draft ?? filter;
     return sortProcesses(snapshot.rows.filter((r) => matchesFilter(r, live)), sortKey) as DisplayRow[];
   }, [snapshot, sortKey, filter, draft]);
+
+  // Grouping reads each holder's /proc/PID/cgroup and the groups' limit files: only while shown.
+  // The filter applies here too: the groups of the processes shown.
+  const grouped: { rows: GroupRow[]; error: string | null } = useMemo(() => {
+    if (groupBy === null || !actions.groups) return { rows: [], error: null };
+    try {
+      return { rows: actions.groups(groupBy, rows.filter((r) => r.mark !== 'exiting')), error: null };
+    } catch (err) {
+      return { rows: [], error: `groups: ${err instanceof Error ? err.message : String(err)}` };
+    }
+  }, [rows, groupBy, actions]);
 
   const selected = followSelection(rows.map((r) => r.pid), selectedPid, selectedIndex);
   const selectedRow = rows[selected] ?? null;
@@ -176,7 +193,11 @@ export function App({ source, actions, count, columns, rows: rowsOverride, initi
       else if (input === 'p') (source.isPaused() ? source.resume() : source.pause());
       return;
     }
-    if (input === 's') setSortKey((k) => nextSort(k));
+    if (input === 'g') {
+      if (!actions.groups) setStatus('grouping is not available here');
+      else setGroupBy((by) => GROUPINGS[(GROUPINGS.indexOf(by) + 1) % GROUPINGS.length]!);
+    } else if (groupBy !== null && (key.return || input === 'd')) setStatus('press g until the process table is back to select a process');
+    else if (input === 's') setSortKey((k) => nextSort(k));
     else if (input === '/') setDraft('');
     else if (input === 'p') (source.isPaused() ? source.resume() : source.pause());
     else if (input === '?') setView('help');
@@ -204,11 +225,13 @@ export function App({ source, actions, count, columns, rows: rowsOverride, initi
     footer = { text: `Deregister held registration${confirm.ids.length > 1 ? 's' : ''} ${confirm.ids.join(', ')} of pid ${confirm.pid}? (y/n)`, color: 'yellow' };
   } else if (draft !== null) {
     footer = { text: `filter (comm, user or pid; Enter apply, Esc clear): ${draft}_` };
-  } else if (status) {
-    footer = { text: status, color: 'cyan' };
+  } else if (status || grouped.error) {
+    footer = { text: (status ?? grouped.error)!, color: 'cyan' };
   } else {
     const shown = filter ? `filter '${filter}' (Esc clears)  ` : '';
-    footer = { text: `${shown}q quit  s sort  / filter  p pause  ↑↓ select  Enter detail  d dereg  ? help` };
+    footer = groupBy !== null
+      ? { text: `${shown}by ${groupBy} (g: ${GROUPINGS[(GROUPINGS.indexOf(groupBy) + 1) % GROUPINGS.length] ?? 'processes'})  q quit  / filter  p pause  ? help` }
+      : { text: `${shown}q quit  s sort  / filter  g group  p pause  ↑↓ select  Enter detail  d dereg  ? help` };
   }
 
   const headerLines = HEADER_LINES + (snapshot.error ? 1 : 0);
@@ -226,7 +249,9 @@ export function App({ source, actions, count, columns, rows: rowsOverride, initi
     content = (
       <Box flexDirection="column">
         <Box flexDirection="column" height={tableHeight}>
-          <ProcessTable rows={rows} width={width} height={tableHeight} selected={selected} {...(draft ?? filter ? { emptyText: `No process matches '${draft ?? filter}'.` } : {})} />
+          {groupBy !== null
+            ? <GroupTable rows={grouped.rows} by={groupBy} width={width} height={tableHeight} />
+            : <ProcessTable rows={rows} width={width} height={tableHeight} selected={selected} {...(draft ?? filter ? { emptyText: `No process matches '${draft ?? filter}'.` } : {})} />}
         </Box>
         <UserPanel users={users} width={width} maxRows={maxUsers} />
       </Box>

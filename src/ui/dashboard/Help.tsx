@@ -7,6 +7,7 @@ export const KEY_HELP: ReadonlyArray<readonly [string, string]> = [
   ['q, Ctrl-C', 'quit'],
   ['s', 'cycle the sort: pinned, locked, headroom, pid, comm, user'],
   ['/', 'filter by comm, user or pid: type, Enter to apply, Esc to clear'],
+  ['g', 'group the table: by systemd unit, container (pod, Slurm job), cgroup, then processes again'],
   ['p', 'pause / resume refreshing'],
   ['↑ ↓ PgUp PgDn', 'select a process'],
   ['Enter', 'detail of the selected process: registrations, locked and DONTFORK ranges, limit'],

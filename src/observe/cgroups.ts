@@ -1,0 +1,270 @@
+// Pinned and locked memory by cgroup, systemd unit or container, against the group's own limits
+// (memory controller: limit, usage, unevictable; rdma controller: objects and handles per device).
+//
+// Cost: one read of /proc/PID/cgroup per process that pins or locks (never per process on the
+// machine), one of /proc/self/mountinfo, and the controller files once per group.
+//
+// Which hierarchy: with a v1 memory controller (v1 or hybrid hosts) a process is grouped by its
+// memory cgroup; otherwise by its unified (v2) path. A group's rdma files are read at the same path
+// in the v1 rdma hierarchy when there is one, else in the unified hierarchy on v2 hosts — the tools
+// that create these groups (systemd, Docker, kubelet) use one path in every hierarchy they manage.
+
+import { existsSync } from 'node:fs';
+import { scanProcesses } from '../proc/scan.js';
+import { ProcUnreadableError } from '../proc/procfs.js';
+import {
+  cgroupDirectory,
+  readCgroupMemory,
+  readCgroupMounts,
+  readCgroupRdma,
+  readProcCgroup,
+  type CgroupMembership,
+  type CgroupMount,
+  type CgroupMounts,
+  type CgroupVersion,
+} from '../proc/cgroup.js';
+import { collectStat, type CollectOptions, type ProcessRow, type StatReport } from './stat.js';
+import { groupKey, nameCgroup, type CgroupNames, type GroupBy } from './cgroupNames.js';
+
+export type { GroupBy } from './cgroupNames.js';
+
+export type GroupFlag = 'near-memory-limit' | 'near-rdma-limit' | 'unreadable' | 'gone';
+
+/** A limit is "near" once use reaches this share of it (the issue's 10 % headroom). */
+export const NEAR_LIMIT_SHARE = 0.9;
+
+export interface RdmaDeviceRow {
+  device: string;
+  /** rdma.current for the device, keys as the kernel prints them (hca_handle, hca_object, …). */
+  current: Record<string, number | null>;
+  /** rdma.max for the device; null = max (no limit). */
+  max: Record<string, number | null>;
+  /** hca_object limit minus use; null when unlimited. */
+  objectsHeadroom: number | null;
+  /** hca_handle limit minus use; null when unlimited. */
+  handlesHeadroom: number | null;
+}
+
+export interface GroupMember {
+  pid: number;
+  /** The pid as the innermost pid namespace (a container) sees it. */
+  nsPid: number;
+  comm: string;
+}
+
+export interface GroupRow {
+  /** What the group is shown as: unit name, `runtime:id12`, `pod:UID`, `slurm:job_N`, or the cgroup path. */
+  group: string;
+  /** The cgroup path (as /proc/PID/cgroup prints it) whose limits are shown; null when unknown. */
+  cgroup: string | null;
+  /** 1 = v1 memory hierarchy, 2 = unified; null when the process's cgroup could not be read. */
+  hierarchy: CgroupVersion | null;
+  unit: string | null;
+  container: string | null;
+  runtime: string | null;
+  podUid: string | null;
+  qosClass: string | null;
+  slurmJob: string | null;
+  slurmStep: string | null;
+  processes: number;
+  pinnedBytes: number;
+  lockedBytes: number;
+  uringBytes: number;
+  /** memory.max / memory.limit_in_bytes; null = no limit or unknown (see unreadableFiles, flags). */
+  memoryLimitBytes: number | null;
+  memoryUsageBytes: number | null;
+  /** Limit minus pinned and locked bytes: what the group can still pin or lock before memory it cannot reclaim alone fills its limit. */
+  memoryHeadroomBytes: number | null;
+  /** memory.stat unevictable (v2) / total_unevictable (v1): mlocked and other unreclaimable pages charged to the group. */
+  unevictableBytes: number | null;
+  /** rdma.current / rdma.max per device; null when the group has no rdma controller files. */
+  rdma: RdmaDeviceRow[] | null;
+  flags: GroupFlag[];
+  /** Files the kernel refused or that were malformed: their values are null, not zero. */
+  unreadableFiles: string[];
+  members: GroupMember[];
+}
+
+export interface GroupedStat {
+  by: GroupBy;
+  report: StatReport;
+  groups: GroupRow[];
+}
+
+/** The path a process is grouped by: its v1 memory cgroup when that controller is mounted, else its unified path. */
+export function primaryPath(memberships: readonly CgroupMembership[], mounts: CgroupMounts): { path: string; version: CgroupVersion } | null {
+  const memory = memberships.find((m) => m.hierarchyId !== 0 && m.controllers.includes('memory'));
+  if (memory && mounts.v1.has('memory')) return { path: memory.path, version: 1 };
+  const unified = memberships.find((m) => m.hierarchyId === 0);
+  if (unified) return { path: unified.path, version: 2 };
+  return memory ? { path: memory.path, version: 1 } : null;
+}
+
+function objectHeadroom(device: { current: Record<string, number | null>; max: Record<string, number | null> }, key: string): number | null {
+  const max = device.max[key];
+  if (max === undefined || max === null) return null;
+  return max - (device.current[key] ?? 0);
+}
+
+interface GroupLimits {
+  memory: { limit: number | null; usage: number | null; unevictable: number | null } | null;
+  rdma: RdmaDeviceRow[] | null;
+  unreadableFiles: string[];
+  gone: boolean;
+}
+
+function readLimits(path: string, version: CgroupVersion, mounts: CgroupMounts): GroupLimits {
+  const unreadableFiles: string[] = [];
+  let gone = false;
+  let memory: GroupLimits['memory'] = null;
+  const memoryMount: CgroupMount | null | undefined = version === 1 ? mounts.v1.get('memory') : mounts.v2;
+  const memoryDir = memoryMount ? cgroupDirectory(memoryMount, path) : null;
+  if (memoryDir !== null) {
+    const read = readCgroupMemory(memoryDir, version);
+    unreadableFiles.push(...read.unreadable);
+    // Files missing because the directory is gone: the group was removed while we looked.
+    gone = read.missing.length > 0 && !existsSync(memoryDir);
+    memory = { limit: read.limitBytes, usage: read.usageBytes, unevictable: read.unevictableBytes };
+  }
+  const rdmaMount = mounts.v1.get('rdma') ?? (version === 2 ? mounts.v2 : null);
+  const rdmaDir = rdmaMount ? cgroupDirectory(rdmaMount, path) : null;
+  let rdma: RdmaDeviceRow[] | null = null;
+  if (rdmaDir !== null) {
+    try {
+      rdma = readCgroupRdma(rdmaDir)?.map((d) => ({ ...d, objectsHeadroom: objectHeadroom(d, 'hca_object'), handlesHeadroom: objectHeadroom(d, 'hca_handle') })) ?? null;
+    } catch (err) {
+      if (!(err instanceof ProcUnreadableError)) throw err;
+      unreadableFiles.push('rdma.current');
+    }
+  }
+  return { memory, rdma, unreadableFiles, gone };
+}
+
+function emptyGroup(label: string, path: string | null, version: CgroupVersion | null, names: CgroupNames | null): GroupRow {
+  return {
+    group: label,
+    cgroup: path,
+    hierarchy: version,
+    unit: names?.unit?.name ?? null,
+    container: names?.container?.id ?? null,
+    runtime: names?.container?.runtime ?? null,
+    podUid: names?.pod?.uid ?? null,
+    qosClass: names?.pod?.qosClass ?? null,
+    slurmJob: names?.slurm?.jobId ?? null,
+    slurmStep: names?.slurm?.step ?? null,
+    processes: 0,
+    pinnedBytes: 0,
+    lockedBytes: 0,
+    uringBytes: 0,
+    memoryLimitBytes: null,
+    memoryUsageBytes: null,
+    memoryHeadroomBytes: null,
+    unevictableBytes: null,
+    rdma: null,
+    flags: [],
+    unreadableFiles: [],
+    members: [],
+  };
+}
+
+function finish(row: GroupRow, limits: GroupLimits | null): GroupRow {
+  if (limits) {
+    row.unreadableFiles.push(...limits.unreadableFiles);
+    row.rdma = limits.rdma;
+    if (limits.memory) {
+      row.memoryLimitBytes = limits.memory.limit;
+      row.memoryUsageBytes = limits.memory.usage;
+      row.unevictableBytes = limits.memory.unevictable;
+      if (limits.memory.limit !== null) row.memoryHeadroomBytes = limits.memory.limit - row.pinnedBytes - row.lockedBytes;
+    }
+  }
+  const limit = row.memoryLimitBytes;
+  if (limit !== null && Math.max(row.memoryUsageBytes ?? 0, row.pinnedBytes + row.lockedBytes) >= NEAR_LIMIT_SHARE * limit) row.flags.push('near-memory-limit');
+  const nearRdma = (row.rdma ?? []).some((d) => Object.entries(d.max).some(([key, max]) => max !== null && (d.current[key] ?? 0) >= NEAR_LIMIT_SHARE * max));
+  if (nearRdma) row.flags.push('near-rdma-limit');
+  if (row.unreadableFiles.length > 0) row.flags.push('unreadable');
+  if (limits?.gone) row.flags.push('gone');
+  return row;
+}
+
+export interface GroupOptions {
+  /** nsPids of a pid (from the scan); [pid] when unknown. */
+  nsPids?: (pid: number) => readonly number[];
+  mounts?: CgroupMounts;
+}
+
+/** Groups process rows (those that pin or lock) by cgroup, unit or container, with each group's limits. */
+export function groupProcesses(rows: readonly ProcessRow[], by: GroupBy, options: GroupOptions = {}): GroupRow[] {
+  const mounts = options.mounts ?? readCgroupMounts();
+  const groups = new Map<string, { row: GroupRow; path: string | null; version: CgroupVersion | null }>();
+  for (const process of rows) {
+    if (process.pinnedBytes === 0 && process.lockedBytes === 0) continue;
+    let memberships: CgroupMembership[] | null;
+    let refused = false;
+    try {
+      memberships = readProcCgroup(process.pid);
+    } catch (err) {
+      if (!(err instanceof ProcUnreadableError)) throw err;
+      memberships = null;
+      refused = true;
+    }
+    if (memberships === null && !refused) continue; // exited since the scan
+    const primary = memberships ? primaryPath(memberships, mounts) : null;
+    const key = primary ? groupKey(primary.path, by) : { label: '?', path: null };
+    const mapKey = `${primary?.version ?? '-'}\0${key.label}\0${key.path ?? ''}`;
+    let entry = groups.get(mapKey);
+    if (!entry) {
+      // Named by the group's own path (a unit's path, not a member's sub-cgroup under it).
+      const own = key.path === null ? null : nameCgroup(key.path);
+      entry = { row: emptyGroup(key.label, key.path, primary?.version ?? null, own), path: key.path, version: primary?.version ?? null };
+      if (refused) entry.row.unreadableFiles.push('cgroup');
+      groups.set(mapKey, entry);
+    }
+    const row = entry.row;
+    row.processes++;
+    row.pinnedBytes += process.pinnedBytes;
+    row.lockedBytes += process.lockedBytes;
+    row.uringBytes += process.uringBytes;
+    const nsPids = options.nsPids?.(process.pid) ?? [process.pid];
+    row.members.push({ pid: process.pid, nsPid: nsPids[nsPids.length - 1] ?? process.pid, comm: process.comm });
+  }
+  return [...groups.values()]
+    .map(({ row, path, version }) => finish(row, path !== null && version !== null ? readLimits(path, version, mounts) : null))
+    .sort((a, b) => b.pinnedBytes - a.pinnedBytes || b.lockedBytes - a.lockedBytes || a.group.localeCompare(b.group));
+}
+
+/** `stat --by cgroup|unit|container`: the usual report from one scan, plus its holders grouped. */
+export function collectGroupedStat(by: GroupBy, options: CollectOptions = {}): GroupedStat {
+  const scan = scanProcesses(options.pids ? { pids: options.pids } : { onlyHolding: !options.all });
+  const report = collectStat(options, scan);
+  const nsPids = new Map(scan.processes.map((p) => [p.pid, p.nsPids] as const));
+  return { by, report, groups: groupProcesses(report.processes, by, { nsPids: (pid) => nsPids.get(pid) ?? [pid] }) };
+}
+
+/** The cgroup, unit and container of each pid (for registration rows); null entries for unknown. */
+export interface CgroupOwner {
+  cgroup: string | null;
+  unit: string | null;
+  container: string | null;
+}
+
+export function cgroupOwners(pids: Iterable<number>, mounts: CgroupMounts = readCgroupMounts()): Map<number, CgroupOwner> {
+  const owners = new Map<number, CgroupOwner>();
+  for (const pid of pids) {
+    if (owners.has(pid)) continue;
+    let memberships: CgroupMembership[] | null = null;
+    try {
+      memberships = readProcCgroup(pid);
+    } catch (err) {
+      if (!(err instanceof ProcUnreadableError)) throw err;
+    }
+    const primary = memberships ? primaryPath(memberships, mounts) : null;
+    const names = primary ? nameCgroup(primary.path) : null;
+    owners.set(pid, {
+      cgroup: primary?.path ?? null,
+      unit: names?.unit?.name ?? null,
+      container: names?.container ? `${names.container.runtime}:${names.container.id}` : null,
+    });
+  }
+  return owners;
+}

@@ -1,0 +1,115 @@
+// The kernel's rdma cgroup controller with real verbs objects (Soft-RoCE): a cgroup v2 group with
+// rdma.max set, a holder inside it; `stat --by cgroup` must show rdma.current = rdma.max as the
+// cgroup files read here say, and a registration the controller refuses must be explained by the
+// group's rdma.max, not RLIMIT_MEMLOCK.
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RXE_DEVICE, inLab, labKernel, run, statusKb } from './helpers.js';
+import { BIN, MiB, labRuntime, parseJson, rdmactl } from './verbs-helpers.js';
+
+const CGROUP_ROOT = '/sys/fs/cgroup';
+const GROUP = '/rdmactl-lab';
+const DIR = `${CGROUP_ROOT}${GROUP}`;
+type Json = Record<string, unknown>;
+
+/** `rxe0 hca_handle=1 hca_object=2` → { hca_handle: 1, hca_object: 2 } (max → null), read with a regex of our own. */
+function rdmaFile(file: string): Record<string, number | null> {
+  const line = readFileSync(`${DIR}/${file}`, 'utf8').split('\n').find((l) => l.startsWith(`${RXE_DEVICE} `));
+  const out: Record<string, number | null> = {};
+  for (const [, key, value] of (line ?? '').matchAll(/(\w+)=(\d+|max)/g)) out[key!] = value === 'max' ? null : Number(value);
+  return out;
+}
+
+function startIn(args: string[], env: NodeJS.ProcessEnv): Promise<ChildProcessWithoutNullStreams> {
+  const child = spawn('sh', ['-c', `echo $$ > ${DIR}/cgroup.procs && exec "$@"`, 'sh', process.execPath, BIN, ...args], { stdio: 'pipe', env });
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
+  return new Promise((resolve, reject) => {
+    child.stdout.once('data', () => resolve(child));
+    child.once('exit', (code) => reject(new Error(`holder exited (${code}) before registering: ${err}`)));
+  });
+}
+
+describe.skipIf(!inLab)(`rdma cgroup limits on ${labKernel.name || '?'} (${labKernel.release})`, () => {
+  let rt: ReturnType<typeof labRuntime>;
+  let mounted = false;
+  let holder: ChildProcessWithoutNullStreams | null = null;
+  let rdmaController = false;
+  let memoryController = false;
+
+  beforeAll(async () => {
+    rt = labRuntime();
+    const isV2 = / - cgroup2 /.test(readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find((l) => l.split(' ')[4] === CGROUP_ROOT) ?? '');
+    if (!isV2) {
+      const m = run(['mount', '-t', 'cgroup2', 'none', CGROUP_ROOT]);
+      if (m.status !== 0) throw new Error(`mount cgroup2: ${m.stderr}`);
+      mounted = true;
+    }
+    const controllers = readFileSync(`${CGROUP_ROOT}/cgroup.controllers`, 'utf8').split(/\s+/);
+    rdmaController = controllers.includes('rdma');
+    memoryController = controllers.includes('memory');
+    if (!rdmaController) {
+      console.warn(`SKIPPING rdma cgroup lab tests: this kernel has no rdma controller (controllers: ${controllers.join(' ')})`);
+      return;
+    }
+    writeFileSync(`${CGROUP_ROOT}/cgroup.subtree_control`, memoryController ? '+rdma +memory' : '+rdma');
+    mkdirSync(DIR);
+    if (memoryController) writeFileSync(`${DIR}/memory.max`, String(512 * MiB));
+    holder = await startIn(['reg', '1M', '--backend', 'verbs', '--json'], rt.env);
+  });
+
+  afterAll(async () => {
+    if (holder && holder.exitCode === null && holder.signalCode === null) {
+      const gone = new Promise((resolve) => holder!.once('exit', resolve));
+      holder.kill('SIGTERM');
+      await gone;
+    }
+    if (existsSync(DIR)) rmdirSync(DIR);
+    if (mounted) run(['umount', CGROUP_ROOT]);
+    rt?.cleanup();
+  });
+
+  it('stat --by cgroup: rdma.current equals rdma.max when the group uses all it may; numbers as the cgroup files say', (ctx) => {
+    if (!rdmaController) ctx.skip('no rdma controller in this kernel');
+    const used = rdmaFile('rdma.current');
+    // One device context, and a PD and an MR for the one registration.
+    expect(used).toEqual({ hca_handle: 1, hca_object: 2 });
+    writeFileSync(`${DIR}/rdma.max`, `${RXE_DEVICE} hca_handle=max hca_object=${used['hca_object']}`);
+    const report = parseJson<{ groups: Json[] }>(rdmactl(['stat', '--by', 'cgroup', '--json'], rt.env), 'stat --by cgroup');
+    const group = report.groups.find((g) => g['cgroup'] === GROUP)!;
+    expect(group, JSON.stringify(report.groups)).toBeDefined();
+    expect(group).toMatchObject({ hierarchy: 2, processes: 1, pinnedBytes: statusKb('VmPin', holder!.pid!)! * 1024 });
+    expect(group['pinnedBytes']).toBe(MiB);
+    const rdma = group['rdma'] as Json[];
+    expect(rdma.find((d) => d['device'] === RXE_DEVICE)).toEqual({
+      device: RXE_DEVICE,
+      current: rdmaFile('rdma.current'),
+      max: rdmaFile('rdma.max'),
+      objectsHeadroom: 0,
+      handlesHeadroom: null,
+    });
+    expect(rdmaFile('rdma.max')['hca_object']).toBe(rdmaFile('rdma.current')['hca_object']);
+    expect(group['flags']).toContain('near-rdma-limit');
+    if (memoryController) {
+      expect(group['memoryLimitBytes']).toBe(Number(readFileSync(`${DIR}/memory.max`, 'utf8')));
+      expect(group['memoryHeadroomBytes']).toBe(512 * MiB - MiB - (group['lockedBytes'] as number));
+    } else console.warn('memory limits not checked: no memory controller in this kernel');
+    const text = rdmactl(['stat', '--by', 'cgroup'], rt.env).stdout;
+    expect(text).toContain(`${RXE_DEVICE} obj 2/2 hdl 1/max`);
+  });
+
+  it('a registration the rdma controller refuses names the group\'s rdma.max and how to raise it', (ctx) => {
+    if (!rdmaController) ctx.skip('no rdma controller in this kernel');
+    // Room for one more object: the next registration's PD fits, its MR does not.
+    writeFileSync(`${DIR}/rdma.max`, `${RXE_DEVICE} hca_handle=max hca_object=3`);
+    const r = run(['sh', '-c', `echo $$ > ${DIR}/cgroup.procs && exec "$@"`, 'sh', process.execPath, BIN, 'reg', '1M', '--backend', 'verbs', '--for', '1ms'], { env: rt.env, timeoutMs: 90_000 });
+    expect(r.status, r.stdout + r.stderr).toBe(1);
+    expect(r.stderr).toContain('EAGAIN');
+    expect(r.stderr).toContain(`the rdma cgroup ${GROUP} limits ${RXE_DEVICE} hca_object to 3 (rdma.max; 2 in use after this attempt released its own), not RLIMIT_MEMLOCK`);
+    expect(r.stderr).toContain(`echo "${RXE_DEVICE} hca_object=max" > ${DIR}/rdma.max`);
+    expect(r.stderr).not.toContain('RLIMIT_MEMLOCK is');
+    // The refused process released what it had: only the holder's objects remain.
+    expect(rdmaFile('rdma.current')).toEqual({ hca_handle: 1, hca_object: 2 });
+  });
+});
