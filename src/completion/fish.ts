@@ -77,6 +77,9 @@ end
 # that argument or any later one. The rest are COMMAND's options that take a value (skipped with it).
 function ${fn}_argument --argument-names command index variadic
     set -l value_options $argv[4..-1]
+    # An option is being typed, not an argument.
+    string match -q -- '-*' (commandline -ct)
+    and return 1
     set -l count -1
     set -l skip 0
     for word in (commandline -opc)[2..-1]
@@ -121,6 +124,8 @@ end
 # the ${program} being completed: ${program} completion --values KIND prints "value<TAB>description" lines.
 function ${fn}_values
     set -l program (string replace -r -- '^~' $HOME (commandline -opc)[1])
+    command -q -- $program
+    or return 1
     set -l head
     test $argv[1] = 1
     and set head (${fn}_list_head)

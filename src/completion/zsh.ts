@@ -25,11 +25,13 @@ function describeItem(value: string, description: string): string {
   return description ? `${escaped}:${description}` : escaped;
 }
 
+// Actions start with a space: _arguments then calls our functions with exactly these words
+// (otherwise it inserts compadd options before them).
 function action(fn: string, values: ValueSpec, what: string, command: string): string {
   const message = actionWord(what);
   switch (values.kind) {
-    case 'words': return `${fn}_offer ${values.list ? 1 : 0} ${message} ${values.words.map((w) => actionWord(describeItem(w, ''))).join(' ')}`;
-    case 'dynamic': return `${fn}_dynamic ${values.list ? 1 : 0} ${message} ${dynamicKind(values.source, command)}`;
+    case 'words': return ` ${fn}_offer ${values.list ? 1 : 0} ${message} ${values.words.map((w) => actionWord(describeItem(w, ''))).join(' ')}`;
+    case 'dynamic': return ` ${fn}_dynamic ${values.list ? 1 : 0} ${message} ${dynamicKind(values.source, command)}`;
     case 'files': return '_files';
     case 'users': return '_users';
     case 'none': return ' ';
