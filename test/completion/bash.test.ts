@@ -1,0 +1,114 @@
+// The bash script, for real: sourced in bash, registered with `complete`, and its completion function
+// run with COMP_WORDS/COMP_CWORD as bash's programmable completion sets them. Expected words come
+// from the program (commander options and choices), pids from /proc, ids from `reg --detach`.
+import { spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Command } from 'commander';
+import { ACCESS_FLAGS } from '../../src/ffi/verbs.js';
+import { REGISTRATION_SOURCES } from '../../src/observe/registrations.js';
+import { choicesOf, commandOf, fullProgram, setUp, shellMissing, type Fixture } from './helpers.js';
+
+const missing = shellMissing('bash');
+if (missing) console.warn(`SKIPPING bash completion tests: ${missing}`);
+
+// Sources the script, finds the function `complete -p` names, and runs it on the words given.
+const DRIVER = `
+source "$1" || exit 3
+shift
+spec=$(complete -p rdmactl) || exit 4
+fn=\${spec#*-F }
+fn=\${fn%% *}
+COMP_WORDS=("$@")
+COMP_CWORD=$(( $# - 1 ))
+COMP_LINE="$*"
+COMP_POINT=\${#COMP_LINE}
+COMPREPLY=()
+"$fn" rdmactl "\${COMP_WORDS[COMP_CWORD]}" "\${COMP_WORDS[COMP_CWORD-1]}"
+printf '%s\\n' "\${COMPREPLY[@]}"
+`;
+
+describe.skipIf(missing !== null)(`bash completion${missing ? ` (skipped: ${missing})` : ''}`, () => {
+  let fixture: Fixture;
+  let program: Command;
+
+  beforeAll(async () => {
+    fixture = await setUp();
+    program = await fullProgram();
+  }, 60_000);
+  afterAll(async () => { await fixture?.cleanup(); });
+
+  /** What bash completes for the words (the last one is the word at the cursor). */
+  function complete(...words: string[]): string[] {
+    const result = spawnSync('bash', ['--norc', '--noprofile', '-c', DRIVER, 'driver', fixture.script('bash'), 'rdmactl', ...words], { encoding: 'utf8', env: fixture.env, timeout: 30_000 });
+    expect(result.status, result.stderr).toBe(0);
+    return result.stdout.split('\n').filter(Boolean);
+  }
+
+  it('registers a completion function for rdmactl with complete -F', () => {
+    const result = spawnSync('bash', ['--norc', '--noprofile', '-c', 'source "$1" && complete -p rdmactl', 'x', fixture.script('bash')], { encoding: 'utf8' });
+    expect(result.stdout).toMatch(/^complete -F _rdmactl rdmactl$/m);
+  });
+
+  it('completes every command of the program, and a prefix to its command', () => {
+    const names = program.commands.map((c) => c.name());
+    expect(names).toContain('completion');
+    expect(complete('')).toEqual([...names, 'help']);
+    expect(complete('st')).toEqual(['stat']);
+    expect(complete('d')).toEqual(['dereg', 'devices']);
+  });
+
+  it('completes every visible option of every command, and no hidden one', () => {
+    for (const command of program.commands) {
+      const offered = complete(command.name(), '-');
+      const visible = command.createHelp().visibleOptions(command).flatMap((o) => [o.short, o.long]).filter(Boolean);
+      expect(offered.sort(), command.name()).toEqual([...visible].sort());
+    }
+    expect(complete('reg', '--h')).toEqual(['--help']); // not --holder-token
+    expect(complete('completion', '--')).toEqual(['--help']); // not --values
+    expect(complete('-')).toEqual(['-V', '--version', '-h', '--help']);
+  });
+
+  it('completes commander choices after the option, after =, and with a prefix', () => {
+    const stat = commandOf(program, 'stat');
+    expect(complete('stat', '--sort', '')).toEqual([...choicesOf(stat, '--sort')]);
+    expect(complete('stat', '-s', 'h')).toEqual(['headroom']);
+    // bash splits --sort=h at '=' (COMP_WORDBREAKS): the words are --sort, =, h
+    expect(complete('stat', '--sort', '=', 'lo')).toEqual(['locked']);
+    expect(complete('stat', '--sort', '=')).toEqual(choicesOf(stat, '--sort').map((c) => `=${c}`));
+    expect(complete('reg', '1M', '--backend', '')).toEqual([...choicesOf(commandOf(program, 'reg'), '--backend')]);
+    expect(complete('reg', '1M', '--backing', 'file-')).toEqual(['file-shared', 'file-private']);
+    expect(complete('completion', '')).toEqual(['bash', 'zsh', 'fish']);
+    expect(complete('help', 'l')).toEqual(['limits', 'ls']);
+  });
+
+  it('completes comma lists after the last comma (--source, --access, fork --backend)', () => {
+    expect(complete('ls', '--source', '')).toEqual([...REGISTRATION_SOURCES]);
+    expect(complete('ls', '--source', 'io_uring,m')).toEqual(['io_uring,mlock']);
+    const re = Object.keys(ACCESS_FLAGS).filter((f) => f.startsWith('re'));
+    expect(re.length).toBeGreaterThan(1);
+    expect(complete('reg', '1M', '--access', 'local-write,re')).toEqual(re.map((f) => `local-write,${f}`));
+    expect(complete('fork', '--backend', 'mlock,u')).toEqual(['mlock,uring']);
+  });
+
+  it('does not take an option value for an argument: `stat --sort pid <TAB>` completes pids again', () => {
+    const offered = complete('stat', '--sort', 'pid', String(fixture.sleeper.pid));
+    expect(offered).toContain(String(fixture.sleeper.pid));
+  });
+
+  it('completes live pids for stat and limits, and in ls --pid lists', () => {
+    const pid = String(fixture.sleeper.pid);
+    expect(complete('stat', pid)).toContain(pid);
+    expect(complete('stat', '')).toContain(String(process.pid));
+    expect(complete('limits', pid)).toContain(pid);
+    for (const offered of complete('limits', pid)) expect(offered.startsWith(pid)).toBe(true);
+    expect(complete('limits', '1', pid)).toEqual([]); // limits takes one pid
+    expect(complete('ls', '--pid', `1,${pid}`)).toContain(`1,${pid}`);
+  });
+
+  it('completes the id of a live held registration for dereg, and not once it is released', () => {
+    expect(complete('dereg', '')).toEqual([fixture.held.id]);
+    expect(complete('dereg', fixture.held.id.slice(0, 3))).toEqual([fixture.held.id]);
+    expect(fixture.dereg()).toBe(true);
+    expect(complete('dereg', '')).toEqual([]);
+  });
+});
