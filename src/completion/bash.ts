@@ -135,13 +135,9 @@ ${fn}() {
         # The word at the cursor is the value of an option: --opt VALUE, --opt=VALUE, or just "--opt=".
         prev=\${COMP_WORDS[COMP_CWORD-1]}
         [[ $prev == = ]] && prev=\${COMP_WORDS[COMP_CWORD-2]}
-        if [[ $cur == = ]]; then
-            cur=''
-            ${fn}_option_value "$command" "$prev"
-            COMPREPLY=("\${COMPREPLY[@]/#/=}")
-        else
-            ${fn}_option_value "$command" "$prev"
-        fi
+        # Right after "--opt=", bash's word is "=" but readline replaces only what follows it.
+        [[ $cur == = ]] && cur=''
+        ${fn}_option_value "$command" "$prev"
         return 0
     fi
     if [[ $cur == -* ]]; then

@@ -10,6 +10,8 @@ import { choicesOf, commandOf, fullProgram, setUp, shellMissing, type Fixture } 
 
 const missing = shellMissing('bash');
 if (missing) console.warn(`SKIPPING bash completion tests: ${missing}`);
+const tmuxMissing = spawnSync('tmux', ['-V']).status === 0 ? null : 'tmux is not installed (apt-get install tmux)';
+if (tmuxMissing) console.warn(`SKIPPING the interactive bash completion test: ${tmuxMissing}`);
 
 // Sources the script, finds the function `complete -p` names, and runs it on the words given.
 const DRIVER = `
@@ -74,7 +76,8 @@ describe.skipIf(missing !== null)(`bash completion${missing ? ` (skipped: ${miss
     expect(complete('stat', '-s', 'h')).toEqual(['headroom']);
     // bash splits --sort=h at '=' (COMP_WORDBREAKS): the words are --sort, =, h
     expect(complete('stat', '--sort', '=', 'lo')).toEqual(['locked']);
-    expect(complete('stat', '--sort', '=')).toEqual(choicesOf(stat, '--sort').map((c) => `=${c}`));
+    // right after '=', the word is '=' itself, but readline replaces only the text after it
+    expect(complete('stat', '--sort', '=')).toEqual([...choicesOf(stat, '--sort')]);
     expect(complete('reg', '1M', '--backend', '')).toEqual([...choicesOf(commandOf(program, 'reg'), '--backend')]);
     expect(complete('reg', '1M', '--backing', 'file-')).toEqual(['file-shared', 'file-private']);
     expect(complete('completion', '')).toEqual(['bash', 'zsh', 'fish']);
@@ -110,5 +113,39 @@ describe.skipIf(missing !== null)(`bash completion${missing ? ` (skipped: ${miss
     expect(complete('dereg', fixture.held.id.slice(0, 3))).toEqual([fixture.held.id]);
     expect(fixture.dereg()).toBe(true);
     expect(complete('dereg', '')).toEqual([]);
+  });
+
+  // readline decides what a completion replaces (e.g. only the text after '=' in --sort=): type into
+  // a real interactive bash in a terminal (tmux, on a private server) and read the line back.
+  it.skipIf(tmuxMissing !== null)(`TAB in an interactive bash completes the line${tmuxMissing ? ` (skipped: ${tmuxMissing})` : ''}`, async () => {
+    const server = `rdmactl-completion-${process.pid}`;
+    const tmux = (...args: string[]) => spawnSync('tmux', ['-L', server, ...args], { encoding: 'utf8', env: fixture.env });
+    const env = ['HOME', 'PATH', 'XDG_RUNTIME_DIR'].map((k) => `${k}=${fixture.env[k]}`);
+    try {
+      expect(tmux('new-session', '-d', '-s', 'c', '-x', '160', '-y', '20', 'env', '-i', 'TERM=xterm', ...env, 'bash', '--norc', '--noprofile').status).toBe(0);
+      tmux('send-keys', '-t', 'c', `source ${fixture.script('bash')}; PS1='$ '`, 'Enter');
+      // Typed, then TAB, then X: once X shows, bash has finished the completion.
+      const cases: Array<[string, string]> = [
+        ['rdmactl st', 'rdmactl stat X'],
+        ['rdmactl stat --sort=hea', 'rdmactl stat --sort=headroom X'],
+        ['rdmactl stat --sort=', 'rdmactl stat --sort=X'], // several choices: nothing inserted, not a second '='
+        ['rdmactl ls --source=io_uring,ml', 'rdmactl ls --source=io_uring,mlockX'], // a list: no space, a comma may follow
+        ['rdmactl completion z', 'rdmactl completion zsh X'],
+      ];
+      for (const [typed, expected] of cases) {
+        tmux('send-keys', '-t', 'c', 'C-u', 'C-l');
+        tmux('send-keys', '-t', 'c', '-l', typed);
+        tmux('send-keys', '-t', 'c', 'Tab');
+        tmux('send-keys', '-t', 'c', '-l', 'X');
+        let line = '';
+        for (let i = 0; i < 100 && line !== `$ ${expected}`; i++) {
+          await new Promise((r) => setTimeout(r, 50));
+          line = (tmux('capture-pane', '-p', '-t', 'c').stdout.split('\n').filter((l) => l.startsWith('$ ')).pop() ?? '').trimEnd();
+        }
+        expect(line, typed).toBe(`$ ${expected}`);
+      }
+    } finally {
+      tmux('kill-server');
+    }
   });
 });
