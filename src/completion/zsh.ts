@@ -31,7 +31,7 @@ function action(fn: string, values: ValueSpec, what: string, command: string): s
   const message = actionWord(what);
   switch (values.kind) {
     case 'words': return ` ${fn}_offer ${values.list ? 1 : 0} ${message} ${values.words.map((w) => actionWord(describeItem(w, ''))).join(' ')}`;
-    case 'dynamic': return ` ${fn}_dynamic ${values.list ? 1 : 0} ${message} ${dynamicKind(values.source, command)}`;
+    case 'dynamic': return ` ${fn}_dynamic ${values.list ? 1 : 0} ${message} ${actionWord(dynamicKind(values.source, command))}`;
     case 'files': return '_files';
     case 'users': return '_users';
     case 'none': return ' ';

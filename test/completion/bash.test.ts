@@ -98,6 +98,20 @@ describe.skipIf(missing !== null)(`bash completion${missing ? ` (skipped: ${miss
     expect(offered).toContain(String(fixture.sleeper.pid));
   });
 
+  // -o/--output comes with the output options; until a command has it, this skips and says so.
+  it('completes -o/--output with the command\'s own columns (`--list-columns --json`), after commas and +', async (ctx) => {
+    const withOutput = program.commands.filter((c) => c.options.some((o) => o.long === '--output'));
+    if (withOutput.length === 0) return ctx.skip('no command has -o/--output yet');
+    const { rdmactl } = await import('../helpers/run.js');
+    for (const command of withOutput) {
+      const listed = await rdmactl(command.name(), '--list-columns', '--json');
+      expect(listed.code, listed.stderr).toBe(0);
+      const keys = (JSON.parse(listed.stdout) as { columns: Array<{ key: string }> }).columns.map((c) => c.key);
+      expect(complete(command.name(), '-o', ''), command.name()).toEqual(keys);
+      expect(complete(command.name(), '--output', `+${keys[0]},`), command.name()).toEqual(keys.map((k) => `+${keys[0]},${k}`));
+    }
+  });
+
   it('completes live pids for stat and limits, and in ls --pid lists', () => {
     const pid = String(fixture.sleeper.pid);
     expect(complete('stat', pid)).toContain(pid);

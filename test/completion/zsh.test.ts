@@ -54,6 +54,18 @@ describe.skipIf(missing !== null)(`zsh completion${missing ? ` (skipped: ${missi
     expect(complete('rdmactl completion ')).toEqual(['bash', 'fish', 'zsh']);
   }, 60_000);
 
+  it('completes -o/--output with the command\'s columns', async (ctx) => {
+    const stat = program.commands.find((c) => c.name() === 'stat')!;
+    if (!stat.options.some((o) => o.long === '--output')) return ctx.skip('stat has no -o/--output yet');
+    const { rdmactl } = await import('../helpers/run.js');
+    const listed = await rdmactl('stat', '--list-columns', '--json');
+    const keys = (JSON.parse(listed.stdout) as { columns: Array<{ key: string }> }).columns.map((c) => c.key);
+    const p = keys.filter((k) => k.startsWith('p')).sort();
+    expect(p.length).toBeGreaterThan(0);
+    expect(complete('rdmactl stat -o p')).toEqual(p);
+    expect(complete('rdmactl stat -o +uid,p')).toEqual(p.map((k) => `+uid,${k}`));
+  }, 60_000);
+
   it('completes a live pid and a held registration id', () => {
     const pid = String(fixture.sleeper.pid);
     expect(complete(`rdmactl limits ${pid}`)).toContain(pid);
