@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { DYNAMIC_KINDS } from '../lib/completionHints.js';
 import { UsageError } from '../lib/errors.js';
 import type { Context } from '../lib/context.js';
-import { listPids, readStatus } from '../proc/index.js';
+import { listPids, readComm } from '../proc/index.js';
 import { listHeld } from '../held/store.js';
 
 export type CompletionValue = readonly [value: string, description: string];
@@ -15,8 +15,8 @@ export type CompletionValue = readonly [value: string, description: string];
 export function pidValues(): CompletionValue[] {
   const values: CompletionValue[] = [];
   for (const pid of listPids().sort((a, b) => a - b)) {
-    const status = readStatus(pid);
-    if (status !== null) values.push([String(pid), status.name]); // null: it exited meanwhile
+    const comm = readComm(pid);
+    if (comm !== null) values.push([String(pid), comm.replace(/[\t\n]/g, ' ')]); // null: it exited meanwhile
   }
   return values;
 }
