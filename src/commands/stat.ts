@@ -1,7 +1,7 @@
 // rdmactl stat [PID…]: pinned and locked memory against limits, per process, per user, system-wide.
 
 import { Argument, Command, Option } from 'commander';
-import { completes, dynamic } from '../lib/completionHints.js';
+import { completes, dynamic, users } from '../lib/completionHints.js';
 import { collectStat, type ProcessRow, type StatReport, type SystemRow, type UserRow } from '../observe/stat.js';
 import { UsageError } from '../lib/errors.js';
 import { printJson, type Context } from '../lib/context.js';
@@ -81,7 +81,7 @@ Flags: over-limit (possible with CAP_IPC_LOCK), dontfork / partial-dontfork (MAD
 coverage of its io_uring buffers), wipeonfork, overlap (pinned ranges registered twice: counted
 twice), io_uring, unreadable (run as root to see everything).`)
     .addArgument(completes(new Argument('[pid...]', 'only these processes'), dynamic('pids')))
-    .addOption(completes(new Option('-u, --user <name|uid>', 'only processes of this user'), { kind: 'users' }))
+    .addOption(completes(new Option('-u, --user <name|uid>', 'only processes of this user'), users()))
     .addOption(new Option('-s, --sort <key>', 'sort processes by').choices([...SORT_KEYS]).default('pinned'))
     .option('-a, --all', 'include processes with nothing pinned or locked')
     .option('--json', 'print JSON (see rdmactl(1) for the keys)')

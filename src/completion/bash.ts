@@ -15,7 +15,7 @@ function valueAction(fn: string, values: ValueSpec, command: string): string | n
     case 'words': return `${fn}_reply ${values.list ? 1 : 0} ${values.words.map(quote).join(' ')}`;
     case 'dynamic': return `${fn}_reply ${values.list ? 1 : 0} $(${fn}_values ${quote(dynamicKind(values.source, command))})`;
     case 'files': return `${fn}_files`;
-    case 'users': return `${fn}_users`;
+    case 'users': return `${fn}_users ${values.list ? 1 : 0}`;
     case 'none': return null;
   }
 }
@@ -83,8 +83,10 @@ ${fn}_files() {
     COMPREPLY+=($(compgen -f -- "$cur"))
 }
 
+# User names; first argument 1: a comma list, as for ${fn}_reply.
 ${fn}_users() {
-    COMPREPLY+=($(compgen -u -- "$cur"))
+    local IFS=$'\\n'
+    ${fn}_reply "$1" $(compgen -u)
 }
 
 # Does option $2 of command $1 take a value?

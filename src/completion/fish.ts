@@ -19,7 +19,7 @@ function valueFlags(fn: string, values: ValueSpec, command: string): string {
     case 'words': return `-x -a ${quote(`(${fn}_words ${values.list ? 1 : 0} ${values.words.map(word).join(' ')})`)}`;
     case 'dynamic': return `-x -a ${quote(`(${fn}_values ${values.list ? 1 : 0} ${dynamicKind(values.source, command)})`)}`;
     case 'files': return '-r -F';
-    case 'users': return `-x -a ${quote('(__fish_complete_users)')}`;
+    case 'users': return `-x -a ${quote(values.list ? `(${fn}_words 1 (__fish_complete_users))` : '(__fish_complete_users)')}`;
     case 'none': return '-x';
   }
 }

@@ -33,7 +33,7 @@ function action(fn: string, values: ValueSpec, what: string, command: string): s
     case 'words': return ` ${fn}_offer ${values.list ? 1 : 0} ${message} ${values.words.map((w) => actionWord(describeItem(w, ''))).join(' ')}`;
     case 'dynamic': return ` ${fn}_dynamic ${values.list ? 1 : 0} ${message} ${actionWord(dynamicKind(values.source, command))}`;
     case 'files': return '_files';
-    case 'users': return '_users';
+    case 'users': return values.list ? ` ${fn}_list _users` : '_users';
     case 'none': return ' ';
   }
 }
@@ -87,6 +87,12 @@ ${fn}_offer() {
     compset -P '*,' || compset -P '+'
   fi
   _describe -t values "$what" items
+}
+
+# Complete a comma list with a zsh completion function for one element (e.g. _users).
+${fn}_list() {
+  compset -P '*,'
+  "$@"
 }
 
 # Values that exist only now (live pids, held registration ids, a command's columns), asked from

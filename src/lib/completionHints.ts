@@ -15,8 +15,8 @@ export type ValueHint =
   | { kind: 'dynamic'; source: DynamicKind; list: boolean }
   /** A path: the shell's own file completion. */
   | { kind: 'files' }
-  /** A user name: the shell's own user completion. */
-  | { kind: 'users' };
+  /** A user name (`list`: a comma list of them): the shell's own user completion. */
+  | { kind: 'users'; list: boolean };
 
 export type Words = readonly string[] | (() => Promise<readonly string[]>);
 
@@ -40,6 +40,10 @@ export function commaListOf(words: Words): ValueHint {
 /** Hint for one of `words` (when commander `.choices()` would change the error message). */
 export function oneOf(words: Words): ValueHint {
   return { kind: 'words', words, list: false };
+}
+
+export function users(list = false): ValueHint {
+  return { kind: 'users', list };
 }
 
 export function dynamic(source: DynamicKind, list = false): ValueHint {

@@ -81,6 +81,8 @@ describe.skipIf(missing !== null)(`bash completion${missing ? ` (skipped: ${miss
     expect(complete('reg', '1M', '--backend', '')).toEqual([...choicesOf(commandOf(program, 'reg'), '--backend')]);
     expect(complete('reg', '1M', '--backing', 'file-')).toEqual(['file-shared', 'file-private']);
     expect(complete('completion', '')).toEqual(['bash', 'zsh', 'fish']);
+    expect(complete('stat', '--user', 'roo')).toContain('root'); // the shell's own user names
+    expect(complete('reg', '1M', '--file', '/pro')).toEqual(['/proc']); // the shell's own file names
     expect(complete('help', 'l')).toEqual(['limits', 'ls']);
   });
 
