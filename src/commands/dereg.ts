@@ -1,6 +1,7 @@
 // rdmactl dereg ID… | --all: release registrations held by detached holders (`reg --detach`).
 
-import { Command, Option } from 'commander';
+import { Argument, Command, Option } from 'commander';
+import { completes, dynamic } from '../lib/completionHints.js';
 import { deregExitCode, deregister, type DeregResult } from '../held/dereg.js';
 import { HOLDER_PROCESS_NAME, runtimeDir } from '../held/store.js';
 import { RdmactlError, UsageError } from '../lib/errors.js';
@@ -56,7 +57,7 @@ removed without signalling anything, and counts as success: the registration is 
 
 Runtime directory: $XDG_RUNTIME_DIR/rdmactl, else /run/rdmactl for root, else /tmp/rdmactl-<uid>
 (mode 0700, owned by you; anything else is refused). It is currently ${runtimeDir(ctx.env)}.`)
-    .argument('[id|pid...]', 'ids printed by `reg --detach` (8 hex digits), or holder pids')
+    .addArgument(completes(new Argument('[id|pid...]', 'ids printed by `reg --detach` (8 hex digits), or holder pids'), dynamic('held-ids')))
     .option('--all', 'release every registration you hold (and remove stale records)')
     .option('--timeout <duration>', `how long to wait for each holder to exit after SIGTERM (${DURATION_HELP})`, '10s')
     .addOption(new Option('--json', 'print one JSON document: {"host", "schema", "results": [...]} with one entry per id'))

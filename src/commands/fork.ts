@@ -2,6 +2,7 @@
 // show with evidence what happened to the pages — one row per scenario, each with a verdict.
 
 import { Command, Option } from 'commander';
+import { commaListOf, completes, oneOf } from '../lib/completionHints.js';
 import { pageSize } from '../ffi/libc.js';
 import type { Backing, Protection } from '../engine/types.js';
 import { EXIT, RdmactlError, UsageError } from '../lib/errors.js';
@@ -189,14 +190,14 @@ export function forkCommand(ctx: Context): Command {
   const command = new Command('fork')
     .summary('fork with registered memory and show what happens to the pages')
     .description('Answer "on this kernel, with this way of registering, what happens if my process forks?" by doing it: each scenario registers a buffer, forks, writes, and shows PFNs, what the parent, the child and the "device" see, and a verdict.')
-    .option('-b, --backend <list>', `backends: ${FORK_BACKENDS.join(', ')}`)
-    .option('-p, --protect <list>', `fork protections: ${PROTECTIONS.join(', ')}`)
-    .option('-w, --writer <list>', `who writes after the fork: ${WRITERS.join(', ')}`)
-    .option('--backing <list>', `what backs the buffer: ${FORK_BACKINGS.join(', ')}`)
+    .addOption(completes(new Option('-b, --backend <list>', `backends: ${FORK_BACKENDS.join(', ')}`), commaListOf(FORK_BACKENDS)))
+    .addOption(completes(new Option('-p, --protect <list>', `fork protections: ${PROTECTIONS.join(', ')}`), commaListOf(PROTECTIONS)))
+    .addOption(completes(new Option('-w, --writer <list>', `who writes after the fork: ${WRITERS.join(', ')}`), commaListOf(WRITERS)))
+    .addOption(completes(new Option('--backing <list>', `what backs the buffer: ${FORK_BACKINGS.join(', ')}`), commaListOf(FORK_BACKINGS)))
     .option('-s, --size <size>', `buffer size per scenario (${SIZE_HELP}); default: 4 pages`)
     .option('--json', 'print one JSON document')
-    .option('--access <flags>', 'verbs rows: extra ibv access flags on top of local-write,remote-write,remote-read (e.g. on-demand for an ODP MR)')
-    .option('--expect <verdict>', `exit 5 unless every row that ran has this verdict: ${EXPECTABLE.join(', ')}`)
+    .addOption(completes(new Option('--access <flags>', 'verbs rows: extra ibv access flags on top of local-write,remote-write,remote-read (e.g. on-demand for an ODP MR)'), commaListOf(async () => Object.keys((await import('../ffi/verbs.js')).ACCESS_FLAGS))))
+    .addOption(completes(new Option('--expect <verdict>', `exit 5 unless every row that ran has this verdict: ${EXPECTABLE.join(', ')}`), oneOf(EXPECTABLE)))
     .addOption(new Option('--step-delay <ms>', 'testing: wait this long with each child alive').hideHelp())
     .addHelpText('after', HELP_AFTER)
     .action(async (flags: ForkFlags) => {

@@ -1,7 +1,8 @@
 // rdmactl limits [PID]: RLIMIT_MEMLOCK against what a process has pinned and locked; --set changes it.
 
 import { readFileSync } from 'node:fs';
-import { Command } from 'commander';
+import { Argument, Command } from 'commander';
+import { completes, dynamic } from '../lib/completionHints.js';
 import { SyscallError } from '../ffi/errno.js';
 import { RLIMIT_MEMLOCK, getpid, prlimit, type RLimit } from '../ffi/libc.js';
 import { statusHasIpcLock } from '../engine/limits.js';
@@ -99,7 +100,7 @@ export function limitsCommand(ctx: Context): Command {
 your shell's limit) next to its VmLck and VmPin, and the headroom left for mlock and for
 verbs MRs. io_uring charges the user's locked memory across all processes: see rdmactl stat.
 With --set, change the limit through prlimit(2).`)
-    .argument('[pid]', 'process id (default: this process)')
+    .addArgument(completes(new Argument('[pid]', 'process id (default: this process)'), dynamic('pids')))
     .option('--set <soft[:hard]>', `new limit: ${SIZE_HELP}, or 'unlimited'; without :HARD the hard limit stays`)
     .option('--json', 'print JSON')
     .addHelpText('after', `

@@ -1,6 +1,7 @@
 // rdmactl ls: one row per registration, system-wide, from every source.
 
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
+import { commaListOf, completes, dynamic } from '../lib/completionHints.js';
 import { collectRegistrations, REGISTRATION_SOURCES, type RegistrationRow, type RegistrationSource, type RegistrationsReport } from '../observe/registrations.js';
 import { UsageError } from '../lib/errors.js';
 import { note, printJson, type Context } from '../lib/context.js';
@@ -70,8 +71,8 @@ export function lsCommand(ctx: Context): Command {
 FORK is the MADV_DONTFORK / WIPEONFORK coverage of the range; OVERLAP and COUNTED TWICE show
 pinned registrations of one process over the same pages, which VmPin counts once per registration.
 Stale held records (holder gone) are shown and cleaned.`)
-    .option('-p, --pid <pids>', 'only these processes (comma list)')
-    .option('-s, --source <list>', `only these sources (comma list of ${REGISTRATION_SOURCES.join(', ')})`)
+    .addOption(completes(new Option('-p, --pid <pids>', 'only these processes (comma list)'), dynamic('pids', true)))
+    .addOption(completes(new Option('-s, --source <list>', `only these sources (comma list of ${REGISTRATION_SOURCES.join(', ')})`), commaListOf(REGISTRATION_SOURCES)))
     .option('--json', 'print one JSON document: { registrations: [...], sources: {...} }')
     .option('--ndjson', 'print one JSON registration per line (schema rdmactl.registration/1)')
     .addHelpText('after', `

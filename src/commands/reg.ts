@@ -1,6 +1,7 @@
 // rdmactl reg SIZE: register buffers, print what the kernel charged, hold, release, print again.
 
 import { Command, Option } from 'commander';
+import { commaListOf, completes } from '../lib/completionHints.js';
 import { readAccounting, register, type RegistrationSet, type RegisterOptions, type Accounting } from '../engine/register.js';
 import { BACKENDS, BACKINGS, type Backing, type BackendName } from '../engine/types.js';
 import { EXIT, RdmactlError, UsageError } from '../lib/errors.js';
@@ -12,6 +13,9 @@ import { waitForRelease } from '../lib/hold.js';
 import { holdDetached, holderArgs, spawnHolder, type PendingHolder } from '../held/holder.js';
 
 type BackendChoice = BackendName | 'auto';
+
+/** For completion; loaded only then (the verbs bindings are not needed to start `reg`). */
+const accessFlagNames = async (): Promise<string[]> => Object.keys((await import('../ffi/verbs.js')).ACCESS_FLAGS);
 
 interface RegFlags extends OutputFlags {
   backend: BackendChoice;
@@ -162,10 +166,10 @@ print the accounting after release.`)
     .argument('<size>', `bytes per buffer: ${SIZE_HELP}`)
     .addOption(new Option('-b, --backend <name>', 'how to register: verbs (ibv_reg_mr), uring (io_uring fixed buffers), mlock (mlock2), or auto (verbs when a device exists, else uring)').choices(['auto', ...BACKENDS]).default('auto'))
     .addOption(new Option('--backing <kind>', 'what backs the buffer').choices([...BACKINGS]).default('anon'))
-    .option('--file <path>', 'file to map for --backing file-shared/file-private (default: a temporary file, removed afterwards)')
+    .addOption(completes(new Option('--file <path>', 'file to map for --backing file-shared/file-private (default: a temporary file, removed afterwards)'), { kind: 'files' }))
     .option('--read-only', 'map the buffer PROT_READ (the classic case: a read-only MAP_PRIVATE file)')
     .option('-d, --device <name>', 'verbs: RDMA device (default: the first one)')
-    .option('-a, --access <flags>', 'verbs: comma-separated access flags: local-write, remote-write, remote-read, remote-atomic, mw-bind, zero-based, on-demand, hugetlb, relaxed-ordering (default: local-write,remote-write,remote-read; remote-read with --read-only)')
+    .addOption(completes(new Option('-a, --access <flags>', 'verbs: comma-separated access flags: local-write, remote-write, remote-read, remote-atomic, mw-bind, zero-based, on-demand, hugetlb, relaxed-ordering (default: local-write,remote-write,remote-read; remote-read with --read-only)'), commaListOf(accessFlagNames)))
     .option('--on-fault', 'mlock: MLOCK_ONFAULT (lock pages as they are touched)')
     .option('--dontfork', 'madvise(MADV_DONTFORK) the buffer first: a child of fork() gets no mapping')
     .option('--wipeonfork', 'madvise(MADV_WIPEONFORK) the buffer first: a child of fork() sees zeros')

@@ -1,6 +1,7 @@
 // rdmactl stat [PID…]: pinned and locked memory against limits, per process, per user, system-wide.
 
-import { Command, Option } from 'commander';
+import { Argument, Command, Option } from 'commander';
+import { completes, dynamic, users } from '../lib/completionHints.js';
 import { collectStat, type ProcessRow, type StatReport, type SystemRow, type UserRow } from '../observe/stat.js';
 import { UsageError } from '../lib/errors.js';
 import { note, type Context } from '../lib/context.js';
@@ -111,8 +112,8 @@ the user, across processes) and system totals (sum of VmPin, Mlocked, Unevictabl
 Flags: over-limit (possible with CAP_IPC_LOCK), dontfork / partial-dontfork (MADV_DONTFORK
 coverage of its io_uring buffers), wipeonfork, overlap (pinned ranges registered twice: counted
 twice), io_uring, unreadable (run as root to see everything).`)
-    .argument('[pid...]', 'only these processes')
-    .option('-u, --user <list>', 'only processes of these users (names or uids, comma list)')
+    .addArgument(completes(new Argument('[pid...]', 'only these processes'), dynamic('pids')))
+    .addOption(completes(new Option('-u, --user <list>', 'only processes of these users (names or uids, comma list)'), users(true)))
     .addOption(new Option('-s, --sort <key>', 'sort processes by').choices([...SORT_KEYS]).default('pinned'))
     .option('-a, --all', 'include processes with nothing pinned or locked')
     .addOption(new Option('--by <group>', 'one row per cgroup, systemd unit, container (or pod, Slurm job), or user, with the group\'s memory and rdma limits').choices([...GROUP_BY_CHOICES]))

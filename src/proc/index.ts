@@ -8,6 +8,7 @@ export * from './smaps.js';
 export * from './uringFdinfo.js';
 export * from './meminfo.js';
 export * from './stat.js';
+export * from './comm.js';
 export * from './pagemap.js';
 export * from './vm.js';
 export * from './passwd.js';

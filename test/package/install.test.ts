@@ -1,0 +1,93 @@
+// What a new user does: pack rdmactl, install the tarball globally (into a temporary prefix), run it,
+// read its man page, find its completion scripts. `npm install` fetches the dependencies from the
+// registry, so this test needs the network; without it, it skips and says why.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SCRIPT_PATHS, SHELLS } from '../../src/completion/index.js';
+import { ROOT, builtOrThrow } from '../helpers/spawn.js';
+
+const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string };
+const manMissing = spawnSync('man', ['--version']).error ? 'man is not installed (apt-get install man-db)' : null;
+if (manMissing) console.warn(`SKIPPING the man page checks of the packed install: ${manMissing}`);
+
+function run(argv: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeout?: number } = {}) {
+  const result = spawnSync(argv[0]!, argv.slice(1), { encoding: 'utf8', cwd: options.cwd ?? ROOT, env: options.env ?? process.env, timeout: options.timeout ?? 60_000 });
+  return { status: result.status, stdout: result.stdout ?? '', stderr: result.stderr ?? '', error: result.error };
+}
+
+const NETWORK_ERROR = /ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|network/i;
+
+describe('npm pack + npm install -g of the tarball', () => {
+  let work: string;
+  let prefix: string;
+  let installError: string | null = null;
+
+  beforeAll(() => {
+    builtOrThrow();
+    for (const shell of SHELLS) {
+      if (!existsSync(join(ROOT, SCRIPT_PATHS[shell]))) throw new Error(`${SCRIPT_PATHS[shell]} is missing: run \`npm run build\``);
+    }
+    work = mkdtempSync(join(tmpdir(), 'rdmactl-pack-test-'));
+    prefix = join(work, 'prefix');
+    // --ignore-scripts: pack what `npm run build` made (prepare would rebuild dist/ under running tests).
+    const pack = run(['npm', 'pack', '--ignore-scripts', '--json', '--pack-destination', work]);
+    if (pack.status !== 0) throw new Error(`npm pack failed: ${pack.stderr}`);
+    const [packed] = JSON.parse(pack.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>;
+    const tarball = join(work, packed!.filename);
+    const install = run(['npm', 'install', '-g', '--prefix', prefix, '--no-audit', '--no-fund', tarball], { timeout: 600_000, cwd: work });
+    if (install.status !== 0) {
+      if (NETWORK_ERROR.test(install.stderr)) installError = `npm could not reach the registry: ${install.stderr.split('\n').find((l) => NETWORK_ERROR.test(l))}`;
+      else throw new Error(`npm install -g of the tarball failed: ${install.stderr}`);
+      console.warn(`SKIPPING the packed-install checks: ${installError}`);
+    }
+  }, 660_000);
+
+  afterAll(() => {
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  const bin = (): string => join(prefix, 'bin', 'rdmactl');
+
+  it('installs a working rdmactl: --version and stat --json', (ctx) => {
+    if (installError) return ctx.skip(installError);
+    const version = run([bin(), '--version'], { cwd: work });
+    expect(version.status, version.stderr).toBe(0);
+    expect(version.stdout.trim()).toBe(pkg.version);
+    const stat = run([bin(), 'stat', '--json'], { cwd: work });
+    expect(stat.status, stat.stderr).toBe(0);
+    const doc = JSON.parse(stat.stdout) as { system: { memTotalBytes: number }; scannedProcesses: number };
+    const memTotalKb = Number(/^MemTotal:\s+(\d+) kB$/m.exec(readFileSync('/proc/meminfo', 'utf8'))![1]);
+    expect(doc.system.memTotalBytes).toBe(memTotalKb * 1024);
+    expect(doc.scannedProcesses).toBeGreaterThan(1);
+  });
+
+  it.skipIf(manMissing !== null)(`installs rdmactl(1) where man finds it${manMissing ? ` (skipped: ${manMissing})` : ''}`, (ctx) => {
+    if (installError) return ctx.skip(installError);
+    const env = { ...process.env, MANPATH: join(prefix, 'share', 'man') };
+    const where = run(['man', '-w', 'rdmactl'], { env, cwd: work });
+    expect(where.status, where.stderr).toBe(0);
+    // npm links PREFIX/share/man/man1/rdmactl.1 to the package's page; man reports the link's target.
+    const linked = join(prefix, 'share', 'man', 'man1', 'rdmactl.1');
+    expect(existsSync(linked), linked).toBe(true);
+    expect(realpathSync(where.stdout.trim())).toBe(realpathSync(linked));
+    const page = run(['man', '-P', 'cat', 'rdmactl'], { env: { ...env, MANWIDTH: '100', MAN_KEEP_FORMATTING: '' }, cwd: work });
+    expect(page.status, page.stderr).toBe(0);
+    expect(page.stdout).toMatch(/^NAME\n\s+rdmactl/m);
+    expect(page.stdout).toMatch(/^COMPLETION$/m);
+  });
+
+  it('ships the completion scripts at the conventional paths, as the installed rdmactl prints them', (ctx) => {
+    if (installError) return ctx.skip(installError);
+    const installed = join(prefix, 'lib', 'node_modules', pkg.name);
+    for (const shell of SHELLS) {
+      const file = join(installed, SCRIPT_PATHS[shell]);
+      expect(existsSync(file), file).toBe(true);
+      const printed = run([bin(), 'completion', shell], { cwd: work });
+      expect(printed.status, printed.stderr).toBe(0);
+      expect(readFileSync(file, 'utf8')).toBe(printed.stdout);
+    }
+  });
+});
