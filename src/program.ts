@@ -18,6 +18,7 @@ const COMMANDS: ReadonlyArray<readonly [string, () => Promise<CommandFactory>]> 
   ['ls', async () => (await import('./commands/ls.js')).lsCommand],
   ['fork', async () => (await import('./commands/fork.js')).forkCommand],
   ['top', async () => (await import('./commands/top.js')).topCommand],
+  ['exporter', async () => (await import('./commands/exporter.js')).exporterCommand],
 ];
 
 /** The command files `args` needs: the named command, none for a bare --version, else all. */

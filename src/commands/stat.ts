@@ -6,6 +6,7 @@ import { UsageError } from '../lib/errors.js';
 import { printJson, type Context } from '../lib/context.js';
 import { renderRecord, renderTable, toJson, type Field } from '../lib/fields.js';
 import { parsePidList } from '../lib/pids.js';
+import { packageVersion } from '../program.js';
 
 export const PROCESS_FIELDS: readonly Field<ProcessRow>[] = [
   { key: 'pid', label: 'PID', get: (p) => p.pid },
@@ -84,12 +85,21 @@ twice), io_uring, unreadable (run as root to see everything).`)
     .addOption(new Option('-s, --sort <key>', 'sort processes by').choices([...SORT_KEYS]).default('pinned'))
     .option('-a, --all', 'include processes with nothing pinned or locked')
     .option('--json', 'print JSON (see rdmactl(1) for the keys)')
+    .addOption(new Option('--format <format>', 'text, json (= --json), or prometheus: the exporter\'s metrics for the whole machine, once').choices(['text', 'json', 'prometheus']))
     .addHelpText('after', `
 Examples:
   rdmactl stat                       every process that pins or locks memory
   rdmactl stat --sort headroom       closest to RLIMIT_MEMLOCK first
-  rdmactl stat --json | jq '.system.pinnedBytes'`)
-    .action((pidArgs: string[], flags: { user?: string; sort: SortKey; all?: boolean; json?: boolean }) => {
+  rdmactl stat --json | jq '.system.pinnedBytes'
+  rdmactl stat --format prometheus   one scrape of \`rdmactl exporter\`, e.g. for cron`)
+    .action(async (pidArgs: string[], flags: { user?: string; sort: SortKey; all?: boolean; json?: boolean; format?: string }) => {
+      if (flags.format === 'prometheus') {
+        if (pidArgs.length > 0 || flags.user !== undefined || flags.json) throw new UsageError('--format prometheus covers the whole machine: leave out PIDs, --user and --json');
+        const { exposeOnce } = await import('../exporter/run.js');
+        const { DEFAULT_MAX_PROCESSES } = await import('../exporter/metrics.js');
+        ctx.stdout.write(await exposeOnce({ version: packageVersion(), maxProcesses: DEFAULT_MAX_PROCESSES }));
+        return;
+      }
       const pids = pidArgs.length > 0 ? parsePidList(pidArgs) : undefined;
       const report = collectStat({ ...(pids ? { pids, all: true } : { all: flags.all ?? false }) });
       if (flags.user !== undefined) {
@@ -99,7 +109,7 @@ Examples:
         report.users = report.users.filter((u) => u.user === wanted || String(u.uid) === wanted);
       }
       report.processes = sortProcesses(report.processes, flags.sort);
-      if (flags.json) {
+      if (flags.json || flags.format === 'json') {
         printJson(ctx, statJson(report));
         return;
       }
