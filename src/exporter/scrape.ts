@@ -16,6 +16,8 @@ export interface Exposition {
 export interface ScraperOptions extends CollectorOptions {
   version: string;
   maxProcesses: number;
+  /** Default SHARE_WINDOW_MS; 0 makes every scrape that finds no collection running start one (benchmarks). */
+  shareWindowMs?: number;
 }
 
 export class Scraper {
@@ -23,8 +25,10 @@ export class Scraper {
   private readonly metrics: ExporterMetrics;
   private pending: Promise<Exposition> | null = null;
   private last: { at: number; exposition: Exposition } | null = null;
+  private readonly shareWindowMs: number;
 
   constructor(options: ScraperOptions) {
+    this.shareWindowMs = options.shareWindowMs ?? SHARE_WINDOW_MS;
     this.collector = new Collector(options);
     this.metrics = new ExporterMetrics({
       version: options.version,
@@ -37,7 +41,7 @@ export class Scraper {
   /** The current exposition: a shared in-flight collection, a result from the last moment, or a new one. */
   scrape(): Promise<Exposition> {
     if (this.pending) return this.pending;
-    if (this.last && performance.now() - this.last.at < SHARE_WINDOW_MS) return Promise.resolve(this.last.exposition);
+    if (this.last && performance.now() - this.last.at < this.shareWindowMs) return Promise.resolve(this.last.exposition);
     const pending = this.collectNow();
     this.pending = pending;
     const clear = () => {
