@@ -10,6 +10,7 @@ const scripts = [
   ['fork.mjs'],
   ['stat.mjs', ...(quick ? ['--processes', '500'] : [])],
   ['top.mjs', ...(quick ? ['--quick'] : [])],
+  ['exporter.mjs', ...(quick ? ['--quick'] : [])],
 ];
 let failed = 0;
 for (const [script, ...args] of scripts) {

@@ -1,7 +1,7 @@
 // makeProgram() wires one Command per file in src/commands/. Commands throw; cli.ts turns what they
 // throw into a message and an exit code.
 
-import { readFileSync } from 'node:fs';
+import { packageVersion } from './lib/version.js';
 import { Command } from 'commander';
 import type { Context } from './lib/context.js';
 
@@ -18,6 +18,7 @@ const COMMANDS: ReadonlyArray<readonly [string, () => Promise<CommandFactory>]> 
   ['ls', async () => (await import('./commands/ls.js')).lsCommand],
   ['fork', async () => (await import('./commands/fork.js')).forkCommand],
   ['top', async () => (await import('./commands/top.js')).topCommand],
+  ['exporter', async () => (await import('./commands/exporter.js')).exporterCommand],
   ['completion', async () => (await import('./commands/completion.js')).completionCommand],
 ];
 
@@ -30,10 +31,6 @@ function commandsFor(args: readonly string[]): ReadonlyArray<readonly [string, (
   return COMMANDS;
 }
 
-export function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 const EXIT_HELP = `
 Exit status:

@@ -11,6 +11,7 @@ import { targetPids } from '../observe/targets.js';
 import { resolveUser } from '../proc/passwd.js';
 import { collectGroupedStat, type GroupRow } from '../observe/cgroups.js';
 import { GROUP_BY_CHOICES, GROUP_TEXT_FIELDS, groupsJson, type GroupByChoice } from '../observe/groupFields.js';
+import { packageVersion } from '../lib/version.js';
 
 export const PROCESS_FIELDS: readonly Field<ProcessRow>[] = [
   { key: 'pid', label: 'PID', description: 'process id', get: (p) => p.pid },
@@ -100,6 +101,7 @@ interface StatFlags extends OutputFlags {
   sort: SortKey;
   all?: boolean;
   by?: GroupByChoice;
+  format?: 'text' | 'json' | 'prometheus';
 }
 
 export function statCommand(ctx: Context): Command {
@@ -118,6 +120,7 @@ twice), io_uring, unreadable (run as root to see everything).`)
     .option('-a, --all', 'include processes with nothing pinned or locked')
     .addOption(new Option('--by <group>', 'one row per cgroup, systemd unit, container (or pod, Slurm job), or user, with the group\'s memory and rdma limits').choices([...GROUP_BY_CHOICES]))
     .option('--json', 'print JSON (see rdmactl(1) for the keys)')
+    .addOption(new Option('--format <format>', 'text, json (= --json), or prometheus: the exporter\'s metrics for the whole machine, once').choices(['text', 'json', 'prometheus']))
     .addHelpText('after', `
 Examples:
   rdmactl stat                       every process that pins or locks memory
@@ -126,10 +129,21 @@ Examples:
   rdmactl stat --json | jq '.system.pinnedBytes'
   rdmactl stat -o pid,pinnedBytes --json   only these keys of each process
   rdmactl stat -rn -b -o pid,comm,pinned   bare lines for awk: 1234 ib_write_bw 67108864
+  rdmactl stat --format prometheus   one scrape of \`rdmactl exporter\`, e.g. for cron
 
 -o, -r and -n apply to the process table; with -r or -n only that table is printed (the user and
 system totals are in the default view and in --json).`)
-    .action((pidArgs: string[], flags: StatFlags) => {
+    .action(async (pidArgs: string[], flags: StatFlags) => {
+      if (flags.format === 'prometheus') {
+        if (pidArgs.length > 0 || flags.user !== undefined || flags.json || flags.by !== undefined) {
+          throw new UsageError('--format prometheus covers the whole machine: leave out PIDs, --user, --by and --json');
+        }
+        const { exposeOnce } = await import('../exporter/run.js');
+        const { DEFAULT_MAX_PROCESSES } = await import('../exporter/metrics.js');
+        ctx.stdout.write(await exposeOnce({ version: packageVersion(), maxProcesses: DEFAULT_MAX_PROCESSES }));
+        return;
+      }
+      if (flags.format === 'json') flags.json = true;
       const view = outputView(ctx, STAT_OUTPUT, flags);
       const pids = pidArgs.length > 0 ? targetPids(pidArgs, (line) => note(ctx, line)) : undefined;
       const uids = flags.user !== undefined ? userList(flags.user) : undefined;

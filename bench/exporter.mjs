@@ -1,0 +1,194 @@
+// `rdmactl exporter` against node_exporter's own /metrics on the same machine, with 2,000 processes
+// of which 20 pin or lock memory, all measured in this run:
+//   1. scrape latency (median) and CPU per scrape (utime+stime of the server process over N scrapes),
+//      rdmactl vs node_exporter with its default collectors; scrapes 250 ms apart, so none is served
+//      from another's result;
+//   2. RSS of the exporter after 100 and after 10,000 scrapes (the real server and collector in a
+//      child process, result sharing off, so every scrape collects);
+//   3. CPU of `rdmactl exporter` over some minutes at a 15 s scrape interval.
+// Usage: node bench/exporter.mjs [--quick] [--processes N]
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { request, Agent } from 'node:http';
+import { createServer } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startIdle } from './idle.mjs';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const BIN = `${ROOT}bin/rdmactl`;
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const option = (name, fallback) => {
+  const i = args.indexOf(name);
+  return i >= 0 && args[i + 1] !== undefined ? Number(args[i + 1]) : fallback;
+};
+const PROCESSES = option('--processes', quick ? 500 : 2000);
+const HOLDERS = 20;
+const LATENCY_SCRAPES = quick ? 20 : 60;
+const RSS_SCRAPES = quick ? 1000 : 10_000;
+const CPU_SECONDS = quick ? 30 : 180;
+const INTERVAL_MS = 15_000;
+const TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+if (!existsSync(`${ROOT}dist/main.js`)) {
+  console.error('bench/exporter: dist/ is missing: run `npm run build` first');
+  process.exit(1);
+}
+
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+const procCount = () => readdirSync('/proc').filter((n) => /^\d+$/.test(n)).length;
+
+function cpuTicks(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
+}
+
+function rssKb(pid) {
+  return Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+function get(url) {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { agent }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => { body += chunk; });
+      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${url}: HTTP ${res.statusCode}`))));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A child we own; resolves once `ready(stdout+stderr)` returns a value. */
+function start(argv, ready) {
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  return new Promise((resolve, reject) => {
+    const check = (d) => {
+      output += d.toString();
+      const value = ready(output);
+      if (value !== undefined) resolve({ child, value });
+    };
+    child.stdout.on('data', check);
+    child.stderr.on('data', check);
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`${argv.join(' ')} exited (${code}): ${output}`)));
+  });
+}
+
+async function stop(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** N scrapes 250 ms apart: median latency and CPU ticks of `pid` per scrape. */
+async function scrapeSeries(url, pid, count, onBody = () => {}) {
+  // Warm-up: the first full scan, and the JIT compiling the hot paths (its threads' CPU would
+  // otherwise be charged to the first scrapes measured).
+  for (let i = 0; i < 30; i++) await get(url);
+  await sleep(300);
+  const times = [];
+  const before = cpuTicks(pid);
+  for (let i = 0; i < count; i++) {
+    const t0 = performance.now();
+    onBody(await get(url));
+    times.push(performance.now() - t0);
+    await sleep(250);
+  }
+  const ticks = cpuTicks(pid) - before;
+  return { latencyMs: median(times), cpuMsPerScrape: (ticks * 1000) / TICKS / count };
+}
+
+const RSS_CHILD = `
+const { Scraper } = await import(${JSON.stringify(`${ROOT}dist/exporter/scrape.js`)});
+const { startServer } = await import(${JSON.stringify(`${ROOT}dist/exporter/server.js`)});
+const running = await startServer(new Scraper({ version: 'bench', maxProcesses: 100, shareWindowMs: 0 }), '127.0.0.1', 0);
+console.log('port ' + running.address.port);
+process.on('SIGTERM', () => running.close().then(() => process.exit(0)));
+`;
+
+const children = [];
+let idle = null;
+async function cleanup() {
+  for (const child of children.reverse()) await stop(child);
+  if (idle) await idle.stop();
+}
+process.on('SIGINT', () => { void cleanup().then(() => process.exit(130)); });
+
+try {
+  // 20 holders: 10 io_uring buffers (pinned) and 10 mlocked ranges, each a real `rdmactl reg`.
+  for (let i = 0; i < HOLDERS; i++) {
+    const backend = i % 2 === 0 ? 'uring' : 'mlock';
+    const { child } = await start([process.execPath, BIN, 'reg', `${1 + (i % 4)}M`, '--backend', backend, '--json'], (out) => (out.includes('\n') ? true : undefined));
+    children.push(child);
+  }
+  idle = await startIdle(Math.max(0, PROCESSES - procCount()));
+  const processes = procCount();
+
+  const exporter = await start([process.execPath, BIN, 'exporter', '--listen', '127.0.0.1:0'], (out) => /serving (\S+)/.exec(out)?.[1]);
+  children.push(exporter.child);
+  let fullScans = 0;
+  const rdmactl = await scrapeSeries(exporter.value, exporter.child.pid, LATENCY_SCRAPES, (body) => { if (/^rdmactl_scrape_full_scan 1$/m.test(body)) fullScans++; });
+
+  let nodeExporter = null;
+  const noNodeExporter = spawnSync('prometheus-node-exporter', ['--version']).error;
+  if (noNodeExporter) {
+    console.log('exporter: SKIPPED the node_exporter comparison: prometheus-node-exporter is not installed');
+  } else {
+    const port = await freePort();
+    const ne = await start(['prometheus-node-exporter', `--web.listen-address=127.0.0.1:${port}`], (out) => (out.includes('Listening on') ? true : undefined));
+    children.push(ne.child);
+    nodeExporter = await scrapeSeries(`http://127.0.0.1:${port}/metrics`, ne.child.pid, LATENCY_SCRAPES);
+    await stop(ne.child);
+  }
+
+  console.log(`exporter scrape (${processes} processes, ${HOLDERS} holders, ${LATENCY_SCRAPES} scrapes 250 ms apart, ${fullScans} of them full scans):`);
+  console.log(`  latency: rdmactl ${rdmactl.latencyMs.toFixed(1)} ms${nodeExporter ? `, node_exporter ${nodeExporter.latencyMs.toFixed(1)} ms, ratio ${(rdmactl.latencyMs / nodeExporter.latencyMs).toFixed(2)}× (target ≤ 1.0×)` : ''}`);
+  console.log(`  CPU per scrape: rdmactl ${rdmactl.cpuMsPerScrape.toFixed(1)} ms${nodeExporter ? `, node_exporter ${nodeExporter.cpuMsPerScrape.toFixed(1)} ms, ratio ${(rdmactl.cpuMsPerScrape / nodeExporter.cpuMsPerScrape).toFixed(2)}× (target ≤ 1.0×)` : ''}`);
+
+  // CPU at a 15 s interval: the real command, scraped as Prometheus would.
+  const cpuBefore = cpuTicks(exporter.child.pid);
+  const started = performance.now();
+  while (performance.now() - started < CPU_SECONDS * 1000) {
+    await get(exporter.value);
+    await sleep(Math.min(INTERVAL_MS, CPU_SECONDS * 1000 - (performance.now() - started)));
+  }
+  const cpuPercent = (100 * (cpuTicks(exporter.child.pid) - cpuBefore)) / TICKS / ((performance.now() - started) / 1000);
+  console.log(`  CPU at a 15 s scrape interval over ${CPU_SECONDS} s: ${cpuPercent.toFixed(3)} % of one core (target ≤ 0.2 %)`);
+  await stop(exporter.child);
+
+  // RSS: every scrape collects (sharing off), back to back.
+  const rssChild = await start([process.execPath, '--input-type=module', '-e', RSS_CHILD], (out) => /port (\d+)/.exec(out)?.[1]);
+  children.push(rssChild.child);
+  const rssUrl = `http://127.0.0.1:${rssChild.value}/metrics`;
+  for (let i = 0; i < 100; i++) await get(rssUrl);
+  await sleep(500);
+  const after100 = rssKb(rssChild.child.pid);
+  const t0 = performance.now();
+  for (let i = 100; i < RSS_SCRAPES; i++) await get(rssUrl);
+  const seconds = (performance.now() - t0) / 1000;
+  await sleep(500);
+  const afterAll = rssKb(rssChild.child.pid);
+  console.log(`  RSS: ${(after100 / 1024).toFixed(1)} MiB after 100 scrapes, ${(afterAll / 1024).toFixed(1)} MiB after ${RSS_SCRAPES} (${((afterAll - after100) / 1024).toFixed(1)} MiB growth, target ≤ 5 MiB; ${((RSS_SCRAPES - 100) / seconds).toFixed(0)} scrapes/s)`);
+} finally {
+  await cleanup();
+}

@@ -1,0 +1,55 @@
+// rdmactl exporter: pinned/locked memory, limits and registrations as Prometheus metrics, served over
+// HTTP (/metrics) or written for node_exporter's textfile collector.
+
+import { Command } from 'commander';
+import { note, type Context } from '../lib/context.js';
+import { UsageError } from '../lib/errors.js';
+import { DURATION_HELP, parseCount, parseDuration } from '../lib/size.js';
+import { packageVersion } from '../lib/version.js';
+import { DEFAULT_HOST, DEFAULT_PORT, parseListen, serve, writeTextfiles } from '../exporter/run.js';
+import { DEFAULT_MAX_PROCESSES } from '../exporter/metrics.js';
+
+interface ExporterFlags {
+  listen?: string;
+  textfile?: string;
+  interval: string;
+  maxProcesses: string;
+}
+
+export function exporterCommand(ctx: Context): Command {
+  return new Command('exporter')
+    .summary('serve pinned/locked memory and registrations as Prometheus metrics')
+    .description(`Serve Prometheus metrics at http://${DEFAULT_HOST}:${DEFAULT_PORT}/metrics: per process (pinned, locked,
+RLIMIT_MEMLOCK and headroom, io_uring, counted twice), per user, per RDMA device (MRs, max_mr),
+system totals (sum of VmPin/VmLck, pins outstanding in the kernel, copy-on-fork), registrations by
+source, and the scrape itself. Read-only: no endpoint changes anything on the machine.
+
+Per-process series are bounded: the --max-processes largest holders (pinned, then locked) get
+their own series, the rest are summed into one series labelled pid="other".
+
+Runs unprivileged: other users' processes are then partly unreadable, counted in
+rdmactl_processes_unreadable. Stops on SIGTERM/SIGINT after in-flight scrapes (exit 0).`)
+    .option('--listen <host:port>', `address to serve on (default ${DEFAULT_HOST}:${DEFAULT_PORT}; 0.0.0.0:PORT exposes it on purpose)`)
+    .option('--textfile <dir>', 'write DIR/rdmactl.prom atomically every --interval for node_exporter\'s textfile collector, instead of serving')
+    .option('--interval <duration>', `how often --textfile writes (${DURATION_HELP})`, '15s')
+    .option('--max-processes <n>', 'per-process series at most; the rest are folded into pid="other"', String(DEFAULT_MAX_PROCESSES))
+    .addHelpText('after', `
+Examples:
+  rdmactl exporter                                 serve on ${DEFAULT_HOST}:${DEFAULT_PORT}
+  rdmactl exporter --listen 0.0.0.0:${DEFAULT_PORT}          serve on every interface
+  rdmactl exporter --textfile /var/lib/prometheus/node-exporter
+  rdmactl stat --format prometheus                 one exposition on stdout
+See rdmactl(1), EXPORTER, for every metric.`)
+    .action(async (flags: ExporterFlags) => {
+      const maxProcesses = parseCount(flags.maxProcesses, '--max-processes', 100_000);
+      const common = { version: packageVersion(), maxProcesses, onError: (err: unknown) => note(ctx, err instanceof Error ? err.message : String(err)) };
+      if (flags.textfile !== undefined) {
+        if (flags.listen !== undefined) throw new UsageError('--textfile and --listen exclude each other: the textfile mode serves no port');
+        const intervalMs = parseDuration(flags.interval, '--interval');
+        await writeTextfiles({ ...common, dir: flags.textfile, intervalMs });
+        return;
+      }
+      const listen = parseListen(flags.listen ?? `${DEFAULT_HOST}:${DEFAULT_PORT}`);
+      await serve({ ...common, listen, onListening: (url) => note(ctx, `serving ${url}`) });
+    });
+}

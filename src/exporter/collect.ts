@@ -1,0 +1,167 @@
+// One collection for the exporter: everything the metrics say, read from the kernel in one pass.
+// Built on the collectors `top` uses: the incremental /proc scanner (cheap when no page was pinned or
+// unpinned since the last scrape), the stat report, the registration sources, /proc/vmstat's pin
+// counters and the kernel MR table.
+
+import { readdirSync } from 'node:fs';
+import { release } from 'node:os';
+import { collectStat, type StatReport } from '../observe/stat.js';
+import { collectRegistrations, readKernelMrs, REGISTRATION_SOURCES, type RegistrationSource } from '../observe/registrations.js';
+import { heldSource } from '../observe/held.js';
+import { IncrementalScanner } from '../proc/incremental.js';
+import { readPinCounters } from '../proc/vmstat.js';
+import { pageSize } from '../proc/pagemap.js';
+import { copyOnForkByVersion, parseCopyOnFork, runRdmaJson, type KernelMr } from '../rdma/iproute.js';
+import { noAttribution, type Attribution, type CgroupRow } from './attribution.js';
+
+/** Every process is read at least this often even when the pin counters stood still (VmLck has no counter). */
+export const FULL_SCAN_EVERY_MS = 60_000;
+
+export interface SourceSummary {
+  source: RegistrationSource;
+  available: boolean;
+  registrations: number;
+  bytes: number;
+}
+
+export interface DeviceRow {
+  device: string;
+  mrs: number;
+  mrBytes: number;
+  /** The device's max_mr (ibv_query_device); null when it could not be queried. */
+  maxMrs: number | null;
+}
+
+export interface MetricsSample {
+  report: StatReport;
+  /** Pages pinned and not yet unpinned anywhere (nr_foll_pin_acquired − released), in bytes; null on kernels < 5.7. */
+  kernelPinnedBytes: number | null;
+  sources: SourceSummary[];
+  /** One row per RDMA device the kernel lists (/sys/class/infiniband). */
+  devices: DeviceRow[];
+  /** Whether the kernel copies pinned pages at fork (null: unknown). */
+  copyOnFork: boolean | null;
+  cgroups: CgroupRow[];
+  /** Whether this collection read every process (else only holders and new processes). */
+  fullScan: boolean;
+  durationSeconds: number;
+}
+
+export interface CollectorOptions {
+  attribution?: Attribution;
+  fullScanEveryMs?: number;
+  /** The RDMA devices the kernel lists (default: /sys/class/infiniband). */
+  deviceNames?: () => string[];
+}
+
+function sysDeviceNames(): string[] {
+  try {
+    return readdirSync('/sys/class/infiniband').sort();
+  } catch {
+    return [];
+  }
+}
+
+/** rdma sys show says it directly; without RDMA netlink, Linux ≥ 5.9 implies it. */
+function readCopyOnFork(): boolean | null {
+  const sys = runRdmaJson(['sys', 'show'], { plainPairs: true });
+  const reported = sys.ok ? parseCopyOnFork(sys.data) : null;
+  return reported ?? copyOnForkByVersion(release());
+}
+
+type MaxMrReader = () => Map<string, number>;
+
+/** max_mr per device through libibverbs, loaded only when the kernel lists a device. */
+async function loadMaxMrReader(): Promise<MaxMrReader> {
+  try {
+    const { listDevices } = await import('../engine/verbs/index.js');
+    return () => new Map(listDevices().filter((d) => d.error === null).map((d) => [d.name, d.maxMr] as const));
+  } catch {
+    return () => new Map();
+  }
+}
+
+export class Collector {
+  private readonly scanner: IncrementalScanner;
+  private readonly attribution: Attribution;
+  private readonly deviceNames: () => string[];
+  private copyOnFork: boolean | null | undefined;
+  private maxMrReader: MaxMrReader | null = null;
+  /** max_mr is a device constant: queried again only when the device list changes. */
+  private maxMrs: { names: string; byDevice: Map<string, number> } | null = null;
+
+  constructor(options: CollectorOptions = {}) {
+    this.scanner = new IncrementalScanner({ fullScanEveryMs: options.fullScanEveryMs ?? FULL_SCAN_EVERY_MS });
+    this.attribution = options.attribution ?? noAttribution();
+    this.deviceNames = options.deviceNames ?? sysDeviceNames;
+  }
+
+  get processLabelNames(): readonly string[] {
+    return this.attribution.processLabelNames;
+  }
+
+  processLabels(pid: number): Record<string, string> {
+    return this.attribution.processLabels(pid);
+  }
+
+  async collect(): Promise<MetricsSample> {
+    const started = performance.now();
+    const names = this.deviceNames();
+    if (names.length > 0 && this.maxMrReader === null) this.maxMrReader = await loadMaxMrReader();
+
+    // Counters before the scan, like the scanner itself: a pin during the scan shows next time.
+    const pins = readPinCounters();
+    const scan = this.scanner.scan();
+    const report = collectStat({}, scan);
+
+    const kernel = names.length > 0 ? readKernelMrs() : { mrs: [] as KernelMr[], status: { available: false, reason: 'no RDMA device' } };
+    const registrations = collectRegistrations({
+      scan,
+      held: (scanned) => heldSource({ cleanStale: false }, scanned),
+      kernelMrs: () => kernel,
+    });
+    const sources = REGISTRATION_SOURCES.map((source) => {
+      const rows = registrations.registrations.filter((r) => r.source === source);
+      return {
+        source,
+        available: registrations.sources[source].available,
+        registrations: rows.length,
+        bytes: rows.reduce((sum, r) => sum + r.length, 0),
+      };
+    });
+
+    this.copyOnFork ??= readCopyOnFork();
+    return {
+      report,
+      kernelPinnedBytes: pins === null ? null : Math.max(0, pins.acquired - pins.released) * pageSize(),
+      sources,
+      devices: this.devices(names, kernel.mrs),
+      copyOnFork: this.copyOnFork,
+      cgroups: this.attribution.cgroups(),
+      fullScan: scan.fullScanReason !== null,
+      durationSeconds: (performance.now() - started) / 1000,
+    };
+  }
+
+  private devices(names: readonly string[], mrs: readonly KernelMr[]): DeviceRow[] {
+    const key = names.join('\0');
+    if (names.length > 0 && this.maxMrReader && this.maxMrs?.names !== key) {
+      let byDevice = new Map<string, number>();
+      try {
+        byDevice = this.maxMrReader();
+      } catch {
+        // A device that cannot be opened still gets its MR counts, without max_mr.
+      }
+      this.maxMrs = { names: key, byDevice };
+    }
+    return names.map((device) => {
+      const own = mrs.filter((mr) => mr.device === device);
+      return {
+        device,
+        mrs: own.length,
+        mrBytes: own.reduce((sum, mr) => sum + mr.lengthBytes, 0),
+        maxMrs: this.maxMrs?.byDevice.get(device) ?? null,
+      };
+    });
+  }
+}

@@ -1,0 +1,209 @@
+// The metric families and how a collection becomes series. prom-client keeps the registry and writes
+// the exposition format; every family is reset and refilled from one collection, so a process that
+// stopped pinning (or exited) leaves no stale series behind.
+//
+// Naming: rdmactl_ prefix, base units (bytes, seconds), gauges only (every value is a level the kernel
+// reports now, not something rdmactl counts), _info for the constant build series.
+
+import { Gauge, Registry } from 'prom-client';
+import type { ProcessRow } from '../observe/stat.js';
+import type { MetricsSample } from './collect.js';
+
+/** Per-process series beyond this many are folded into one pid="other" series. */
+export const DEFAULT_MAX_PROCESSES = 100;
+/** The label value of the series that folds the processes beyond --max-processes. */
+export const OTHER = 'other';
+
+export interface MetricsOptions {
+  version: string;
+  maxProcesses: number;
+  /** Extra per-process (and per-cgroup) label names: see attribution.ts. */
+  processLabelNames: readonly string[];
+  processLabels: (pid: number) => Record<string, string>;
+}
+
+type Labels = Record<string, string>;
+
+/** Largest first: pinned, then locked, then pid (stable across scrapes). */
+function byHolding(a: ProcessRow, b: ProcessRow): number {
+  return b.pinnedBytes - a.pinnedBytes || b.lockedBytes - a.lockedBytes || a.pid - b.pid;
+}
+
+export class ExporterMetrics {
+  readonly registry = new Registry();
+  private readonly options: MetricsOptions;
+  private readonly extraNames: string[];
+
+  private gauge(name: string, help: string, labelNames: readonly string[] = []): Gauge<string> {
+    return new Gauge({ name, help, labelNames: [...labelNames], registers: [this.registry] });
+  }
+
+  private readonly processLabelNames: string[];
+  private readonly process;
+  private readonly user;
+  private readonly cgroup;
+  private readonly device;
+  private readonly system;
+  private readonly registrations;
+  private readonly meta;
+
+  constructor(options: MetricsOptions) {
+    this.options = options;
+    this.extraNames = options.processLabelNames.filter((name) => !['pid', 'comm', 'user', 'cgroup'].includes(name));
+    this.processLabelNames = ['pid', 'comm', 'user', ...this.extraNames];
+    const p = this.processLabelNames;
+    const u = ['user', 'uid'];
+    const c = ['cgroup', ...this.extraNames];
+    this.process = {
+      pinned: this.gauge('rdmactl_process_pinned_bytes', 'Memory the process has pinned long-term (VmPin: RDMA MRs, io_uring fixed buffers).', p),
+      locked: this.gauge('rdmactl_process_locked_bytes', 'Memory the process has locked (VmLck: mlock, mlockall).', p),
+      limit: this.gauge('rdmactl_process_memlock_limit_bytes', 'RLIMIT_MEMLOCK soft limit of the process (+Inf: unlimited).', p),
+      headroom: this.gauge('rdmactl_process_memlock_headroom_bytes', 'RLIMIT_MEMLOCK minus the larger of pinned and locked; negative: over the limit (possible with CAP_IPC_LOCK); +Inf: unlimited. The other series has the smallest headroom of the processes it folds.', p),
+      uring: this.gauge('rdmactl_process_io_uring_bytes', 'Bytes registered as io_uring fixed buffers by the process (charged to its user\'s locked memory).', p),
+      doubleCounted: this.gauge('rdmactl_process_double_counted_bytes', 'Bytes of pinned ranges another pinned range of the same process also covers: counted twice in VmPin.', p),
+      folded: this.gauge('rdmactl_processes_folded', 'Processes pinning or locking memory that are folded into the pid="other" series (beyond --max-processes).'),
+    };
+    this.user = {
+      pinned: this.gauge('rdmactl_user_pinned_bytes', 'Sum of VmPin over the user\'s processes.', u),
+      locked: this.gauge('rdmactl_user_locked_bytes', 'Sum of VmLck over the user\'s processes.', u),
+      uring: this.gauge('rdmactl_user_io_uring_bytes', 'io_uring fixed buffers of the user\'s processes: charged against RLIMIT_MEMLOCK of the user as a whole.', u),
+      processes: this.gauge('rdmactl_user_processes', 'Processes of the user that pin or lock memory.', u),
+    };
+    this.cgroup = {
+      pinned: this.gauge('rdmactl_cgroup_pinned_bytes', 'Sum of VmPin over the processes of the cgroup.', c),
+      locked: this.gauge('rdmactl_cgroup_locked_bytes', 'Sum of VmLck over the processes of the cgroup.', c),
+      memoryCurrent: this.gauge('rdmactl_cgroup_memory_current_bytes', 'Memory charged to the cgroup (memory.current).', c),
+      memoryMax: this.gauge('rdmactl_cgroup_memory_max_bytes', 'The cgroup\'s memory limit (memory.max; +Inf: none).', c),
+      memoryHeadroom: this.gauge('rdmactl_cgroup_memory_headroom_bytes', 'memory.max minus memory.current (+Inf: no limit).', c),
+      rdmaCurrent: this.gauge('rdmactl_cgroup_rdma_current', 'rdma.current of the cgroup, per device and resource (hca_handle, hca_object).', [...c, 'device', 'resource']),
+      rdmaMax: this.gauge('rdmactl_cgroup_rdma_max', 'rdma.max of the cgroup, per device and resource (+Inf: max).', [...c, 'device', 'resource']),
+    };
+    this.device = {
+      mrs: this.gauge('rdmactl_device_mrs', 'Memory regions registered on the device (the kernel MR table).', ['device']),
+      mrBytes: this.gauge('rdmactl_device_mr_bytes', 'Bytes covered by the device\'s memory regions (the kernel MR table).', ['device']),
+      maxMrs: this.gauge('rdmactl_device_max_mrs', 'The device\'s max_mr (ibv_query_device).', ['device']),
+    };
+    this.system = {
+      pinned: this.gauge('rdmactl_pinned_bytes', 'Sum of VmPin over all processes.'),
+      locked: this.gauge('rdmactl_locked_bytes', 'Sum of VmLck over all processes.'),
+      mlocked: this.gauge('rdmactl_mlocked_bytes', 'Mlocked from /proc/meminfo (each locked page once).'),
+      memTotal: this.gauge('rdmactl_memory_total_bytes', 'MemTotal from /proc/meminfo.'),
+      kernelPinned: this.gauge('rdmactl_kernel_pinned_bytes', 'Pages pinned in the kernel and not yet released, from /proc/vmstat (nr_foll_pin_acquired - nr_foll_pin_released) times the page size; includes short-term pins such as O_DIRECT.'),
+      holding: this.gauge('rdmactl_processes_holding', 'Processes that pin or lock memory.'),
+      copyOnFork: this.gauge('rdmactl_copy_on_fork', 'Whether the kernel copies pinned pages for the child at fork (1) or not (0).'),
+    };
+    this.registrations = {
+      count: this.gauge('rdmactl_registrations', 'Registrations by source: rdma (kernel MR table), io_uring (fixed buffers), mlock (locked VMAs), held (rdmactl holders).', ['source']),
+      bytes: this.gauge('rdmactl_registration_bytes', 'Bytes registered, by source.', ['source']),
+      available: this.gauge('rdmactl_registration_source_available', 'Whether the source could be read (1) or not (0), e.g. no RDMA device.', ['source']),
+    };
+    this.meta = {
+      duration: this.gauge('rdmactl_scrape_duration_seconds', 'How long the collection behind this scrape took.'),
+      fullScan: this.gauge('rdmactl_scrape_full_scan', 'Whether the collection read every process (1) or, nothing having been pinned or unpinned since the last one, only holders and new processes (0).'),
+      scanned: this.gauge('rdmactl_processes_scanned', 'Processes listed in /proc.'),
+      unreadable: this.gauge('rdmactl_processes_unreadable', 'Processes whose details (smaps, fds) the kernel refused to show: run as root to read every process.'),
+      build: this.gauge('rdmactl_build_info', 'Constant 1, labelled with the rdmactl and Node.js versions.', ['version', 'nodejs_version']),
+    };
+    this.meta.build.set({ version: options.version, nodejs_version: process.versions.node }, 1);
+  }
+
+  /** Replace every series with what `sample` says. */
+  update(sample: MetricsSample): void {
+    this.updateProcesses(sample.report.processes);
+    for (const g of Object.values(this.user)) g.reset();
+    for (const u of sample.report.users) {
+      const labels = { user: u.user, uid: String(u.uid) };
+      this.user.pinned.set(labels, u.pinnedBytes);
+      this.user.locked.set(labels, u.lockedBytes);
+      this.user.uring.set(labels, u.uringBytes);
+      this.user.processes.set(labels, u.processes);
+    }
+    this.updateCgroups(sample);
+    for (const g of Object.values(this.device)) g.reset();
+    for (const d of sample.devices) {
+      this.device.mrs.set({ device: d.device }, d.mrs);
+      this.device.mrBytes.set({ device: d.device }, d.mrBytes);
+      if (d.maxMrs !== null) this.device.maxMrs.set({ device: d.device }, d.maxMrs);
+    }
+    const s = sample.report.system;
+    this.system.pinned.set(s.pinnedBytes);
+    this.system.locked.set(s.lockedBytes);
+    this.system.mlocked.set(s.mlockedBytes);
+    this.system.memTotal.set(s.memTotalBytes);
+    this.system.holding.set(s.processesHolding);
+    this.system.kernelPinned.reset();
+    if (sample.kernelPinnedBytes !== null) this.system.kernelPinned.set(sample.kernelPinnedBytes);
+    this.system.copyOnFork.reset();
+    if (sample.copyOnFork !== null) this.system.copyOnFork.set(sample.copyOnFork ? 1 : 0);
+    for (const source of sample.sources) {
+      this.registrations.count.set({ source: source.source }, source.registrations);
+      this.registrations.bytes.set({ source: source.source }, source.bytes);
+      this.registrations.available.set({ source: source.source }, source.available ? 1 : 0);
+    }
+    this.meta.duration.set(sample.durationSeconds);
+    this.meta.fullScan.set(sample.fullScan ? 1 : 0);
+    this.meta.scanned.set(sample.report.scannedProcesses);
+    this.meta.unreadable.set(sample.report.unreadableProcesses);
+  }
+
+  private labelsOf(row: ProcessRow): Labels {
+    const extra = this.options.processLabels(row.pid);
+    const labels: Labels = { pid: String(row.pid), comm: row.comm, user: row.user };
+    for (const name of this.extraNames) labels[name] = extra[name] ?? '';
+    return labels;
+  }
+
+  private updateProcesses(rows: readonly ProcessRow[]): void {
+    for (const g of Object.values(this.process)) g.reset();
+    const sorted = [...rows].sort(byHolding);
+    const shown = sorted.slice(0, this.options.maxProcesses);
+    const folded = sorted.slice(this.options.maxProcesses);
+    for (const row of shown) {
+      const labels = this.labelsOf(row);
+      this.process.pinned.set(labels, row.pinnedBytes);
+      this.process.locked.set(labels, row.lockedBytes);
+      this.process.limit.set(labels, row.memlockLimitBytes ?? Infinity);
+      this.process.headroom.set(labels, row.headroomBytes ?? Infinity);
+      this.process.uring.set(labels, row.uringBytes);
+      this.process.doubleCounted.set(labels, row.doubleCountedBytes);
+    }
+    this.process.folded.set(folded.length);
+    if (folded.length === 0) return;
+    const labels: Labels = { pid: OTHER, comm: OTHER, user: OTHER };
+    for (const name of this.extraNames) labels[name] = OTHER;
+    const sum = (get: (row: ProcessRow) => number) => folded.reduce((total, row) => total + get(row), 0);
+    this.process.pinned.set(labels, sum((r) => r.pinnedBytes));
+    this.process.locked.set(labels, sum((r) => r.lockedBytes));
+    this.process.uring.set(labels, sum((r) => r.uringBytes));
+    this.process.doubleCounted.set(labels, sum((r) => r.doubleCountedBytes));
+    // The folded processes' limits differ; the one closest to failing is what an alert needs.
+    this.process.headroom.set(labels, Math.min(...folded.map((r) => r.headroomBytes ?? Infinity)));
+  }
+
+  private updateCgroups(sample: MetricsSample): void {
+    for (const g of Object.values(this.cgroup)) g.reset();
+    for (const row of sample.cgroups) {
+      const labels: Labels = { cgroup: row.cgroup };
+      for (const name of this.extraNames) labels[name] = row.labels[name] ?? '';
+      this.cgroup.pinned.set(labels, row.pinnedBytes);
+      this.cgroup.locked.set(labels, row.lockedBytes);
+      if (row.memoryCurrentBytes !== null) this.cgroup.memoryCurrent.set(labels, row.memoryCurrentBytes);
+      this.cgroup.memoryMax.set(labels, row.memoryMaxBytes ?? Infinity);
+      if (row.memoryCurrentBytes !== null) this.cgroup.memoryHeadroom.set(labels, (row.memoryMaxBytes ?? Infinity) - row.memoryCurrentBytes);
+      for (const r of row.rdma) {
+        const rdmaLabels = { ...labels, device: r.device, resource: r.resource };
+        this.cgroup.rdmaCurrent.set(rdmaLabels, r.current);
+        this.cgroup.rdmaMax.set(rdmaLabels, r.max ?? Infinity);
+      }
+    }
+  }
+
+  /** The exposition (Prometheus text format 0.0.4). */
+  async exposition(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

@@ -1,0 +1,133 @@
+// Running the exporter until SIGTERM/SIGINT: either an HTTP listener or a textfile writer. Either way
+// a signal stops new work, lets what is in flight finish, and resolves (exit 0).
+
+import { PermissionError, RdmactlError, UsageError } from '../lib/errors.js';
+import { errorCode } from '../proc/procfs.js';
+import { Scraper, type ScraperOptions } from './scrape.js';
+import { startServer, type RunningServer, type ServerLimits } from './server.js';
+import { checkTextfileDir, writeTextfile } from './textfile.js';
+
+/**
+ * The default port: the 9100–9999 exporter range of Prometheus's default port allocation list is
+ * full and the list continues at 10000; see rdmactl(1), EXPORTER, for why this one.
+ */
+export const DEFAULT_PORT = 10062;
+export const DEFAULT_HOST = '127.0.0.1';
+
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/** HOST:PORT, [IPv6]:PORT or :PORT (all interfaces is never implied: :PORT means 127.0.0.1). */
+export function parseListen(input: string): ListenAddress {
+  const match = /^\[([^\]]+)\]:(\d+)$/.exec(input) ?? /^([^:[\]]*):(\d+)$/.exec(input);
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || !Number.isInteger(port) || port > 65535) {
+    throw new UsageError(`invalid --listen '${input}': expected HOST:PORT, e.g. 127.0.0.1:${DEFAULT_PORT}, 0.0.0.0:${DEFAULT_PORT} or [::1]:${DEFAULT_PORT}`);
+  }
+  return { host: match[1] === '' ? DEFAULT_HOST : match[1]!, port };
+}
+
+function formatAddress(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** The listen failure as rdmactl reports it: in use → 1, not permitted → 4, bad host → 2. */
+export function listenError(err: unknown, where: string): RdmactlError {
+  const code = errorCode(err);
+  if (code === 'EADDRINUSE') return new RdmactlError(`cannot listen on ${where}: the address is in use (is another exporter running?)`, 1, ['choose another port with --listen HOST:PORT']);
+  if (code === 'EACCES' || code === 'EPERM') return new PermissionError(`cannot listen on ${where}: permission denied`, ['ports below 1024 need root or CAP_NET_BIND_SERVICE; choose a higher port with --listen HOST:PORT']);
+  if (code === 'EADDRNOTAVAIL') return new RdmactlError(`cannot listen on ${where}: no such address on this machine`, 1, ['give one of this machine\'s addresses, or 0.0.0.0 for all']);
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new UsageError(`invalid --listen host in ${where}: not found`);
+  return new RdmactlError(`cannot listen on ${where}: ${err instanceof Error ? err.message : String(err)}`);
+}
+
+/** Resolves at the first SIGTERM or SIGINT, and stops listening for them. */
+function untilSignal(): { stopped: Promise<NodeJS.Signals>; dispose: () => void } {
+  let onSignal: (signal: NodeJS.Signals) => void = () => undefined;
+  const stopped = new Promise<NodeJS.Signals>((resolve) => {
+    onSignal = resolve;
+  });
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  return { stopped, dispose: () => { process.off('SIGTERM', onSignal); process.off('SIGINT', onSignal); } };
+}
+
+export interface ServeOptions extends ScraperOptions {
+  listen: ListenAddress;
+  limits?: ServerLimits;
+  /** Called once listening, with the address actually bound (port 0 picks a free one). */
+  onListening?: (url: string) => void;
+  onError?: (err: unknown) => void;
+}
+
+/** Serve /metrics until SIGTERM/SIGINT. */
+export async function serve(options: ServeOptions): Promise<void> {
+  const scraper = new Scraper(options);
+  const where = formatAddress(options.listen.host, options.listen.port);
+  const signals = untilSignal();
+  let running: RunningServer;
+  try {
+    running = await startServer(scraper, options.listen.host, options.listen.port, {
+      ...(options.limits ? { limits: options.limits } : {}),
+      ...(options.onError ? { onError: options.onError } : {}),
+    });
+  } catch (err) {
+    signals.dispose();
+    throw listenError(err, where);
+  }
+  options.onListening?.(`http://${formatAddress(running.address.address, running.address.port)}/metrics`);
+  try {
+    await signals.stopped;
+  } finally {
+    signals.dispose();
+    await running.close();
+  }
+}
+
+export interface TextfileOptions extends ScraperOptions {
+  dir: string;
+  intervalMs: number;
+  onWritten?: (path: string) => void;
+  onError?: (err: unknown) => void;
+}
+
+/** Write DIR/rdmactl.prom now and every interval until SIGTERM/SIGINT. The first failure is fatal. */
+export async function writeTextfiles(options: TextfileOptions): Promise<void> {
+  checkTextfileDir(options.dir);
+  const scraper = new Scraper(options);
+  const signals = untilSignal();
+  let stop = false;
+  void signals.stopped.then(() => {
+    stop = true;
+  });
+  try {
+    let first = true;
+    while (!stop) {
+      try {
+        const exposition = await scraper.collectNow();
+        if (stop) break;
+        // Not inside `onWritten?.(…)`: an optional call skips evaluating its arguments.
+        const written = writeTextfile(options.dir, exposition.text);
+        options.onWritten?.(written);
+      } catch (err) {
+        // A directory we cannot write at the start is a setup error; later failures are reported and retried.
+        if (first) throw err;
+        options.onError?.(err);
+      }
+      first = false;
+      // The timer keeps the process alive between writes; a signal clears it.
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([signals.stopped, new Promise((resolve) => { timer = setTimeout(resolve, options.intervalMs); })]);
+      clearTimeout(timer);
+    }
+  } finally {
+    signals.dispose();
+  }
+}
+
+/** One exposition of the whole machine, for `stat --format prometheus`. */
+export async function exposeOnce(options: ScraperOptions): Promise<string> {
+  return (await new Scraper(options).collectNow()).text;
+}
