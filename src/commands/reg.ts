@@ -10,7 +10,7 @@ import { toJson, type Field } from '../lib/fields.js';
 import { addOutputOptions, captureOutput, jsonDocument, outputView, type OutputFlags, type OutputView } from '../lib/output.js';
 import { DURATION_HELP, SIZE_HELP, hex, parseCount, parseDuration, parseSize } from '../lib/size.js';
 import { waitForRelease } from '../lib/hold.js';
-import { holdDetached, holderArgs, spawnHolder, type PendingHolder } from '../held/holder.js';
+import { holdDetached, holderArgs, nameHolderProcess, spawnHolder, type PendingHolder } from '../held/holder.js';
 
 type BackendChoice = BackendName | 'auto';
 
@@ -198,6 +198,7 @@ JSON (--json): one line per event, {"host","schema":"rdmactl.reg/1","event":"reg
       const holdMillis = flags.for !== undefined ? parseDuration(flags.for, '--for') : null;
       const isHolder = flags.holderToken !== undefined;
       if (flags.detach && !isHolder) return await startDetached(ctx, flags, await spawnHolder({ args: holderArgs(command, [sizeText]), env: ctx.env }));
+      if (isHolder) nameHolderProcess();
       const backend = await resolveBackend(flags.backend, ctx, isHolder);
       let access: number | undefined;
       if (backend === 'verbs') {

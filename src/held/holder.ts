@@ -207,6 +207,14 @@ function awaitAcknowledgement(): boolean {
   }
 }
 
+/**
+ * Called first thing in a holder, before it registers: from then on a process scan finds it by name
+ * (even if its record is later lost or damaged), and the kernel's MR table names it the same way.
+ */
+export function nameHolderProcess(): void {
+  setThreadName(HOLDER_PROCESS_NAME);
+}
+
 /** What the holder holds: anything that can be released once, returning nothing of interest here. */
 export interface Holdable {
   readonly pid: number;
@@ -263,8 +271,6 @@ export async function holdDetached(options: HoldDetachedOptions): Promise<void> 
   try {
     const self = readStat('self');
     if (self === null) throw new RdmactlError('/proc/self/stat is missing: is /proc mounted?');
-    // Findable by a process scan from now on, even if the record below is later lost or damaged.
-    setThreadName(HOLDER_PROCESS_NAME);
     const id = holderIdOf(options.token);
     record = writeHeld({
       pid: holdable.pid,

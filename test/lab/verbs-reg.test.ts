@@ -45,7 +45,7 @@ describe.skipIf(!inLab)(`verbs reg/ls/dereg on ${labKernel.name || '?'} (${labKe
     expect(mr.mrlen).toBe(LENGTH);
     expect(mr.lkey).toBe(keyHex(rec.lkey));
     expect(mr.rkey).toBe(keyHex(rec.rkey));
-    expect(mr.comm).toBe('node');
+    expect(mr.comm).toBe('rdmactl-holder'); // holders name themselves before they register
   });
 
   it('ls shows the same MR: an rdma row given the held address, and a held row with evidence rdma', () => {
