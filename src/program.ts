@@ -17,6 +17,7 @@ const COMMANDS: ReadonlyArray<readonly [string, () => Promise<CommandFactory>]> 
   ['stat', async () => (await import('./commands/stat.js')).statCommand],
   ['ls', async () => (await import('./commands/ls.js')).lsCommand],
   ['fork', async () => (await import('./commands/fork.js')).forkCommand],
+  ['doctor', async () => (await import('./commands/doctor.js')).doctorCommand],
   ['top', async () => (await import('./commands/top.js')).topCommand],
 ];
 
