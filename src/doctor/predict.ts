@@ -49,7 +49,8 @@ export interface TryResult {
   command: string[];
 }
 
-const MAIN = fileURLToPath(new URL('../main.js', import.meta.url));
+// The launcher, found the same way from src/ and dist/: it runs the built dist/main.js.
+const MAIN = fileURLToPath(new URL('../../bin/rdmactl', import.meta.url));
 
 /** Register in a child rdmactl (`reg SIZE --for 1ms --json`): it inherits our limits and credentials. */
 export function tryRegistration(request: DoctorRequest, accessText: string | null, env: NodeJS.ProcessEnv): TryResult {
