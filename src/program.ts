@@ -38,7 +38,7 @@ export function packageVersion(): string {
 const EXIT_HELP = `
 Exit status:
   0  success
-  1  runtime failure (the kernel or a library refused, e.g. over RLIMIT_MEMLOCK)
+  1  runtime failure (the kernel or a library refused, e.g. over RLIMIT_MEMLOCK); doctor: a check failed
   2  usage error (bad option, size or value)
   3  not supported here (no RDMA device, no ODP, io_uring disabled, no hugepages)
   4  permission denied

@@ -1,10 +1,9 @@
 // rdmactl devices: RDMA devices with the capabilities a sysadmin checks before registering memory.
 
-import { release } from 'node:os';
 import { Command } from 'commander';
 import { printJson, type Context } from '../lib/context.js';
 import { renderRecord, renderTable, toJson, type Field } from '../lib/fields.js';
-import { copyOnForkByVersion, parseCopyOnFork, runRdmaJson } from '../rdma/iproute.js';
+import { readForkReport } from '../rdma/iproute.js';
 import type { DeviceInfo, PortInfo } from '../engine/verbs/index.js';
 
 function u64(value: bigint): string {
@@ -52,22 +51,6 @@ export const PORT_FIELDS: readonly Field<PortInfo>[] = [
   { key: 'lid', label: 'lid', get: (p) => p.lid },
   { key: 'gidTableLength', label: 'GIDs', get: (p) => p.gidTableLength },
 ];
-
-export interface ForkReport {
-  kernel: string;
-  /** From `rdma sys show` (RDMA netlink); null when not reported. */
-  copyOnFork: boolean | null;
-  copyOnForkSource: string;
-}
-
-/** The kernel's copy-on-fork status: RDMA netlink says it directly; without it, Linux ≥ 5.9 implies it. */
-export function readForkReport(): ForkReport {
-  const kernel = release();
-  const sys = runRdmaJson(['sys', 'show'], { plainPairs: true });
-  const reported = sys.ok ? parseCopyOnFork(sys.data) : null;
-  if (reported !== null) return { kernel, copyOnFork: reported, copyOnForkSource: 'rdma sys show' };
-  return { kernel, copyOnFork: copyOnForkByVersion(kernel), copyOnForkSource: `kernel version (pinned pages are copied at fork since 5.9)${sys.ok ? '' : `; ${sys.reason}`}` };
-}
 
 export function devicesCommand(ctx: Context): Command {
   return new Command('devices')

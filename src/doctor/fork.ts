@@ -2,7 +2,7 @@
 // pinned pages for the child at fork (copy-on-fork), so MADV_DONTFORK is no longer needed; before it,
 // a pinned page written after fork leaves the device writing to the child's copy.
 
-import { readForkReport } from '../commands/devices.js';
+import { readForkReport } from '../rdma/iproute.js';
 import { formatBytes } from '../lib/size.js';
 import { readEnviron } from '../proc/environ.js';
 import { isDontFork, readSmaps, vmaSizeBytes } from '../proc/smaps.js';

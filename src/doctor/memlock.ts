@@ -67,7 +67,8 @@ export function memlockLimit(ctx: DoctorContext): Finding {
         `${formatBytes(requestBytes)} requested${held} = ${formatBytes(total)} > RLIMIT_MEMLOCK ${formatBytes(soft)} (soft; hard ${limitText(target.hardBytes)})`,
         { ...evidence, chargedBytes: total }, raiseMemlockFixes(ctx, total));
     }
-    return finding(id, 'ok', `${formatBytes(total)} (request${counter ? ` + ${counter}` : ''}) fits RLIMIT_MEMLOCK ${formatBytes(soft)}`, { ...evidence, chargedBytes: total });
+    const userCharge = request.backend === 'uring' ? '; io_uring also counts what the user already holds: see uring.user-charge' : '';
+    return finding(id, 'ok', `${formatBytes(total)} (request${counter ? ` + ${counter}` : ''}) fits RLIMIT_MEMLOCK ${formatBytes(soft)}${userCharge}`, { ...evidence, chargedBytes: total });
   }
   const used = Math.max(target.status.pinnedBytes, target.status.lockedBytes);
   if (used > soft) {
