@@ -1,6 +1,7 @@
 // memlock.*: RLIMIT_MEMLOCK against what the target already holds plus the request, and where the
 // limit came from (the parent chain, limits.conf as pam_limits would apply it).
 
+import { IBV_ACCESS_ON_DEMAND } from '../ffi/verbs.js';
 import { formatBytes } from '../lib/size.js';
 import type { JsonValue } from '../lib/fields.js';
 import { readLimits } from '../proc/limits.js';
@@ -57,6 +58,9 @@ export function memlockLimit(ctx: DoctorContext): Finding {
   }
   if (target.softBytes === null) return finding(id, 'ok', 'RLIMIT_MEMLOCK is unlimited', evidence);
   const soft = target.softBytes;
+  if (request.backend === 'verbs' && ((request.access ?? 0) & IBV_ACCESS_ON_DEMAND) !== 0) {
+    return finding(id, 'ok', `on-demand (ODP) MRs pin nothing, so RLIMIT_MEMLOCK ${formatBytes(soft)} does not limit them`, evidence);
+  }
   if (request.sizeBytes !== null && request.backend !== null) {
     // io_uring is checked against the user's charge (uring.user-charge); here only the request alone.
     const { heldBytes, counter } = request.backend === 'uring' ? { heldBytes: 0, counter: '' } : processCharge(ctx);

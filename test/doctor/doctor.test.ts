@@ -245,6 +245,22 @@ describe('doctor: the machine, huge pages, verbs', () => {
     expect(json.try).toBeNull();
   });
 
+  it('hugepages and io_uring settings equal what sysfs and /proc/sys say', async () => {
+    const json = JSON.parse((await rdmactl('doctor', '--json')).stdout) as DoctorJson;
+    const dir = '/sys/kernel/mm/hugepages';
+    const pools = readdirSync(dir).map((name) => ({
+      pageBytes: Number(/^hugepages-(\d+)kB$/.exec(name)![1]) * 1024,
+      total: Number(readFileSync(`${dir}/${name}/nr_hugepages`, 'utf8')),
+      free: Number(readFileSync(`${dir}/${name}/free_hugepages`, 'utf8')),
+    })).sort((a, b) => a.pageBytes - b.pageBytes);
+    expect((findingOf(json, 'hugepages.reserved').evidence['pools'] as Array<Record<string, number>>).map((p) => ({ pageBytes: p['pageBytes'], total: p['total'], free: p['free'] }))).toEqual(pools);
+    const thp = /\[(\w+)\]/.exec(readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8'))![1];
+    expect(findingOf(json, 'hugepages.thp')).toMatchObject({ status: 'ok', evidence: { mode: thp } });
+    const disabledPath = '/proc/sys/kernel/io_uring_disabled';
+    const disabled = existsSync(disabledPath) ? Number(readFileSync(disabledPath, 'utf8')) : null;
+    expect(findingOf(json, 'uring.disabled').evidence['ioUringDisabled']).toBe(disabled);
+  });
+
   const freeHuge = Number(readFileSync('/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages', 'utf8'));
   it.skipIf(freeHuge > 0)(`hugetlb with no free 2 MiB huge pages (${freeHuge} free here): predicted refused, and the kernel refuses`, async () => {
     const result = await rdmactl('doctor', '--size', '2M', '--backend', 'mlock', '--backing', 'hugetlb', '--try', '--json');
