@@ -48,7 +48,7 @@ export async function verbsFindings(ctx: DoctorContext): Promise<Finding[]> {
     broken.length > 0 ? ['check that the provider for the device is installed (ibverbs-providers) and /dev/infiniband/uverbs* is accessible'] : []));
 
   const ports = devices.flatMap((d) => d.ports.map((p) => ({ device: d.name, ...p })));
-  const active = ports.filter((p) => p.stateName === 'PORT_ACTIVE');
+  const active = ports.filter((p) => p.state === IBV_PORT_ACTIVE);
   const roceWithoutGid = active.filter((p) => p.linkLayer === 'Ethernet' && p.gidTableLength === 0);
   out.push(finding('verbs.ports', active.length === 0 ? 'fail' : roceWithoutGid.length > 0 ? 'warn' : 'ok',
     ports.map((p) => `${p.device}/${p.port} ${p.stateName} ${p.linkLayer}${p.linkLayer === 'Ethernet' ? ` ${p.gidTableLength} GIDs` : ''}`).join(', '),
@@ -70,6 +70,9 @@ export async function verbsFindings(ctx: DoctorContext): Promise<Finding[]> {
   out.push(gpuFinding());
   return out;
 }
+
+/** enum ibv_port_state: IBV_PORT_ACTIVE (ibv_port_state_str spells it "active"). */
+const IBV_PORT_ACTIVE = 4;
 
 function numaFinding(device: string): Finding {
   const path = `/sys/class/infiniband/${device}/device/numa_node`;
