@@ -17,6 +17,7 @@ const COMMANDS: ReadonlyArray<readonly [string, () => Promise<CommandFactory>]> 
   ['stat', async () => (await import('./commands/stat.js')).statCommand],
   ['ls', async () => (await import('./commands/ls.js')).lsCommand],
   ['fork', async () => (await import('./commands/fork.js')).forkCommand],
+  ['doctor', async () => (await import('./commands/doctor.js')).doctorCommand],
   ['top', async () => (await import('./commands/top.js')).topCommand],
   ['exporter', async () => (await import('./commands/exporter.js')).exporterCommand],
   ['completion', async () => (await import('./commands/completion.js')).completionCommand],
@@ -35,7 +36,7 @@ function commandsFor(args: readonly string[]): ReadonlyArray<readonly [string, (
 const EXIT_HELP = `
 Exit status:
   0  success
-  1  runtime failure (the kernel or a library refused, e.g. over RLIMIT_MEMLOCK)
+  1  runtime failure (the kernel or a library refused, e.g. over RLIMIT_MEMLOCK); doctor: a check failed
   2  usage error (bad option, size or value)
   3  not supported here (no RDMA device, no ODP, io_uring disabled, no hugepages)
   4  permission denied

@@ -1,11 +1,10 @@
 // rdmactl devices: RDMA devices with the capabilities a sysadmin checks before registering memory.
 
-import { release } from 'node:os';
 import { Command } from 'commander';
 import type { Context } from '../lib/context.js';
 import { toJson, type Field } from '../lib/fields.js';
 import { addOutputOptions, outputView, type OutputFlags } from '../lib/output.js';
-import { copyOnForkByVersion, parseCopyOnFork, runRdmaJson } from '../rdma/iproute.js';
+import { readForkReport } from '../rdma/iproute.js';
 import type { DeviceInfo, PortInfo } from '../engine/verbs/index.js';
 
 function u64(value: bigint): string {
@@ -55,22 +54,6 @@ export const PORT_FIELDS: readonly Field<PortInfo>[] = [
 ];
 
 const DEVICES_OUTPUT = { name: 'devices', fields: DEVICE_FIELDS };
-
-export interface ForkReport {
-  kernel: string;
-  /** From `rdma sys show` (RDMA netlink); null when not reported. */
-  copyOnFork: boolean | null;
-  copyOnForkSource: string;
-}
-
-/** The kernel's copy-on-fork status: RDMA netlink says it directly; without it, Linux ≥ 5.9 implies it. */
-export function readForkReport(): ForkReport {
-  const kernel = release();
-  const sys = runRdmaJson(['sys', 'show'], { plainPairs: true });
-  const reported = sys.ok ? parseCopyOnFork(sys.data) : null;
-  if (reported !== null) return { kernel, copyOnFork: reported, copyOnForkSource: 'rdma sys show' };
-  return { kernel, copyOnFork: copyOnForkByVersion(kernel), copyOnForkSource: `kernel version (pinned pages are copied at fork since 5.9)${sys.ok ? '' : `; ${sys.reason}`}` };
-}
 
 export function devicesCommand(ctx: Context): Command {
   const command = new Command('devices')

@@ -36,6 +36,9 @@ export interface UringFdinfo {
   userFiles: number;
   /** pid of the SQPOLL thread, or null (-1 / absent). */
   sqThreadPid: number | null;
+  /** Ring sizes from SqMask/CqMask (mask + 1); null when the kernel does not print them. */
+  sqEntries: number | null;
+  cqEntries: number | null;
 }
 
 const DUMMY_ADDRESS = 0xffffffffffffffffn;
@@ -52,8 +55,17 @@ export function parseUringFdinfo(text: string): UringFdinfo | null {
   let userBufsAt = -1;
   let userFiles = 0;
   let sqThreadPid: number | null = null;
+  let sqEntries: number | null = null;
+  let cqEntries: number | null = null;
+  const ringEntries = (line: string, key: string): number | null => {
+    if (!line.startsWith(key)) return null;
+    const mask = Number(line.slice(key.length).trim());
+    return Number.isInteger(mask) ? mask + 1 : null;
+  };
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
+    sqEntries ??= ringEntries(line, 'SqMask:');
+    cqEntries ??= ringEntries(line, 'CqMask:');
     const files = headerValue(line, 'UserFiles:');
     if (files !== null) userFiles = files;
     const sq = headerValue(line, 'SqThread:');
@@ -102,6 +114,8 @@ export function parseUringFdinfo(text: string): UringFdinfo | null {
     registeredBytes,
     userFiles,
     sqThreadPid,
+    sqEntries,
+    cqEntries,
   };
 }
 

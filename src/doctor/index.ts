@@ -1,0 +1,64 @@
+// The doctor's runner: read the target once, run every check group, predict, optionally try.
+
+import { release } from 'node:os';
+import { pageSize } from '../ffi/libc.js';
+import { attributionFindings } from './attribution.js';
+import { forkFindings } from './fork.js';
+import { hugepageFindings } from './hugepages.js';
+import { machineFindings } from './machine.js';
+import { mapsCount } from './maps.js';
+import { memlockLimit, memlockOrigin } from './memlock.js';
+import { predict, tryFinding, tryRegistration, type Prediction, type TryResult } from './predict.js';
+import { readTarget } from './target.js';
+import { uringDisabled, uringUserCharge } from './uring.js';
+import { verbsFindings } from './verbs.js';
+import { skipped, type DoctorContext, type DoctorOptions, type Finding, type Target } from './types.js';
+
+export interface DoctorReport {
+  target: Target;
+  options: DoctorOptions;
+  findings: Finding[];
+  prediction: Prediction | null;
+  tried: TryResult | null;
+}
+
+export interface RunDoctorOptions extends DoctorOptions {
+  pid: number | null;
+  /** Really register in a child (only when the target is rdmactl itself). */
+  try: boolean;
+  /** The --access text to pass on to the child. */
+  accessText: string | null;
+  env: NodeJS.ProcessEnv;
+}
+
+export async function runDoctor(options: RunDoctorOptions): Promise<DoctorReport> {
+  const target = readTarget(options.pid);
+  const ctx: DoctorContext = { request: options.request, root: options.root, target, pageBytes: pageSize(), kernelRelease: release() };
+  const findings: Finding[] = [
+    memlockLimit(ctx),
+    memlockOrigin(ctx),
+    uringDisabled(ctx),
+    uringUserCharge(ctx),
+    mapsCount(ctx),
+    ...forkFindings(ctx),
+    ...hugepageFindings(ctx),
+    ...(await verbsFindings(ctx)),
+    ...machineFindings(ctx),
+    ...attributionFindings(ctx),
+  ];
+  const prediction = predict(options.request, findings);
+  let tried: TryResult | null = null;
+  if (options.try && prediction) {
+    if (prediction.cause === 'machine.available') {
+      findings.push(skipped('try.outcome', 'not tried: the request is larger than MemAvailable and could start the OOM killer'));
+    } else {
+      tried = tryRegistration(options.request, options.accessText, options.env);
+      findings.push(tryFinding(prediction, tried));
+    }
+  }
+  return { target, options, findings, prediction, tried };
+}
+
+export function anyFailed(report: DoctorReport): boolean {
+  return report.findings.some((f) => f.status === 'fail');
+}

@@ -1,0 +1,214 @@
+// What pam_limits would give a user for memlock: /etc/security/limits.conf, then limits.d/*.conf in
+// name order, with pam_limits' rules (linux-pam modules/pam_limits):
+//   - a line is "domain type item value"; '#' starts a comment; case does not matter except in names;
+//   - domain: the user name, @group (primary or supplementary), '*' (default), uid ranges "min:max",
+//     "@gmin:gmax" (by primary gid), "%..." (maxlogins only: ignored for memlock);
+//   - type soft, hard or '-' (both); value in KiB, or unlimited / infinity / -1 / '-';
+//   - precedence by domain kind: user > group > '*'; among equal kinds the later line wins;
+//   - a two-word "domain -" line for the user or one of its groups means "no limits": pam_limits stops
+//     there and changes nothing;
+//   - a soft limit above the hard one is lowered to it.
+// Only what a login through PAM would set: services, containers and launchers never read these files.
+
+import { readdirSync, readFileSync } from 'node:fs';
+import { errorCode } from '../proc/procfs.js';
+
+export interface LimitsConfLine {
+  file: string;
+  line: number;
+  domain: string;
+  type: string;
+  item: string;
+  value: string;
+}
+
+export interface Account {
+  name: string;
+  uid: number;
+  gid: number;
+  /** Names of the primary group and every group listing the user as a member. */
+  groups: string[];
+}
+
+/** Every complete four-word line and every two-word "domain -" line, in file order. */
+export function parseLimitsConf(text: string, file: string): LimitsConfLine[] {
+  const lines: LimitsConfLine[] = [];
+  text.split('\n').forEach((raw, index) => {
+    const content = raw.split('#')[0]!.trim();
+    if (content === '') return;
+    const words = content.split(/[ \t]+/);
+    if (words.length >= 4) {
+      lines.push({ file, line: index + 1, domain: words[0]!, type: words[1]!.toLowerCase(), item: words[2]!.toLowerCase(), value: words.slice(3).join(' ').toLowerCase() });
+    } else if (words.length === 2 && words[1] === '-') {
+      lines.push({ file, line: index + 1, domain: words[0]!, type: '-', item: '', value: '' });
+    }
+  });
+  return lines;
+}
+
+// pam_limits' LIMITS_DEF_* order: a lower number wins over a higher one.
+const SOURCE_USER = 0;
+const SOURCE_GROUP = 1;
+const SOURCE_DEFAULT = 4;
+
+function range(spec: string): { min: number; max: number } | null | 'bad' {
+  const colon = spec.indexOf(':');
+  if (colon < 0) return null;
+  const minText = spec.slice(0, colon);
+  const maxText = spec.slice(colon + 1);
+  const min = minText === '' ? null : Number(minText);
+  const max = maxText === '' ? null : Number(maxText);
+  if ((min !== null && !Number.isInteger(min)) || (max !== null && !Number.isInteger(max)) || (min === null && max === null)) return 'bad';
+  // ":N" is exactly N; "N:" is N and above.
+  return min === null ? { min: max!, max: max! } : { min, max: max ?? Number.MAX_SAFE_INTEGER };
+}
+
+/** Which kind of domain `domain` is for this account, or null when the line does not apply. */
+export function domainSource(domain: string, account: Account, groupIds: ReadonlyMap<string, number>): number | null {
+  if (domain === account.name) return SOURCE_USER;
+  if (domain.startsWith('%')) return null; // maxlogins only
+  if (domain.startsWith('@')) {
+    const spec = domain.slice(1);
+    const r = range(spec);
+    if (r === 'bad') return null;
+    if (r === null) return account.groups.includes(spec) ? SOURCE_GROUP : null;
+    // "@:gid" is membership of that group; "@min:max" compares the primary gid.
+    if (spec.startsWith(':')) return [...groupIds].some(([name, gid]) => gid === r.min && account.groups.includes(name)) ? SOURCE_GROUP : null;
+    return account.gid >= r.min && account.gid <= r.max ? SOURCE_GROUP : null;
+  }
+  if (domain === '*') return SOURCE_DEFAULT;
+  const r = range(domain);
+  if (r === null || r === 'bad') return null;
+  return account.uid >= r.min && account.uid <= r.max ? SOURCE_USER : null;
+}
+
+/** A memlock value in bytes; null = unlimited; undefined = not a value pam_limits accepts. */
+export function memlockValueBytes(value: string): number | null | undefined {
+  if (value === 'unlimited' || value === 'infinity' || value === '-1' || value === '-') return null;
+  const match = /^(\d+)/.exec(value);
+  return match ? Number(match[1]) * 1024 : undefined;
+}
+
+export interface PamMemlock {
+  /** null = unlimited; undefined = no line sets it (the process keeps what it inherited). */
+  softBytes: number | null | undefined;
+  hardBytes: number | null | undefined;
+  softLine: LimitsConfLine | null;
+  hardLine: LimitsConfLine | null;
+  /** A "domain -" line that applies: pam_limits sets nothing at all. */
+  noLimitsLine: LimitsConfLine | null;
+}
+
+/** Apply pam_limits' rules to the lines of every file, in the order pam_limits reads them. */
+export function resolvePamMemlock(files: ReadonlyArray<readonly LimitsConfLine[]>, account: Account, groupIds: ReadonlyMap<string, number> = new Map()): PamMemlock {
+  const out: PamMemlock = { softBytes: undefined, hardBytes: undefined, softLine: null, hardLine: null, noLimitsLine: null };
+  let softSource = Number.POSITIVE_INFINITY;
+  let hardSource = Number.POSITIVE_INFINITY;
+  for (const lines of files) {
+    for (const line of lines) {
+      const source = domainSource(line.domain, account, groupIds);
+      if (source === null) continue;
+      if (line.item === '' && line.type === '-') {
+        if (source !== SOURCE_DEFAULT) return { softBytes: undefined, hardBytes: undefined, softLine: null, hardLine: null, noLimitsLine: line };
+        continue;
+      }
+      if (line.item !== 'memlock') continue;
+      const bytes = memlockValueBytes(line.value);
+      if (bytes === undefined) continue;
+      const soft = line.type === 'soft' || line.type === '-';
+      const hard = line.type === 'hard' || line.type === '-';
+      if (!soft && !hard) continue;
+      // pam_limits returns early when the soft part loses, so a '-' line then sets neither.
+      if (soft) {
+        if (softSource < source) continue;
+        out.softBytes = bytes;
+        out.softLine = line;
+        softSource = source;
+      }
+      if (hard) {
+        if (hardSource < source) continue;
+        out.hardBytes = bytes;
+        out.hardLine = line;
+        hardSource = source;
+      }
+    }
+  }
+  const soft = out.softBytes;
+  const hard = out.hardBytes;
+  if (soft !== undefined && hard !== undefined && hard !== null && (soft === null || soft > hard)) out.softBytes = hard;
+  return out;
+}
+
+/** The files pam_limits reads under `root`, in its order; missing ones are left out. */
+export function readLimitsConfFiles(root: string): Array<{ file: string; lines: LimitsConfLine[] }> {
+  const base = `${root.replace(/\/+$/, '')}/etc/security`;
+  const read = (path: string): string | null => {
+    try {
+      return readFileSync(path, 'utf8');
+    } catch (err) {
+      if (errorCode(err) === 'ENOENT' || errorCode(err) === 'EISDIR') return null;
+      throw err;
+    }
+  };
+  const out: Array<{ file: string; lines: LimitsConfLine[] }> = [];
+  const main = read(`${base}/limits.conf`);
+  if (main !== null) out.push({ file: `${base}/limits.conf`, lines: parseLimitsConf(main, `${base}/limits.conf`) });
+  let names: string[] = [];
+  try {
+    names = readdirSync(`${base}/limits.d`).filter((n) => n.endsWith('.conf')).sort();
+  } catch (err) {
+    if (errorCode(err) !== 'ENOENT' && errorCode(err) !== 'ENOTDIR') throw err;
+  }
+  for (const name of names) {
+    const path = `${base}/limits.d/${name}`;
+    const text = read(path);
+    if (text !== null) out.push({ file: path, lines: parseLimitsConf(text, path) });
+  }
+  return out;
+}
+
+/** "name:x:gid:member,member" lines → group name → { gid, members }. */
+export function parseGroupFile(text: string): Map<string, { gid: number; members: string[] }> {
+  const groups = new Map<string, { gid: number; members: string[] }>();
+  for (const line of text.split('\n')) {
+    const fields = line.split(':');
+    if (fields.length < 4 || fields[0] === '' || line.startsWith('#')) continue;
+    const gid = Number(fields[2]);
+    if (!Number.isInteger(gid) || groups.has(fields[0]!)) continue;
+    groups.set(fields[0]!, { gid, members: fields[3]!.split(',').map((m) => m.trim()).filter(Boolean) });
+  }
+  return groups;
+}
+
+/** The account of uid from passwd and group text, as pam_limits sees it; null when uid has no entry. */
+export function findAccount(uid: number, passwdText: string, groupText: string): { account: Account; groupIds: Map<string, number> } | null {
+  let name: string | null = null;
+  let gid = -1;
+  for (const line of passwdText.split('\n')) {
+    const fields = line.split(':');
+    if (fields.length >= 4 && Number(fields[2]) === uid && fields[2] !== '') {
+      name = fields[0]!;
+      gid = Number(fields[3]);
+      break;
+    }
+  }
+  if (name === null) return null;
+  const groups = parseGroupFile(groupText);
+  const groupIds = new Map([...groups].map(([n, g]) => [n, g.gid] as [string, number]));
+  const names = [...groups].filter(([, g]) => g.gid === gid || g.members.includes(name!)).map(([n]) => n);
+  return { account: { name, uid, gid, groups: names }, groupIds };
+}
+
+/** Account of uid from `root`/etc/passwd and group; null when it has none there. */
+export function readAccount(uid: number, root: string): { account: Account; groupIds: Map<string, number> } | null {
+  const etc = `${root.replace(/\/+$/, '')}/etc`;
+  const text = (file: string): string => {
+    try {
+      return readFileSync(`${etc}/${file}`, 'utf8');
+    } catch (err) {
+      if (errorCode(err) === 'ENOENT') return '';
+      throw err;
+    }
+  };
+  return findAccount(uid, text('passwd'), text('group'));
+}

@@ -1,0 +1,73 @@
+// The vocabulary of `rdmactl doctor`: a finding per check, the request being diagnosed, and the
+// facts about the target process that several checks share (read once).
+
+import type { Backing, BackendName } from '../engine/types.js';
+import type { JsonValue } from '../lib/fields.js';
+import type { ProcessStatus } from '../proc/status.js';
+
+export type FindingStatus = 'ok' | 'warn' | 'fail' | 'skip';
+export const FINDING_STATUSES: readonly FindingStatus[] = ['ok', 'warn', 'fail', 'skip'];
+
+/**
+ * Evidence read from the kernel. Keys are stable (they are part of --json): byte counts end in
+ * "Bytes", files are absolute paths, pids are numbers.
+ */
+export type Evidence = { [key: string]: JsonValue };
+
+export interface Finding {
+  /** Stable id, "group.check", e.g. memlock.limit. */
+  id: string;
+  status: FindingStatus;
+  /** One line: what was found. */
+  summary: string;
+  evidence: Evidence;
+  /** Concrete steps for the environment found; empty when nothing needs doing. */
+  fix: string[];
+  /** Why the check could not run (status skip); null otherwise. */
+  reason: string | null;
+}
+
+/** What the user asks about: "will registering SIZE with BACKEND work for the target?" */
+export interface DoctorRequest {
+  sizeBytes: number | null;
+  backend: BackendName | null;
+  backing: Backing;
+  /** verbs IBV_ACCESS_* bits (null: the default access of `reg`). */
+  access: number | null;
+}
+
+/** The process being diagnosed, read once. */
+export interface Target {
+  pid: number;
+  /** True when the target is rdmactl itself: the environment of the shell that started it. */
+  self: boolean;
+  status: ProcessStatus;
+  statusText: string;
+  /** RLIMIT_MEMLOCK; null = unlimited. */
+  softBytes: number | null;
+  hardBytes: number | null;
+  capEff: bigint;
+  /** Supplementary groups from the status Groups: line. */
+  groups: number[];
+}
+
+export interface DoctorOptions {
+  request: DoctorRequest;
+  /** Where /etc is read from (limits.conf, passwd, group): "/" or an image/chroot to check. */
+  root: string;
+}
+
+export interface DoctorContext extends DoctorOptions {
+  target: Target;
+  pageBytes: number;
+  kernelRelease: string;
+}
+
+/** A finding with no evidence yet; checks fill it in. */
+export function finding(id: string, status: FindingStatus, summary: string, evidence: Evidence = {}, fix: string[] = []): Finding {
+  return { id, status, summary, evidence, fix, reason: null };
+}
+
+export function skipped(id: string, reason: string, evidence: Evidence = {}): Finding {
+  return { id, status: 'skip', summary: `skipped: ${reason}`, evidence, fix: [], reason };
+}

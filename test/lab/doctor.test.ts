@@ -1,0 +1,121 @@
+// `rdmactl doctor` where a real verbs device exists and machine-wide settings may be changed (only
+// here, inside the lab VM, never on the host): a verbs MR over RLIMIT_MEMLOCK predicted and tried,
+// vm.max_map_count lowered under a process holding fork-init (DONTFORK) MRs, and io_uring disabled.
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inLab, labKernel, run, RXE_DEVICE } from './helpers.js';
+import { BIN, MiB, UNPRIVILEGED, becomeSubreaper, labRuntime } from './verbs-helpers.js';
+
+interface Finding { id: string; status: string; summary: string; evidence: Record<string, unknown>; reason: string | null }
+interface DoctorJson {
+  findings: Finding[];
+  prediction: { outcome: string; cause: string | null } | null;
+  try: { outcome: string; exitCode: number | null; errno: string | null; message: string; pinnedBytes: number | null } | null;
+}
+
+// Each test starts several node processes (doctor, its --try child) under TCG, on a busy host.
+const SLOW = 600_000;
+
+// `ulimit -l` is in KiB; dash sets soft and hard.
+const LIMITED_8M = ['/bin/sh', '-c', 'ulimit -l 8192 && exec "$@"', 'sh', ...UNPRIVILEGED];
+
+function doctor(args: string[], env: NodeJS.ProcessEnv, prefix: string[] = []): { status: number | null; json: DoctorJson; stderr: string } {
+  const r = run([...prefix, process.execPath, BIN, 'doctor', ...args, '--json'], { env, timeoutMs: 300_000 });
+  return { status: r.status, json: JSON.parse(r.stdout) as DoctorJson, stderr: r.stderr };
+}
+
+function findingOf(json: DoctorJson, id: string): Finding {
+  const f = json.findings.find((x) => x.id === id);
+  if (!f) throw new Error(`no finding ${id}`);
+  return f;
+}
+
+/** Sets a sysctl in the guest for the duration of fn, then restores it. */
+function withSysctl<T>(path: string, value: string, fn: () => T): T {
+  if (!inLab) throw new Error('sysctls are changed only inside the lab VM');
+  const before = readFileSync(path, 'utf8').trim();
+  writeFileSync(path, value);
+  try {
+    return fn();
+  } finally {
+    writeFileSync(path, before);
+  }
+}
+
+describe.skipIf(!inLab)(`doctor in the lab on ${labKernel.name || '?'} (${labKernel.release})`, () => {
+  let rt: ReturnType<typeof labRuntime>;
+  beforeAll(() => {
+    becomeSubreaper();
+    rt = labRuntime();
+  });
+  afterAll(() => rt?.cleanup());
+
+  it('verbs: the device, its ports and max_mr are ok; 16 MiB over an 8 MiB limit is predicted refused (memlock.limit) and is; 4 MiB registers', () => {
+    const over = doctor(['--size', '16M', '--backend', 'verbs', '--try'], rt.env, LIMITED_8M);
+    expect(over.status, over.stderr).toBe(1);
+    expect(findingOf(over.json, 'verbs.devices')).toMatchObject({ status: 'ok', summary: expect.stringContaining(RXE_DEVICE) });
+    expect(findingOf(over.json, 'verbs.ports').status, findingOf(over.json, 'verbs.ports').summary).toBe('ok');
+    expect(findingOf(over.json, 'verbs.max-mr').status).toBe('ok');
+    expect(findingOf(over.json, 'memlock.limit')).toMatchObject({ status: 'fail', evidence: { softBytes: 8 * MiB, chargedBytes: 16 * MiB, capIpcLockEffective: false } });
+    expect(over.json.prediction).toMatchObject({ outcome: 'refused', cause: 'memlock.limit' });
+    expect(over.json.try).toMatchObject({ outcome: 'refused', errno: 'ENOMEM', exitCode: 1 });
+
+    const under = doctor(['--size', '4M', '--backend', 'verbs', '--try'], rt.env, LIMITED_8M);
+    expect(under.json.prediction).toMatchObject({ outcome: 'registered', cause: null });
+    expect(under.json.try).toMatchObject({ outcome: 'registered', pinnedBytes: 4 * MiB });
+    expect(findingOf(under.json, 'try.outcome').status).toBe('ok');
+  }, SLOW);
+
+  it('vm.max_map_count lowered to the VMA count of a process holding fork-init MRs: maps.count fails for it, with its DONTFORK VMAs', async () => {
+    // vm.max_map_count is machine-wide: every other process (vitest itself) must stay well under the
+    // lowered value, so the holder gets more VMAs than any of them. Each buffer is its own memfd, so
+    // neighbouring buffers (all DONTFORK after fork-init) cannot merge into one VMA.
+    const othersMax = Math.max(...readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map((d) => {
+      try { return readFileSync(`/proc/${d}/maps`, 'utf8').split('\n').length; } catch { return 0; }
+    }));
+    const count = othersMax + 400;
+    const { spawn } = await import('node:child_process');
+    const holder = spawn(process.execPath, [BIN, 'reg', '4K', '--backend', 'verbs', '--backing', 'memfd', '--fork-init', '--count', String(count), '--json'], { env: rt.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        holder.stdout.once('data', () => resolve());
+        holder.once('exit', (code) => reject(new Error(`holder exited ${code}`)));
+      });
+      const pid = holder.pid!;
+      const vmas = readFileSync(`/proc/${pid}/maps`, 'utf8').trim().split('\n').length;
+      const dontFork = readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n').filter((l) => l.startsWith('VmFlags:') && / dc( |$)/.test(l)).length;
+      expect(vmas).toBeGreaterThan(othersMax + 300);
+      const json = withSysctl('/proc/sys/vm/max_map_count', String(vmas), () => doctor([String(pid)], rt.env).json);
+      expect(findingOf(json, 'maps.count')).toMatchObject({ status: 'fail', evidence: { maxMapCount: vmas, vmaCount: vmas, headroom: 0, dontForkVmas: dontFork } });
+      expect(dontFork).toBeGreaterThanOrEqual(count);
+    } finally {
+      holder.kill('SIGTERM');
+      await new Promise((resolve) => (holder.exitCode !== null ? resolve(null) : holder.once('exit', resolve)));
+    }
+  }, SLOW);
+
+  const noSysctl = !existsSync('/proc/sys/kernel/io_uring_disabled');
+  if (noSysctl && inLab) console.warn(`SKIPPED io_uring_disabled rows: Linux ${labKernel.release} has no kernel.io_uring_disabled (added in 6.6)`);
+  it.skipIf(noSysctl)('kernel.io_uring_disabled = 2: uring.disabled fails, predicted refused and io_uring_setup is refused (EPERM, exit 4)', () => {
+    const r = withSysctl('/proc/sys/kernel/io_uring_disabled', '2', () => doctor(['--size', '64K', '--backend', 'uring', '--try'], rt.env));
+    expect(findingOf(r.json, 'uring.disabled')).toMatchObject({ status: 'fail', evidence: { ioUringDisabled: 2 } });
+    expect(r.json.prediction).toMatchObject({ outcome: 'refused', cause: 'uring.disabled' });
+    expect(r.json.try).toMatchObject({ outcome: 'refused', exitCode: 4, errno: 'EPERM' });
+    const ok = doctor(['--size', '64K', '--backend', 'uring', '--try'], rt.env);
+    expect(findingOf(ok.json, 'uring.disabled').status).toBe('ok');
+    // (root: on 7.x kernels io_uring does not add a CAP_IPC_LOCK process's buffers to its VmPin.)
+    expect(ok.json.try).toMatchObject({ outcome: 'registered' });
+  }, SLOW);
+
+  it.skipIf(noSysctl)('kernel.io_uring_disabled = 1 without a group: root (CAP_SYS_ADMIN) qualifies, nobody is refused', () => {
+    withSysctl('/proc/sys/kernel/io_uring_disabled', '1', () => {
+      const root = doctor(['--size', '64K', '--backend', 'uring', '--try'], rt.env);
+      expect(findingOf(root.json, 'uring.disabled').status).toBe('ok');
+      expect(root.json.try?.outcome).toBe('registered');
+      const nobody = doctor(['--size', '64K', '--backend', 'uring', '--try'], rt.env, LIMITED_8M);
+      expect(findingOf(nobody.json, 'uring.disabled').status).toBe('fail');
+      expect(nobody.json.prediction).toMatchObject({ outcome: 'refused', cause: 'uring.disabled' });
+      expect(nobody.json.try).toMatchObject({ outcome: 'refused', errno: 'EPERM' });
+    });
+  }, SLOW);
+});
