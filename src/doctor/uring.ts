@@ -5,7 +5,9 @@
 import { formatBytes } from '../lib/size.js';
 import { readSysctlInt } from '../proc/sysctl.js';
 import { listPids } from '../proc/scan.js';
-import { readStatus } from '../proc/status.js';
+import { parseStatus } from '../proc/status.js';
+import { procPath, readSmallProcText } from '../proc/procfs.js';
+import { statusHasIpcLock } from '../engine/limits.js';
 import { readUringInstances, type UringInstance } from '../proc/uringFdinfo.js';
 import { ProcUnreadableError } from '../proc/procfs.js';
 import { raiseMemlockFixes } from './memlock.js';
@@ -85,8 +87,13 @@ export function readUserUringCharge(uid: number, pageBytes: number, kernelReleas
     let status;
     let instances;
     try {
-      status = readStatus(pid);
+      const statusText = readSmallProcText(procPath(pid, 'status'));
+      status = statusText === null ? null : parseStatus(statusText);
       if (status === null || status.uid !== uid || !status.hasMm) continue;
+      // io_uring charges the user only for rings created without CAP_IPC_LOCK (the kernel sets
+      // ctx->user only then). The capability at creation is not visible later; the one the process has
+      // now is the best evidence, and a holder started with CAP_IPC_LOCK charges nothing.
+      if (statusHasIpcLock(statusText!)) continue;
       instances = readUringInstances(pid);
     } catch (err) {
       if (err instanceof ProcUnreadableError) {
