@@ -213,7 +213,7 @@ export function forkCommand(ctx: Context): Command {
       }
       let verbsAccess = 0;
       if (flags.access !== undefined) {
-        const { parseAccessFlags } = await import('../ffi/verbs.js');
+        const { parseAccessFlags } = await import('../engine/verbs/access.js');
         verbsAccess = parseAccessFlags(flags.access);
       }
       const specs = buildMatrix(selection);

@@ -184,7 +184,7 @@ Examples:
       const backend = await resolveBackend(flags.backend, ctx, isHolder);
       let access: number | undefined;
       if (backend === 'verbs') {
-        const { parseAccessFlags } = await import('../ffi/verbs.js');
+        const { parseAccessFlags } = await import('../engine/verbs/access.js');
         access = parseAccessFlags(flags.access ?? (flags.readOnly ? 'remote-read' : 'local-write,remote-write,remote-read'));
       } else if (flags.access !== undefined) {
         throw new UsageError(`--access applies to --backend verbs only (backend is ${backend})`);

@@ -11,7 +11,7 @@ import { copyOnForkByVersion } from '../rdma/iproute.js';
 import { BACKINGS, type Backing, type BackendName, type MappedBuffer, type Protection, type Registration } from '../engine/types.js';
 import { PermissionError, RdmactlError, UnsupportedError, UsageError } from '../lib/errors.js';
 import { SyscallError } from '../ffi/errno.js';
-import { IBV_ACCESS_ON_DEMAND } from '../ffi/verbs.js';
+import { IBV_ACCESS_ON_DEMAND } from '../ffi/verbs/enums.js';
 import { PausedChild } from './child.js';
 import { armForkWatchdog, disarmForkWatchdog } from './watchdog.js';
 import { devicePathFor, type DevicePath } from './devicePath.js';

@@ -4,7 +4,7 @@
 // on-demand MR must be coherent too, and on the stable one the ODP rows are skipped for lack of ODP.
 import { afterEach, describe, expect, it } from 'vitest';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap, pageSize, view } from '../../src/ffi/libc.js';
-import { IBV_ACCESS_LOCAL_WRITE, IBV_ACCESS_ON_DEMAND, IBV_ACCESS_REMOTE_READ, IBV_ACCESS_REMOTE_WRITE } from '../../src/ffi/verbs.js';
+import { IBV_ACCESS_LOCAL_WRITE, IBV_ACCESS_ON_DEMAND, IBV_ACCESS_REMOTE_READ, IBV_ACCESS_REMOTE_WRITE } from '../../src/ffi/verbs/index.js';
 import { LoopbackConnection, WorkCompletionError, getDeviceList, type Context } from '../../src/engine/verbs/index.js';
 import { RXE_DEVICE, inLab, labKernel, run } from './helpers.js';
 

@@ -15,4 +15,4 @@ export {
 export type { VerbsRegistrationOptions } from './registration.js';
 export { forkStatus, listDeviceNames, listDevices } from './devices.js';
 export type { DeviceInfo } from './devices.js';
-export { ACCESS_FLAGS, formatAccessFlags, parseAccessFlags } from '../../ffi/verbs.js';
+export { ACCESS_FLAGS, formatAccessFlags, parseAccessFlags } from './access.js';

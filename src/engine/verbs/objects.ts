@@ -3,8 +3,9 @@
 // closes live children first (MR before PD before context), so `using ctx = dev.open()` cleans up
 // whatever was created under it, even when a later step threw.
 
-import * as ibv from '../../ffi/verbs.js';
+import * as ibv from '../../ffi/verbs/index.js';
 import { SyscallError } from '../../ffi/errno.js';
+import { formatAccessFlags } from './access.js';
 import { PermissionError } from '../../lib/errors.js';
 import type { Pointer } from '../../ffi/libc.js';
 import type { MappedBuffer, Registration } from '../types.js';
@@ -356,7 +357,7 @@ export class MemoryRegion extends NativeObject<MemoryRegion> implements Registra
       lkey: raw.lkey,
       rkey: raw.rkey,
       access,
-      accessFlags: ibv.formatAccessFlags(access).join(','),
+      accessFlags: formatAccessFlags(access).join(','),
     });
   }
 

@@ -1,7 +1,7 @@
 // One verbs registration as the engine sees it: open a device, allocate a PD, register one buffer.
 // The result owns all three and releases them MR → PD → context on close().
 
-import * as ibv from '../../ffi/verbs.js';
+import * as ibv from '../../ffi/verbs/index.js';
 import { SyscallError } from '../../ffi/errno.js';
 import { EXIT, RdmactlError, UnsupportedError } from '../../lib/errors.js';
 import type { Pointer } from '../../ffi/libc.js';

@@ -1,0 +1,50 @@
+// Import rules of the source layout, checked on the source text (cheap, and a violation names the file).
+
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const SRC = path.resolve(import.meta.dirname, '../../src');
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true, recursive: true })
+    .filter((e) => e.isFile() && /\.tsx?$/.test(e.name))
+    .map((e) => path.join(e.parentPath, e.name));
+}
+
+/** Module specifiers of every static and dynamic import/export-from in a file. */
+function importsOf(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  const specs: string[] = [];
+  for (const m of text.matchAll(/(?:\bfrom\s*|\bimport\s*\(\s*|^import\s+)['"]([^'"]+)['"]/gm)) specs.push(m[1]!);
+  return specs;
+}
+
+function resolved(file: string, spec: string): string {
+  return spec.startsWith('.') ? path.relative(SRC, path.resolve(path.dirname(file), spec)) : spec;
+}
+
+describe('src/ffi holds bindings only', () => {
+  const ffiFiles = sourceFiles(path.join(SRC, 'ffi'));
+
+  it('finds the ffi sources', () => {
+    expect(ffiFiles.map((f) => path.relative(SRC, f))).toContain('ffi/verbs/calls.ts');
+  });
+
+  it('no ffi file imports the engine, commands, observers or the UI, or throws usage errors', () => {
+    const offenders: string[] = [];
+    for (const file of ffiFiles) {
+      for (const spec of importsOf(file)) {
+        const target = resolved(file, spec);
+        if (/^(engine|commands|observe|ui|fork|held)\//.test(target)) offenders.push(`${path.relative(SRC, file)} imports ${target}`);
+      }
+      if (/\bUsageError\b/.test(readFileSync(file, 'utf8'))) offenders.push(`${path.relative(SRC, file)} mentions UsageError`);
+    }
+    expect(offenders).toEqual([]);
+  });
+
+  it('the verbs constants load without koffi (commands import them before any FFI is needed)', () => {
+    expect(importsOf(path.join(SRC, 'ffi/verbs/enums.ts'))).toEqual([]);
+    expect(importsOf(path.join(SRC, 'engine/verbs/access.ts')).filter((s) => s === 'koffi' || s.includes('calls') || s.endsWith('verbs/index.js'))).toEqual([]);
+  });
+});
