@@ -10,7 +10,7 @@ import { renderTable, toJson, type Field } from '../lib/fields.js';
 import { SIZE_HELP, formatBytes, parseSize } from '../lib/size.js';
 import { withInterrupts } from '../fork/interrupt.js';
 import {
-  FORK_BACKENDS, FORK_BACKINGS, PROTECTIONS, SELECTION_DEFAULTS, VERDICT_TEXT, WRITERS,
+  DEFAULT_MATRIX, EXPECTABLE_VERDICTS, FORK_BACKENDS, FORK_BACKINGS, PROTECTIONS, SELECTION_DEFAULTS, VERDICTS, VERDICT_TEXT, WRITERS,
   buildMatrix, runMatrix, type ForkBackend, type ForkReport, type ScenarioResult, type VerdictId, type Writer,
 } from '../fork/scenario.js';
 
@@ -27,7 +27,7 @@ interface ForkFlags {
 }
 
 /** Verdicts a run can be expected to reach (`skipped` and `error` are not outcomes). */
-const EXPECTABLE: readonly VerdictId[] = ['coherent', 'parent-disconnected', 'child-unmapped', 'child-zeros', 'not-pinned', 'unverified'];
+const EXPECTABLE: readonly VerdictId[] = EXPECTABLE_VERDICTS;
 
 export interface ForkRow {
   index: number;
@@ -117,6 +117,63 @@ export function forkReportJson(report: ForkReport, rows: readonly ForkRow[], len
   };
 }
 
+/** What each text column shows, by JSON key (the help's column list is generated from FORK_FIELDS). */
+export const FORK_COLUMN_HELP: Readonly<Record<string, string>> = {
+  index: 'row number, in matrix order',
+  backend: 'how the buffer is registered (plain: not at all)',
+  protection: 'the fork protection applied before registering',
+  writer: 'who writes after the fork',
+  backing: 'what backs the buffer',
+  parentPfnBefore: "physical page of the parent's first page after registration",
+  parentPfnAfter: "physical page of the parent's first page after the writes",
+  parentPfnStable: 'no page of the buffer moved in the parent (copy-on-write gives a writer a new page)',
+  childPfn: "physical page of the child's first page (same as the parent's: shared)",
+  childInherited: 'what the child found right after the fork: pre-fork, zeros, or unmapped (no range)',
+  parentSees: "the parent's bytes after the writes: pre-fork, parent-write, child-write, mixed…",
+  childSees: "the child's bytes after the writes",
+  deviceSeesParentWrite: 'the device read what the parent sees now (- when nothing is pinned)',
+  parentSeesDeviceWrite: 'after the device wrote a new pattern, the parent reads it',
+  verdictText: 'the verdict in words (see below)',
+};
+
+/** Two-column help: names padded to one width, each text wrapped under itself before 100 columns. */
+function helpList(rows: ReadonlyArray<readonly [string, string]>): string {
+  const width = Math.max(...rows.map(([name]) => name.length));
+  const indent = ' '.repeat(width + 4);
+  return rows.map(([name, text]) => wrapWords(`  ${name.padEnd(width)}  ${text}`, 100, indent)).join('\n');
+}
+
+function columnsHelp(): string {
+  const shown = FORK_FIELDS.filter((f) => !f.jsonOnly);
+  return `Columns:\n${helpList(shown.map((f) => [f.label, FORK_COLUMN_HELP[f.key] ?? ''] as const))}
+  PFNs need CAP_SYS_ADMIN; without it they are hidden ("PFNs unavailable") and JSON has pfnsVisible false.`;
+}
+
+function verdictsHelp(): string {
+  return `Verdicts (JSON id, the words text output prints — what it means):\n${helpList(VERDICTS.map((v) => [v.id, `${v.words} — ${v.meaning}`] as const))}`;
+}
+
+/** Text wrapped at spaces before `width` columns; continuation lines start with `indent`. */
+function wrapWords(text: string, width = 100, indent = '  '): string {
+  const lead = /^ */.exec(text)![0];
+  const lines: string[] = [];
+  let line = lead;
+  for (const word of text.slice(lead.length).split(' ')) {
+    if (line.trim() !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = `${indent}${word}`;
+    } else {
+      line = line.trim() === '' ? `${line}${word}` : `${line} ${word}`;
+    }
+  }
+  return [...lines, line].join('\n');
+}
+
+function jsonHelp(): string {
+  const keys = FORK_FIELDS.map((f) => f.key).join(', ');
+  return wrapWords(`JSON (--json): {kernel, copyOnFork, verbsForkStatus, pfnsVisible, pageSize, size, scenarios: [{${keys}}]}; null where not applicable.`);
+}
+
 const HELP_AFTER = `
 How a scenario runs:
   map the buffer (backing), apply the protection, register it (backend), fill it with a pre-fork
@@ -139,37 +196,16 @@ Dimensions (comma lists, or all):
   --access    verbs rows register with local-write,remote-write,remote-read plus these flags;
               on-demand registers an ODP MR (nothing pinned; needs a device with ODP_SUPPORT, e.g. mlx5
               or rxe on recent kernels): on a device without it the rows are skipped with the reason
-  Without any of them the default matrix runs (14 rows). With some, every combination of the given
-  values runs, and unnamed dimensions take: backend ${SELECTION_DEFAULTS.backend.join(',')}, protect none,
-  writer parent, backing anon. Rows that cannot run here (no device, no huge pages, not applicable)
+  Without any of them the default matrix runs (${DEFAULT_MATRIX.length} rows). With some, every combination of the given
+  values runs, and unnamed dimensions take: backend ${SELECTION_DEFAULTS.backend.join(',')}, protect ${SELECTION_DEFAULTS.protection.join(',')},
+  writer ${SELECTION_DEFAULTS.writer.join(',')}, backing ${SELECTION_DEFAULTS.backing.join(',')}. Rows that cannot run here (no device, no huge pages, not applicable)
   are listed as skipped with the reason; they never fail the run or an --expect.
 
-Columns:
-  PFN before / after  physical page of the parent's first page after registration / after the writes
-  stable              no page of the buffer moved in the parent (copy-on-write gives a writer a new page)
-  child PFN           physical page of the child's first page (same as the parent's: shared)
-  child got           what the child found right after the fork: pre-fork, zeros, or unmapped (no range)
-  parent sees         the parent's bytes after the writes: pre-fork, parent-write, child-write, mixed…
-  child sees          the child's bytes after the writes
-  dev reads parent    the device read what the parent sees now (- when nothing is pinned)
-  parent sees dev     after the device wrote a new pattern, the parent reads it
-  verdict             see below
-  PFNs need CAP_SYS_ADMIN; without it they are hidden ("PFNs unavailable") and JSON has pfnsVisible false.
+${columnsHelp()}
 
-Verdicts (JSON id — words):
-  coherent             coherent: the device and the parent see the same pages, both ways
-  parent-disconnected  parent disconnected from the registered pages (device writes lost)
-  child-unmapped       child has no mapping (touching it would crash the child)
-  child-zeros          child sees zeros
-  not-pinned           not pinned (no device path to check)
-  unverified           cannot tell (no device data path here, and PFNs hidden or the MR on-demand)
-  skipped, error       could not run here / failed (with the reason)
+${verdictsHelp()}
 
-JSON (--json): {kernel, copyOnFork, verbsForkStatus, pfnsVisible, pageSize, size, scenarios: [{index,
-  backend, protection, writer, backing, length, pinned, onDemand, parentPfnBefore, parentPfnAfter,
-  parentPfnStable, parentPagesMoved, childPfn, childSharesPage, childMapped, childInherited,
-  parentSees, childSees, deviceSeesParentWrite, parentSeesDeviceWrite, childSeesAfterDeviceWrite,
-  devicePath, verdict, verdictText, reason, elapsedMs}]}; null where not applicable.
+${jsonHelp()}
 
 Examples:
   rdmactl fork                                        the default matrix

@@ -44,6 +44,19 @@ describe('rdmactl fork --json (default matrix)', () => {
     for (const row of report.scenarios) for (const key of REQUIRED_KEYS) expect(row).toHaveProperty(key);
   });
 
+  it('--help is generated from what the command really prints: every JSON key, every text column, every verdict with its words', async () => {
+    const help = (await rdmactl('fork', '--help')).stdout;
+    const keys = [...Object.keys(report), ...Object.keys(report.scenarios[0]!)];
+    for (const key of keys) expect(help.replace(/\s+/g, ' '), `JSON key ${key} missing from --help`).toMatch(new RegExp(`[{ ,]${key}[,}:]`));
+    const { VERDICTS } = await import('../../src/fork/verdicts.js');
+    const { FORK_COLUMN_HELP, FORK_FIELDS } = await import('../../src/commands/fork.js');
+    const verdictSection = help.slice(help.indexOf('Verdicts'), help.indexOf('JSON (--json)')).replace(/\s+/g, ' ');
+    for (const v of VERDICTS) expect(verdictSection).toContain(`${v.id} ${v.words} — ${v.meaning}`);
+    // Every verdict a row reached is in the table, with the words text output prints.
+    for (const row of report.scenarios) expect(VERDICTS.map((v) => v.id)).toContain(row['verdict']);
+    for (const f of FORK_FIELDS.filter((x) => !x.jsonOnly)) expect(FORK_COLUMN_HELP[f.key], `text column ${f.key} has no help`).toBeTruthy();
+  });
+
   it.each([['plain'], ['mlock']])('%s: a parent write after fork moves the parent to a new page (COW); the child keeps the old one', (backend) => {
     const row = find(backend, 'none', 'parent', 'anon');
     expect(row['parentPfnBefore']).toEqual(expect.any(Number));
