@@ -1,10 +1,10 @@
 // rdmactl devices: RDMA devices with the capabilities a sysadmin checks before registering memory.
 
-import { release } from 'node:os';
 import { Command } from 'commander';
 import { printJson, type Context } from '../lib/context.js';
 import { renderRecord, renderTable, toJson, type Field } from '../lib/fields.js';
-import { copyOnForkByVersion, parseCopyOnFork, runRdmaJson } from '../rdma/iproute.js';
+import { readCopyOnFork } from '../observe/copyOnFork.js';
+import { NO_DEVICE_HINTS } from '../engine/verbs/hints.js';
 import type { DeviceInfo, PortInfo } from '../engine/verbs/index.js';
 
 function u64(value: bigint): string {
@@ -53,22 +53,6 @@ export const PORT_FIELDS: readonly Field<PortInfo>[] = [
   { key: 'gidTableLength', label: 'GIDs', get: (p) => p.gidTableLength },
 ];
 
-export interface ForkReport {
-  kernel: string;
-  /** From `rdma sys show` (RDMA netlink); null when not reported. */
-  copyOnFork: boolean | null;
-  copyOnForkSource: string;
-}
-
-/** The kernel's copy-on-fork status: RDMA netlink says it directly; without it, Linux ≥ 5.9 implies it. */
-export function readForkReport(): ForkReport {
-  const kernel = release();
-  const sys = runRdmaJson(['sys', 'show'], { plainPairs: true });
-  const reported = sys.ok ? parseCopyOnFork(sys.data) : null;
-  if (reported !== null) return { kernel, copyOnFork: reported, copyOnForkSource: 'rdma sys show' };
-  return { kernel, copyOnFork: copyOnForkByVersion(kernel), copyOnForkSource: `kernel version (pinned pages are copied at fork since 5.9)${sys.ok ? '' : `; ${sys.reason}`}` };
-}
-
 export function devicesCommand(ctx: Context): Command {
   return new Command('devices')
     .summary('RDMA devices and the capabilities that matter for registration')
@@ -80,20 +64,19 @@ No device is a normal answer (exit 0).`)
     .action(async (flags: { json?: boolean }) => {
       const { listDevices } = await import('../engine/verbs/index.js');
       const devices = listDevices();
-      const fork = readForkReport();
+      const fork = readCopyOnFork();
       if (flags.json) {
         printJson(ctx, { kernel: fork.kernel, copyOnFork: fork.copyOnFork, copyOnForkSource: fork.copyOnForkSource, devices: devices.map((d) => toJson(DEVICE_FIELDS, d)) });
         return;
       }
       if (devices.length === 0) {
         ctx.stdout.write('No RDMA devices found.\n');
-        ctx.stdout.write('Soft-RoCE turns any Ethernet interface into one: modprobe rdma_rxe; rdma link add rxe0 type rxe netdev eth0\n');
-        ctx.stdout.write('Without a device, rdmactl reg --backend uring shows the same long-term pinning with io_uring.\n');
+        for (const hint of NO_DEVICE_HINTS) ctx.stdout.write(`${hint}\n`);
       }
       for (const device of devices) {
         ctx.stdout.write(`${renderRecord(DEVICE_FIELDS, device)}\n`);
         if (device.ports.length > 0) ctx.stdout.write(`${renderTable(PORT_FIELDS, device.ports)}\n`);
       }
-      ctx.stdout.write(`kernel ${fork.kernel}: copy-on-fork ${fork.copyOnFork === null ? 'unknown' : fork.copyOnFork ? 'on' : 'off'} (${fork.copyOnForkSource})\n`);
+      ctx.stdout.write(`kernel ${fork.kernel}: copy-on-fork ${fork.copyOnFork ? 'on' : 'off'} (${fork.copyOnForkSource})\n`);
     });
 }

@@ -2,7 +2,7 @@
 // show with evidence what happened to the pages — one row per scenario, each with a verdict.
 
 import { Command, Option } from 'commander';
-import { pageSize } from '../ffi/libc.js';
+import { pageSize } from '../proc/pagemap.js';
 import type { Backing, Protection } from '../engine/types.js';
 import { EXIT, RdmactlError, UsageError } from '../lib/errors.js';
 import { printJson, type Context } from '../lib/context.js';
@@ -92,8 +92,8 @@ function rowName(x: ForkRow): string {
 export function renderForkText(report: ForkReport, rows: readonly ForkRow[], length: number): string {
   const lines: string[] = [];
   lines.push(`kernel ${report.kernel}: ${report.copyOnFork
-    ? 'copy-on-fork: pinned anonymous pages are copied for the child at fork (Linux ≥ 5.9), the parent keeps the pinned page'
-    : 'no copy-on-fork (Linux < 5.9): pinned pages are shared copy-on-write with the child; a parent write after fork loses the device\'s page'}`);
+    ? 'copy-on-fork: pinned anonymous pages are copied for the child at fork, the parent keeps the pinned page'
+    : 'no copy-on-fork: pinned pages are shared copy-on-write with the child; a parent write after fork loses the device\'s page'} (${report.copyOnForkSource})`);
   if (report.verbsForkStatus !== null) lines.push(`libibverbs: ibv_is_fork_initialized() = ${report.verbsForkStatus}`);
   if (!report.pfnsVisible) lines.push('PFNs unavailable (need CAP_SYS_ADMIN): PFN columns hidden; the data-path checks still ran');
   lines.push(`buffer: ${formatBytes(length)} requested per scenario, rounded up to the backing's page size (thp: 2 MiB); page size ${formatBytes(report.pageSize)}`);
@@ -109,6 +109,7 @@ export function forkReportJson(report: ForkReport, rows: readonly ForkRow[], len
   return {
     kernel: report.kernel,
     copyOnFork: report.copyOnFork,
+    copyOnForkSource: report.copyOnForkSource,
     verbsForkStatus: report.verbsForkStatus,
     pfnsVisible: report.pfnsVisible,
     pageSize: report.pageSize,
@@ -171,7 +172,7 @@ function wrapWords(text: string, width = 100, indent = '  '): string {
 
 function jsonHelp(): string {
   const keys = FORK_FIELDS.map((f) => f.key).join(', ');
-  return wrapWords(`JSON (--json): {kernel, copyOnFork, verbsForkStatus, pfnsVisible, pageSize, size, scenarios: [{${keys}}]}; null where not applicable.`);
+  return wrapWords(`JSON (--json): {kernel, copyOnFork, copyOnForkSource, verbsForkStatus, pfnsVisible, pageSize, size, scenarios: [{${keys}}]}; null where not applicable.`);
 }
 
 const HELP_AFTER = `

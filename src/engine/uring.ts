@@ -5,7 +5,7 @@
 import { IORING_MAX_BUFFER_BYTES, IORING_MAX_BUFFERS, IoUring, type FixedBuffer } from '../ffi/io_uring.js';
 import { UsageError } from '../lib/errors.js';
 import { formatBytes } from '../lib/size.js';
-import { pageSize } from '../ffi/libc.js';
+import { pageSize } from '../proc/pagemap.js';
 import { RefusedRegistration, type MappedBuffer, type Registration } from './types.js';
 
 /** Split a range into pieces the kernel accepts (≤ 1 GiB each). */

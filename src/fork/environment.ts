@@ -1,22 +1,11 @@
-// Facts about this machine that every fork scenario shares, found once per run: the kernel,
-// whether verbs rows can run, libibverbs' fork status, whether PFNs are visible.
+// Facts about this machine that every fork scenario shares, found once per run: whether verbs rows
+// can run, libibverbs' fork status, whether PFNs are visible. (The kernel's copy-on-fork answer
+// comes from observe/copyOnFork.ts, shared with `devices`.)
 
-import { release } from 'node:os';
-import { addressOf, pageSize } from '../ffi/libc.js';
-import { copyOnForkByVersion } from '../rdma/iproute.js';
+import { addressOf } from '../ffi/libc.js';
+import { pageSize } from '../proc/pagemap.js';
 import type { ScenarioSpec } from './matrix.js';
 import { readPfns } from './observe.js';
-
-export interface KernelInfo {
-  /** uname -r */
-  release: string;
-  /** Linux ≥ 5.9 copies pinned anonymous pages for the child at fork instead of sharing them. */
-  copyOnFork: boolean;
-}
-
-export function kernelInfo(rel = release()): KernelInfo {
-  return { release: rel, copyOnFork: copyOnForkByVersion(rel) };
-}
 
 /** Facts shared by every row, found once per run. */
 export interface RunEnvironment {

@@ -4,7 +4,8 @@
 // scenario; the verdict comes from verdicts.ts.
 
 import { performance } from 'node:perf_hooks';
-import { pageSize, view, type Pointer } from '../ffi/libc.js';
+import { view, type Pointer } from '../ffi/libc.js';
+import { pageSize } from '../proc/pagemap.js';
 import { allocateBuffer } from '../engine/buffer.js';
 import { applyProtections, register, type RegistrationSet } from '../engine/register.js';
 import type { MappedBuffer, Registration } from '../engine/types.js';
@@ -14,8 +15,9 @@ import { IBV_ACCESS_ON_DEMAND } from '../ffi/verbs/enums.js';
 import { PausedChild } from './child.js';
 import { armForkWatchdog, disarmForkWatchdog } from './watchdog.js';
 import { devicePathFor, type DevicePath } from './devicePath.js';
-import { kernelInfo, pfnsVisible, probeEnvironment, verbsForkStatus, type RunEnvironment } from './environment.js';
+import { pfnsVisible, probeEnvironment, verbsForkStatus, type RunEnvironment } from './environment.js';
 import { checkpoint } from './interrupt.js';
+import { readCopyOnFork } from '../observe/copyOnFork.js';
 import { notApplicable, type ScenarioSpec } from './matrix.js';
 import { PATTERN, classify, readChild, readChildPinned, readPfns, writeChild, type Content } from './observe.js';
 import { verdictOf, type VerdictId } from './verdicts.js';
@@ -62,7 +64,7 @@ export interface ScenarioResult extends ScenarioSpec {
   elapsedMs: number;
 }
 
-export interface RunOptions {
+export interface ScenarioRunOptions {
   /** Requested buffer bytes (each backing rounds up to its page size). */
   length: number;
   /** Interrupt: checked between steps; when aborted the run stops with InterruptedError. */
@@ -125,7 +127,7 @@ function firstOrNull(values: ReadonlyArray<number | null> | undefined): number |
 }
 
 /** Run one scenario. Whatever happens, its child is killed and reaped and its registration released. */
-export async function runScenario(spec: ScenarioSpec, env: RunEnvironment, options: RunOptions): Promise<ScenarioResult> {
+export async function runScenario(spec: ScenarioSpec, env: RunEnvironment, options: ScenarioRunOptions): Promise<ScenarioResult> {
   const started = performance.now();
   const inapplicable = notApplicable(spec);
   const verbsAccess = options.verbsAccess ?? 0;
@@ -227,6 +229,8 @@ export async function runScenario(spec: ScenarioSpec, env: RunEnvironment, optio
 export interface ForkReport {
   kernel: string;
   copyOnFork: boolean;
+  /** Where copyOnFork came from (see observe/copyOnFork.ts). */
+  copyOnForkSource: string;
   /** ibv_is_fork_initialized(): disabled / enabled / unneeded; null without libibverbs. */
   verbsForkStatus: string | null;
   pfnsVisible: boolean;
@@ -250,12 +254,13 @@ export function executionOrder(specs: readonly ScenarioSpec[]): number[] {
  * Run every scenario in order. A row that throws is reported as `error` and the rest still run;
  * an interrupt stops the run (after the current row's cleanup) with InterruptedError.
  */
-export async function runMatrix(specs: readonly ScenarioSpec[], options: RunOptions): Promise<ForkReport> {
-  const kernel = kernelInfo();
+export async function runMatrix(specs: readonly ScenarioSpec[], options: ScenarioRunOptions): Promise<ForkReport> {
+  const kernel = readCopyOnFork();
   const env = await probeEnvironment(specs);
   const report: ForkReport = {
-    kernel: kernel.release,
+    kernel: kernel.kernel,
     copyOnFork: kernel.copyOnFork,
+    copyOnForkSource: kernel.copyOnForkSource,
     verbsForkStatus: specs.some((s) => s.backend === 'verbs') ? await verbsForkStatus() : null,
     pfnsVisible: pfnsVisible(),
     pageSize: pageSize(),

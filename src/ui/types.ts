@@ -76,7 +76,7 @@ export interface ProcessDetailView {
   notes: string[];
 }
 
-export interface DeregResult {
+export interface DashboardDeregOutcome {
   ok: boolean;
   message: string;
 }
@@ -85,5 +85,5 @@ export interface DeregResult {
 export interface DashboardActions {
   loadDetail(pid: number): ProcessDetailView;
   /** Deregister these held registrations (ids of one process). */
-  deregister(ids: string[]): Promise<DeregResult>;
+  deregister(ids: string[]): Promise<DashboardDeregOutcome>;
 }

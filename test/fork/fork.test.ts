@@ -1,6 +1,7 @@
 // `rdmactl fork` in-process: what this kernel really does to registered memory across fork.
 // The host kernel (≥ 5.9) copies pinned anonymous pages for the child at fork, so a long-term pin
 // (io_uring fixed buffers) keeps the parent on its page, while plain and mlocked pages move on COW.
+import { spawnSync } from 'node:child_process';
 import { release } from 'node:os';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { rdmactl } from '../helpers/run.js';
@@ -42,6 +43,22 @@ describe('rdmactl fork --json (default matrix)', () => {
     expect(report.pfnsVisible).toBe(process.getuid?.() === 0);
     expect(report.scenarios.length).toBe(14);
     for (const row of report.scenarios) for (const key of REQUIRED_KEYS) expect(row).toHaveProperty(key);
+  });
+
+  it('copy-on-fork: fork and devices give one answer from one source, the kernel\'s own when it has one', async () => {
+    const devices = JSON.parse((await rdmactl('devices', '--json')).stdout) as Record<string, unknown>;
+    const forkReport = report as unknown as Record<string, unknown>;
+    expect(forkReport['copyOnFork']).toBe(devices['copyOnFork']);
+    expect(forkReport['copyOnForkSource']).toBe(devices['copyOnForkSource']);
+    // The test's own reading of RDMA netlink decides which source is right.
+    const sys = spawnSync('rdma', ['sys', 'show'], { encoding: 'utf8' });
+    const netlink = sys.status === 0 ? /copy-on-fork (on|off)/.exec(sys.stdout) : null;
+    if (netlink) {
+      expect(forkReport['copyOnForkSource']).toBe('rdma sys show');
+      expect(forkReport['copyOnFork']).toBe(netlink[1] === 'on');
+    } else {
+      expect(forkReport['copyOnForkSource']).toMatch(/^kernel version \(pinned pages are copied at fork since 5\.9\)/);
+    }
   });
 
   it('--help is generated from what the command really prints: every JSON key, every text column, every verdict with its words', async () => {

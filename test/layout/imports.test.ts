@@ -48,3 +48,16 @@ describe('src/ffi holds bindings only', () => {
     expect(importsOf(path.join(SRC, 'engine/verbs/access.ts')).filter((s) => s === 'koffi' || s.includes('calls') || s.endsWith('verbs/index.js'))).toEqual([]);
   });
 });
+
+describe('one name, one meaning', () => {
+  it('no two source files export a type or class of the same name', () => {
+    const owners = new Map<string, string[]>();
+    for (const file of sourceFiles(SRC)) {
+      for (const m of readFileSync(file, 'utf8').matchAll(/^export (?:abstract )?(?:interface|class|type) ([A-Za-z0-9_]+)/gm)) {
+        owners.set(m[1]!, [...(owners.get(m[1]!) ?? []), path.relative(SRC, file)]);
+      }
+    }
+    const shared = [...owners].filter(([, files]) => files.length > 1).map(([name, files]) => `${name}: ${files.join(', ')}`);
+    expect(shared).toEqual([]);
+  });
+});

@@ -1,4 +1,4 @@
-// Verbs objects with lifetimes, in the spirit of pyverbs: DeviceList → Device → Context →
+// Verbs objects with lifetimes, in the spirit of pyverbs: DeviceList → Device → DeviceContext →
 // ProtectionDomain → MemoryRegion. Each owner tracks its live children; close() is idempotent and
 // closes live children first (MR before PD before context), so `using ctx = dev.open()` cleans up
 // whatever was created under it, even when a later step threw.
@@ -142,7 +142,7 @@ export class Device {
   }
 
   /** ibv_open_device. EACCES/EPERM (no access to /dev/infiniband/uverbsN) → PermissionError. */
-  open(): Context {
+  open(): DeviceContext {
     if (this.list.closed) throw new Error(`device ${this.name}: the device list was freed before the device was opened`);
     let handle: Pointer;
     try {
@@ -155,7 +155,7 @@ export class Device {
       }
       throw err;
     }
-    return new Context(this, handle);
+    return new DeviceContext(this, handle);
   }
 }
 
@@ -182,7 +182,7 @@ export interface PortInfo {
   gidTableLength: number;
 }
 
-export class Context extends NativeObject<Context> {
+export class DeviceContext extends NativeObject<DeviceContext> {
   readonly device: Device;
   readonly deviceName: string;
   readonly #pds = new Set<ProtectionDomain>();
@@ -279,11 +279,11 @@ export class Context extends NativeObject<Context> {
 }
 
 export class ProtectionDomain extends NativeObject<ProtectionDomain> {
-  readonly context: Context;
+  readonly context: DeviceContext;
   readonly #mrs = new Set<MemoryRegion>();
   readonly #qps = new Set<QueuePair>();
 
-  constructor(context: Context, handle: Pointer, onClose: (pd: ProtectionDomain) => void) {
+  constructor(context: DeviceContext, handle: Pointer, onClose: (pd: ProtectionDomain) => void) {
     super(handle, onClose);
     this.context = context;
   }
@@ -372,9 +372,9 @@ export class MemoryRegion extends NativeObject<MemoryRegion> implements Registra
 }
 
 export class CompletionQueue extends NativeObject<CompletionQueue> {
-  readonly context: Context;
+  readonly context: DeviceContext;
 
-  constructor(context: Context, handle: Pointer, onClose: (cq: CompletionQueue) => void) {
+  constructor(context: DeviceContext, handle: Pointer, onClose: (cq: CompletionQueue) => void) {
     super(handle, onClose);
     this.context = context;
   }
