@@ -172,7 +172,7 @@ describe.skipIf(!haveDevice)('with a real RDMA device', () => {
     expect(['disabled', 'enabled', 'unneeded']).toContain(info!.fork);
   });
 
-  it('Context → PD → MR: keys, VmPin up by the buffer size, dereg brings it back', () => {
+  it('DeviceContext → PD → MR: keys, VmPin up by the buffer size, dereg brings it back', () => {
     using buffer = anonBuffer(64 * MiB);
     using list = getDeviceList();
     using ctx = list.find(name)!.open();
