@@ -44,9 +44,9 @@ function first(record: RegRecord) {
   return record.set.registrations[0];
 }
 
-function verbsDetail(record: RegRecord, key: string): string | number | null {
-  const value = first(record)?.registration.details[key];
-  return record.set.options.backend === 'verbs' && value !== undefined && typeof value !== 'boolean' ? value : null;
+function verbsDetail(record: RegRecord, key: 'device' | 'lkey' | 'rkey'): string | number | null {
+  const registration = first(record)?.registration;
+  return registration?.backend === 'verbs' ? registration.details[key] : null;
 }
 
 export const REG_FIELDS: readonly Field<RegRecord>[] = [

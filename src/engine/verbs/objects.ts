@@ -8,7 +8,7 @@ import { SyscallError } from '../../ffi/errno.js';
 import { formatAccessFlags } from './access.js';
 import { PermissionError } from '../../lib/errors.js';
 import type { Pointer } from '../../ffi/libc.js';
-import type { MappedBuffer, Registration } from '../types.js';
+import type { MappedBuffer, MemoryRegionDetails } from '../types.js';
 
 /** Close every child (newest first), then run `release`; rethrow the first error after trying all. */
 function closeAll(children: Set<{ close(): void }>, release: () => void): void {
@@ -333,7 +333,7 @@ export class ProtectionDomain extends NativeObject<ProtectionDomain> {
   }
 }
 
-export class MemoryRegion extends NativeObject<MemoryRegion> implements Registration {
+export class MemoryRegion extends NativeObject<MemoryRegion> {
   readonly backend = 'verbs' as const;
   readonly pd: ProtectionDomain;
   readonly addr: Pointer;
@@ -341,7 +341,7 @@ export class MemoryRegion extends NativeObject<MemoryRegion> implements Registra
   readonly lkey: number;
   readonly rkey: number;
   readonly access: number;
-  readonly details: Readonly<Record<string, string | number | boolean | null>>;
+  readonly details: Readonly<MemoryRegionDetails>;
 
   constructor(pd: ProtectionDomain, handle: Pointer, access: number, onClose: (mr: MemoryRegion) => void) {
     super(handle, onClose);

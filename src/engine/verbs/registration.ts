@@ -5,7 +5,7 @@ import * as ibv from '../../ffi/verbs/index.js';
 import { SyscallError } from '../../ffi/errno.js';
 import { EXIT, RdmactlError, UnsupportedError } from '../../lib/errors.js';
 import type { Pointer } from '../../ffi/libc.js';
-import type { MappedBuffer, Registration } from '../types.js';
+import type { BackendRegistration, MappedBuffer, RegistrationDetails } from '../types.js';
 import { DeviceContext, DeviceList, MemoryRegion, ProtectionDomain, getDeviceList } from './objects.js';
 import { NO_DEVICE_HINTS } from './hints.js';
 
@@ -71,16 +71,16 @@ export function ensureForkInit(): ibv.ForkStatus {
 }
 
 /** A registration through libibverbs: context + PD + MR, released in reverse order. */
-export class VerbsRegistration implements Registration {
+export class VerbsRegistration implements BackendRegistration<'verbs'> {
   readonly backend = 'verbs' as const;
   readonly addr: Pointer;
   readonly length: number;
-  readonly details: Readonly<Record<string, string | number | boolean | null>>;
+  readonly details: RegistrationDetails<'verbs'>;
   readonly context: DeviceContext;
   readonly pd: ProtectionDomain;
   readonly mr: MemoryRegion;
 
-  constructor(context: DeviceContext, pd: ProtectionDomain, mr: MemoryRegion, extra: Record<string, string | number | boolean | null>) {
+  constructor(context: DeviceContext, pd: ProtectionDomain, mr: MemoryRegion, extra: { fork: ibv.ForkStatus }) {
     this.context = context;
     this.pd = pd;
     this.mr = mr;
