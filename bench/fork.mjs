@@ -9,7 +9,7 @@ export const TARGET_MS = 2000;
 /** Run the default matrix once (after one warm-up run that loads the native libraries) and time it. */
 export async function benchForkMatrix({ warmup = true } = {}) {
   const { DEFAULT_MATRIX, runMatrix } = await import('../dist/fork/scenario.js');
-  const { pageSize } = await import('../dist/ffi/libc.js');
+  const { pageSize } = await import('../dist/proc/pagemap.js');
   const options = { length: 4 * pageSize() };
   if (warmup) await runMatrix(DEFAULT_MATRIX, options);
   const started = performance.now();

@@ -4,7 +4,8 @@ import { Command } from 'commander';
 import type { Context } from '../lib/context.js';
 import { toJson, type Field } from '../lib/fields.js';
 import { addOutputOptions, outputView, type OutputFlags } from '../lib/output.js';
-import { readForkReport } from '../rdma/iproute.js';
+import { readCopyOnFork } from '../observe/copyOnFork.js';
+import { NO_DEVICE_HINTS } from '../engine/verbs/hints.js';
 import type { DeviceInfo, PortInfo } from '../engine/verbs/index.js';
 
 function u64(value: bigint): string {
@@ -75,22 +76,21 @@ Examples:
       const view = outputView(ctx, DEVICES_OUTPUT, flags);
       const { listDevices } = await import('../engine/verbs/index.js');
       const devices = listDevices();
-      const fork = readForkReport();
+      const fork = readCopyOnFork();
       if (view.json) {
         view.printDocument({ kernel: fork.kernel, copyOnFork: fork.copyOnFork, copyOnForkSource: fork.copyOnForkSource, devices: devices.map((d) => view.record(d)) });
         return;
       }
       if (devices.length === 0) {
         view.prose('No RDMA devices found.');
-        view.prose('Soft-RoCE turns any Ethernet interface into one: modprobe rdma_rxe; rdma link add rxe0 type rxe netdev eth0');
-        view.prose('Without a device, rdmactl reg --backend uring shows the same long-term pinning with io_uring.');
+        for (const hint of NO_DEVICE_HINTS) view.prose(hint);
       }
       if (view.recordsOnly) view.printTable(devices);
       for (const device of view.recordsOnly ? [] : devices) {
         view.printRecord(device);
         if (device.ports.length > 0) view.printOther(PORT_FIELDS, device.ports);
       }
-      view.prose(`kernel ${fork.kernel}: copy-on-fork ${fork.copyOnFork === null ? 'unknown' : fork.copyOnFork ? 'on' : 'off'} (${fork.copyOnForkSource})`);
+      view.prose(`kernel ${fork.kernel}: copy-on-fork ${fork.copyOnFork ? 'on' : 'off'} (${fork.copyOnForkSource})`);
     });
   return addOutputOptions(command, ctx, DEVICES_OUTPUT);
 }

@@ -104,7 +104,7 @@ Exit status: 0 no check failed, 1 a check failed (or the process vanished), 2 us
       if (flags.access !== undefined && flags.backend !== 'verbs') throw new UsageError(`--access applies to --backend verbs only${flags.backend ? ` (backend is ${flags.backend})` : ''}`);
       let access: number | null = null;
       if (flags.access !== undefined) {
-        const { parseAccessFlags } = await import('../ffi/verbs.js');
+        const { parseAccessFlags } = await import('../engine/verbs/access.js');
         access = parseAccessFlags(flags.access);
       }
       const report = await runDoctor({

@@ -3,7 +3,7 @@
 
 import { Command, Option } from 'commander';
 import { commaListOf, completes, oneOf } from '../lib/completionHints.js';
-import { pageSize } from '../ffi/libc.js';
+import { pageSize } from '../proc/pagemap.js';
 import type { Backing, Protection } from '../engine/types.js';
 import { EXIT, RdmactlError, UsageError } from '../lib/errors.js';
 import type { Context } from '../lib/context.js';
@@ -12,7 +12,7 @@ import { addOutputOptions, outputView, type OutputFlags, type OutputView } from 
 import { SIZE_HELP, formatBytes, parseSize } from '../lib/size.js';
 import { withInterrupts } from '../fork/interrupt.js';
 import {
-  FORK_BACKENDS, FORK_BACKINGS, PROTECTIONS, SELECTION_DEFAULTS, VERDICT_TEXT, WRITERS,
+  DEFAULT_MATRIX, EXPECTABLE_VERDICTS, FORK_BACKENDS, FORK_BACKINGS, PROTECTIONS, SELECTION_DEFAULTS, VERDICTS, VERDICT_TEXT, WRITERS,
   buildMatrix, runMatrix, type ForkBackend, type ForkReport, type ScenarioResult, type VerdictId, type Writer,
 } from '../fork/scenario.js';
 
@@ -29,7 +29,7 @@ interface ForkFlags extends OutputFlags {
 }
 
 /** Verdicts a run can be expected to reach (`skipped` and `error` are not outcomes). */
-const EXPECTABLE: readonly VerdictId[] = ['coherent', 'parent-disconnected', 'child-unmapped', 'child-zeros', 'not-pinned', 'unverified'];
+const EXPECTABLE: readonly VerdictId[] = EXPECTABLE_VERDICTS;
 
 export interface ForkRow {
   index: number;
@@ -94,11 +94,12 @@ function rowName(x: ForkRow): string {
 /** The text report: what the kernel does, the table, then the verdicts in words (people only). */
 export function printForkText(view: OutputView<ForkRow>, report: ForkReport, rows: readonly ForkRow[], length: number): void {
   view.prose(`kernel ${report.kernel}: ${report.copyOnFork
-    ? 'copy-on-fork (Linux ≥ 5.9): pinned anonymous pages are copied for the child'
-    : 'no copy-on-fork (Linux < 5.9): pinned pages are shared copy-on-write; a parent write loses the device\'s page'}`);
+    ? 'copy-on-fork: pinned anonymous pages are copied for the child, the parent keeps its page'
+    : 'no copy-on-fork: pinned pages are shared copy-on-write; a parent write loses the device\'s page'}`);
+  view.prose(`  (answer from ${report.copyOnForkSource})`);
   if (report.verbsForkStatus !== null) view.prose(`libibverbs: ibv_is_fork_initialized() = ${report.verbsForkStatus}`);
   if (!report.pfnsVisible) view.prose('PFNs unavailable (need CAP_SYS_ADMIN): PFN columns show -; the data-path checks still ran');
-  view.prose(`buffer: ${formatBytes(length)} per scenario, rounded up to the backing's page size (thp: 2 MiB); page size ${formatBytes(report.pageSize)}`);
+  view.prose(`buffer: ${formatBytes(length)} requested per scenario, rounded up to the backing's page size (thp: 2 MiB); page size ${formatBytes(report.pageSize)}`);
   view.printTable(rows);
   const counts = new Map<VerdictId, number>();
   for (const { r } of rows) counts.set(r.verdict, (counts.get(r.verdict) ?? 0) + 1);
@@ -114,12 +115,55 @@ export function forkReportJson(report: ForkReport, rows: readonly ForkRow[], len
   return {
     kernel: report.kernel,
     copyOnFork: report.copyOnFork,
+    copyOnForkSource: report.copyOnForkSource,
     verbsForkStatus: report.verbsForkStatus,
     pfnsVisible: report.pfnsVisible,
     pageSize: report.pageSize,
     size: length,
     scenarios: rows.map((row) => toJson(fields, row)),
   };
+}
+
+
+/** Two-column help: names padded to one width, each text wrapped under itself before 100 columns. */
+function helpList(rows: ReadonlyArray<readonly [string, string]>): string {
+  const width = Math.max(...rows.map(([name]) => name.length));
+  const indent = ' '.repeat(width + 4);
+  return rows.map(([name, text]) => wrapWords(`  ${name.padEnd(width)}  ${text}`, 100, indent)).join('\n');
+}
+
+/** The default columns with their descriptions (from FORK_FIELDS: the one place they are written). */
+function columnsHelp(): string {
+  const shown = FORK_FIELDS.filter((f) => !f.extra);
+  return `Columns: the defaults below; rdmactl fork -H lists them all, and the evidence (PFNs, the device
+path) is one -o away, e.g. -o +parentPfnBefore,parentPfnAfter,deviceSeesParentWrite,parentSeesDeviceWrite.
+${helpList(shown.map((f) => [f.label, f.description] as const))}
+  PFNs need CAP_SYS_ADMIN; without it they are null ("PFNs unavailable") and JSON has pfnsVisible false.`;
+}
+
+function verdictsHelp(): string {
+  return `Verdicts (JSON id, the words text output prints — what it means):\n${helpList(VERDICTS.map((v) => [v.id, `${v.words} — ${v.meaning}`] as const))}`;
+}
+
+/** Text wrapped at spaces before `width` columns; continuation lines start with `indent`. */
+function wrapWords(text: string, width = 100, indent = '  '): string {
+  const lead = /^ */.exec(text)![0];
+  const lines: string[] = [];
+  let line = lead;
+  for (const word of text.slice(lead.length).split(' ')) {
+    if (line.trim() !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = `${indent}${word}`;
+    } else {
+      line = line.trim() === '' ? `${line}${word}` : `${line} ${word}`;
+    }
+  }
+  return [...lines, line].join('\n');
+}
+
+function jsonHelp(): string {
+  const keys = FORK_FIELDS.map((f) => f.key).join(', ');
+  return wrapWords(`JSON (--json): {host, schema, kernel, copyOnFork, copyOnForkSource, verbsForkStatus, pfnsVisible, pageSize, size, scenarios: [{${keys}}]}; null where not applicable.`);
 }
 
 const HELP_AFTER = `
@@ -144,37 +188,16 @@ Dimensions (comma lists, or all):
   --access    verbs rows register with local-write,remote-write,remote-read plus these flags;
               on-demand registers an ODP MR (nothing pinned; needs a device with ODP_SUPPORT, e.g. mlx5
               or rxe on recent kernels): on a device without it the rows are skipped with the reason
-  Without any of them the default matrix runs (14 rows). With some, every combination of the given
-  values runs, and unnamed dimensions take: backend ${SELECTION_DEFAULTS.backend.join(',')}, protect none,
-  writer parent, backing anon. Rows that cannot run here (no device, no huge pages, not applicable)
+  Without any of them the default matrix runs (${DEFAULT_MATRIX.length} rows). With some, every combination of the given
+  values runs, and unnamed dimensions take: backend ${SELECTION_DEFAULTS.backend.join(',')}, protect ${SELECTION_DEFAULTS.protection.join(',')},
+  writer ${SELECTION_DEFAULTS.writer.join(',')}, backing ${SELECTION_DEFAULTS.backing.join(',')}. Rows that cannot run here (no device, no huge pages, not applicable)
   are listed as skipped with the reason; they never fail the run or an --expect.
 
-Columns: the defaults below; rdmactl fork -H lists them all, the evidence columns are one -o away.
-  child got           what the child found right after the fork: pre-fork, zeros, or unmapped (no range)
-  parent sees         the parent's bytes after the writes: pre-fork, parent-write, child-write, mixed…
-  child sees          the child's bytes after the writes
-  verdict             see below; the words follow the table
-  -o +parentPfnBefore,parentPfnAfter,parentPfnStable,childPfn      physical pages (stable: no page of
-                      the buffer moved in the parent; copy-on-write gives a writer a new page)
-  -o +deviceSeesParentWrite,parentSeesDeviceWrite                   what the device path saw:
-                      dev reads parent: the device read what the parent sees now (- when nothing is pinned)
-                      parent sees dev: after the device wrote a new pattern, the parent reads it
-  PFNs need CAP_SYS_ADMIN; without it they are null ("PFNs unavailable") and JSON has pfnsVisible false.
+${columnsHelp()}
 
-Verdicts (JSON id — words):
-  coherent             coherent: the device and the parent see the same pages, both ways
-  parent-disconnected  parent disconnected from the registered pages (device writes lost)
-  child-unmapped       child has no mapping (touching it would crash the child)
-  child-zeros          child sees zeros
-  not-pinned           not pinned (no device path to check)
-  unverified           cannot tell (no device data path here, and PFNs hidden or the MR on-demand)
-  skipped, error       could not run here / failed (with the reason)
+${verdictsHelp()}
 
-JSON (--json): {host, schema, kernel, copyOnFork, verbsForkStatus, pfnsVisible, pageSize, size, scenarios: [{index,
-  backend, protection, writer, backing, length, pinned, onDemand, parentPfnBefore, parentPfnAfter,
-  parentPfnStable, parentPagesMoved, childPfn, childSharesPage, childMapped, childInherited,
-  parentSees, childSees, deviceSeesParentWrite, parentSeesDeviceWrite, childSeesAfterDeviceWrite,
-  devicePath, verdict, verdictText, reason, elapsedMs}]}; null where not applicable.
+${jsonHelp()}
 
 Examples:
   rdmactl fork                                        the default matrix
@@ -196,7 +219,7 @@ export function forkCommand(ctx: Context): Command {
     .addOption(completes(new Option('--backing <list>', `what backs the buffer: ${FORK_BACKINGS.join(', ')}`), commaListOf(FORK_BACKINGS)))
     .option('-s, --size <size>', `buffer size per scenario (${SIZE_HELP}); default: 4 pages`)
     .option('--json', 'print one JSON document')
-    .addOption(completes(new Option('--access <flags>', 'verbs rows: extra ibv access flags on top of local-write,remote-write,remote-read (e.g. on-demand for an ODP MR)'), commaListOf(async () => Object.keys((await import('../ffi/verbs.js')).ACCESS_FLAGS))))
+    .addOption(completes(new Option('--access <flags>', 'verbs rows: extra ibv access flags on top of local-write,remote-write,remote-read (e.g. on-demand for an ODP MR)'), commaListOf(async () => Object.keys((await import('../engine/verbs/access.js')).ACCESS_FLAGS))))
     .addOption(completes(new Option('--expect <verdict>', `exit 5 unless every row that ran has this verdict: ${EXPECTABLE.join(', ')}`), oneOf(EXPECTABLE)))
     .addOption(new Option('--step-delay <ms>', 'testing: wait this long with each child alive').hideHelp())
     .addHelpText('after', HELP_AFTER)
@@ -221,7 +244,7 @@ export function forkCommand(ctx: Context): Command {
       }
       let verbsAccess = 0;
       if (flags.access !== undefined) {
-        const { parseAccessFlags } = await import('../ffi/verbs.js');
+        const { parseAccessFlags } = await import('../engine/verbs/access.js');
         verbsAccess = parseAccessFlags(flags.access);
       }
       const specs = buildMatrix(selection);

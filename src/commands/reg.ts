@@ -15,7 +15,7 @@ import { holdDetached, holderArgs, nameHolderProcess, spawnHolder, type PendingH
 type BackendChoice = BackendName | 'auto';
 
 /** For completion; loaded only then (the verbs bindings are not needed to start `reg`). */
-const accessFlagNames = async (): Promise<string[]> => Object.keys((await import('../ffi/verbs.js')).ACCESS_FLAGS);
+const accessFlagNames = async (): Promise<string[]> => Object.keys((await import('../engine/verbs/access.js')).ACCESS_FLAGS);
 
 interface RegFlags extends OutputFlags {
   backend: BackendChoice;
@@ -51,9 +51,9 @@ function first(record: RegRecord) {
   return record.set.registrations[0];
 }
 
-function verbsDetail(record: RegRecord, key: string): string | number | null {
-  const value = first(record)?.registration.details[key];
-  return record.set.options.backend === 'verbs' && value !== undefined && typeof value !== 'boolean' ? value : null;
+function verbsDetail(record: RegRecord, key: 'device' | 'lkey' | 'rkey'): string | number | null {
+  const registration = first(record)?.registration;
+  return registration?.backend === 'verbs' ? registration.details[key] : null;
 }
 
 export const REG_FIELDS: readonly Field<RegRecord>[] = [
@@ -202,7 +202,7 @@ JSON (--json): one line per event, {"host","schema":"rdmactl.reg/1","event":"reg
       const backend = await resolveBackend(flags.backend, ctx, isHolder);
       let access: number | undefined;
       if (backend === 'verbs') {
-        const { parseAccessFlags } = await import('../ffi/verbs.js');
+        const { parseAccessFlags } = await import('../engine/verbs/access.js');
         access = parseAccessFlags(flags.access ?? (flags.readOnly ? 'remote-read' : 'local-write,remote-write,remote-read'));
       } else if (flags.access !== undefined) {
         throw new UsageError(`--access applies to --backend verbs only (backend is ${backend})`);

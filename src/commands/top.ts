@@ -19,7 +19,7 @@ import { jsonDocument } from '../lib/output.js';
 import { DURATION_HELP, parseCount, parseDuration } from '../lib/size.js';
 import { SORT_KEYS, sortProcesses, statJson, type SortKey } from './stat.js';
 import { Sampler } from '../ui/sampler.js';
-import type { DashboardActions, DeregResult, DeviceSummary, HeldSummary, ProcessDetailView } from '../ui/types.js';
+import type { DashboardActions, DashboardDeregOutcome, DeviceSummary, HeldSummary, ProcessDetailView } from '../ui/types.js';
 
 export const MIN_INTERVAL_MS = 100;
 /** The dashboard reads every process at least this often, even when the pin counters stood still. */
@@ -116,7 +116,7 @@ function dashboardActions(api: HeldApi): DashboardActions {
   return {
     loadDetail: processDetail,
     groups: (by, processes) => groupProcesses(processes, by),
-    async deregister(ids: string[]): Promise<DeregResult> {
+    async deregister(ids: string[]): Promise<DashboardDeregOutcome> {
       try {
         const results = await api.deregister(ids);
         return { ok: results.every((r) => r.exitCode === 0), message: results.map((r) => r.message).join('; ') };

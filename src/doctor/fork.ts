@@ -2,7 +2,7 @@
 // pinned pages for the child at fork (copy-on-fork), so MADV_DONTFORK is no longer needed; before it,
 // a pinned page written after fork leaves the device writing to the child's copy.
 
-import { readForkReport } from '../rdma/iproute.js';
+import { readCopyOnFork } from '../observe/copyOnFork.js';
 import { formatBytes } from '../lib/size.js';
 import { readEnviron } from '../proc/environ.js';
 import { isDontFork, readSmaps, vmaSizeBytes } from '../proc/smaps.js';
@@ -21,7 +21,7 @@ function readEnvironOrReason(pid: number): Map<string, string> | string {
 }
 
 export function forkFindings(ctx: DoctorContext): Finding[] {
-  const report = readForkReport();
+  const report = readCopyOnFork();
   const { target } = ctx;
   const out: Finding[] = [];
   const cofEvidence = { kernel: report.kernel, copyOnFork: report.copyOnFork, source: report.copyOnForkSource, pinnedBytes: target.status.pinnedBytes };

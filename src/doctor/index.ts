@@ -1,7 +1,7 @@
 // The doctor's runner: read the target once, run every check group, predict, optionally try.
 
 import { release } from 'node:os';
-import { pageSize } from '../ffi/libc.js';
+import { pageSize } from '../proc/pagemap.js';
 import { attributionFindings } from './attribution.js';
 import { forkFindings } from './fork.js';
 import { hugepageFindings } from './hugepages.js';

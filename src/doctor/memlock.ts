@@ -1,7 +1,7 @@
 // memlock.*: RLIMIT_MEMLOCK against what the target already holds plus the request, and where the
 // limit came from (the parent chain, limits.conf as pam_limits would apply it).
 
-import { IBV_ACCESS_ON_DEMAND } from '../ffi/verbs.js';
+import { IBV_ACCESS_ON_DEMAND } from '../ffi/verbs/enums.js';
 import { formatBytes } from '../lib/size.js';
 import type { JsonValue } from '../lib/fields.js';
 import { readLimits } from '../proc/limits.js';

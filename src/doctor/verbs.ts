@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { formatBytes } from '../lib/size.js';
 import type { DeviceInfo } from '../engine/verbs/index.js';
-import { IBV_ACCESS_ON_DEMAND } from '../ffi/verbs.js';
+import { IBV_ACCESS_ON_DEMAND } from '../ffi/verbs/enums.js';
 import { finding, skipped, type DoctorContext, type Finding } from './types.js';
 
 async function loadDevices(): Promise<DeviceInfo[] | string> {

@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import { SyscallError } from '../ffi/errno.js';
 import {
   MADV_HUGEPAGE, MAP_ANONYMOUS, MAP_HUGETLB, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE,
-  madvise, memfdCreate, mmap, munmap, pageSize, type Pointer,
+  madvise, memfdCreate, mmap, munmap, type Pointer,
 } from '../ffi/libc.js';
+import { pageSize } from '../proc/pagemap.js';
 import { RdmactlError, UnsupportedError, UsageError } from '../lib/errors.js';
 import { formatBytes } from '../lib/size.js';
 import { readMeminfo } from '../proc/meminfo.js';

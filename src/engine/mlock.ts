@@ -2,13 +2,13 @@
 // nothing — mlocked pages can still migrate and are shared copy-on-write at fork.
 
 import { MLOCK_ONFAULT, mlock2, munlock } from '../ffi/libc.js';
-import type { MappedBuffer, Registration } from './types.js';
+import type { BackendRegistration, MappedBuffer, RegistrationDetails } from './types.js';
 
-export class MlockRegistration implements Registration {
+export class MlockRegistration implements BackendRegistration<'mlock'> {
   readonly backend = 'mlock' as const;
   readonly addr: bigint;
   readonly length: number;
-  readonly details: Readonly<Record<string, string | number | boolean | null>>;
+  readonly details: RegistrationDetails<'mlock'>;
   private isClosed = false;
 
   constructor(buffer: MappedBuffer, options: { onFault?: boolean } = {}) {

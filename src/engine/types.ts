@@ -2,6 +2,7 @@
 // record a registration reports. Backends implement `Registration`; everything else composes them.
 
 import type { Pointer } from '../ffi/libc.js';
+import type { ForkStatus } from '../ffi/verbs/enums.js';
 
 export type Backing = 'anon' | 'thp' | 'hugetlb' | 'memfd' | 'file-shared' | 'file-private';
 export const BACKINGS: readonly Backing[] = ['anon', 'thp', 'hugetlb', 'memfd', 'file-shared', 'file-private'];
@@ -22,16 +23,39 @@ export interface MappedBuffer extends Disposable {
   close(): void;
 }
 
-/** One live registration of one range through one backend. `close()` releases it and is idempotent. */
-export interface Registration extends Disposable {
-  readonly backend: BackendName;
+/** A verbs memory region's facts: the device, its keys, and the IBV_ACCESS_* bits (and their names). */
+export interface MemoryRegionDetails {
+  device: string;
+  lkey: number;
+  rkey: number;
+  access: number;
+  accessFlags: string;
+}
+
+/** What each backend reports about one registration; `reg --json` prints these keys in registrations[]. */
+export interface RegistrationDetailsByBackend {
+  /** Plus libibverbs' ibv_is_fork_initialized() after registering. */
+  verbs: MemoryRegionDetails & { fork: ForkStatus };
+  /** The ring's fd and how many fixed buffers it registered. */
+  uring: { ringFd: number; fixedBuffers: number };
+  /** Whether pages are locked as they fault in (MLOCK_ONFAULT) rather than all at once. */
+  mlock: { onFault: boolean };
+}
+
+export type RegistrationDetails<B extends BackendName = BackendName> = Readonly<RegistrationDetailsByBackend[B]>;
+
+/** One live registration of one range through backend B. `close()` releases it and is idempotent. */
+export interface BackendRegistration<B extends BackendName> extends Disposable {
+  readonly backend: B;
   readonly addr: Pointer;
   readonly length: number;
-  /** Backend-specific facts for the record (verbs: device, lkey, rkey; uring: ringFd, buffers). */
-  readonly details: Readonly<Record<string, string | number | boolean | null>>;
+  readonly details: RegistrationDetails<B>;
   readonly closed: boolean;
   close(): void;
 }
+
+/** A registration through any backend; `backend` tells which details it carries. */
+export type Registration = { [B in BackendName]: BackendRegistration<B> }[BackendName];
 
 /**
  * A registration the kernel refused, with what else this process had charged to the same limit for it

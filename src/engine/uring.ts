@@ -5,8 +5,8 @@
 import { IORING_MAX_BUFFER_BYTES, IORING_MAX_BUFFERS, IoUring, type FixedBuffer } from '../ffi/io_uring.js';
 import { UsageError } from '../lib/errors.js';
 import { formatBytes } from '../lib/size.js';
-import { pageSize } from '../ffi/libc.js';
-import { RefusedRegistration, type MappedBuffer, type Registration } from './types.js';
+import { pageSize } from '../proc/pagemap.js';
+import { RefusedRegistration, type BackendRegistration, type MappedBuffer, type RegistrationDetails } from './types.js';
 
 /** Split a range into pieces the kernel accepts (≤ 1 GiB each). */
 export function splitFixedBuffers(addr: bigint, length: number, maxBytes = IORING_MAX_BUFFER_BYTES): FixedBuffer[] {
@@ -17,7 +17,7 @@ export function splitFixedBuffers(addr: bigint, length: number, maxBytes = IORIN
   return pieces;
 }
 
-export class UringRegistration implements Registration {
+export class UringRegistration implements BackendRegistration<'uring'> {
   readonly backend = 'uring' as const;
   readonly addr: bigint;
   readonly length: number;
@@ -45,7 +45,7 @@ export class UringRegistration implements Registration {
     }
   }
 
-  get details(): Readonly<Record<string, string | number | boolean | null>> {
+  get details(): RegistrationDetails<'uring'> {
     return { ringFd: this.ring.fd, fixedBuffers: this.buffers.length };
   }
 

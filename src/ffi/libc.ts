@@ -41,7 +41,6 @@ export const SIGCHLD = 17;
 
 export const WNOHANG = 1;
 
-const SC_PAGESIZE = 30;
 
 export const RLimitStruct = koffi.struct('rdmactl_rlimit', { rlim_cur: 'uint64_t', rlim_max: 'uint64_t' });
 export const IovecStruct = koffi.struct('rdmactl_iovec', { iov_base: 'uintptr_t', iov_len: 'size_t' });
@@ -65,7 +64,6 @@ interface Bindings {
   getpid: () => number;
   getuid: () => number;
   geteuid: () => number;
-  sysconf: (name: number) => number;
   syscall3: (nr: number, a: number, b: Pointer | null, c: number) => number;
   prctl: (option: number, ...args: unknown[]) => number;
   pthread_sigmask: (how: number, set: Buffer | null, old: Buffer | null) => number;
@@ -100,7 +98,6 @@ function lib(): Bindings {
     getpid: libc.func('int getpid()'),
     getuid: libc.func('unsigned int getuid()'),
     geteuid: libc.func('unsigned int geteuid()'),
-    sysconf: libc.func('long sysconf(int name)'),
     syscall3: libc.func('long syscall(long nr, ...)') as unknown as Bindings['syscall3'],
     prctl: libc.func('int prctl(int option, ...)') as Bindings['prctl'],
     pthread_sigmask: libc.func('int pthread_sigmask(int how, void *set, void *old)'),
@@ -112,12 +109,6 @@ function lib(): Bindings {
 function check(call: string, result: number, detail?: string): number {
   if (result === -1) throw new SyscallError(call, koffi.errno(), detail);
   return result;
-}
-
-let pageSizeCache: number | undefined;
-export function pageSize(): number {
-  pageSizeCache ??= lib().sysconf(SC_PAGESIZE);
-  return pageSizeCache;
 }
 
 export function mmap(length: number, prot: number, flags: number, fd = -1, offset = 0): Pointer {

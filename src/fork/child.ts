@@ -7,8 +7,9 @@
 import { SyscallError } from '../ffi/errno.js';
 import {
   MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, SIGKILL, SIGSET_BYTES, SIG_BLOCK, SIG_SETMASK,
-  clonePausedChild, kill, mmap, pageSize, pthreadSigmask, waitpid, type Pointer, type WaitResult,
+  clonePausedChild, kill, mmap, pthreadSigmask, waitpid, type Pointer, type WaitResult,
 } from '../ffi/libc.js';
+import { pageSize } from '../proc/pagemap.js';
 import { watchdogMarker } from './watchdog.js';
 
 const STACK_BYTES = 64 * 1024;

@@ -9,10 +9,11 @@
 
 import { closeSync, readSync, writeSync } from 'node:fs';
 import { IORING_OP_READ_FIXED, IORING_OP_WRITE_FIXED } from '../ffi/io_uring.js';
-import { memfdCreate, pageSize } from '../ffi/libc.js';
+import { memfdCreate } from '../ffi/libc.js';
+import { pageSize } from '../proc/pagemap.js';
 import type { Registration } from '../engine/types.js';
 import { UringRegistration } from '../engine/uring.js';
-import { IBV_ACCESS_ON_DEMAND } from '../ffi/verbs.js';
+import { IBV_ACCESS_ON_DEMAND } from '../ffi/verbs/enums.js';
 import { LoopbackConnection } from '../engine/verbs/loopback.js';
 import { VerbsRegistration } from '../engine/verbs/registration.js';
 

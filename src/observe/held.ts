@@ -3,7 +3,14 @@
 import { HOLDER_PROCESS_NAME, findHolderProcesses, listHeld, removeStale } from '../held/store.js';
 import type { ProcessSnapshot } from '../proc/scan.js';
 import type { JsonValue } from '../lib/fields.js';
+import type { MemoryRegionDetails } from '../engine/types.js';
 import type { HeldRange, HeldSource } from './registrations.js';
+
+// The keys of a verbs registration that this source reads back from the stored record: typed as
+// the engine's MemoryRegionDetails keys, so renaming one there fails the build here.
+const DEVICE_KEY: keyof MemoryRegionDetails = 'device';
+const LKEY_KEY: keyof MemoryRegionDetails = 'lkey';
+const RKEY_KEY: keyof MemoryRegionDetails = 'rkey';
 
 /** Keys as the kernel MR table prints them: hex without 0x. */
 function keyText(value: JsonValue | undefined): string | null {
@@ -42,9 +49,9 @@ export function heldSource(options: { cleanStale: boolean; env?: NodeJS.ProcessE
         backend,
         addr,
         length,
-        device: typeof handle['device'] === 'string' ? handle['device'] : null,
-        lkey: keyText(handle['lkey']),
-        rkey: keyText(handle['rkey']),
+        device: typeof handle[DEVICE_KEY] === 'string' ? handle[DEVICE_KEY] : null,
+        lkey: keyText(handle[LKEY_KEY]),
+        rkey: keyText(handle[RKEY_KEY]),
         record: 'ok',
         stale: entry.state === 'stale',
       });

@@ -74,7 +74,7 @@ export interface HeldSource {
   status: SourceStatus;
 }
 
-function forkProtectionOf(range: Range, vmas: readonly SmapsVma[] | null): ForkProtection | null {
+export function forkProtectionOf(range: Range, vmas: readonly SmapsVma[] | null): ForkProtection | null {
   if (!vmas) return null;
   const length = Number(range.end - range.start);
   const dontfork = coveredBytes(range, vmas, isDontFork);
@@ -146,7 +146,7 @@ function rdmaRows(mrs: readonly KernelMr[], comms: ReadonlyMap<number, string>, 
 }
 
 /** Fill kernel MR rows' addresses from held verbs records of the same pid, length and (when visible) keys. */
-function joinHeld(rows: RegistrationRow[], held: readonly HeldRange[], vmasByPid: ReadonlyMap<number, SmapsVma[] | null>, pageBytes: number): RegistrationRow[] {
+export function joinHeld(rows: RegistrationRow[], held: readonly HeldRange[], vmasByPid: ReadonlyMap<number, SmapsVma[] | null>, pageBytes: number): RegistrationRow[] {
   const out: RegistrationRow[] = [];
   const claimed = new Set<RegistrationRow>();
   const heldRow = (h: HeldRange, addr: bigint | null, length: number, match: RegistrationRow | undefined, forkProtection: ForkProtection | null): RegistrationRow => ({
@@ -196,7 +196,7 @@ function joinHeld(rows: RegistrationRow[], held: readonly HeldRange[], vmasByPid
 }
 
 /** Mark pinned registrations (rdma, io_uring) of one process that cover the same pages. */
-function markOverlaps(rows: RegistrationRow[]): void {
+export function markOverlaps(rows: RegistrationRow[]): void {
   const byPid = new Map<number, RegistrationRow[]>();
   for (const row of rows) {
     if ((row.source !== 'rdma' && row.source !== 'io_uring') || row.addr === null) continue;

@@ -111,18 +111,3 @@ export function parseKernelMrs(data: unknown): KernelMr[] {
   return out;
 }
 
-export interface CopyOnForkStatus {
-  kernel: string;
-  /** From `rdma sys show` (RDMA netlink); null when not reported. */
-  copyOnFork: boolean | null;
-  copyOnForkSource: string;
-}
-
-/** The kernel's copy-on-fork status: RDMA netlink says it directly; without it, Linux ≥ 5.9 implies it. */
-export function readForkReport(): CopyOnForkStatus {
-  const kernel = release();
-  const sys = runRdmaJson(['sys', 'show'], { plainPairs: true });
-  const reported = sys.ok ? parseCopyOnFork(sys.data) : null;
-  if (reported !== null) return { kernel, copyOnFork: reported, copyOnForkSource: 'rdma sys show' };
-  return { kernel, copyOnFork: copyOnForkByVersion(kernel), copyOnForkSource: `kernel version (pinned pages are copied at fork since 5.9)${sys.ok ? '' : `; ${sys.reason}`}` };
-}

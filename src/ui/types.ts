@@ -77,7 +77,7 @@ export interface ProcessDetailView {
   notes: string[];
 }
 
-export interface DeregResult {
+export interface DashboardDeregOutcome {
   ok: boolean;
   message: string;
 }
@@ -86,7 +86,7 @@ export interface DeregResult {
 export interface DashboardActions {
   loadDetail(pid: number): ProcessDetailView;
   /** Deregister these held registrations (ids of one process). */
-  deregister(ids: string[]): Promise<DeregResult>;
+  deregister(ids: string[]): Promise<DashboardDeregOutcome>;
   /** The grouped view (key g): these processes by cgroup, unit or container, with each group's limits. */
   groups?(by: GroupBy, processes: readonly ProcessRow[]): GroupRow[];
 }

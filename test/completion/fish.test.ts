@@ -2,7 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Command } from 'commander';
-import { ACCESS_FLAGS } from '../../src/ffi/verbs.js';
+import { ACCESS_FLAGS } from '../../src/engine/verbs/access.js';
 import { choicesOf, commandOf, fullProgram, setUp, shellMissing, type Fixture } from './helpers.js';
 
 const missing = shellMissing('fish');

@@ -1,4 +1,4 @@
-// The koffi struct declarations in src/ffi/verbs.ts must match <infiniband/verbs.h> byte for byte:
+// The koffi struct declarations in src/ffi/verbs/structs.ts must match <infiniband/verbs.h> byte for byte:
 // compile a C program against the installed header that prints sizeof/offsetof of every field we
 // declare (nested fields included), plus the enum values we copied, and compare.
 
@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import koffi from 'koffi';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import * as verbs from '../../src/ffi/verbs.js';
+import * as verbs from '../../src/ffi/verbs/index.js';
 
 const HEADER = '/usr/include/infiniband/verbs.h';
 

@@ -6,20 +6,18 @@ import { describe, expect, it } from 'vitest';
 import { SyscallError } from '../../src/ffi/errno.js';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, mprotect, munmap } from '../../src/ffi/libc.js';
 import {
-  ACCESS_FLAGS,
   IBV_ACCESS_LOCAL_WRITE,
   IBV_ACCESS_ON_DEMAND,
   IBV_ACCESS_RELAXED_ORDERING,
   IBV_ACCESS_REMOTE_READ,
   IBV_ACCESS_REMOTE_WRITE,
   be64ToHost,
-  formatAccessFlags,
   formatGuid,
   isAvailable,
   mtuBytes,
   odpTransportCapNames,
-  parseAccessFlags,
-} from '../../src/ffi/verbs.js';
+} from '../../src/ffi/verbs/index.js';
+import { ACCESS_FLAGS, formatAccessFlags, parseAccessFlags } from '../../src/engine/verbs/access.js';
 import { EXIT, UnsupportedError, UsageError } from '../../src/lib/errors.js';
 import type { MappedBuffer } from '../../src/engine/types.js';
 import { getDeviceList, listDeviceNames, listDevices, openVerbsRegistration } from '../../src/engine/verbs/index.js';
@@ -174,7 +172,7 @@ describe.skipIf(!haveDevice)('with a real RDMA device', () => {
     expect(['disabled', 'enabled', 'unneeded']).toContain(info!.fork);
   });
 
-  it('Context → PD → MR: keys, VmPin up by the buffer size, dereg brings it back', () => {
+  it('DeviceContext → PD → MR: keys, VmPin up by the buffer size, dereg brings it back', () => {
     using buffer = anonBuffer(64 * MiB);
     using list = getDeviceList();
     using ctx = list.find(name)!.open();

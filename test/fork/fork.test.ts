@@ -1,6 +1,7 @@
 // `rdmactl fork` in-process: what this kernel really does to registered memory across fork.
 // The host kernel (≥ 5.9) copies pinned anonymous pages for the child at fork, so a long-term pin
 // (io_uring fixed buffers) keeps the parent on its page, while plain and mlocked pages move on COW.
+import { spawnSync } from 'node:child_process';
 import { release } from 'node:os';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { rdmactl } from '../helpers/run.js';
@@ -42,6 +43,37 @@ describe('rdmactl fork --json (default matrix)', () => {
     expect(report.pfnsVisible).toBe(process.getuid?.() === 0);
     expect(report.scenarios.length).toBe(14);
     for (const row of report.scenarios) for (const key of REQUIRED_KEYS) expect(row).toHaveProperty(key);
+  });
+
+  it('copy-on-fork: fork and devices give one answer from one source, the kernel\'s own when it has one', async () => {
+    const devices = JSON.parse((await rdmactl('devices', '--json')).stdout) as Record<string, unknown>;
+    const forkReport = report as unknown as Record<string, unknown>;
+    expect(forkReport['copyOnFork']).toBe(devices['copyOnFork']);
+    expect(forkReport['copyOnForkSource']).toBe(devices['copyOnForkSource']);
+    // The test's own reading of RDMA netlink decides which source is right.
+    const sys = spawnSync('rdma', ['sys', 'show'], { encoding: 'utf8' });
+    const netlink = sys.status === 0 ? /copy-on-fork (on|off)/.exec(sys.stdout) : null;
+    if (netlink) {
+      expect(forkReport['copyOnForkSource']).toBe('rdma sys show');
+      expect(forkReport['copyOnFork']).toBe(netlink[1] === 'on');
+    } else {
+      expect(forkReport['copyOnForkSource']).toMatch(/^the kernel version \(Linux ≥ 5\.9 copies\)/);
+    }
+  });
+
+  it('--help is generated from what the command really prints: every JSON key, every text column, every verdict with its words', async () => {
+    const help = (await rdmactl('fork', '--help')).stdout;
+    const keys = [...Object.keys(report), ...Object.keys(report.scenarios[0]!)];
+    for (const key of keys) expect(help.replace(/\s+/g, ' '), `JSON key ${key} missing from --help`).toMatch(new RegExp(`[{ ,]${key}[,}:]`));
+    const { VERDICTS } = await import('../../src/fork/verdicts.js');
+    const { FORK_FIELDS } = await import('../../src/commands/fork.js');
+    const verdictSection = help.slice(help.indexOf('Verdicts'), help.indexOf('JSON (--json)')).replace(/\s+/g, ' ');
+    for (const v of VERDICTS) expect(verdictSection).toContain(`${v.id} ${v.words} — ${v.meaning}`);
+    // Every verdict a row reached is in the table, with the words text output prints.
+    for (const row of report.scenarios) expect(VERDICTS.map((v) => v.id)).toContain(row['verdict']);
+    // Every default text column is explained with its field's own description (the one place it is written).
+    const columns = help.slice(help.indexOf('Columns:'), help.indexOf('Verdicts')).replace(/\s+/g, ' ');
+    for (const f of FORK_FIELDS.filter((x) => !x.extra)) expect(columns, `text column ${f.key} has no help`).toContain(`${f.label} ${f.description.replace(/\s+/g, ' ')}`);
   });
 
   it.each([['plain'], ['mlock']])('%s: a parent write after fork moves the parent to a new page (COW); the child keeps the old one', (backend) => {
@@ -196,7 +228,7 @@ describe('rdmactl fork (in-process, text and exit codes)', () => {
   it('--help teaches the columns, the verdicts and gives examples', async () => {
     const result = await rdmactl('fork', '--help');
     expect(result.code).toBe(0);
-    for (const text of ['Columns:', 'dev reads parent', 'parent sees dev', 'child got', 'Verdicts', 'parent-disconnected',
+    for (const text of ['Columns:', '-H lists them all', 'deviceSeesParentWrite', 'child got', 'Verdicts', 'parent-disconnected',
       'parent disconnected from the registered pages (device writes lost)', 'child sees zeros', 'Examples:', '--expect coherent']) {
       expect(result.stdout).toContain(text);
     }

@@ -38,3 +38,15 @@ export function isWatchdog(pid: number): boolean {
     return false;
   }
 }
+
+/**
+ * True when `pid` is one of rdmactl `parent`'s paused fork children: a clone without exec, so it has
+ * the parent's own command line (the watchdog and short-lived tools such as `rdma` do not).
+ */
+export function isPausedChildOf(pid: number, parent: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8') === readFileSync(`/proc/${parent}/cmdline`, 'utf8');
+  } catch {
+    return false;
+  }
+}

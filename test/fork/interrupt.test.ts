@@ -3,7 +3,7 @@
 import { spawn } from 'node:child_process';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BIN, UNPRIVILEGED, builtOrThrow, exited, runSync, unprivilegedUnavailable } from '../helpers/spawn.js';
-import { childrenOf, exists, isWatchdog, sleep } from './helpers.js';
+import { childrenOf, exists, isPausedChildOf, isWatchdog, sleep } from './helpers.js';
 
 beforeAll(() => builtOrThrow());
 
@@ -11,8 +11,14 @@ beforeAll(() => builtOrThrow());
 async function waitForChildOf(pid: number, timeoutMs = 10_000): Promise<number[]> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    const kids = childrenOf(pid).filter((kid) => !isWatchdog(kid));
-    if (kids.length > 0) return kids;
+    // Only the paused clones: rdmactl also runs `rdma sys show` (copy-on-fork) and its watchdog, and
+    // between fork and exec those still carry rdmactl's command line, so a clone must stay one a moment.
+    const kids = childrenOf(pid).filter((kid) => isPausedChildOf(kid, pid));
+    if (kids.length > 0) {
+      await sleep(100);
+      const paused = kids.filter((kid) => isPausedChildOf(kid, pid));
+      if (paused.length > 0) return paused;
+    }
     await sleep(10);
   }
   throw new Error(`rdmactl ${pid} never started a child`);

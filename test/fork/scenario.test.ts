@@ -3,8 +3,9 @@
 import { describe, expect, it } from 'vitest';
 import { liveChildPids, PausedChild } from '../../src/fork/child.js';
 import type { DevicePath } from '../../src/fork/devicePath.js';
-import { buildMatrix, kernelInfo, runMatrix, runScenario, verdictOf, type ScenarioResult } from '../../src/fork/scenario.js';
-import { pageSize } from '../../src/ffi/libc.js';
+import { buildMatrix, runMatrix, runScenario, verdictOf, type ScenarioResult } from '../../src/fork/scenario.js';
+import { pageSize } from '../../src/proc/pagemap.js';
+import { decideCopyOnFork } from '../../src/observe/copyOnFork.js';
 import { statusKb } from '../helpers/proc.js';
 import { childrenOf, exists, isWatchdog } from './helpers.js';
 import { armForkWatchdog, disarmForkWatchdog } from '../../src/fork/watchdog.js';
@@ -24,11 +25,22 @@ function staleDevice(length: number): DevicePath {
 }
 
 describe('fork scenarios (machinery)', () => {
-  it('kernelInfo: copy-on-fork from 5.9 on', () => {
-    expect(kernelInfo('5.8.18').copyOnFork).toBe(false);
-    expect(kernelInfo('5.9.0-1-amd64').copyOnFork).toBe(true);
-    expect(kernelInfo('4.19.0').copyOnFork).toBe(false);
-    expect(kernelInfo('6.18.44-fc').copyOnFork).toBe(true);
+  it('copy-on-fork without a netlink answer: from 5.9 on, and the source says so and why', () => {
+    const noNetlink = { ok: false, reason: 'the kernel has no RDMA netlink (no RDMA support loaded)' } as const;
+    expect(decideCopyOnFork('5.8.18', noNetlink).copyOnFork).toBe(false);
+    expect(decideCopyOnFork('5.9.0-1-amd64', noNetlink).copyOnFork).toBe(true);
+    expect(decideCopyOnFork('4.19.0', noNetlink).copyOnFork).toBe(false);
+    const answer = decideCopyOnFork('6.18.44-fc', noNetlink);
+    expect(answer.copyOnFork).toBe(true);
+    expect(answer.copyOnForkSource).toBe('the kernel version (Linux ≥ 5.9 copies); the kernel has no RDMA netlink (no RDMA support loaded)');
+  });
+
+  it('copy-on-fork: the kernel\'s own answer wins over the version (iproute2 6.1 prints plain pairs, newer JSON)', () => {
+    expect(decideCopyOnFork('6.18.0', { ok: true, data: { netns: 'shared', 'copy-on-fork': 'off' } })).toEqual({
+      kernel: '6.18.0', copyOnFork: false, copyOnForkSource: 'rdma sys show',
+    });
+    expect(decideCopyOnFork('5.4.0', { ok: true, data: [{ netns: 'shared', 'copy-on-fork': true }] }).copyOnFork).toBe(true);
+    expect(decideCopyOnFork('5.4.0', { ok: true, data: [{ netns: 'shared' }] }).copyOnForkSource).toMatch(/^the kernel version/);
   });
 
   it('a device that does not see the parent\'s pages gives "parent disconnected (device writes lost)"', async () => {

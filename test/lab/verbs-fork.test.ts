@@ -3,9 +3,10 @@
 // pinned MR stays coherent with the parent whoever writes; on the new kernel (rxe with ODP) an
 // on-demand MR must be coherent too, and on the stable one the ODP rows are skipped for lack of ODP.
 import { afterEach, describe, expect, it } from 'vitest';
-import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap, pageSize, view } from '../../src/ffi/libc.js';
-import { IBV_ACCESS_LOCAL_WRITE, IBV_ACCESS_ON_DEMAND, IBV_ACCESS_REMOTE_READ, IBV_ACCESS_REMOTE_WRITE } from '../../src/ffi/verbs.js';
-import { LoopbackConnection, WorkCompletionError, getDeviceList, type Context } from '../../src/engine/verbs/index.js';
+import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap, view } from '../../src/ffi/libc.js';
+import { pageSize } from '../../src/proc/pagemap.js';
+import { IBV_ACCESS_LOCAL_WRITE, IBV_ACCESS_ON_DEMAND, IBV_ACCESS_REMOTE_READ, IBV_ACCESS_REMOTE_WRITE } from '../../src/ffi/verbs/index.js';
+import { LoopbackConnection, WorkCompletionError, getDeviceList, type DeviceContext } from '../../src/engine/verbs/index.js';
 import { RXE_DEVICE, inLab, labKernel, run } from './helpers.js';
 
 const isNew = labKernel.name === 'new';
@@ -73,7 +74,7 @@ describe.skipIf(!inLab)(`rdmactl fork --backend verbs through RDMA WRITE/READ ($
 describe.skipIf(!inLab)(`LoopbackConnection: RDMA WRITE then READ on ${RXE_DEVICE} (${labKernel.name || '?'} kernel)`, () => {
   const page = pageSize();
   const length = 4 * page;
-  let ctx: Context | null = null;
+  let ctx: DeviceContext | null = null;
   let mapped: bigint | null = null;
 
   afterEach(() => {

@@ -1,5 +1,6 @@
 // Readers against this test process itself: no helper binary needed.
 
+import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { ProcUnreadableError, procTry, readProcText } from '../../src/proc/procfs.js';
 import { readStatus } from '../../src/proc/status.js';
@@ -31,6 +32,8 @@ describe("readers on 'self'", () => {
     expect(readVmaCount('self')).toBeGreaterThan(10);
     expect(readUringInstances('self')).toEqual([]);
     expect([4096, 16384, 65536]).toContain(pageSize());
+    // The one page size rdmactl uses (AT_PAGESZ from auxv) is what libc's sysconf reports (getconf asks it).
+    expect(pageSize()).toBe(Number(execFileSync('getconf', ['PAGESIZE'], { encoding: 'utf8' }).trim()));
     const stack = vmas.find((v) => v.pathname === '[stack]')!;
     const range = readPagemap('self', stack.end - BigInt(pageSize()), 1)!;
     expect(range.entries[0]!.present).toBe(true);

@@ -1,6 +1,6 @@
 // What `rdmactl devices` shows: every RDMA device with its limits, ports and ODP capabilities.
 
-import * as ibv from '../../ffi/verbs.js';
+import * as ibv from '../../ffi/verbs/index.js';
 import { getDeviceList, type DeviceList } from './objects.js';
 import type { OdpCaps, PortInfo } from './objects.js';
 import { isNoDeviceErrno } from './registration.js';

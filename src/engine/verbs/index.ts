@@ -1,6 +1,6 @@
 // Verbs backend: object model (pyverbs style), the engine's registration, and device listing.
 
-export { CompletionQueue, Context, Device, DeviceList, MemoryRegion, ProtectionDomain, QueuePair, getDeviceList } from './objects.js';
+export { CompletionQueue, DeviceContext, Device, DeviceList, MemoryRegion, ProtectionDomain, QueuePair, getDeviceList } from './objects.js';
 export type { OdpCaps, PortInfo, QueuePairOptions, RemoteEndpoint } from './objects.js';
 export { LoopbackConnection, WorkCompletionError, chooseGid, formatGid, isIpv4Mapped } from './loopback.js';
 export type { GidChoice, LoopbackOptions } from './loopback.js';
@@ -15,4 +15,4 @@ export {
 export type { VerbsRegistrationOptions } from './registration.js';
 export { forkStatus, listDeviceNames, listDevices } from './devices.js';
 export type { DeviceInfo } from './devices.js';
-export { ACCESS_FLAGS, formatAccessFlags, parseAccessFlags } from '../../ffi/verbs.js';
+export { ACCESS_FLAGS, formatAccessFlags, parseAccessFlags } from './access.js';

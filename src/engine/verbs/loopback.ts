@@ -4,8 +4,9 @@
 // and completes on the loopback's own CQ. The local side of each transfer is a small "bounce"
 // buffer registered with local-write, owned by the connection.
 
-import * as ibv from '../../ffi/verbs.js';
-import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap, pageSize, view, type Pointer } from '../../ffi/libc.js';
+import * as ibv from '../../ffi/verbs/index.js';
+import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, munmap, view, type Pointer } from '../../ffi/libc.js';
+import { pageSize } from '../../proc/pagemap.js';
 import type { CompletionQueue, MemoryRegion, ProtectionDomain, QueuePair } from './objects.js';
 
 export interface LoopbackOptions {

@@ -1,13 +1,14 @@
-// Verbs objects with lifetimes, in the spirit of pyverbs: DeviceList → Device → Context →
+// Verbs objects with lifetimes, in the spirit of pyverbs: DeviceList → Device → DeviceContext →
 // ProtectionDomain → MemoryRegion. Each owner tracks its live children; close() is idempotent and
 // closes live children first (MR before PD before context), so `using ctx = dev.open()` cleans up
 // whatever was created under it, even when a later step threw.
 
-import * as ibv from '../../ffi/verbs.js';
+import * as ibv from '../../ffi/verbs/index.js';
 import { SyscallError } from '../../ffi/errno.js';
+import { formatAccessFlags } from './access.js';
 import { PermissionError } from '../../lib/errors.js';
 import type { Pointer } from '../../ffi/libc.js';
-import type { MappedBuffer, Registration } from '../types.js';
+import type { MappedBuffer, MemoryRegionDetails } from '../types.js';
 
 /** Close every child (newest first), then run `release`; rethrow the first error after trying all. */
 function closeAll(children: Set<{ close(): void }>, release: () => void): void {
@@ -141,7 +142,7 @@ export class Device {
   }
 
   /** ibv_open_device. EACCES/EPERM (no access to /dev/infiniband/uverbsN) → PermissionError. */
-  open(): Context {
+  open(): DeviceContext {
     if (this.list.closed) throw new Error(`device ${this.name}: the device list was freed before the device was opened`);
     let handle: Pointer;
     try {
@@ -154,7 +155,7 @@ export class Device {
       }
       throw err;
     }
-    return new Context(this, handle);
+    return new DeviceContext(this, handle);
   }
 }
 
@@ -181,7 +182,7 @@ export interface PortInfo {
   gidTableLength: number;
 }
 
-export class Context extends NativeObject<Context> {
+export class DeviceContext extends NativeObject<DeviceContext> {
   readonly device: Device;
   readonly deviceName: string;
   readonly #pds = new Set<ProtectionDomain>();
@@ -278,11 +279,11 @@ export class Context extends NativeObject<Context> {
 }
 
 export class ProtectionDomain extends NativeObject<ProtectionDomain> {
-  readonly context: Context;
+  readonly context: DeviceContext;
   readonly #mrs = new Set<MemoryRegion>();
   readonly #qps = new Set<QueuePair>();
 
-  constructor(context: Context, handle: Pointer, onClose: (pd: ProtectionDomain) => void) {
+  constructor(context: DeviceContext, handle: Pointer, onClose: (pd: ProtectionDomain) => void) {
     super(handle, onClose);
     this.context = context;
   }
@@ -332,7 +333,7 @@ export class ProtectionDomain extends NativeObject<ProtectionDomain> {
   }
 }
 
-export class MemoryRegion extends NativeObject<MemoryRegion> implements Registration {
+export class MemoryRegion extends NativeObject<MemoryRegion> {
   readonly backend = 'verbs' as const;
   readonly pd: ProtectionDomain;
   readonly addr: Pointer;
@@ -340,7 +341,7 @@ export class MemoryRegion extends NativeObject<MemoryRegion> implements Registra
   readonly lkey: number;
   readonly rkey: number;
   readonly access: number;
-  readonly details: Readonly<Record<string, string | number | boolean | null>>;
+  readonly details: Readonly<MemoryRegionDetails>;
 
   constructor(pd: ProtectionDomain, handle: Pointer, access: number, onClose: (mr: MemoryRegion) => void) {
     super(handle, onClose);
@@ -356,7 +357,7 @@ export class MemoryRegion extends NativeObject<MemoryRegion> implements Registra
       lkey: raw.lkey,
       rkey: raw.rkey,
       access,
-      accessFlags: ibv.formatAccessFlags(access).join(','),
+      accessFlags: formatAccessFlags(access).join(','),
     });
   }
 
@@ -371,9 +372,9 @@ export class MemoryRegion extends NativeObject<MemoryRegion> implements Registra
 }
 
 export class CompletionQueue extends NativeObject<CompletionQueue> {
-  readonly context: Context;
+  readonly context: DeviceContext;
 
-  constructor(context: Context, handle: Pointer, onClose: (cq: CompletionQueue) => void) {
+  constructor(context: DeviceContext, handle: Pointer, onClose: (cq: CompletionQueue) => void) {
     super(handle, onClose);
     this.context = context;
   }

@@ -1,12 +1,13 @@
 // One verbs registration as the engine sees it: open a device, allocate a PD, register one buffer.
 // The result owns all three and releases them MR → PD → context on close().
 
-import * as ibv from '../../ffi/verbs.js';
+import * as ibv from '../../ffi/verbs/index.js';
 import { SyscallError } from '../../ffi/errno.js';
 import { EXIT, RdmactlError, UnsupportedError } from '../../lib/errors.js';
 import type { Pointer } from '../../ffi/libc.js';
-import type { MappedBuffer, Registration } from '../types.js';
-import { Context, DeviceList, MemoryRegion, ProtectionDomain, getDeviceList } from './objects.js';
+import type { BackendRegistration, MappedBuffer, RegistrationDetails } from '../types.js';
+import { DeviceContext, DeviceList, MemoryRegion, ProtectionDomain, getDeviceList } from './objects.js';
+import { NO_DEVICE_HINTS } from './hints.js';
 
 export interface VerbsRegistrationOptions {
   /** Device name (e.g. rxe0); the first device when omitted. */
@@ -18,12 +19,6 @@ export interface VerbsRegistrationOptions {
   forkInit: boolean;
 }
 
-const SOFT_ROCE_HINTS: readonly string[] = [
-  'Soft-RoCE turns any Ethernet interface into an RDMA device: modprobe rdma_rxe && rdma link add rxe0 type rxe netdev eth0',
-  'that needs a kernel built with CONFIG_INFINIBAND, CONFIG_INFINIBAND_USER_ACCESS and CONFIG_RDMA_RXE',
-  'without RDMA, --backend uring pins memory the same long-term way (FOLL_LONGTERM) and --backend mlock locks it',
-];
-
 function describeListErrno(err: SyscallError): string {
   if (err.errnoName === 'ENOSYS') return 'the kernel has no RDMA support loaded (no /sys/class/infiniband_verbs)';
   return err.message;
@@ -32,7 +27,7 @@ function describeListErrno(err: SyscallError): string {
 /** The UnsupportedError for "this machine has no RDMA device", with the Soft-RoCE hint. */
 export function noDeviceError(cause?: SyscallError): UnsupportedError {
   const why = cause ? `${cause.call}: ${cause.errnoName} — ${describeListErrno(cause)}` : 'ibv_get_device_list returned no devices';
-  return new UnsupportedError(`no RDMA device found (${why})`, SOFT_ROCE_HINTS, cause ? { cause } : undefined);
+  return new UnsupportedError(`no RDMA device found (${why})`, NO_DEVICE_HINTS, cause ? { cause } : undefined);
 }
 
 /** ibv_get_device_list errnos that mean "no devices" rather than a failure. */
@@ -76,16 +71,16 @@ export function ensureForkInit(): ibv.ForkStatus {
 }
 
 /** A registration through libibverbs: context + PD + MR, released in reverse order. */
-export class VerbsRegistration implements Registration {
+export class VerbsRegistration implements BackendRegistration<'verbs'> {
   readonly backend = 'verbs' as const;
   readonly addr: Pointer;
   readonly length: number;
-  readonly details: Readonly<Record<string, string | number | boolean | null>>;
-  readonly context: Context;
+  readonly details: RegistrationDetails<'verbs'>;
+  readonly context: DeviceContext;
   readonly pd: ProtectionDomain;
   readonly mr: MemoryRegion;
 
-  constructor(context: Context, pd: ProtectionDomain, mr: MemoryRegion, extra: Record<string, string | number | boolean | null>) {
+  constructor(context: DeviceContext, pd: ProtectionDomain, mr: MemoryRegion, extra: { fork: ibv.ForkStatus }) {
     this.context = context;
     this.pd = pd;
     this.mr = mr;
@@ -134,7 +129,7 @@ export function openVerbsRegistration(opts: VerbsRegistrationOptions): VerbsRegi
   // Before any registration, and before providers are loaded: that is when it can take effect.
   if (opts.forkInit) ensureForkInit();
 
-  let context: Context;
+  let context: DeviceContext;
   {
     using list = openDeviceListOrExplain();
     if (list.devices.length === 0) throw noDeviceError();

@@ -1,0 +1,302 @@
+// The fork scenarios' runner: register a buffer one way, fork (a paused clone child), let the parent
+// and/or the child write, then look: PFNs before and after, what each side sees, and — for pinned
+// backends — what the "device" reads and writes through the backend's own data path. One row per
+// scenario; the verdict comes from verdicts.ts.
+
+import { performance } from 'node:perf_hooks';
+import { view, type Pointer } from '../ffi/libc.js';
+import { pageSize } from '../proc/pagemap.js';
+import { allocateBuffer } from '../engine/buffer.js';
+import { applyProtections, register, type RegistrationSet } from '../engine/register.js';
+import type { MappedBuffer, Registration } from '../engine/types.js';
+import { PermissionError, RdmactlError, UnsupportedError, UsageError } from '../lib/errors.js';
+import { SyscallError } from '../ffi/errno.js';
+import { IBV_ACCESS_ON_DEMAND } from '../ffi/verbs/enums.js';
+import { PausedChild } from './child.js';
+import { armForkWatchdog, disarmForkWatchdog } from './watchdog.js';
+import { devicePathFor, type DevicePath } from './devicePath.js';
+import { pfnsVisible, probeEnvironment, verbsForkStatus, type RunEnvironment } from './environment.js';
+import { checkpoint } from './interrupt.js';
+import { readCopyOnFork } from '../observe/copyOnFork.js';
+import { notApplicable, type ScenarioSpec } from './matrix.js';
+import { PATTERN, classify, readChild, readChildPinned, readPfns, writeChild, type Content } from './observe.js';
+import { verdictOf, type VerdictId } from './verdicts.js';
+
+/** What the child found at the buffer's address right after the fork, before anyone wrote. */
+export type Inherited = Content | 'unmapped';
+
+export interface ScenarioResult extends ScenarioSpec {
+  /** Bytes of the buffer (the size rounded up to the backing's page size). */
+  length: number | null;
+  /** Whether the registration pins pages (uring, verbs except on-demand MRs). */
+  pinned: boolean;
+  /** A verbs on-demand (ODP) MR: nothing is pinned, the device follows the page tables. */
+  onDemand: boolean;
+  /** PFN of the buffer's first page in the parent, after registration and before the fork. */
+  parentPfnBefore: number | null;
+  /** … and after the writes, with the child still alive. */
+  parentPfnAfter: number | null;
+  /** PFN of the first page in the child. */
+  childPfn: number | null;
+  /** Pages whose PFN changed in the parent across fork + writes (null when PFNs are hidden). */
+  parentPagesMoved: number | null;
+  parentPfnStable: boolean | null;
+  /** The child maps the same physical page as the parent (first page). */
+  childSharesPage: boolean | null;
+  /** process_vm_readv of the child succeeded (EFAULT: the range was not inherited). */
+  childMapped: boolean | null;
+  childInherited: Inherited | null;
+  /** What the parent reads after the writes (before the device writes). */
+  parentSees: Content | null;
+  /** What the child holds after the writes; 'unmapped' when it has no mapping. */
+  childSees: Inherited | null;
+  /** The device path's read returned what the parent sees (its latest write). */
+  deviceSeesParentWrite: boolean | null;
+  /** After the device wrote a new pattern, the parent reads it. */
+  parentSeesDeviceWrite: boolean | null;
+  /** After the device wrote, what the child holds. */
+  childSeesAfterDeviceWrite: Inherited | null;
+  /** The data path used for the device checks, or why there is none. */
+  devicePath: string | null;
+  verdict: VerdictId;
+  /** Skip or failure reason, or a note on how the verdict was reached. */
+  reason: string | null;
+  elapsedMs: number;
+}
+
+export interface ScenarioRunOptions {
+  /** Requested buffer bytes (each backing rounds up to its page size). */
+  length: number;
+  /** Interrupt: checked between steps; when aborted the run stops with InterruptedError. */
+  signal?: AbortSignal;
+  /** Pause this long with each child alive (lets tests interrupt mid-scenario). */
+  stepDelayMs?: number;
+  /** Called with each child's pid as soon as it exists. */
+  onChild?: (pid: number, spec: ScenarioSpec) => void;
+  /** Replace a registration's device path (tests: a path that throws). */
+  devicePath?: (registration: Registration) => DevicePath | null;
+  /** Extra IBV_ACCESS_* bits for verbs rows (e.g. on-demand), on top of VERBS_FORK_ACCESS. */
+  verbsAccess?: number;
+}
+
+/**
+ * What verbs rows register with: local-write, remote-write, remote-read — the device path's RDMA
+ * WRITE needs remote-write and its RDMA READ remote-read.
+ */
+export const VERBS_FORK_ACCESS = 7;
+
+function emptyResult(spec: ScenarioSpec, verdict: VerdictId, reason: string | null, verbsAccess: number): ScenarioResult {
+  const onDemand = spec.backend === 'verbs' && (verbsAccess & IBV_ACCESS_ON_DEMAND) !== 0;
+  return {
+    ...spec, length: null, pinned: spec.backend === 'uring' || (spec.backend === 'verbs' && !onDemand), onDemand,
+    parentPfnBefore: null, parentPfnAfter: null, childPfn: null, parentPagesMoved: null, parentPfnStable: null,
+    childSharesPage: null, childMapped: null, childInherited: null, parentSees: null, childSees: null,
+    deviceSeesParentWrite: null, parentSeesDeviceWrite: null, childSeesAfterDeviceWrite: null, devicePath: null,
+    verdict, reason, elapsedMs: 0,
+  };
+}
+
+interface Setup {
+  buffer: MappedBuffer;
+  registration: Registration | null;
+  release(): void;
+}
+
+async function setUp(spec: ScenarioSpec, length: number, verbsAccess = 0): Promise<Setup> {
+  if (spec.backend === 'plain') {
+    const buffer = allocateBuffer({ length, backing: spec.backing });
+    try {
+      applyProtections(buffer, { dontfork: spec.protection === 'dontfork', wipeonfork: spec.protection === 'wipeonfork' });
+    } catch (err) {
+      buffer.close();
+      throw err;
+    }
+    return { buffer, registration: null, release: () => buffer.close() };
+  }
+  const set: RegistrationSet = await register({
+    length, backend: spec.backend, backing: spec.backing,
+    dontfork: spec.protection === 'dontfork', wipeonfork: spec.protection === 'wipeonfork', forkInit: spec.protection === 'fork-init',
+    ...(spec.backend === 'verbs' ? { access: VERBS_FORK_ACCESS | verbsAccess } : {}),
+  });
+  const first = set.registrations[0]!;
+  return { buffer: first.buffer, registration: first.registration, release: () => void set.close() };
+}
+
+function firstOrNull(values: ReadonlyArray<number | null> | undefined): number | null {
+  return values?.[0] ?? null;
+}
+
+/** Run one scenario. Whatever happens, its child is killed and reaped and its registration released. */
+export async function runScenario(spec: ScenarioSpec, env: RunEnvironment, options: ScenarioRunOptions): Promise<ScenarioResult> {
+  const started = performance.now();
+  const inapplicable = notApplicable(spec);
+  const verbsAccess = options.verbsAccess ?? 0;
+  if (inapplicable) return emptyResult(spec, 'skipped', inapplicable, verbsAccess);
+  if (spec.backend === 'verbs' && env.verbsUnavailable) return emptyResult(spec, 'skipped', env.verbsUnavailable, verbsAccess);
+
+  let setup: Setup;
+  try {
+    setup = await setUp(spec, options.length, verbsAccess);
+  } catch (err) {
+    // The machine cannot do this row (no hugepages, no THP, io_uring disabled, over a limit, the kernel
+    // refuses to pin this kind of mapping): a skip with the kernel's reason, not a failure.
+    if (err instanceof UnsupportedError || err instanceof PermissionError || err instanceof UsageError) {
+      return emptyResult(spec, 'skipped', err.message, verbsAccess);
+    }
+    if (err instanceof RdmactlError || err instanceof SyscallError) return emptyResult(spec, 'skipped', `cannot set up here: ${err.message}`, verbsAccess);
+    throw err;
+  }
+
+  const result = emptyResult(spec, 'error', null, verbsAccess);
+  const page = pageSize();
+  let device: DevicePath | null = null;
+  let child: PausedChild | null = null;
+  let watched = false;
+  try {
+    const { buffer, registration } = setup;
+    const addr: Pointer = buffer.addr;
+    const len = buffer.length;
+    result.length = len;
+    if (registration) {
+      const found = options.devicePath ? { path: options.devicePath(registration), unavailable: 'no device path' } : devicePathFor(registration);
+      device = found.path;
+      result.devicePath = found.path ? found.path.name : found.unavailable;
+    }
+
+    const mine = view(addr, len);
+    mine.fill(PATTERN.preFork);
+    const before = readPfns('self', addr, len, page);
+
+    // Before any child exists: children must not outlive us even if we are killed with SIGKILL.
+    await armForkWatchdog();
+    watched = true;
+    child = PausedChild.start();
+    options.onChild?.(child.pid, spec);
+    await checkpoint(options.signal, options.stepDelayMs ?? 0);
+
+    // Read without pinning (see readChild): a pin here would unshare the child's pages and hide the COW.
+    const inherited = readChild(child.pid, addr, len);
+    result.childInherited = inherited ? classify(inherited) : 'unmapped';
+
+    if (spec.writer === 'parent' || spec.writer === 'both') mine.fill(PATTERN.parent);
+    if (spec.writer === 'child' || spec.writer === 'both') writeChild(child.pid, addr, len, PATTERN.child);
+
+    const after = readPfns('self', addr, len, page);
+    const inChild = inherited ? readPfns(child.pid, addr, len, page) : null;
+    if (before?.visible && after?.visible) {
+      result.parentPfnBefore = firstOrNull(before.pfns);
+      result.parentPfnAfter = firstOrNull(after.pfns);
+      result.parentPagesMoved = before.pfns.filter((pfn, i) => pfn !== after.pfns[i]).length;
+      result.parentPfnStable = result.parentPagesMoved === 0;
+      if (inChild?.visible) {
+        result.childPfn = firstOrNull(inChild.pfns);
+        result.childSharesPage = result.childPfn !== null && result.childPfn === result.parentPfnAfter;
+      }
+    }
+
+    const parentNow = Buffer.from(mine); // a copy: what the parent reads now
+    result.parentSees = classify(parentNow);
+    const childNow = readChild(child.pid, addr, len);
+    result.childSees = childNow ? classify(childNow) : 'unmapped';
+
+    if (device) {
+      result.deviceSeesParentWrite = parentNow.equals(device.deviceRead(0, len));
+      device.deviceWrite(Buffer.alloc(len, PATTERN.device), 0);
+      result.parentSeesDeviceWrite = classify(mine) === 'device-write';
+      const childLater = readChild(child.pid, addr, len);
+      result.childSeesAfterDeviceWrite = childLater ? classify(childLater) : 'unmapped';
+    }
+    // Last, once every other observation is made: does the child have the range at all?
+    // process_vm_readv fails with EFAULT when the range was not inherited (MADV_DONTFORK).
+    result.childMapped = readChildPinned(child.pid, addr, len) !== null;
+
+    const { verdict, note } = verdictOf(result);
+    result.verdict = verdict;
+    result.reason = note;
+  } finally {
+    // Order matters: the child first (it may share the pages), then the device path, then the pins.
+    let failure: unknown;
+    for (const step of [() => child?.close(), () => device?.close(), () => setup.release()]) {
+      try { step(); } catch (err) { failure ??= err; }
+    }
+    if (watched) await disarmForkWatchdog();
+    result.elapsedMs = Math.round((performance.now() - started) * 10) / 10;
+    if (failure !== undefined) throw failure;
+  }
+  return result;
+}
+
+export interface ForkReport {
+  kernel: string;
+  copyOnFork: boolean;
+  /** Where copyOnFork came from (see observe/copyOnFork.ts). */
+  copyOnForkSource: string;
+  /** ibv_is_fork_initialized(): disabled / enabled / unneeded; null without libibverbs. */
+  verbsForkStatus: string | null;
+  pfnsVisible: boolean;
+  pageSize: number;
+  scenarios: ScenarioResult[];
+}
+
+/**
+ * The order rows run in (results keep the matrix order). ibv_fork_init() is process-wide: once called,
+ * libibverbs marks every later MR MADV_DONTFORK (seen on a 6.1 Soft-RoCE guest even though it reported
+ * fork support "unneeded"), and it fails after any registration. So verbs fork-init rows run last: they
+ * cannot spoil the other rows, and when another verbs row registered first they are skipped with the reason.
+ */
+export function executionOrder(specs: readonly ScenarioSpec[]): number[] {
+  const indices = specs.map((_, i) => i);
+  const isForkInit = (i: number): boolean => specs[i]!.backend === 'verbs' && specs[i]!.protection === 'fork-init';
+  return [...indices.filter((i) => !isForkInit(i)), ...indices.filter(isForkInit)];
+}
+
+/**
+ * Run every scenario in order. A row that throws is reported as `error` and the rest still run;
+ * an interrupt stops the run (after the current row's cleanup) with InterruptedError.
+ */
+export async function runMatrix(specs: readonly ScenarioSpec[], options: ScenarioRunOptions): Promise<ForkReport> {
+  // Armed once for the whole run (each row's arm/disarm then costs nothing), stopped when it ends.
+  // Started first: the watchdog's start (a node process) overlaps the probes below.
+  const watchdog = armForkWatchdog();
+  let env: RunEnvironment;
+  let kernel: ReturnType<typeof readCopyOnFork>;
+  try {
+    kernel = readCopyOnFork();
+    env = await probeEnvironment(specs);
+  } catch (err) {
+    await watchdog.then(disarmForkWatchdog, () => undefined);
+    throw err;
+  }
+  const report: ForkReport = {
+    kernel: kernel.kernel,
+    copyOnFork: kernel.copyOnFork,
+    copyOnForkSource: kernel.copyOnForkSource,
+    verbsForkStatus: specs.some((s) => s.backend === 'verbs') ? await verbsForkStatus() : null,
+    pfnsVisible: pfnsVisible(),
+    pageSize: pageSize(),
+    scenarios: [],
+  };
+  const rows: ScenarioResult[] = new Array<ScenarioResult>(specs.length);
+  await watchdog;
+  try {
+    for (const index of executionOrder(specs)) {
+      const spec = specs[index]!;
+      await checkpoint(options.signal);
+      let row: ScenarioResult;
+      try {
+        row = await runScenario(spec, env, options);
+      } catch (err) {
+        if (err instanceof Error && err.name === 'InterruptedError') throw err;
+        row = emptyResult(spec, 'error', err instanceof Error ? err.message : String(err), options.verbsAccess ?? 0);
+      }
+      if (row.verdict === 'skipped' && spec.backend === 'verbs' && spec.protection === 'fork-init' && /ibv_fork_init/.test(row.reason ?? '')) {
+        row.reason = `${row.reason} (ibv_fork_init is process-wide and must precede every registration: run rdmactl fork --backend verbs --protect fork-init on its own)`;
+      }
+      rows[index] = row;
+    }
+  } finally {
+    await disarmForkWatchdog();
+  }
+  report.scenarios = rows;
+  return report;
+}
