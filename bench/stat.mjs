@@ -34,8 +34,15 @@ export async function benchStat({ processes = 2000, runs = 7 } = {}) {
     // grep's time includes its own start-up, as a shell user would pay it; the glob is expanded by bash.
     const grep = timeCommand(['bash', '-c', 'grep -h VmPin /proc/[0-9]*/status 2>/dev/null; true'], runs);
     const bashAlone = timeCommand(['bash', '-c', 'true'], runs);
-    const ps = timeCommand(['ps', '-eo', 'pid,rss,comm'], runs);
-    const stat = timeCommand([process.execPath, `${root}bin/rdmactl`, 'stat', '--json'], runs);
+    // Interleaved (ps, rdmactl, ps, …) so that a change in the machine's load hits both alike.
+    const psTimes = [];
+    const statTimes = [];
+    for (let i = 0; i < runs * 2 + 1; i++) {
+      psTimes.push(timeCommand(['ps', '-eo', 'pid,rss,comm'], 1));
+      statTimes.push(timeCommand([process.execPath, `${root}bin/rdmactl`, 'stat', '--json'], 1));
+    }
+    const ps = median(psTimes);
+    const stat = median(statTimes);
     return { processes: idle.count, scan: median(scanTimes), grep, bashAlone, ps, stat };
   } finally {
     await idle.stop();
