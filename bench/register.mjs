@@ -89,6 +89,13 @@ for (const [backend, bytes, iterations, target] of cases) {
 }
 baseline?.cleanup();
 
-const nodeStart = startMillis([process.execPath, '-e', '0']);
-const ourStart = startMillis([process.execPath, `${root}bin/rdmactl`, '--version']);
-console.log(`start: rdmactl --version ${ourStart.toFixed(0)} ms, node -e 0 ${nodeStart.toFixed(0)} ms, difference ${(ourStart - nodeStart).toFixed(0)} ms (target: rdmactl ≤ 100 ms)`);
+// Interleaved (node, rdmactl, node, …) so that a change in the machine's load hits both alike.
+const startTimes = { node: [], rdmactl: [] };
+for (let i = 0; i < 21; i++) {
+  startTimes.node.push(startMillis([process.execPath, '-e', '0'], 1));
+  startTimes.rdmactl.push(startMillis([process.execPath, `${root}bin/rdmactl`, '--version'], 1));
+}
+const nodeStart = median(startTimes.node);
+const ourStart = median(startTimes.rdmactl);
+const startRatio = ourStart / nodeStart;
+console.log(`start: rdmactl --version ${ourStart.toFixed(0)} ms, node -e 0 ${nodeStart.toFixed(0)} ms, ratio ${startRatio.toFixed(2)}× (target ≤ 1.25×)${startRatio <= 1.25 ? '' : '  ← above target'}`);

@@ -9,6 +9,7 @@ const scripts = [
   ['register.mjs'],
   ['fork.mjs'],
   ['stat.mjs', ...(quick ? ['--processes', '500'] : [])],
+  ['ls.mjs', ...(quick ? ['--holders', '50'] : [])],
   ['top.mjs', ...(quick ? ['--quick'] : [])],
   ['exporter.mjs', ...(quick ? ['--quick'] : [])],
 ];

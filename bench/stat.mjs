@@ -49,15 +49,18 @@ export async function benchStat({ processes = 2000, runs = 7 } = {}) {
     // grep's time includes its own start-up, as a shell user would pay it; the glob is expanded by bash.
     const grep = timeCommand(['bash', '-c', 'grep -h VmPin /proc/[0-9]*/status 2>/dev/null; true'], runs);
     const bashAlone = timeCommand(['bash', '-c', 'true'], runs);
-    const ps = timeCommand(['ps', '-eo', 'pid,rss,comm'], runs);
-    // Grouping reads /proc/PID/cgroup only for holders and mountinfo once: it should cost next to nothing.
-    // The two runs alternate, so a busy machine slows both alike.
+    // Interleaved (ps, rdmactl, rdmactl --by cgroup, ps, …) so that a change in the machine's load hits
+    // all alike. Grouping reads /proc/PID/cgroup only for holders and mountinfo once: it should cost
+    // next to nothing over stat.
+    const psTimes = [];
     const statTimes = [];
     const byCgroupTimes = [];
-    for (let i = 0; i < runs; i++) {
+    for (let i = 0; i < runs * 2 + 1; i++) {
+      psTimes.push(timeCommand(['ps', '-eo', 'pid,rss,comm'], 1));
       statTimes.push(timeCommand([process.execPath, `${root}bin/rdmactl`, 'stat', '--json'], 1));
       byCgroupTimes.push(timeCommand([process.execPath, `${root}bin/rdmactl`, 'stat', '--by', 'cgroup', '--json'], 1));
     }
+    const ps = median(psTimes);
     const stat = median(statTimes);
     const statByCgroup = median(byCgroupTimes);
     return { processes: idle.count, scan: median(scanTimes), grep, bashAlone, ps, stat, statByCgroup, collectCpu: median(collectCpu), groupedCpu: median(groupedCpu) };

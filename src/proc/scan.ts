@@ -66,6 +66,8 @@ export interface ScanOptions {
    * when something changed.
    */
   reuseMappings?: (status: ProcessStatus) => MappingsDetail | null;
+  /** Read /proc/PID/limits with the detail (default true); false for callers that never show it (`ls`). */
+  limits?: boolean;
 }
 
 /** The part of ProcessDetail that comes from smaps and the fd directory, with the parts refused then. */
@@ -129,8 +131,8 @@ function readMappings(pid: number): MappingsDetail | 'gone' {
  * Reads limits, smaps and io_uring fdinfo of pid (smaps and fdinfo taken from `reuse` when given).
  * Returns 'gone' if the process disappeared.
  */
-export function readProcessDetail(pid: number, unreadable: DetailPart[], reuse: MappingsDetail | null = null): ProcessDetail | 'gone' {
-  const limits = tryPart('limits', unreadable, () => readLimits(pid));
+export function readProcessDetail(pid: number, unreadable: DetailPart[], reuse: MappingsDetail | null = null, withLimits = true): ProcessDetail | 'gone' {
+  const limits = withLimits ? tryPart('limits', unreadable, () => readLimits(pid)) : null;
   if (limits === 'gone') return 'gone';
   const mappings = reuse ?? readMappings(pid);
   if (mappings === 'gone') return 'gone';
@@ -184,7 +186,7 @@ export function scanProcesses(options: ScanOptions = {}): ScanResult {
     const unreadable: DetailPart[] = [];
     let detail: ProcessDetail | null = null;
     if (status.hasMm && (explicit || options.detail || (holding && !options.statusOnly))) {
-      const read = readProcessDetail(pid, unreadable, options.reuseMappings?.(status) ?? null);
+      const read = readProcessDetail(pid, unreadable, options.reuseMappings?.(status) ?? null, options.limits ?? true);
       if (read === 'gone') {
         vanishedProcesses++;
         continue;

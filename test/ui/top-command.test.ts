@@ -69,7 +69,22 @@ export async function resolve(specifier, context, next) {
 }
 `);
     hooks = join(dir, 'register.mjs');
-    writeFileSync(hooks, `import { register } from 'node:module';\nregister(${JSON.stringify(pathToFileURL(join(dir, 'hooks.mjs')).href)});\n`);
+    // ES module loads go through the resolve hook; require() (bin/rdmactl loads the CommonJS bundle
+    // dist/rdmactl.cjs, and the bundle requires packages) through Module._resolveFilename.
+    writeFileSync(hooks, `import { register } from 'node:module';
+import { createRequire } from 'node:module';
+import { appendFileSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
+import { pathToFileURL } from 'node:url';
+register(${JSON.stringify(pathToFileURL(join(dir, 'hooks.mjs')).href)});
+const Module = createRequire(import.meta.url)('node:module');
+const resolveFilename = Module._resolveFilename;
+Module._resolveFilename = function (...args) {
+  const file = resolveFilename.apply(this, args);
+  if (isAbsolute(file)) appendFileSync(process.env.RDMACTL_LOAD_LOG, pathToFileURL(file).href + '\\n');
+  return file;
+};
+`);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -87,7 +102,7 @@ export async function resolve(specifier, context, next) {
   it('--version, stat --json and top --json do not load ink, React or the dashboard', () => {
     for (const [name, args] of [['version', ['--version']], ['stat', ['stat', '--json']], ['topjson', ['top', '--json', '--count', '1']]] as const) {
       const urls = loaded([process.execPath, BIN, ...args], name);
-      expect(urls.some((u) => u.endsWith('/dist/program.js')), `${name}: the hook saw the program load`).toBe(true);
+      expect(urls.some((u) => u.endsWith('/dist/program.js') || u.endsWith('/dist/rdmactl.cjs')), `${name}: the hooks saw the program load`).toBe(true);
       expect(dashboardModules(urls), name).toEqual([]);
     }
   });

@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+// Bundles every command except `top` into one CommonJS file, dist/rdmactl.cjs, after tsc has built
+// dist/. bin/rdmactl (CommonJS, see bin/package.json) require()s it, so a command runs without Node's
+// ES module loader and without resolving ~25 files one by one: `rdmactl --version` starts as fast as
+// `node -e 0` (bench/RESULTS.md has the figures). `top` keeps the ES modules of dist/ (its dashboard
+// bundle imports them), and bin/rdmactl falls back to dist/main.js when this bundle is missing, so
+// this step is an optimisation, never a requirement.
+//
+// Native and ES-only packages (koffi, ink, react) stay outside; the dashboard is never bundled here.
+// Each dist file's `import.meta.url` becomes that file's own URL, computed from the bundle's location at
+// run time, so paths relative to a module (../package.json, ./scanWorker.js, ../../bin/rdmactl) still
+// name the same files, wherever the package is installed.
+//
+// Usage: node scripts/bundle-cli.mjs [--check]   (--check: exit 1 if esbuild is not installed)
+
+import { dirname, relative, resolve, sep } from 'node:path';
+import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = resolve(root, 'dist');
+const outfile = resolve(dist, 'rdmactl.cjs');
+
+let esbuild;
+try {
+  esbuild = await import('esbuild');
+} catch {
+  rmSync(outfile, { force: true });
+  const message = 'bundle-cli: esbuild is not installed; rdmactl will load dist/ module by module (slower start)';
+  if (process.argv.includes('--check')) {
+    console.error(message);
+    process.exit(1);
+  }
+  console.warn(message);
+  process.exit(0);
+}
+if (!existsSync(resolve(dist, 'cli.js'))) {
+  console.error('bundle-cli: dist/cli.js is missing: run tsc first');
+  process.exit(1);
+}
+
+/** `import.meta.url` of a dist file → that file's URL, derived from where the bundle lies at run time. */
+const ownUrl = {
+  name: 'own-url',
+  setup(build) {
+    build.onLoad({ filter: /\.js$/ }, (args) => {
+      if (!args.path.startsWith(dist + sep)) return undefined;
+      const text = readFileSync(args.path, 'utf8');
+      if (!text.includes('import.meta.url')) return undefined;
+      const own = relative(dist, args.path).split(sep).join('/');
+      return { contents: text.replaceAll('import.meta.url', `__rdmactlModuleUrl(${JSON.stringify(own)})`), loader: 'js', resolveDir: dirname(args.path) };
+    });
+  },
+};
+
+/** The dashboard (ink, React) is `top`'s, which runs from the ES modules: keep it out of the bundle. */
+const noDashboard = {
+  name: 'no-dashboard',
+  setup(build) {
+    build.onResolve({ filter: /\/ui\/dashboard(\/run)?(\.bundle)?\.js$/ }, (args) => {
+      const target = relative(dist, resolve(args.resolveDir, args.path)).split(sep).join('/');
+      return { path: `./${target}`, external: true };
+    });
+  },
+};
+
+const started = performance.now();
+await esbuild.build({
+  stdin: {
+    contents: "import { run } from './cli.js';\nrun(process.argv.slice(2)).then((code) => { process.exitCode = code; });\n",
+    resolveDir: dist,
+    sourcefile: 'rdmactl-entry.js',
+    loader: 'js',
+  },
+  outfile,
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  external: ['koffi', 'ink', 'react'],
+  banner: { js: "'use strict';\nconst __rdmactlModuleUrl = (file) => require('node:url').pathToFileURL(require('node:path').join(__dirname, file)).href;" },
+  minifySyntax: true,
+  minifyWhitespace: true,
+  legalComments: 'linked',
+  logLevel: 'warning',
+  plugins: [ownUrl, noDashboard],
+});
+const kib = (statSync(outfile).size / 1024).toFixed(0);
+console.log(`bundle-cli: ${relative(root, outfile)} (${kib} KiB) in ${Math.round(performance.now() - started)} ms`);
