@@ -75,7 +75,8 @@ export function doctorCommand(ctx: Context): Command {
     .description(`Check what decides whether memory can be registered for PID (default: rdmactl itself, i.e.
 the limits and credentials of your shell): RLIMIT_MEMLOCK and CAP_IPC_LOCK, where the limit came from
 (parent chain, limits.conf), io_uring's per-user charge, vm.max_map_count, fork safety, huge pages, the
-verbs stack, and the machine's pinned memory. One line per check: ok, warn, fail, or skip with the reason.
+verbs stack, the machine's pinned memory, and the process's systemd unit, container and cgroup
+(memory and rdma limits). One line per check: ok, warn, fail, or skip with the reason.
 With --size and --backend, predict whether that registration succeeds and name the cause if not;
 --try also really registers it in a child and compares. Exit 1 when any check fails.`)
     .argument('[pid]', 'process to diagnose (default: this shell, through rdmactl itself)')

@@ -2,28 +2,387 @@
 // (LimitMEMLOCK= of the unit), container.runtime (runtime, id, IPC_LOCK in bounding vs effective
 // set), cgroup.memory (memory.max vs usage + the request) and cgroup.rdma (rdma.max vs rdma.current).
 //
-// The cgroup readers live in src/proc (cgroup attribution); until they are wired in here, every one
-// of these checks is reported as skipped, never as ok. The seam is `attribution`: set it to a reader
-// and implement the checks against what it returns.
+// The cgroup files are read by src/proc/cgroup.ts and named by src/observe/cgroupNames.ts; this
+// file only decides. The seam is `attribution`: the reader the doctor's context is filled from.
 
-import { skipped, type DoctorContext, type Finding } from './types.js';
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { formatBytes } from '../lib/size.js';
+import {
+  cgroupDirectory,
+  readCgroupFile,
+  readCgroupMemory,
+  readCgroupMounts,
+  readCgroupRdma,
+  readProcCgroup,
+  type CgroupMembership,
+  type CgroupMount,
+  type CgroupMounts,
+  type CgroupVersion,
+} from '../proc/cgroup.js';
+import { ProcUnreadableError } from '../proc/procfs.js';
+import { nameCgroup, type ContainerRuntime } from '../observe/cgroupNames.js';
+import { primaryPath } from '../observe/cgroups.js';
+import { limitText, requestChargeBytes } from './request.js';
+import { CAP_IPC_LOCK, hasCapability } from './target.js';
+import { finding, skipped, type DoctorContext, type Finding } from './types.js';
 
-/** What the cgroup readers will tell about a process. */
+/** What the cgroup readers tell about a process. */
 export interface Attribution {
+  /** The path its limits are read at: the v1 memory cgroup on v1/hybrid hosts, else the unified one. */
   cgroupPath: string;
-  systemdUnit: string | null;
-  container: { runtime: string; id: string } | null;
+  version: CgroupVersion;
+  /** The deepest .service/.scope on any of its cgroup paths (else the deepest .slice), with its own path. */
+  systemdUnit: { name: string; path: string } | null;
+  container: { runtime: ContainerRuntime; id: string; path: string } | null;
+  memberships: CgroupMembership[];
+  mounts: CgroupMounts;
 }
 
-export type AttributionReader = (pid: number) => Attribution | null;
+/** null: the process's cgroup cannot be read (`reason` says why). */
+export type AttributionReader = (pid: number) => { attribution: Attribution | null; reason: string | null };
 
-/** Not wired yet: the cgroup attribution readers provide this. */
-export const attribution: AttributionReader | null = null;
+// Where the systemd unit is looked for first: systemd's own hierarchy names units exactly; the
+// memory hierarchy is where a process may have been moved by hand or by a runtime.
+function unitPaths(memberships: readonly CgroupMembership[], primary: string): string[] {
+  const systemd = memberships.find((m) => m.controllers.includes('name=systemd'))?.path;
+  const unified = memberships.find((m) => m.hierarchyId === 0)?.path;
+  return [systemd, unified, primary].filter((p): p is string => p !== undefined);
+}
 
-export const NEEDS_ATTRIBUTION = 'needs cgroup attribution';
+export function readAttribution(pid: number, mounts: CgroupMounts = readCgroupMounts()): { attribution: Attribution | null; reason: string | null } {
+  let memberships: CgroupMembership[] | null;
+  try {
+    memberships = readProcCgroup(pid);
+  } catch (err) {
+    if (err instanceof ProcUnreadableError) return { attribution: null, reason: `cannot read /proc/${pid}/cgroup (permission denied)` };
+    throw err;
+  }
+  if (memberships === null) return { attribution: null, reason: `/proc/${pid}/cgroup is gone (the process exited)` };
+  const primary = primaryPath(memberships, mounts);
+  if (!primary) return { attribution: null, reason: `/proc/${pid}/cgroup names no cgroup hierarchy` };
+  let unit: Attribution['systemdUnit'] = null;
+  for (const path of unitPaths(memberships, primary.path)) {
+    const named = nameCgroup(path).unit;
+    // A service or scope beats a slice found on another hierarchy.
+    if (named && (!unit || (/\.slice$/.test(unit.name) && !/\.slice$/.test(named.name)))) unit = named;
+  }
+  let container: Attribution['container'] = null;
+  for (const path of [primary.path, ...unitPaths(memberships, primary.path)]) container ??= nameCgroup(path).container;
+  return { attribution: { cgroupPath: primary.path, version: primary.version, systemdUnit: unit, container, memberships, mounts }, reason: null };
+}
+
+export const attribution: AttributionReader = (pid) => readAttribution(pid);
 
 export const ATTRIBUTION_CHECKS = ['memlock.unit', 'container.runtime', 'cgroup.memory', 'cgroup.rdma'] as const;
 
-export function attributionFindings(_ctx: DoctorContext): Finding[] {
-  return ATTRIBUTION_CHECKS.map((id) => skipped(id, NEEDS_ATTRIBUTION));
+// ---- fixes that name the environment -------------------------------------------------------------
+
+function dropInFix(unit: string): string {
+  return `mkdir -p /etc/systemd/system/${unit}.d && printf '[Service]\\nLimitMEMLOCK=infinity\\n' > /etc/systemd/system/${unit}.d/memlock.conf && systemctl daemon-reload && systemctl restart ${unit}`;
+}
+
+/** The runtime's own way to give its containers an unlimited memlock limit. */
+export function containerMemlockFix(runtime: ContainerRuntime, id: string): string {
+  const short = id.slice(0, 12);
+  switch (runtime) {
+    case 'docker':
+      return `container ${short} (docker): recreate it with docker run --ulimit memlock=-1:-1 (or "default-ulimits": {"memlock": {"Name": "memlock", "Soft": -1, "Hard": -1}} in /etc/docker/daemon.json for every container)`;
+    case 'podman':
+      return `container ${short} (podman): recreate it with podman run --ulimit memlock=-1:-1 (or default_ulimits = ["memlock=-1:-1"] in containers.conf)`;
+    case 'cri-o':
+      return `container ${short} (cri-o): default_ulimits = ["memlock=-1:-1"] under [crio.runtime] in /etc/crio/crio.conf, restart crio, recreate the pod`;
+    case 'containerd':
+    case 'kubernetes':
+      return `container ${short} (${runtime}): containers get containerd's own limit: ${dropInFix('containerd.service')}, then recreate the pod`;
+  }
+}
+
+/** memlock fixes for the unit or container the target runs in; empty when it runs in neither. */
+export function environmentMemlockFixes(ctx: DoctorContext): string[] {
+  const found = ctx.attribution;
+  if (!found) return [];
+  if (found.container) return [containerMemlockFix(found.container.runtime, found.container.id)];
+  const unit = found.systemdUnit?.name;
+  if (unit && unit.endsWith('.service')) return [`systemd unit ${unit} (limits.conf does not apply to it): LimitMEMLOCK=infinity in a drop-in: ${dropInFix(unit)}`];
+  if (unit && unit.endsWith('.scope')) return [`scope ${unit}: a scope has no LimitMEMLOCK=; raise the limit of the program that started it (or start it as a service with LimitMEMLOCK=infinity)`];
+  return [];
+}
+
+// ---- memlock.unit --------------------------------------------------------------------------------
+
+/** `systemctl show -p LimitMEMLOCK -p LimitMEMLOCKSoft UNIT` output → bytes (null = infinity); undefined when absent or unparsable. */
+export function parseSystemdLimits(text: string): { hardBytes: number | null | undefined; softBytes: number | null | undefined } {
+  const value = (key: string): number | null | undefined => {
+    const raw = new RegExp(`^${key}=(.*)$`, 'm').exec(text)?.[1]?.trim();
+    if (raw === undefined || raw === '') return undefined;
+    if (raw === 'infinity') return null;
+    return /^\d+$/.test(raw) ? Number(raw) : undefined;
+  };
+  return { hardBytes: value('LimitMEMLOCK'), softBytes: value('LimitMEMLOCKSoft') };
+}
+
+/** Whether systemd is the running init (sd_booted(3): /run/systemd/system exists). */
+export function systemdRunning(): boolean {
+  return existsSync('/run/systemd/system');
+}
+
+export function memlockUnit(ctx: DoctorContext, reason: string | null): Finding {
+  const id = 'memlock.unit';
+  const found = ctx.attribution;
+  if (!found) return skipped(id, reason ?? 'the process\'s cgroup is unknown');
+  const unit = found.systemdUnit;
+  const evidence = { cgroup: found.cgroupPath, unit: unit?.name ?? null, unitCgroup: unit?.path ?? null, file: `/proc/${ctx.target.pid}/cgroup` };
+  if (!unit) return finding(id, 'ok', `not in a systemd unit's cgroup (${found.cgroupPath}): LimitMEMLOCK= does not apply`, evidence);
+  if (!unit.name.endsWith('.service')) {
+    const kind = unit.name.endsWith('.scope') ? 'a scope (started outside systemd, which only tracks it)' : 'a slice (it only groups units)';
+    return finding(id, 'ok', `in ${unit.name}, ${kind}: it has no LimitMEMLOCK=; the limit comes from the program that started the process`, evidence);
+  }
+  const userManager = /\/user@(\d+)\.service\//.exec(`${unit.path}/`);
+  if (userManager && !unit.name.startsWith('user@')) {
+    return skipped(id, `${unit.name} belongs to the user manager user@${userManager[1]}.service: ask it with systemctl --user show -p LimitMEMLOCK ${unit.name} as that user`, evidence);
+  }
+  if (!systemdRunning()) {
+    return skipped(id, `systemd is not running here (no /run/systemd/system): cannot ask for LimitMEMLOCK of ${unit.name}`, evidence);
+  }
+  const shown = spawnSync('systemctl', ['show', '-p', 'LimitMEMLOCK', '-p', 'LimitMEMLOCKSoft', unit.name], { encoding: 'utf8', timeout: 10_000 });
+  if (shown.error || shown.status !== 0) {
+    return skipped(id, `systemctl show ${unit.name} failed: ${(shown.error?.message ?? shown.stderr.trim()) || `exit ${shown.status}`}`, evidence);
+  }
+  const limits = parseSystemdLimits(shown.stdout);
+  if (limits.hardBytes === undefined) return skipped(id, `systemctl show ${unit.name} printed no LimitMEMLOCK=`, evidence);
+  const unitSoft = limits.softBytes === undefined ? limits.hardBytes : limits.softBytes;
+  const unitEvidence = { ...evidence, unitSoftBytes: unitSoft, unitHardBytes: limits.hardBytes, softBytes: ctx.target.softBytes, hardBytes: ctx.target.hardBytes };
+  const unitText = `LimitMEMLOCK=${limitText(unitSoft)}${limits.hardBytes !== unitSoft ? `:${limitText(limits.hardBytes)}` : ''}`;
+  if (unitSoft === null) return finding(id, 'ok', `${unit.name} has ${unitText}`, unitEvidence);
+  if (hasCapability(ctx.target, CAP_IPC_LOCK)) return finding(id, 'ok', `${unit.name} has ${unitText}, not enforced: CAP_IPC_LOCK is effective`, unitEvidence);
+  const same = ctx.target.softBytes === unitSoft;
+  return finding(id, 'warn',
+    `${unit.name} starts its processes with ${unitText}${same ? ' (this process has it)' : `; this process has ${limitText(ctx.target.softBytes)} (changed after start)`}: limits.conf does not apply to services`,
+    unitEvidence, [`${dropInFix(unit.name)} (or systemctl edit ${unit.name})`]);
+}
+
+// ---- container.runtime ---------------------------------------------------------------------------
+
+function parseCapMask(statusText: string, key: string): bigint | null {
+  const match = new RegExp(`^${key}:\\s*([0-9a-fA-F]+)$`, 'm').exec(statusText);
+  return match ? BigInt(`0x${match[1]}`) : null;
+}
+
+const hex = (mask: bigint | null): string | null => (mask === null ? null : `0x${mask.toString(16).padStart(16, '0')}`);
+
+export function containerRuntime(ctx: DoctorContext, reason: string | null): Finding {
+  const id = 'container.runtime';
+  const found = ctx.attribution;
+  if (!found) return skipped(id, reason ?? 'the process\'s cgroup is unknown');
+  const container = found.container;
+  if (!container) return finding(id, 'ok', `not in a container's cgroup (${found.cgroupPath})`, { cgroup: found.cgroupPath, runtime: null, containerId: null });
+  const { target } = ctx;
+  const capBnd = parseCapMask(target.statusText, 'CapBnd');
+  const bounding = capBnd !== null && ((capBnd >> BigInt(CAP_IPC_LOCK)) & 1n) === 1n;
+  const effective = hasCapability(target, CAP_IPC_LOCK);
+  const evidence = {
+    runtime: container.runtime,
+    containerId: container.id,
+    cgroup: found.cgroupPath,
+    containerCgroup: container.path,
+    softBytes: target.softBytes,
+    hardBytes: target.hardBytes,
+    capBnd: hex(capBnd),
+    capEff: hex(target.capEff),
+    capIpcLockBounding: bounding,
+    capIpcLockEffective: effective,
+    file: `/proc/${target.pid}/status`,
+  };
+  const who = `${container.runtime} container ${container.id.slice(0, 12)}`;
+  if (effective) return finding(id, 'ok', `${who}: CAP_IPC_LOCK is effective, RLIMIT_MEMLOCK (${limitText(target.softBytes)}) is not enforced`, evidence);
+  if (target.softBytes === null) return finding(id, 'ok', `${who}: RLIMIT_MEMLOCK is unlimited`, evidence);
+  const cap = bounding
+    ? 'CAP_IPC_LOCK is in its bounding set but not effective (a non-root user in the container: capabilities granted with --cap-add are not effective for it)'
+    : 'CAP_IPC_LOCK is not in its bounding set (the runtime did not grant it)';
+  return finding(id, 'warn', `${who} got RLIMIT_MEMLOCK ${limitText(target.softBytes)} soft / ${limitText(target.hardBytes)} hard and ${cap}: pins above the limit fail`, evidence,
+    [containerMemlockFix(container.runtime, container.id)]);
+}
+
+// ---- cgroup.memory -------------------------------------------------------------------------------
+
+function memoryMount(found: Attribution): CgroupMount | null {
+  if (found.version === 1) return found.mounts.v1.get('memory') ?? null;
+  const v2 = found.mounts.v2;
+  if (!v2) return null;
+  const root = cgroupDirectory(v2, v2.root);
+  const controllers = root === null ? null : readCgroupFile(root, 'cgroup.controllers');
+  return controllers !== null && controllers.split(/\s+/).includes('memory') ? v2 : null;
+}
+
+/** Paths from a cgroup up to the hierarchy's root: /a/b → /a/b, /a, /. */
+function ancestors(path: string): string[] {
+  const out: string[] = [];
+  for (let p = path; ; p = p.slice(0, p.lastIndexOf('/')) || '/') {
+    out.push(p);
+    if (p === '/') return out;
+  }
+}
+
+interface MemoryLevel {
+  path: string;
+  directory: string;
+  limitBytes: number;
+  usageBytes: number;
+  /** Page cache the cgroup can drop to make room (active + inactive file pages). */
+  reclaimableBytes: number;
+  unevictableBytes: number | null;
+  /** What the request may still fault in: limit − (usage − reclaimable). */
+  headroomBytes: number;
+}
+
+export function cgroupMemory(ctx: DoctorContext, reason: string | null): Finding {
+  const id = 'cgroup.memory';
+  const found = ctx.attribution;
+  if (!found) return skipped(id, reason ?? 'the process\'s cgroup is unknown');
+  const mount = memoryMount(found);
+  if (!mount) return skipped(id, 'no memory cgroup controller is mounted here', { cgroup: found.cgroupPath });
+  const version = found.version;
+  const files = version === 1 ? { limit: 'memory.limit_in_bytes', usage: 'memory.usage_in_bytes' } : { limit: 'memory.max', usage: 'memory.current' };
+  // A limit anywhere above the process caps it too (hierarchical accounting): the level with the least room wins.
+  let tightest: MemoryLevel | null = null;
+  for (const path of ancestors(found.cgroupPath)) {
+    const directory = cgroupDirectory(mount, path);
+    if (directory === null) break;
+    const memory = readCgroupMemory(directory, version);
+    if (memory.unreadable.includes(files.limit) || (memory.limitBytes !== null && memory.usageBytes === null)) {
+      return skipped(id, `cannot read ${directory}/${memory.unreadable.includes(files.limit) ? files.limit : files.usage}`, { cgroup: found.cgroupPath });
+    }
+    if (memory.limitBytes === null || memory.usageBytes === null) continue;
+    const stat = memory.stat;
+    const file = version === 1
+      ? (stat?.get('total_active_file') ?? stat?.get('active_file') ?? 0) + (stat?.get('total_inactive_file') ?? stat?.get('inactive_file') ?? 0)
+      : (stat?.get('active_file') ?? 0) + (stat?.get('inactive_file') ?? 0);
+    const reclaimable = Math.min(file, memory.usageBytes);
+    const level: MemoryLevel = {
+      path, directory, limitBytes: memory.limitBytes, usageBytes: memory.usageBytes, reclaimableBytes: reclaimable,
+      unevictableBytes: memory.unevictableBytes, headroomBytes: memory.limitBytes - (memory.usageBytes - reclaimable),
+    };
+    if (tightest === null || level.headroomBytes < tightest.headroomBytes) tightest = level;
+  }
+  const requestBytes = ctx.request.sizeBytes === null ? null : requestChargeBytes(ctx);
+  const base = { cgroup: found.cgroupPath, hierarchy: version, requestBytes };
+  if (!tightest) return finding(id, 'ok', `no memory limit on ${found.cgroupPath} or its ancestors`, { ...base, limitCgroup: null, limitBytes: null, usageBytes: null });
+  const evidence = {
+    ...base,
+    limitCgroup: tightest.path,
+    limitBytes: tightest.limitBytes,
+    usageBytes: tightest.usageBytes,
+    reclaimableBytes: tightest.reclaimableBytes,
+    unevictableBytes: tightest.unevictableBytes,
+    headroomBytes: tightest.headroomBytes,
+    file: `${tightest.directory}/${files.limit}`,
+  };
+  const where = `memory cgroup ${tightest.path}${tightest.path === found.cgroupPath ? '' : ` (an ancestor of ${found.cgroupPath})`}`;
+  const state = `${formatBytes(tightest.usageBytes)} used of ${formatBytes(tightest.limitBytes)} (${files.limit}; ${formatBytes(tightest.reclaimableBytes)} of it page cache it can drop)`;
+  const fixes = memoryFixes(found, tightest, version, requestBytes);
+  if (requestBytes !== null && requestBytes > 0 && requestBytes > tightest.headroomBytes) {
+    return finding(id, 'fail',
+      `${formatBytes(requestBytes)} requested > ${formatBytes(Math.max(0, tightest.headroomBytes))} left in ${where}: ${state}; pinned and locked pages cannot be reclaimed, so the cgroup's OOM killer ends a process (SIGKILL)`,
+      evidence, fixes);
+  }
+  if (tightest.usageBytes - tightest.reclaimableBytes >= 0.9 * tightest.limitBytes) {
+    return finding(id, 'warn', `${where} is nearly full: ${state}; a pin beyond ${formatBytes(Math.max(0, tightest.headroomBytes))} starts its OOM killer`, evidence, fixes);
+  }
+  return finding(id, 'ok', `${where}: ${state}${requestBytes ? `; ${formatBytes(requestBytes)} requested fits` : ''}`, evidence);
+}
+
+function memoryFixes(found: Attribution, level: MemoryLevel, version: CgroupVersion, requestBytes: number | null): string[] {
+  const needed = level.limitBytes + Math.max(0, (requestBytes ?? 0) - level.headroomBytes);
+  const file = version === 1 ? 'memory.limit_in_bytes' : 'memory.max';
+  const fixes = [`raise the limit: echo ${version === 1 ? needed : 'max'} > ${level.directory}/${file} (as root; it is reset when the group is recreated)`];
+  const owner = nameCgroup(level.path);
+  if (owner.container?.runtime === 'docker') fixes.push(`docker update --memory ${needed} --memory-swap -1 ${owner.container.id.slice(0, 12)}`);
+  else if (owner.pod) fixes.push(`raise resources.limits.memory of pod ${owner.pod.uid}`);
+  else if (owner.unit && /\.(service|scope|slice)$/.test(owner.unit.name) && !found.container) fixes.push(`systemctl set-property ${owner.unit.name} ${version === 1 ? 'MemoryLimit' : 'MemoryMax'}=${needed}`);
+  return fixes;
+}
+
+// ---- cgroup.rdma ---------------------------------------------------------------------------------
+
+/** The rdma hierarchy of the process: a v1 rdma controller, or the unified one when it offers rdma. */
+function rdmaPlace(found: Attribution): { mount: CgroupMount; path: string } | null {
+  const v1 = found.mounts.v1.get('rdma');
+  if (v1) {
+    const member = found.memberships.find((m) => m.hierarchyId !== 0 && m.controllers.includes('rdma'));
+    return member ? { mount: v1, path: member.path } : null;
+  }
+  const v2 = found.mounts.v2;
+  const member = found.memberships.find((m) => m.hierarchyId === 0);
+  if (!v2 || !member) return null;
+  const root = cgroupDirectory(v2, v2.root);
+  const controllers = root === null ? null : readCgroupFile(root, 'cgroup.controllers');
+  return controllers !== null && controllers.split(/\s+/).includes('rdma') ? { mount: v2, path: member.path } : null;
+}
+
+interface RdmaLimitRow {
+  path: string;
+  directory: string;
+  device: string;
+  key: string;
+  max: number;
+  current: number;
+}
+
+/**
+ * What one registration allocates per rdma.max key: an MR (an hca_object), and for a fresh process
+ * (the --try child, or this shell's next program) also a device context (hca_handle) and a PD.
+ */
+function neededObjects(ctx: DoctorContext): Record<string, number> {
+  return ctx.target.self ? { hca_handle: 1, hca_object: 2 } : { hca_object: 1 };
+}
+
+export function cgroupRdma(ctx: DoctorContext, reason: string | null): Finding {
+  const id = 'cgroup.rdma';
+  const found = ctx.attribution;
+  if (!found) return skipped(id, reason ?? 'the process\'s cgroup is unknown');
+  const place = rdmaPlace(found);
+  if (!place) return skipped(id, 'no rdma cgroup controller here (the kernel lacks CONFIG_CGROUP_RDMA, or it is not mounted)', { cgroup: found.cgroupPath });
+  const limits: RdmaLimitRow[] = [];
+  for (const path of ancestors(place.path)) {
+    const directory = cgroupDirectory(place.mount, path);
+    if (directory === null) break;
+    let devices;
+    try {
+      devices = readCgroupRdma(directory);
+    } catch (err) {
+      if (!(err instanceof ProcUnreadableError)) throw err;
+      return skipped(id, `cannot read ${directory}/rdma.max`, { cgroup: place.path });
+    }
+    for (const device of devices ?? []) {
+      for (const [key, max] of Object.entries(device.max)) {
+        if (max !== null) limits.push({ path, directory, device: device.device, key, max, current: device.current[key] ?? 0 });
+      }
+    }
+  }
+  const verbsRequest = ctx.request.backend === 'verbs' && ctx.request.sizeBytes !== null;
+  const needed = neededObjects(ctx);
+  const row = (l: RdmaLimitRow) => ({ cgroup: l.path, device: l.device, key: l.key, max: l.max, current: l.current, headroom: l.max - l.current, file: `${l.directory}/rdma.max` });
+  const evidence = { cgroup: place.path, limits: limits.map(row), needed: verbsRequest ? needed : null };
+  if (limits.length === 0) return finding(id, 'ok', `no rdma.max limit on ${place.path} or its ancestors`, evidence);
+  const tight = [...limits].sort((a, b) => a.max - a.current - (b.max - b.current))[0]!;
+  const describe = (l: RdmaLimitRow): string => `${l.device} ${l.key} ${l.current}/${l.max} in rdma cgroup ${l.path}`;
+  const fix = (l: RdmaLimitRow): string => `echo "${l.device} ${l.key}=max" > ${l.directory}/rdma.max (or a higher count)`;
+  const tightEvidence = { ...evidence, limitCgroup: tight.path, device: tight.device, key: tight.key, max: tight.max, current: tight.current, headroom: tight.max - tight.current, file: `${tight.directory}/rdma.max` };
+  if (verbsRequest) {
+    const short = limits.find((l) => l.max - l.current < (needed[l.key] ?? 0));
+    if (short) {
+      const need = needed[short.key]!;
+      return finding(id, 'fail',
+        `${describe(short)}: a registration${ctx.target.self ? ' by a new process' : ''} needs ${need} more ${short.key}${need === 1 ? '' : 's'}${ctx.target.self && short.key === 'hca_object' ? ' (a PD and the MR)' : ''}, ${short.max - short.current} left: the kernel refuses it (EAGAIN)`,
+        { ...tightEvidence, limitCgroup: short.path, device: short.device, key: short.key, max: short.max, current: short.current, headroom: short.max - short.current, file: `${short.directory}/rdma.max` }, [fix(short)]);
+    }
+  }
+  if (tight.current >= tight.max) return finding(id, 'warn', `${describe(tight)}: at the limit, new verbs objects (PDs, MRs, QPs) are refused (EAGAIN)`, tightEvidence, [fix(tight)]);
+  if (tight.current >= 0.9 * tight.max) return finding(id, 'warn', `${describe(tight)}: within 10 % of the limit`, tightEvidence, [fix(tight)]);
+  return finding(id, 'ok', `${describe(tight)} (the tightest of ${limits.length} limit${limits.length === 1 ? '' : 's'})`, tightEvidence);
+}
+
+export function attributionFindings(ctx: DoctorContext, reason: string | null = null): Finding[] {
+  return [memlockUnit(ctx, reason), containerRuntime(ctx, reason), cgroupMemory(ctx, reason), cgroupRdma(ctx, reason)];
 }

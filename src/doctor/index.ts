@@ -2,7 +2,7 @@
 
 import { release } from 'node:os';
 import { pageSize } from '../proc/pagemap.js';
-import { attributionFindings } from './attribution.js';
+import { attribution, attributionFindings } from './attribution.js';
 import { forkFindings } from './fork.js';
 import { hugepageFindings } from './hugepages.js';
 import { machineFindings } from './machine.js';
@@ -33,7 +33,8 @@ export interface RunDoctorOptions extends DoctorOptions {
 
 export async function runDoctor(options: RunDoctorOptions): Promise<DoctorReport> {
   const target = readTarget(options.pid);
-  const ctx: DoctorContext = { request: options.request, root: options.root, target, pageBytes: pageSize(), kernelRelease: release() };
+  const attributed = attribution(target.pid);
+  const ctx: DoctorContext = { request: options.request, root: options.root, target, pageBytes: pageSize(), kernelRelease: release(), attribution: attributed.attribution };
   const findings: Finding[] = [
     memlockLimit(ctx),
     memlockOrigin(ctx),
@@ -44,7 +45,7 @@ export async function runDoctor(options: RunDoctorOptions): Promise<DoctorReport
     ...hugepageFindings(ctx),
     ...(await verbsFindings(ctx)),
     ...machineFindings(ctx),
-    ...attributionFindings(ctx),
+    ...attributionFindings(ctx, attributed.reason),
   ];
   const prediction = predict(options.request, findings);
   let tried: TryResult | null = null;

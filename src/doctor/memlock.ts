@@ -7,12 +7,13 @@ import type { JsonValue } from '../lib/fields.js';
 import { readLimits } from '../proc/limits.js';
 import { readStatus } from '../proc/status.js';
 import { ProcUnreadableError } from '../proc/procfs.js';
+import { environmentMemlockFixes } from './attribution.js';
 import { readAccount, readLimitsConfFiles, resolvePamMemlock, type LimitsConfLine } from './limitsConf.js';
 import { kib, limitText, requestChargeBytes } from './request.js';
 import { CAP_IPC_LOCK, hasCapability } from './target.js';
 import { finding, type DoctorContext, type Finding } from './types.js';
 
-/** How to raise the target's limit, for the environment we can see without cgroup attribution. */
+/** How to raise the target's limit, naming the systemd unit or container it runs in when there is one. */
 export function raiseMemlockFixes(ctx: DoctorContext, neededBytes: number | null): string[] {
   const { target } = ctx;
   const user = readAccount(target.status.uid, ctx.root)?.account.name ?? String(target.status.uid);
@@ -25,6 +26,9 @@ export function raiseMemlockFixes(ctx: DoctorContext, neededBytes: number | null
   } else {
     fixes.push(`now, as root: prlimit --pid ${target.pid} --memlock=unlimited:unlimited (or rdmactl limits ${target.pid} --set unlimited:unlimited)`);
   }
+  const environment = environmentMemlockFixes(ctx);
+  // A service or container never reads limits.conf: its own setting is the fix that lasts.
+  if (environment.length > 0) return [...environment, ...fixes];
   fixes.push(`for logins: add "${user} - memlock unlimited" to /etc/security/limits.d/rdma.conf and log in again`);
   fixes.push('a systemd service or a container does not read limits.conf: LimitMEMLOCK=infinity in the unit, docker run --ulimit memlock=-1:-1');
   return fixes;
@@ -168,6 +172,7 @@ export function memlockOrigin(ctx: DoctorContext): Finding {
     `limits.conf grants ${grant} to ${granted.domain} (${lineText(granted)}) but this process has ${mine}: it was not started through a PAM login (a service, container or launcher), or its limit was changed after login; ${where}`,
     evidence,
     [
+      ...environmentMemlockFixes(ctx),
       'log in again through PAM (ssh, login, su -) to get the limits.conf value',
       'a systemd service: LimitMEMLOCK= in the unit; a container: docker run --ulimit memlock=-1:-1; a batch launcher: its own memlock setting (e.g. slurm PropagateResourceLimits)',
     ]);

@@ -20,10 +20,13 @@ export interface Prediction {
 }
 
 // Which findings can refuse a registration, in the order the kernel checks them.
+// The memory cgroup is charged when pages are faulted in: io_uring pins (faults) before it accounts
+// the pin; mlock and ib_umem_get check the limit first. The rdma cgroup is charged when the PD and
+// MR objects are allocated, before the driver pins anything.
 const DECIDING: Record<BackendName, readonly string[]> = {
-  uring: ['uring.disabled', 'hugepages.reserved', 'machine.available', 'maps.count', 'memlock.limit', 'uring.user-charge'],
-  mlock: ['hugepages.reserved', 'machine.available', 'maps.count', 'memlock.limit'],
-  verbs: ['verbs.library', 'verbs.devices', 'hugepages.reserved', 'machine.available', 'maps.count', 'verbs.max-mr', 'memlock.limit'],
+  uring: ['uring.disabled', 'hugepages.reserved', 'machine.available', 'maps.count', 'cgroup.memory', 'memlock.limit', 'uring.user-charge'],
+  mlock: ['hugepages.reserved', 'machine.available', 'maps.count', 'memlock.limit', 'cgroup.memory'],
+  verbs: ['verbs.library', 'verbs.devices', 'hugepages.reserved', 'machine.available', 'maps.count', 'cgroup.rdma', 'verbs.max-mr', 'memlock.limit', 'cgroup.memory'],
 };
 
 export function predict(request: DoctorRequest, findings: readonly Finding[]): Prediction | null {
@@ -57,7 +60,9 @@ export function tryRegistration(request: DoctorRequest, accessText: string | nul
   const args = ['reg', String(request.sizeBytes), '--backend', request.backend!, '--backing', request.backing, ...(accessText ? ['--access', accessText] : []), '--for', '1ms', '--json'];
   const childEnv = { ...env };
   delete childEnv['RDMACTL_DEBUG'];
-  const result = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env: childEnv, timeout: 120_000 });
+  // oom_score_adj 1000 (any process may raise its own): if the request overfills a memory cgroup
+  // or the machine, the OOM killer ends the child, never a process the user cares about.
+  const result = spawnSync('/bin/sh', ['-c', 'echo 1000 > /proc/self/oom_score_adj && exec "$@"', 'sh', process.execPath, MAIN, ...args], { encoding: 'utf8', env: childEnv, timeout: 120_000 });
   const command = ['rdmactl', ...args];
   if (result.error) throw result.error;
   if (result.status === 0) {
@@ -68,7 +73,8 @@ export function tryRegistration(request: DoctorRequest, accessText: string | nul
   }
   const line = result.stderr.split('\n').find((l) => l.startsWith('rdmactl: ')) ?? result.stderr.split('\n')[0] ?? '';
   const errno = /\b(E[A-Z0-9]{2,})\b/.exec(line)?.[1] ?? null;
-  const message = line.replace(/^rdmactl: /, '') || (result.signal ? `killed by ${result.signal}` : `exit ${result.status}`);
+  const killed = result.signal === 'SIGKILL' ? 'killed by SIGKILL (the OOM killer: the child has oom_score_adj 1000, so it goes first)' : `killed by ${result.signal}`;
+  const message = line.replace(/^rdmactl: /, '') || (result.signal ? killed : `exit ${result.status}`);
   return { outcome: 'refused', exitCode: result.status, errno, message, pinnedBytes: null, lockedBytes: null, command };
 }
 

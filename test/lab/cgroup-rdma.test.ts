@@ -112,4 +112,44 @@ describe.skipIf(!inLab)(`rdma cgroup limits on ${labKernel.name || '?'} (${labKe
     // The refused process released what it had: only the holder's objects remain.
     expect(rdmaFile('rdma.current')).toEqual({ hca_handle: 1, hca_object: 2 });
   });
+
+  it('doctor: cgroup.rdma as the files say; a verbs --try needing more objects than are left is predicted refused (cgroup.rdma) and is', (ctx) => {
+    if (!rdmaController) ctx.skip('no rdma controller in this kernel');
+    interface Finding { id: string; status: string; summary: string; evidence: Json; fix: string[] }
+    interface DoctorJson { findings: Finding[]; prediction: Json | null; try: Json | null }
+    // doctor exits 1 when a check fails: parse its JSON whatever the status.
+    const parseDoctor = (stdout: string, stderr: string): DoctorJson => {
+      if (stdout.trim() === '') throw new Error(`doctor printed nothing: ${stderr}`);
+      return JSON.parse(stdout) as DoctorJson;
+    };
+    const doctorIn = (args: string[]): DoctorJson => {
+      const r = run(['sh', '-c', `echo $$ > ${DIR}/cgroup.procs && exec "$@"`, 'sh', process.execPath, BIN, 'doctor', ...args, '--json'], { env: rt.env, timeoutMs: 300_000 });
+      return parseDoctor(r.stdout, r.stderr);
+    };
+    const rdmaOf = (json: DoctorJson): Finding => json.findings.find((f) => f.id === 'cgroup.rdma')!;
+
+    // One object left: a new process needs two (its PD and the MR).
+    writeFileSync(`${DIR}/rdma.max`, `${RXE_DEVICE} hca_handle=max hca_object=3`);
+    const refused = doctorIn(['--size', '1M', '--backend', 'verbs', '--try']);
+    expect(rdmaOf(refused)).toMatchObject({
+      status: 'fail',
+      evidence: { cgroup: GROUP, limitCgroup: GROUP, device: RXE_DEVICE, key: 'hca_object', max: rdmaFile('rdma.max')['hca_object'], current: rdmaFile('rdma.current')['hca_object'], headroom: 1, file: `${DIR}/rdma.max` },
+      fix: [`echo "${RXE_DEVICE} hca_object=max" > ${DIR}/rdma.max (or a higher count)`],
+    });
+    expect(refused.prediction).toMatchObject({ outcome: 'refused', cause: 'cgroup.rdma' });
+    expect(refused.try).toMatchObject({ outcome: 'refused', errno: 'EAGAIN' });
+
+    // Two left: it fits, and the kernel agrees.
+    writeFileSync(`${DIR}/rdma.max`, `${RXE_DEVICE} hca_handle=max hca_object=4`);
+    const fits = doctorIn(['--size', '1M', '--backend', 'verbs', '--try']);
+    expect(rdmaOf(fits)).toMatchObject({ status: 'ok', evidence: { max: 4, current: rdmaFile('rdma.current')['hca_object'], headroom: 2 } });
+    expect(fits.prediction).toMatchObject({ outcome: 'registered', cause: null });
+    expect(fits.try).toMatchObject({ outcome: 'registered', pinnedBytes: MiB });
+
+    // The holder, diagnosed from outside: its group is at the limit.
+    writeFileSync(`${DIR}/rdma.max`, `${RXE_DEVICE} hca_handle=max hca_object=2`);
+    const plain = rdmactl(['doctor', String(holder!.pid), '--json'], rt.env);
+    const full = parseDoctor(plain.stdout, plain.stderr);
+    expect(rdmaOf(full)).toMatchObject({ status: 'warn', evidence: { cgroup: GROUP, max: 2, current: rdmaFile('rdma.current')['hca_object'], headroom: 0 } });
+  }, 600_000);
 });
