@@ -1,6 +1,5 @@
 // rdmactl limits [PID]: RLIMIT_MEMLOCK against what a process has pinned and locked; --set changes it.
 
-import { readFileSync } from 'node:fs';
 import { Argument, Command } from 'commander';
 import { completes, dynamic } from '../lib/completionHints.js';
 import { SyscallError } from '../ffi/errno.js';
@@ -14,6 +13,7 @@ import { SIZE_HELP, parseSize } from '../lib/size.js';
 import { targetPids } from '../observe/targets.js';
 import { parseLimits } from '../proc/limits.js';
 import { parseStatus } from '../proc/status.js';
+import { procPath, readProcText } from '../proc/procfs.js';
 
 export interface LimitsRecord {
   pid: number;
@@ -46,17 +46,10 @@ export const LIMITS_FIELDS: readonly Field<LimitsRecord>[] = [
 const LIMITS_OUTPUT = { name: 'limits', fields: LIMITS_FIELDS };
 
 export function readLimitsRecord(pid: number): LimitsRecord {
-  let statusText: string;
-  let limitsText: string;
-  try {
-    statusText = readFileSync(`/proc/${pid}/status`, 'utf8');
-    limitsText = readFileSync(`/proc/${pid}/limits`, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ESRCH') throw new RdmactlError(`no process with pid ${pid}`);
-    if (code === 'EACCES' || code === 'EPERM') throw new PermissionError(`cannot read /proc/${pid}: permission denied (run as root or as the process's user)`);
-    throw err;
-  }
+  // null: the process is gone; ProcUnreadableError (exit 4) when the kernel refuses.
+  const statusText = readProcText(procPath(pid, 'status'));
+  const limitsText = statusText === null ? null : readProcText(procPath(pid, 'limits'));
+  if (statusText === null || limitsText === null) throw new RdmactlError(`no process with pid ${pid}`);
   const status = parseStatus(statusText);
   const memlock = parseLimits(limitsText).lockedMemory;
   return {

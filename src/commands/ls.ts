@@ -101,7 +101,7 @@ Examples:
           view.warn(`${source}: ${status.reason}`);
         }
       }
-      if (report.unreadableProcesses > 0) view.warn(`${report.unreadableProcesses} processes only partly readable${process.geteuid?.() === 0 ? '' : '; run as root for all'}.`);
+      if (report.unreadableProcesses > 0) view.warn(`${report.unreadableProcesses} processes only partly readable${ctx.euid === 0 ? '' : '; run as root for all'}.`);
     });
   return addOutputOptions(command, ctx, LS_OUTPUT);
 }

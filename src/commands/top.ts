@@ -17,7 +17,7 @@ import { UsageError } from '../lib/errors.js';
 import { printJson, type Context } from '../lib/context.js';
 import { jsonDocument } from '../lib/output.js';
 import { DURATION_HELP, parseCount, parseDuration } from '../lib/size.js';
-import { SORT_KEYS, sortProcesses, statJson, type SortKey } from './stat.js';
+import { SORT_KEYS, sortProcesses, statJson, type SortKey } from '../observe/statFields.js';
 import { Sampler } from '../ui/sampler.js';
 import type { DashboardActions, DashboardDeregOutcome, DeviceSummary, HeldSummary, ProcessDetailView } from '../ui/types.js';
 
@@ -70,7 +70,7 @@ function heldSummary(api: HeldApi, holderPids: () => readonly number[]): () => H
 }
 
 /** Everything the detail view shows about one process. */
-export function processDetail(pid: number): ProcessDetailView {
+export function processDetail(pid: number, euid: number): ProcessDetailView {
   const scan = scanProcesses({ pids: [pid] });
   const snapshot = scan.processes[0];
   if (!snapshot) {
@@ -93,7 +93,7 @@ export function processDetail(pid: number): ProcessDetailView {
     vmas.filter(keep).map((vma) => ({ start: vma.start, end: vma.end, what: vma.pathname || '[anon]' }));
   const notes: string[] = [];
   if (snapshot.unreadable.length > 0) {
-    notes.push(`not readable: ${snapshot.unreadable.join(', ')} (${process.geteuid?.() === 0 ? 'the kernel refused even root' : 'run as root to see everything'})`);
+    notes.push(`not readable: ${snapshot.unreadable.join(', ')} (${euid === 0 ? 'the kernel refused even root' : 'run as root to see everything'})`);
   }
   if (hasDevice && !report.sources.rdma.available) notes.push(`kernel MR table: ${report.sources.rdma.reason}`);
   return {
@@ -112,9 +112,9 @@ export function processDetail(pid: number): ProcessDetailView {
   };
 }
 
-function dashboardActions(api: HeldApi): DashboardActions {
+function dashboardActions(api: HeldApi, euid: number): DashboardActions {
   return {
-    loadDetail: processDetail,
+    loadDetail: (pid) => processDetail(pid, euid),
     groups: (by, processes) => groupProcesses(processes, by),
     async deregister(ids: string[]): Promise<DashboardDeregOutcome> {
       try {
@@ -249,7 +249,7 @@ Examples:
       const sampler = new Sampler({ intervalMs, collect, devices: deviceSummary, held: heldSummary(held, () => holderPids) });
       try {
         sampler.start();
-        await dashboard.runDashboard({ source: sampler, actions: dashboardActions(held), ...(count !== undefined ? { count } : {}), initialSort: flags.sort });
+        await dashboard.runDashboard({ source: sampler, actions: dashboardActions(held, ctx.euid), ...(count !== undefined ? { count } : {}), initialSort: flags.sort });
       } finally {
         sampler.stop();
       }

@@ -28,7 +28,7 @@ import { CAP_IPC_LOCK, hasCapability } from './target.js';
 import { finding, skipped, type DoctorContext, type Finding } from './types.js';
 
 /** What the cgroup readers tell about a process. */
-export interface Attribution {
+export interface ProcessAttribution {
   /** The path its limits are read at: the v1 memory cgroup on v1/hybrid hosts, else the unified one. */
   cgroupPath: string;
   version: CgroupVersion;
@@ -40,7 +40,7 @@ export interface Attribution {
 }
 
 /** null: the process's cgroup cannot be read (`reason` says why). */
-export type AttributionReader = (pid: number) => { attribution: Attribution | null; reason: string | null };
+export type AttributionReader = (pid: number) => { attribution: ProcessAttribution | null; reason: string | null };
 
 // Where the systemd unit is looked for first: systemd's own hierarchy names units exactly; the
 // memory hierarchy is where a process may have been moved by hand or by a runtime.
@@ -50,7 +50,7 @@ function unitPaths(memberships: readonly CgroupMembership[], primary: string): s
   return [systemd, unified, primary].filter((p): p is string => p !== undefined);
 }
 
-export function readAttribution(pid: number, mounts: CgroupMounts = readCgroupMounts()): { attribution: Attribution | null; reason: string | null } {
+export function readAttribution(pid: number, mounts: CgroupMounts = readCgroupMounts()): { attribution: ProcessAttribution | null; reason: string | null } {
   let memberships: CgroupMembership[] | null;
   try {
     memberships = readProcCgroup(pid);
@@ -61,13 +61,13 @@ export function readAttribution(pid: number, mounts: CgroupMounts = readCgroupMo
   if (memberships === null) return { attribution: null, reason: `/proc/${pid}/cgroup is gone (the process exited)` };
   const primary = primaryPath(memberships, mounts);
   if (!primary) return { attribution: null, reason: `/proc/${pid}/cgroup names no cgroup hierarchy` };
-  let unit: Attribution['systemdUnit'] = null;
+  let unit: ProcessAttribution['systemdUnit'] = null;
   for (const path of unitPaths(memberships, primary.path)) {
     const named = nameCgroup(path).unit;
     // A service or scope beats a slice found on another hierarchy.
     if (named && (!unit || (/\.slice$/.test(unit.name) && !/\.slice$/.test(named.name)))) unit = named;
   }
-  let container: Attribution['container'] = null;
+  let container: ProcessAttribution['container'] = null;
   for (const path of [primary.path, ...unitPaths(memberships, primary.path)]) container ??= nameCgroup(path).container;
   return { attribution: { cgroupPath: primary.path, version: primary.version, systemdUnit: unit, container, memberships, mounts }, reason: null };
 }
@@ -206,7 +206,7 @@ export function containerRuntime(ctx: DoctorContext, reason: string | null): Fin
 
 // ---- cgroup.memory -------------------------------------------------------------------------------
 
-function memoryMount(found: Attribution): CgroupMount | null {
+function memoryMount(found: ProcessAttribution): CgroupMount | null {
   if (found.version === 1) return found.mounts.v1.get('memory') ?? null;
   const v2 = found.mounts.v2;
   if (!v2) return null;
@@ -292,7 +292,7 @@ export function cgroupMemory(ctx: DoctorContext, reason: string | null): Finding
   return finding(id, 'ok', `${where}: ${state}${requestBytes ? `; ${formatBytes(requestBytes)} requested fits` : ''}`, evidence);
 }
 
-function memoryFixes(found: Attribution, level: MemoryLevel, version: CgroupVersion, requestBytes: number | null): string[] {
+function memoryFixes(found: ProcessAttribution, level: MemoryLevel, version: CgroupVersion, requestBytes: number | null): string[] {
   const needed = level.limitBytes + Math.max(0, (requestBytes ?? 0) - level.headroomBytes);
   const file = version === 1 ? 'memory.limit_in_bytes' : 'memory.max';
   const fixes = [`raise the limit: echo ${version === 1 ? needed : 'max'} > ${level.directory}/${file} (as root; it is reset when the group is recreated)`];
@@ -306,7 +306,7 @@ function memoryFixes(found: Attribution, level: MemoryLevel, version: CgroupVers
 // ---- cgroup.rdma ---------------------------------------------------------------------------------
 
 /** The rdma hierarchy of the process: a v1 rdma controller, or the unified one when it offers rdma. */
-function rdmaPlace(found: Attribution): { mount: CgroupMount; path: string } | null {
+function rdmaPlace(found: ProcessAttribution): { mount: CgroupMount; path: string } | null {
   const v1 = found.mounts.v1.get('rdma');
   if (v1) {
     const member = found.memberships.find((m) => m.hierarchyId !== 0 && m.controllers.includes('rdma'));

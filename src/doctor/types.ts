@@ -4,7 +4,7 @@
 import type { Backing, BackendName } from '../engine/types.js';
 import type { JsonValue } from '../lib/fields.js';
 import type { ProcessStatus } from '../proc/status.js';
-import type { Attribution } from './attribution.js';
+import type { ProcessAttribution } from './attribution.js';
 
 export type FindingStatus = 'ok' | 'warn' | 'fail' | 'skip';
 export const FINDING_STATUSES: readonly FindingStatus[] = ['ok', 'warn', 'fail', 'skip'];
@@ -63,7 +63,7 @@ export interface DoctorContext extends DoctorOptions {
   pageBytes: number;
   kernelRelease: string;
   /** The target's cgroup, systemd unit and container; null when its cgroup cannot be read. */
-  attribution: Attribution | null;
+  attribution: ProcessAttribution | null;
 }
 
 /** A finding with no evidence yet; checks fill it in. */

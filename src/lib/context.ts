@@ -15,6 +15,8 @@ export interface Context {
   env: NodeJS.ProcessEnv;
   /** True when stdout is a terminal (decides colours and interactive behaviour). */
   stdoutIsTty: boolean;
+  /** Effective uid: decides hints such as "run as root to see everything". */
+  euid: number;
   /**
    * True when stdout reaches nobody: it is /dev/null, or it was closed when we started (Node puts
    * /dev/null on a closed fd 0–2 before any of our code runs, so the two cannot be told apart).
@@ -93,6 +95,7 @@ export function processContext(): Context {
     stderr: { write: (text) => { try { writeAllSync(2, text); } catch { /* ignore */ } } },
     env: process.env,
     stdoutIsTty: isatty(1), // not process.stdout: that would create a stream on fd 1
+    euid: process.geteuid?.() ?? 0,
     stdoutIsNull: isDevNull(1),
   };
 }

@@ -2,7 +2,7 @@
 // No ink, no React: unit-tested on their own.
 
 import type { ProcessRow } from '../observe/stat.js';
-import { SORT_KEYS, type SortKey } from '../commands/stat.js';
+import { SORT_KEYS, type SortKey } from '../observe/statFields.js';
 import { formatBytes } from '../lib/size.js';
 
 /** A bar of `width` cells, filled in proportion to value/total (eighths for the last cell). */

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonLines, rdmactl } from '../helpers/run.js';
 import { BIN, builtOrThrow, ROOT } from '../helpers/spawn.js';
 import { becomeSubreaper, killAndReap, rdmactlBin, tempRuntime } from '../held/helpers.js';
-import { PROCESS_FIELDS, SYSTEM_FIELDS, USER_FIELDS } from '../../src/commands/stat.js';
+import { PROCESS_FIELDS, SYSTEM_FIELDS, USER_FIELDS } from '../../src/observe/statFields.js';
 import { REGISTRATION_FIELDS } from '../../src/commands/ls.js';
 import { LIMITS_FIELDS } from '../../src/commands/limits.js';
 import { DEVICE_FIELDS, PORT_FIELDS } from '../../src/commands/devices.js';

@@ -21,7 +21,7 @@ export function shellMissing(shell: string, pkg = shell): string | null {
 /** The program with every command, read by the tests independently of the completion code. */
 export async function fullProgram(): Promise<Command> {
   const quiet = { write: () => {} };
-  const ctx: Context = { stdout: quiet, stderr: quiet, env: {}, stdoutIsTty: false };
+  const ctx: Context = { stdout: quiet, stderr: quiet, env: {}, stdoutIsTty: false, euid: process.geteuid?.() ?? 0 };
   return makeProgram(ctx);
 }
 

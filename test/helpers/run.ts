@@ -23,6 +23,7 @@ export async function rdmactlWith(options: RunOptions, ...args: string[]): Promi
     stderr: { write: (t) => { stderr += t; } },
     env: { ...process.env, RDMACTL_DEBUG: '', ...options.env },
     stdoutIsTty: options.tty ?? false,
+    euid: process.geteuid?.() ?? 0,
   };
   const code = await run(args, ctx);
   return { code, stdout, stderr };

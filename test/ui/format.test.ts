@@ -4,9 +4,9 @@ import {
   bytesCell, chooseColumns, columnsWidth, fit, followSelection, gaugeBar, limitPercent, limitPercentText, matchesFilter, nextSort, percentText, sparkline,
   type Column,
 } from '../../src/ui/format.js';
-import { SORT_KEYS } from '../../src/commands/stat.js';
+import { SORT_KEYS } from '../../src/observe/statFields.js';
 import { PROCESS_COLUMNS } from '../../src/ui/dashboard/columns.js';
-import { PROCESS_FIELDS } from '../../src/commands/stat.js';
+import { PROCESS_FIELDS } from '../../src/observe/statFields.js';
 import { MiB, proc } from './fixtures.js';
 
 describe('gaugeBar', () => {

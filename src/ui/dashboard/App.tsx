@@ -3,7 +3,7 @@
 
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { Box, Text, useApp, useInput, useStdin, type Key } from 'ink';
-import { sortProcesses, type SortKey } from '../../commands/stat.js';
+import { sortProcesses, type SortKey } from '../../observe/statFields.js';
 import type { DashboardActions, DisplayRow, ProcessDetailView, SnapshotSource } from '../types.js';
 import { useSnapshot, useTerminalSize } from '../hooks.js';
 import { fit, followSelection, matchesFilter, nextSort } from '../format.js';

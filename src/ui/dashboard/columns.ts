@@ -2,7 +2,7 @@
 // '%LIMIT' is the one column of top's own (pinned or locked as a share of RLIMIT_MEMLOCK).
 // Narrow terminals drop columns in dropOrder (lowest first) instead of wrapping.
 
-import { PROCESS_FIELDS } from '../../commands/stat.js';
+import { PROCESS_FIELDS } from '../../observe/statFields.js';
 import { formatValue, type Field } from '../../lib/fields.js';
 import type { ProcessRow } from '../../observe/stat.js';
 import type { DisplayRow } from '../types.js';

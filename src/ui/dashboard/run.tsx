@@ -2,7 +2,7 @@
 // Loaded only by `rdmactl top` (through a dynamic import, usually of the esbuild bundle).
 
 import { render } from 'ink';
-import type { SortKey } from '../../commands/stat.js';
+import type { SortKey } from '../../observe/statFields.js';
 import type { DashboardActions, SnapshotSource } from '../types.js';
 import { App } from './App.js';
 
