@@ -86,7 +86,13 @@ describe.skipIf(!inLab)(`doctor in the lab on ${labKernel.name || '?'} (${labKer
       const dontFork = readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n').filter((l) => l.startsWith('VmFlags:') && / dc( |$)/.test(l)).length;
       expect(vmas).toBeGreaterThan(othersMax + 300);
       const json = withSysctl('/proc/sys/vm/max_map_count', String(vmas), () => doctor([String(pid)], rt.env).json);
-      expect(findingOf(json, 'maps.count')).toMatchObject({ status: 'fail', evidence: { maxMapCount: vmas, vmaCount: vmas, headroom: 0, dontForkVmas: dontFork } });
+      const finding = findingOf(json, 'maps.count');
+      expect(finding).toMatchObject({ status: 'fail', evidence: { maxMapCount: vmas, vmaCount: vmas, headroom: 0 } });
+      // The holder is a node process: V8 marks its own heap chunks MADV_DONTFORK too, and a GC between
+      // the two reads can add or drop one. The MRs' VMAs (count) are all there either way.
+      const reported = finding.evidence['dontForkVmas'] as number;
+      expect(reported).toBeGreaterThanOrEqual(count);
+      expect(Math.abs(reported - dontFork)).toBeLessThanOrEqual(8);
       expect(dontFork).toBeGreaterThanOrEqual(count);
     } finally {
       holder.kill('SIGTERM');
