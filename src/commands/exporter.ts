@@ -21,10 +21,11 @@ export function exporterCommand(ctx: Context): Command {
   return new Command('exporter')
     .summary('serve pinned/locked memory and registrations as Prometheus metrics')
     .description(`Serve Prometheus metrics at http://${DEFAULT_HOST}:${DEFAULT_PORT}/metrics: per process (pinned, locked,
-RLIMIT_MEMLOCK and headroom, io_uring, counted twice; labelled with their systemd unit, container
+RLIMIT_MEMLOCK and headroom, io_uring, counted twice; labelled with its systemd unit, container
 and Kubernetes pod), per user, per cgroup (pinned, locked, memory limit and headroom, rdma.current
-and rdma.max per device), per RDMA device (MRs, max_mr), system totals (sum of VmPin/VmLck, pins outstanding in the kernel, copy-on-fork), registrations by
-source, and the scrape itself. Read-only: no endpoint changes anything on the machine.
+and rdma.max per device), per RDMA device (MRs, max_mr), system totals (sum of VmPin/VmLck, pins
+outstanding in the kernel, copy-on-fork), registrations by source, and the scrape itself.
+Read-only: no endpoint changes anything on the machine.
 
 Per-process series are bounded: the --max-processes largest holders (pinned, then locked) get
 their own series, the rest are summed into one series labelled pid="other"; likewise at most
