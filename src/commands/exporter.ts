@@ -7,25 +7,29 @@ import { UsageError } from '../lib/errors.js';
 import { DURATION_HELP, parseCount, parseDuration } from '../lib/size.js';
 import { packageVersion } from '../lib/version.js';
 import { DEFAULT_HOST, DEFAULT_PORT, parseListen, serve, writeTextfiles } from '../exporter/run.js';
-import { DEFAULT_MAX_PROCESSES } from '../exporter/metrics.js';
+import { DEFAULT_MAX_CGROUPS, DEFAULT_MAX_PROCESSES } from '../exporter/metrics.js';
 
 interface ExporterFlags {
   listen?: string;
   textfile?: string;
   interval: string;
   maxProcesses: string;
+  maxCgroups: string;
 }
 
 export function exporterCommand(ctx: Context): Command {
   return new Command('exporter')
     .summary('serve pinned/locked memory and registrations as Prometheus metrics')
     .description(`Serve Prometheus metrics at http://${DEFAULT_HOST}:${DEFAULT_PORT}/metrics: per process (pinned, locked,
-RLIMIT_MEMLOCK and headroom, io_uring, counted twice), per user, per RDMA device (MRs, max_mr),
-system totals (sum of VmPin/VmLck, pins outstanding in the kernel, copy-on-fork), registrations by
-source, and the scrape itself. Read-only: no endpoint changes anything on the machine.
+RLIMIT_MEMLOCK and headroom, io_uring, counted twice; labelled with its systemd unit, container
+and Kubernetes pod), per user, per cgroup (pinned, locked, memory limit and headroom, rdma.current
+and rdma.max per device), per RDMA device (MRs, max_mr), system totals (sum of VmPin/VmLck, pins
+outstanding in the kernel, copy-on-fork), registrations by source, and the scrape itself.
+Read-only: no endpoint changes anything on the machine.
 
 Per-process series are bounded: the --max-processes largest holders (pinned, then locked) get
-their own series, the rest are summed into one series labelled pid="other".
+their own series, the rest are summed into one series labelled pid="other"; likewise at most
+--max-cgroups cgroups (those holding the most), the rest summed into cgroup="other".
 
 Runs unprivileged: other users' processes are then partly unreadable, counted in
 rdmactl_processes_unreadable. Stops on SIGTERM/SIGINT after in-flight scrapes (exit 0).`)
@@ -33,6 +37,7 @@ rdmactl_processes_unreadable. Stops on SIGTERM/SIGINT after in-flight scrapes (e
     .option('--textfile <dir>', 'write DIR/rdmactl.prom atomically every --interval for node_exporter\'s textfile collector, instead of serving')
     .option('--interval <duration>', `how often --textfile writes (${DURATION_HELP})`, '15s')
     .option('--max-processes <n>', 'per-process series at most; the rest are folded into pid="other"', String(DEFAULT_MAX_PROCESSES))
+    .option('--max-cgroups <n>', 'per-cgroup series at most; the rest are folded into cgroup="other"', String(DEFAULT_MAX_CGROUPS))
     .addHelpText('after', `
 Examples:
   rdmactl exporter                                 serve on ${DEFAULT_HOST}:${DEFAULT_PORT}
@@ -42,7 +47,8 @@ Examples:
 See rdmactl(1), EXPORTER, for every metric.`)
     .action(async (flags: ExporterFlags) => {
       const maxProcesses = parseCount(flags.maxProcesses, '--max-processes', 100_000);
-      const common = { version: packageVersion(), maxProcesses, onError: (err: unknown) => note(ctx, err instanceof Error ? err.message : String(err)) };
+      const maxCgroups = parseCount(flags.maxCgroups, '--max-cgroups', 100_000);
+      const common = { version: packageVersion(), maxProcesses, maxCgroups, onError: (err: unknown) => note(ctx, err instanceof Error ? err.message : String(err)) };
       if (flags.textfile !== undefined) {
         if (flags.listen !== undefined) throw new UsageError('--textfile and --listen exclude each other: the textfile mode serves no port');
         const intervalMs = parseDuration(flags.interval, '--interval');

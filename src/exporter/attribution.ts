@@ -1,7 +1,11 @@
-// Where extra labels and per-cgroup series come from. Today nothing is attributed: the provider
-// below adds no labels and no cgroup rows. Cgroup attribution (unit / container / pod labels, per-cgroup
-// memory and rdma controller readings) plugs in here and nowhere else: metrics.ts declares its label
-// names from `processLabelNames` and turns `cgroups()` rows into rdmactl_cgroup_* series.
+// Where extra labels and per-cgroup series come from. The default provider is cgroup attribution
+// built on the `stat --by cgroup` collector (src/observe/cgroups.ts): one read of /proc/PID/cgroup
+// per process that pins or locks, and each such group's memory and rdma controller files once.
+// metrics.ts declares its label names from `processLabelNames` and turns `cgroups` rows into
+// rdmactl_cgroup_* series; `noAttribution()` turns both off.
+
+import { groupProcesses, type GroupRow } from '../observe/cgroups.js';
+import type { ProcessRow } from '../observe/stat.js';
 
 /** One rdma.current / rdma.max entry of a cgroup: per device and resource (hca_handle, hca_object). */
 export interface CgroupRdmaRow {
@@ -12,18 +16,31 @@ export interface CgroupRdmaRow {
   max: number | null;
 }
 
-/** What a cgroup holds and may hold. */
+/** What a cgroup holds and may hold. Memory values: null = unknown (unreadable, or no memory hierarchy). */
 export interface CgroupRow {
   /** Path below the cgroup root, e.g. /system.slice/foo.service. */
   cgroup: string;
-  /** The same extra labels processes get (unit, container, pod, …); keys from processLabelNames. */
+  /** The same extra labels processes get (unit, container, pod); keys from processLabelNames. */
   labels: Record<string, string>;
+  /** Processes of the cgroup that pin or lock. */
+  processes: number;
   pinnedBytes: number;
   lockedBytes: number;
   memoryCurrentBytes: number | null;
-  /** memory.max (v2) / memory.limit_in_bytes (v1); null = no limit. */
+  /** memory.max (v2) / memory.limit_in_bytes (v1); Infinity = no limit. */
   memoryMaxBytes: number | null;
+  /** memoryMaxBytes minus pinned and locked (what the group can still pin or lock), as `stat --by cgroup`. */
+  memoryHeadroomBytes: number | null;
+  /** memory.stat unevictable (v2) / total_unevictable (v1): mlocked pages charged to the group. */
+  memoryUnevictableBytes: number | null;
   rdma: CgroupRdmaRow[];
+}
+
+/** What attribution adds to one collection. */
+export interface Attributed {
+  /** Values for processLabelNames per pid (missing pids and names are exported as ""). */
+  processLabels: Map<number, Record<string, string>>;
+  cgroups: CgroupRow[];
 }
 
 export interface Attribution {
@@ -32,17 +49,88 @@ export interface Attribution {
    * one label set). The per-cgroup series carry them too.
    */
   readonly processLabelNames: readonly string[];
-  /** Values for processLabelNames of one process (missing names are exported as ""). */
-  processLabels(pid: number): Record<string, string>;
-  /** Per-cgroup rows, read once per collection. */
-  cgroups(): CgroupRow[];
+  /** Labels and per-cgroup rows for the processes of one collection (those that pin or lock). */
+  attribute(processes: readonly ProcessRow[]): Attributed;
 }
 
 /** No attribution: no extra labels, no cgroup rows. */
 export function noAttribution(): Attribution {
   return {
     processLabelNames: [],
-    processLabels: () => ({}),
-    cgroups: () => [],
+    attribute: () => ({ processLabels: new Map(), cgroups: [] }),
+  };
+}
+
+/**
+ * The labels cgroup attribution adds. Bounded: each holding process has one value of each, and only
+ * the --max-processes largest holders get series of their own.
+ */
+export const CGROUP_LABEL_NAMES = ['unit', 'container', 'pod'] as const;
+
+const LIMIT_FILES = new Set(['memory.max', 'memory.limit_in_bytes']);
+
+/** unit, container (runtime:id, as `ls -o container`), pod (uid); "" where the path names none. */
+function groupLabels(group: GroupRow): Record<string, string> {
+  return {
+    unit: group.unit ?? '',
+    container: group.container !== null ? `${group.runtime ?? 'unknown'}:${group.container}` : '',
+    pod: group.podUid ?? '',
+  };
+}
+
+function rdmaRows(group: GroupRow): CgroupRdmaRow[] {
+  const rows: CgroupRdmaRow[] = [];
+  for (const device of group.rdma ?? []) {
+    const resources = [...new Set([...Object.keys(device.current), ...Object.keys(device.max)])].sort();
+    for (const resource of resources) {
+      // A key missing from rdma.max is unlimited (the kernel prints only set limits on some versions).
+      rows.push({ device: device.device, resource, current: device.current[resource] ?? 0, max: device.max[resource] ?? null });
+    }
+  }
+  return rows;
+}
+
+/** A `stat --by cgroup` row as the exporter's cgroup row; null for processes whose cgroup was refused. */
+export function cgroupRow(group: GroupRow): CgroupRow | null {
+  if (group.cgroup === null) return null;
+  const gone = group.flags.includes('gone');
+  const limitUnknown = gone || group.unreadableFiles.some((f) => LIMIT_FILES.has(f));
+  const memoryMaxBytes = limitUnknown ? null : group.memoryLimitBytes ?? Infinity;
+  return {
+    cgroup: group.cgroup,
+    labels: groupLabels(group),
+    processes: group.processes,
+    pinnedBytes: group.pinnedBytes,
+    lockedBytes: group.lockedBytes,
+    memoryCurrentBytes: gone ? null : group.memoryUsageBytes,
+    memoryMaxBytes,
+    memoryHeadroomBytes: memoryMaxBytes === null ? null : memoryMaxBytes - group.pinnedBytes - group.lockedBytes,
+    memoryUnevictableBytes: gone ? null : group.unevictableBytes,
+    rdma: gone ? [] : rdmaRows(group),
+  };
+}
+
+export interface CgroupAttributionOptions {
+  /** The grouping (default: the `stat --by cgroup` collector on this machine's cgroup mounts). */
+  group?: (processes: readonly ProcessRow[]) => GroupRow[];
+}
+
+/** Cgroup attribution: unit / container / pod labels and per-cgroup series. */
+export function cgroupAttribution(options: CgroupAttributionOptions = {}): Attribution {
+  const group = options.group ?? ((processes) => groupProcesses(processes, 'cgroup'));
+  return {
+    processLabelNames: CGROUP_LABEL_NAMES,
+    attribute(processes) {
+      const processLabels = new Map<number, Record<string, string>>();
+      const cgroups: CgroupRow[] = [];
+      for (const g of group(processes)) {
+        const row = cgroupRow(g);
+        if (row === null) continue;
+        cgroups.push(row);
+        // Grouped by cgroup, every member's own path is the group's path: its names are the group's.
+        for (const member of g.members) processLabels.set(member.pid, row.labels);
+      }
+      return { processLabels, cgroups };
+    },
   };
 }

@@ -12,7 +12,7 @@ import { IncrementalScanner } from '../proc/incremental.js';
 import { readPinCounters } from '../proc/vmstat.js';
 import { pageSize } from '../proc/pagemap.js';
 import { copyOnForkByVersion, parseCopyOnFork, runRdmaJson, type KernelMr } from '../rdma/iproute.js';
-import { noAttribution, type Attribution, type CgroupRow } from './attribution.js';
+import { cgroupAttribution, type Attribution, type CgroupRow } from './attribution.js';
 
 /** Every process is read at least this often even when the pin counters stood still (VmLck has no counter). */
 export const FULL_SCAN_EVERY_MS = 60_000;
@@ -41,6 +41,8 @@ export interface MetricsSample {
   devices: DeviceRow[];
   /** Whether the kernel copies pinned pages at fork (null: unknown). */
   copyOnFork: boolean | null;
+  /** Attribution labels per pid (see attribution.ts). */
+  processLabels: Map<number, Record<string, string>>;
   cgroups: CgroupRow[];
   /** Whether this collection read every process (else only holders and new processes). */
   fullScan: boolean;
@@ -48,6 +50,7 @@ export interface MetricsSample {
 }
 
 export interface CollectorOptions {
+  /** Default: cgroup attribution (unit / container / pod labels, per-cgroup series). */
   attribution?: Attribution;
   fullScanEveryMs?: number;
   /** The RDMA devices the kernel lists (default: /sys/class/infiniband). */
@@ -92,16 +95,12 @@ export class Collector {
 
   constructor(options: CollectorOptions = {}) {
     this.scanner = new IncrementalScanner({ fullScanEveryMs: options.fullScanEveryMs ?? FULL_SCAN_EVERY_MS });
-    this.attribution = options.attribution ?? noAttribution();
+    this.attribution = options.attribution ?? cgroupAttribution();
     this.deviceNames = options.deviceNames ?? sysDeviceNames;
   }
 
   get processLabelNames(): readonly string[] {
     return this.attribution.processLabelNames;
-  }
-
-  processLabels(pid: number): Record<string, string> {
-    return this.attribution.processLabels(pid);
   }
 
   async collect(): Promise<MetricsSample> {
@@ -131,13 +130,16 @@ export class Collector {
     });
 
     this.copyOnFork ??= readCopyOnFork();
+    // Only the rows of processes that pin or lock: one /proc/PID/cgroup read each, never per process.
+    const attributed = this.attribution.attribute(report.processes);
     return {
       report,
       kernelPinnedBytes: pins === null ? null : Math.max(0, pins.acquired - pins.released) * pageSize(),
       sources,
       devices: this.devices(names, kernel.mrs),
       copyOnFork: this.copyOnFork,
-      cgroups: this.attribution.cgroups(),
+      processLabels: attributed.processLabels,
+      cgroups: attributed.cgroups,
       fullScan: scan.fullScanReason !== null,
       durationSeconds: (performance.now() - started) / 1000,
     };

@@ -8,18 +8,22 @@
 import { Gauge, Registry } from 'prom-client';
 import type { ProcessRow } from '../observe/stat.js';
 import type { MetricsSample } from './collect.js';
+import type { CgroupRow } from './attribution.js';
 
 /** Per-process series beyond this many are folded into one pid="other" series. */
 export const DEFAULT_MAX_PROCESSES = 100;
 /** The label value of the series that folds the processes beyond --max-processes. */
 export const OTHER = 'other';
+/** Per-cgroup series beyond this many are folded into one cgroup="other" series. */
+export const DEFAULT_MAX_CGROUPS = 100;
 
 export interface MetricsOptions {
   version: string;
   maxProcesses: number;
+  /** Default DEFAULT_MAX_CGROUPS. */
+  maxCgroups?: number;
   /** Extra per-process (and per-cgroup) label names: see attribution.ts. */
   processLabelNames: readonly string[];
-  processLabels: (pid: number) => Record<string, string>;
 }
 
 type Labels = Record<string, string>;
@@ -70,13 +74,16 @@ export class ExporterMetrics {
       processes: this.gauge('rdmactl_user_processes', 'Processes of the user that pin or lock memory.', u),
     };
     this.cgroup = {
+      processes: this.gauge('rdmactl_cgroup_processes', 'Processes of the cgroup that pin or lock memory.', c),
       pinned: this.gauge('rdmactl_cgroup_pinned_bytes', 'Sum of VmPin over the processes of the cgroup.', c),
       locked: this.gauge('rdmactl_cgroup_locked_bytes', 'Sum of VmLck over the processes of the cgroup.', c),
-      memoryCurrent: this.gauge('rdmactl_cgroup_memory_current_bytes', 'Memory charged to the cgroup (memory.current).', c),
-      memoryMax: this.gauge('rdmactl_cgroup_memory_max_bytes', 'The cgroup\'s memory limit (memory.max; +Inf: none).', c),
-      memoryHeadroom: this.gauge('rdmactl_cgroup_memory_headroom_bytes', 'memory.max minus memory.current (+Inf: no limit).', c),
+      memoryCurrent: this.gauge('rdmactl_cgroup_memory_current_bytes', 'Memory charged to the cgroup (memory.current, v1 memory.usage_in_bytes).', c),
+      memoryMax: this.gauge('rdmactl_cgroup_memory_max_bytes', 'The cgroup\'s memory limit (memory.max, v1 memory.limit_in_bytes; +Inf: none).', c),
+      memoryHeadroom: this.gauge('rdmactl_cgroup_memory_headroom_bytes', 'memory.max minus pinned and locked bytes: what the cgroup can still pin or lock before unreclaimable memory fills its limit (+Inf: no limit).', c),
+      unevictable: this.gauge('rdmactl_cgroup_memory_unevictable_bytes', 'Unevictable memory charged to the cgroup (memory.stat unevictable, v1 total_unevictable): mlocked pages.', c),
       rdmaCurrent: this.gauge('rdmactl_cgroup_rdma_current', 'rdma.current of the cgroup, per device and resource (hca_handle, hca_object).', [...c, 'device', 'resource']),
       rdmaMax: this.gauge('rdmactl_cgroup_rdma_max', 'rdma.max of the cgroup, per device and resource (+Inf: max).', [...c, 'device', 'resource']),
+      folded: this.gauge('rdmactl_cgroups_folded', 'Cgroups pinning or locking memory that are folded into the cgroup="other" series (beyond --max-cgroups).'),
     };
     this.device = {
       mrs: this.gauge('rdmactl_device_mrs', 'Memory regions registered on the device (the kernel MR table).', ['device']),
@@ -109,7 +116,7 @@ export class ExporterMetrics {
 
   /** Replace every series with what `sample` says. */
   update(sample: MetricsSample): void {
-    this.updateProcesses(sample.report.processes);
+    this.updateProcesses(sample.report.processes, sample.processLabels);
     for (const g of Object.values(this.user)) g.reset();
     for (const u of sample.report.users) {
       const labels = { user: u.user, uid: String(u.uid) };
@@ -146,20 +153,20 @@ export class ExporterMetrics {
     this.meta.unreadable.set(sample.report.unreadableProcesses);
   }
 
-  private labelsOf(row: ProcessRow): Labels {
-    const extra = this.options.processLabels(row.pid);
+  private labelsOf(row: ProcessRow, attributed: ReadonlyMap<number, Labels>): Labels {
+    const extra = attributed.get(row.pid) ?? {};
     const labels: Labels = { pid: String(row.pid), comm: row.comm, user: row.user };
     for (const name of this.extraNames) labels[name] = extra[name] ?? '';
     return labels;
   }
 
-  private updateProcesses(rows: readonly ProcessRow[]): void {
+  private updateProcesses(rows: readonly ProcessRow[], attributed: ReadonlyMap<number, Labels>): void {
     for (const g of Object.values(this.process)) g.reset();
     const sorted = [...rows].sort(byHolding);
     const shown = sorted.slice(0, this.options.maxProcesses);
     const folded = sorted.slice(this.options.maxProcesses);
     for (const row of shown) {
-      const labels = this.labelsOf(row);
+      const labels = this.labelsOf(row, attributed);
       this.process.pinned.set(labels, row.pinnedBytes);
       this.process.locked.set(labels, row.lockedBytes);
       this.process.limit.set(labels, row.memlockLimitBytes ?? Infinity);
@@ -180,21 +187,42 @@ export class ExporterMetrics {
     this.process.headroom.set(labels, Math.min(...folded.map((r) => r.headroomBytes ?? Infinity)));
   }
 
+  private cgroupLabels(cgroup: string, extra: Labels): Labels {
+    const labels: Labels = { cgroup };
+    for (const name of this.extraNames) labels[name] = extra[name] ?? '';
+    return labels;
+  }
+
   private updateCgroups(sample: MetricsSample): void {
     for (const g of Object.values(this.cgroup)) g.reset();
-    for (const row of sample.cgroups) {
-      const labels: Labels = { cgroup: row.cgroup };
-      for (const name of this.extraNames) labels[name] = row.labels[name] ?? '';
-      this.cgroup.pinned.set(labels, row.pinnedBytes);
-      this.cgroup.locked.set(labels, row.lockedBytes);
-      if (row.memoryCurrentBytes !== null) this.cgroup.memoryCurrent.set(labels, row.memoryCurrentBytes);
-      this.cgroup.memoryMax.set(labels, row.memoryMaxBytes ?? Infinity);
-      if (row.memoryCurrentBytes !== null) this.cgroup.memoryHeadroom.set(labels, (row.memoryMaxBytes ?? Infinity) - row.memoryCurrentBytes);
-      for (const r of row.rdma) {
-        const rdmaLabels = { ...labels, device: r.device, resource: r.resource };
-        this.cgroup.rdmaCurrent.set(rdmaLabels, r.current);
-        this.cgroup.rdmaMax.set(rdmaLabels, r.max ?? Infinity);
-      }
+    const max = this.options.maxCgroups ?? DEFAULT_MAX_CGROUPS;
+    // Largest first, like processes: the cgroups that hold the most keep their own series.
+    const sorted = [...sample.cgroups].sort((a, b) => b.pinnedBytes - a.pinnedBytes || b.lockedBytes - a.lockedBytes || a.cgroup.localeCompare(b.cgroup));
+    for (const row of sorted.slice(0, max)) this.setCgroup(row);
+    const folded = sorted.slice(max);
+    this.cgroup.folded.set(folded.length);
+    if (folded.length === 0) return;
+    // Limits of different cgroups do not add up: the other series carries only sums of what they hold.
+    const labels = this.cgroupLabels(OTHER, Object.fromEntries(this.extraNames.map((name) => [name, OTHER])));
+    this.cgroup.processes.set(labels, folded.reduce((sum, row) => sum + row.processes, 0));
+    this.cgroup.pinned.set(labels, folded.reduce((sum, row) => sum + row.pinnedBytes, 0));
+    this.cgroup.locked.set(labels, folded.reduce((sum, row) => sum + row.lockedBytes, 0));
+  }
+
+  private setCgroup(row: CgroupRow): void {
+    const labels = this.cgroupLabels(row.cgroup, row.labels);
+    this.cgroup.processes.set(labels, row.processes);
+    this.cgroup.pinned.set(labels, row.pinnedBytes);
+    this.cgroup.locked.set(labels, row.lockedBytes);
+    // Unknown (unreadable, or no memory hierarchy) is left out, never exported as zero.
+    if (row.memoryCurrentBytes !== null) this.cgroup.memoryCurrent.set(labels, row.memoryCurrentBytes);
+    if (row.memoryMaxBytes !== null) this.cgroup.memoryMax.set(labels, row.memoryMaxBytes);
+    if (row.memoryHeadroomBytes !== null) this.cgroup.memoryHeadroom.set(labels, row.memoryHeadroomBytes);
+    if (row.memoryUnevictableBytes !== null) this.cgroup.unevictable.set(labels, row.memoryUnevictableBytes);
+    for (const r of row.rdma) {
+      const rdmaLabels = { ...labels, device: r.device, resource: r.resource };
+      this.cgroup.rdmaCurrent.set(rdmaLabels, r.current);
+      this.cgroup.rdmaMax.set(rdmaLabels, r.max ?? Infinity);
     }
   }
 

@@ -16,6 +16,8 @@ export interface Exposition {
 export interface ScraperOptions extends CollectorOptions {
   version: string;
   maxProcesses: number;
+  /** Per-cgroup series at most (default DEFAULT_MAX_CGROUPS); the rest fold into cgroup="other". */
+  maxCgroups?: number;
   /** Default SHARE_WINDOW_MS; 0 makes every scrape that finds no collection running start one (benchmarks). */
   shareWindowMs?: number;
 }
@@ -34,7 +36,7 @@ export class Scraper {
       version: options.version,
       maxProcesses: options.maxProcesses,
       processLabelNames: this.collector.processLabelNames,
-      processLabels: (pid) => this.collector.processLabels(pid),
+      ...(options.maxCgroups !== undefined ? { maxCgroups: options.maxCgroups } : {}),
     });
   }
 

@@ -113,7 +113,7 @@ describe('exporter metrics', () => {
     expect(one(samples, 'rdmactl_processes_folded')).toBe(holding - 1);
     const shown = series.find((s) => s.labels['pid'] !== 'other')!;
     const other = series.find((s) => s.labels['pid'] === 'other')!;
-    expect(other.labels).toEqual({ pid: 'other', comm: 'other', user: 'other' });
+    expect(other.labels).toEqual({ pid: 'other', comm: 'other', user: 'other', unit: 'other', container: 'other', pod: 'other' });
     expect(shown.value + other.value).toBe(one(samples, 'rdmactl_locked_bytes'));
     expect(one(samples, 'rdmactl_process_pinned_bytes', { pid: 'other' }) + one(samples, 'rdmactl_process_pinned_bytes', { pid: shown.labels['pid']! }))
       .toBe(one(samples, 'rdmactl_pinned_bytes'));

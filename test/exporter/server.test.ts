@@ -169,8 +169,8 @@ describe('rdmactl exporter over HTTP', () => {
     expect(second.stderr()).not.toMatch(/at .*\.js/);
   });
 
-  it('bad --listen and --max-processes values are usage errors (exit 2)', () => {
-    for (const args of [['--listen', 'localhost'], ['--listen', '127.0.0.1:99999'], ['--max-processes', '0'], ['--textfile', '/nonexistent-dir']]) {
+  it('bad --listen and --max-processes, --max-cgroups values are usage errors (exit 2)', () => {
+    for (const args of [['--listen', 'localhost'], ['--listen', '127.0.0.1:99999'], ['--max-processes', '0'], ['--max-cgroups', 'x'], ['--textfile', '/nonexistent-dir']]) {
       const result = rdmactlBin(['exporter', ...args], runtime.env);
       expect(result.status, `${args.join(' ')}: ${result.stderr}`).toBe(2);
       expect(result.stderr.split('\n')[0]).toMatch(/^rdmactl: (invalid|--textfile)/);

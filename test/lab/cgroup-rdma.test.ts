@@ -99,6 +99,24 @@ describe.skipIf(!inLab)(`rdma cgroup limits on ${labKernel.name || '?'} (${labKe
     expect(text).toContain(`${RXE_DEVICE} obj 2/2 hdl 1/max`);
   });
 
+  it('exporter: rdmactl_cgroup_rdma_current / _max per device and resource as the cgroup files say', (ctx) => {
+    if (!rdmaController) ctx.skip('no rdma controller in this kernel');
+    const result = rdmactl(['stat', '--format', 'prometheus'], rt.env);
+    expect(result.status, result.stderr).toBe(0);
+    const series = (name: string, resource: string): number[] => result.stdout.split('\n')
+      .filter((l) => l.startsWith(`${name}{`) && l.includes(`cgroup="${GROUP}"`) && l.includes(`device="${RXE_DEVICE}"`) && l.includes(`resource="${resource}"`))
+      .map((l) => { const v = l.slice(l.lastIndexOf(' ') + 1); return v === '+Inf' ? Infinity : Number(v); });
+    const current = rdmaFile('rdma.current');
+    const max = rdmaFile('rdma.max');
+    for (const resource of ['hca_handle', 'hca_object']) {
+      expect(series('rdmactl_cgroup_rdma_current', resource), resource).toEqual([current[resource]]);
+      expect(series('rdmactl_cgroup_rdma_max', resource), resource).toEqual([max[resource] ?? Infinity]);
+    }
+    expect(max['hca_object']).toBe(current['hca_object']);
+    expect(result.stdout).toContain(`rdmactl_cgroup_pinned_bytes{cgroup="${GROUP}",unit="",container="",pod=""} ${statusKb('VmPin', holder!.pid!)! * 1024}`);
+    if (memoryController) expect(result.stdout).toContain(`rdmactl_cgroup_memory_max_bytes{cgroup="${GROUP}",unit="",container="",pod=""} ${Number(readFileSync(`${DIR}/memory.max`, 'utf8'))}`);
+  });
+
   it('a registration the rdma controller refuses names the group\'s rdma.max and how to raise it', (ctx) => {
     if (!rdmaController) ctx.skip('no rdma controller in this kernel');
     // Room for one more object: the next registration's PD fits, its MR does not.
