@@ -2,11 +2,12 @@
 // started inside them (so their pages are charged there), and every number is compared with
 // /proc/PID/status and the cgroup files read here, independently of rdmactl's parsers.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rdmactl } from '../helpers/run.js';
 import { statusKb } from '../helpers/proc.js';
 import { BIN, UNPRIVILEGED, builtOrThrow, exited, runSync, unprivilegedUnavailable } from '../helpers/spawn.js';
+import { removeCgroups } from '../helpers/cgroup.js';
 
 const MiB = 1024 * 1024;
 type Json = Record<string, unknown>;
@@ -70,18 +71,7 @@ describe.skipIf(skipReason !== null)('stat --by on real memory cgroups', () => {
     for (const child of children) await exited(child);
     // Only processes this test started can be in these groups: anything left (a holder whose parent
     // died with a failed test) is killed, so the groups can be removed; deepest first.
-    for (const path of [containerPath, workerPath, base]) {
-      if (!existsSync(dir(path))) continue;
-      for (let tries = 0; tries < 50; tries++) {
-        const left = readFileSync(`${dir(path)}/cgroup.procs`, 'utf8').split('\n').filter(Boolean).map(Number);
-        if (left.length === 0) break;
-        for (const pid of left) {
-          try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      rmdirSync(dir(path));
-    }
+    await removeCgroups([base, workerPath, containerPath].map(dir));
   });
 
   it('--by cgroup: pinned, locked, limit, headroom and unevictable exactly as /proc and the cgroup files say', async () => {

@@ -3,10 +3,11 @@
 // /docker/<64 hex>, and --try inside a cgroup whose memory limit is smaller than the request, where
 // the kernel's memory cgroup OOM killer is the real wall. Every number in the findings is compared
 // with the cgroup files and /proc read here with plain regexes.
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, UNPRIVILEGED, builtOrThrow, exited, runSync, startRdmactl, unprivilegedUnavailable } from '../helpers/spawn.js';
 import { findingOf, type DoctorJson } from './helpers.js';
+import { removeCgroups } from '../helpers/cgroup.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -59,18 +60,7 @@ describe.skipIf(skipReason !== null)('doctor on real memory cgroups', () => {
 
   afterAll(async () => {
     // Only processes this test started can be in these groups; deepest first.
-    for (const path of [...ALL].reverse()) {
-      if (!existsSync(dir(path))) continue;
-      for (let tries = 0; tries < 50; tries++) {
-        const left = readFileSync(`${dir(path)}/cgroup.procs`, 'utf8').split('\n').filter(Boolean).map(Number);
-        if (left.length === 0) break;
-        for (const pid of left) {
-          try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      rmdirSync(dir(path));
-    }
+    await removeCgroups(ALL.map(dir));
   });
 
   it.skipIf(noUnprivileged !== null)('x.service: memlock.unit names the unit (systemctl asked only where systemd runs), memlock.limit\'s fix is a drop-in for it, cgroup.memory reads its limit', () => {

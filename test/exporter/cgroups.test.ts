@@ -2,12 +2,13 @@
 // started inside them, the exporter is scraped, and every per-cgroup series and label is compared
 // with /proc/PID/status and the cgroup files read here, independently of rdmactl's parsers.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Scraper } from '../../src/exporter/scrape.js';
 import { statusKb } from '../helpers/proc.js';
 import { BIN, builtOrThrow, exited } from '../helpers/spawn.js';
 import { find, httpGet, missingBinary, one, parseExposition, promtool, startExporter, type Sample } from './helpers.js';
+import { removeCgroups } from '../helpers/cgroup.js';
 
 const MiB = 1024 * 1024;
 
@@ -71,18 +72,7 @@ describe.skipIf(skipReason !== null)('exporter cgroup attribution on real memory
     for (const child of children) await exited(child);
     // Only processes this test started can be in these groups: anything left is killed so the
     // groups can be removed; deepest first.
-    for (const path of [...CREATED].reverse()) {
-      if (!existsSync(dir(path))) continue;
-      for (let tries = 0; tries < 50; tries++) {
-        const left = readFileSync(`${dir(path)}/cgroup.procs`, 'utf8').split('\n').filter(Boolean).map(Number);
-        if (left.length === 0) break;
-        for (const pid of left) {
-          try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
-        }
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      rmdirSync(dir(path));
-    }
+    await removeCgroups(CREATED.map(dir));
   });
 
   async function scrape(options: { maxCgroups?: number } = {}): Promise<Sample[]> {
