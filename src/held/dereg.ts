@@ -13,7 +13,7 @@
 
 import { closeSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { SIGTERM, syscall } from '../ffi/libc.js';
+import { SIGTERM, pidfdOpen, pidfdSendSignal } from '../ffi/libc.js';
 import { SyscallError } from '../ffi/errno.js';
 import { EXIT, type ExitCode } from '../lib/errors.js';
 import { readStat } from '../proc/stat.js';
@@ -66,8 +66,6 @@ export interface DeregOptions extends StoreOptions {
 
 export const DEFAULT_DEREG_TIMEOUT_MILLIS = 10_000;
 
-const SYS_PIDFD_SEND_SIGNAL = 424; // the same number on every architecture (unified syscall table)
-const SYS_PIDFD_OPEN = 434;
 
 function result(id: string, pid: number | null, status: DeregStatus, exitCode: ExitCode, message: string): DeregResult {
   return {
@@ -96,7 +94,7 @@ function refusal(record: HeldRecord, check: HolderCheck, options: StoreOptions):
 
 function openPidfd(pid: number): number | null {
   try {
-    return syscall('pidfd_open', SYS_PIDFD_OPEN, pid, 0);
+    return pidfdOpen(pid);
   } catch (err) {
     if (err instanceof SyscallError && (err.errnoName === 'ENOSYS' || err.errnoName === 'EINVAL')) return null; // no pidfds: use kill(2)
     throw err; // ESRCH: gone, handled by the caller's re-check
@@ -118,7 +116,7 @@ function signalHolder(record: HeldRecord): HolderCheck | null {
   try {
     const check = verifyHolder(record);
     if (check.state !== 'live' || check.problem !== null) return check;
-    if (pidfd !== null) syscall('pidfd_send_signal', SYS_PIDFD_SEND_SIGNAL, pidfd, SIGTERM, null, 0);
+    if (pidfd !== null) pidfdSendSignal(pidfd, SIGTERM);
     else process.kill(record.pid, 'SIGTERM');
     return null;
   } finally {

@@ -17,7 +17,8 @@
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { writeAllSync } from '../lib/context.js';
 import { fileURLToPath } from 'node:url';
 import { EXIT, RdmactlError, type ExitCode } from '../lib/errors.js';
 import type { JsonValue } from '../lib/fields.js';
@@ -159,19 +160,6 @@ export function spawnHolder(options: SpawnHolderOptions): Promise<PendingHolder>
   });
 }
 
-function writeLine(fd: number, text: string): void {
-  const bytes = Buffer.from(`${text}\n`, 'utf8');
-  let offset = 0;
-  while (offset < bytes.length) {
-    try {
-      offset += writeSync(fd, bytes, offset, bytes.length - offset);
-    } catch (err) {
-      if ((err as { code?: string }).code === 'EAGAIN') continue;
-      throw err;
-    }
-  }
-}
-
 /**
  * Points fds 0, 1 and 2 at /dev/null. Safe only while nothing has touched process.stdin/stdout/stderr
  * (they are created lazily, and would then be created on /dev/null): the holder path uses fds directly.
@@ -297,7 +285,7 @@ export async function holdDetached(options: HoldDetachedOptions): Promise<void> 
   };
   try {
     const line: HolderLine = { event: 'held', record, text: options.renderText(record.id) };
-    writeLine(1, JSON.stringify(line));
+    writeAllSync(1, `${JSON.stringify(line)}\n`);
   } catch (err) {
     giveUp(`could not report the registration to the command that started this holder (${(err as Error).message})`);
   }
