@@ -1,0 +1,66 @@
+// What every scenario reads after a step, each from its own kernel interface: VmPin/VmLck from
+// /proc/PID/status, outstanding FOLL_PIN pins from /proc/vmstat, the first page's PFN from
+// /proc/PID/pagemap, the bytes at the address through /proc/PID/mem (EIO there = nothing mapped:
+// safe after munmap, where touching the address would crash us), and the device's read through
+// the registration's own data path.
+
+import { getpid, type Pointer } from '../ffi/libc.js';
+import { readPagemap } from '../proc/pagemap.js';
+import { readStatus } from '../proc/status.js';
+import { readPinCounters } from '../proc/vmstat.js';
+import type { DevicePath } from '../fork/devicePath.js';
+import { classify, readChild } from '../fork/observe.js';
+import type { Observation, Seen } from './types.js';
+
+/** Where to look: the process holding the registration, its address and length, and the device path if any. */
+export interface Target {
+  /** The holder's pid; 'self' for this process. */
+  pid: number | 'self';
+  addr: Pointer;
+  length: number;
+  device?: DevicePath | null;
+}
+
+/** nr_foll_pin_acquired − nr_foll_pin_released (pages), or null on kernels without the counters. */
+export function pinsOutstanding(): number | null {
+  const counters = readPinCounters();
+  return counters === null ? null : counters.acquired - counters.released;
+}
+
+/** What the process reads at [addr, addr+length): a pattern, 'unmapped' (EIO), or null when the process is gone. */
+export function processSees(pid: number | 'self', addr: Pointer, length: number): Seen | null {
+  const bytes = readChild(pid === 'self' ? getpid() : pid, addr, length);
+  return bytes === null ? 'unmapped' : classify(bytes);
+}
+
+/** What the device reads through its path; 'failed' when the path refused (with the error in `note`). */
+export function deviceReads(device: DevicePath, length: number): { seen: Seen; error: string | null } {
+  try {
+    return { seen: classify(device.deviceRead(0, length)), error: null };
+  } catch (err) {
+    return { seen: 'failed', error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/** PFN of the first page, or null when hidden (no CAP_SYS_ADMIN), not present, or the process is gone. */
+export function firstPfn(pid: number | 'self', addr: Pointer): number | null {
+  return readPagemap(pid, addr, 1)?.entries[0]?.pfn ?? null;
+}
+
+/** Every reading after `step`; `extra` fills node/note or overrides a reading the scenario made itself. */
+export function observe(step: string, target: Target, extra: Partial<Omit<Observation, 'step'>> = {}): Observation {
+  const status = readStatus(target.pid);
+  const device = target.device ? deviceReads(target.device, target.length) : null;
+  return {
+    step,
+    pinnedBytes: status?.pinnedBytes ?? null,
+    lockedBytes: status?.lockedBytes ?? null,
+    pinsOutstanding: pinsOutstanding(),
+    pfn: firstPfn(target.pid, target.addr),
+    node: null,
+    processSees: processSees(target.pid, target.addr, target.length),
+    deviceReads: device?.seen ?? null,
+    note: device?.error ? `device read failed: ${device.error}` : null,
+    ...extra,
+  };
+}
