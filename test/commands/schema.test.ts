@@ -69,7 +69,7 @@ describe('JSON schemas', () => {
   });
 
   it('every schema file is a valid draft-07 schema with an id, and the package ships them', () => {
-    expect([...schemas.keys()].sort()).toEqual(['columns', 'dereg', 'devices', 'fork', 'limits', 'ls', 'reg', 'registration', 'stat']);
+    expect([...schemas.keys()].sort()).toEqual(['columns', 'dereg', 'devices', 'doctor', 'fork', 'limits', 'ls', 'reg', 'registration', 'stat']);
     for (const [name, schema] of schemas) expect(schema['$id'], name).toBe(`urn:rdmactl:schema:${name}:1`);
     const pkg = JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8')) as { files: string[] };
     expect(pkg.files).toContain('schema');
@@ -157,6 +157,23 @@ describe('JSON schemas', () => {
     expectValid(document, 'dereg');
     expect(document.results[0]).toMatchObject({ id: detached['id'], status: 'released' });
     expectValid(JSON.parse((await rdmactl('dereg', '--all', '--json')).stdout), 'dereg');
+  });
+
+  it('doctor --json: this shell, a process by pid with a request, and a real --try', async () => {
+    const documents = [
+      await rdmactl('doctor', '--json'),
+      await rdmactl('doctor', String(process.pid), '--size', '64K', '--backend', 'mlock', '--json'),
+      await rdmactl('doctor', '--size', '1M', '--backend', 'uring', '--try', '--json'),
+    ];
+    for (const result of documents) {
+      // Exit 1 is "a check failed here", still a complete document.
+      expect([0, 1], result.stderr).toContain(result.code);
+      expectValid(JSON.parse(result.stdout), 'doctor');
+    }
+    const tried = JSON.parse(documents[2]!.stdout) as Json & { try: Json | null; prediction: Json | null };
+    expect(tried.prediction).not.toBeNull();
+    expect(tried.try).not.toBeNull();
+    expect(validators.get('doctor')!({ ...tried, findings: [{ id: 'memlock.limit', status: 'fine' }] })).toBe(false);
   });
 
   it.each(['stat', 'ls', 'limits', 'devices', 'reg', 'fork', 'dereg'])('%s -H --json matches the columns schema', async (command) => {
