@@ -2,10 +2,11 @@
 // an ACTIVE port (with GIDs on RoCE), max_mr_size and ODP for the request — plus NUMA placement of
 // the device and GPUDirect, which depend on having a device at all.
 
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { formatBytes } from '../lib/size.js';
 import type { DeviceInfo } from '../engine/verbs/index.js';
 import { IBV_ACCESS_ON_DEMAND } from '../ffi/verbs/enums.js';
+import { numaFinding } from './numa.js';
 import { finding, skipped, type DoctorContext, type Finding } from './types.js';
 
 async function loadDevices(): Promise<DeviceInfo[] | string> {
@@ -66,25 +67,13 @@ export async function verbsFindings(ctx: DoctorContext): Promise<Finding[]> {
   } else {
     out.push(finding('verbs.max-mr', 'ok', `${first.name}: max_mr ${first.maxMr}, max_mr_size ${first.maxMrSize}${wantsOdp ? ', ODP supported' : ''}`, maxEvidence));
   }
-  out.push(numaFinding(first.name));
+  out.push(numaFinding(first.name, ctx));
   out.push(gpuFinding());
   return out;
 }
 
 /** enum ibv_port_state: IBV_PORT_ACTIVE (ibv_port_state_str spells it "active"). */
 const IBV_PORT_ACTIVE = 4;
-
-function numaFinding(device: string): Finding {
-  const path = `/sys/class/infiniband/${device}/device/numa_node`;
-  let node: number | null = null;
-  try {
-    node = Number.parseInt(readFileSync(path, 'utf8').trim(), 10);
-  } catch {
-    return skipped('numa.node', `${path} is missing (a software device has no PCI NUMA node)`);
-  }
-  if (node < 0) return skipped('numa.node', `${device} reports no NUMA node (numa_node = -1): a software device or a one-node machine`);
-  return skipped('numa.node', `${device} sits on node ${node}; comparing it with the nodes of the process's pinned ranges needs numa_maps reading, not implemented yet`);
-}
 
 function gpuFinding(): Finding {
   if (!existsSync('/proc/driver/nvidia')) return skipped('gpu.peermem', 'no NVIDIA GPU driver (/proc/driver/nvidia is missing)');
