@@ -1,6 +1,7 @@
 // `rdmactl doctor` where a real verbs device exists and machine-wide settings may be changed (only
 // here, inside the lab VM, never on the host): a verbs MR over RLIMIT_MEMLOCK predicted and tried,
-// vm.max_map_count lowered under a process holding fork-init (DONTFORK) MRs, and io_uring disabled.
+// vm.max_map_count lowered under a process holding fork-init (DONTFORK) MRs, io_uring disabled, and
+// a hugetlb MR with and without huge pages reserved.
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inLab, labKernel, run, RXE_DEVICE } from './helpers.js';
@@ -98,6 +99,43 @@ describe.skipIf(!inLab)(`doctor in the lab on ${labKernel.name || '?'} (${labKer
       holder.kill('SIGTERM');
       await new Promise((resolve) => (holder.exitCode !== null ? resolve(null) : holder.once('exit', resolve)));
     }
+  }, SLOW);
+
+  it('unlimited RLIMIT_MEMLOCK for an unprivileged user (root raises it here): memlock.limit ok, 64 MiB predicted and registered with uring and mlock', () => {
+    // The host's test runner cannot raise its limit (no CAP_SYS_RESOURCE); the guest's root can.
+    const unlimited = ['prlimit', '--memlock=unlimited:unlimited', ...UNPRIVILEGED];
+    for (const backend of ['uring', 'mlock'] as const) {
+      const r = doctor(['--size', '64M', '--backend', backend, '--try'], rt.env, unlimited);
+      expect(findingOf(r.json, 'memlock.limit')).toMatchObject({ status: 'ok', evidence: { softBytes: null, capIpcLockEffective: false } });
+      expect(r.json.prediction).toMatchObject({ outcome: 'registered', cause: null });
+      expect(r.json.try).toMatchObject({ outcome: 'registered' });
+      const charged = backend === 'mlock' ? (r.json.try as { lockedBytes?: number }).lockedBytes : r.json.try?.pinnedBytes;
+      expect(charged).toBe(64 * MiB);
+      expect(findingOf(r.json, 'try.outcome').status).toBe('ok');
+    }
+  }, SLOW);
+
+  const noHugetlb = !existsSync('/proc/sys/vm/nr_hugepages') || !existsSync('/sys/kernel/mm/hugepages/hugepages-2048kB');
+  if (noHugetlb && inLab) console.warn(`SKIPPED hugetlb rows: Linux ${labKernel.release} has no 2 MiB hugetlb pool`);
+  it.skipIf(noHugetlb)('hugetlb: with no huge page reserved, a 2 MiB hugetlb MR is predicted refused (hugepages.reserved) and is; with 2 reserved it registers', () => {
+    const args = ['--size', '2M', '--backend', 'verbs', '--backing', 'hugetlb', '--try'];
+    const none = withSysctl('/proc/sys/vm/nr_hugepages', '0', () => doctor(args, rt.env));
+    expect(findingOf(none.json, 'hugepages.reserved')).toMatchObject({ status: 'fail', evidence: { neededBytes: 2 * MiB } });
+    expect(findingOf(none.json, 'hugepages.reserved').summary).toContain('nr_hugepages 0');
+    expect(none.json.prediction).toMatchObject({ outcome: 'refused', cause: 'hugepages.reserved' });
+    expect(none.json.try).toMatchObject({ outcome: 'refused' });
+    expect(findingOf(none.json, 'try.outcome').status).toBe('ok');
+
+    const reserved = withSysctl('/proc/sys/vm/nr_hugepages', '2', () => {
+      // The test's own reading: the kernel really reserved them (it may give fewer when memory is short).
+      const total = Number(readFileSync('/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages', 'utf8'));
+      expect(total).toBe(2);
+      return doctor(args, rt.env);
+    });
+    expect(findingOf(reserved.json, 'hugepages.reserved').status).toBe('ok');
+    expect(reserved.json.prediction).toMatchObject({ outcome: 'registered', cause: null });
+    expect(reserved.json.try).toMatchObject({ outcome: 'registered', pinnedBytes: 2 * MiB });
+    expect(findingOf(reserved.json, 'try.outcome').status).toBe('ok');
   }, SLOW);
 
   const noSysctl = !existsSync('/proc/sys/kernel/io_uring_disabled');
