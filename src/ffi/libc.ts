@@ -352,3 +352,19 @@ export function movePages(pid: number, pages: readonly Pointer[], nodes: readonl
   for (let i = 0; i < count; i++) status.push(statusArray.readInt32LE(i * 4));
   return { status, notMoved };
 }
+
+// --- mbind(2) -------------------------------------------------------------------------------------
+// A memory policy for a range. MPOL_LOCAL (allocate on the local node, like the default) set explicitly
+// lacks the default policy's "migrate on fault" flag, so automatic NUMA balancing leaves the range alone.
+
+export const MPOL_DEFAULT = 0;
+export const MPOL_LOCAL = 4;
+
+const SYS_MBIND: Partial<Record<string, number>> = { x64: 237, arm64: 235 };
+
+/** mbind(addr, len, mode, NULL, 0, flags): a policy that needs no node mask (MPOL_DEFAULT, MPOL_LOCAL). */
+export function mbindLocal(addr: Pointer, length: number, mode = MPOL_LOCAL, flags = 0): void {
+  const nr = SYS_MBIND[process.arch];
+  if (nr === undefined) throw new SyscallError('mbind', 38, `no syscall number known for ${process.arch}`);
+  syscall('mbind', nr, addr, length, mode, null, 0, flags);
+}

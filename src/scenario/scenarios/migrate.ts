@@ -7,7 +7,7 @@
 // process sees? Page status and node come from move_pages itself, PFNs from /proc/self/pagemap.
 
 import { performance } from 'node:perf_hooks';
-import { MPOL_MF_MOVE, movePages, view, type Pointer } from '../../ffi/libc.js';
+import { MPOL_MF_MOVE, mbindLocal, movePages, view, type Pointer } from '../../ffi/libc.js';
 import { SyscallError, errnoName } from '../../ffi/errno.js';
 import { IBV_ACCESS_LOCAL_WRITE, IBV_ACCESS_ON_DEMAND, IBV_ACCESS_REMOTE_READ, IBV_ACCESS_REMOTE_WRITE } from '../../ffi/verbs/enums.js';
 import { allocateBuffer } from '../../engine/buffer.js';
@@ -15,6 +15,7 @@ import { register } from '../../engine/register.js';
 import type { Backing, MappedBuffer, Registration } from '../../engine/types.js';
 import { PermissionError, RdmactlError, UnsupportedError, UsageError } from '../../lib/errors.js';
 import { pageSize } from '../../proc/pagemap.js';
+import { readSysctlInt } from '../../proc/sysctl.js';
 import { devicePathFor, type DevicePath } from '../../fork/devicePath.js';
 import { checkpoint } from '../../fork/interrupt.js';
 import { PATTERN, readPfns } from '../../fork/observe.js';
@@ -188,7 +189,17 @@ export async function runMigrate(c: ScenarioCase, ctx: ScenarioRunContext, probe
     const where = (targetNode: number | null): MigrateProbeTarget => ({ pid: process.pid, addr: buffer.addr, length: len, targetNode });
     const record = (o: Observation): void => { row.observations.push(o); };
 
-    // 1. Fill, then ask where every page is.
+    // 1. Keep automatic NUMA balancing off the buffer: it marks PTEs PROT_NONE to sample accesses, and
+    //    move_pages then reports such present pages as -ENOENT (seen on 6.1; THP: -EFAULT), while the next
+    //    touch migrates them to the toucher's node by itself. An explicit MPOL_LOCAL policy (no
+    //    migrate-on-fault) makes the balancer skip the range. Then fill, then ask where every page is.
+    const balancing = readSysctlInt('kernel.numa_balancing');
+    let policy = `kernel.numa_balancing ${balancing ?? 'absent'}, buffer bound MPOL_LOCAL`;
+    try {
+      mbindLocal(buffer.addr, len);
+    } catch (err) {
+      policy = `kernel.numa_balancing ${balancing ?? 'absent'}, mbind MPOL_LOCAL failed (${err instanceof Error ? err.message : String(err)}): balancing may move or hide pages on its own`;
+    }
     const mine = view(buffer.addr, len);
     mine.fill(PATTERN.preFork);
     let before: number[];
@@ -206,7 +217,7 @@ export async function runMigrate(c: ScenarioCase, ctx: ScenarioRunContext, probe
     const from = mostCommonNode(before);
     const targetNode = ctx.env.memoryNodes.find((n) => n !== from);
     if (from === null || targetNode === undefined) throw new Error(`move_pages found no page on a node (${summarizeStatus(before)})`);
-    record(observe('registered', target, { node: before[0]! >= 0 ? before[0]! : null, note: `${summarizeStatus(before)}; PFNs ${pfnsBefore?.visible ? 'visible' : 'hidden'}` }));
+    record(observe('registered', target, { node: before[0]! >= 0 ? before[0]! : null, note: `${summarizeStatus(before)}; PFNs ${pfnsBefore?.visible ? 'visible' : 'hidden'}; ${policy}` }));
     probe?.('registered', where(targetNode));
     await checkpoint(ctx.signal, ctx.stepDelayMs);
 
@@ -291,7 +302,8 @@ export const migrate: ScenarioDefinition = {
   description:
     'Registers a buffer (plain: only mapped; mlock; io_uring fixed buffer; verbs MR, on-demand where the device has ODP), ' +
     'fills it, asks move_pages(2) where each page is, then asks it to move every page to another NUMA node with memory ' +
-    '(MPOL_MF_MOVE: no privilege needed for our own pages). Then it asks move_pages again where each page is (the status of ' +
+    '(MPOL_MF_MOVE: no privilege needed for our own pages; the buffer is first bound MPOL_LOCAL so automatic NUMA balancing ' +
+    'leaves it alone while the row runs). Then it asks move_pages again where each page is (the status of ' +
     'the move itself can name the target for a page that did not move) and reads the PFNs from /proc/self/pagemap. Last, the ' +
     'process writes and the device reads, and the device writes and the process reads, through the registration\'s data path ' +
     '(io_uring READ/WRITE_FIXED; RDMA WRITE/READ over a loopback QP): does the device still reach the pages the process sees? ' +
