@@ -50,9 +50,10 @@ async function runRow(backend: ScenarioBackend, backing: Backing, verbsAccess = 
 }
 
 const printed: string[] = [];
+const kb = (bytes: number | null): string => (bytes === null ? '?' : `${bytes / 1024} kB`);
 function show(row: ScenarioRow): void {
   const line = `${labKernel.release}: migrate ${row.backend}${row.onDemand ? ' on-demand' : ''} ${row.backing} → ${row.verdict}: ${row.reason ?? ''}` +
-    row.observations.map((o) => `\n    ${o.step}: node ${o.node} pfn ${o.pfn} process ${o.processSees} device ${o.deviceReads}${o.note ? ` — ${o.note}` : ''}`).join('');
+    row.observations.map((o) => `\n    ${o.step}: node ${o.node} pfn ${o.pfn} VmPin ${kb(o.pinnedBytes)} VmLck ${kb(o.lockedBytes)} process ${o.processSees} device ${o.deviceReads}${o.note ? ` — ${o.note}` : ''}`).join('');
   printed.push(line);
 }
 
@@ -133,7 +134,9 @@ describe.skipIf(!inLab)(`scenario migrate (${labKernel.name || '?'} kernel ${lab
         const seen = checkAgainstReadings(row, readings);
         expect({ stayed: seen.stayed, verdict: row.verdict }, row.reason ?? '').toEqual({ stayed: true, verdict: 'pinned-stayed' });
         expect(row.pinned).toBe(true);
-        expect(row.observations[1]!.pinnedBytes).toBeGreaterThanOrEqual(row.length!);
+        // ib_umem charges VmPin on every kernel; io_uring charges nothing to a CAP_IPC_LOCK process on
+        // the new kernel (VmPin 0 here, the buffer's size on 6.1): printed above, asserted for verbs only.
+        if (backend === 'verbs') expect(row.observations[1]!.pinnedBytes).toBeGreaterThanOrEqual(row.length!);
         expect(row.observations.map((o) => [o.step, o.processSees, o.deviceReads])).toEqual([
           ['registered', 'pre-fork', 'pre-fork'],
           ['move_pages', 'pre-fork', 'pre-fork'],
@@ -163,8 +166,10 @@ describe.skipIf(!inLab)(`scenario migrate (${labKernel.name || '?'} kernel ${lab
       } else {
         expect(['device-disconnected', 'device-lost']).toContain(row.verdict);
       }
-      // ODP pins nothing.
-      expect(row.observations[0]!.pinnedBytes).toBe(0);
+      // ODP pins nothing of the buffer: what VmPin shows is the device path's bounce buffer MR (at most
+      // 1 MiB, pinned), the same before and after the move.
+      expect(row.observations[1]!.pinnedBytes).toBe(row.observations[0]!.pinnedBytes);
+      expect(row.observations[0]!.pinnedBytes!).toBeLessThanOrEqual(1 << 20);
     });
   });
 });
