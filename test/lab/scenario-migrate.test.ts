@@ -146,6 +146,22 @@ describe.skipIf(!inLab)(`scenario migrate (${labKernel.name || '?'} kernel ${lab
       });
     }
 
+    for (const backend of ['mlock', 'verbs'] as const) {
+      it(`${backend}: interrupted after registering, the row stops and releases everything`, async () => {
+        const before = { VmPin: statusKb('VmPin'), VmLck: statusKb('VmLck') };
+        const controller = new AbortController();
+        let during: { VmPin: number | null; VmLck: number | null } | null = null;
+        const run = runMigrate({ backend, backing: 'anon', variant: null }, { length: LENGTH, env: await environment(), verbsAccess: 0, stepDelayMs: 50, signal: controller.signal }, (step) => {
+          if (step !== 'registered') return;
+          during = { VmPin: statusKb('VmPin'), VmLck: statusKb('VmLck') };
+          controller.abort('SIGINT');
+        });
+        await expect(run).rejects.toMatchObject({ name: 'InterruptedError', exitCode: 130 });
+        expect(during![backend === 'mlock' ? 'VmLck' : 'VmPin']!).toBeGreaterThanOrEqual(before[backend === 'mlock' ? 'VmLck' : 'VmPin']! + LENGTH / 1024);
+        expect({ VmPin: statusKb('VmPin'), VmLck: statusKb('VmLck') }).toEqual(before);
+      });
+    }
+
     it(isNew ? 'verbs on-demand: the pages move and the device follows them (or the row says what it did)' : 'verbs on-demand: skipped, this kernel\'s rxe has no ODP', async () => {
       const { row, readings } = await runRow('verbs', 'anon', IBV_ACCESS_ON_DEMAND);
       show(row);
