@@ -95,6 +95,12 @@ export function summarizeStatus(status: readonly number[]): string {
     .join(', ');
 }
 
+/** The first page's node now (null when move_pages reports an errno for it). */
+function firstNode(pages: readonly Pointer[]): number | null {
+  const status = movePages(0, pages.slice(0, 1), null).status[0]!;
+  return status >= 0 ? status : null;
+}
+
 /** The node most pages are on (ties: the lowest); null when no page has a node. */
 function mostCommonNode(status: readonly number[]): number | null {
   const counts = new Map<number, number>();
@@ -245,7 +251,7 @@ export async function runMigrate(c: ScenarioCase, ctx: ScenarioRunContext, probe
 
     // 3. The process writes; the device reads. 4. The device writes; the process reads.
     mine.fill(PATTERN.parent);
-    const wrote = observe('process-write', target, { node: movePages(0, pages.slice(0, 1), null).status[0]! });
+    const wrote = observe('process-write', target, { node: firstNode(pages) });
     record(wrote);
     probe?.('process-write', where(targetNode));
     await checkpoint(ctx.signal, ctx.stepDelayMs);
@@ -257,7 +263,7 @@ export async function runMigrate(c: ScenarioCase, ctx: ScenarioRunContext, probe
       } catch (err) {
         deviceError = `device write failed: ${err instanceof Error ? err.message : String(err)}`;
       }
-      const read = observe('device-write', target, { node: movePages(0, pages.slice(0, 1), null).status[0]!, ...(deviceError ? { note: deviceError } : {}) });
+      const read = observe('device-write', target, { node: firstNode(pages), ...(deviceError ? { note: deviceError } : {}) });
       record(read);
       probe?.('device-write', where(targetNode));
       if (deviceError === null) processSeesDeviceWrite = read.processSees === 'device-write';
