@@ -3,7 +3,7 @@
 
 import path from 'node:path';
 import { CACHE_DIR, KERNELS, LabSetupError, REPO_DIR } from './kernel.mjs';
-import { BOOT_TIMEOUT_S, DEFAULT_TIMEOUT_S, runInLab } from './vm.mjs';
+import { BOOT_TIMEOUT_S, DEFAULT_TIMEOUT_S, GUEST_CPUS, GUEST_MEMORY_MIB, MAX_NUMA_NODES, runInLab } from './vm.mjs';
 
 const HELP = `Usage: npm run lab -- [options] [--] 'SHELL COMMAND'
        node lab/lab.mjs [options] [--] 'SHELL COMMAND'
@@ -23,6 +23,9 @@ Options:
                           stable  ${KERNELS.stable.describe}
                           new     ${KERNELS.new.describe}
   --timeout SECONDS     kill the VM after this long (default ${DEFAULT_TIMEOUT_S}); exit status 124
+  --numa N              boot the guest with N NUMA nodes (1-${MAX_NUMA_NODES}; default $RDMACTL_LAB_NUMA or 1):
+                        its ${GUEST_MEMORY_MIB} MiB split evenly, its ${GUEST_CPUS} CPUs dealt round-robin
+                        (e.g. --numa 2 for rdmactl scenario migrate)
   --env NAME=VALUE      set a variable in the guest command's environment (repeatable)
   --refresh             resolve and download the kernel again (e.g. a newer sid kernel)
   -w, --writable        overlay the checkout with a tmpfs layer: writes to it (dist/, node_modules/.vite,
@@ -33,7 +36,7 @@ Options:
 
 Guest environment: PATH=${'/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'}, HOME=/tmp,
 TMPDIR=/tmp, RDMACTL_LAB=1, RDMACTL_LAB_KERNEL_NAME (stable|new), RDMACTL_LAB_KERNEL_RELEASE
-(uname -r), RDMACTL_LAB_ACCEL; host variables named RDMACTL_* are passed through as well.
+(uname -r), RDMACTL_LAB_ACCEL, RDMACTL_LAB_NUMA (nodes booted); host variables named RDMACTL_* are passed through as well.
 
 Cache: ${path.relative(REPO_DIR, CACHE_DIR)}/ (git-ignored). The first run of each kernel resolves it
 with apt-get against a private sources list (mirror taken from the host's /etc/apt sources), downloads
@@ -45,6 +48,7 @@ or one kernel with rm -rf ${path.relative(REPO_DIR, CACHE_DIR)}/kernels/new (or 
 
 Environment variables:
   RDMACTL_LAB_KERNEL=stable|new     default kernel
+  RDMACTL_LAB_NUMA=N                default number of NUMA nodes (see --numa)
   RDMACTL_LAB_ACCEL=kvm|tcg         force the accelerator; by default KVM is used only if a one-time
                                     probe (cached in ${path.relative(REPO_DIR, CACHE_DIR)}/kvm-probe.json) booted the lab with it
   RDMACTL_LAB_CACHE=DIR             cache directory (default: ${path.relative(REPO_DIR, CACHE_DIR) || '.'})
@@ -64,7 +68,7 @@ ibverbs-providers libibverbs1 for verbs work in the guest).
 `;
 
 function parseArgs(argv) {
-  const o = { kernel: process.env.RDMACTL_LAB_KERNEL || 'stable', timeout: DEFAULT_TIMEOUT_S, env: {}, refresh: false, verbose: false, quiet: false, command: [] };
+  const o = { kernel: process.env.RDMACTL_LAB_KERNEL || 'stable', numa: Number(process.env.RDMACTL_LAB_NUMA || 1), timeout: DEFAULT_TIMEOUT_S, env: {}, refresh: false, verbose: false, quiet: false, command: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -79,6 +83,7 @@ function parseArgs(argv) {
     } else if (a === '-h' || a === '--help') o.help = true;
     else if (a === '--kernel' || a.startsWith('--kernel=')) o.kernel = value();
     else if (a === '--timeout' || a.startsWith('--timeout=')) o.timeout = Number(value());
+    else if (a === '--numa' || a.startsWith('--numa=')) o.numa = Number(value());
     else if (a === '--env' || a.startsWith('--env=')) {
       const kv = value();
       const eq = kv.indexOf('=');
@@ -93,6 +98,7 @@ function parseArgs(argv) {
   }
   if (!KERNELS[o.kernel]) throw new LabSetupError(`unknown kernel "${o.kernel}"; use stable or new`);
   if (!(o.timeout > 0)) throw new LabSetupError('--timeout wants a positive number of seconds');
+  if (!Number.isInteger(o.numa) || o.numa < 1 || o.numa > MAX_NUMA_NODES) throw new LabSetupError(`--numa wants a whole number of nodes from 1 to ${MAX_NUMA_NODES}`);
   return o;
 }
 
@@ -129,8 +135,9 @@ async function main() {
     verbose: opts.verbose,
     refresh: opts.refresh,
     writable: opts.writable || process.env.RDMACTL_LAB_WRITABLE === '1',
+    numaNodes: opts.numa,
   });
-  const what = `${opts.kernel} kernel ${r.kernel.release}, ${r.accel}`;
+  const what = `${opts.kernel} kernel ${r.kernel.release}, ${r.accel}${opts.numa > 1 ? `, ${opts.numa} NUMA nodes` : ''}`;
   if (r.signal === 'SIGPIPE') return 141;
   if (r.signal) {
     process.stderr.write(`lab: interrupted (${r.signal}); VM stopped\n`);

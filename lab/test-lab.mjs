@@ -2,9 +2,9 @@
 // npm run test:lab: boot each lab kernel once and run the test/lab suite inside it.
 
 import { KERNELS, LabSetupError } from './kernel.mjs';
-import { runInLab } from './vm.mjs';
+import { MAX_NUMA_NODES, runInLab } from './vm.mjs';
 
-const HELP = `Usage: npm run test:lab [-- [--kernels stable,new] [--timeout SECONDS] [-- VITEST ARGS...]]
+const HELP = `Usage: npm run test:lab [-- [--kernels stable,new] [--numa N] [--timeout SECONDS] [-- VITEST ARGS...]]
 
 For each kernel (default: stable,new), boots the Soft-RoCE lab VM once (see: npm run lab -- --help)
 and runs inside it, in this checkout:
@@ -14,11 +14,13 @@ Tests see RDMACTL_LAB=1, RDMACTL_LAB_KERNEL_NAME (stable|new) and RDMACTL_LAB_KE
 Prints a per-kernel summary; exits non-zero if any kernel's suite failed or its kernel could not
 be downloaded or booted.
   --kernels LIST      comma-separated kernel names (${Object.keys(KERNELS).join(', ')})
+  --numa N            NUMA nodes of the guest (default $RDMACTL_LAB_NUMA or 2: two nodes, so the
+                      scenario migrate has somewhere to move pages; 1 boots without a NUMA topology)
   --timeout SECONDS   per-kernel limit for boot + suite (default 1200)
 `;
 
 function parseArgs(argv) {
-  const o = { kernels: ['stable', 'new'], timeout: 1200, vitestArgs: [] };
+  const o = { kernels: ['stable', 'new'], numa: Number(process.env.RDMACTL_LAB_NUMA || 2), timeout: 1200, vitestArgs: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => (a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i]);
@@ -28,11 +30,13 @@ function parseArgs(argv) {
     } else if (a === '-h' || a === '--help') o.help = true;
     else if (a === '--kernels' || a.startsWith('--kernels=')) o.kernels = String(value() ?? '').split(',').filter(Boolean);
     else if (a === '--timeout' || a.startsWith('--timeout=')) o.timeout = Number(value());
+    else if (a === '--numa' || a.startsWith('--numa=')) o.numa = Number(value());
     else throw new Error(`unknown argument ${a} (see --help)`);
   }
   for (const k of o.kernels) if (!KERNELS[k]) throw new Error(`unknown kernel "${k}"; use ${Object.keys(KERNELS).join(', ')}`);
   if (o.kernels.length === 0) throw new Error('--kernels is empty');
   if (!(o.timeout > 0)) throw new Error('--timeout wants a positive number of seconds');
+  if (!Number.isInteger(o.numa) || o.numa < 1 || o.numa > MAX_NUMA_NODES) throw new Error(`--numa wants a whole number of nodes from 1 to ${MAX_NUMA_NODES}`);
   return o;
 }
 
@@ -63,7 +67,7 @@ async function main() {
     .join(' ');
   const results = [];
   for (const name of opts.kernels) {
-    process.stdout.write(`\n=== test:lab: ${name} kernel ===\n`);
+    process.stdout.write(`\n=== test:lab: ${name} kernel${opts.numa > 1 ? `, ${opts.numa} NUMA nodes` : ''} ===\n`);
     let output = '';
     const row = { name, release: '?', ok: false, detail: '' };
     results.push(row);
@@ -72,6 +76,7 @@ async function main() {
         kernelName: name,
         command,
         timeoutS: opts.timeout,
+        numaNodes: opts.numa,
         onOutput: (buf) => {
           process.stdout.write(buf);
           output += buf.toString('utf8');

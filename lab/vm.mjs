@@ -45,7 +45,32 @@ export function hiddenCheckout(cwd) {
   return GUEST_TMPFS_DIRS.some((dir) => cwd === dir || cwd.startsWith(`${dir}/`)) ? cwd : null;
 }
 
-function qemuArgs({ kernel, initrd, accel, jobPath, consolePath, verbose = false, memory = '2048M', smp = 2, checkoutShare = null }) {
+/** Guest memory in MiB; with --numa N it is split evenly between the N nodes. */
+export const GUEST_MEMORY_MIB = 2048;
+export const GUEST_CPUS = 2;
+/** Most NUMA nodes the lab boots with (each needs a useful share of the guest's memory). */
+export const MAX_NUMA_NODES = 8;
+
+/**
+ * QEMU arguments for `nodes` NUMA nodes: one RAM backend per node (the guest's memory split evenly)
+ * and the CPUs dealt round-robin (with more nodes than CPUs, the last nodes have memory only).
+ * One node: no arguments (QEMU's default machine has no NUMA topology).
+ */
+export function numaArgs(nodes, memoryMiB = GUEST_MEMORY_MIB, cpus = GUEST_CPUS) {
+  if (!Number.isInteger(nodes) || nodes < 1 || nodes > MAX_NUMA_NODES) throw new LabSetupError(`--numa wants a whole number of nodes from 1 to ${MAX_NUMA_NODES}, not "${nodes}"`);
+  if (nodes === 1) return [];
+  if (memoryMiB % nodes !== 0) throw new LabSetupError(`${memoryMiB} MiB of guest memory does not split evenly into ${nodes} NUMA nodes`);
+  const args = [];
+  for (let node = 0; node < nodes; node++) {
+    const mine = [];
+    for (let cpu = node; cpu < cpus; cpu += nodes) mine.push(cpu);
+    args.push('-object', `memory-backend-ram,id=lab-mem${node},size=${memoryMiB / nodes}M`);
+    args.push('-numa', [`node,nodeid=${node}`, `memdev=lab-mem${node}`, ...mine.map((cpu) => `cpus=${cpu}`)].join(','));
+  }
+  return args;
+}
+
+function qemuArgs({ kernel, initrd, accel, jobPath, consolePath, verbose = false, memory = GUEST_MEMORY_MIB, smp = GUEST_CPUS, numaNodes = 1, checkoutShare = null }) {
   const append = [
     'console=ttyS0', 'loglevel=3', 'edd=off', 'panic=-1', 'oops=panic', 'mitigations=off', 'nokaslr',
     'random.trust_cpu=on', 'cryptomgr.notests', 'clocksource=hpet', 'no_timer_check', 'audit=0', 'nowatchdog',
@@ -55,7 +80,7 @@ function qemuArgs({ kernel, initrd, accel, jobPath, consolePath, verbose = false
   ].join(' ');
   const args = [
     ...(accel === 'kvm' ? ['-accel', 'kvm', '-cpu', 'host'] : ['-accel', 'tcg,thread=multi', '-cpu', 'max']),
-    '-machine', 'pc', '-m', memory, '-smp', String(smp),
+    '-machine', 'pc', '-m', `${memory}M`, '-smp', String(smp), ...numaArgs(numaNodes, memory, smp),
     '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
     '-kernel', bootImage(kernel), '-initrd', initrd, '-append', append,
     '-chardev', `file,id=con,path=${consolePath}${verbose ? ',append=on' : ''}`, '-serial', 'chardev:con',
@@ -68,7 +93,7 @@ function qemuArgs({ kernel, initrd, accel, jobPath, consolePath, verbose = false
   return args;
 }
 
-function jobScript({ command, kernel, kernelName, accel, env, cwd, nonce, writable }) {
+function jobScript({ command, kernel, kernelName, accel, env, cwd, nonce, writable, numaNodes = 1 }) {
   const exports = {
     PATH: GUEST_PATH,
     HOME: '/tmp',
@@ -81,6 +106,7 @@ function jobScript({ command, kernel, kernelName, accel, env, cwd, nonce, writab
     RDMACTL_LAB_KERNEL_NAME: kernelName,
     RDMACTL_LAB_KERNEL_PACKAGE: kernel.packageVersion,
     RDMACTL_LAB_ACCEL: accel,
+    RDMACTL_LAB_NUMA: String(numaNodes),
   };
   for (const k of Object.keys(exports)) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw new LabSetupError(`not a valid environment variable name: "${k}"`);
@@ -120,12 +146,12 @@ function jobScript({ command, kernel, kernelName, accel, env, cwd, nonce, writab
  * Low-level: boot the prepared kernel with `accel` and run `command`.
  * Resolves { status, timedOut, signal, bootMs, totalMs, consoleTail, qemuStderr }.
  */
-function boot({ qemu, kernel, kernelName, initrd, accel, command, timeoutS, bootTimeoutS = Infinity, env, cwd, onOutput, verbose, abortSignal, writable = false }) {
+function boot({ qemu, kernel, kernelName, initrd, accel, command, timeoutS, bootTimeoutS = Infinity, env, cwd, onOutput, verbose, abortSignal, writable = false, numaNodes = 1 }) {
   const jobDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rdmactl-lab-'));
   const jobPath = path.join(jobDir, 'job.sh');
   const consolePath = verbose ? '/dev/stderr' : path.join(jobDir, 'console.log');
   const nonce = randomBytes(8).toString('hex');
-  fs.writeFileSync(jobPath, jobScript({ command, kernel, kernelName, accel, env, cwd, nonce, writable }));
+  fs.writeFileSync(jobPath, jobScript({ command, kernel, kernelName, accel, env, cwd, nonce, writable, numaNodes }));
 
   const readyMark = `@@lab-ready-${nonce}@@`;
   const exitRe = new RegExp(`@@lab-exit-${nonce}:(\\d+)@@`);
@@ -134,7 +160,7 @@ function boot({ qemu, kernel, kernelName, initrd, accel, command, timeoutS, boot
 
   const started = process.hrtime.bigint();
   const ms = () => Number(process.hrtime.bigint() - started) / 1e6;
-  const child = spawn(qemu, qemuArgs({ kernel, initrd, accel, jobPath, consolePath, verbose, checkoutShare: hiddenCheckout(cwd) }), {
+  const child = spawn(qemu, qemuArgs({ kernel, initrd, accel, jobPath, consolePath, verbose, numaNodes, checkoutShare: hiddenCheckout(cwd) }), {
     stdio: ['ignore', 'pipe', verbose ? 'inherit' : 'pipe'],
   });
 
@@ -287,7 +313,9 @@ export async function runInLab({
   refresh = false,
   abortSignal,
   writable = false,
+  numaNodes = 1,
 }) {
+  numaArgs(numaNodes); // refuse a bad node count before anything is downloaded or booted
   const { qemu } = checkHostTools();
   const kernel = ensureKernel(kernelName, { refresh });
   const initrd = ensureInitramfs(kernel);
@@ -299,7 +327,7 @@ export async function runInLab({
   const deadline = Date.now() + timeoutS * 1000;
   for (let attempt = 1; ; attempt++) {
     const left = (deadline - Date.now()) / 1000;
-    const r = await boot({ qemu, kernel, kernelName, initrd, accel, command, timeoutS: left, bootTimeoutS: BOOT_TIMEOUT_S, env, cwd, onOutput, verbose, abortSignal, writable });
+    const r = await boot({ qemu, kernel, kernelName, initrd, accel, command, timeoutS: left, bootTimeoutS: BOOT_TIMEOUT_S, env, cwd, onOutput, verbose, abortSignal, writable, numaNodes });
     const diedBooting = r.bootMs === null && r.status === null && !r.timedOut && !r.bootHung && !r.spawnError;
     if ((r.bootHung || diedBooting) && attempt < 2 && !r.signal && left > BOOT_TIMEOUT_S + 30) {
       const what = r.bootHung ? `did not reach the command within ${BOOT_TIMEOUT_S} s` : 'died before reaching the command';

@@ -311,3 +311,60 @@ export function pidfdOpen(pid: number): number {
 export function pidfdSendSignal(pidfd: number, signal: number): void {
   syscall('pidfd_send_signal', SYS_PIDFD_SEND_SIGNAL, pidfd, signal, null, 0);
 }
+
+// --- move_pages(2) --------------------------------------------------------------------------------
+// Not in glibc (libnuma wraps it), so through syscall(); the number differs per architecture.
+// With `nodes` null it only reports where each page is; with nodes it asks to move each page there.
+// Either way `status` gets, per page, its node or a negative errno (-EFAULT, -ENOENT not present,
+// -EBUSY, -EACCES mapped by several processes, -ENOMEM target full). The return value is the number
+// of pages the kernel failed to move (Linux ≥ 4.17; 0 before). A page whose migration failed may still
+// show the target node in `status` (the kernel stores it before migrating): ask again to know.
+
+export const MPOL_MF_MOVE = 1 << 1;
+export const MPOL_MF_MOVE_ALL = 1 << 2;
+
+const SYS_MOVE_PAGES: Partial<Record<string, number>> = { x64: 279, arm64: 239 };
+
+export interface MovePagesResult {
+  /** Per page: its node (≥ 0) or −errno. */
+  status: number[];
+  /** Pages the kernel could not move (0 when only asked where pages are). */
+  notMoved: number;
+}
+
+/**
+ * move_pages(pid, count, pages, nodes, status, flags). `pid` 0 is this process. `nodes` null: query only.
+ * Throws SyscallError (ENOSYS on a kernel without NUMA/migration, ENODEV for a node without memory, …).
+ */
+export function movePages(pid: number, pages: readonly Pointer[], nodes: readonly number[] | null, flags = MPOL_MF_MOVE): MovePagesResult {
+  const nr = SYS_MOVE_PAGES[process.arch];
+  if (nr === undefined) throw new SyscallError('move_pages', 38, `no syscall number known for ${process.arch}`);
+  if (nodes !== null && nodes.length !== pages.length) throw new RangeError(`move_pages: ${pages.length} pages but ${nodes.length} nodes`);
+  const count = pages.length;
+  if (count === 0) return { status: [], notMoved: 0 };
+  const pageArray = Buffer.alloc(count * 8);
+  pages.forEach((p, i) => pageArray.writeBigUInt64LE(p, i * 8));
+  const nodeArray = nodes === null ? null : Buffer.alloc(count * 4);
+  nodes?.forEach((n, i) => nodeArray!.writeInt32LE(n, i * 4));
+  const statusArray = Buffer.alloc(count * 4);
+  const notMoved = syscall('move_pages', nr, pid, count, addressOf(pageArray), nodeArray === null ? null : addressOf(nodeArray), addressOf(statusArray), nodes === null ? 0 : flags);
+  const status: number[] = [];
+  for (let i = 0; i < count; i++) status.push(statusArray.readInt32LE(i * 4));
+  return { status, notMoved };
+}
+
+// --- mbind(2) -------------------------------------------------------------------------------------
+// A memory policy for a range. MPOL_LOCAL (allocate on the local node, like the default) set explicitly
+// lacks the default policy's "migrate on fault" flag, so automatic NUMA balancing leaves the range alone.
+
+export const MPOL_DEFAULT = 0;
+export const MPOL_LOCAL = 4;
+
+const SYS_MBIND: Partial<Record<string, number>> = { x64: 237, arm64: 235 };
+
+/** mbind(addr, len, mode, NULL, 0, flags): a policy that needs no node mask (MPOL_DEFAULT, MPOL_LOCAL). */
+export function mbindLocal(addr: Pointer, length: number, mode = MPOL_LOCAL, flags = 0): void {
+  const nr = SYS_MBIND[process.arch];
+  if (nr === undefined) throw new SyscallError('mbind', 38, `no syscall number known for ${process.arch}`);
+  syscall('mbind', nr, addr, length, mode, null, 0, flags);
+}
