@@ -165,15 +165,34 @@ try {
   console.log(`  latency: rdmactl ${rdmactl.latencyMs.toFixed(1)} ms${nodeExporter ? `, node_exporter ${nodeExporter.latencyMs.toFixed(1)} ms, ratio ${(rdmactl.latencyMs / nodeExporter.latencyMs).toFixed(2)}× (target ≤ 1.0×)` : ''}`);
   console.log(`  CPU per scrape: rdmactl ${rdmactl.cpuMsPerScrape.toFixed(1)} ms${nodeExporter ? `, node_exporter ${nodeExporter.cpuMsPerScrape.toFixed(1)} ms, ratio ${(rdmactl.cpuMsPerScrape / nodeExporter.cpuMsPerScrape).toFixed(2)}× (target ≤ 1.0×)` : ''}`);
 
-  // CPU at a 15 s interval: the real command, scraped as Prometheus would.
+  // CPU at a 15 s interval: the real command, scraped as Prometheus would. Each scrape's CPU is
+  // also taken apart by kind (a full read or not, from the exposition itself), since how many
+  // scrapes are full reads depends on whether anything on the machine pinned or unpinned meanwhile.
+  const kinds = { full: { scrapes: 0, ticks: 0 }, incremental: { scrapes: 0, ticks: 0 } };
   const cpuBefore = cpuTicks(exporter.child.pid);
   const started = performance.now();
   while (performance.now() - started < CPU_SECONDS * 1000) {
-    await get(exporter.value);
+    const t0 = cpuTicks(exporter.child.pid);
+    const body = await get(exporter.value);
+    const kind = /^rdmactl_scrape_full_scan 1$/m.test(body) ? kinds.full : kinds.incremental;
+    kind.scrapes++;
+    kind.ticks += cpuTicks(exporter.child.pid) - t0;
     await sleep(Math.min(INTERVAL_MS, CPU_SECONDS * 1000 - (performance.now() - started)));
   }
-  const cpuPercent = (100 * (cpuTicks(exporter.child.pid) - cpuBefore)) / TICKS / ((performance.now() - started) / 1000);
-  console.log(`  CPU at a 15 s scrape interval over ${CPU_SECONDS} s: ${cpuPercent.toFixed(3)} % of one core (target ≤ 0.2 %)`);
+  const elapsed = (performance.now() - started) / 1000;
+  const totalTicks = cpuTicks(exporter.child.pid) - cpuBefore;
+  const cpuPercent = (100 * totalTicks) / TICKS / elapsed;
+  const msPer = (k) => (k.scrapes > 0 ? (k.ticks * 1000) / TICKS / k.scrapes : null);
+  const fmt = (v) => (v === null ? '–' : `${v.toFixed(0)} ms`);
+  console.log(`  CPU at a 15 s scrape interval over ${CPU_SECONDS} s: ${cpuPercent.toFixed(3)} % of one core (target ≤ 0.2 %); load average ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
+  console.log(`    ${kinds.full.scrapes} full reads (${fmt(msPer(kinds.full))} CPU each), ${kinds.incremental.scrapes} incremental (${fmt(msPer(kinds.incremental))} each), ${(((totalTicks - kinds.full.ticks - kinds.incremental.ticks) * 1000) / TICKS).toFixed(0)} ms between scrapes`);
+  const full = msPer(kinds.full);
+  const incremental = msPer(kinds.incremental);
+  if (full !== null && incremental !== null) {
+    // Where nothing else pins: one full read per FULL_SCAN_EVERY_MS (60 s), the other scrapes incremental.
+    const perMinute = full + (60_000 / INTERVAL_MS - 1) * incremental + (((totalTicks - kinds.full.ticks - kinds.incremental.ticks) * 1000) / TICKS) * (60 / elapsed);
+    console.log(`    with one full read per 60 s (nothing else pinning), these costs give ${(perMinute / 600).toFixed(3)} % of one core`);
+  }
   await stop(exporter.child);
 
   // RSS: every scrape collects (sharing off), back to back.

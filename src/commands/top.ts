@@ -24,6 +24,8 @@ import type { DashboardActions, DashboardDeregOutcome, DeviceSummary, HeldSummar
 export const MIN_INTERVAL_MS = 100;
 /** The dashboard reads every process at least this often, even when the pin counters stood still. */
 export const FULL_SCAN_EVERY_MS = 10_000;
+/** A holder's smaps kept across full reads (while its maps is unchanged) is read again after this long. */
+export const SMAPS_MAX_AGE_MS = 60_000;
 
 interface TopFlags {
   interval: string;
@@ -192,7 +194,8 @@ To stay cheap, a refresh reads every process only when the kernel's pin counters
 nr_foll_pin_*) moved, and at least every ${FULL_SCAN_EVERY_MS / 1000} s; otherwise it reads the processes that already
 pin or lock and new ones. So a pin shows at the next refresh, but an mlock by a process that was
 idle at the last full read (no counter tracks VmLck) can take up to ${FULL_SCAN_EVERY_MS / 1000} s. A holder's
-smaps (its DONTFORK/WIPEONFORK flags) is re-read when its VmPin or VmLck changes and at full reads.
+smaps (its DONTFORK/WIPEONFORK flags) is re-read when its VmPin or VmLck changes, at full reads when
+its /proc/PID/maps changed, and at least every ${SMAPS_MAX_AGE_MS / 1000} s.
 
 Needs a terminal; for scripts use --json: one \`stat --json\` document per line, per interval
 (every one a full scan).`)
@@ -233,7 +236,7 @@ Examples:
         throw new UsageError("top needs a terminal (stdout is not a TTY); for pipelines use 'rdmactl top --json'");
       }
       // The dashboard re-reads idle processes only when the kernel's pin counters moved (or every 10 s).
-      const scanner = new IncrementalScanner({ fullScanEveryMs: FULL_SCAN_EVERY_MS });
+      const scanner = new IncrementalScanner({ fullScanEveryMs: FULL_SCAN_EVERY_MS, smapsMaxAgeMs: SMAPS_MAX_AGE_MS });
       // The first full read runs on a worker thread while ink loads here.
       const firstScan = scanner.prefetch();
       const held: HeldApi = await import('../held/index.js');

@@ -11,13 +11,24 @@
 // process that was idle at the last full scan therefore shows within `fullScanEveryMs`; new processes
 // and known holders are exact at every refresh.
 //
-// A holder's smaps (~2 ms per 100 KiB, far more than its status) and io_uring fdinfo are read again
-// only at full scans or when its VmPin/VmLck changed; a bare madvise() shows by the next full scan.
+// A holder's smaps (~2.5 ms per 100 KiB: the kernel walks the page tables of every VMA, far more
+// than its status) and io_uring fdinfo are kept between scans while its name, uid, VmPin and VmLck
+// are unchanged. What the live views take from smaps is the VMA layout and each VMA's VmFlags (lo,
+// dc, wf: locked ranges, DONTFORK/WIPEONFORK cover), never its page counters. So:
+//   - between full scans, both are reused as they are;
+//   - at a full scan, fdinfo is read afresh (a buffer registered again at another address moves the
+//     pin counters but may leave VmPin as it was), and smaps is reused only while /proc/PID/maps
+//     (a tenth of smaps' cost) shows the same VMAs: any mmap, munmap, mremap, or mlock/madvise of
+//     part of a mapping (which splits it) changes maps and makes smaps be read again;
+//   - a VmFlags change that moves no VMA boundary and leaves VmPin/VmLck alone (madvise(MADV_DONTFORK)
+//     over exactly one whole mapping) shows when the kept smaps reaches `smapsMaxAgeMs`.
 
 import { existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { readTaskCounters, type TaskCounters } from './loadavg.js';
-import { listPids, scanProcesses, type MappingsDetail, type ProcessSnapshot, type ScanResult } from './scan.js';
+import { fdPartOf, listPids, scanProcesses, smapsPartOf, type FdPart, type ProcessSnapshot, type ReusedMappings, type ScanResult, type SmapsPart } from './scan.js';
+import { mapsLayout } from './smaps.js';
+import { ProcUnreadableError } from './procfs.js';
 import type { ProcessStatus } from './status.js';
 import { readPinCounters, type PinCounters } from './vmstat.js';
 
@@ -43,11 +54,26 @@ export interface IncrementalScanResult extends ScanResult {
   fullScanReason: FullScanReason | null;
   /** Status files read this time (scannedProcesses counts every process listed). */
   statusReads: number;
+  /** Holders whose smaps was read this time (the others' was kept from an earlier scan). */
+  smapsReads: number;
 }
 
 export interface IncrementalScannerOptions {
   /** Read every process at least this often, whatever the counters say. */
   fullScanEveryMs: number;
+  /**
+   * Read a holder's smaps again at the first full scan after it is this old, even when its maps
+   * shows the same VMAs (a VmFlags change on a whole mapping). Default: every full scan reads it.
+   */
+  smapsMaxAgeMs?: number;
+}
+
+/** A holder's smaps and fdinfo from an earlier scan; `smapsReadAt` is when smaps was last read. */
+interface KeptMappings {
+  signature: string;
+  smaps: SmapsPart;
+  fd: FdPart;
+  smapsReadAt: number;
 }
 
 /** Scans with `onlyHolding` semantics, reading idle processes only when something may have changed. */
@@ -59,7 +85,7 @@ export class IncrementalScanner {
   /** Holders and unreadable processes of the last scan: read on every refresh. */
   private watchedPids = new Set<number>();
   /** Each holder's smaps/fdinfo from the last scan, reused while its status says nothing changed. */
-  private mappings = new Map<number, { signature: string; mappings: MappingsDetail }>();
+  private mappings = new Map<number, KeptMappings>();
 
   /** A first full scan made on a worker thread by prefetch(), with the counters read before it. */
   private prefetched: { counters: ChangeCounters; tasks: TaskCounters | null; startedAt: number; pids: number[]; result: ScanResult } | null = null;
@@ -115,14 +141,16 @@ export class IncrementalScanner {
       subset = reason !== null ? pids : pids.filter((pid) => this.watchedPids.has(pid) || !this.knownPids.has(pid));
       this.knownPids = new Set(pids);
     }
-    // A full read reads everything afresh; between full reads a holder whose name, owner, VmPin and
-    // VmLck are unchanged keeps its smaps/fdinfo (a pin or registration moves the pin counters and
-    // forces a full read; a bare madvise shows by the next one).
-    const reuseMappings = reason !== null ? undefined : (status: ProcessStatus): MappingsDetail | null => {
-      const cached = this.mappings.get(status.pid);
-      return cached && cached.signature === signatureOf(status) ? cached.mappings : null;
+    const full = reason !== null;
+    const maxAge = this.options.smapsMaxAgeMs ?? 0;
+    const reuseMappings = (status: ProcessStatus): ReusedMappings | null => {
+      const kept = this.mappings.get(status.pid);
+      if (!kept || kept.signature !== signatureOf(status)) return null;
+      if (!full) return { smaps: kept.smaps, fd: kept.fd };
+      if (kept.smaps.mapsLayout === null || now - kept.smapsReadAt >= maxAge || currentLayout(status.pid) !== kept.smaps.mapsLayout) return null;
+      return { smaps: kept.smaps };
     };
-    const result = scanProcesses({ onlyHolding: true, subset, ...(reuseMappings ? { reuseMappings } : {}) });
+    const result = scanProcesses({ onlyHolding: true, subset, reuseMappings });
     return this.settle(current, tasks, reason !== null ? now : null, result, reason, subset.length);
   }
 
@@ -134,13 +162,23 @@ export class IncrementalScanner {
 
   /** Keeps what the next refresh compares against: the counters, the holders and their mappings. */
   private settle(counters: ChangeCounters, tasks: TaskCounters | null, fullScanAt: number | null, result: ScanResult,
-    reason: FullScanReason | null, statusReads: number): IncrementalScanResult {
+    reason: FullScanReason | null, statusReads: number, now = performance.now()): IncrementalScanResult {
     this.previous = counters;
     if (fullScanAt !== null) this.lastFullAt = fullScanAt;
     this.tasks = tasks;
     this.watchedPids = new Set([...result.processes.map((p) => p.pid), ...result.unreadablePids]);
-    this.mappings = new Map(result.processes.filter((p) => p.detail !== null).map((p) => [p.pid, { signature: signatureOf(p), mappings: mappingsOf(p) }]));
-    return { ...result, scannedProcesses: this.knownPids.size, fullScanReason: reason, statusReads };
+    const kept = new Map<number, KeptMappings>();
+    let smapsReads = 0;
+    for (const p of result.processes) {
+      if (p.detail === null) continue;
+      const before = this.mappings.get(p.pid);
+      // The same vmas array: smaps was reused, and keeps the time it was read.
+      const reused = before !== undefined && before.smaps.vmas === p.detail.vmas && before.smaps.mapsLayout === (p.detail.mapsLayout ?? null);
+      if (!reused) smapsReads++;
+      kept.set(p.pid, { signature: signatureOf(p), smaps: smapsPartOf(p.detail, p.unreadable), fd: fdPartOf(p.detail, p.unreadable), smapsReadAt: reused ? before.smapsReadAt : now });
+    }
+    this.mappings = kept;
+    return { ...result, scannedProcesses: this.knownPids.size, fullScanReason: reason, statusReads, smapsReads };
   }
 }
 
@@ -148,10 +186,12 @@ function signatureOf(status: ProcessStatus): string {
   return `${status.name}\0${status.uid}\0${status.pinnedBytes}\0${status.lockedBytes}`;
 }
 
-function mappingsOf(process: ProcessSnapshot): MappingsDetail {
-  const detail = process.detail!;
-  return {
-    vmas: detail.vmas, smaps: detail.smaps, uringInstances: detail.uringInstances, uringRegisteredBytes: detail.uringRegisteredBytes,
-    unreadable: process.unreadable.filter((part) => part === 'smaps' || part === 'fd'),
-  };
+/** pid's VMA layout now (mapsLayout); null when it cannot be told (gone, refused): read smaps then. */
+function currentLayout(pid: number): string | null {
+  try {
+    return mapsLayout(pid);
+  } catch (err) {
+    if (err instanceof ProcUnreadableError) return null;
+    throw err;
+  }
 }

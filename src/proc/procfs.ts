@@ -127,6 +127,53 @@ export function readSmallProcBytes(path: string): ScratchBytes | null {
   return { bytes, length, text: () => bytes.toString('utf8', 0, length) };
 }
 
+// One buffer for large line-oriented files (smaps, maps), read in pieces: a holder's smaps is
+// ~100 KiB (a Node process) to megabytes, and reading it whole as a string puts every copy in V8's
+// large-object space, whose pages V8 keeps long after (the exporter's RSS grew by tens of MiB).
+let pieces = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * Reads a /proc file of lines in pieces through one reused buffer. `onLines(bytes, start, end)` gets
+ * whole lines only (bytes[start, end), each ending in '\n' except possibly the file's last); the
+ * bytes are valid only during the call. Returns false when the file vanished (ENOENT/ESRCH, also
+ * mid-read: what was delivered then is not the whole file); throws ProcUnreadableError when refused.
+ * Not re-entrant: onLines must not read through this function.
+ */
+export function readProcLines(path: string, onLines: (bytes: Buffer, start: number, end: number) => void): boolean {
+  const done = procTry(path, () => {
+    const fd = openSync(path, fsConstants.O_RDONLY);
+    try {
+      let filled = 0;
+      for (;;) {
+        if (filled === pieces.length) {
+          // One line longer than the buffer (a path near PATH_MAX on a small buffer): grow it.
+          const bigger = Buffer.allocUnsafe(pieces.length * 2);
+          pieces.copy(bigger, 0, 0, filled);
+          pieces = bigger;
+        }
+        const n = readSync(fd, pieces, filled, pieces.length - filled, null);
+        if (n === 0) {
+          if (filled > 0) onLines(pieces, 0, filled);
+          return true;
+        }
+        const end = filled + n;
+        // The carried-over part holds no newline: the last one, if any, is in what was just read.
+        const lastNewline = pieces.lastIndexOf(10, end - 1);
+        if (lastNewline < 0) {
+          filled = end;
+          continue;
+        }
+        onLines(pieces, 0, lastNewline + 1);
+        pieces.copy(pieces, 0, lastNewline + 1, end);
+        filled = end - lastNewline - 1;
+      }
+    } finally {
+      closeSync(fd);
+    }
+  });
+  return done === true;
+}
+
 /** `\nKey:   1234 kB` in raw bytes → 1234 (the number, not converted); 0 when absent. */
 export function kbFieldInBytes(bytes: Buffer, length: number, needle: Buffer): number {
   const at = bytes.indexOf(needle);

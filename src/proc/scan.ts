@@ -14,7 +14,7 @@ import { readdirSync } from 'node:fs';
 import { PROC_ROOT, ProcUnreadableError, isUnreadableError, kbFieldInBytes, procPath, readSmallProcBytes } from './procfs.js';
 import { parseStatus, type ProcessStatus } from './status.js';
 import { readLimits, type ProcessLimits } from './limits.js';
-import { readSmaps, summarizeSmaps, type SmapsSummary, type SmapsVma } from './smaps.js';
+import { readSmapsWithLayout, summarizeSmaps, type SmapsSummary, type SmapsVma } from './smaps.js';
 import { readUringInstances, type UringInstance } from './uringFdinfo.js';
 import { readMeminfo, type Meminfo } from './meminfo.js';
 import { userName } from './passwd.js';
@@ -32,6 +32,8 @@ export interface ProcessDetail {
   uringInstances: UringInstance[] | null;
   /** Sum of registered io_uring buffer lengths over all instances (0 if unreadable). */
   uringRegisteredBytes: number;
+  /** The VMA layout `vmas` was read with (smaps.ts SmapsParser.layout); null if smaps was unreadable. */
+  mapsLayout?: string | null;
 }
 
 export interface ProcessSnapshot extends ProcessStatus {
@@ -60,20 +62,24 @@ export interface ScanOptions {
   /** Read status only, never limits/smaps/fdinfo (for machine-wide sums). Ignored with `pids`. */
   statusOnly?: boolean;
   /**
-   * The smaps and io_uring part of a holder's detail from an earlier scan, to use again instead of
-   * reading it (limits are read every time: cheap, and a `limits --set` should show at once).
-   * Returns null to read everything. smaps costs ~2 ms per 100 KiB, so a live view re-reads it only
-   * when something changed.
+   * Parts of a holder's detail from an earlier scan, to use again instead of reading them (limits
+   * are read every time: cheap, and a `limits --set` should show at once). smaps costs ~2.5 ms per
+   * 100 KiB, so a live view re-reads it only when something changed. Returns null to read everything.
    */
-  reuseMappings?: (status: ProcessStatus) => MappingsDetail | null;
+  reuseMappings?: (status: ProcessStatus) => ReusedMappings | null;
   /** Read /proc/PID/limits with the detail (default true); false for callers that never show it (`ls`). */
   limits?: boolean;
 }
 
-/** The part of ProcessDetail that comes from smaps and the fd directory, with the parts refused then. */
-export type MappingsDetail = Pick<ProcessDetail, 'vmas' | 'smaps' | 'uringInstances' | 'uringRegisteredBytes'> & {
-  unreadable: DetailPart[];
-};
+/** The part of ProcessDetail that comes from smaps; `unreadable` when the kernel refused it. */
+export type SmapsPart = Pick<ProcessDetail, 'vmas' | 'smaps'> & { mapsLayout: string | null; unreadable: boolean };
+/** The part of ProcessDetail that comes from the fd directory (io_uring fdinfo). */
+export type FdPart = Pick<ProcessDetail, 'uringInstances' | 'uringRegisteredBytes'> & { unreadable: boolean };
+/** Parts of an earlier detail to use again; a part left out is read afresh. */
+export interface ReusedMappings {
+  smaps?: SmapsPart;
+  fd?: FdPart;
+}
 
 export interface ScanResult {
   processes: ProcessSnapshot[];
@@ -115,35 +121,53 @@ function tryPart<T>(part: DetailPart, unreadable: DetailPart[], read: () => T | 
   }
 }
 
-/** smaps and io_uring fdinfo of pid, with the parts the kernel refused; 'gone' if the process vanished. */
-function readMappings(pid: number): MappingsDetail | 'gone' {
+function readSmapsPart(pid: number): SmapsPart | 'gone' {
   const unreadable: DetailPart[] = [];
-  const vmas = tryPart('smaps', unreadable, () => readSmaps(pid));
-  if (vmas === 'gone') return 'gone';
+  const read = tryPart('smaps', unreadable, () => readSmapsWithLayout(pid));
+  if (read === 'gone') return 'gone';
+  return { vmas: read?.vmas ?? null, smaps: read ? summarizeSmaps(read.vmas) : null, mapsLayout: read?.layout ?? null, unreadable: read === null };
+}
+
+function readFdPart(pid: number): FdPart | 'gone' {
+  const unreadable: DetailPart[] = [];
   const uringInstances = tryPart('fd', unreadable, () => readUringInstances(pid));
   if (uringInstances === 'gone') return 'gone';
   let uringRegisteredBytes = 0;
   for (const instance of uringInstances ?? []) uringRegisteredBytes += instance.fdinfo.registeredBytes;
-  return { vmas, smaps: vmas === null ? null : summarizeSmaps(vmas), uringInstances, uringRegisteredBytes, unreadable };
+  return { uringInstances, uringRegisteredBytes, unreadable: uringInstances === null };
+}
+
+/** The smaps part of a detail, to keep for reuse. */
+export function smapsPartOf(detail: ProcessDetail, unreadable: readonly DetailPart[]): SmapsPart {
+  return { vmas: detail.vmas, smaps: detail.smaps, mapsLayout: detail.mapsLayout ?? null, unreadable: unreadable.includes('smaps') };
+}
+
+/** The fd part of a detail, to keep for reuse. */
+export function fdPartOf(detail: ProcessDetail, unreadable: readonly DetailPart[]): FdPart {
+  return { uringInstances: detail.uringInstances, uringRegisteredBytes: detail.uringRegisteredBytes, unreadable: unreadable.includes('fd') };
 }
 
 /**
- * Reads limits, smaps and io_uring fdinfo of pid (smaps and fdinfo taken from `reuse` when given).
+ * Reads limits, smaps and io_uring fdinfo of pid (the parts `reuse` gives are taken from it).
  * Returns 'gone' if the process disappeared.
  */
-export function readProcessDetail(pid: number, unreadable: DetailPart[], reuse: MappingsDetail | null = null, withLimits = true): ProcessDetail | 'gone' {
+export function readProcessDetail(pid: number, unreadable: DetailPart[], reuse: ReusedMappings | null = null, withLimits = true): ProcessDetail | 'gone' {
   const limits = withLimits ? tryPart('limits', unreadable, () => readLimits(pid)) : null;
   if (limits === 'gone') return 'gone';
-  const mappings = reuse ?? readMappings(pid);
-  if (mappings === 'gone') return 'gone';
-  unreadable.push(...mappings.unreadable);
+  const smaps = reuse?.smaps ?? readSmapsPart(pid);
+  if (smaps === 'gone') return 'gone';
+  const fd = reuse?.fd ?? readFdPart(pid);
+  if (fd === 'gone') return 'gone';
+  if (smaps.unreadable) unreadable.push('smaps');
+  if (fd.unreadable) unreadable.push('fd');
   return {
     memlock: limits?.lockedMemory ?? null,
     limits,
-    vmas: mappings.vmas,
-    smaps: mappings.smaps,
-    uringInstances: mappings.uringInstances,
-    uringRegisteredBytes: mappings.uringRegisteredBytes,
+    vmas: smaps.vmas,
+    smaps: smaps.smaps,
+    uringInstances: fd.uringInstances,
+    uringRegisteredBytes: fd.uringRegisteredBytes,
+    mapsLayout: smaps.mapsLayout,
   };
 }
 

@@ -2,11 +2,13 @@
 // mlocked (lo), excluded from fork (dc = MADV_DONTFORK), zeroed in the child (wf = MADV_WIPEONFORK),
 // or huge (ht = hugetlbfs, hg = MADV_HUGEPAGE).
 //
-// This is the expensive file of a scan (tens of lines per VMA, hundreds of VMAs per process), so the
-// parser walks the text once with indexOf and charCode checks: no regex, no split, no per-line
-// substring except for the header line of each VMA.
+// This is the expensive file of a scan (tens of lines per VMA, hundreds of VMAs per process), so it
+// is read in pieces into one reused buffer and parsed from the bytes: no regex, no split, no string
+// per line; strings only for a VMA's perms, device and pathname, and one shared Set per distinct
+// VmFlags line.
 
-import { lineEnd, parseDecimalAt, procPath, readProcText, type ProcPid } from './procfs.js';
+import { createHash } from 'node:crypto';
+import { procPath, readProcLines, type ProcPid } from './procfs.js';
 
 export interface SmapsVma {
   /** Start address (inclusive) and end (exclusive). bigint: user addresses are 47 or 56 bits. */
@@ -63,29 +65,59 @@ export function formatRange(vma: Pick<SmapsVma, 'start' | 'end'>): string {
   return `${formatAddress(vma.start)}-${formatAddress(vma.end)}`;
 }
 
-function isHexLower(c: number): boolean {
+function isHexLowerByte(c: number): boolean {
   return (c >= 48 && c <= 57) || (c >= 97 && c <= 102);
 }
 
-/** Header: "start-end perms offset major:minor inode<padding>pathname". */
-function parseHeader(line: string): SmapsVma {
-  const dash = line.indexOf('-');
-  const sp1 = line.indexOf(' ', dash);
-  const sp2 = line.indexOf(' ', sp1 + 1);
-  const sp3 = line.indexOf(' ', sp2 + 1);
-  const sp4 = line.indexOf(' ', sp3 + 1);
-  let sp5 = line.indexOf(' ', sp4 + 1);
-  if (sp5 < 0) sp5 = line.length;
+function hexDigit(c: number): number {
+  return c <= 57 ? c - 48 : c - 87;
+}
+
+/** bytes[from, to) as hex: a Number while exact (≤ 13 digits), else through a string. */
+function hexAt(bytes: Buffer, from: number, to: number): bigint {
+  if (to - from > 13) return BigInt('0x' + bytes.toString('latin1', from, to));
+  let value = 0;
+  for (let i = from; i < to; i++) value = value * 16 + hexDigit(bytes[i]!);
+  return BigInt(value);
+}
+
+/** Leading decimal digits after spaces/tabs at bytes[from, to); 0 when there are none. */
+function decimalAt(bytes: Buffer, from: number, to: number): number {
+  let i = from;
+  while (i < to && (bytes[i] === 32 || bytes[i] === 9)) i++;
+  let value = 0;
+  for (; i < to; i++) {
+    const c = bytes[i]! - 48;
+    if (c < 0 || c > 9) break;
+    value = value * 10 + c;
+  }
+  return value;
+}
+
+function indexOfByte(bytes: Buffer, byte: number, from: number, to: number): number {
+  for (let i = from; i < to; i++) if (bytes[i] === byte) return i;
+  return -1;
+}
+
+/** Header: "start-end perms offset major:minor inode<padding>pathname", bytes[from, to) without the newline. */
+function parseHeader(bytes: Buffer, from: number, to: number): SmapsVma {
+  const dash = indexOfByte(bytes, 45, from, to);
+  const sp1 = indexOfByte(bytes, 32, dash, to);
+  const sp2 = indexOfByte(bytes, 32, sp1 + 1, to);
+  const sp3 = indexOfByte(bytes, 32, sp2 + 1, to);
+  const sp4 = indexOfByte(bytes, 32, sp3 + 1, to);
+  let sp5 = indexOfByte(bytes, 32, sp4 + 1, to);
+  if (sp5 < 0) sp5 = to;
   let pathStart = sp5;
-  while (pathStart < line.length && line.charCodeAt(pathStart) === 32) pathStart++;
+  while (pathStart < to && bytes[pathStart] === 32) pathStart++;
   return {
-    start: BigInt('0x' + line.slice(0, dash)),
-    end: BigInt('0x' + line.slice(dash + 1, sp1)),
-    perms: line.slice(sp1 + 1, sp2),
-    offset: BigInt('0x' + line.slice(sp2 + 1, sp3)),
-    device: line.slice(sp3 + 1, sp4),
-    inode: parseDecimalAt(line, sp4 + 1) || 0,
-    pathname: line.slice(pathStart),
+    start: hexAt(bytes, from, dash),
+    end: hexAt(bytes, dash + 1, sp1),
+    perms: bytes.toString('latin1', sp1 + 1, sp2),
+    offset: hexAt(bytes, sp2 + 1, sp3),
+    device: bytes.toString('latin1', sp3 + 1, sp4),
+    inode: decimalAt(bytes, sp4 + 1, sp5),
+    pathname: pathStart < to ? bytes.toString('utf8', pathStart, to) : '',
     sizeBytes: 0,
     rssBytes: 0,
     lockedBytes: 0,
@@ -97,22 +129,101 @@ function parseHeader(line: string): SmapsVma {
   };
 }
 
-function kbAt(text: string, colon: number): number {
-  const kb = parseDecimalAt(text, colon + 1);
-  return Number.isNaN(kb) ? 0 : kb * 1024;
-}
+// A process's VMAs share a handful of distinct VmFlags lines: one Set per distinct line, shared.
+const flagSets = new Map<string, ReadonlySet<string>>();
+const MAX_FLAG_SETS = 512;
 
-function parseFlags(text: string, from: number, to: number): Set<string> {
-  const flags = new Set<string>();
-  let i = from;
-  while (i < to) {
-    while (i < to && text.charCodeAt(i) === 32) i++;
-    let j = i;
-    while (j < to && text.charCodeAt(j) !== 32) j++;
-    if (j > i) flags.add(text.slice(i, j));
-    i = j;
+function flagsOf(bytes: Buffer, from: number, to: number): ReadonlySet<string> {
+  const line = bytes.toString('latin1', from, to);
+  let flags = flagSets.get(line);
+  if (flags === undefined) {
+    const set = new Set<string>();
+    for (const word of line.split(' ')) if (word !== '') set.add(word);
+    flags = set;
+    if (flagSets.size >= MAX_FLAG_SETS) flagSets.clear();
+    flagSets.set(line, flags);
   }
   return flags;
+}
+
+const KEY = {
+  Size: Buffer.from('Size'),
+  Swap: Buffer.from('Swap'),
+  Rss: Buffer.from('Rss'),
+  Locked: Buffer.from('Locked'),
+  Anonymous: Buffer.from('Anonymous'),
+  AnonHugePages: Buffer.from('AnonHugePages'),
+  KernelPageSize: Buffer.from('KernelPageSize'),
+  VmFlags: Buffer.from('VmFlags'),
+};
+
+/** Whether bytes[at, at + key.length) is key (the caller checked the length up to the colon). */
+function keyIs(bytes: Buffer, at: number, key: Buffer): boolean {
+  for (let i = 1; i < key.length; i++) if (bytes[at + i] !== key[i]) return false;
+  return true;
+}
+
+/**
+ * Parses smaps text fed in whole lines, in as many pieces as it comes. `layout` is a SHA-1 of the
+ * VMA header lines, which are exactly the lines of /proc/PID/maps (fs/proc/task_mmu.c prints both
+ * with show_map_vma): equal to mapsLayout() as long as no VMA was added, removed, split, merged or
+ * moved since.
+ */
+export class SmapsParser {
+  readonly vmas: SmapsVma[] = [];
+  private current: SmapsVma | null = null;
+  private readonly hash = createHash('sha1');
+
+  feed(bytes: Buffer, start: number, end: number): void {
+    let pos = start;
+    while (pos < end) {
+      let eol = bytes.indexOf(10, pos);
+      if (eol < 0 || eol > end) eol = end;
+      const first = bytes[pos]!;
+      // Field keys start with an upper-case letter; VMA headers with a lower-case hex address.
+      if (isHexLowerByte(first)) {
+        this.current = parseHeader(bytes, pos, eol);
+        this.vmas.push(this.current);
+        this.hash.update(bytes.subarray(pos, eol < end ? eol + 1 : eol));
+      } else if (this.current !== null) {
+        const colon = indexOfByte(bytes, 58, pos, eol);
+        if (colon > 0) this.field(bytes, pos, colon, eol);
+      }
+      pos = eol + 1;
+    }
+  }
+
+  private field(bytes: Buffer, pos: number, colon: number, eol: number): void {
+    const vma = this.current!;
+    const keyLength = colon - pos;
+    switch (bytes[pos]) {
+      case 83: // S
+        if (keyLength === 4 && keyIs(bytes, pos, KEY.Size)) vma.sizeBytes = decimalAt(bytes, colon + 1, eol) * 1024;
+        else if (keyLength === 4 && keyIs(bytes, pos, KEY.Swap)) vma.swapBytes = decimalAt(bytes, colon + 1, eol) * 1024;
+        break;
+      case 82: // R
+        if (keyLength === 3 && keyIs(bytes, pos, KEY.Rss)) vma.rssBytes = decimalAt(bytes, colon + 1, eol) * 1024;
+        break;
+      case 76: // L
+        if (keyLength === 6 && keyIs(bytes, pos, KEY.Locked)) vma.lockedBytes = decimalAt(bytes, colon + 1, eol) * 1024;
+        break;
+      case 65: // A
+        if (keyLength === 9 && keyIs(bytes, pos, KEY.Anonymous)) vma.anonymousBytes = decimalAt(bytes, colon + 1, eol) * 1024;
+        else if (keyLength === 13 && keyIs(bytes, pos, KEY.AnonHugePages)) vma.anonHugePagesBytes = decimalAt(bytes, colon + 1, eol) * 1024;
+        break;
+      case 75: // K
+        if (keyLength === 14 && keyIs(bytes, pos, KEY.KernelPageSize)) vma.kernelPageSizeBytes = decimalAt(bytes, colon + 1, eol) * 1024;
+        break;
+      case 86: // V
+        if (keyLength === 7 && keyIs(bytes, pos, KEY.VmFlags)) vma.flags = flagsOf(bytes, colon + 1, eol);
+        break;
+    }
+  }
+
+  /** The layout of what was fed so far (call once, at the end). */
+  layout(): string {
+    return this.hash.digest('hex');
+  }
 }
 
 /**
@@ -120,48 +231,10 @@ function parseFlags(text: string, from: number, to: number): Set<string> {
  * no flags). Unknown fields are skipped, so new kernels' additions do not break it.
  */
 export function parseSmaps(text: string): SmapsVma[] {
-  const vmas: SmapsVma[] = [];
-  let current: SmapsVma | null = null;
-  let pos = 0;
-  const length = text.length;
-  while (pos < length) {
-    const end = lineEnd(text, pos);
-    const first = text.charCodeAt(pos);
-    // Field keys start with an upper-case letter; VMA headers with a lower-case hex address.
-    if (isHexLower(first)) {
-      current = parseHeader(text.slice(pos, end));
-      vmas.push(current);
-    } else if (current !== null) {
-      const colon = text.indexOf(':', pos);
-      if (colon > 0 && colon < end) {
-        const keyLength = colon - pos;
-        switch (first) {
-          case 83: // S
-            if (keyLength === 4 && text.startsWith('Size', pos)) current.sizeBytes = kbAt(text, colon);
-            else if (keyLength === 4 && text.startsWith('Swap', pos)) current.swapBytes = kbAt(text, colon);
-            break;
-          case 82: // R
-            if (keyLength === 3 && text.startsWith('Rss', pos)) current.rssBytes = kbAt(text, colon);
-            break;
-          case 76: // L
-            if (keyLength === 6 && text.startsWith('Locked', pos)) current.lockedBytes = kbAt(text, colon);
-            break;
-          case 65: // A
-            if (keyLength === 9 && text.startsWith('Anonymous', pos)) current.anonymousBytes = kbAt(text, colon);
-            else if (keyLength === 13 && text.startsWith('AnonHugePages', pos)) current.anonHugePagesBytes = kbAt(text, colon);
-            break;
-          case 75: // K
-            if (keyLength === 14 && text.startsWith('KernelPageSize', pos)) current.kernelPageSizeBytes = kbAt(text, colon);
-            break;
-          case 86: // V
-            if (keyLength === 7 && text.startsWith('VmFlags', pos)) current.flags = parseFlags(text, colon + 1, end);
-            break;
-        }
-      }
-    }
-    pos = end + 1;
-  }
-  return vmas;
+  const parser = new SmapsParser();
+  const bytes = Buffer.from(text, 'utf8');
+  parser.feed(bytes, 0, bytes.length);
+  return parser.vmas;
 }
 
 export interface SmapsSummary {
@@ -209,6 +282,23 @@ export function summarizeSmaps(vmas: readonly SmapsVma[]): SmapsSummary {
  * A zombie's smaps is empty: that gives [].
  */
 export function readSmaps(pid: ProcPid): SmapsVma[] | null {
-  const text = readProcText(procPath(pid, 'smaps'));
-  return text === null ? null : parseSmaps(text);
+  return readSmapsWithLayout(pid)?.vmas ?? null;
+}
+
+/** readSmaps, plus the layout the VMAs had (see SmapsParser): read in pieces, never as one string. */
+export function readSmapsWithLayout(pid: ProcPid): { vmas: SmapsVma[]; layout: string } | null {
+  const parser = new SmapsParser();
+  if (!readProcLines(procPath(pid, 'smaps'), (bytes, start, end) => parser.feed(bytes, start, end))) return null;
+  return { vmas: parser.vmas, layout: parser.layout() };
+}
+
+/**
+ * The layout of pid's VMAs now: a SHA-1 of /proc/PID/maps, comparable with SmapsParser.layout().
+ * maps costs a tenth of smaps (no page-table walk). null if the process is gone; throws
+ * ProcUnreadableError like readSmaps.
+ */
+export function mapsLayout(pid: ProcPid): string | null {
+  const hash = createHash('sha1');
+  if (!readProcLines(procPath(pid, 'maps'), (bytes, start, end) => hash.update(bytes.subarray(start, end)))) return null;
+  return hash.digest('hex');
 }

@@ -117,6 +117,65 @@ describe('IncrementalScanner on the real kernel', () => {
     expect(dontforkAt(full)).toBe(true);
   });
 
+  /** A full scan (the interval is 0: every scan is one) and this process's row in it. */
+  const fullScanRow = (scanner: IncrementalScanner) => {
+    const scan = scanner.scan();
+    expect(scan.fullScanReason).not.toBeNull();
+    return rowOf(scan, process.pid)!;
+  };
+
+  it('at a full scan, a holder whose status and maps are unchanged keeps its smaps; its io_uring fdinfo is read afresh', async () => {
+    const scanner = new IncrementalScanner({ fullScanEveryMs: 0, smapsMaxAgeMs: 3_600_000 });
+    using pinned = await register({ length: 8 * MiB, backend: 'uring' });
+    const first = fullScanRow(scanner);
+    // Other tests in this process may map or unmap memory between two scans (then maps differs
+    // and smaps is read again, as it must be): look for two scans with nothing moved.
+    let kept = false;
+    let previous = first;
+    for (let attempt = 0; attempt < 20 && !kept; attempt++) {
+      const row = fullScanRow(scanner);
+      if (row.detail!.vmas === previous.detail!.vmas) {
+        kept = true;
+        expect(row.detail!.uringInstances).not.toBe(previous.detail!.uringInstances);
+        expect(row.detail!.uringRegisteredBytes).toBe(8 * MiB);
+      }
+      previous = row;
+    }
+    expect(kept, 'smaps was read again at every one of 20 full scans').toBe(true);
+    void pinned;
+  });
+
+  it('at a full scan, smaps is read again when a mapping was split (madvise over part of it), though VmPin and VmLck did not move', async () => {
+    const scanner = new IncrementalScanner({ fullScanEveryMs: 0, smapsMaxAgeMs: 3_600_000 });
+    using pinned = await register({ length: 8 * MiB, backend: 'uring' });
+    const buffer = pinned.buffers[0]!;
+    const page = 4096n;
+    const middle = BigInt(buffer.addr) + 1024n * page;
+    const dontforkAtMiddle = (row: ReturnType<typeof fullScanRow>) =>
+      row.detail!.vmas!.some((vma) => vma.start <= middle && middle < vma.end && isDontFork(vma));
+    const before = fullScanRow(scanner);
+    expect(dontforkAtMiddle(before)).toBe(false);
+    // One page in the middle of the pinned buffer: its VMA splits in three, so maps changes.
+    madvise(middle, 4096, MADV_DONTFORK);
+    const after = fullScanRow(scanner);
+    expect(after.pinnedBytes).toBe(before.pinnedBytes);
+    expect(after.detail!.vmas).not.toBe(before.detail!.vmas);
+    expect(dontforkAtMiddle(after)).toBe(true);
+  });
+
+  it('at a full scan, smaps older than smapsMaxAgeMs is read again even when maps is unchanged', async () => {
+    const smapsMaxAgeMs = 300;
+    const scanner = new IncrementalScanner({ fullScanEveryMs: 0, smapsMaxAgeMs });
+    using pinned = await register({ length: 8 * MiB, backend: 'uring' });
+    const first = fullScanRow(scanner);
+    await new Promise((resolve) => setTimeout(resolve, smapsMaxAgeMs));
+    const aged = scanner.scan();
+    expect(aged.fullScanReason).not.toBeNull();
+    expect(rowOf(aged, process.pid)!.detail!.vmas).not.toBe(first.detail!.vmas);
+    expect(aged.smapsReads).toBeGreaterThan(0);
+    void pinned;
+  });
+
   it('prefetch(): the first full scan is read on a worker thread and the scanner goes on from it', async () => {
     builtOrThrow();
     const built = (await import(`${ROOT}dist/proc/incremental.js`)) as typeof import('../../src/proc/incremental.js');
