@@ -118,4 +118,15 @@ export interface ScenarioDefinition {
   notApplicable(c: ScenarioCase, env: ScenarioEnvironment): string | null;
   /** Run one row. Everything it creates is released before it returns or throws. */
   run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRow>;
+  /** Rows fork paused children (PausedChild): the engine arms the fork watchdog for the run. */
+  forks?: boolean;
+  /**
+   * When the user names some dimensions (--backend/--backing/--variant), the values the others take;
+   * default: the values the defaultCases use.
+   */
+  selectionDefaults?: Partial<{ backend: readonly ScenarioBackend[]; backing: readonly Backing[]; variant: readonly (string | null)[] }>;
+  /** One short line of a row's evidence for the text table (default: the engine's summary of the observations). */
+  evidence?(row: ScenarioRow): string;
+  /** The order rows run in (results keep the given order); default: as given. */
+  executionOrder?(cases: readonly ScenarioCase[]): number[];
 }
