@@ -2,10 +2,14 @@
 // one import and one entry.
 
 import { forkScenario } from './scenarios/fork.js';
+import { munlockScenario } from './scenarios/munlock.js';
+import { munmapScenario } from './scenarios/munmap.js';
 import type { ScenarioDefinition } from './types.js';
 
 export const SCENARIOS: readonly ScenarioDefinition[] = [
   forkScenario,
+  munmapScenario,
+  munlockScenario,
 ];
 
 export function scenarioByName(name: string): ScenarioDefinition | undefined {

@@ -8,6 +8,7 @@ import {
   type ScenarioResult, type ScenarioSpec, type Writer,
 } from '../../fork/scenario.js';
 import type { Protection } from '../../engine/types.js';
+import { shortSeen } from '../summary.js';
 import type { Observation, ScenarioCase, ScenarioDefinition, ScenarioRow } from '../types.js';
 
 export const FORK_VARIANTS: readonly string[] = PROTECTIONS.flatMap((p) => WRITERS.map((w) => `${p}/${w}`));
@@ -59,15 +60,18 @@ export function forkRow(r: ScenarioResult): ScenarioRow {
   };
 }
 
-/** One line of evidence for the text table. */
+/** One line of evidence for the text table: "got pre; parent parent, child pre, dev parent; 4 moved". */
 export function forkEvidence(row: ScenarioRow): string {
   const written = row.observations[2];
   if (!written) return '';
-  const moved = /parent pages moved (\S+)/.exec(written.note ?? '')?.[1];
-  const child = /child sees (\S+)/.exec(written.note ?? '')?.[1];
-  const parts = [`${row.observations[1]?.note ?? ''}`, `parent ${written.processSees ?? '-'}`, `child ${child ?? '-'}`];
-  if (written.deviceReads !== null) parts.push(`dev reads ${written.deviceReads}`);
-  if (moved !== undefined && moved !== '-') parts.push(`${moved} pages moved`);
+  const note = written.note ?? '';
+  const moved = /parent pages moved ([^;\s]+)/.exec(note)?.[1];
+  const child = /child sees ([^;\s]+)/.exec(note)?.[1];
+  const got = /child got ([^;\s]+)/.exec(row.observations[1]?.note ?? '')?.[1];
+  const sees = [`parent ${shortSeen(written.processSees)}`, `child ${shortSeen(child)}`];
+  if (written.deviceReads !== null) sees.push(`dev ${shortSeen(written.deviceReads)}`);
+  const parts = [`got ${shortSeen(got)}`, sees.join(', ')];
+  if (moved !== undefined && moved !== '-') parts.push(`${moved} moved`);
   return parts.join('; ');
 }
 
