@@ -162,6 +162,9 @@ scenario does not have are left out for it; with one scenario named they are a u
 Process and device reads are classified by pattern: pre-fork (the pattern written first, before the
 event), parent-write (the process's later write; munmap: the new mapping), device-write, zeros,
 mixed, unmapped (nothing mapped: /proc/PID/mem said EIO), failed (the device path refused).
+Evidence column: VmPin/VmLck across the steps (16K→16K→0), what the device read in the short
+words pre, parent, child, dev, "new map ≠ dev" (the device does not see the new mapping), dev⇄proc ok
+(each reads the other's write), PFN= (the first page kept its PFN); fork: parent/child/dev reads.
 Pins outstanding (nr_foll_pin_acquired − nr_foll_pin_released in /proc/vmstat) are machine-wide.
 
 Columns: ${SCENARIO_FIELDS.filter((f) => !f.extra).map((f) => f.key).join(', ')} by default; rdmactl scenario -H lists them all.
@@ -200,7 +203,7 @@ const LIST_FIELDS: readonly Field<ScenarioDefinition>[] = [
 
 function evidenceOf(row: ScenarioRow): string {
   const def = scenarioByName(row.scenario);
-  if (row.observations.length === 0) return row.verdict === 'skipped' || row.verdict === 'error' ? (row.reason ?? '') : '';
+  if (row.observations.length === 0) return ''; // skipped or failed: the reason follows the table
   return def?.evidence ? def.evidence(row) : summarizeObservations(row);
 }
 

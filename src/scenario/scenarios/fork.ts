@@ -60,19 +60,21 @@ export function forkRow(r: ScenarioResult): ScenarioRow {
   };
 }
 
-/** One line of evidence for the text table: "got pre; parent parent, child pre, dev parent; 4 moved". */
+/** One line of evidence for the text table: "parent/child/dev: parent/pre/parent; 0 moved". */
 export function forkEvidence(row: ScenarioRow): string {
   const written = row.observations[2];
   if (!written) return '';
   const note = written.note ?? '';
   const moved = /parent pages moved ([^;\s]+)/.exec(note)?.[1];
   const child = /child sees ([^;\s]+)/.exec(note)?.[1];
-  const got = /child got ([^;\s]+)/.exec(row.observations[1]?.note ?? '')?.[1];
-  const sees = [`parent ${shortSeen(written.processSees)}`, `child ${shortSeen(child)}`];
-  if (written.deviceReads !== null) sees.push(`dev ${shortSeen(written.deviceReads)}`);
-  const parts = [`got ${shortSeen(got)}`, sees.join(', ')];
-  if (moved !== undefined && moved !== '-') parts.push(`${moved} moved`);
-  return parts.join('; ');
+  const who = ['parent', 'child'];
+  const what = [shortSeen(written.processSees), shortSeen(child)];
+  if (written.deviceReads !== null) {
+    who.push('dev');
+    what.push(shortSeen(written.deviceReads));
+  }
+  const text = `${who.join('/')}: ${what.join('/')}`;
+  return moved !== undefined && moved !== '-' ? `${text}; ${moved} moved` : text;
 }
 
 export const forkScenario: ScenarioDefinition = {

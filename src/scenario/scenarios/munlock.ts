@@ -58,7 +58,7 @@ export function munlockVerdict(row: ScenarioRow): { verdict: string; reason: str
 
 const kb = compactBytes;
 
-/** "VmLck 16K→0; VmPin 16K→16K→0; dev reads new; PFN same" */
+/** "VmLck 16K→0; VmPin 16K→16K→0; dev⇄proc ok; PFN=" (PFN= the first page did not move) */
 export function munlockEvidence(row: ScenarioRow): string {
   const o = row.observations;
   if (o.length === 0) return '';
@@ -68,11 +68,11 @@ export function munlockEvidence(row: ScenarioRow): string {
   const devWrote = o.find((x) => x.step === 'device wrote');
   if (wrote?.deviceReads != null && devWrote) {
     const both = wrote.deviceReads === wrote.processSees && devWrote.processSees === 'device-write';
-    parts.push(both ? 'dev⇄process ok' : `dev reads ${shortSeen(wrote.deviceReads)}, process reads ${shortSeen(devWrote.processSees)}`);
+    parts.push(both ? 'dev⇄proc ok' : `dev reads ${shortSeen(wrote.deviceReads)}, process reads ${shortSeen(devWrote.processSees)}`);
   }
   const first = o[0]?.pfn ?? null;
   const later = wrote?.pfn ?? o[1]?.pfn ?? null;
-  if (first !== null && later !== null) parts.push(first === later ? 'PFN same' : 'PFN moved');
+  if (first !== null && later !== null) parts.push(first === later ? 'PFN=' : 'PFN≠');
   return parts.join('; ');
 }
 
