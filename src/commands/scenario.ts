@@ -165,7 +165,8 @@ mixed, unmapped (nothing mapped: /proc/PID/mem said EIO), failed (the device pat
 Evidence column: VmPin/VmLck across the steps (16K→16K→0), what the device read in the short
 words pre, parent, child, dev, "new map ≠ dev" (the device does not see the new mapping), dev⇄proc ok
 (each reads the other's write), PFN= (the first page kept its PFN); fork: parent/child/dev reads.
-Pins outstanding (nr_foll_pin_acquired − nr_foll_pin_released in /proc/vmstat) are machine-wide.
+Pins outstanding (nr_foll_pin_acquired − nr_foll_pin_released in /proc/vmstat) are machine-wide, and
+the kernel folds per-CPU deltas into them every vm.stat_interval (1 s): a small row's pins show late.
 
 Columns: ${SCENARIO_FIELDS.filter((f) => !f.extra).map((f) => f.key).join(', ')} by default; rdmactl scenario -H lists them all.
 JSON (--json): {host, schema, kernel, pfnsVisible, pageSize, memoryNodes, verbsUnavailable, size, access,

@@ -138,7 +138,14 @@ export async function withRange(
   return row;
 }
 
-/** Pause between steps (tests: --step-delay) and stop there if a signal arrived. */
-export function step(ctx: ScenarioRunContext): Promise<void> {
-  return checkpoint(ctx.signal, ctx.stepDelayMs);
+/**
+ * After a step's observation: tell a test (onStep) what is being looked at, pause (--step-delay), and
+ * stop there if a signal arrived.
+ */
+export async function step(ctx: ScenarioRunContext, name: string, range: RegisteredRange | null): Promise<void> {
+  if (ctx.onStep && range) {
+    const live = range.registration && !range.registration.closed ? range.registration : null;
+    await ctx.onStep(name, { pid: 'self', addr: range.addr, length: range.length, registration: live });
+  }
+  await checkpoint(ctx.signal, ctx.stepDelayMs);
 }

@@ -104,15 +104,16 @@ export const munlockScenario: ScenarioDefinition = {
     const mine = view(range.addr, range.length);
     mine.fill(PATTERN.preFork);
     obs.push(observe('locked', range.target()));
-    await step(ctx);
+    await step(ctx, 'locked', range);
 
     munlock(range.addr, range.length);
     obs.push(observe('munlock', range.target()));
-    await step(ctx);
+    await step(ctx, 'munlock', range);
 
     if (range.device) {
       mine.fill(PATTERN.parent);
       obs.push(observe('process wrote', range.target()));
+      await step(ctx, 'process wrote', range);
       let note: string | null = null;
       try {
         range.device.deviceWrite(Buffer.alloc(range.length, PATTERN.device), 0);
@@ -120,11 +121,12 @@ export const munlockScenario: ScenarioDefinition = {
         note = `device write failed: ${err instanceof Error ? err.message : String(err)}`;
       }
       obs.push(observe('device wrote', { ...range.target(), device: null }, { processSees: classify(mine), note }));
-      await step(ctx);
+      await step(ctx, 'device wrote', range);
     }
 
     range.releaseRegistration();
     obs.push(observe('released', { ...range.target(), device: null }));
+    await step(ctx, 'released', range);
     const { verdict, reason } = munlockVerdict(row);
     row.verdict = verdict;
     row.reason = reason;

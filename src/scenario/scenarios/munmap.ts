@@ -138,23 +138,25 @@ export const munmapScenario: ScenarioDefinition = {
     // The old pattern, written by the process while the range is still mapped.
     view(range.addr, range.length).fill(PATTERN.preFork);
     obs.push(observe('registered', range.target()));
-    await step(ctx);
+    await step(ctx, 'registered', range);
 
     range.unmap(); // from here on the address is never touched from JS
     obs.push(observe('munmap', range.target()));
-    await step(ctx);
+    await step(ctx, 'munmap', range);
 
     if (range.device) {
       const wrote = deviceWriteThenRead(range);
       obs.push(observe('device wrote', { ...range.target(), device: null }, { deviceReads: wrote.seen, note: wrote.note }));
+      await step(ctx, 'device wrote', range);
     }
     const remap = remapAt(range);
     if (remap.exact) view(remap.addr, range.length).fill(NEW_PATTERN);
     obs.push(observe('remapped', range.target(), { note: remap.note }));
-    await step(ctx);
+    await step(ctx, 'remapped', range);
 
     range.releaseRegistration();
     obs.push(observe('released', { ...range.target(), device: null }));
+    await step(ctx, 'released', range);
     if (remap.exact) {
       // Once the registration is gone, the process still has its new mapping, untouched by the release.
       const last = obs[obs.length - 1]!;
