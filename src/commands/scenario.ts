@@ -168,10 +168,8 @@ words pre, parent, child, dev, "new map ≠ dev" (the device does not see the ne
 Pins outstanding (nr_foll_pin_acquired − nr_foll_pin_released in /proc/vmstat) are machine-wide, and
 the kernel folds per-CPU deltas into them every vm.stat_interval (1 s): a small row's pins show late.
 
-Columns: ${SCENARIO_FIELDS.filter((f) => !f.extra).map((f) => f.key).join(', ')} by default; rdmactl scenario -H lists them all.
-JSON (--json): {host, schema, kernel, pfnsVisible, pageSize, memoryNodes, verbsUnavailable, size, access,
-  scenarios: [{name, summary, verdicts}], rows: [{${SCENARIO_FIELDS.map((f) => f.key).join(', ')}}]};
-  --list prints {host, schema, scenarios: [{name, summary, description, backends, backings, variants, verdicts}]}.
+Columns: ${SCENARIO_FIELDS.filter((f) => !f.extra).map((f) => f.key).join(', ')} by default (rdmactl scenario -H: all).
+${wrapWords(`JSON (--json): {host, schema, kernel, pfnsVisible, pageSize, memoryNodes, verbsUnavailable, size, access, scenarios: [{name, summary, verdicts}], rows: [{${SCENARIO_FIELDS.map((f) => f.key).join(', ')}}]}; --list prints {host, schema, scenarios: [{name, summary, description, backends, backings, variants, verdicts}]}.`)}
 
 Examples:
   rdmactl scenario --list
@@ -221,7 +219,7 @@ export function scenarioCommand(ctx: Context): Command {
     .option('-s, --size <size>', `buffer size per row (${SIZE_HELP}); default: 4 pages`)
     .addOption(completes(new Option('--access <flags>', 'verbs rows: extra ibv access flags on top of local-write,remote-write,remote-read (on-demand: an ODP MR)'), commaListOf(async () => Object.keys((await import('../engine/verbs/access.js')).ACCESS_FLAGS))))
     .option('--json', 'print one JSON document')
-    .addOption(completes(new Option('--expect <verdicts>', 'exit 5 unless every row that ran has this verdict: VERDICT, or SCENARIO=VERDICT,… (see the verdicts below)'), commaListOf([...new Set(SCENARIOS.flatMap(expectableOf))])))
+    .addOption(completes(new Option('--expect <verdicts>', 'exit 5 unless every row that ran has this verdict: VERDICT or SCENARIO=VERDICT,… (verdicts below)'), commaListOf([...new Set(SCENARIOS.flatMap(expectableOf))])))
     .addOption(new Option('--step-delay <ms>', 'testing: pause this long at each step').hideHelp())
     .addHelpText('after', helpAfter())
     .action(async (name: string | undefined, flags: ScenarioFlags) => {
