@@ -209,7 +209,7 @@ function evidenceOf(row: ScenarioRow): string {
 export function scenarioCommand(ctx: Context): Command {
   const names = SCENARIOS.map((s) => s.name);
   const command = new Command('scenario')
-    .summary('do what the kernel threads say goes wrong with registered memory (fork, munmap, munlock, …) and show the evidence')
+    .summary('munmap, munlock or fork registered memory and show the evidence')
     .description('Run each scenario for real — register, do the one thing (fork, munmap, munlock, …), then read VmPin/VmLck, pins, PFNs, what the process and the device path see — one row per way of registering, each with a verdict derived from that evidence.')
     .addArgument(completes(new Argument('[name]', `a scenario (${names.join(', ')}) or all`), oneOf([...names, 'all'])))
     .option('-l, --list', 'list the scenarios, one line each')

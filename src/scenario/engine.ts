@@ -52,7 +52,7 @@ export function casesFor(def: ScenarioDefinition, selection: ScenarioSelection, 
   return out;
 }
 
-export interface ScenarioRunOptions extends Omit<ScenarioRunContext, 'env'> {}
+export interface EngineRunOptions extends Omit<ScenarioRunContext, 'env'> {}
 
 export interface ScenarioRunReport {
   kernel: string;
@@ -80,7 +80,7 @@ export async function runRow(def: ScenarioDefinition, c: ScenarioCase, ctx: Scen
 }
 
 /** Run every plan's rows in order (each scenario's executionOrder within it; rows keep the plan order). */
-export async function runScenarios(plans: readonly ScenarioPlan[], options: ScenarioRunOptions): Promise<ScenarioRunReport> {
+export async function runScenarios(plans: readonly ScenarioPlan[], options: EngineRunOptions): Promise<ScenarioRunReport> {
   const forks = plans.some((p) => p.definition.forks && p.cases.length > 0);
   // Started first: the watchdog's start (a node process) overlaps the probes.
   const watchdog = forks ? armForkWatchdog() : null;

@@ -13,7 +13,7 @@ import { munmap } from '../ffi/libc.js';
 import { IBV_ACCESS_ON_DEMAND } from '../ffi/verbs/enums.js';
 import { PermissionError, RdmactlError, UnsupportedError, UsageError } from '../lib/errors.js';
 import { devicePathFor, type DevicePath } from '../fork/devicePath.js';
-import type { Target } from './evidence.js';
+import type { EvidenceTarget } from './evidence.js';
 import type { ScenarioBackend, ScenarioCase, ScenarioRow, ScenarioRunContext } from './types.js';
 
 /**
@@ -54,7 +54,7 @@ export class RegisteredRange {
   get unmapped(): boolean { return this.unmappedRange; }
 
   /** evidence.observe()'s target for this process. */
-  target(): Target {
+  target(): EvidenceTarget {
     return { pid: 'self', addr: this.buffer.addr, length: this.buffer.length, device: this.device };
   }
 
