@@ -165,6 +165,8 @@ mixed, unmapped (nothing mapped: /proc/PID/mem said EIO), failed (the device pat
 Evidence column: VmPin/VmLck across the steps (16K→16K→0), what the device read in the short
 words pre, parent, child, dev, "new map ≠ dev" (the device does not see the new mapping), dev⇄proc ok
 (each reads the other's write), PFN= (the first page kept its PFN); fork: parent/child/dev reads.
+VmPin of verbs rows includes the device path's own bounce-buffer MR (as large as the row, at most
+1 MiB): it is released with the registration.
 Pins outstanding (nr_foll_pin_acquired − nr_foll_pin_released in /proc/vmstat) are machine-wide, and
 the kernel folds per-CPU deltas into them every vm.stat_interval (1 s): a small row's pins show late.
 
