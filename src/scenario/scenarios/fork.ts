@@ -2,7 +2,6 @@
 // each reported as a ScenarioRow. The variant is protection/writer (e.g. none/parent); the
 // observations are the fork result's readings, step by step; the verdicts are fork's own table.
 
-import type { Content } from '../../fork/observe.js';
 import {
   DEFAULT_MATRIX, FORK_BACKENDS, FORK_BACKINGS, PROTECTIONS, VERDICTS, WRITERS, executionOrder, notApplicable, runScenario,
   type ScenarioResult, type ScenarioSpec, type Writer,
@@ -42,9 +41,9 @@ export function forkObservations(r: ScenarioResult): Observation[] {
     },
   ];
   if (r.parentSeesDeviceWrite !== null) {
-    const parent: Content | 'mixed' = r.parentSeesDeviceWrite ? 'device-write' : 'mixed';
+    // The fork result records whether the parent reads the device's write, not what it reads otherwise.
     out.push({
-      ...blank('device wrote'), processSees: r.parentSeesDeviceWrite ? parent : null,
+      ...blank('device wrote'), processSees: r.parentSeesDeviceWrite ? 'device-write' : null,
       note: `parent reads the device's write: ${yesNo(r.parentSeesDeviceWrite)}; child sees ${r.childSeesAfterDeviceWrite ?? '-'}; child mapped ${yesNo(r.childMapped)}`,
     });
   }
