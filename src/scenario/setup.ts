@@ -71,6 +71,20 @@ export class RegisteredRange {
     if (this.registration instanceof MlockRegistration) this.registration.rangeUnmapped();
   }
 
+  /**
+   * Close the device path and open a fresh one on the same registration (a verbs QP that failed is in
+   * the error state for good: a later check needs a new one). Returns the new path's failure, or null.
+   */
+  reopenDevice(): string | null {
+    if (!this.registration || !this.device) return 'no device path to reopen';
+    const old = this.device;
+    this.device = null;
+    old.close();
+    const found = devicePathFor(this.registration);
+    this.device = found.path;
+    return found.unavailable;
+  }
+
   /** Run `fn` at release, after the registration and before the buffer (e.g. unmap a second mapping). */
   defer(fn: () => void): void {
     this.extra.push(fn);

@@ -20,6 +20,10 @@ export const MUNLOCK_VERDICTS: readonly ScenarioVerdict[] = [
     meaning: 'with mlock alone, munlock drops VmLck and nothing else holds the pages: no pin, no device',
   },
   {
+    id: 'device-follows-process', words: 'the device follows the process (on-demand MR: nothing pinned)', expectable: true,
+    meaning: 'an on-demand MR pins nothing; after munlock the device still reads and writes the process\'s pages through its page tables',
+  },
+  {
     id: 'device-disconnected', words: 'device disconnected from the process\'s pages', expectable: true,
     meaning: 'after munlock the device and the process no longer see each other\'s writes',
   },
@@ -53,7 +57,8 @@ export function munlockVerdict(row: ScenarioRow): { verdict: string; reason: str
   const pfnNote = locked.pfn !== null && unlocked.pfn !== null ? (locked.pfn === wrote?.pfn ? 'PFN stable' : 'PFN changed') : 'PFNs hidden';
   if (row.pinned && !pinStayed) return { verdict: 'unverified', reason: `VmPin ${formatBytes(locked.pinnedBytes ?? 0)} → ${formatBytes(unlocked.pinnedBytes ?? 0)} at munlock` };
   if (!wrote || !devWrote) return { verdict: 'unverified', reason: row.devicePath };
-  return { verdict: 'pin-outlives-munlock', reason: row.pinned ? pfnNote : `on-demand MR: nothing pinned; ${pfnNote}` };
+  if (row.onDemand) return { verdict: 'device-follows-process', reason: pfnNote };
+  return { verdict: 'pin-outlives-munlock', reason: pfnNote };
 }
 
 const kb = compactBytes;

@@ -85,10 +85,10 @@ export function munmapVerdict(row: ScenarioRow): { verdict: string; reason: stri
     }
     return { verdict: 'unverified', reason: row.devicePath };
   }
-  if (unmapped.deviceReads === 'failed') return { verdict: 'device-lost-access', reason: unmapped.note };
   if (remapped && remapped.deviceReads !== null && remapped.deviceReads !== 'failed' && remapped.deviceReads === remapped.processSees) {
-    return { verdict: 'device-follows-new-mapping', reason: null };
+    return { verdict: 'device-follows-new-mapping', reason: unmapped.deviceReads === 'failed' ? `while nothing was mapped the device path failed: ${unmapped.note ?? ''}` : null };
   }
+  if (unmapped.deviceReads === 'failed') return { verdict: 'device-lost-access', reason: unmapped.note };
   if (unmapped.deviceReads === OLD) return { verdict: 'device-keeps-old-pages', reason: null };
   if (remapped?.deviceReads === 'failed') return { verdict: 'device-lost-access', reason: remapped.note };
   return { verdict: 'unverified', reason: `device read ${unmapped.deviceReads} after munmap` };
@@ -151,7 +151,15 @@ export const munmapScenario: ScenarioDefinition = {
     }
     const remap = remapAt(range);
     if (remap.exact) view(remap.addr, range.length).fill(NEW_PATTERN);
-    obs.push(observe('remapped', range.target(), { note: remap.note }));
+    // A verbs QP whose transfer failed stays in the error state: look at the new mapping through a fresh one.
+    let reopened = '';
+    if (range.device && obs.some((o) => o.deviceReads === 'failed') && range.backend === 'verbs') {
+      const failure = range.reopenDevice();
+      reopened = failure ? `; could not reopen the device path: ${failure}` : '; device path reopened (a fresh QP) after its failure';
+    }
+    const remapped = observe('remapped', range.target());
+    remapped.note = [remapped.note, `${remap.note}${reopened}`].filter(Boolean).join('; ');
+    obs.push(remapped);
     await step(ctx, 'remapped', range);
 
     range.releaseRegistration();
