@@ -8,6 +8,7 @@ const quick = process.argv.includes('--quick');
 const scripts = [
   ['register.mjs'],
   ['fork.mjs'],
+  ['scenario.mjs'],
   ['stat.mjs', ...(quick ? ['--processes', '500'] : [])],
   ['ls.mjs', ...(quick ? ['--holders', '50'] : [])],
   ['top.mjs', ...(quick ? ['--quick'] : [])],

@@ -17,6 +17,7 @@ const COMMANDS: ReadonlyArray<readonly [string, () => Promise<CommandFactory>]> 
   ['stat', async () => (await import('./commands/stat.js')).statCommand],
   ['ls', async () => (await import('./commands/ls.js')).lsCommand],
   ['fork', async () => (await import('./commands/fork.js')).forkCommand],
+  ['scenario', async () => (await import('./commands/scenario.js')).scenarioCommand],
   ['doctor', async () => (await import('./commands/doctor.js')).doctorCommand],
   ['top', async () => (await import('./commands/top.js')).topCommand],
   ['exporter', async () => (await import('./commands/exporter.js')).exporterCommand],
@@ -40,8 +41,8 @@ Exit status:
   2  usage error (bad option, size or value)
   3  not supported here (no RDMA device, no ODP, io_uring disabled, no hugepages)
   4  permission denied
-  5  a requested expectation did not hold (fork --expect)
-  128+n  stopped by signal n after cleaning up (130 SIGINT, 143 SIGTERM; fork)
+  5  a requested expectation did not hold (fork --expect, scenario --expect)
+  128+n  stopped by signal n after cleaning up (130 SIGINT, 143 SIGTERM; fork, scenario)
 
 Environment:
   RDMACTL_DEBUG=1  print stack traces with errors

@@ -48,6 +48,7 @@ export function roundUp(value: number, multiple: number): number {
 
 class Mapping implements MappedBuffer {
   private released = false;
+  private unmapped = false;
   constructor(
     readonly addr: Pointer,
     readonly length: number,
@@ -57,11 +58,17 @@ class Mapping implements MappedBuffer {
     private readonly cleanupDir: string | null,
   ) {}
 
+  unmap(): void {
+    if (this.unmapped || this.released) return;
+    munmap(this.addr, this.length);
+    this.unmapped = true;
+  }
+
   close(): void {
     if (this.released) return;
     this.released = true;
     try {
-      munmap(this.addr, this.length);
+      if (!this.unmapped) munmap(this.addr, this.length);
     } finally {
       if (this.cleanupDir) rmSync(this.cleanupDir, { recursive: true, force: true });
     }

@@ -23,6 +23,14 @@ export class MlockRegistration implements BackendRegistration<'mlock'> {
     return this.isClosed;
   }
 
+  /**
+   * The range was munmapped: the kernel dropped the lock with the mapping. close() must not munlock
+   * the address again — it may hold a new mapping by now.
+   */
+  rangeUnmapped(): void {
+    this.isClosed = true;
+  }
+
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;

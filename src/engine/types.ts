@@ -20,6 +20,11 @@ export interface MappedBuffer extends Disposable {
   readonly readOnly: boolean;
   /** The file behind a file-* backing, when there is one. */
   readonly path: string | null;
+  /**
+   * munmap the range now but keep what else the buffer owns (a temporary file) until close(); close()
+   * then never unmaps again — not even a new mapping someone made at the same address since.
+   */
+  unmap?(): void;
   close(): void;
 }
 

@@ -18,6 +18,8 @@ export const MAP_ANONYMOUS = 0x20;
 export const MAP_NORESERVE = 0x4000;
 export const MAP_POPULATE = 0x8000;
 export const MAP_HUGETLB = 0x40000;
+/** Map exactly at the address or fail with EEXIST (Linux ≥ 4.17; older kernels take it as a hint). */
+export const MAP_FIXED_NOREPLACE = 0x100000;
 export const MAP_FAILED: Pointer = 0xffffffffffffffffn;
 
 export const MADV_NORMAL = 0;
@@ -115,6 +117,13 @@ export function mmap(length: number, prot: number, flags: number, fd = -1, offse
   const addr = lib().mmap(null, length, prot, flags, fd, offset);
   if (addr === MAP_FAILED) throw new SyscallError('mmap', koffi.errno());
   return addr;
+}
+
+/** mmap(2) with an address: a hint, or exact with MAP_FIXED_NOREPLACE. Returns where the kernel mapped. */
+export function mmapAt(addr: Pointer, length: number, prot: number, flags: number, fd = -1, offset = 0): Pointer {
+  const got = lib().mmap(addr, length, prot, flags, fd, offset);
+  if (got === MAP_FAILED) throw new SyscallError('mmap', koffi.errno());
+  return got;
 }
 
 export function munmap(addr: Pointer, length: number): void {

@@ -6,15 +6,12 @@
 import { performance } from 'node:perf_hooks';
 import { view, type Pointer } from '../ffi/libc.js';
 import { pageSize } from '../proc/pagemap.js';
-import { allocateBuffer } from '../engine/buffer.js';
-import { applyProtections, register, type RegistrationSet } from '../engine/register.js';
-import type { MappedBuffer, Registration } from '../engine/types.js';
-import { PermissionError, RdmactlError, UnsupportedError, UsageError } from '../lib/errors.js';
-import { SyscallError } from '../ffi/errno.js';
+import type { Registration } from '../engine/types.js';
+import { VERBS_SCENARIO_ACCESS, setUpRange, setupSkipReason, type RegisteredRange } from '../scenario/setup.js';
 import { IBV_ACCESS_ON_DEMAND } from '../ffi/verbs/enums.js';
 import { PausedChild } from './child.js';
 import { armForkWatchdog, disarmForkWatchdog } from './watchdog.js';
-import { devicePathFor, type DevicePath } from './devicePath.js';
+import type { DevicePath } from './devicePath.js';
 import { pfnsVisible, probeEnvironment, verbsForkStatus, type RunEnvironment } from './environment.js';
 import { checkpoint } from './interrupt.js';
 import { readCopyOnFork } from '../observe/copyOnFork.js';
@@ -50,6 +47,8 @@ export interface ScenarioResult extends ScenarioSpec {
   parentSees: Content | null;
   /** What the child holds after the writes; 'unmapped' when it has no mapping. */
   childSees: Inherited | null;
+  /** What the device path read after the writes (before it wrote). */
+  deviceSees: Content | null;
   /** The device path's read returned what the parent sees (its latest write). */
   deviceSeesParentWrite: boolean | null;
   /** After the device wrote a new pattern, the parent reads it. */
@@ -79,47 +78,18 @@ export interface ScenarioRunOptions {
   verbsAccess?: number;
 }
 
-/**
- * What verbs rows register with: local-write, remote-write, remote-read — the device path's RDMA
- * WRITE needs remote-write and its RDMA READ remote-read.
- */
-export const VERBS_FORK_ACCESS = 7;
+/** What verbs rows register with (the scenario engine's access: local-write, remote-write, remote-read). */
+export const VERBS_FORK_ACCESS = VERBS_SCENARIO_ACCESS;
 
 function emptyResult(spec: ScenarioSpec, verdict: VerdictId, reason: string | null, verbsAccess: number): ScenarioResult {
   const onDemand = spec.backend === 'verbs' && (verbsAccess & IBV_ACCESS_ON_DEMAND) !== 0;
   return {
     ...spec, length: null, pinned: spec.backend === 'uring' || (spec.backend === 'verbs' && !onDemand), onDemand,
     parentPfnBefore: null, parentPfnAfter: null, childPfn: null, parentPagesMoved: null, parentPfnStable: null,
-    childSharesPage: null, childMapped: null, childInherited: null, parentSees: null, childSees: null,
+    childSharesPage: null, childMapped: null, childInherited: null, parentSees: null, childSees: null, deviceSees: null,
     deviceSeesParentWrite: null, parentSeesDeviceWrite: null, childSeesAfterDeviceWrite: null, devicePath: null,
     verdict, reason, elapsedMs: 0,
   };
-}
-
-interface Setup {
-  buffer: MappedBuffer;
-  registration: Registration | null;
-  release(): void;
-}
-
-async function setUp(spec: ScenarioSpec, length: number, verbsAccess = 0): Promise<Setup> {
-  if (spec.backend === 'plain') {
-    const buffer = allocateBuffer({ length, backing: spec.backing });
-    try {
-      applyProtections(buffer, { dontfork: spec.protection === 'dontfork', wipeonfork: spec.protection === 'wipeonfork' });
-    } catch (err) {
-      buffer.close();
-      throw err;
-    }
-    return { buffer, registration: null, release: () => buffer.close() };
-  }
-  const set: RegistrationSet = await register({
-    length, backend: spec.backend, backing: spec.backing,
-    dontfork: spec.protection === 'dontfork', wipeonfork: spec.protection === 'wipeonfork', forkInit: spec.protection === 'fork-init',
-    ...(spec.backend === 'verbs' ? { access: VERBS_FORK_ACCESS | verbsAccess } : {}),
-  });
-  const first = set.registrations[0]!;
-  return { buffer: first.buffer, registration: first.registration, release: () => void set.close() };
 }
 
 function firstOrNull(values: ReadonlyArray<number | null> | undefined): number | null {
@@ -134,34 +104,31 @@ export async function runScenario(spec: ScenarioSpec, env: RunEnvironment, optio
   if (inapplicable) return emptyResult(spec, 'skipped', inapplicable, verbsAccess);
   if (spec.backend === 'verbs' && env.verbsUnavailable) return emptyResult(spec, 'skipped', env.verbsUnavailable, verbsAccess);
 
-  let setup: Setup;
+  let range: RegisteredRange;
   try {
-    setup = await setUp(spec, options.length, verbsAccess);
+    // The scenario engine's set-up: the buffer, its protections, the registration and the device path.
+    range = await setUpRange(spec, { length: options.length, verbsAccess }, {
+      dontfork: spec.protection === 'dontfork', wipeonfork: spec.protection === 'wipeonfork', forkInit: spec.protection === 'fork-init',
+      ...(options.devicePath ? { devicePath: options.devicePath } : {}),
+    });
   } catch (err) {
     // The machine cannot do this row (no hugepages, no THP, io_uring disabled, over a limit, the kernel
     // refuses to pin this kind of mapping): a skip with the kernel's reason, not a failure.
-    if (err instanceof UnsupportedError || err instanceof PermissionError || err instanceof UsageError) {
-      return emptyResult(spec, 'skipped', err.message, verbsAccess);
-    }
-    if (err instanceof RdmactlError || err instanceof SyscallError) return emptyResult(spec, 'skipped', `cannot set up here: ${err.message}`, verbsAccess);
-    throw err;
+    const reason = setupSkipReason(err);
+    if (reason === null) throw err;
+    return emptyResult(spec, 'skipped', reason, verbsAccess);
   }
 
   const result = emptyResult(spec, 'error', null, verbsAccess);
   const page = pageSize();
-  let device: DevicePath | null = null;
+  const device: DevicePath | null = range.device;
   let child: PausedChild | null = null;
   let watched = false;
   try {
-    const { buffer, registration } = setup;
-    const addr: Pointer = buffer.addr;
-    const len = buffer.length;
+    const addr: Pointer = range.addr;
+    const len = range.length;
     result.length = len;
-    if (registration) {
-      const found = options.devicePath ? { path: options.devicePath(registration), unavailable: 'no device path' } : devicePathFor(registration);
-      device = found.path;
-      result.devicePath = found.path ? found.path.name : found.unavailable;
-    }
+    if (range.registration) result.devicePath = range.devicePathText;
 
     const mine = view(addr, len);
     mine.fill(PATTERN.preFork);
@@ -200,7 +167,9 @@ export async function runScenario(spec: ScenarioSpec, env: RunEnvironment, optio
     result.childSees = childNow ? classify(childNow) : 'unmapped';
 
     if (device) {
-      result.deviceSeesParentWrite = parentNow.equals(device.deviceRead(0, len));
+      const deviceNow = device.deviceRead(0, len);
+      result.deviceSees = classify(deviceNow);
+      result.deviceSeesParentWrite = parentNow.equals(deviceNow);
       device.deviceWrite(Buffer.alloc(len, PATTERN.device), 0);
       result.parentSeesDeviceWrite = classify(mine) === 'device-write';
       const childLater = readChild(child.pid, addr, len);
@@ -216,7 +185,7 @@ export async function runScenario(spec: ScenarioSpec, env: RunEnvironment, optio
   } finally {
     // Order matters: the child first (it may share the pages), then the device path, then the pins.
     let failure: unknown;
-    for (const step of [() => child?.close(), () => device?.close(), () => setup.release()]) {
+    for (const step of [() => child?.close(), () => range.release()]) {
       try { step(); } catch (err) { failure ??= err; }
     }
     if (watched) await disarmForkWatchdog();

@@ -13,7 +13,7 @@ import { classify, readChild } from '../fork/observe.js';
 import type { Observation, Seen } from './types.js';
 
 /** Where to look: the process holding the registration, its address and length, and the device path if any. */
-export interface Target {
+export interface EvidenceTarget {
   /** The holder's pid; 'self' for this process. */
   pid: number | 'self';
   addr: Pointer;
@@ -48,7 +48,7 @@ export function firstPfn(pid: number | 'self', addr: Pointer): number | null {
 }
 
 /** Every reading after `step`; `extra` fills node/note or overrides a reading the scenario made itself. */
-export function observe(step: string, target: Target, extra: Partial<Omit<Observation, 'step'>> = {}): Observation {
+export function observe(step: string, target: EvidenceTarget, extra: Partial<Omit<Observation, 'step'>> = {}): Observation {
   const status = readStatus(target.pid);
   const device = target.device ? deviceReads(target.device, target.length) : null;
   return {

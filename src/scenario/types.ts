@@ -3,7 +3,7 @@
 // argue about, and records what it saw after each step. Its verdict comes from that evidence only,
 // through the scenario's own verdict table — never from a kernel-version table.
 
-import type { Backing } from '../engine/types.js';
+import type { Backing, Registration } from '../engine/types.js';
 import type { Content } from '../fork/observe.js';
 
 /** How the scenario's memory is registered; `plain` is the baseline: the same buffer, not registered. */
@@ -30,7 +30,10 @@ export interface Observation {
   pinnedBytes: number | null;
   /** VmLck (mm->locked_vm) of that process. */
   lockedBytes: number | null;
-  /** nr_foll_pin_acquired − nr_foll_pin_released from /proc/vmstat (machine-wide, pages). */
+  /**
+   * nr_foll_pin_acquired − nr_foll_pin_released from /proc/vmstat (machine-wide, pages; per-CPU deltas
+   * reach it every vm.stat_interval, so a few pages pinned just now may not show yet).
+   */
   pinsOutstanding: number | null;
   /** PFN of the range's first page in the process (/proc/PID/pagemap; null when hidden or absent). */
   pfn: number | null;
@@ -98,6 +101,20 @@ export interface ScenarioRunContext {
   stepDelayMs: number;
   /** Called with the pid of each helper process (child, holder) a row starts. */
   onChild?: (pid: number) => void;
+  /**
+   * Tests: called after each step's observation, before the pause, with what is being looked at, so a
+   * test can make its own independent readings at that moment.
+   */
+  onStep?: (step: string, at: StepTarget) => void | Promise<void>;
+}
+
+/** What a row is looking at during a step (ScenarioRunContext.onStep). */
+export interface StepTarget {
+  pid: number | 'self';
+  addr: bigint;
+  length: number;
+  /** The live registration, or null (plain, or already released). */
+  registration: Registration | null;
 }
 
 /** A scenario: its words, its verdicts, the rows it runs by default, and how one row runs. */
@@ -118,4 +135,15 @@ export interface ScenarioDefinition {
   notApplicable(c: ScenarioCase, env: ScenarioEnvironment): string | null;
   /** Run one row. Everything it creates is released before it returns or throws. */
   run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRow>;
+  /** Rows fork paused children (PausedChild): the engine arms the fork watchdog for the run. */
+  forks?: boolean;
+  /**
+   * When the user names some dimensions (--backend/--backing/--variant), the values the others take;
+   * default: the values the defaultCases use.
+   */
+  selectionDefaults?: Partial<{ backend: readonly ScenarioBackend[]; backing: readonly Backing[]; variant: readonly (string | null)[] }>;
+  /** One short line of a row's evidence for the text table (default: the engine's summary of the observations). */
+  evidence?(row: ScenarioRow): string;
+  /** The order rows run in (results keep the given order); default: as given. */
+  executionOrder?(cases: readonly ScenarioCase[]): number[];
 }

@@ -14,6 +14,7 @@ import { REGISTRATION_FIELDS } from '../../src/commands/ls.js';
 import { LIMITS_FIELDS } from '../../src/commands/limits.js';
 import { DEVICE_FIELDS, PORT_FIELDS } from '../../src/commands/devices.js';
 import { FORK_FIELDS } from '../../src/commands/fork.js';
+import { SCENARIO_FIELDS } from '../../src/commands/scenario.js';
 import { REG_FIELDS, RELEASE_FIELDS } from '../../src/commands/reg.js';
 import { DEREG_FIELDS } from '../../src/commands/dereg.js';
 import type { Field } from '../../src/lib/fields.js';
@@ -69,7 +70,7 @@ describe('JSON schemas', () => {
   });
 
   it('every schema file is a valid draft-07 schema with an id, and the package ships them', () => {
-    expect([...schemas.keys()].sort()).toEqual(['columns', 'dereg', 'devices', 'doctor', 'fork', 'limits', 'ls', 'reg', 'registration', 'stat']);
+    expect([...schemas.keys()].sort()).toEqual(['columns', 'dereg', 'devices', 'doctor', 'fork', 'limits', 'ls', 'reg', 'registration', 'scenario', 'stat']);
     for (const [name, schema] of schemas) expect(schema['$id'], name).toBe(`urn:rdmactl:schema:${name}:1`);
     const pkg = JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8')) as { files: string[] };
     expect(pkg.files).toContain('schema');
@@ -86,6 +87,7 @@ describe('JSON schemas', () => {
     expect(keysOf(def('devices', 'device'))).toEqual(fieldKeys(DEVICE_FIELDS));
     expect(keysOf(def('devices', 'port'))).toEqual(fieldKeys(PORT_FIELDS));
     expect(keysOf(def('fork', 'scenario'))).toEqual(fieldKeys(FORK_FIELDS));
+    expect(keysOf(def('scenario', 'row'))).toEqual(fieldKeys(SCENARIO_FIELDS));
     expect(keysOf(def('reg', 'registered'), ['host', 'schema', 'event', 'detached', 'releaseAt'])).toEqual(fieldKeys(REG_FIELDS));
     expect(keysOf(def('reg', 'released'), ['host', 'schema', 'event'])).toEqual(fieldKeys(RELEASE_FIELDS));
     expect(keysOf(def('dereg', 'result'))).toEqual(fieldKeys(DEREG_FIELDS));
@@ -150,6 +152,17 @@ describe('JSON schemas', () => {
     expectValid(JSON.parse((await rdmactl('fork', '--backend', 'uring', '--json', '-o', 'backend,verdict')).stdout), 'fork');
   });
 
+  it('scenario all --json (every row, observations included), -o, and --list --json', async () => {
+    const result = await rdmactl('scenario', 'all', '--json');
+    expect(result.code, result.stderr).toBe(0);
+    const document = JSON.parse(result.stdout) as Json & { rows: Json[] };
+    expectValid(document, 'scenario');
+    expect(new Set(document.rows.map((r) => r['scenario']))).toEqual(new Set(['fork', 'munmap', 'munlock']));
+    expect(document.rows.some((r) => (r['observations'] as unknown[]).length > 0)).toBe(true);
+    expectValid(JSON.parse((await rdmactl('scenario', 'munlock', '--backend', 'uring', '--json', '-o', 'scenario,verdict')).stdout), 'scenario');
+    expectValid(JSON.parse((await rdmactl('scenario', '--list', '--json')).stdout), 'scenario');
+  });
+
   it('dereg --json: a real release, then nothing held', async () => {
     const released = await rdmactl('dereg', String(detached['id']), '--json');
     expect(released.code, released.stderr).toBe(0);
@@ -176,7 +189,7 @@ describe('JSON schemas', () => {
     expect(validators.get('doctor')!({ ...tried, findings: [{ id: 'memlock.limit', status: 'fine' }] })).toBe(false);
   });
 
-  it.each(['stat', 'ls', 'limits', 'devices', 'reg', 'fork', 'dereg'])('%s -H --json matches the columns schema', async (command) => {
+  it.each(['stat', 'ls', 'limits', 'devices', 'reg', 'fork', 'scenario', 'dereg'])('%s -H --json matches the columns schema', async (command) => {
     expectValid(JSON.parse((await rdmactl(command, '-H', '--json')).stdout), 'columns');
   });
 

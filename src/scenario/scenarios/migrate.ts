@@ -19,7 +19,7 @@ import { readSysctlInt } from '../../proc/sysctl.js';
 import { devicePathFor, type DevicePath } from '../../fork/devicePath.js';
 import { checkpoint } from '../../fork/interrupt.js';
 import { PATTERN, readPfns } from '../../fork/observe.js';
-import { observe, type Target } from '../evidence.js';
+import { observe, type EvidenceTarget } from '../evidence.js';
 import type { Observation, ScenarioBackend, ScenarioCase, ScenarioDefinition, ScenarioEnvironment, ScenarioRow, ScenarioRunContext, ScenarioVerdict } from '../types.js';
 
 export const MIGRATE_VERDICTS: readonly ScenarioVerdict[] = [
@@ -189,7 +189,7 @@ export async function runMigrate(c: ScenarioCase, ctx: ScenarioRunContext, probe
       device = found.path;
       row.devicePath = found.path ? found.path.name : found.unavailable;
     }
-    const target: Target = { pid: 'self', addr: buffer.addr, length: len, device };
+    const target: EvidenceTarget = { pid: 'self', addr: buffer.addr, length: len, device };
     const pages: Pointer[] = [];
     for (let offset = 0; offset < len; offset += page) pages.push(buffer.addr + BigInt(offset));
     const where = (targetNode: number | null): MigrateProbeTarget => ({ pid: process.pid, addr: buffer.addr, length: len, targetNode });

@@ -1,0 +1,301 @@
+// rdmactl scenario: every way the kernel threads say registered memory goes wrong (fork, munmap,
+// munlock, …), each done for real and shown with the evidence gathered in that run, one row per
+// scenario × backend × backing (× variant), each with a verdict from the scenario's own table.
+
+import { Argument, Command, Option } from 'commander';
+import { commaListOf, completes, oneOf } from '../lib/completionHints.js';
+import { pageSize } from '../proc/pagemap.js';
+import { BACKINGS, type Backing } from '../engine/types.js';
+import { EXIT, RdmactlError, UsageError } from '../lib/errors.js';
+import type { Context } from '../lib/context.js';
+import { toJson, type Field, type JsonValue } from '../lib/fields.js';
+import { addOutputOptions, outputView, type OutputFlags } from '../lib/output.js';
+import { SIZE_HELP, formatBytes, parseSize } from '../lib/size.js';
+import { withInterrupts } from '../fork/interrupt.js';
+import { casesFor, runScenarios, type ScenarioPlan, type ScenarioRunReport } from '../scenario/engine.js';
+import { SCENARIOS, scenarioByName } from '../scenario/registry.js';
+import { summarizeObservations } from '../scenario/summary.js';
+import { SCENARIO_BACKENDS, type ScenarioBackend, type ScenarioDefinition, type ScenarioRow } from '../scenario/types.js';
+
+interface ScenarioFlags extends OutputFlags {
+  list?: boolean;
+  backend?: string;
+  backing?: string;
+  variant?: string;
+  size?: string;
+  json?: boolean;
+  expect?: string;
+  stepDelay?: string;
+  access?: string;
+}
+
+export interface ScenarioTableRow {
+  index: number;
+  row: ScenarioRow;
+  evidence: string;
+}
+
+const COMMON_VERDICT_TEXT: Readonly<Record<string, string>> = { skipped: 'skipped', error: 'failed' };
+
+function verdictWords(row: ScenarioRow): string {
+  const def = scenarioByName(row.scenario);
+  const words = def?.verdicts.find((v) => v.id === row.verdict)?.words ?? COMMON_VERDICT_TEXT[row.verdict] ?? row.verdict;
+  return (row.verdict === 'skipped' || row.verdict === 'error') && row.reason ? `${words}: ${row.reason}` : words;
+}
+
+function observationsJson(row: ScenarioRow): JsonValue {
+  return row.observations.map((o) => ({ ...o }) as { [key: string]: JsonValue });
+}
+
+export const SCENARIO_FIELDS: readonly Field<ScenarioTableRow>[] = [
+  { key: 'index', label: '#', description: 'row number', get: (x) => x.index, extra: true },
+  { key: 'scenario', label: 'scenario', description: 'the scenario: fork, munmap, munlock, …', get: (x) => x.row.scenario },
+  { key: 'variant', label: 'variant', description: 'the scenario\'s variant (fork: protection/writer), null when it has one form', get: (x) => x.row.variant },
+  { key: 'backend', label: 'backend', description: 'how the buffer is registered: plain (not at all), mlock, uring, verbs', get: (x) => x.row.backend },
+  { key: 'backing', label: 'backing', description: 'what backs the buffer: anon, thp, hugetlb, memfd, file-shared, file-private', get: (x) => x.row.backing },
+  { key: 'length', label: 'size', description: 'bytes registered (the size rounded up to the backing\'s page size); null when set-up failed', kind: 'bytes', get: (x) => x.row.length, extra: true },
+  { key: 'pinned', label: 'pinned', description: 'the registration pins pages (uring, verbs except on-demand)', kind: 'bool', get: (x) => x.row.pinned, extra: true },
+  { key: 'onDemand', label: 'on-demand', description: 'a verbs on-demand (ODP) MR: nothing pinned', kind: 'bool', get: (x) => x.row.onDemand, extra: true },
+  { key: 'devicePath', label: 'device path', description: 'the data path used as the device, or why there is none', get: (x) => x.row.devicePath, extra: true },
+  { key: 'evidence', label: 'evidence', description: 'the evidence in one line (VmPin/VmLck across the steps, what the device read, …)', get: (x) => x.evidence },
+  {
+    key: 'observations', label: 'observations',
+    description: 'one object per step: step, pinnedBytes, lockedBytes, pinsOutstanding, pfn, node, processSees, deviceReads, note',
+    get: (x) => observationsJson(x.row), extra: true,
+  },
+  { key: 'verdict', label: 'verdict', description: 'an id from the scenario\'s verdict table (scenario --help), or skipped / error', get: (x) => x.row.verdict },
+  { key: 'verdictText', label: 'verdict text', description: 'the verdict in words, with the reason of a skip or failure', get: (x) => verdictWords(x.row), extra: true },
+  { key: 'reason', label: 'reason', description: 'why a row was skipped or failed, or how the verdict was reached', get: (x) => x.row.reason, extra: true },
+  { key: 'elapsedMs', label: 'ms', description: 'milliseconds the row took', get: (x) => x.row.elapsedMs, extra: true },
+];
+
+const SCENARIO_OUTPUT = { name: 'scenario', fields: SCENARIO_FIELDS };
+
+function parseList<T extends string>(text: string | undefined, valid: readonly T[], flag: string): T[] | undefined {
+  if (text === undefined) return undefined;
+  const items = text.split(',').map((s) => s.trim()).filter(Boolean);
+  if (items.length === 0) throw new UsageError(`invalid ${flag} '${text}': valid values are ${valid.join(', ')} (comma-separated, or all)`);
+  if (items.length === 1 && items[0] === 'all') return [...valid];
+  const out: T[] = [];
+  for (const item of items) {
+    if (!(valid as readonly string[]).includes(item)) throw new UsageError(`invalid ${flag} '${item}': valid values are ${valid.join(', ')} (comma-separated, or all)`);
+    if (!out.includes(item as T)) out.push(item as T);
+  }
+  return out;
+}
+
+/** Every variant any scenario has (checked per scenario later). */
+function allVariants(): string[] {
+  return [...new Set(SCENARIOS.flatMap((s) => s.variants ?? []))];
+}
+
+function expectableOf(def: ScenarioDefinition): string[] {
+  return def.verdicts.filter((v) => v.expectable).map((v) => v.id);
+}
+
+/** --expect VERDICT (every selected scenario) or SCENARIO=VERDICT,… ; unknown verdicts are usage errors. */
+export function parseExpect(text: string, selected: readonly ScenarioDefinition[]): Map<string, string> {
+  const out = new Map<string, string>();
+  const check = (def: ScenarioDefinition, verdict: string): void => {
+    const valid = expectableOf(def);
+    if (!valid.includes(verdict)) throw new UsageError(`invalid --expect '${verdict}' for scenario ${def.name}: valid verdicts are ${valid.join(', ')}`);
+    out.set(def.name, verdict);
+  };
+  const items = text.split(',').map((s) => s.trim()).filter(Boolean);
+  if (items.length === 0) throw new UsageError(`invalid --expect '${text}': VERDICT or SCENARIO=VERDICT,…`);
+  for (const item of items) {
+    const eq = item.indexOf('=');
+    if (eq < 0) {
+      for (const def of selected) check(def, item);
+      continue;
+    }
+    const name = item.slice(0, eq);
+    const def = selected.find((s) => s.name === name);
+    if (!def) throw new UsageError(`invalid --expect '${item}': scenario ${name} is not selected (selected: ${selected.map((s) => s.name).join(', ')})`);
+    check(def, item.slice(eq + 1));
+  }
+  return out;
+}
+
+function rowName(x: ScenarioTableRow): string {
+  return `#${x.index} ${x.row.scenario}${x.row.variant ? ` ${x.row.variant}` : ''} ${x.row.backend}/${x.row.backing}`;
+}
+
+/** Two-column help: names padded to one width, each text wrapped under itself before 100 columns. */
+function helpList(rows: ReadonlyArray<readonly [string, string]>, lead = '  '): string {
+  const width = Math.max(...rows.map(([name]) => name.length));
+  const indent = ' '.repeat(lead.length + width + 2);
+  return rows.map(([name, text]) => wrapWords(`${lead}${name.padEnd(width)}  ${text}`, 100, indent)).join('\n');
+}
+
+function wrapWords(text: string, width = 100, indent = '  '): string {
+  const lead = /^ */.exec(text)![0];
+  const lines: string[] = [];
+  let line = lead;
+  for (const word of text.slice(lead.length).split(' ')) {
+    if (line.trim() !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = `${indent}${word}`;
+    } else {
+      line = line.trim() === '' ? `${line}${word}` : `${line} ${word}`;
+    }
+  }
+  return [...lines, line].join('\n');
+}
+
+/** The help text after the options: generated from each definition (summary, description, verdicts). */
+function helpAfter(): string {
+  const parts: string[] = ['', 'Scenarios:'];
+  for (const def of SCENARIOS) {
+    parts.push(wrapWords(`  ${def.name}: ${def.description}`, 100, '    '));
+    parts.push(wrapWords(`    backends ${def.backends.join(',')}; backings ${def.backings.join(',')}${def.variants ? `; variants ${def.variants.length > 8 ? `${def.variants.slice(0, 6).join(',')},… (${def.variants.length})` : def.variants.join(',')}` : ''}; default rows ${def.defaultCases.length}`, 100, '      '));
+    parts.push('    Verdicts:');
+    parts.push(helpList(def.verdicts.map((v) => [v.id, `${v.words} — ${v.meaning}`] as const), '      '));
+    parts.push('');
+  }
+  parts.push(`Every scenario: skipped (could not run here, with the reason; never fails the run or an --expect),
+error (the row failed, with the reason; the run exits 1).
+
+Rows: without --backend/--backing/--variant each scenario runs its default rows; with some, every
+combination of the named values (the others take the scenario's defaults). With all, values a
+scenario does not have are left out for it; with one scenario named they are a usage error.
+Process and device reads are classified by pattern: pre-fork (the pattern written first, before the
+event), parent-write (the process's later write; munmap: the new mapping), device-write, zeros,
+mixed, unmapped (nothing mapped: /proc/PID/mem said EIO), failed (the device path refused).
+Evidence column: VmPin/VmLck across the steps (16K→16K→0), what the device read in the short
+words pre, parent, child, dev, "new map ≠ dev" (the device does not see the new mapping), dev⇄proc ok
+(each reads the other's write), PFN= (the first page kept its PFN); fork: parent/child/dev reads.
+VmPin of verbs rows includes the device path's own bounce-buffer MR (as large as the row, at most
+1 MiB): it is released with the registration.
+Pins outstanding (nr_foll_pin_acquired − nr_foll_pin_released in /proc/vmstat) are machine-wide, and
+the kernel folds per-CPU deltas into them every vm.stat_interval (1 s): a small row's pins show late.
+
+Columns: ${SCENARIO_FIELDS.filter((f) => !f.extra).map((f) => f.key).join(', ')} by default (rdmactl scenario -H: all).
+${wrapWords(`JSON (--json): {host, schema, kernel, pfnsVisible, pageSize, memoryNodes, verbsUnavailable, size, access, scenarios: [{name, summary, verdicts}], rows: [{${SCENARIO_FIELDS.map((f) => f.key).join(', ')}}]}; --list prints {host, schema, scenarios: [{name, summary, description, backends, backings, variants, verdicts}]}.`)}
+
+Examples:
+  rdmactl scenario --list
+  rdmactl scenario munmap --backend uring
+  rdmactl scenario munlock --backend mlock,uring --json
+  rdmactl scenario all --json --expect munmap=device-keeps-old-pages
+  rdmactl scenario munmap --backend verbs --access on-demand
+  rdmactl scenario fork --variant none/parent,dontfork/parent --backend uring`);
+  return parts.join('\n');
+}
+
+function definitionJson(def: ScenarioDefinition, full: boolean): { [key: string]: JsonValue } {
+  return {
+    name: def.name,
+    summary: def.summary,
+    ...(full ? {
+      description: def.description,
+      backends: [...def.backends],
+      backings: [...def.backings],
+      variants: def.variants ? [...def.variants] : null,
+    } : {}),
+    verdicts: def.verdicts.map((v) => ({ id: v.id, words: v.words, meaning: v.meaning, expectable: v.expectable })),
+  };
+}
+
+const LIST_FIELDS: readonly Field<ScenarioDefinition>[] = [
+  { key: 'name', label: 'scenario', description: 'name', get: (d) => d.name },
+  { key: 'summary', label: 'what it shows', description: 'one line', get: (d) => d.summary },
+];
+
+function evidenceOf(row: ScenarioRow): string {
+  const def = scenarioByName(row.scenario);
+  if (row.observations.length === 0) return ''; // skipped or failed: the reason follows the table
+  return def?.evidence ? def.evidence(row) : summarizeObservations(row);
+}
+
+export function scenarioCommand(ctx: Context): Command {
+  const names = SCENARIOS.map((s) => s.name);
+  const command = new Command('scenario')
+    .summary('munmap, munlock or fork registered memory and show the evidence')
+    .description('Run each scenario for real — register, do the one thing (fork, munmap, munlock, …), then read VmPin/VmLck, pins, PFNs, what the process and the device path see — one row per way of registering, each with a verdict derived from that evidence.')
+    .addArgument(completes(new Argument('[name]', `a scenario (${names.join(', ')}) or all`), oneOf([...names, 'all'])))
+    .option('-l, --list', 'list the scenarios, one line each')
+    .addOption(completes(new Option('--backend <list>', `backends: ${SCENARIO_BACKENDS.join(', ')}`), commaListOf(SCENARIO_BACKENDS)))
+    .addOption(completes(new Option('--backing <list>', `what backs the buffer: ${BACKINGS.join(', ')}`), commaListOf(BACKINGS)))
+    .addOption(completes(new Option('--variant <list>', 'the scenario\'s variants (fork: protection/writer, e.g. none/parent)'), commaListOf(allVariants())))
+    .option('-s, --size <size>', `buffer size per row (${SIZE_HELP}); default: 4 pages`)
+    .addOption(completes(new Option('--access <flags>', 'verbs rows: extra ibv access flags on top of local-write,remote-write,remote-read (on-demand: an ODP MR)'), commaListOf(async () => Object.keys((await import('../engine/verbs/access.js')).ACCESS_FLAGS))))
+    .option('--json', 'print one JSON document')
+    .addOption(completes(new Option('--expect <verdicts>', 'exit 5 unless every row that ran has this verdict: VERDICT or SCENARIO=VERDICT,… (verdicts below)'), commaListOf([...new Set(SCENARIOS.flatMap(expectableOf))])))
+    .addOption(new Option('--step-delay <ms>', 'testing: pause this long at each step').hideHelp())
+    .addHelpText('after', helpAfter())
+    .action(async (name: string | undefined, flags: ScenarioFlags) => {
+      const view = outputView(ctx, SCENARIO_OUTPUT, flags);
+      if (flags.list) {
+        if (view.json) view.printDocument({ scenarios: SCENARIOS.map((d) => definitionJson(d, true)) });
+        else view.printOther(LIST_FIELDS, SCENARIOS);
+        return;
+      }
+      if (name === undefined) throw new UsageError(`name a scenario (${names.join(', ')}) or all, or --list`);
+      const selected = name === 'all' ? [...SCENARIOS] : [scenarioByName(name)].filter((d) => d !== undefined);
+      if (selected.length === 0) throw new UsageError(`unknown scenario '${name}': valid values are ${names.join(', ')}, all`);
+      const selection = {
+        backend: parseList<ScenarioBackend>(flags.backend, SCENARIO_BACKENDS, '--backend'),
+        backing: parseList<Backing>(flags.backing, BACKINGS, '--backing'),
+        variant: parseList<string>(flags.variant, name === 'all' ? allVariants() : (selected[0]!.variants ?? []), '--variant'),
+      };
+      const plans: ScenarioPlan[] = selected.map((definition) => ({ definition, cases: casesFor(definition, selection, name !== 'all') }))
+        .filter((p) => p.cases.length > 0);
+      const length = flags.size !== undefined ? parseSize(flags.size, '--size') : 4 * pageSize();
+      if (length > 1024 ** 3) throw new UsageError(`invalid --size '${flags.size}': at most 1 GiB per row`);
+      const expect = flags.expect !== undefined ? parseExpect(flags.expect, plans.map((p) => p.definition)) : null;
+      let stepDelayMs = 0;
+      if (flags.stepDelay !== undefined) {
+        stepDelayMs = Number(flags.stepDelay);
+        if (!Number.isInteger(stepDelayMs) || stepDelayMs < 0) throw new UsageError(`invalid --step-delay '${flags.stepDelay}': milliseconds`);
+      }
+      let verbsAccess = 0;
+      if (flags.access !== undefined) {
+        const { parseAccessFlags } = await import('../engine/verbs/access.js');
+        verbsAccess = parseAccessFlags(flags.access);
+      }
+      const report: ScenarioRunReport = await withInterrupts((signal) => runScenarios(plans, { length, signal, stepDelayMs, verbsAccess }));
+      const rows: ScenarioTableRow[] = report.rows.map((row, i) => ({ index: i + 1, row, evidence: evidenceOf(row) }));
+
+      if (view.json) {
+        view.printDocument({
+          kernel: report.kernel,
+          pfnsVisible: report.env.pfnsVisible,
+          pageSize: report.env.pageSize,
+          memoryNodes: [...report.env.memoryNodes],
+          verbsUnavailable: report.env.verbsUnavailable,
+          size: length,
+          access: flags.access ?? null,
+          scenarios: plans.map((p) => definitionJson(p.definition, false)),
+          rows: rows.map((row) => toJson(view.fields, row)),
+        });
+      } else {
+        view.prose(`kernel ${report.kernel}; ${formatBytes(length)} requested per row (rounded up to the backing's page size); page size ${formatBytes(report.env.pageSize)}`);
+        if (!report.env.pfnsVisible) view.prose('PFNs unavailable (need CAP_SYS_ADMIN): the data-path checks still ran');
+        view.printTable(rows);
+        const counts = new Map<string, number>();
+        for (const { row } of rows) counts.set(row.verdict, (counts.get(row.verdict) ?? 0) + 1);
+        view.prose(`${rows.length} row${rows.length === 1 ? '' : 's'}: ${[...counts].map(([v, n]) => `${n} ${v}`).join(', ')}`);
+        const seen = new Set<string>();
+        for (const { row } of rows) {
+          const key = `${row.scenario} ${row.verdict}`;
+          if (seen.has(key) || row.verdict === 'skipped' || row.verdict === 'error') continue;
+          seen.add(key);
+          view.prose(`  ${row.scenario} ${row.verdict}: ${verdictWords(row)}`);
+        }
+        for (const x of rows) if (x.row.verdict === 'skipped' || x.row.verdict === 'error') view.prose(`  #${x.index} ${x.row.scenario}: ${verdictWords(x.row)}`);
+      }
+
+      const failed = rows.filter((x) => x.row.verdict === 'error');
+      if (failed.length > 0) {
+        throw new RdmactlError(`${failed.length} row${failed.length === 1 ? '' : 's'} failed: ${failed.map((x) => `${rowName(x)} (${x.row.reason ?? 'error'})`).join('; ')}`, EXIT.FAILURE);
+      }
+      if (expect) {
+        const off = rows.filter((x) => x.row.verdict !== 'skipped' && expect.has(x.row.scenario) && x.row.verdict !== expect.get(x.row.scenario));
+        if (off.length > 0) {
+          throw new RdmactlError(`expected ${[...expect].map(([s, v]) => `${s}=${v}`).join(',')}, but ${off.length} row${off.length === 1 ? '' : 's'} not: ${off.map((x) => `${rowName(x)} (${x.row.verdict})`).join(', ')}`, EXIT.EXPECTATION);
+        }
+      }
+    });
+  return addOutputOptions(command, ctx, SCENARIO_OUTPUT);
+}
