@@ -311,3 +311,19 @@ export function pidfdOpen(pid: number): number {
 export function pidfdSendSignal(pidfd: number, signal: number): void {
   syscall('pidfd_send_signal', SYS_PIDFD_SEND_SIGNAL, pidfd, signal, null, 0);
 }
+
+// --- fallocate(2) ---------------------------------------------------------------------------------
+// FALLOC_FL_PUNCH_HOLE (always with FALLOC_FL_KEEP_SIZE) frees a range of a file's pages without
+// changing its size: what the truncate scenario does to a file whose pages a device holds.
+
+export const FALLOC_FL_KEEP_SIZE = 0x01;
+export const FALLOC_FL_PUNCH_HOLE = 0x02;
+
+type FallocateFn = (fd: number, mode: number, offset: number, length: number) => number;
+let fallocateFn: FallocateFn | undefined;
+
+/** fallocate(fd, mode, offset, length); throws SyscallError on -1. */
+export function fallocate(fd: number, mode: number, offset: number, length: number): void {
+  fallocateFn ??= koffi.load('libc.so.6').func('int fallocate(int fd, int mode, long offset, long len)') as unknown as FallocateFn;
+  check('fallocate', fallocateFn(fd, mode, offset, length));
+}
