@@ -13,6 +13,7 @@ import { IBV_ACCESS_ON_DEMAND } from '../../ffi/verbs/enums.js';
 import { PermissionError, RdmactlError, UnsupportedError, UsageError } from '../../lib/errors.js';
 import { readMeminfo } from '../../proc/meminfo.js';
 import { classify, type Content } from '../../fork/observe.js';
+import { firstPfn, observe, processSees, type Target } from '../evidence.js';
 import type { Observation, ScenarioCase, ScenarioRow, ScenarioRunContext } from '../types.js';
 
 /** The row before anything ran: verdict 'error' until the scenario reaches one. */
@@ -52,6 +53,17 @@ export function setupSkipReason(err: unknown): string | null {
   if (err instanceof UnsupportedError || err instanceof PermissionError || err instanceof UsageError) return err.message;
   if (err instanceof RdmactlError || err instanceof SyscallError) return `cannot set up here: ${err.message}`;
   return null;
+}
+
+/**
+ * observe() for a range this process has just unmapped. What the process sees and the PFN are read
+ * first, one page only: any large allocation (observe() itself allocates buffers of the range's size,
+ * which malloc serves with mmap) may land in the hole, and the process would then "see" our own buffer.
+ */
+export function observeUnmapped(step: string, target: Target, pageBytes: number, note: string | null): Observation {
+  const seen = processSees(target.pid, target.addr, pageBytes);
+  const pfn = firstPfn(target.pid, target.addr);
+  return observe(step, target, { processSees: seen, pfn, note });
 }
 
 /** An observation made without the process (it is gone, or its range is): only what is still there to read. */
