@@ -46,6 +46,17 @@ export function refusalOf(err: unknown): SyscallError | null {
 }
 
 /**
+ * The kernel refusing to pin this kind of mapping (EFAULT, EACCES, EOPNOTSUPP from the registration
+ * call) — a verdict of the scenarios that ask for it — or null for any other failure (limits, no
+ * device, a broken set-up), which is a skip or an error.
+ */
+export function pinRefusalOf(err: unknown): SyscallError | null {
+  const refusal = refusalOf(err);
+  if (refusal === null || refusal.call === 'io_uring_setup') return null;
+  return ['EFAULT', 'EACCES', 'EOPNOTSUPP'].includes(refusal.errnoName) ? refusal : null;
+}
+
+/**
  * Why a row cannot be set up on this machine (no hugepages, no THP, io_uring disabled, over a limit),
  * as a skip reason; null for a failure that is a bug and must propagate.
  */
