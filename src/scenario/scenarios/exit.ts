@@ -277,8 +277,10 @@ nr_foll_pin_acquired − nr_foll_pin_released) and meminfo Mlocked/Unevictable, 
 SIGKILL, so no user-space cleanup runs. It polls until the holder's /proc entry is gone and the
 outstanding pins (mlock: meminfo Mlocked) have fallen by at least what the holder registered, and
 records how long each took. The counters are machine-wide and move with other processes' activity,
-so they are compared by delta, never for equality: a release counts when they fell by at least what
-the holder registered, or came back to where they stood before the holder started. verbs: the holder's MR must also leave the
+and /proc/vmstat folds per-CPU deltas in only every vm.stat_interval (a reading can lag by a few
+pages, a release take about a second to show), so they are compared by delta, never for equality: a
+release counts when they fell by at least what the holder registered, or came back to where they
+stood before the holder started. verbs: the holder's MR must also leave the
 kernel's MR table (rdma res show mr).`,
   verdicts: EXIT_VERDICTS,
   backends: ['plain', 'mlock', 'uring', 'verbs'],
