@@ -3,7 +3,7 @@
 // until it changes, a file filled with a known pattern, meminfo in one line, and releasing what a row
 // created in order, past failures.
 
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync, constants as fsConstants } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, statfsSync, writeSync, constants as fsConstants } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -171,6 +171,21 @@ export function fileSees(fd: number, length: number): { content: FileContent; by
 export function fileLine(fd: number, length: number): { content: FileContent; line: string } {
   const { content, bytes } = fileSees(fd, length);
   return { content, line: content === 'eof' ? 'file (pread): EOF, 0 bytes' : `file (pread): ${bytes} bytes, ${content}` };
+}
+
+const FILESYSTEMS: ReadonlyMap<number, string> = new Map([
+  [0x01021994, 'tmpfs (shmem)'], [0xef53, 'ext2/3/4'], [0x58465342, 'xfs'], [0x9123683e, 'btrfs'],
+  [0x794c7630, 'overlayfs'], [0x01021997, '9p'], [0x6969, 'nfs'], [0x65735546, 'fuse'], [0xf2f52010, 'f2fs'],
+]);
+
+/** The filesystem a file lives on (statfs f_type), by name where known: pins of shmem and other files differ. */
+export function filesystemOf(path: string): string {
+  try {
+    const type = Number(statfsSync(path).type);
+    return FILESYSTEMS.get(type) ?? `filesystem 0x${type.toString(16)}`;
+  } catch {
+    return 'unknown filesystem';
+  }
 }
 
 /** Runs every step in order, past failures; throws the first failure once all have run. */

@@ -19,7 +19,7 @@ import { PATTERN } from '../../fork/observe.js';
 import { VERBS_FORK_ACCESS } from '../../fork/runner.js';
 import { firstPfn, observe } from '../evidence.js';
 import type { Observation, ScenarioCase, ScenarioDefinition, ScenarioEnvironment, ScenarioRow, ScenarioRunContext, ScenarioVerdict } from '../types.js';
-import { PatternFile, bareObservation, fileLine, finishRow, pinRefusalOf, releaseInOrder, setupSkipReason, skippedRow, startRow } from './common.js';
+import { PatternFile, bareObservation, fileLine, filesystemOf, finishRow, pinRefusalOf, releaseInOrder, setupSkipReason, skippedRow, startRow } from './common.js';
 
 const NAME = 'readonly-private';
 const VARIANTS = ['read-access', 'write-access'] as const;
@@ -104,7 +104,7 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
     }
     const pageCachePfn = (): number | null => firstPfn('self', witness!.addr);
     row.observations.push(bareObservation('mapped', {
-      pfn: pageCachePfn(), note: 'PFN of the file\'s page-cache page (a separate MAP_SHARED mapping of the file)',
+      pfn: pageCachePfn(), note: `PFN of the file's page-cache page (a separate MAP_SHARED mapping of the file, on ${filesystemOf(file.path)})`,
     }));
     row.length = length;
 

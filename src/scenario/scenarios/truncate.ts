@@ -24,7 +24,7 @@ import { readStatus } from '../../proc/status.js';
 import { observe, pinsOutstanding, type Target } from '../evidence.js';
 import type { Observation, ScenarioCase, ScenarioDefinition, ScenarioEnvironment, ScenarioRow, ScenarioRunContext, ScenarioVerdict } from '../types.js';
 import {
-  PatternFile, bareObservation, fileLine, finishRow, pinRefusalOf, releaseInOrder, setupSkipReason, skippedRow, startRow, writeAll,
+  PatternFile, bareObservation, fileLine, filesystemOf, finishRow, pinRefusalOf, releaseInOrder, setupSkipReason, skippedRow, startRow, writeAll,
   type FileContent,
 } from './common.js';
 
@@ -70,13 +70,15 @@ interface BackingFile {
   fd: number;
   /** A path the engine can map it by (/proc/self/fd/N for a memfd: the same file, opened again). */
   path: string;
+  /** "a memfd (shmem)", "a regular file on ext2/3/4": which pins the kernel allows depends on it. */
+  what: string;
   close(): void;
 }
 
 function openBackingFile(c: ScenarioCase, length: number): BackingFile {
   if (c.backing === 'file-shared') {
     const file = new PatternFile(length, PATTERN.preFork);
-    return { fd: file.fd, path: file.path, close: () => file.close() };
+    return { fd: file.fd, path: file.path, what: `a regular file on ${filesystemOf(file.path)}`, close: () => file.close() };
   }
   const fd = memfdCreate('rdmactl-truncate');
   try {
@@ -86,7 +88,7 @@ function openBackingFile(c: ScenarioCase, length: number): BackingFile {
     closeSync(fd);
     throw err;
   }
-  return { fd, path: procPath('self', `fd/${fd}`), close: () => closeSync(fd) };
+  return { fd, path: procPath('self', `fd/${fd}`), what: 'a memfd (shmem)', close: () => closeSync(fd) };
 }
 
 function describeFileContent(content: FileContent): string {
@@ -133,7 +135,7 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
       }
       row.observations.push(bareObservation('refused', { pinsOutstanding: pinsOutstanding(), note: `${refusal.call}: ${refusal.errnoName}` }));
       row.verdict = 'refused';
-      row.reason = `${refusal.call}: ${refusal.errnoName} — the kernel would not take a long-term pin of this ${c.backing === 'memfd' ? 'memfd' : 'regular file'}'s pages`;
+      row.reason = `${refusal.call}: ${refusal.errnoName} — the kernel would not take a long-term pin of the pages of ${file.what}`;
       return finishRow(row, started);
     }
     row.length = length;
@@ -154,7 +156,7 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
       return { observation, file: seen.content };
     };
 
-    const registered = step('registered', `registered ${length} bytes of the file`).observation;
+    const registered = step('registered', `registered ${length} bytes of ${file.what}`).observation;
     await checkpoint(ctx.signal, ctx.stepDelayMs);
 
     if (variant === 'punch-hole') fallocate(file.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, length);
