@@ -199,7 +199,8 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
       row.reason = row.devicePath;
     } else if (c0.deviceReads === 'failed') {
       row.verdict = 'device-lost-access';
-      row.reason = `after ${variant} the device's read failed (${c0.note ?? ''})`;
+      // A failed RDMA transfer moves the loopback QP to the error state: later device steps fail too.
+      row.reason = `after ${variant} the device's read failed (${c0.note ?? ''})${c.backend === 'verbs' ? '; later device steps fail with the QP in the error state, not for want of pages' : ''}`;
     } else if (c0.deviceReads === registered.deviceReads && cut.file !== registered.deviceReads) {
       row.verdict = 'device-keeps-old-pages';
       row.reason = `after ${variant} the device still read ${c0.deviceReads} while the file read ${describeFileContent(cut.file)}`
