@@ -70,6 +70,7 @@ interface Bindings {
   prctl: (option: number, ...args: unknown[]) => number;
   pthread_sigmask: (how: number, set: Buffer | null, old: Buffer | null) => number;
   pauseAddress: Pointer;
+  fallocate: (fd: number, mode: number, offset: number, length: number) => number;
 }
 
 let bindings: Bindings | undefined;
@@ -104,6 +105,7 @@ function lib(): Bindings {
     prctl: libc.func('int prctl(int option, ...)') as Bindings['prctl'],
     pthread_sigmask: libc.func('int pthread_sigmask(int how, void *set, void *old)'),
     pauseAddress: libc.symbol('pause', 'void') as Pointer,
+    fallocate: libc.func('int fallocate(int fd, int mode, long offset, long len)'),
   };
   return bindings;
 }
@@ -376,4 +378,16 @@ export function mbindLocal(addr: Pointer, length: number, mode = MPOL_LOCAL, fla
   const nr = SYS_MBIND[process.arch];
   if (nr === undefined) throw new SyscallError('mbind', 38, `no syscall number known for ${process.arch}`);
   syscall('mbind', nr, addr, length, mode, null, 0, flags);
+}
+
+// --- fallocate(2) ---------------------------------------------------------------------------------
+// FALLOC_FL_PUNCH_HOLE (always with FALLOC_FL_KEEP_SIZE) frees a range of a file's pages without
+// changing its size: what the truncate scenario does to a file whose pages a device holds.
+
+export const FALLOC_FL_KEEP_SIZE = 0x01;
+export const FALLOC_FL_PUNCH_HOLE = 0x02;
+
+/** fallocate(fd, mode, offset, length); throws SyscallError on -1. */
+export function fallocate(fd: number, mode: number, offset: number, length: number): void {
+  check('fallocate', lib().fallocate(fd, mode, offset, length));
 }

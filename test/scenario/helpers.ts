@@ -1,8 +1,11 @@
 // The scenario tests' own readings, made straight from the kernel (not through rdmactl's readers):
 // VmPin/VmLck from /proc/PID/status, FOLL_PIN counters from /proc/vmstat, bytes through
 // /proc/self/mem (EIO: nothing mapped), PFNs from /proc/self/pagemap, and what an io_uring fixed
-// buffer holds through a WRITE_FIXED the test issues itself into its own memfd.
+// buffer holds through a WRITE_FIXED the test issues itself into its own memfd; and the context
+// the tests run rows with.
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { pageSize } from '../../src/proc/pagemap.js';
+import type { ScenarioRunContext } from '../../src/scenario/types.js';
 import { IORING_OP_WRITE_FIXED } from '../../src/ffi/io_uring.js';
 import { memfdCreate } from '../../src/ffi/libc.js';
 import type { Registration } from '../../src/engine/types.js';
@@ -27,6 +30,17 @@ export function pinsOutstanding(): number | null {
   return acquired === null || released === null ? null : acquired - released;
 }
 
+/** pinsOutstanding() on a kernel that has the counters (every kernel the tests run on). */
+export function vmstatPinsOutstanding(): number {
+  const pins = pinsOutstanding();
+  if (pins === null) throw new Error('/proc/vmstat has no nr_foll_pin_* counters');
+  return pins;
+}
+
+export function meminfoKb(field: string): number {
+  return Number(new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(readFileSync('/proc/meminfo', 'utf8'))![1]);
+}
+
 /** This process's bytes at addr through /proc/self/mem; null when nothing is mapped there (EIO). */
 export function memBytes(addr: bigint, length: number): Buffer | null {
   const fd = openSync('/proc/self/mem', 'r');
@@ -42,18 +56,23 @@ export function memBytes(addr: bigint, length: number): Buffer | null {
   }
 }
 
-/** PFN of the page at addr (bits 0–54 of its pagemap entry), or null when not present. */
-export function pfnAt(addr: bigint): number | null {
-  const fd = openSync('/proc/self/pagemap', 'r');
+/** The PFN of the page holding `addr` in `pid`, from its pagemap; null when not present (or hidden). */
+export function pagemapPfn(pid: number | 'self', addr: bigint): number | null {
+  const entry = Buffer.alloc(8);
+  const fd = openSync(`/proc/${pid}/pagemap`, 'r');
   try {
-    const entry = Buffer.alloc(8);
-    readSync(fd, entry, 0, 8, (addr / 4096n) * 8n);
-    const raw = entry.readBigUInt64LE();
-    if ((raw >> 63n) === 0n) return null;
-    return Number(raw & ((1n << 55n) - 1n));
+    readSync(fd, entry, 0, 8, (addr / BigInt(pageSize())) * 8n);
   } finally {
     closeSync(fd);
   }
+  const raw = entry.readBigUInt64LE(0);
+  const pfn = raw & ((1n << 55n) - 1n);
+  return (raw >> 63n) === 1n && pfn !== 0n ? Number(pfn) : null;
+}
+
+/** PFN of this process's page at addr, or null when not present. */
+export function pfnAt(addr: bigint): number | null {
+  return pagemapPfn('self', addr);
 }
 
 /** The bytes an io_uring registration's fixed buffer 0 holds, through the test's own WRITE_FIXED. */
@@ -87,4 +106,16 @@ export interface StepReading {
   mem: Buffer | null;
   pfn: number | null;
   device: Buffer | null;
+}
+
+export const TEST_LENGTH = 256 * 1024;
+
+export function scenarioContext(extra: Partial<ScenarioRunContext> = {}): ScenarioRunContext {
+  return {
+    length: TEST_LENGTH,
+    env: { verbsUnavailable: 'no RDMA device on this host', pfnsVisible: process.getuid?.() === 0, memoryNodes: [0], pageSize: pageSize() },
+    verbsAccess: 0,
+    stepDelayMs: 0,
+    ...extra,
+  };
 }
