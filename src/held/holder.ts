@@ -3,7 +3,8 @@
 // started it has exited — but only once that command has confirmed that the user got the id.
 //
 // Starter (spawnHolder): validates the options itself (size, count, backend, access flags: a usage
-// error never starts a process), then runs `node dist/held/holderMain.js --holder-token TOKEN` in its
+// error never starts a process), then runs `node dist/held/holderMain.cjs --holder-token TOKEN` (or
+// holderMain.js when the CommonJS bundle was not built) in its
 // own session (setsid: no controlling terminal, so closing the terminal sends it no SIGHUP), with pipes
 // on stdin, stdout and stderr, and writes the request — the validated options as one JSON line — on
 // the holder's stdin. The holder answers with exactly one JSON line on stdout:
@@ -26,7 +27,7 @@
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { writeAllSync } from '../lib/context.js';
 import { EXIT, RdmactlError, type ExitCode } from '../lib/errors.js';
@@ -37,11 +38,17 @@ import { BACKENDS, BACKINGS, type BackendChoice } from '../engine/types.js';
 import { readStat } from '../proc/stat.js';
 import { setThreadName } from '../ffi/libc.js';
 import {
-  HOLDER_PROCESS_NAME, HOLDER_PROGRAM, HOLDER_TOKEN_FLAG, effectiveUid, holderIdOf, ensureRuntimeDir, parseHeldRecord, removeHeld, writeHeld, type HeldRecord, type StoreOptions,
+  HOLDER_PROCESS_NAME, HOLDER_PROGRAMS, HOLDER_TOKEN_FLAG, effectiveUid, holderIdOf, ensureRuntimeDir, parseHeldRecord, removeHeld, writeHeld, type HeldRecord, type StoreOptions,
 } from './store.js';
 
-/** The holder's program (built from holderMain.ts); the same path from src/ (tests) and from dist/ or its bundle. */
-export const HOLDER_MAIN = fileURLToPath(new URL(`../../dist/held/${HOLDER_PROGRAM}`, import.meta.url));
+/**
+ * The holder's program (built from holderMain.ts): its CommonJS bundle when the build made one (it
+ * starts faster), else the ES module. The same paths from src/ (tests) and from dist/ or its bundle.
+ */
+export function holderMainPath(): string {
+  const [bundle, module] = HOLDER_PROGRAMS.map((name) => fileURLToPath(new URL(`../../dist/held/${name}`, import.meta.url)));
+  return existsSync(bundle!) ? bundle! : module!;
+}
 
 export function newHolderToken(): string {
   return randomBytes(8).toString('hex');
@@ -139,7 +146,7 @@ const EXIT_GRACE_MS = 10_000;
 export function spawnHolder(options: SpawnHolderOptions): Promise<PendingHolder> {
   ensureRuntimeDir({ env: options.env }); // refuse an unsafe directory before registering anything
   const token = options.token ?? newHolderToken();
-  const child = spawn(process.execPath, [HOLDER_MAIN, HOLDER_TOKEN_FLAG, token], {
+  const child = spawn(process.execPath, [holderMainPath(), HOLDER_TOKEN_FLAG, token], {
     detached: true,
     stdio: ['pipe', 'pipe', 'pipe'],
     env: options.env,

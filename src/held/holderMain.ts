@@ -3,4 +3,4 @@
 
 import { runHolder } from './holder.js';
 
-process.exitCode = await runHolder(process.argv.slice(2));
+void runHolder(process.argv.slice(2)).then((code) => { process.exitCode = code; });

@@ -16,7 +16,7 @@
 //
 // Verification (verifyHolder): a record names its holder by pid AND start time (field 22 of
 // /proc/PID/stat, clock ticks after boot), so a reused pid is detected; the holder's command line
-// (/proc/PID/cmdline, readable for any process) must be the holder program's (…/holderMain.js) with
+// (/proc/PID/cmdline, readable for any process) must be the holder program's (…/holderMain.cjs or .js) with
 // "--holder-token TOKEN" and the record's random token, so an unrelated process that happens to match
 // is not mistaken for a holder; and the process's effective uid must equal the record's uid and ours.
 // (Holders started by rdmactl before the holder program existed ran `rdmactl reg … --holder-token
@@ -368,14 +368,14 @@ export function holderTokenOf(argv: readonly string[]): string | null {
   return null;
 }
 
-/** The file name of the holder program (see holder.ts), as its command line shows it. */
-export const HOLDER_PROGRAM = 'holderMain.js';
+/** File names of the holder program (see holder.ts) as its command line shows them: the bundle, or the ES module. */
+export const HOLDER_PROGRAMS = ['holderMain.cjs', 'holderMain.js'] as const;
 
 export function isHolderCommandLine(argv: readonly string[], token: string): boolean {
   if (token === '') return false;
   const hasToken = argv.some((arg, i) => (arg === HOLDER_TOKEN_FLAG && argv[i + 1] === token) || arg === `${HOLDER_TOKEN_FLAG}=${token}`);
   if (!hasToken) return false;
-  const program = argv.some((arg) => arg === HOLDER_PROGRAM || arg.endsWith(`/${HOLDER_PROGRAM}`));
+  const program = argv.some((arg) => HOLDER_PROGRAMS.some((name) => arg === name || arg.endsWith(`/${name}`)));
   const olderRdmactl = argv.includes('reg') && argv.some((arg) => arg.includes('rdmactl'));
   return program || olderRdmactl;
 }

@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { HELD_RECORD_VERSION, listHeld, removeStale, writeHeld, type HeldRecord } from '../../src/held/store.js';
-import { HOLDER_MAIN } from '../../src/held/holder.js';
+import { holderMainPath } from '../../src/held/holder.js';
 import { jsonLines, rdmactl } from '../helpers/run.js';
 import { statusKb } from '../helpers/proc.js';
 import { BIN, UNPRIVILEGED, builtOrThrow, unprivilegedUnavailable } from '../helpers/spawn.js';
@@ -94,7 +94,7 @@ describe('reg --detach', () => {
     expect(record['registrations']).toEqual([{ addr: handle!.addr, length: handle!.length, elapsedMicros: handle!.elapsedMicros, ...handle!.details }]);
     expect(readlinkSync(`/proc/${pid}/fd/${(handle!.details as { ringFd: number }).ringFd}`)).toBe('anon_inode:[io_uring]');
     const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
-    expect(argv.slice(1, 4)).toEqual([HOLDER_MAIN, '--holder-token', stored.token]);
+    expect(argv.slice(1, 4)).toEqual([holderMainPath(), '--holder-token', stored.token]);
 
     const [entry] = listHeld();
     expect(entry).toMatchObject({ id: record.id, pid, state: 'live', problem: null });
@@ -172,7 +172,7 @@ describe('reg --detach failures', () => {
   });
 
   it('a holder whose starter is gone before it reports releases at once, removes its record and exits 1', async () => {
-    const child = spawn(process.execPath, [HOLDER_MAIN, '--holder-token', 'f00df00df00df00d'], { stdio: ['pipe', 'pipe', 'pipe'], env: runtime.env });
+    const child = spawn(process.execPath, [holderMainPath(), '--holder-token', 'f00df00df00df00d'], { stdio: ['pipe', 'pipe', 'pipe'], env: runtime.env });
     child.stdout.destroy(); // the reader vanishes: the holder's line meets EPIPE
     const options = { length: MiB, backend: 'uring', backing: 'anon', count: 1 };
     child.stdin.end(`${JSON.stringify({ options, backendRequested: 'uring', holdMillis: null })}\n`);
@@ -186,7 +186,7 @@ describe('reg --detach failures', () => {
 
   /** Runs the holder program with `input` on its stdin (then EOF); its exit code and output. */
   async function holderProgram(args: string[], input: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    const child = spawn(process.execPath, [HOLDER_MAIN, ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: runtime.env });
+    const child = spawn(process.execPath, [holderMainPath(), ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: runtime.env });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });

@@ -152,6 +152,7 @@ describe('verifyHolder', () => {
     const argv = ['/usr/bin/node', '/opt/rdmactl/dist/held/holderMain.js', '--holder-token', 'abc123'];
     expect(isHolderCommandLine(argv, 'abc123')).toBe(true);
     expect(isHolderCommandLine(['node', 'holderMain.js', '--holder-token=abc123'], 'abc123')).toBe(true);
+    expect(isHolderCommandLine(['/usr/bin/node', '/opt/rdmactl/dist/held/holderMain.cjs', '--holder-token', 'abc123'], 'abc123')).toBe(true);
     expect(isHolderCommandLine(argv, 'abc124')).toBe(false);
     expect(isHolderCommandLine(argv, '')).toBe(false);
     expect(isHolderCommandLine(['node', '/x/notholderMain.js.bak', '--holder-token', 'abc123'], 'abc123')).toBe(false);
