@@ -1,7 +1,7 @@
 // What a registration set reports, as plain typed data: the request, the kernel's accounting before
 // and after, and every handle with its backend's details. `reg` prints it (text and --json are derived
 // from it by reg's field list), a detached holder stores it in its held record and sends it to the
-// command that started it, and `ls`/`top` read it back as this type. parseRegistrationReport is the
+// command that started it, and `ls`/`top` read it back as this type. parseRegistrationSetReport is the
 // only reader of stored or received JSON: its keys are checked against this type by the compiler
 // (see `Fields` below), so a key renamed on one side fails the build, not a column of `ls`.
 
@@ -97,7 +97,7 @@ export function reportRegistrations(set: RegistrationSet, backendRequested: Back
 
 // ---- Reading a report back from JSON ----
 
-/** Thrown inside the readers below; parseRegistrationReport turns it into null. */
+/** Thrown inside the readers below; parseRegistrationSetReport turns it into null. */
 class NotAReport extends Error {}
 
 type KeysWith<T, V> = { [K in keyof T]-?: T[K] extends V ? K : never }[keyof T] & string;
@@ -225,7 +225,7 @@ function reportOf<B extends BackendName>(backend: B, f: Fields<ReportOf<BackendN
 }
 
 /** A report read back from JSON (a held record, a holder's answer), checked field by field; null when it is not one. */
-export function parseRegistrationReport(value: unknown): RegistrationSetReport | null {
+export function parseRegistrationSetReport(value: unknown): RegistrationSetReport | null {
   try {
     const f = new Fields<ReportOf<BackendName>>(value, 'report');
     const backend = f.oneOf('backend', BACKENDS);

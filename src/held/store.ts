@@ -28,7 +28,7 @@ import {
 } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { EXIT, PermissionError, RdmactlError } from '../lib/errors.js';
-import { parseRegistrationReport, type RegistrationSetReport } from '../engine/report.js';
+import { parseRegistrationSetReport, type RegistrationSetReport } from '../engine/report.js';
 import { PROC_ROOT, errorCode, procPath, readProcText, ProcUnreadableError } from '../proc/procfs.js';
 import { readStat } from '../proc/stat.js';
 import { readStatus } from '../proc/status.js';
@@ -234,7 +234,7 @@ export function writeHeld(record: Omit<HeldRecord, 'id' | 'version'> & { id?: un
 
 /**
  * A held record read back from JSON (a record file, or a holder's answer): its holder fields checked
- * one by one, its registration through parseRegistrationReport. null when the holder fields are not
+ * one by one, its registration through parseRegistrationSetReport. null when the holder fields are not
  * all there; registration null when it is unreadable or the record is of another version.
  */
 export function parseHeldRecord(value: unknown): HeldRecord | null {
@@ -249,7 +249,7 @@ export function parseHeldRecord(value: unknown): HeldRecord | null {
   }
   return {
     version: version as number, id, pid: pid as number, startTime: startTime as number, uid: uid as number, token, createdAt, releaseAt,
-    registration: version === HELD_RECORD_VERSION ? parseRegistrationReport(r['registration']) : null,
+    registration: version === HELD_RECORD_VERSION ? parseRegistrationSetReport(r['registration']) : null,
   };
 }
 
