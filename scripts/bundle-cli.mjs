@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Bundles every command except `top` into one CommonJS file, dist/rdmactl.cjs, after tsc has built
-// dist/. bin/rdmactl (CommonJS, see bin/package.json) require()s it, so a command runs without Node's
+// dist/ — and the detached holder's program (dist/held/holderMain.js, which `reg --detach` starts) into
+// dist/held/holderMain.cjs, which the starter prefers when it exists.
+// bin/rdmactl (CommonJS, see bin/package.json) require()s it, so a command runs without Node's
 // ES module loader and without resolving ~25 files one by one: `rdmactl --version` starts as fast as
 // `node -e 0` (bench/RESULTS.md has the figures). `top` keeps the ES modules of dist/ (its dashboard
 // bundle imports them), and bin/rdmactl falls back to dist/main.js when this bundle is missing, so
@@ -26,6 +28,7 @@ try {
   esbuild = await import('esbuild');
 } catch {
   rmSync(outfile, { force: true });
+  rmSync(resolve(dist, 'held', 'holderMain.cjs'), { force: true });
   const message = 'bundle-cli: esbuild is not installed; rdmactl will load dist/ module by module (slower start)';
   if (process.argv.includes('--check')) {
     console.error(message);
@@ -64,6 +67,21 @@ const noDashboard = {
   },
 };
 
+/** Options shared by both bundles; `toDist` is the way from the bundle's directory back to dist/. */
+const common = (toDist) => ({
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  external: ['koffi', 'ink', 'react'],
+  banner: { js: `'use strict';\nconst __rdmactlModuleUrl = (file) => require('node:url').pathToFileURL(require('node:path').join(__dirname, ${JSON.stringify(toDist)}, file)).href;` },
+  minifySyntax: true,
+  minifyWhitespace: true,
+  legalComments: 'linked',
+  logLevel: 'warning',
+  plugins: [ownUrl, noDashboard],
+});
+
 const started = performance.now();
 await esbuild.build({
   stdin: {
@@ -73,17 +91,9 @@ await esbuild.build({
     loader: 'js',
   },
   outfile,
-  bundle: true,
-  format: 'cjs',
-  platform: 'node',
-  target: 'node20',
-  external: ['koffi', 'ink', 'react'],
-  banner: { js: "'use strict';\nconst __rdmactlModuleUrl = (file) => require('node:url').pathToFileURL(require('node:path').join(__dirname, file)).href;" },
-  minifySyntax: true,
-  minifyWhitespace: true,
-  legalComments: 'linked',
-  logLevel: 'warning',
-  plugins: [ownUrl, noDashboard],
+  ...common('.'),
 });
-const kib = (statSync(outfile).size / 1024).toFixed(0);
-console.log(`bundle-cli: ${relative(root, outfile)} (${kib} KiB) in ${Math.round(performance.now() - started)} ms`);
+const holderOut = resolve(dist, 'held', 'holderMain.cjs');
+await esbuild.build({ entryPoints: [resolve(dist, 'held', 'holderMain.js')], outfile: holderOut, ...common('..') });
+const kib = (file) => `${(statSync(file).size / 1024).toFixed(0)} KiB`;
+console.log(`bundle-cli: ${relative(root, outfile)} (${kib(outfile)}), ${relative(root, holderOut)} (${kib(holderOut)}) in ${Math.round(performance.now() - started)} ms`);

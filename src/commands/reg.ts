@@ -2,17 +2,16 @@
 
 import { Command, Option } from 'commander';
 import { commaListOf, completes } from '../lib/completionHints.js';
-import { readAccounting, register, type RegistrationSet, type RegisterOptions, type Accounting } from '../engine/register.js';
-import { BACKENDS, BACKINGS, type Backing, type BackendName } from '../engine/types.js';
+import { readAccounting, register, validateOptions, type RegisterOptions, type Accounting } from '../engine/register.js';
+import { reportRegistrations, type HandleReport, type RegistrationSetReport } from '../engine/report.js';
+import { BACKENDS, BACKINGS, type Backing, type BackendChoice, type BackendName } from '../engine/types.js';
 import { EXIT, RdmactlError, UsageError } from '../lib/errors.js';
 import { OutputError, note, printJson, type Context } from '../lib/context.js';
 import { toJson, type Field } from '../lib/fields.js';
-import { addOutputOptions, captureOutput, jsonDocument, outputView, type OutputFlags, type OutputView } from '../lib/output.js';
-import { DURATION_HELP, SIZE_HELP, hex, parseCount, parseDuration, parseSize } from '../lib/size.js';
+import { addOutputOptions, jsonDocument, outputView, type OutputFlags, type OutputView } from '../lib/output.js';
+import { DURATION_HELP, SIZE_HELP, parseCount, parseDuration, parseSize } from '../lib/size.js';
 import { waitForRelease } from '../lib/hold.js';
-import { holdDetached, holderArgs, nameHolderProcess, spawnHolder, type PendingHolder } from '../held/holder.js';
-
-type BackendChoice = BackendName | 'auto';
+import { spawnHolder, type PendingHolder } from '../held/holder.js';
 
 /** For completion; loaded only then (the verbs bindings are not needed to start `reg`). */
 const accessFlagNames = async (): Promise<string[]> => Object.keys((await import('../engine/verbs/access.js')).ACCESS_FLAGS);
@@ -33,62 +32,58 @@ interface RegFlags extends OutputFlags {
   for?: string;
   json?: boolean;
   detach?: boolean;
-  /** Internal: set by `reg --detach` on the holder it starts. */
-  holderToken?: string;
 }
 
-/** What `reg` reports: the request, the kernel's accounting before and after, and each handle. */
+/**
+ * What `reg` prints: the typed report of the registration (made here, or by a detached holder and
+ * read back from its answer), and a detached holder's id. Text and JSON both come from REG_FIELDS.
+ */
 export interface RegRecord {
-  set: RegistrationSet;
-  backendRequested: BackendChoice;
+  report: RegistrationSetReport;
   /** A detached holder's id. */
   id?: string;
 }
 
-const isVerbs = (r: RegRecord): boolean => r.set.options.backend === 'verbs';
-
-function first(record: RegRecord) {
-  return record.set.registrations[0];
-}
+const isVerbs = (r: RegRecord): boolean => r.report.backend === 'verbs';
 
 function verbsDetail(record: RegRecord, key: 'device' | 'lkey' | 'rkey'): string | number | null {
-  const registration = first(record)?.registration;
-  return registration?.backend === 'verbs' ? registration.details[key] : null;
+  const { report } = record;
+  return report.backend === 'verbs' ? report.handles[0]?.details[key] ?? null : null;
+}
+
+/** A handle as reg --json prints it in registrations[]: the backend's details flattened beside addr and length. */
+function handleJson(handle: HandleReport): { [key: string]: string | number | boolean } {
+  return { addr: handle.addr, length: handle.length, elapsedMicros: handle.elapsedMicros, ...handle.details };
 }
 
 export const REG_FIELDS: readonly Field<RegRecord>[] = [
   { key: 'id', label: 'id', description: 'id of a held registration (--detach; null otherwise): give it to dereg', get: (r) => r.id ?? null, showIf: (r) => r.id !== undefined },
-  { key: 'pid', label: 'pid', description: 'process holding the registration', get: (r) => r.set.pid },
-  { key: 'backend', label: 'backend', description: 'how it is registered: verbs, uring or mlock', get: (r) => r.set.options.backend },
-  { key: 'backendRequested', label: 'requested backend', description: 'the --backend asked for (auto picks one)', get: (r) => r.backendRequested, extra: true },
-  { key: 'backing', label: 'backing', description: 'what backs the buffer: anon, thp, hugetlb, memfd, file-shared, file-private', get: (r) => r.set.options.backing ?? 'anon' },
-  { key: 'readOnly', label: 'read-only', description: 'the buffer is mapped PROT_READ', kind: 'bool', get: (r) => r.set.options.readOnly ?? false },
-  { key: 'protections', label: 'fork protection', description: 'dontfork, wipeonfork, fork-init applied first (null: none)', get: (r) => protections(r.set.options), nullText: 'none' },
-  { key: 'addr', label: 'addr', description: 'address of the first buffer (hex)', get: (r) => (first(r) ? hex(first(r)!.buffer.addr) : null) },
-  { key: 'length', label: 'length', description: 'bytes of the first buffer', kind: 'bytes', get: (r) => first(r)?.buffer.length ?? 0 },
-  { key: 'buffers', label: 'buffers', description: 'buffers mapped (--count)', kind: 'count', get: (r) => r.set.buffers.length },
-  { key: 'handles', label: 'registrations', description: 'registrations made (twice the buffers with --overlap)', kind: 'count', get: (r) => r.set.registrations.length },
+  { key: 'pid', label: 'pid', description: 'process holding the registration', get: (r) => r.report.pid },
+  { key: 'backend', label: 'backend', description: 'how it is registered: verbs, uring or mlock', get: (r) => r.report.backend },
+  { key: 'backendRequested', label: 'requested backend', description: 'the --backend asked for (auto picks one)', get: (r) => r.report.backendRequested, extra: true },
+  { key: 'backing', label: 'backing', description: 'what backs the buffer: anon, thp, hugetlb, memfd, file-shared, file-private', get: (r) => r.report.backing },
+  { key: 'readOnly', label: 'read-only', description: 'the buffer is mapped PROT_READ', kind: 'bool', get: (r) => r.report.readOnly },
+  { key: 'protections', label: 'fork protection', description: 'dontfork, wipeonfork, fork-init applied first (null: none)', get: (r) => (r.report.protections.length > 0 ? [...r.report.protections] : null), nullText: 'none' },
+  { key: 'addr', label: 'addr', description: 'address of the first buffer (hex)', get: (r) => r.report.addr },
+  { key: 'length', label: 'length', description: 'bytes of the first buffer', kind: 'bytes', get: (r) => r.report.length },
+  { key: 'buffers', label: 'buffers', description: 'buffers mapped (--count)', kind: 'count', get: (r) => r.report.buffers },
+  { key: 'handles', label: 'registrations', description: 'registrations made (twice the buffers with --overlap)', kind: 'count', get: (r) => r.report.handles.length },
   { key: 'device', label: 'device', description: 'verbs: RDMA device of the first MR', get: (r) => verbsDetail(r, 'device'), showIf: isVerbs },
   { key: 'lkey', label: 'lkey', description: 'verbs: local key of the first MR', get: (r) => verbsDetail(r, 'lkey'), showIf: isVerbs },
   { key: 'rkey', label: 'rkey', description: 'verbs: remote key of the first MR', get: (r) => verbsDetail(r, 'rkey'), showIf: isVerbs },
-  { key: 'pinnedBytesBefore', label: 'VmPin before', description: 'VmPin of the registering process before registering', kind: 'bytes', get: (r) => r.set.before.pinnedBytes },
-  { key: 'pinnedBytesAfter', label: 'VmPin after', description: 'VmPin after registering', kind: 'bytes', get: (r) => r.set.after.pinnedBytes },
-  { key: 'lockedBytesBefore', label: 'VmLck before', description: 'VmLck before registering', kind: 'bytes', get: (r) => r.set.before.lockedBytes },
-  { key: 'lockedBytesAfter', label: 'VmLck after', description: 'VmLck after registering', kind: 'bytes', get: (r) => r.set.after.lockedBytes },
-  { key: 'memlockLimitBytes', label: 'RLIMIT_MEMLOCK', description: 'soft RLIMIT_MEMLOCK of the registering process (null: unlimited)', kind: 'bytes', nullText: 'unlimited', get: (r) => r.set.memlockLimitBytes },
-  { key: 'elapsedMicros', label: 'registration time', description: 'microseconds spent registering, all handles', kind: 'micros', get: (r) => r.set.registrations.reduce((sum, t) => sum + t.elapsedMicros, 0) },
+  { key: 'pinnedBytesBefore', label: 'VmPin before', description: 'VmPin of the registering process before registering', kind: 'bytes', get: (r) => r.report.before.pinnedBytes },
+  { key: 'pinnedBytesAfter', label: 'VmPin after', description: 'VmPin after registering', kind: 'bytes', get: (r) => r.report.after.pinnedBytes },
+  { key: 'lockedBytesBefore', label: 'VmLck before', description: 'VmLck before registering', kind: 'bytes', get: (r) => r.report.before.lockedBytes },
+  { key: 'lockedBytesAfter', label: 'VmLck after', description: 'VmLck after registering', kind: 'bytes', get: (r) => r.report.after.lockedBytes },
+  { key: 'memlockLimitBytes', label: 'RLIMIT_MEMLOCK', description: 'soft RLIMIT_MEMLOCK of the registering process (null: unlimited)', kind: 'bytes', nullText: 'unlimited', get: (r) => r.report.memlockLimitBytes },
+  { key: 'elapsedMicros', label: 'registration time', description: 'microseconds spent registering, all handles', kind: 'micros', get: (r) => r.report.handles.reduce((sum, h) => sum + h.elapsedMicros, 0) },
   {
     key: 'registrations', label: 'registrations', description: 'every handle: addr, length, elapsedMicros and the backend\'s details (device, lkey, rkey, ring fd, slot, …)', extra: true,
-    get: (r) => r.set.registrations.map((t) => ({ addr: hex(t.registration.addr), length: t.registration.length, elapsedMicros: t.elapsedMicros, ...t.registration.details })),
+    get: (r) => r.report.handles.map(handleJson),
   },
 ];
 
 const REG_OUTPUT = { name: 'reg', fields: REG_FIELDS };
-
-function protections(options: RegisterOptions): string[] | null {
-  const list = [options.dontfork && 'dontfork', options.wipeonfork && 'wipeonfork', options.forkInit && 'fork-init'].filter((p): p is string => Boolean(p));
-  return list.length > 0 ? list : null;
-}
 
 interface ReleaseRecord {
   pid: number;
@@ -101,11 +96,11 @@ export const RELEASE_FIELDS: readonly Field<ReleaseRecord>[] = [
   { key: 'lockedBytesAfterRelease', label: 'VmLck after release', description: 'VmLck after releasing', kind: 'bytes', get: (r) => r.after.lockedBytes },
 ];
 
-const HANDLE_FIELDS: readonly Field<RegistrationSet['registrations'][number]>[] = [
-  { key: 'addr', label: 'addr', description: 'start address (hex)', get: (t) => hex(t.registration.addr) },
-  { key: 'length', label: 'length', description: 'registered bytes', kind: 'bytes', get: (t) => t.registration.length },
-  { key: 'elapsedMicros', label: 'time', description: 'time to register', kind: 'micros', get: (t) => t.elapsedMicros },
-  { key: 'details', label: 'details', description: 'the backend\'s details', get: (t) => Object.entries(t.registration.details).map(([k, v]) => `${k}=${String(v)}`).join(' ') },
+const HANDLE_FIELDS: readonly Field<HandleReport>[] = [
+  { key: 'addr', label: 'addr', description: 'start address (hex)', get: (h) => h.addr },
+  { key: 'length', label: 'length', description: 'registered bytes', kind: 'bytes', get: (h) => h.length },
+  { key: 'elapsedMicros', label: 'time', description: 'time to register', kind: 'micros', get: (h) => h.elapsedMicros },
+  { key: 'details', label: 'details', description: 'the backend\'s details', get: (h) => Object.entries(h.details).map(([k, v]) => `${k}=${String(v)}`).join(' ') },
 ];
 
 /** Pick the backend for --backend auto: verbs when an RDMA device exists, else io_uring. */
@@ -128,24 +123,26 @@ export async function resolveBackend(choice: BackendChoice, ctx: Context, quiet:
 }
 
 /**
- * `reg --detach`: print what the holder reported, then tell it to keep the registration. If the id
- * cannot reach the user (stdout is /dev/null or closed, full, or its reader has gone), the holder is
- * told to release instead, and we fail: a registration nobody knows about must not stay pinned.
+ * `reg --detach`: print what the holder reported (its typed record, printed through REG_FIELDS like
+ * any registration), then tell it to keep the registration. If the id cannot reach the user (stdout is
+ * /dev/null or closed, full, or its reader has gone), the holder is told to release instead, and we
+ * fail: a registration nobody knows about must not stay pinned.
  */
 async function startDetached(ctx: Context, flags: RegFlags, holder: PendingHolder): Promise<void> {
-  const { record } = holder.line;
+  const { record } = holder;
+  const reg: RegRecord = { report: record.registration, id: record.id };
   try {
     if (ctx.stdoutIsNull) {
       throw new RdmactlError('standard output is /dev/null (or was closed): the id of the detached registration would reach nobody', EXIT.USAGE, [
         'send stdout to a terminal, a file or a pipe, e.g. rdmactl reg 64M --detach --json > reg.json',
       ]);
     }
-    if (flags.json) {
-      const keys = outputView(ctx, REG_OUTPUT, flags).fields.map((f) => f.key).filter((key) => key !== 'id');
-      const chosen = Object.fromEntries(keys.filter((key) => key in record.registration).map((key) => [key, record.registration[key]]));
-      printJson(ctx, jsonDocument('reg', { event: 'registered', id: record.id, ...chosen, pid: record.pid, detached: true, releaseAt: record.releaseAt }));
+    const view = outputView(ctx, REG_OUTPUT, flags);
+    if (view.json) {
+      const { id: _id, ...chosen } = view.record(reg);
+      view.printDocument({ event: 'registered', id: record.id, ...chosen, pid: record.pid, detached: true, releaseAt: record.releaseAt });
     } else {
-      ctx.stdout.write(`${holder.line.text}\n`);
+      printRegistered(view, reg);
     }
   } catch (err) {
     await holder.abort();
@@ -153,7 +150,6 @@ async function startDetached(ctx: Context, flags: RegFlags, holder: PendingHolde
     throw err;
   }
   await holder.confirm();
-  if (flags.backend === 'auto') note(ctx, `--backend auto: the holder used ${String(record.registration['backend'])}`);
   if (!flags.json) note(ctx, `held by pid ${record.pid} in the background${flags.for !== undefined ? ` for ${flags.for}` : ''}; release with: rdmactl dereg ${record.id}`);
 }
 
@@ -179,7 +175,6 @@ print the accounting after release.`)
     .option('--for <duration>', `hold for this long, then release (${DURATION_HELP}); default: until Ctrl-C or SIGTERM`)
     .option('--json', 'print JSON: one line when registered, one when released')
     .option('--detach', 'hold in a background process and exit once registered: prints the record with an id (--json: also "id"); release with `rdmactl dereg ID` (or after --for); see `rdmactl dereg --help`')
-    .addOption(new Option('--holder-token <token>', 'internal: run as the detached holder').hideHelp())
     .addHelpText('after', `
 Examples:
   rdmactl reg 64MiB --backend uring          pin 64 MiB with io_uring, hold until Ctrl-C
@@ -191,15 +186,12 @@ Examples:
 
 JSON (--json): one line per event, {"host","schema":"rdmactl.reg/1","event":"registered",…} and
 {…,"event":"released",…}; -o picks the keys of the registered event.`)
-    .action(async (sizeText: string, flags: RegFlags, command: Command) => {
+    .action(async (sizeText: string, flags: RegFlags) => {
       const view = outputView(ctx, REG_OUTPUT, flags);
       const length = parseSize(sizeText, 'size');
       const count = parseCount(flags.count, '--count', 16384);
       const holdMillis = flags.for !== undefined ? parseDuration(flags.for, '--for') : null;
-      const isHolder = flags.holderToken !== undefined;
-      if (flags.detach && !isHolder) return await startDetached(ctx, flags, await spawnHolder({ args: holderArgs(command, [sizeText]), env: ctx.env }));
-      if (isHolder) nameHolderProcess();
-      const backend = await resolveBackend(flags.backend, ctx, isHolder);
+      const backend = await resolveBackend(flags.backend, ctx, false);
       let access: number | undefined;
       if (backend === 'verbs') {
         const { parseAccessFlags } = await import('../engine/verbs/access.js');
@@ -212,14 +204,12 @@ JSON (--json): one line per event, {"host","schema":"rdmactl.reg/1","event":"reg
         device: flags.device ?? null, access, onFault: flags.onFault ?? false, dontfork: flags.dontfork ?? false,
         wipeonfork: flags.wipeonfork ?? false, forkInit: flags.forkInit ?? false, count, overlap: flags.overlap ?? false,
       };
-      using set = await register(options);
-      const record: RegRecord = { set, backendRequested: flags.backend };
-      if (isHolder) {
-        const text = (id: string): string => captureOutput(ctx, (capturing) => printRegistered(outputView(capturing, REG_OUTPUT, flags), { ...record, id }));
-        // Awaited here, inside the `using` scope: returning the promise would release the registration at once.
-        await holdDetached({ holdable: set, token: flags.holderToken!, registration: toJson(REG_FIELDS, record), renderText: text, holdMillis, env: ctx.env });
-        return;
+      if (flags.detach) {
+        validateOptions(options); // usage errors start no holder
+        return await startDetached(ctx, flags, await spawnHolder({ request: { options, backendRequested: flags.backend, holdMillis }, env: ctx.env }));
       }
+      using set = await register(options);
+      const record: RegRecord = { report: reportRegistrations(set, flags.backend) };
       // Listen for the release signals before printing: a script may signal as soon as it reads the record.
       const released = waitForRelease(holdMillis);
       if (view.json) {
@@ -240,5 +230,5 @@ JSON (--json): one line per event, {"host","schema":"rdmactl.reg/1","event":"reg
 /** The registered record, and a table of the handles when there are several. */
 function printRegistered(view: OutputView<RegRecord>, record: RegRecord): void {
   view.printRecord(record);
-  if (record.set.registrations.length > 1) view.printOther(HANDLE_FIELDS, record.set.registrations);
+  if (record.report.handles.length > 1) view.printOther(HANDLE_FIELDS, record.report.handles);
 }

@@ -30,7 +30,7 @@ export function heldIdValues(env: NodeJS.ProcessEnv): CompletionValue[] {
     return []; // an unsafe runtime directory: dereg itself will say so; completion stays quiet
   }
   return entries.map((entry) => {
-    const backend = typeof entry.registration['backend'] === 'string' ? ` ${entry.registration['backend']}` : '';
+    const backend = entry.registration === null ? '' : ` ${entry.registration.backend}`;
     const state = entry.state === 'live' ? '' : ` (stale: ${entry.reason ?? 'holder gone'})`;
     return [entry.id, `holder pid ${entry.pid}${backend}${state}`];
   });

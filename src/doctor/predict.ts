@@ -3,7 +3,7 @@
 // of rdmactl (same credentials and limits as the shell that started rdmactl) and compare.
 
 import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { RDMACTL_BIN } from '../lib/launcher.js';
 import type { BackendName } from '../engine/types.js';
 import { formatBytes } from '../lib/size.js';
 import { finding, type DoctorRequest, type Finding } from './types.js';
@@ -52,9 +52,6 @@ export interface TryResult {
   command: string[];
 }
 
-// The launcher, found the same way from src/ and dist/: it runs the built dist/main.js.
-const MAIN = fileURLToPath(new URL('../../bin/rdmactl', import.meta.url));
-
 /** Register in a child rdmactl (`reg SIZE --for 1ms --json`): it inherits our limits and credentials. */
 export function tryRegistration(request: DoctorRequest, accessText: string | null, env: NodeJS.ProcessEnv): TryResult {
   const args = ['reg', String(request.sizeBytes), '--backend', request.backend!, '--backing', request.backing, ...(accessText ? ['--access', accessText] : []), '--for', '1ms', '--json'];
@@ -62,7 +59,7 @@ export function tryRegistration(request: DoctorRequest, accessText: string | nul
   delete childEnv['RDMACTL_DEBUG'];
   // oom_score_adj 1000 (any process may raise its own): if the request overfills a memory cgroup
   // or the machine, the OOM killer ends the child, never a process the user cares about.
-  const result = spawnSync('/bin/sh', ['-c', 'echo 1000 > /proc/self/oom_score_adj && exec "$@"', 'sh', process.execPath, MAIN, ...args], { encoding: 'utf8', env: childEnv, timeout: 120_000 });
+  const result = spawnSync('/bin/sh', ['-c', 'echo 1000 > /proc/self/oom_score_adj && exec "$@"', 'sh', process.execPath, RDMACTL_BIN, ...args], { encoding: 'utf8', env: childEnv, timeout: 120_000 });
   const command = ['rdmactl', ...args];
   if (result.error) throw result.error;
   if (result.status === 0) {

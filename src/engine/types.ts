@@ -10,6 +10,9 @@ export const BACKINGS: readonly Backing[] = ['anon', 'thp', 'hugetlb', 'memfd', 
 export type BackendName = 'verbs' | 'uring' | 'mlock';
 export const BACKENDS: readonly BackendName[] = ['verbs', 'uring', 'mlock'];
 
+/** What --backend accepts: a backend, or `auto` (verbs when an RDMA device exists, else uring). */
+export type BackendChoice = BackendName | 'auto';
+
 export type Protection = 'none' | 'dontfork' | 'wipeonfork' | 'fork-init';
 
 /** A mapped range of memory that a backend registers. */

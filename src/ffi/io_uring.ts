@@ -48,6 +48,8 @@ export const IoUringParams = koffi.struct('rdmactl_io_uring_params', {
   sq_off: SqOffsets, cq_off: CqOffsets,
 });
 
+const PARAMS_BYTES = koffi.sizeof(IoUringParams);
+
 interface SqOff { head: number; tail: number; ring_mask: number; ring_entries: number; array: number }
 interface CqOff { head: number; tail: number; ring_mask: number; ring_entries: number; cqes: number }
 interface Params { sq_entries: number; cq_entries: number; features: number; sq_off: SqOff; cq_off: CqOff }
@@ -81,14 +83,21 @@ interface MappedRings {
  */
 export class IoUring {
   readonly fd: number;
-  private readonly params: Params;
+  /** What io_uring_setup filled in; decoded on first use (mapping the rings, or sizing them after a refusal). */
+  private readonly paramsBuf: Buffer;
+  private decodedParams: Params | null = null;
   private rings: MappedRings | null = null;
   private closed = false;
 
   constructor(entries = 8) {
-    const paramsBuf = Buffer.alloc(koffi.sizeof(IoUringParams));
-    this.fd = syscall('io_uring_setup', SYS_IO_URING_SETUP, entries, koffi.address(paramsBuf));
-    this.params = koffi.decode(paramsBuf, IoUringParams) as Params;
+    this.paramsBuf = Buffer.alloc(PARAMS_BYTES);
+    this.fd = syscall('io_uring_setup', SYS_IO_URING_SETUP, entries, koffi.address(this.paramsBuf));
+  }
+
+  // Decoding the nested struct costs about as much CPU as io_uring_setup itself, and registering
+  // buffers (rdmactl's main use of a ring) never needs it.
+  private get params(): Params {
+    return (this.decodedParams ??= koffi.decode(this.paramsBuf, IoUringParams) as Params);
   }
 
   /** Bytes of the SQ/CQ rings and the SQE array, each rounded up to whole pages: the ring's own memory. */

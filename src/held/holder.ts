@@ -1,105 +1,176 @@
-// Detached holders: `rdmactl reg … --detach` starts a second rdmactl (the holder) that registers,
-// records the registration in the store, reports it on one stdout line, and keeps holding after the
-// command that started it has exited — but only once that command has confirmed that the user got the id.
+// Detached holders: `rdmactl reg … --detach` starts a holder process that registers, records the
+// registration in the store, answers with one JSON line, and keeps holding after the command that
+// started it has exited — but only once that command has confirmed that the user got the id.
 //
-// Parent (spawnHolder): runs `node bin/rdmactl reg <same flags> --holder-token TOKEN` in its own
-// session (setsid: no controlling terminal, so closing the terminal sends it no SIGHUP), with pipes on
-// stdin, stdout and stderr. It waits for the holder's one JSON line, or for the holder to exit first —
-// then the holder's error message, hints and exit code become the parent's. With the line in hand it
-// prints the id, and only when that write succeeded does it send "ack" on the holder's stdin.
+// Starter (spawnHolder): validates the options itself (size, count, backend, access flags: a usage
+// error never starts a process), then runs `node dist/held/holderMain.cjs --holder-token TOKEN` (or
+// holderMain.js when the CommonJS bundle was not built) in its
+// own session (setsid: no controlling terminal, so closing the terminal sends it no SIGHUP), with pipes
+// on stdin, stdout and stderr, and writes the request — the validated options as one JSON line — on
+// the holder's stdin. The holder answers with exactly one JSON line on stdout:
+//   {"ok":true,"record":{…the held record…}}                      registered, recorded, waiting for "ack"
+//   {"ok":false,"error":{"kind","message","hints","exitCode"}}     nothing held; the holder exits
+// so the starter rethrows the holder's error as is (same message, hints and exit code) and prints the
+// record (text or JSON, both derived from its typed registration) without parsing any text. Only when
+// that print succeeded does it send "ack" on the holder's stdin. A holder that exits without a line
+// (killed, crashed) is reported with its exit status and the first line of its stderr.
 //
-// Holder (holdDetached): listens for SIGTERM/SIGINT, writes its record, prints the line, then blocks
-// reading stdin for the acknowledgement. "ack" → it points fds 0–2 at /dev/null, ignores SIGHUP and
-// holds until SIGTERM/SIGINT or the --for deadline, releases, removes its record and exits 0.
-// End of file instead (the parent could not print the id, or died at any moment — SIGKILL included:
-// the kernel closes its end of the pipe) → nobody knows the id: it releases at once, removes its record
-// and exits 1. So a holder keeps memory pinned only when its id reached the user's stdout.
+// Holder (runHolder): names itself rdmactl-holder before anything else (a process scan finds it by
+// name even without a record), reads the request, registers, listens for SIGTERM/SIGINT, writes its
+// record, answers, then blocks reading stdin for the acknowledgement. "ack" → it points fds 0–2 at
+// /dev/null, ignores SIGHUP and holds until SIGTERM/SIGINT or the --for deadline, releases, removes its
+// record and exits 0. End of file instead (the starter could not print the id, or died at any moment —
+// SIGKILL included: the kernel closes its end of the pipe) → nobody knows the id: it releases at once,
+// removes its record and exits 1. So a holder keeps memory pinned only when its id reached the user's
+// stdout. The same holds before the answer: a starter that died leaves the holder an EOF instead of a
+// request (it exits without registering) or a closed stdout for its answer (EPIPE: it releases).
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync, readSync } from 'node:fs';
-import { writeAllSync } from '../lib/context.js';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { writeAllSync } from '../lib/context.js';
 import { EXIT, RdmactlError, type ExitCode } from '../lib/errors.js';
-import type { JsonValue } from '../lib/fields.js';
+import { failureError, failureOf, parseFailure, type Failure } from '../lib/failure.js';
+import { register, type RegisterOptions } from '../engine/register.js';
+import { reportRegistrations, type RegistrationSetReport } from '../engine/report.js';
+import { BACKENDS, BACKINGS, type BackendChoice } from '../engine/types.js';
 import { readStat } from '../proc/stat.js';
 import { setThreadName } from '../ffi/libc.js';
-import { HOLDER_PROCESS_NAME, HOLDER_TOKEN_FLAG, effectiveUid, holderIdOf, ensureRuntimeDir, removeHeld, writeHeld, type HeldRecord, type StoreOptions } from './store.js';
+import {
+  HOLDER_PROCESS_NAME, HOLDER_PROGRAMS, HOLDER_TOKEN_FLAG, effectiveUid, holderIdOf, ensureRuntimeDir, parseHeldRecord, removeHeld, writeHeld, type HeldRecord, type StoreOptions,
+} from './store.js';
 
-/** The launcher the holder runs (bin/rdmactl of this installation). */
-export const RDMACTL_BIN = fileURLToPath(new URL('../../bin/rdmactl', import.meta.url));
+/**
+ * The holder's program (built from holderMain.ts): its CommonJS bundle when the build made one (it
+ * starts faster), else the ES module. The same paths from src/ (tests) and from dist/ or its bundle.
+ */
+export function holderMainPath(): string {
+  const [bundle, module] = HOLDER_PROGRAMS.map((name) => fileURLToPath(new URL(`../../dist/held/${name}`, import.meta.url)));
+  return existsSync(bundle!) ? bundle! : module!;
+}
 
 export function newHolderToken(): string {
   return randomBytes(8).toString('hex');
 }
 
-/** The line a holder prints once it holds the registration. */
-export interface HolderLine {
-  event: 'held';
-  record: HeldRecord;
-  /** The text rendering of the registration (with its id), for `reg --detach` without --json. */
-  text: string;
+/** What the starter asks a holder to do: options it has validated, and for how long to hold. */
+export interface HolderRequest {
+  options: RegisterOptions;
+  /** The --backend the user asked for (options.backend is what it resolved to). */
+  backendRequested: BackendChoice;
+  /** Hold this long, or until signalled when null. */
+  holdMillis: number | null;
+}
+
+/** A held record whose registration is known: what a holder answers with. */
+export type HeldRecordWithRegistration = HeldRecord & { registration: RegistrationSetReport };
+
+/** The holder's one line. */
+export type HolderAnswer = { ok: true; record: HeldRecordWithRegistration } | { ok: false; error: Failure };
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+const optionalBoolean = (value: unknown): boolean | null => (value === undefined ? false : typeof value === 'boolean' ? value : null);
+const optionalString = (value: unknown): string | null | undefined => (value === undefined || value === null ? null : typeof value === 'string' ? value : undefined);
+
+/** The request read back from its JSON line; null when it is not one (the engine checks the combinations). */
+export function parseHolderRequest(value: unknown): HolderRequest | null {
+  if (!isObject(value) || !isObject(value['options'])) return null;
+  const o = value['options'];
+  const { backendRequested, holdMillis } = value;
+  const booleans = {
+    readOnly: optionalBoolean(o['readOnly']), onFault: optionalBoolean(o['onFault']), dontfork: optionalBoolean(o['dontfork']),
+    wipeonfork: optionalBoolean(o['wipeonfork']), forkInit: optionalBoolean(o['forkInit']), overlap: optionalBoolean(o['overlap']),
+  };
+  const file = optionalString(o['file']);
+  const device = optionalString(o['device']);
+  const { length, backend, backing, access, count } = o;
+  if (!Number.isSafeInteger(length) || (length as number) <= 0 || !Number.isSafeInteger(count) || (count as number) <= 0) return null;
+  if (typeof backend !== 'string' || !(BACKENDS as readonly string[]).includes(backend)) return null;
+  if (typeof backing !== 'string' || !(BACKINGS as readonly string[]).includes(backing)) return null;
+  if (access !== undefined && !Number.isSafeInteger(access)) return null;
+  if (file === undefined || device === undefined || Object.values(booleans).some((b) => b === null)) return null;
+  if (typeof backendRequested !== 'string' || !['auto', ...BACKENDS].includes(backendRequested)) return null;
+  if (holdMillis !== null && (!Number.isSafeInteger(holdMillis) || (holdMillis as number) < 0)) return null;
+  const options: RegisterOptions = {
+    length: length as number, backend: backend as RegisterOptions['backend'], backing: backing as RegisterOptions['backing'], file, device,
+    ...(access !== undefined ? { access: access as number } : {}), count: count as number,
+    readOnly: booleans.readOnly!, onFault: booleans.onFault!, dontfork: booleans.dontfork!, wipeonfork: booleans.wipeonfork!, forkInit: booleans.forkInit!, overlap: booleans.overlap!,
+  };
+  return { options, backendRequested: backendRequested as BackendChoice, holdMillis: holdMillis as number | null };
+}
+
+/** The answer read back from the holder's line; null when it is not one. */
+export function parseHolderAnswer(value: unknown): HolderAnswer | null {
+  if (!isObject(value)) return null;
+  if (value['ok'] === true) {
+    const record = parseHeldRecord(value['record']);
+    return record !== null && record.registration !== null ? { ok: true, record: record as HeldRecordWithRegistration } : null;
+  }
+  if (value['ok'] === false) {
+    const error = parseFailure(value['error']);
+    return error === null ? null : { ok: false, error };
+  }
+  return null;
 }
 
 export interface SpawnHolderOptions {
-  /** Arguments after `rdmactl`: `reg SIZE …flags` (without --detach, --json, --holder-token). */
-  args: readonly string[];
+  request: HolderRequest;
   env: NodeJS.ProcessEnv;
   token?: string;
 }
 
-const EXIT_CODES: ReadonlySet<number> = new Set(Object.values(EXIT));
-
-/** Turns what a holder printed on stderr before exiting into the same error the user would have seen. */
-export function holderFailure(stderr: string, code: number | null, signal: NodeJS.Signals | null): RdmactlError {
-  const lines = stderr.split('\n');
-  const first = lines.findIndex((line) => line.startsWith('rdmactl: '));
-  const exitCode = (code !== null && code !== 0 && EXIT_CODES.has(code) ? code : EXIT.FAILURE) as ExitCode;
-  if (first < 0) {
-    const how = signal !== null ? `was killed by ${signal}` : `exited with status ${code}`;
-    const detail = stderr.trim() === '' ? '' : `: ${stderr.trim().split('\n')[0]}`;
-    return new RdmactlError(`the holder process ${how} before it held the registration${detail}`, exitCode);
-  }
-  const message = lines[first]!.slice('rdmactl: '.length);
-  const hints: string[] = [];
-  for (const line of lines.slice(first + 1)) {
-    if (!line.startsWith('  ')) break;
-    hints.push(line.trim());
-  }
-  return new RdmactlError(message, exitCode, hints);
+/** What a holder that exited without answering leaves the starter to say. */
+export function holderExitFailure(stderr: string, code: number | null, signal: NodeJS.Signals | null): RdmactlError {
+  const how = signal !== null ? `was killed by ${signal}` : `exited with status ${code}`;
+  const first = stderr.trim() === '' ? '' : `: ${stderr.trim().split('\n')[0]!.replace(/^rdmactl: /, '')}`;
+  return new RdmactlError(`the holder process ${how} before it held the registration${first}`);
 }
 
 /** A holder that has registered and reported, waiting to learn whether its id was delivered. */
 export interface PendingHolder {
-  line: HolderLine;
+  record: HeldRecordWithRegistration;
   /** The id reached stdout: tell the holder to keep the registration. */
   confirm(): Promise<void>;
   /** The id did not reach anyone: the holder releases and exits; resolves once it has exited. */
   abort(): Promise<void>;
 }
 
-/** How long a holder told to release may take before it is killed (release + record removal take ms). */
-const ABORT_GRACE_MS = 10_000;
+/** How long a holder told to release (or that failed) may take to exit before it is killed (release + record removal take ms). */
+const EXIT_GRACE_MS = 10_000;
 
-/** Starts a holder and resolves once it reports; rejects with the holder's own error if it exits first. */
+/** Starts a holder and resolves once it holds; rejects with the holder's own error if it could not. */
 export function spawnHolder(options: SpawnHolderOptions): Promise<PendingHolder> {
   ensureRuntimeDir({ env: options.env }); // refuse an unsafe directory before registering anything
   const token = options.token ?? newHolderToken();
-  const child = spawn(process.execPath, [RDMACTL_BIN, ...options.args, HOLDER_TOKEN_FLAG, token], {
+  const child = spawn(process.execPath, [holderMainPath(), HOLDER_TOKEN_FLAG, token], {
     detached: true,
     stdio: ['pipe', 'pipe', 'pipe'],
     env: options.env,
   });
-  // The holder's stdin is the acknowledgement channel; an EPIPE on it means the holder is gone.
+  // The holder's stdin carries the request, then the acknowledgement; an EPIPE on it means the holder is gone.
   child.stdin.on('error', () => undefined);
+  child.stdin.write(`${JSON.stringify(options.request)}\n`);
   let exited = false;
   const exit = new Promise<void>((resolve) => child.once('exit', () => { exited = true; resolve(); }));
-  const pending = (line: HolderLine): PendingHolder => ({
-    line,
+  /** Waits for the holder to exit (it is releasing, or failed); kills it if it takes too long. */
+  const exitOrKill = async (): Promise<void> => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), EXIT_GRACE_MS);
+    try {
+      await exit;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  const pending = (record: HeldRecordWithRegistration): PendingHolder => ({
+    record,
     confirm: () => new Promise<void>((resolve, reject) => {
       child.stdin.end('ack\n', () => {
         // Written into the pipe: the holder reads it even if we exit now.
-        if (exited) reject(new RdmactlError(`the holder process (pid ${line.record.pid}) exited before it was told to keep the registration`));
+        if (exited) reject(new RdmactlError(`the holder process (pid ${record.pid}) exited before it was told to keep the registration`));
         else {
           child.unref();
           resolve();
@@ -108,12 +179,7 @@ export function spawnHolder(options: SpawnHolderOptions): Promise<PendingHolder>
     }),
     abort: async () => {
       child.stdin.end(); // EOF without "ack": release
-      const timer = setTimeout(() => child.kill('SIGKILL'), ABORT_GRACE_MS);
-      try {
-        await exit;
-      } finally {
-        clearTimeout(timer);
-      }
+      await exitOrKill();
     },
   });
   return new Promise<PendingHolder>((resolve, reject) => {
@@ -125,6 +191,11 @@ export function spawnHolder(options: SpawnHolderOptions): Promise<PendingHolder>
       child.stdout.destroy();
       child.stderr.destroy();
     };
+    const fail = async (error: RdmactlError): Promise<void> => {
+      child.stdin.end(); // whatever it holds, nobody will know its id: it releases and exits
+      await exitOrKill();
+      reject(error);
+    };
     child.stdout.setEncoding('utf8');
     child.stderr.setEncoding('utf8');
     child.stdout.on('data', (chunk: string) => {
@@ -133,17 +204,15 @@ export function spawnHolder(options: SpawnHolderOptions): Promise<PendingHolder>
       const nl = out.indexOf('\n');
       if (nl < 0) return;
       settle();
-      let line: HolderLine;
+      let answer: HolderAnswer | null;
       try {
-        line = JSON.parse(out.slice(0, nl)) as HolderLine;
-        if (line.event !== 'held' || typeof line.record?.id !== 'string') throw new Error('unexpected line');
+        answer = parseHolderAnswer(JSON.parse(out.slice(0, nl)));
       } catch {
-        const holder = pending({ event: 'held', record: { pid: child.pid ?? 0 } as HeldRecord, text: '' });
-        void holder.abort();
-        reject(new RdmactlError(`the holder process printed something unexpected: ${out.slice(0, Math.min(nl, 200))}`));
-        return;
+        answer = null;
       }
-      resolve(pending(line));
+      if (answer === null) void fail(new RdmactlError(`the holder process answered something unexpected: ${out.slice(0, Math.min(nl, 200))}`));
+      else if (!answer.ok) void fail(failureError(answer.error));
+      else resolve(pending(answer.record));
     });
     child.stderr.on('data', (chunk: string) => { err += chunk; });
     child.once('error', (error) => {
@@ -155,14 +224,16 @@ export function spawnHolder(options: SpawnHolderOptions): Promise<PendingHolder>
     child.once('close', (code, signal) => {
       if (settled) return;
       settle();
-      reject(holderFailure(err, code, signal));
+      reject(holderExitFailure(err, code, signal));
     });
   });
 }
 
+// ---- The holder process ----
+
 /**
  * Points fds 0, 1 and 2 at /dev/null. Safe only while nothing has touched process.stdin/stdout/stderr
- * (they are created lazily, and would then be created on /dev/null): the holder path uses fds directly.
+ * (they are created lazily, and would then be created on /dev/null): the holder uses fds directly.
  */
 function detachStdio(): void {
   for (const fd of [0, 1, 2]) {
@@ -172,26 +243,41 @@ function detachStdio(): void {
   }
 }
 
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
 /**
- * Blocks until the starting command says "ack" on stdin (true) or closes it (false). Blocking is
- * right here: the starter answers within milliseconds of our line, and if it dies the kernel closes
+ * Lines from the starter on fd 0, read with blocking reads. Blocking is right here: the starter writes
+ * the request at once and answers within milliseconds of our line, and if it dies the kernel closes
  * its end of the pipe, which ends the read.
  */
-function awaitAcknowledgement(): boolean {
-  const chunk = Buffer.alloc(64);
-  let text = '';
-  for (;;) {
-    let n: number;
-    try {
-      n = readSync(0, chunk, 0, chunk.length, null);
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code === 'EAGAIN' || code === 'EINTR') continue;
-      return false;
+class StarterLines {
+  private buffered = '';
+  private ended = false;
+
+  /** The next line, or null at end of file (or a read error, or an overlong line). */
+  next(): string | null {
+    const chunk = Buffer.alloc(4096);
+    for (;;) {
+      const nl = this.buffered.indexOf('\n');
+      if (nl >= 0) {
+        const line = this.buffered.slice(0, nl);
+        this.buffered = this.buffered.slice(nl + 1);
+        return line;
+      }
+      if (this.ended || this.buffered.length > 1 << 20) return null;
+      let n: number;
+      try {
+        n = readSync(0, chunk, 0, chunk.length, null);
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code === 'EAGAIN') Atomics.wait(pause, 0, 0, 5);
+        if (code === 'EAGAIN' || code === 'EINTR') continue;
+        this.ended = true;
+        continue;
+      }
+      if (n === 0) this.ended = true;
+      else this.buffered += chunk.toString('utf8', 0, n);
     }
-    if (n === 0) return false;
-    text += chunk.toString('utf8', 0, n);
-    if (text.includes('\n')) return text.startsWith('ack\n');
   }
 }
 
@@ -212,12 +298,14 @@ export interface Holdable {
 export interface HoldDetachedOptions extends StoreOptions {
   holdable: Holdable;
   token: string;
-  /** The registration's JSON record (reg's fields). */
-  registration: { [key: string]: JsonValue };
-  /** Renders the registration for people, given its id. */
-  renderText: (id: string) => string;
+  /** What was registered, as reg reports it. */
+  registration: RegistrationSetReport;
   /** Hold this long, or until signalled when null. */
   holdMillis: number | null;
+  /** Where the acknowledgement comes from. */
+  input: StarterLines;
+  /** Called once the answer line has been written (from then on failures can only go to stderr). */
+  answered: () => void;
 }
 
 const ignoreHangup = (): void => undefined;
@@ -247,7 +335,7 @@ function waitForHolderRelease(deadline: number | null): { released: Promise<void
 }
 
 /** The holder's life after a successful registration. Resolves once released and the record is removed. */
-export async function holdDetached(options: HoldDetachedOptions): Promise<void> {
+async function holdDetached(options: HoldDetachedOptions): Promise<void> {
   const { holdable } = options;
   // No controlling terminal, so a SIGHUP can only be sent on purpose; still, keep SIGTERM (and SIGINT)
   // as the only release signals: a detached holder outlives the terminal it was started from.
@@ -255,12 +343,12 @@ export async function holdDetached(options: HoldDetachedOptions): Promise<void> 
   const deadline = options.holdMillis === null ? null : Date.now() + options.holdMillis;
   // Listen before anyone can learn our pid from the record or the line.
   const { released, cancel } = waitForHolderRelease(deadline);
-  let record: HeldRecord;
+  let record: HeldRecordWithRegistration;
   try {
     const self = readStat('self');
     if (self === null) throw new RdmactlError('/proc/self/stat is missing: is /proc mounted?');
     const id = holderIdOf(options.token);
-    record = writeHeld({
+    const written = writeHeld({
       pid: holdable.pid,
       startTime: self.startTimeTicks,
       uid: effectiveUid(),
@@ -269,6 +357,7 @@ export async function holdDetached(options: HoldDetachedOptions): Promise<void> 
       releaseAt: deadline === null ? null : new Date(deadline).toISOString(),
       registration: options.registration,
     }, { ...options, ...(id !== null ? { id } : {}) });
+    record = { ...written, registration: options.registration };
   } catch (err) {
     cancel(); // the caller releases the registration; do not keep the process alive
     throw err;
@@ -284,12 +373,14 @@ export async function holdDetached(options: HoldDetachedOptions): Promise<void> 
     throw new RdmactlError(`${why}; released it`);
   };
   try {
-    const line: HolderLine = { event: 'held', record, text: options.renderText(record.id) };
-    writeAllSync(1, `${JSON.stringify(line)}\n`);
+    const answer: HolderAnswer = { ok: true, record };
+    writeAllSync(1, `${JSON.stringify(answer)}\n`);
   } catch (err) {
+    options.answered(); // nothing more can reach the starter's stdout
     giveUp(`could not report the registration to the command that started this holder (${(err as Error).message})`);
   }
-  if (!awaitAcknowledgement()) giveUp('the command that started this holder did not confirm that the id was printed');
+  options.answered();
+  if (options.input.next() !== 'ack') giveUp('the command that started this holder did not confirm that the id was printed');
   detachStdio();
   await released;
   try {
@@ -299,31 +390,55 @@ export async function holdDetached(options: HoldDetachedOptions): Promise<void> 
   }
 }
 
-/** The subset of commander's Command that holderArgs reads. */
-interface ParsedCommand {
-  name(): string;
-  readonly options: ReadonlyArray<{ long?: string; short?: string; negate: boolean; attributeName(): string }>;
-  getOptionValue(key: string): unknown;
-  getOptionValueSource(key: string): string | undefined;
+/** The token from the holder's arguments (`--holder-token TOKEN`), or null. */
+function tokenArgument(argv: readonly string[]): string | null {
+  const [flag, token] = argv;
+  return flag === HOLDER_TOKEN_FLAG && token !== undefined && holderIdOf(token) !== null && argv.length === 2 ? token : null;
 }
 
 /**
- * The holder's arguments: the command name, its positional arguments, and every option the user typed
- * (as --name=value, so a value starting with '-' stays a value), except those in `omit`.
+ * The holder process (holderMain.js): reads the request, registers, records, answers, holds.
+ * Returns the exit status. Failures before the answer are answered ({ok: false}); later ones can
+ * only go to stderr (the starter is gone or no longer listening) and end with status 1.
  */
-export function holderArgs(command: ParsedCommand, positional: readonly string[], omit: readonly string[] = ['detach', 'json', 'holderToken']): string[] {
-  const args = [command.name(), ...positional];
-  for (const option of command.options) {
-    const key = option.attributeName();
-    if (omit.includes(key) || command.getOptionValueSource(key) !== 'cli') continue;
-    const value = command.getOptionValue(key);
-    const flag = option.long ?? option.short;
-    if (flag === undefined) continue;
-    if (typeof value === 'boolean') {
-      if (value !== option.negate) args.push(flag);
-    } else {
-      for (const item of Array.isArray(value) ? value : [value]) args.push(option.long ? `${flag}=${String(item)}` : flag, ...(option.long ? [] : [String(item)]));
-    }
+export async function runHolder(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<ExitCode> {
+  nameHolderProcess();
+  const token = tokenArgument(argv);
+  if (token === null) {
+    writeAllSync(2, `rdmactl: the holder program is started by \`rdmactl reg --detach\`, not by hand\n`);
+    return EXIT.USAGE;
   }
-  return args;
+  const input = new StarterLines();
+  let answered = false;
+  const fail = (err: unknown): ExitCode => {
+    const failure = failureOf(err);
+    try {
+      if (answered) throw new Error('already answered');
+      const answer: HolderAnswer = { ok: false, error: failure };
+      writeAllSync(1, `${JSON.stringify(answer)}\n`);
+    } catch {
+      try { writeAllSync(2, `rdmactl: ${failure.message}\n`); } catch { /* stderr gone too: the status remains */ }
+    }
+    return failure.exitCode;
+  };
+  const line = input.next();
+  if (line === null) return EXIT.FAILURE; // the starter is gone before it asked: nothing registered, nobody to tell
+  let request: HolderRequest | null;
+  try {
+    request = parseHolderRequest(JSON.parse(line));
+  } catch {
+    request = null;
+  }
+  if (request === null) return fail(new RdmactlError('the holder received a malformed request'));
+  try {
+    using set = await register(request.options);
+    // Awaited here, inside the `using` scope: the registration is released when holding ends, or on any failure.
+    await holdDetached({
+      holdable: set, token, registration: reportRegistrations(set, request.backendRequested), holdMillis: request.holdMillis, env, input,
+      answered: () => { answered = true; },
+    });
+    return EXIT.OK;
+  } catch (err) {
+    return fail(err);
+  }
 }

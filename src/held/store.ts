@@ -16,9 +16,11 @@
 //
 // Verification (verifyHolder): a record names its holder by pid AND start time (field 22 of
 // /proc/PID/stat, clock ticks after boot), so a reused pid is detected; the holder's command line
-// (/proc/PID/cmdline, readable for any process) must contain "rdmactl", "reg" and
-// "--holder-token TOKEN" with the record's random token, so an unrelated process that happens to match
+// (/proc/PID/cmdline, readable for any process) must be the holder program's (…/holderMain.cjs or .js) with
+// "--holder-token TOKEN" and the record's random token, so an unrelated process that happens to match
 // is not mistaken for a holder; and the process's effective uid must equal the record's uid and ours.
+// (Holders started by rdmactl before the holder program existed ran `rdmactl reg … --holder-token
+// TOKEN`; that command line is still recognised, so such a holder can be listed and released.)
 
 import { randomBytes } from 'node:crypto';
 import {
@@ -26,12 +28,19 @@ import {
 } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { EXIT, PermissionError, RdmactlError } from '../lib/errors.js';
-import type { JsonValue } from '../lib/fields.js';
+import { parseRegistrationSetReport, type RegistrationSetReport } from '../engine/report.js';
 import { PROC_ROOT, errorCode, procPath, readProcText, ProcUnreadableError } from '../proc/procfs.js';
 import { readStat } from '../proc/stat.js';
 import { readStatus } from '../proc/status.js';
 
-export const HELD_RECORD_VERSION = 1;
+/**
+ * The record file's format. 2: `registration` is the typed RegistrationSetReport (1 stored reg --json's
+ * printed keys). A record of another version is read for its holder fields only (pid, start time,
+ * token, uid: the same in every version), so its holder can still be verified, listed and released;
+ * its registration is unknown (null), like a damaged record's. Records live only as long as their
+ * holder, so an old one is met only while a holder started by an older rdmactl is still running.
+ */
+export const HELD_RECORD_VERSION = 2;
 
 /** What a holder writes: who holds the registration (pid + start time + token + uid) and what it holds. */
 export interface HeldRecord {
@@ -50,8 +59,11 @@ export interface HeldRecord {
   createdAt: string;
   /** ISO 8601 time the holder will release by itself (reg --detach --for), or null (until dereg). */
   releaseAt: string | null;
-  /** The JSON record `rdmactl reg --json` prints on registration (backend, addr, length, registrations[], VmPin/VmLck before/after, …). */
-  registration: { [key: string]: JsonValue };
+  /**
+   * What the holder registered, as the typed report `reg` prints (reg --json is derived from it).
+   * null when unknown: the record is damaged or of another version, or a running holder has no record.
+   */
+  registration: RegistrationSetReport | null;
 }
 
 export type HeldState = 'live' | 'stale';
@@ -76,8 +88,9 @@ export interface HolderCheck {
  * What the store has for a held registration:
  *   ok       a readable record
  *   missing  a running holder (found in the process table) with no record file
- *   damaged  a running holder whose record file cannot be read or parsed
- * For missing and damaged, the registration's details are unknown ({}), the rest comes from the process.
+ *   damaged  a running holder whose record file cannot be read or parsed, or a record whose holder
+ *            fields are readable but whose registration is not (damaged, or of another version)
+ * For missing and damaged, the registration is unknown (null); the rest comes from the process or the record.
  */
 export type RecordState = 'ok' | 'missing' | 'damaged';
 
@@ -219,15 +232,28 @@ export function writeHeld(record: Omit<HeldRecord, 'id' | 'version'> & { id?: un
   throw new RdmactlError(`cannot find a free record id in ${dir}`);
 }
 
-function isRecord(value: unknown): value is HeldRecord {
-  if (typeof value !== 'object' || value === null) return false;
+/**
+ * A held record read back from JSON (a record file, or a holder's answer): its holder fields checked
+ * one by one, its registration through parseRegistrationSetReport. null when the holder fields are not
+ * all there; registration null when it is unreadable or the record is of another version.
+ */
+export function parseHeldRecord(value: unknown): HeldRecord | null {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
   const r = value as Record<string, unknown>;
-  return typeof r['id'] === 'string' && ID_PATTERN.test(r['id']) && Number.isSafeInteger(r['pid']) && Number.isSafeInteger(r['startTime'])
-    && Number.isSafeInteger(r['uid']) && typeof r['token'] === 'string' && typeof r['createdAt'] === 'string'
-    && typeof r['registration'] === 'object' && r['registration'] !== null;
+  const { version, id, pid, startTime, uid, token, createdAt } = r;
+  const releaseAt = r['releaseAt'] ?? null;
+  if (!Number.isSafeInteger(version) || typeof id !== 'string' || !ID_PATTERN.test(id) || !Number.isSafeInteger(pid) || (pid as number) <= 0
+    || !Number.isSafeInteger(startTime) || !Number.isSafeInteger(uid) || typeof token !== 'string' || typeof createdAt !== 'string'
+    || (releaseAt !== null && typeof releaseAt !== 'string')) {
+    return null;
+  }
+  return {
+    version: version as number, id, pid: pid as number, startTime: startTime as number, uid: uid as number, token, createdAt, releaseAt,
+    registration: version === HELD_RECORD_VERSION ? parseRegistrationSetReport(r['registration']) : null,
+  };
 }
 
-/** Reads one record file without following symlinks; null when missing, not ours, or malformed. */
+/** Reads one record file without following symlinks; null when missing, not ours, or without readable holder fields. */
 function readRecordFile(path: string, id: string): HeldRecord | null {
   let fd: number;
   try {
@@ -246,8 +272,8 @@ function readRecordFile(path: string, id: string): HeldRecord | null {
       length += n;
     }
     const parsed: unknown = JSON.parse(bytes.toString('utf8', 0, length));
-    if (!isRecord(parsed) || parsed.id !== id) return null;
-    return { ...parsed, releaseAt: parsed.releaseAt ?? null };
+    const record = parseHeldRecord(parsed);
+    return record !== null && record.id === id ? record : null;
   } catch {
     return null;
   } finally {
@@ -318,7 +344,7 @@ function readCmdline(pid: number): string[] | null {
   return text.split('\0').filter((arg, i, all) => arg !== '' || i < all.length - 1);
 }
 
-/** The hidden option that turns `reg` into a holder; its value is the record's token. */
+/** The holder program's one option; its value is the record's token. */
 export const HOLDER_TOKEN_FLAG = '--holder-token';
 
 /**
@@ -342,10 +368,16 @@ export function holderTokenOf(argv: readonly string[]): string | null {
   return null;
 }
 
+/** File names of the holder program (see holder.ts) as its command line shows them: the bundle, or the ES module. */
+export const HOLDER_PROGRAMS = ['holderMain.cjs', 'holderMain.js'] as const;
+
 export function isHolderCommandLine(argv: readonly string[], token: string): boolean {
   if (token === '') return false;
   const hasToken = argv.some((arg, i) => (arg === HOLDER_TOKEN_FLAG && argv[i + 1] === token) || arg === `${HOLDER_TOKEN_FLAG}=${token}`);
-  return hasToken && argv.includes('reg') && argv.some((arg) => arg.includes('rdmactl'));
+  if (!hasToken) return false;
+  const program = argv.some((arg) => HOLDER_PROGRAMS.some((name) => arg === name || arg.endsWith(`/${name}`)));
+  const olderRdmactl = argv.includes('reg') && argv.some((arg) => arg.includes('rdmactl'));
+  return program || olderRdmactl;
 }
 
 /**
@@ -446,7 +478,7 @@ export function findHolderProcesses(candidates?: readonly number[]): HolderProce
 export function recordFromHolder(holder: HolderProcess): HeldRecord {
   return {
     version: HELD_RECORD_VERSION, id: holder.id, pid: holder.pid, startTime: holder.startTime, uid: holder.uid, token: holder.token,
-    createdAt: holder.startedAt, releaseAt: null, registration: {},
+    createdAt: holder.startedAt, releaseAt: null, registration: null,
   };
 }
 
@@ -474,7 +506,7 @@ export function listHeld(options: StoreOptions = {}, list: ListHeldOptions = {})
       damaged.add(match[1]!);
       continue;
     }
-    entries.push({ ...record, ...verifyHolder(record), file, record: 'ok' });
+    entries.push({ ...record, ...verifyHolder(record), file, record: record.registration === null ? 'damaged' : 'ok' });
   }
   const recorded = new Set(entries.filter((e) => e.state === 'live').map((e) => e.id));
   const me = effectiveUid();

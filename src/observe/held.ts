@@ -2,21 +2,23 @@
 
 import { HOLDER_PROCESS_NAME, findHolderProcesses, listHeld, removeStale } from '../held/store.js';
 import type { ProcessSnapshot } from '../proc/scan.js';
-import type { JsonValue } from '../lib/fields.js';
-import type { MemoryRegionDetails } from '../engine/types.js';
+import type { RegistrationSetReport } from '../engine/report.js';
 import type { HeldRange, HeldSource } from './registrations.js';
 
-// The keys of a verbs registration that this source reads back from the stored record: typed as
-// the engine's MemoryRegionDetails keys, so renaming one there fails the build here.
-const DEVICE_KEY: keyof MemoryRegionDetails = 'device';
-const LKEY_KEY: keyof MemoryRegionDetails = 'lkey';
-const RKEY_KEY: keyof MemoryRegionDetails = 'rkey';
-
 /** Keys as the kernel MR table prints them: hex without 0x. */
-function keyText(value: JsonValue | undefined): string | null {
-  if (typeof value === 'number') return value.toString(16);
-  if (typeof value === 'string') return value.replace(/^0x/, '');
-  return null;
+function keyText(key: number): string {
+  return key.toString(16);
+}
+
+/** One range per handle of a held registration, read from its typed report. */
+export function heldRanges(entry: { id: string; pid: number; stale: boolean }, report: RegistrationSetReport): HeldRange[] {
+  const common = { id: entry.id, pid: entry.pid, backend: report.backend, record: 'ok' as const, stale: entry.stale };
+  if (report.backend === 'verbs') {
+    return report.handles.map((h) => ({
+      ...common, addr: BigInt(h.addr), length: h.length, device: h.details.device, lkey: keyText(h.details.lkey), rkey: keyText(h.details.rkey),
+    }));
+  }
+  return report.handles.map((h) => ({ ...common, addr: BigInt(h.addr), length: h.length, device: null, lkey: null, rkey: null }));
 }
 
 /** Held ranges from the store, and from holders among `scanned` (found by process name) whose record is missing or damaged. */
@@ -31,31 +33,12 @@ export function heldSource(options: { cleanStale: boolean; env?: NodeJS.ProcessE
   }
   const ranges: HeldRange[] = [];
   for (const entry of entries) {
-    if (entry.record !== 'ok') {
-      ranges.push({ id: entry.id, pid: entry.pid, backend: '?', addr: null, length: 0, record: entry.record, device: null, lkey: null, rkey: null, stale: false });
+    const stale = entry.state === 'stale';
+    if (entry.record !== 'ok' || entry.registration === null) {
+      ranges.push({ id: entry.id, pid: entry.pid, backend: '?', addr: null, length: 0, record: entry.record, device: null, lkey: null, rkey: null, stale });
       continue;
     }
-    const record = entry.registration;
-    const backend = typeof record['backend'] === 'string' ? record['backend'] : '?';
-    const handles = Array.isArray(record['registrations']) ? record['registrations'] : [];
-    for (const handle of handles) {
-      if (!handle || typeof handle !== 'object' || Array.isArray(handle)) continue;
-      const addr = typeof handle['addr'] === 'string' && /^0x[0-9a-f]+$/i.test(handle['addr']) ? BigInt(handle['addr']) : null;
-      const length = typeof handle['length'] === 'number' ? handle['length'] : null;
-      if (addr === null || length === null) continue;
-      ranges.push({
-        id: entry.id,
-        pid: entry.pid,
-        backend,
-        addr,
-        length,
-        device: typeof handle[DEVICE_KEY] === 'string' ? handle[DEVICE_KEY] : null,
-        lkey: keyText(handle[LKEY_KEY]),
-        rkey: keyText(handle[RKEY_KEY]),
-        record: 'ok',
-        stale: entry.state === 'stale',
-      });
-    }
+    ranges.push(...heldRanges({ id: entry.id, pid: entry.pid, stale }, entry.registration));
   }
   // Shown once as stale (so the user learns the holder died), then cleaned.
   if (options.cleanStale && entries.some((e) => e.state === 'stale')) removeStale(storeOptions, entries);

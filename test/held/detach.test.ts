@@ -2,13 +2,14 @@
 // /proc by the test itself; records in a private XDG_RUNTIME_DIR per test.
 import { spawn } from 'node:child_process';
 import { hostname } from 'node:os';
-import { chmodSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { listHeld, removeStale, writeHeld, type HeldRecord } from '../../src/held/store.js';
+import { HELD_RECORD_VERSION, listHeld, removeStale, writeHeld, type HeldRecord } from '../../src/held/store.js';
+import { holderMainPath } from '../../src/held/holder.js';
 import { jsonLines, rdmactl } from '../helpers/run.js';
 import { statusKb } from '../helpers/proc.js';
 import { BIN, UNPRIVILEGED, builtOrThrow, unprivilegedUnavailable } from '../helpers/spawn.js';
-import { becomeSubreaper, killAndReap, procStat, rdmactlBin, reap, running, tempRuntime, until } from './helpers.js';
+import { becomeSubreaper, killAndReap, procStat, rdmactlBin, reap, running, sampleReport, tempRuntime, until } from './helpers.js';
 
 const MiB = 1024 * 1024;
 const NOBODY = 65534;
@@ -83,9 +84,17 @@ describe('reg --detach', () => {
     expect(statSync(recordFile(runtime.dir, record.id)).mode & 0o777).toBe(0o600);
     expect(readdirSync(`${runtime.dir}/rdmactl`)).toEqual([`${record.id}.json`]); // no temp files left
     const stored = readRecord(runtime.dir, record.id);
-    expect(stored).toMatchObject({ version: 1, id: record.id, pid, uid: 0, startTime: stat.startTime, releaseAt: null });
-    expect(stored.registration).toMatchObject({ pid, backend: 'uring', length: 64 * MiB, pinnedBytesAfter: 64 * MiB, addr: record['addr'] });
-    expect(readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')).toEqual(expect.arrayContaining(['reg', '--holder-token', stored.token]));
+    expect(stored).toMatchObject({ version: HELD_RECORD_VERSION, id: record.id, pid, uid: 0, startTime: stat.startTime, releaseAt: null });
+    // The stored registration is the typed report; what reg --json printed was derived from it.
+    expect(stored.registration).toMatchObject({
+      pid, backend: 'uring', backendRequested: 'uring', length: 64 * MiB, addr: record['addr'], after: { pinnedBytes: 64 * MiB, lockedBytes: 0 },
+      handles: [{ addr: record['addr'], length: 64 * MiB, details: { ringFd: expect.any(Number), fixedBuffers: 1 } }],
+    });
+    const [handle] = stored.registration!.handles;
+    expect(record['registrations']).toEqual([{ addr: handle!.addr, length: handle!.length, elapsedMicros: handle!.elapsedMicros, ...handle!.details }]);
+    expect(readlinkSync(`/proc/${pid}/fd/${(handle!.details as { ringFd: number }).ringFd}`)).toBe('anon_inode:[io_uring]');
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    expect(argv.slice(1, 4)).toEqual([holderMainPath(), '--holder-token', stored.token]);
 
     const [entry] = listHeld();
     expect(entry).toMatchObject({ id: record.id, pid, state: 'live', problem: null });
@@ -163,14 +172,48 @@ describe('reg --detach failures', () => {
   });
 
   it('a holder whose starter is gone before it reports releases at once, removes its record and exits 1', async () => {
-    const child = spawn(process.execPath, [BIN, 'reg', '1M', '--backend', 'uring', '--holder-token', 'f00df00df00df00d'], { stdio: ['ignore', 'pipe', 'pipe'], env: runtime.env });
+    const child = spawn(process.execPath, [holderMainPath(), '--holder-token', 'f00df00df00df00d'], { stdio: ['pipe', 'pipe', 'pipe'], env: runtime.env });
     child.stdout.destroy(); // the reader vanishes: the holder's line meets EPIPE
+    const options = { length: MiB, backend: 'uring', backing: 'anon', count: 1 };
+    child.stdin.end(`${JSON.stringify({ options, backendRequested: 'uring', holdMillis: null })}\n`);
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
     const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
     expect(code).toBe(1);
     expect(stderr).toMatch(/could not report the registration .*EPIPE.*released it/);
     expect(readdirSync(`${runtime.dir}/rdmactl`)).toEqual([]);
+  });
+
+  /** Runs the holder program with `input` on its stdin (then EOF); its exit code and output. */
+  async function holderProgram(args: string[], input: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    const child = spawn(process.execPath, [holderMainPath(), ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: runtime.env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString(); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
+    child.stdin.end(input);
+    const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
+    return { code, stdout, stderr };
+  }
+
+  it('the holder program answers with exactly one JSON line, also when it cannot register', async () => {
+    const token = ['--holder-token', 'feedf00dfeedf00d'];
+    // A request the engine refuses: the answer is the error the user would have seen, and its exit code.
+    const options = { length: 4096, backend: 'uring', backing: 'anon', count: 1, forkInit: true };
+    const refused = await holderProgram(token, `${JSON.stringify({ options, backendRequested: 'auto', holdMillis: null })}\n`);
+    expect(refused.code).toBe(2);
+    expect(refused.stdout.split('\n')).toEqual([expect.any(String), '']);
+    expect(JSON.parse(refused.stdout)).toEqual({ ok: false, error: { kind: 'UsageError', message: expect.stringMatching(/^--fork-init applies to --backend verbs only/), hints: [], exitCode: 2 } });
+    const malformed = await holderProgram(token, '{"options":{}}\n');
+    expect(malformed.code).toBe(1);
+    expect(JSON.parse(malformed.stdout)).toMatchObject({ ok: false, error: { message: 'the holder received a malformed request', exitCode: 1 } });
+    // The starter gone before it asked (EOF): nothing registered, nothing said, status 1.
+    expect(await holderProgram(token, '')).toEqual({ code: 1, stdout: '', stderr: '' });
+    // Not started by reg --detach.
+    const byHand = await holderProgram([], '');
+    expect(byHand.code).toBe(2);
+    expect(byHand.stderr).toMatch(/^rdmactl: the holder program is started by `rdmactl reg --detach`/);
+    expect(existsSync(`${runtime.dir}/rdmactl`) ? readdirSync(`${runtime.dir}/rdmactl`) : []).toEqual([]);
   });
 });
 
@@ -245,7 +288,7 @@ describe('dereg', () => {
     function forge(fields: Partial<HeldRecord>): HeldRecord {
       return writeHeld({
         pid: sleeper, startTime: procStat(sleeper)!.startTime, uid: 0, token: '0123456789abcdef',
-        createdAt: new Date().toISOString(), releaseAt: null, registration: { backend: 'uring', length: 4096 }, ...fields,
+        createdAt: new Date().toISOString(), releaseAt: null, registration: sampleReport('uring', sleeper), ...fields,
       });
     }
 

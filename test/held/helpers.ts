@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PR_SET_CHILD_SUBREAPER, WNOHANG, prctl, waitpid, type WaitResult } from '../../src/ffi/libc.js';
 import { BIN, runSync, type SyncResult } from '../helpers/spawn.js';
+import type { RegistrationSetReport } from '../../src/engine/report.js';
 
 export function becomeSubreaper(): void {
   prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -69,5 +70,22 @@ export async function killAndReap(pids: Iterable<number>): Promise<void> {
   for (const pid of pids) {
     if (running(pid)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
     await reap(pid, 5_000).catch(() => null);
+  }
+}
+
+/** A typed report of each backend, as a holder stores it (values made up; the shapes are the engine's). */
+export function sampleReport(backend: 'verbs' | 'uring' | 'mlock' = 'uring', pid = process.pid): RegistrationSetReport {
+  const common = {
+    backendRequested: 'auto' as const, pid, backing: 'anon' as const, readOnly: false, protections: [], addr: '0x7f0000000000', length: 4096, buffers: 1,
+    before: { pinnedBytes: 0, lockedBytes: 0 }, after: { pinnedBytes: 4096, lockedBytes: 0 }, memlockLimitBytes: 8 * 1024 * 1024,
+  };
+  const handle = { addr: '0x7f0000000000', length: 4096, elapsedMicros: 12 };
+  switch (backend) {
+    case 'verbs':
+      return { backend, ...common, protections: ['fork-init'], handles: [{ ...handle, details: { device: 'rxe0', lkey: 0x2aa, rkey: 0x2ab, access: 7, accessFlags: 'local-write,remote-write,remote-read', fork: 'unneeded' } }] };
+    case 'uring':
+      return { backend, ...common, handles: [{ ...handle, details: { ringFd: 17, fixedBuffers: 1 } }] };
+    case 'mlock':
+      return { backend, ...common, after: { pinnedBytes: 0, lockedBytes: 4096 }, memlockLimitBytes: null, handles: [{ ...handle, details: { onFault: true } }] };
   }
 }

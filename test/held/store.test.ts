@@ -1,16 +1,18 @@
 // The held-records store on its own: directory rules, atomic 0600 records, symlink and owner checks,
-// holder verification against this test process, and the holder's argument rebuilding.
+// holder verification against this test process, the typed record read back (and an old version's),
+// and the holder's request and answer lines.
 import { chmodSync, chownSync, lstatSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Command, Option } from 'commander';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
-  ensureRuntimeDir, existingRuntimeDir, isHolderCommandLine, listHeld, readHeld, removeHeld, removeStale, runtimeDir, verifyHolder, writeHeld,
-  type HeldRecord,
+  HELD_RECORD_VERSION, ensureRuntimeDir, existingRuntimeDir, isHolderCommandLine, listHeld, parseHeldRecord, readHeld, removeHeld, removeStale, runtimeDir,
+  verifyHolder, writeHeld, type HeldRecord,
 } from '../../src/held/store.js';
-import { holderArgs, holderFailure } from '../../src/held/holder.js';
-import { EXIT, RdmactlError } from '../../src/lib/errors.js';
-import { procStat, tempRuntime } from './helpers.js';
+import { holderExitFailure, parseHolderAnswer, parseHolderRequest, type HolderRequest } from '../../src/held/holder.js';
+import { failureError, failureOf } from '../../src/lib/failure.js';
+import { EXIT, PermissionError, RdmactlError, UsageError } from '../../src/lib/errors.js';
+import { SyscallError } from '../../src/ffi/errno.js';
+import { procStat, sampleReport, tempRuntime } from './helpers.js';
 
 let runtime: ReturnType<typeof tempRuntime>;
 beforeEach(() => { runtime = tempRuntime(); });
@@ -21,7 +23,7 @@ const store = (): { env: NodeJS.ProcessEnv } => ({ env: runtime.env });
 function sample(fields: Partial<HeldRecord> = {}): Omit<HeldRecord, 'id' | 'version'> {
   return {
     pid: process.pid, startTime: procStat(process.pid)!.startTime, uid: process.geteuid!(), token: 'feedfacefeedface',
-    createdAt: new Date().toISOString(), releaseAt: null, registration: { backend: 'uring', length: 4096 }, ...fields,
+    createdAt: new Date().toISOString(), releaseAt: null, registration: sampleReport('uring'), ...fields,
   };
 }
 
@@ -93,7 +95,7 @@ describe('records', () => {
       expect(statSync(join(dir, `${r.id}.json`)).mode & 0o777).toBe(0o600);
       expect(readHeld(r.id, store())).toEqual(r);
     }
-    expect(JSON.parse(readFileSync(join(dir, `${records[0]!.id}.json`), 'utf8'))).toMatchObject({ version: 1, id: records[0]!.id });
+    expect(JSON.parse(readFileSync(join(dir, `${records[0]!.id}.json`), 'utf8'))).toMatchObject({ version: HELD_RECORD_VERSION, id: records[0]!.id });
     expect(removeHeld(records[0]!.id, store())).toBe(true);
     expect(removeHeld(records[0]!.id, store())).toBe(false);
     expect(readHeld(records[0]!.id, store())).toBeNull();
@@ -103,7 +105,7 @@ describe('records', () => {
     const first = writeHeld(sample(), store());
     const copy = writeHeld({ ...first, version: 99 }, store());
     expect(copy.id).not.toBe(first.id);
-    expect(copy.version).toBe(1);
+    expect(copy.version).toBe(HELD_RECORD_VERSION);
   });
 
   it('symlinks, malformed files, other names and files of other owners are ignored', () => {
@@ -146,38 +148,135 @@ describe('verifyHolder', () => {
     expect(listHeld(store())).toEqual([]);
   });
 
-  it('the command line must carry rdmactl, reg and this token', () => {
-    const argv = ['/usr/bin/node', '/opt/rdmactl/bin/rdmactl', 'reg', '64M', '--holder-token', 'abc123'];
+  it('the command line must be the holder program (or an older rdmactl reg holder) with this token', () => {
+    const argv = ['/usr/bin/node', '/opt/rdmactl/dist/held/holderMain.js', '--holder-token', 'abc123'];
     expect(isHolderCommandLine(argv, 'abc123')).toBe(true);
-    expect(isHolderCommandLine(['node', '/x/rdmactl', 'reg', '64M', '--holder-token=abc123'], 'abc123')).toBe(true);
+    expect(isHolderCommandLine(['node', 'holderMain.js', '--holder-token=abc123'], 'abc123')).toBe(true);
+    expect(isHolderCommandLine(['/usr/bin/node', '/opt/rdmactl/dist/held/holderMain.cjs', '--holder-token', 'abc123'], 'abc123')).toBe(true);
     expect(isHolderCommandLine(argv, 'abc124')).toBe(false);
     expect(isHolderCommandLine(argv, '')).toBe(false);
+    expect(isHolderCommandLine(['node', '/x/notholderMain.js.bak', '--holder-token', 'abc123'], 'abc123')).toBe(false);
     expect(isHolderCommandLine(['sleep', 'reg', '--holder-token', 'abc123'], 'abc123')).toBe(false);
+    // A holder started by an rdmactl from before the holder program: still recognised, so it can be released.
+    const older = ['/usr/bin/node', '/opt/rdmactl/bin/rdmactl', 'reg', '64M', '--holder-token', 'abc123'];
+    expect(isHolderCommandLine(older, 'abc123')).toBe(true);
     expect(isHolderCommandLine(['node', '/x/rdmactl', 'ls', '--holder-token', 'abc123'], 'abc123')).toBe(false);
   });
 });
 
-describe('holder plumbing', () => {
-  it('holderArgs repeats exactly the options typed, as --name=value, without --detach/--json', () => {
-    const command = new Command('reg')
-      .argument('<size>')
-      .addOption(new Option('-b, --backend <name>').default('auto'))
-      .option('--backing <kind>', '', 'anon')
-      .option('--file <path>')
-      .option('--dontfork')
-      .option('--for <duration>')
-      .option('--json')
-      .option('--detach')
-      .action(() => undefined);
-    command.parse(['64M', '-b', 'uring', '--dontfork', '--file', '-odd-name', '--json', '--detach', '--for', '5s'], { from: 'user' });
-    expect(holderArgs(command, ['64M'])).toEqual(['reg', '64M', '--backend=uring', '--file=-odd-name', '--dontfork', '--for=5s']);
+describe('the typed record read back', () => {
+  it.each(['verbs', 'uring', 'mlock'] as const)('a %s record comes back exactly as written', (backend) => {
+    const written = writeHeld(sample({ registration: sampleReport(backend) }), store());
+    const read = readHeld(written.id, store());
+    expect(read).toEqual(written);
+    expect(read!.registration).toEqual(sampleReport(backend));
+    expect(listHeld(store())).toEqual([expect.objectContaining({ id: written.id, record: 'ok', registration: sampleReport(backend) })]);
   });
 
-  it('holderFailure keeps the holder\'s message, hints and exit code', () => {
-    const err = holderFailure('rdmactl: cannot register 16 MiB\n  raise the limit:\n  ulimit -l unlimited\n', 1, null);
-    expect(err).toMatchObject({ message: 'cannot register 16 MiB', exitCode: 1, hints: ['raise the limit:', 'ulimit -l unlimited'] });
-    expect(holderFailure("rdmactl: invalid size 'x'\n(run 'rdmactl reg --help' for usage)\n", 2, null)).toMatchObject({ exitCode: 2, hints: [] });
-    expect(holderFailure('', null, 'SIGKILL')).toMatchObject({ exitCode: 1, message: expect.stringMatching(/killed by SIGKILL/) });
-    expect(holderFailure('Segmentation fault\n', 139, null)).toMatchObject({ exitCode: 1, message: expect.stringMatching(/status 139 before it held the registration: Segmentation fault/) });
+  /** The path of every object key in a JSON value (inside arrays too, through the item's index). */
+  function keyPaths(value: unknown, prefix: string[] = []): string[][] {
+    if (typeof value !== 'object' || value === null) return [];
+    if (Array.isArray(value)) return value.flatMap((item, i) => keyPaths(item, [...prefix, String(i)]));
+    return Object.entries(value).flatMap(([key, v]) => [[...prefix, key], ...keyPaths(v, [...prefix, key])]);
+  }
+
+  function renamed(value: unknown, path: string[]): unknown {
+    const copy = structuredClone(value) as Record<string, unknown>;
+    let target = copy;
+    for (const key of path.slice(0, -1)) target = target[key] as Record<string, unknown>;
+    const last = path.at(-1)!;
+    target[`${last}Renamed`] = target[last];
+    delete target[last];
+    return copy;
+  }
+
+  // The writer (a holder) stores the typed report as JSON; the readers take it back through
+  // parseHeldRecord. A key renamed on either side only leaves the record unreadable, never half-read:
+  // the registration becomes null (a damaged record), so ls says so instead of showing empty columns.
+  it.each(['verbs', 'uring', 'mlock'] as const)('%s: renaming any one key of the stored registration makes it unreadable, not partly read', (backend) => {
+    const record: HeldRecord = { version: HELD_RECORD_VERSION, id: 'abcdef01', ...sample({ registration: sampleReport(backend) }) };
+    const json = JSON.parse(JSON.stringify(record)) as Record<string, unknown>;
+    expect(parseHeldRecord(json)).toEqual(record);
+    const paths = keyPaths(json['registration']);
+    expect(paths.length).toBeGreaterThan(20);
+    for (const path of paths) {
+      const parsed = parseHeldRecord({ ...json, registration: renamed(json['registration'], path) });
+      expect(parsed, path.join('.')).not.toBeNull();
+      expect(parsed!.registration, `registration.${path.join('.')} renamed`).toBeNull();
+    }
+  });
+
+  it('a record of another version: holder fields kept (verified, listed, released), registration unknown', () => {
+    const written = writeHeld(sample({ pid: 4_194_304 }), store());
+    const file = join(runtime.dir, 'rdmactl', `${written.id}.json`);
+    // What version 1 stored: reg --json's printed keys.
+    const v1 = { ...written, version: 1, registration: { pid: 4_194_304, backend: 'uring', addr: '0x7f0000000000', length: 4096, registrations: [{ addr: '0x7f0000000000', length: 4096, ringFd: 17, fixedBuffers: 1 }] } };
+    writeFileSync(file, JSON.stringify(v1));
+    expect(readHeld(written.id, store())).toMatchObject({ id: written.id, pid: 4_194_304, version: 1, registration: null });
+    expect(listHeld(store())).toEqual([expect.objectContaining({ id: written.id, record: 'damaged', state: 'stale', problem: 'exited', registration: null })]);
+    expect(removeStale(store())).toBe(1);
+  });
+
+  it('without readable holder fields a record is not read at all', () => {
+    const record = { version: HELD_RECORD_VERSION, id: 'abcdef01', ...sample() };
+    for (const key of ['id', 'pid', 'startTime', 'uid', 'token', 'createdAt'] as const) {
+      const { [key]: _gone, ...rest } = record;
+      expect(parseHeldRecord(rest), key).toBeNull();
+    }
+    expect(parseHeldRecord({ ...record, releaseAt: 5 })).toBeNull();
+    expect(parseHeldRecord([record])).toBeNull();
+  });
+});
+
+describe('holder plumbing', () => {
+  const request: HolderRequest = {
+    options: { length: 4096, backend: 'uring', backing: 'anon', file: null, readOnly: false, device: null, onFault: false, dontfork: true, wipeonfork: false, forkInit: false, count: 2, overlap: false },
+    backendRequested: 'auto',
+    holdMillis: 1500,
+  };
+
+  it('the request survives its JSON line; anything else is refused', () => {
+    expect(parseHolderRequest(JSON.parse(JSON.stringify(request)))).toEqual(request);
+    const verbs = { ...request, options: { ...request.options, backend: 'verbs', device: 'rxe0', access: 7 } };
+    expect(parseHolderRequest(JSON.parse(JSON.stringify(verbs)))).toEqual(verbs);
+    expect(parseHolderRequest({ ...request, holdMillis: null })).toEqual({ ...request, holdMillis: null });
+    for (const bad of [{ length: 0 }, { length: '4K' }, { backend: 'auto' }, { backing: 'disk' }, { count: 0 }, { access: 1.5 }, { dontfork: 'yes' }, { file: 3 }]) {
+      expect(parseHolderRequest({ ...request, options: { ...request.options, ...bad } }), JSON.stringify(bad)).toBeNull();
+    }
+    expect(parseHolderRequest({ ...request, holdMillis: -1 })).toBeNull();
+    expect(parseHolderRequest({ ...request, backendRequested: 'rdma' })).toBeNull();
+    expect(parseHolderRequest(null)).toBeNull();
+  });
+
+  it('an answer carries a typed record, or a failure the starter rethrows with the same message, hints and exit code', () => {
+    const record: HeldRecord = { version: HELD_RECORD_VERSION, id: 'abcdef01', ...sample({ registration: sampleReport('verbs') }) };
+    expect(parseHolderAnswer(JSON.parse(JSON.stringify({ ok: true, record })))).toEqual({ ok: true, record });
+    expect(parseHolderAnswer({ ok: true, record: { ...record, registration: null } })).toBeNull();
+    expect(parseHolderAnswer({ ok: true, record: { ...record, version: 1 } })).toBeNull();
+
+    const cases: Array<[unknown, typeof RdmactlError, number]> = [
+      [new UsageError("invalid size 'x'", ['use 4K']), UsageError, EXIT.USAGE],
+      [new PermissionError('refusing runtime directory /x: mode 0755 lets others in', ['chmod 700 /x']), PermissionError, EXIT.PERMISSION],
+      [new RdmactlError('cannot register 16 MiB with uring', EXIT.FAILURE, ['ulimit -l']), RdmactlError, EXIT.FAILURE],
+      [new SyscallError('mmap', 1), RdmactlError, EXIT.PERMISSION],
+      [new SyscallError('mmap', 12), RdmactlError, EXIT.FAILURE],
+      [new TypeError('boom'), RdmactlError, EXIT.FAILURE],
+    ];
+    for (const [err, type, exitCode] of cases) {
+      const failure = failureOf(err);
+      const answer = parseHolderAnswer(JSON.parse(JSON.stringify({ ok: false, error: failure })));
+      expect(answer).toEqual({ ok: false, error: failure });
+      const again = failureError((answer as { error: typeof failure }).error);
+      expect(again).toBeInstanceOf(type);
+      expect(again).toMatchObject({ message: (err as Error).name === 'TypeError' ? 'internal error: boom' : (err as Error).message, exitCode, hints: failure.hints });
+    }
+    expect(parseHolderAnswer({ ok: false, error: { kind: 'x', message: 'm', hints: [], exitCode: 0 } })).toBeNull();
+    expect(parseHolderAnswer({ ok: false, error: { kind: 'x', message: 'm', hints: [], exitCode: 42 } })).toBeNull();
+    expect(parseHolderAnswer({ event: 'held' })).toBeNull();
+  });
+
+  it('a holder that exits without answering: its status and the first line of its stderr', () => {
+    expect(holderExitFailure('', null, 'SIGKILL')).toMatchObject({ exitCode: 1, message: expect.stringMatching(/killed by SIGKILL/) });
+    expect(holderExitFailure('Segmentation fault\n', 139, null)).toMatchObject({ exitCode: 1, message: expect.stringMatching(/status 139 before it held the registration: Segmentation fault/) });
   });
 });

@@ -1,12 +1,14 @@
 // The pure functions of src/observe on fixtures (no /proc): range coverage, fork-protection
-// coverage, overlap (what a per-registration counter charges twice), and the join of held records
-// with the kernel's rows.
+// coverage, overlap (what a per-registration counter charges twice), the ranges of a held record's
+// typed report, and the join of held records with the kernel's rows.
 
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { isDontFork, isWipeOnFork, parseSmaps } from '../../src/proc/smaps.js';
 import { coveredBytes, overlapBytes, type Range } from '../../src/observe/stat.js';
 import { forkProtectionOf, joinHeld, markOverlaps, type HeldRange, type RegistrationRow } from '../../src/observe/registrations.js';
+import { heldRanges } from '../../src/observe/held.js';
+import { sampleReport } from '../held/helpers.js';
 
 const KiB = 1024;
 // Four VMAs: 0x7f0000000000 +16K DONTFORK, +16K WIPEONFORK, +32K plain; 0x7f1000000000 64K locked DONTFORK.
@@ -115,6 +117,29 @@ describe('joinHeld', () => {
       ['d1', BASE, 4096, 'io_uring', null],
       ['d2 (missing record)', LOCKED, 8192, 'mlock', 'dontfork'],
       ['d3 (damaged record)', null, 0, 'missing', null],
+    ]);
+  });
+});
+
+// The held source reads the typed report a holder stored: these are the columns of `ls` that come
+// from it (device, keys, address, length). A key renamed in the report breaks the build there; here,
+// the columns must come out filled, and as the kernel's MR table spells keys (hex without 0x).
+describe('heldRanges', () => {
+  it('a verbs report gives every handle its device and keys', () => {
+    const report = sampleReport('verbs', 10);
+    const ranges = heldRanges({ id: 'a1', pid: 10, stale: false }, { ...report, handles: [...report.handles, { ...report.handles[0]!, addr: '0x7f0000001000' }] });
+    expect(ranges).toEqual([
+      { id: 'a1', pid: 10, backend: 'verbs', addr: BASE, length: 4096, record: 'ok', device: 'rxe0', lkey: '2aa', rkey: '2ab', stale: false },
+      { id: 'a1', pid: 10, backend: 'verbs', addr: BASE + 4096n, length: 4096, record: 'ok', device: 'rxe0', lkey: '2aa', rkey: '2ab', stale: false },
+    ]);
+    // and the join finds the kernel's MR by those keys
+    const mr = row('rdma', 10, null, 4096, { device: 'rxe0', lkey: '2aa', rkey: '2ab' });
+    expect(joinHeld([mr], ranges.slice(0, 1), new Map(), 4096)).toEqual([expect.objectContaining({ source: 'held', addr: BASE, evidence: 'rdma' })]);
+  });
+
+  it.each(['uring', 'mlock'] as const)('a %s report: ranges without device or keys, stale as the entry says', (backend) => {
+    expect(heldRanges({ id: 'b1', pid: 11, stale: true }, sampleReport(backend, 11))).toEqual([
+      { id: 'b1', pid: 11, backend, addr: BASE, length: 4096, record: 'ok', device: null, lkey: null, rkey: null, stale: true },
     ]);
   });
 });

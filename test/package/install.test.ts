@@ -1,5 +1,5 @@
 // What a new user does: pack rdmactl, install the tarball globally (into a temporary prefix), run it,
-// read its man page, find its completion scripts. `npm install` fetches the dependencies from the
+// read its man page, find its completion scripts, keep a registration with `reg --detach` and release it. `npm install` fetches the dependencies from the
 // registry, so this test needs the network; without it, it skips and says why.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SCRIPT_PATHS, SHELLS } from '../../src/completion/index.js';
 import { ROOT, builtOrThrow } from '../helpers/spawn.js';
+import { becomeSubreaper, reap, running } from '../held/helpers.js';
 
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string };
 const manMissing = spawnSync('man', ['--version']).error ? 'man is not installed (apt-get install man-db)' : null;
@@ -77,6 +78,37 @@ describe('npm pack + npm install -g of the tarball', () => {
     expect(page.status, page.stderr).toBe(0);
     expect(page.stdout).toMatch(/^NAME\n\s+rdmactl/m);
     expect(page.stdout).toMatch(/^COMPLETION$/m);
+  });
+
+  it('reg --detach runs the installed holder program; ls shows it; dereg releases it', async (ctx) => {
+    if (installError) return ctx.skip(installError);
+    becomeSubreaper(); // the holder outlives its starter: reap it here, not as a zombie of PID 1
+    const runtime = mkdtempSync(join(tmpdir(), 'rdmactl-pack-held-'));
+    const env = { ...process.env, XDG_RUNTIME_DIR: runtime };
+    let pid: number | null = null;
+    try {
+      const made = run([bin(), 'reg', '1M', '--backend', 'uring', '--detach', '--json'], { env, cwd: work });
+      expect(made.status, made.stderr).toBe(0);
+      const record = JSON.parse(made.stdout) as { id: string; pid: number };
+      pid = record.pid;
+      const installed = realpathSync(join(prefix, 'lib', 'node_modules', pkg.name));
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      expect(argv[1]).toBe(join(installed, 'dist', 'held', 'holderMain.cjs')); // the bundle the build made, shipped
+      expect(Number(/^VmPin:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1])).toBe(1024);
+      const listed = run([bin(), 'ls', '--source', 'held', '--json'], { env, cwd: work });
+      expect(listed.status, listed.stderr).toBe(0);
+      expect((JSON.parse(listed.stdout) as { registrations: Array<{ pid: number; handle: string }> }).registrations).toEqual([
+        expect.objectContaining({ pid, handle: record.id }),
+      ]);
+      const released = run([bin(), 'dereg', record.id], { env, cwd: work });
+      expect(released.status, released.stderr).toBe(0);
+      expect(await reap(pid)).toMatchObject({ exitCode: 0 });
+      pid = null;
+    } finally {
+      if (pid !== null && running(pid)) process.kill(pid, 'SIGKILL');
+      if (pid !== null) await reap(pid).catch(() => null);
+      rmSync(runtime, { recursive: true, force: true });
+    }
   });
 
   it('ships the completion scripts at the conventional paths, as the installed rdmactl prints them', (ctx) => {

@@ -15,7 +15,7 @@ import type { Pointer } from '../../ffi/libc.js';
 import { armForkWatchdog, disarmForkWatchdog, markerLink, type Marker } from '../../fork/watchdog.js';
 import { checkpoint } from '../../fork/interrupt.js';
 import { VERBS_FORK_ACCESS } from '../../fork/runner.js';
-import { RDMACTL_BIN } from '../../held/holder.js';
+import { RDMACTL_BIN } from '../../lib/launcher.js';
 import { RdmactlError } from '../../lib/errors.js';
 import { readMeminfo } from '../../proc/meminfo.js';
 import { procPath } from '../../proc/procfs.js';

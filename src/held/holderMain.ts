@@ -1,0 +1,6 @@
+// The detached holder's program: `node holderMain.js --holder-token TOKEN`, started by
+// `rdmactl reg --detach` (see holder.ts for the protocol on its stdin and stdout). Runs no rdmactl command.
+
+import { runHolder } from './holder.js';
+
+void runHolder(process.argv.slice(2)).then((code) => { process.exitCode = code; });
