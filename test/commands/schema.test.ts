@@ -18,6 +18,7 @@ import { SCENARIO_FIELDS } from '../../src/commands/scenario.js';
 import { REG_FIELDS, RELEASE_FIELDS } from '../../src/commands/reg.js';
 import { DEREG_FIELDS } from '../../src/commands/dereg.js';
 import type { Field } from '../../src/lib/fields.js';
+import { SCENARIOS } from '../../src/scenario/registry.js';
 
 type Json = Record<string, unknown>;
 type Schema = Json & { properties?: Record<string, unknown>; definitions?: Record<string, Schema> };
@@ -157,7 +158,7 @@ describe('JSON schemas', () => {
     expect(result.code, result.stderr).toBe(0);
     const document = JSON.parse(result.stdout) as Json & { rows: Json[] };
     expectValid(document, 'scenario');
-    expect(new Set(document.rows.map((r) => r['scenario']))).toEqual(new Set(['fork', 'munmap', 'munlock']));
+    expect(new Set(document.rows.map((r) => r['scenario']))).toEqual(new Set(SCENARIOS.map((d) => d.name)));
     expect(document.rows.some((r) => (r['observations'] as unknown[]).length > 0)).toBe(true);
     expectValid(JSON.parse((await rdmactl('scenario', 'munlock', '--backend', 'uring', '--json', '-o', 'scenario,verdict')).stdout), 'scenario');
     expectValid(JSON.parse((await rdmactl('scenario', '--list', '--json')).stdout), 'scenario');

@@ -10,7 +10,7 @@ import { IBV_ACCESS_ON_DEMAND } from '../../src/ffi/verbs/enums.js';
 import { pageSize } from '../../src/proc/pagemap.js';
 import { readMemoryNodes } from '../../src/proc/numa.js';
 import { pfnsVisible } from '../../src/fork/environment.js';
-import { ONE_NUMA_NODE, migrate, runMigrate, type MigrateProbeTarget } from '../../src/scenario/scenarios/migrate.js';
+import { ONE_NUMA_NODE, migrateScenario, runMigrate, type MigrateProbeTarget } from '../../src/scenario/scenarios/migrate.js';
 import type { ScenarioBackend, ScenarioEnvironment, ScenarioRow } from '../../src/scenario/types.js';
 import type { Backing } from '../../src/engine/types.js';
 import { countOf, nodesOfPfns, nodesWithMemory, numaMapsAt, pfnsAt, type NumaMapsLine } from '../scenario/migrate-readings.js';
@@ -101,8 +101,8 @@ describe.skipIf(!inLab)(`scenario migrate (${labKernel.name || '?'} kernel ${lab
   });
 
   it.skipIf(nodes.length >= 2)('one memory node: every row is skipped with where to run it', async () => {
-    for (const c of migrate.defaultCases) {
-      const row = await migrate.run(c, { length: LENGTH, env: await environment(), verbsAccess: 0, stepDelayMs: 0 });
+    for (const c of migrateScenario.defaultCases) {
+      const row = await migrateScenario.run(c, { length: LENGTH, env: await environment(), verbsAccess: 0, stepDelayMs: 0 });
       expect({ verdict: row.verdict, reason: row.reason }).toEqual({ verdict: 'skipped', reason: ONE_NUMA_NODE });
     }
     process.stdout.write(`\nmigrate: this VM has one NUMA node; boot it with npm run test:lab -- --numa 2\n`);

@@ -18,7 +18,7 @@ describe('rdmactl scenario', { timeout: 60_000 }, () => {
     expect((await rdmactl('scenario')).code).toBe(2);
     const unknown = await rdmactl('scenario', 'nosuch');
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toMatch(/unknown scenario 'nosuch': valid values are fork, munmap, munlock/);
+    expect(unknown.stderr).toMatch(new RegExp(`unknown scenario 'nosuch': valid values are ${SCENARIOS.map((d) => d.name).join(', ')}, all`));
     const verdict = await rdmactl('scenario', 'munmap', '--expect', 'coherent');
     expect(verdict.code).toBe(2);
     expect(verdict.stderr).toMatch(/invalid --expect 'coherent' for scenario munmap: valid verdicts are device-keeps-old-pages, /);

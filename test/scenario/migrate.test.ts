@@ -8,7 +8,7 @@ import { SyscallError } from '../../src/ffi/errno.js';
 import { parseNodeList, readMemoryNodes } from '../../src/proc/numa.js';
 import { pageSize } from '../../src/proc/pagemap.js';
 import { pfnsVisible } from '../../src/fork/environment.js';
-import { MIGRATE_VERDICTS, ONE_NUMA_NODE, migrate, migrateVerdict, summarizeStatus, type MigrateEvidence } from '../../src/scenario/scenarios/migrate.js';
+import { MIGRATE_VERDICTS, ONE_NUMA_NODE, migrateScenario, migrateVerdict, summarizeStatus, type MigrateEvidence } from '../../src/scenario/scenarios/migrate.js';
 import type { ScenarioEnvironment, ScenarioRunContext } from '../../src/scenario/types.js';
 import { numaMapsAt, nodesWithMemory } from './migrate-readings.js';
 
@@ -110,10 +110,10 @@ describe.skipIf(hostNodes.length >= 2)('migrate on a machine with one memory nod
 
   it('every default row is skipped with the reason that says where to run it', async () => {
     expect(hostNodes.length).toBeLessThan(2);
-    expect(migrate.defaultCases.map((c) => c.backend)).toEqual(['plain', 'mlock', 'uring', 'verbs']);
-    for (const c of migrate.defaultCases) {
-      expect(migrate.notApplicable(c, env)).toBe(ONE_NUMA_NODE);
-      const row = await migrate.run(c, ctx);
+    expect(migrateScenario.defaultCases.map((c) => c.backend)).toEqual(['plain', 'mlock', 'uring', 'verbs']);
+    for (const c of migrateScenario.defaultCases) {
+      expect(migrateScenario.notApplicable(c, env)).toBe(ONE_NUMA_NODE);
+      const row = await migrateScenario.run(c, ctx);
       expect({ backend: row.backend, verdict: row.verdict, reason: row.reason, observations: row.observations }).toEqual({
         backend: c.backend, verdict: 'skipped', reason: 'one NUMA node with memory: run in the lab with npm run lab -- --numa 2', observations: [],
       });
@@ -121,6 +121,6 @@ describe.skipIf(hostNodes.length >= 2)('migrate on a machine with one memory nod
   });
 
   it('backings it cannot move are refused with a reason first', () => {
-    expect(migrate.notApplicable({ backend: 'uring', backing: 'file-shared', variant: null }, env)).toMatch(/^migrate moves anonymous and shmem pages/);
+    expect(migrateScenario.notApplicable({ backend: 'uring', backing: 'file-shared', variant: null }, env)).toMatch(/^migrate moves anonymous and shmem pages/);
   });
 });

@@ -302,7 +302,7 @@ function explain(e: MigrateEvidence, from: number, to: number, asked: readonly n
   return `${pages}${why}${dev}`;
 }
 
-export const migrate: ScenarioDefinition = {
+export const migrateScenario: ScenarioDefinition = {
   name: 'migrate',
   summary: 'move_pages to another NUMA node: mlocked and plain pages move (node and PFN change), pinned pages stay',
   description:
