@@ -16,11 +16,11 @@ be downloaded or booted.
   --kernels LIST      comma-separated kernel names (${Object.keys(KERNELS).join(', ')})
   --numa N            NUMA nodes of the guest (default $RDMACTL_LAB_NUMA or 2: two nodes, so the
                       scenario migrate has somewhere to move pages; 1 boots without a NUMA topology)
-  --timeout SECONDS   per-kernel limit for boot + suite (default 1200)
+  --timeout SECONDS   per-kernel limit for boot + suite (default 1800)
 `;
 
 function parseArgs(argv) {
-  const o = { kernels: ['stable', 'new'], numa: Number(process.env.RDMACTL_LAB_NUMA || 2), timeout: 1200, vitestArgs: [] };
+  const o = { kernels: ['stable', 'new'], numa: Number(process.env.RDMACTL_LAB_NUMA || 2), timeout: 1800, vitestArgs: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => (a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i]);
