@@ -241,6 +241,13 @@ export function scenarioCommand(ctx: Context): Command {
       };
       const plans: ScenarioPlan[] = selected.map((definition) => ({ definition, cases: casesFor(definition, selection, name !== 'all') }))
         .filter((p) => p.cases.length > 0);
+      if (plans.length === 0) {
+        const having = selected.filter((d) => d.variants !== null)
+          .map((d) => `${d.name}: ${d.variants!.length > 6 ? `${d.variants!.slice(0, 4).join(', ')}, … (${d.variants!.length})` : d.variants!.join(', ')}`);
+        throw new UsageError(selection.variant
+          ? `no scenario has --variant ${selection.variant.join(',')} with the backends and backings asked for; variants: ${having.join('; ')}`
+          : 'no scenario has a row with the backends and backings asked for');
+      }
       const length = flags.size !== undefined ? parseSize(flags.size, '--size') : 4 * pageSize();
       if (length > 1024 ** 3) throw new UsageError(`invalid --size '${flags.size}': at most 1 GiB per row`);
       const expect = flags.expect !== undefined ? parseExpect(flags.expect, plans.map((p) => p.definition)) : null;
