@@ -158,13 +158,17 @@ error (the row failed, with the reason; the run exits 1).
 
 Rows: without --backend/--backing/--variant each scenario runs its default rows; with some, every
 combination of the named values (the others take the scenario's defaults). With all, values a
-scenario does not have are left out for it; with one scenario named they are a usage error.
+scenario does not have are left out for it (--variant X runs only the scenarios that have X; no
+row left is a usage error); with one scenario named they are a usage error.
 Process and device reads are classified by pattern: pre-fork (the pattern written first, before the
 event), parent-write (the process's later write; munmap: the new mapping), device-write, zeros,
 mixed, unmapped (nothing mapped: /proc/PID/mem said EIO), failed (the device path refused).
 Evidence column: VmPin/VmLck across the steps (16K→16K→0), what the device read in the short
 words pre, parent, child, dev, "new map ≠ dev" (the device does not see the new mapping), dev⇄proc ok
-(each reads the other's write), PFN= (the first page kept its PFN); fork: parent/child/dev reads.
+(each reads the other's write), PFN= (the first page kept its PFN); fork: parent/child/dev reads;
+refused: the call and its errno; readonly-private: PFN against the page cache, reads after pwrite;
+truncate: what the file, process and device read after the cut; exit: time to release after
+SIGKILL; migrate: node of the first page before→after, PFNs changed. Skipped rows: the reason below.
 VmPin of verbs rows includes the device path's own bounce-buffer MR (as large as the row, at most
 1 MiB): it is released with the registration.
 Pins outstanding (nr_foll_pin_acquired − nr_foll_pin_released in /proc/vmstat) are machine-wide, and
@@ -211,8 +215,8 @@ function evidenceOf(row: ScenarioRow): string {
 export function scenarioCommand(ctx: Context): Command {
   const names = SCENARIOS.map((s) => s.name);
   const command = new Command('scenario')
-    .summary('munmap, munlock or fork registered memory and show the evidence')
-    .description('Run each scenario for real — register, do the one thing (fork, munmap, munlock, …), then read VmPin/VmLck, pins, PFNs, what the process and the device path see — one row per way of registering, each with a verdict derived from that evidence.')
+    .summary('fork, munmap, kill, munlock, truncate or migrate registered memory and show the evidence')
+    .description('Run each scenario for real — register, do the one thing (fork, munmap, exit, munlock, a second handle, a read-only private file, truncate, migrate), then read VmPin/VmLck, pins, PFNs, what the process and the device path see — one row per way of registering, each with a verdict derived from that evidence.')
     .addArgument(completes(new Argument('[name]', `a scenario (${names.join(', ')}) or all`), oneOf([...names, 'all'])))
     .option('-l, --list', 'list the scenarios, one line each')
     .addOption(completes(new Option('--backend <list>', `backends: ${SCENARIO_BACKENDS.join(', ')}`), commaListOf(SCENARIO_BACKENDS)))
@@ -241,6 +245,13 @@ export function scenarioCommand(ctx: Context): Command {
       };
       const plans: ScenarioPlan[] = selected.map((definition) => ({ definition, cases: casesFor(definition, selection, name !== 'all') }))
         .filter((p) => p.cases.length > 0);
+      if (plans.length === 0) {
+        const having = selected.filter((d) => d.variants !== null)
+          .map((d) => `${d.name}: ${d.variants!.length > 6 ? `${d.variants!.slice(0, 4).join(', ')}, … (${d.variants!.length})` : d.variants!.join(', ')}`);
+        throw new UsageError(selection.variant
+          ? `no scenario has --variant ${selection.variant.join(',')} with the backends and backings asked for; variants: ${having.join('; ')}`
+          : 'no scenario has a row with the backends and backings asked for');
+      }
       const length = flags.size !== undefined ? parseSize(flags.size, '--size') : 4 * pageSize();
       if (length > 1024 ** 3) throw new UsageError(`invalid --size '${flags.size}': at most 1 GiB per row`);
       const expect = flags.expect !== undefined ? parseExpect(flags.expect, plans.map((p) => p.definition)) : null;

@@ -12,7 +12,7 @@ export class InterruptedError extends RdmactlError {
   constructor(signal: NodeJS.Signals) {
     const code = 128 + (constants.signals[signal] ?? 2);
     // Not one of EXIT's codes: a run stopped by a signal exits the way shells report one (128 + n).
-    super(`interrupted by ${signal}: stopped the scenarios, killed and reaped their children, released the registrations and mappings`, code as ExitCode);
+    super(`interrupted by ${signal}: stopped the run after the current step, killed and reaped the processes it started, released its registrations, mappings and files`, code as ExitCode);
     this.name = 'InterruptedError';
     this.signal = signal;
   }

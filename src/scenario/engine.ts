@@ -32,7 +32,8 @@ function distinct<T>(values: Iterable<T>): T[] {
 /**
  * The rows of `def` for `selection`: its defaultCases when nothing is named, else every combination
  * of the named values and the defaults of the others. Values the scenario does not have are a usage
- * error when `strict` (one scenario named), else left out (`all`).
+ * error when `strict` (one scenario named), else left out (`all`): a scenario that has none of the
+ * named variants (or no variants at all) then has no rows.
  */
 export function casesFor(def: ScenarioDefinition, selection: ScenarioSelection, strict: boolean): ScenarioCase[] {
   if (!selection.backend && !selection.backing && !selection.variant) return [...def.defaultCases];
@@ -44,8 +45,9 @@ export function casesFor(def: ScenarioDefinition, selection: ScenarioSelection, 
   };
   const backends = check(selection.backend, def.backends, '--backend') ?? def.selectionDefaults?.backend ?? distinct(def.defaultCases.map((c) => c.backend));
   const backings = check(selection.backing, def.backings, '--backing') ?? def.selectionDefaults?.backing ?? distinct(def.defaultCases.map((c) => c.backing));
+  // A scenario without variants has none of the named ones: with all, --variant leaves it out.
   const variants: ReadonlyArray<string | null> = def.variants === null
-    ? (selection.variant && strict ? check(selection.variant, [], '--variant')! : [null])
+    ? (selection.variant ? check(selection.variant, [], '--variant')! : [null])
     : check(selection.variant, def.variants, '--variant') ?? def.selectionDefaults?.variant ?? distinct(def.defaultCases.map((c) => c.variant));
   const out: ScenarioCase[] = [];
   for (const backend of backends) for (const backing of backings) for (const variant of variants) out.push({ backend, backing, variant });

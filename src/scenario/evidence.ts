@@ -2,10 +2,13 @@
 // /proc/PID/status, outstanding FOLL_PIN pins from /proc/vmstat, the first page's PFN from
 // /proc/PID/pagemap, the bytes at the address through /proc/PID/mem (EIO there = nothing mapped:
 // safe after munmap, where touching the address would crash us), and the device's read through
-// the registration's own data path.
+// the registration's own data path. Also: an observation of what is left when the process or its
+// range is gone, and polling a reading until it changes.
 
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { getpid, type Pointer } from '../ffi/libc.js';
-import { readPagemap } from '../proc/pagemap.js';
+import { pageSize, readPagemap } from '../proc/pagemap.js';
 import { readStatus } from '../proc/status.js';
 import { readPinCounters } from '../proc/vmstat.js';
 import type { DevicePath } from '../fork/devicePath.js';
@@ -19,6 +22,12 @@ export interface EvidenceTarget {
   addr: Pointer;
   length: number;
   device?: DevicePath | null;
+  /**
+   * The process has just unmapped the range: what it sees and the PFN are then read first, one page
+   * only — any large allocation (observe() itself allocates buffers of the range's size, which malloc
+   * serves with mmap) may land in the hole, and the process would then "see" our own buffer.
+   */
+  unmapped?: boolean;
 }
 
 /** nr_foll_pin_acquired − nr_foll_pin_released (pages), or null on kernels without the counters. */
@@ -49,6 +58,10 @@ export function firstPfn(pid: number | 'self', addr: Pointer): number | null {
 
 /** Every reading after `step`; `extra` fills node/note or overrides a reading the scenario made itself. */
 export function observe(step: string, target: EvidenceTarget, extra: Partial<Omit<Observation, 'step'>> = {}): Observation {
+  // Unmapped: the hole is read before anything here allocates (see EvidenceTarget.unmapped).
+  const early = target.unmapped
+    ? { seen: processSees(target.pid, target.addr, Math.min(target.length, pageSize())), pfn: firstPfn(target.pid, target.addr) }
+    : null;
   const status = readStatus(target.pid);
   const device = target.device ? deviceReads(target.device, target.length) : null;
   return {
@@ -56,11 +69,35 @@ export function observe(step: string, target: EvidenceTarget, extra: Partial<Omi
     pinnedBytes: status?.pinnedBytes ?? null,
     lockedBytes: status?.lockedBytes ?? null,
     pinsOutstanding: pinsOutstanding(),
-    pfn: firstPfn(target.pid, target.addr),
+    pfn: early ? early.pfn : firstPfn(target.pid, target.addr),
     node: null,
-    processSees: processSees(target.pid, target.addr, target.length),
+    processSees: early ? early.seen : processSees(target.pid, target.addr, target.length),
     deviceReads: device?.seen ?? null,
     note: device?.error ? `device read failed: ${device.error}` : null,
     ...extra,
   };
+}
+
+/** An observation made without the process (it is gone, or its range is): only what is still there to read. */
+export function bareObservation(step: string, fields: Partial<Omit<Observation, 'step'>>): Observation {
+  return {
+    step, pinnedBytes: null, lockedBytes: null, pinsOutstanding: null, pfn: null, node: null,
+    processSees: null, deviceReads: null, note: null, ...fields,
+  };
+}
+
+export interface Polled {
+  /** The condition held before the timeout. */
+  ok: boolean;
+  /** Milliseconds from the start of polling to the reading that held (or to the timeout). */
+  ms: number;
+}
+
+/** Reads `condition` every `intervalMs` (letting the event loop run) until it holds or `timeoutMs` passes. */
+export async function pollUntil(condition: () => boolean, timeoutMs: number, intervalMs = 2, since = performance.now()): Promise<Polled> {
+  for (;;) {
+    if (condition()) return { ok: true, ms: Math.round((performance.now() - since) * 10) / 10 };
+    if (performance.now() - since >= timeoutMs) return { ok: false, ms: Math.round(performance.now() - since) };
+    await sleep(intervalMs);
+  }
 }

@@ -53,9 +53,9 @@ export class RegisteredRange {
   get length(): number { return this.buffer.length; }
   get unmapped(): boolean { return this.unmappedRange; }
 
-  /** evidence.observe()'s target for this process. */
+  /** evidence.observe()'s target for this process (after unmap(): an unmapped one). */
   target(): EvidenceTarget {
-    return { pid: 'self', addr: this.buffer.addr, length: this.buffer.length, device: this.device };
+    return { pid: 'self', addr: this.buffer.addr, length: this.buffer.length, device: this.device, unmapped: this.unmappedRange };
   }
 
   /**
@@ -102,15 +102,10 @@ export class RegisteredRange {
   release(): void {
     if (this.released) return;
     this.released = true;
-    let failure: unknown;
-    const steps = [() => this.releaseRegistration(), ...[...this.extra].reverse(), () => {
+    releaseInOrder([() => this.releaseRegistration(), ...[...this.extra].reverse(), () => {
       if (this.unmappedRange && !this.buffer.unmap) return; // unmapped by hand and nothing else to drop
       this.buffer.close();
-    }];
-    for (const step of steps) {
-      try { step(); } catch (err) { failure ??= err; }
-    }
-    if (failure !== undefined) throw failure;
+    }]);
   }
 
   [Symbol.dispose](): void {
@@ -170,6 +165,25 @@ export async function setUpRange(c: Pick<ScenarioCase, 'backend' | 'backing'>, c
     range.devicePathText = 'plain memory pins nothing: there is no device path';
   }
   return range;
+}
+
+/**
+ * Runs every release step in order (null ones are skipped), past failures; throws the first failure
+ * once all have run. Every row's clean-up goes through here.
+ */
+export function releaseInOrder(steps: ReadonlyArray<(() => unknown) | null | undefined>): void {
+  let failure: unknown;
+  let failed = false;
+  for (const step of steps) {
+    if (!step) continue;
+    try {
+      step();
+    } catch (err) {
+      if (!failed) failure = err;
+      failed = true;
+    }
+  }
+  if (failed) throw failure;
 }
 
 /**

@@ -2,7 +2,7 @@
 // VmPin and VmLck across the steps, then what the process and the device read at the last step.
 
 import { formatBytes } from '../lib/size.js';
-import type { ScenarioRow } from './types.js';
+import type { Observation, ScenarioRow } from './types.js';
 
 /** 16384 → "16K", 0 → "0", null → "-". */
 export function compactBytes(value: number | null): string {
@@ -30,4 +30,17 @@ const SHORT: Readonly<Record<string, string>> = { 'pre-fork': 'pre', 'parent-wri
 export function shortSeen(seen: string | null | undefined): string {
   if (seen === null || seen === undefined) return '-';
   return SHORT[seen] ?? seen;
+}
+
+/** The observation of `step`, if the row has one. */
+export function stepOf(row: ScenarioRow, step: string): Observation | undefined {
+  return row.observations.find((o) => o.step === step);
+}
+
+/** "refused: io_uring_register EFAULT" from a row's 'refused' observation (its note is "call: ERRNO …"), or null. */
+export function refusedEvidence(row: ScenarioRow): string | null {
+  const refused = stepOf(row, 'refused');
+  if (!refused?.note) return null;
+  const m = /^(\S+): (E[A-Z0-9]+)/.exec(refused.note);
+  return m ? `refused: ${m[1]} ${m[2]}` : `refused: ${refused.note}`;
 }

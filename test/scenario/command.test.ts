@@ -40,6 +40,20 @@ describe('rdmactl scenario', { timeout: 60_000 }, () => {
     expect(both.code, both.stdout + both.stderr).toBe(0);
   });
 
+  it('all --variant runs only the scenarios that have the variant; none having it is a usage error', async () => {
+    const out = await rdmactl('scenario', 'all', '--variant', 'punch-hole', '--backend', 'plain,mlock', '--json');
+    expect(out.code, out.stderr).toBe(0);
+    const rows = (JSON.parse(out.stdout) as { rows: Array<{ scenario: string; variant: string | null }> }).rows;
+    const having = SCENARIOS.filter((d) => d.variants?.includes('punch-hole')).map((d) => d.name);
+    expect(rows.length).toBeGreaterThan(0);
+    expect(new Set(rows.map((r) => r.scenario))).toEqual(new Set(having));
+    expect(rows.every((r) => r.variant === 'punch-hole')).toBe(true);
+    const none = await rdmactl('scenario', 'all', '--variant', 'punch-hole', '--backing', 'anon');
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/no scenario has --variant punch-hole .*truncate: truncate, punch-hole/);
+    expect(none.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
   it('help is generated from every definition: its description and its verdicts', async () => {
     const help = await rdmactl('scenario', '--help');
     expect(help.code).toBe(0);

@@ -1,40 +1,14 @@
-// Pieces the exit, overlap-lifetime, readonly-private and truncate scenarios share: the row they
-// start from, how a set-up failure becomes a skip (or a refusal with its errno), polling a reading
-// until it changes, a file filled with a known pattern, meminfo in one line, and releasing what a row
-// created in order, past failures.
+// Pieces several scenarios share that the engine does not need: a set-up failure that is the
+// kernel refusing the pin (with its errno), a file filled with a known pattern and what it reads,
+// meminfo in one line. The row, skips, release order, observations and polling are the engine's
+// (setup.ts, evidence.ts).
 
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, statfsSync, writeSync, constants as fsConstants } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { SyscallError } from '../../ffi/errno.js';
-import { IBV_ACCESS_ON_DEMAND } from '../../ffi/verbs/enums.js';
-import { PermissionError, RdmactlError, UnsupportedError, UsageError } from '../../lib/errors.js';
 import { readMeminfo } from '../../proc/meminfo.js';
 import { classify, type Content } from '../../fork/observe.js';
-import { firstPfn, observe, processSees, type EvidenceTarget } from '../evidence.js';
-import type { Observation, ScenarioCase, ScenarioRow, ScenarioRunContext } from '../types.js';
-
-/** The row before anything ran: verdict 'error' until the scenario reaches one. */
-export function startRow(scenario: string, c: ScenarioCase, ctx: ScenarioRunContext): ScenarioRow {
-  const onDemand = c.backend === 'verbs' && (ctx.verbsAccess & IBV_ACCESS_ON_DEMAND) !== 0;
-  return {
-    scenario, variant: c.variant, backend: c.backend, backing: c.backing, length: null,
-    pinned: c.backend === 'uring' || (c.backend === 'verbs' && !onDemand), onDemand,
-    devicePath: null, observations: [], verdict: 'error', reason: null, elapsedMs: 0,
-  };
-}
-
-export function skippedRow(scenario: string, c: ScenarioCase, ctx: ScenarioRunContext, reason: string): ScenarioRow {
-  return { ...startRow(scenario, c, ctx), verdict: 'skipped', reason };
-}
-
-/** Sets the row's elapsed time (ms, one decimal) from `started` (performance.now()). */
-export function finishRow(row: ScenarioRow, started: number): ScenarioRow {
-  row.elapsedMs = Math.round((performance.now() - started) * 10) / 10;
-  return row;
-}
 
 /** The kernel's own refusal inside an engine error (which wraps it as `cause`), or null. */
 export function refusalOf(err: unknown): SyscallError | null {
@@ -54,51 +28,6 @@ export function pinRefusalOf(err: unknown): SyscallError | null {
   const refusal = refusalOf(err);
   if (refusal === null || refusal.call === 'io_uring_setup') return null;
   return ['EFAULT', 'EACCES', 'EOPNOTSUPP'].includes(refusal.errnoName) ? refusal : null;
-}
-
-/**
- * Why a row cannot be set up on this machine (no hugepages, no THP, io_uring disabled, over a limit),
- * as a skip reason; null for a failure that is a bug and must propagate.
- */
-export function setupSkipReason(err: unknown): string | null {
-  if (err instanceof UnsupportedError || err instanceof PermissionError || err instanceof UsageError) return err.message;
-  if (err instanceof RdmactlError || err instanceof SyscallError) return `cannot set up here: ${err.message}`;
-  return null;
-}
-
-/**
- * observe() for a range this process has just unmapped. What the process sees and the PFN are read
- * first, one page only: any large allocation (observe() itself allocates buffers of the range's size,
- * which malloc serves with mmap) may land in the hole, and the process would then "see" our own buffer.
- */
-export function observeUnmapped(step: string, target: EvidenceTarget, pageBytes: number, note: string | null): Observation {
-  const seen = processSees(target.pid, target.addr, pageBytes);
-  const pfn = firstPfn(target.pid, target.addr);
-  return observe(step, target, { processSees: seen, pfn, note });
-}
-
-/** An observation made without the process (it is gone, or its range is): only what is still there to read. */
-export function bareObservation(step: string, fields: Partial<Omit<Observation, 'step'>>): Observation {
-  return {
-    step, pinnedBytes: null, lockedBytes: null, pinsOutstanding: null, pfn: null, node: null,
-    processSees: null, deviceReads: null, note: null, ...fields,
-  };
-}
-
-export interface Polled {
-  /** The condition held before the timeout. */
-  ok: boolean;
-  /** Milliseconds from the start of polling to the reading that held (or to the timeout). */
-  ms: number;
-}
-
-/** Reads `condition` every `intervalMs` (letting the event loop run) until it holds or `timeoutMs` passes. */
-export async function pollUntil(condition: () => boolean, timeoutMs: number, intervalMs = 2, since = performance.now()): Promise<Polled> {
-  for (;;) {
-    if (condition()) return { ok: true, ms: Math.round((performance.now() - since) * 10) / 10 };
-    if (performance.now() - since >= timeoutMs) return { ok: false, ms: Math.round(performance.now() - since) };
-    await sleep(intervalMs);
-  }
 }
 
 /** Mlocked and Unevictable from /proc/meminfo, in one line for an observation's note. */
@@ -186,22 +115,6 @@ export function filesystemOf(path: string): string {
   } catch {
     return 'unknown filesystem';
   }
-}
-
-/** Runs every step in order, past failures; throws the first failure once all have run. */
-export function releaseInOrder(steps: ReadonlyArray<(() => unknown) | null | undefined>): void {
-  let failure: unknown;
-  let failed = false;
-  for (const step of steps) {
-    if (!step) continue;
-    try {
-      step();
-    } catch (err) {
-      if (!failed) failure = err;
-      failed = true;
-    }
-  }
-  if (failed) throw failure;
 }
 
 /** Pages of `bytes` (rounded up). */

@@ -6,20 +6,17 @@
 // process reads, through the registration's own data path — does the device still reach the pages the
 // process sees? Page status and node come from move_pages itself, PFNs from /proc/self/pagemap.
 
-import { performance } from 'node:perf_hooks';
 import { MPOL_MF_MOVE, mbindLocal, movePages, view, type Pointer } from '../../ffi/libc.js';
 import { SyscallError, errnoName } from '../../ffi/errno.js';
-import { IBV_ACCESS_LOCAL_WRITE, IBV_ACCESS_ON_DEMAND, IBV_ACCESS_REMOTE_READ, IBV_ACCESS_REMOTE_WRITE } from '../../ffi/verbs/enums.js';
-import { allocateBuffer } from '../../engine/buffer.js';
-import { register } from '../../engine/register.js';
-import type { Backing, MappedBuffer, Registration } from '../../engine/types.js';
-import { PermissionError, RdmactlError, UnsupportedError, UsageError } from '../../lib/errors.js';
+import type { Backing } from '../../engine/types.js';
 import { pageSize } from '../../proc/pagemap.js';
 import { readSysctlInt } from '../../proc/sysctl.js';
-import { devicePathFor, type DevicePath } from '../../fork/devicePath.js';
 import { checkpoint } from '../../fork/interrupt.js';
 import { PATTERN, readPfns } from '../../fork/observe.js';
+import { withRange } from '../engine.js';
 import { observe, type EvidenceTarget } from '../evidence.js';
+import { emptyRow } from '../setup.js';
+import { stepOf } from '../summary.js';
 import type { Observation, ScenarioBackend, ScenarioCase, ScenarioDefinition, ScenarioEnvironment, ScenarioRow, ScenarioRunContext, ScenarioVerdict } from '../types.js';
 
 export const MIGRATE_VERDICTS: readonly ScenarioVerdict[] = [
@@ -55,9 +52,6 @@ export const MIGRATE_BACKINGS: readonly Backing[] = ['anon', 'thp', 'memfd'];
 export const MIGRATE_BACKENDS: readonly ScenarioBackend[] = ['plain', 'mlock', 'uring', 'verbs'];
 
 export const ONE_NUMA_NODE = 'one NUMA node with memory: run in the lab with npm run lab -- --numa 2';
-
-/** IBV_ACCESS_* of verbs rows: the device path's RDMA WRITE needs remote-write, its READ remote-read. */
-const VERBS_ACCESS = IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_REMOTE_READ;
 
 /** What the verdict is decided from; every field comes from this run's readings. */
 export interface MigrateEvidence {
@@ -118,34 +112,6 @@ function notApplicable(c: ScenarioCase, env: ScenarioEnvironment): string | null
   return null;
 }
 
-function emptyRow(c: ScenarioCase, ctx: ScenarioRunContext, verdict: string, reason: string | null): ScenarioRow {
-  const onDemand = c.backend === 'verbs' && (ctx.verbsAccess & IBV_ACCESS_ON_DEMAND) !== 0;
-  return {
-    scenario: 'migrate', variant: c.variant, backend: c.backend, backing: c.backing, length: null,
-    pinned: c.backend === 'uring' || (c.backend === 'verbs' && !onDemand), onDemand, devicePath: null,
-    observations: [], verdict, reason, elapsedMs: 0,
-  };
-}
-
-interface Setup {
-  buffer: MappedBuffer;
-  registration: Registration | null;
-  release(): void;
-}
-
-async function setUp(c: ScenarioCase, ctx: ScenarioRunContext): Promise<Setup> {
-  if (c.backend === 'plain') {
-    const buffer = allocateBuffer({ length: ctx.length, backing: c.backing });
-    return { buffer, registration: null, release: () => buffer.close() };
-  }
-  const set = await register({
-    length: ctx.length, backend: c.backend, backing: c.backing,
-    ...(c.backend === 'verbs' ? { access: VERBS_ACCESS | ctx.verbsAccess } : {}),
-  });
-  const first = set.registrations[0]!;
-  return { buffer: first.buffer, registration: first.registration, release: () => set.close() };
-}
-
 /** Where a step looked, for tests that make their own reading at the same moment. */
 export interface MigrateProbeTarget {
   pid: number;
@@ -163,33 +129,14 @@ export type MigrateProbe = (step: string, where: MigrateProbeTarget) => void;
  * `probe` (tests) is called after each step with where the row looked.
  */
 export async function runMigrate(c: ScenarioCase, ctx: ScenarioRunContext, probe?: MigrateProbe): Promise<ScenarioRow> {
-  const started = performance.now();
   const inapplicable = notApplicable(c, ctx.env);
-  if (inapplicable) return emptyRow(c, ctx, 'skipped', inapplicable);
-
-  let setup: Setup;
-  try {
-    setup = await setUp(c, ctx);
-  } catch (err) {
-    // The machine cannot do this row (no THP, io_uring disabled, no ODP, over a limit): a skip with the reason.
-    if (err instanceof UnsupportedError || err instanceof PermissionError || err instanceof UsageError) return emptyRow(c, ctx, 'skipped', err.message);
-    if (err instanceof RdmactlError || err instanceof SyscallError) return emptyRow(c, ctx, 'skipped', `cannot set up here: ${err.message}`);
-    throw err;
-  }
-
-  const row = emptyRow(c, ctx, 'error', null);
-  let device: DevicePath | null = null;
-  try {
-    const { buffer, registration } = setup;
+  if (inapplicable) return emptyRow('migrate', c, 'skipped', inapplicable, ctx.verbsAccess);
+  return withRange('migrate', c, ctx, {}, async (range, row) => {
+    const buffer = range;
+    const device = range.device;
     const page = pageSize();
     const len = buffer.length;
-    row.length = len;
-    if (registration) {
-      const found = devicePathFor(registration);
-      device = found.path;
-      row.devicePath = found.path ? found.path.name : found.unavailable;
-    }
-    const target: EvidenceTarget = { pid: 'self', addr: buffer.addr, length: len, device };
+    const target: EvidenceTarget = range.target();
     const pages: Pointer[] = [];
     for (let offset = 0; offset < len; offset += page) pages.push(buffer.addr + BigInt(offset));
     const where = (targetNode: number | null): MigrateProbeTarget => ({ pid: process.pid, addr: buffer.addr, length: len, targetNode });
@@ -215,7 +162,7 @@ export async function runMigrate(c: ScenarioCase, ctx: ScenarioRunContext, probe
       if (err instanceof SyscallError && err.errnoName === 'ENOSYS') {
         row.verdict = 'skipped';
         row.reason = 'this kernel has no move_pages (built without CONFIG_NUMA or CONFIG_MIGRATION)';
-        return row;
+        return;
       }
       throw err;
     }
@@ -280,15 +227,7 @@ export async function runMigrate(c: ScenarioCase, ctx: ScenarioRunContext, probe
     };
     row.verdict = migrateVerdict(evidence);
     row.reason = explain(evidence, from, targetNode, asked.status, asked.notMoved);
-  } finally {
-    let failure: unknown;
-    for (const step of [() => device?.close(), () => setup.release()]) {
-      try { step(); } catch (err) { failure ??= err; }
-    }
-    row.elapsedMs = Math.round((performance.now() - started) * 10) / 10;
-    if (failure !== undefined) throw failure;
-  }
-  return row;
+  });
 }
 
 function explain(e: MigrateEvidence, from: number, to: number, asked: readonly number[], notMoved: number): string {
@@ -300,6 +239,24 @@ function explain(e: MigrateEvidence, from: number, to: number, asked: readonly n
     dev = `; the device ${e.deviceReadsProcessWrite ? 'read' : 'did NOT read'} the process's write and the process ${e.processSeesDeviceWrite ? 'read' : 'did NOT read'} the device's`;
   }
   return `${pages}${why}${dev}`;
+}
+
+/** "node 0→1; 4 of 4 PFNs changed; dev⇄proc ok": where the first page went, PFNs, the device check. */
+export function migrateEvidence(row: ScenarioRow): string {
+  const registered = stepOf(row, 'registered');
+  const moved = stepOf(row, 'move_pages');
+  if (!registered || !moved) return '';
+  const node = (n: number | null): string => (n === null ? '?' : String(n));
+  const parts = [`node ${node(registered.node)}→${node(moved.node)}`];
+  const pfns = /(\d+ of \d+) PFNs changed/.exec(moved.note ?? '');
+  parts.push(pfns ? `${pfns[1]} PFNs changed` : 'PFNs hidden');
+  const wrote = stepOf(row, 'process-write');
+  const devWrote = stepOf(row, 'device-write');
+  if (wrote?.deviceReads != null) {
+    const ok = wrote.deviceReads === 'parent-write' && devWrote?.processSees === 'device-write';
+    parts.push(wrote.deviceReads === 'failed' || devWrote?.deviceReads === 'failed' ? 'dev failed' : `dev⇄proc ${ok ? 'ok' : 'split'}`);
+  }
+  return parts.join('; ');
 }
 
 export const migrateScenario: ScenarioDefinition = {
@@ -322,4 +279,5 @@ export const migrateScenario: ScenarioDefinition = {
   defaultCases: MIGRATE_BACKENDS.map((backend) => ({ backend, backing: 'anon' as const, variant: null })),
   notApplicable,
   run: (c, ctx) => runMigrate(c, ctx),
+  evidence: migrateEvidence,
 };

@@ -6,7 +6,6 @@
 // registered: the process has nothing there, the device still reaches the old pages. Release the last:
 // VmPin and the machine's outstanding pins come back. mlock twice does not stack: one munlock undoes both.
 
-import { performance } from 'node:perf_hooks';
 import { register, type RegistrationSet } from '../../engine/register.js';
 import type { Registration } from '../../engine/types.js';
 import { UringRegistration } from '../../engine/uring.js';
@@ -18,9 +17,11 @@ import { checkpoint } from '../../fork/interrupt.js';
 import { PATTERN, classify } from '../../fork/observe.js';
 import { VERBS_FORK_ACCESS } from '../../fork/runner.js';
 import { readStatus } from '../../proc/status.js';
-import { deviceReads, observe, pinsOutstanding } from '../evidence.js';
+import { bareObservation, deviceReads, observe, pinsOutstanding } from '../evidence.js';
+import { emptyRow, releaseInOrder, setupSkipReason } from '../setup.js';
+import { compactBytes, shortSeen, stepOf } from '../summary.js';
 import type { Observation, ScenarioCase, ScenarioDefinition, ScenarioEnvironment, ScenarioRow, ScenarioRunContext, ScenarioVerdict } from '../types.js';
-import { bareObservation, finishRow, observeUnmapped, pagesOf, releaseInOrder, setupSkipReason, skippedRow, startRow } from './common.js';
+import { pagesOf } from './common.js';
 
 const NAME = 'overlap-lifetime';
 
@@ -108,10 +109,9 @@ function lockedNow(): number | null {
 }
 
 async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRow> {
-  const started = performance.now();
   const inapplicable = notApplicable(c, ctx.env);
-  if (inapplicable) return skippedRow(NAME, c, ctx, inapplicable);
-  const row = startRow(NAME, c, ctx);
+  if (inapplicable) return emptyRow(NAME, c, 'skipped', inapplicable, ctx.verbsAccess);
+  const row = emptyRow(NAME, c, 'error', null, ctx.verbsAccess);
   const before = readStatus('self');
   const pinnedBefore = before?.pinnedBytes ?? 0;
   const lockedBefore = before?.lockedBytes ?? 0;
@@ -126,7 +126,7 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
   } catch (err) {
     const why = setupSkipReason(err);
     if (why === null) throw err;
-    return finishRow({ ...row, verdict: 'skipped', reason: why }, started);
+    return { ...row, verdict: 'skipped', reason: why };
   }
 
   const [first, second] = set.registrations;
@@ -186,7 +186,7 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
     await checkpoint(ctx.signal, ctx.stepDelayMs);
 
     buffer.close(); // munmap, with the second handle still registered
-    const afterMunmap = observeUnmapped('munmap', { pid: 'self', addr, length, device: secondPath }, ctx.env.pageSize, 'munmap of the range with the second handle still registered');
+    const afterMunmap = observe('munmap', { pid: 'self', addr, length, device: secondPath, unmapped: true }, { note: 'munmap of the range with the second handle still registered' });
     row.observations.push(afterMunmap);
     await checkpoint(ctx.signal, ctx.stepDelayMs);
 
@@ -214,28 +214,28 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
         row.verdict = 'lifetimes-independent';
         row.reason = `VmLck +${lockedTwice} for two mlocks, +${lockedAfterOne} after one munlock`;
       }
-      return finishRow(row, started);
+      return row;
     }
     if (lastRelease.pinnedBytes !== null && lastRelease.pinnedBytes > pinnedBefore) {
       row.verdict = 'pins-leaked';
       row.reason = `VmPin ${lastRelease.pinnedBytes} after both releases, ${pinnedBefore} before registering`;
-      return finishRow(row, started);
+      return row;
     }
     if (!secondPath) {
       row.verdict = 'unverified';
       row.reason = row.devicePath;
-      return finishRow(row, started);
+      return row;
     }
     const stillCoherent = afterOne.deviceReads === 'pre-fork' && deviceWrote?.processSees === 'device-write';
     if (!stillCoherent) {
       row.verdict = 'remaining-handle-broken';
       row.reason = `after releasing one handle the other read ${afterOne.deviceReads}; after it wrote, the process read ${deviceWrote?.processSees ?? 'nothing'}`;
-      return finishRow(row, started);
+      return row;
     }
     if (afterMunmap.deviceReads !== 'device-write') {
       row.verdict = 'lost-after-munmap';
       row.reason = `after munmap the remaining handle read ${afterMunmap.deviceReads}${afterMunmap.note?.startsWith('device read failed') ? ` (${afterMunmap.note})` : ''}`;
-      return finishRow(row, started);
+      return row;
     }
     const pinsLine = pinsHeld !== null && pinsBefore !== null && lastRelease.pinsOutstanding !== null
       ? `; pins outstanding (machine-wide, other processes move them too) ${pinsHeld - pinsBefore >= 0 ? '+' : ''}${pinsHeld - pinsBefore} pages with both handles (${2 * pages} pinned), ${lastRelease.pinsOutstanding - pinsBefore >= 0 ? '+' : ''}${lastRelease.pinsOutstanding - pinsBefore} after the last release`
@@ -243,7 +243,7 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
     row.verdict = 'lifetimes-independent';
     row.reason = `VmPin +${vmPinTwice} with two handles, +${vmPinOnce} with one, +${(lastRelease.pinnedBytes ?? 0) - pinnedBefore} with none`
       + pinsLine;
-    return finishRow(row, started);
+    return row;
   } finally {
     // Paths before their registrations (a verbs QP holds its PD); the first handle's remains; then the set.
     releaseInOrder([
@@ -254,6 +254,16 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
       () => set.close(),
     ]);
   }
+}
+
+/** "VmPin 32K→16K→0 (2/1/0 handles); after munmap dev reads dev": the accounting per handle, and what the last handle reached. */
+export function overlapEvidence(row: ScenarioRow): string {
+  const field = row.backend === 'mlock' ? 'lockedBytes' : 'pinnedBytes';
+  const values = ['registered', 'released-one', 'released'].map((s) => compactBytes(stepOf(row, s)?.[field] ?? null));
+  const parts = [`${row.backend === 'mlock' ? 'VmLck' : 'VmPin'} ${values.join('→')} (2/1/0 handles)`];
+  const munmap = stepOf(row, 'munmap');
+  if (munmap?.deviceReads != null) parts.push(`after munmap dev reads ${shortSeen(munmap.deviceReads)}`);
+  return parts.join('; ');
 }
 
 export const overlapLifetimeScenario: ScenarioDefinition = {
@@ -278,4 +288,5 @@ shows why locks are not handles: the second mlock adds nothing to VmLck and one 
   ],
   notApplicable,
   run,
+  evidence: overlapEvidence,
 };

@@ -7,7 +7,6 @@
 // its fd — what the process, the device and the file read: a device on the page-cache page sees the
 // file's new bytes, a device on a private copy keeps the old ones.
 
-import { performance } from 'node:perf_hooks';
 import { allocateBuffer, roundUp } from '../../engine/buffer.js';
 import { register, type RegistrationSet } from '../../engine/register.js';
 import type { MappedBuffer } from '../../engine/types.js';
@@ -17,9 +16,11 @@ import { devicePathFor, type DevicePath } from '../../fork/devicePath.js';
 import { checkpoint } from '../../fork/interrupt.js';
 import { PATTERN } from '../../fork/observe.js';
 import { VERBS_FORK_ACCESS } from '../../fork/runner.js';
-import { firstPfn, observe } from '../evidence.js';
+import { bareObservation, firstPfn, observe } from '../evidence.js';
+import { emptyRow, releaseInOrder, setupSkipReason } from '../setup.js';
+import { compactBytes, refusedEvidence, shortSeen, stepOf } from '../summary.js';
 import type { Observation, ScenarioCase, ScenarioDefinition, ScenarioEnvironment, ScenarioRow, ScenarioRunContext, ScenarioVerdict } from '../types.js';
-import { PatternFile, bareObservation, fileLine, filesystemOf, finishRow, pinRefusalOf, releaseInOrder, setupSkipReason, skippedRow, startRow } from './common.js';
+import { PatternFile, fileLine, filesystemOf, pinRefusalOf } from './common.js';
 
 const NAME = 'readonly-private';
 const VARIANTS = ['read-access', 'write-access'] as const;
@@ -80,10 +81,9 @@ function samePage(a: number | null, b: number | null): string {
 }
 
 async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRow> {
-  const started = performance.now();
   const inapplicable = notApplicable(c, ctx.env);
-  if (inapplicable) return skippedRow(NAME, c, ctx, inapplicable);
-  const row = startRow(NAME, c, ctx);
+  if (inapplicable) return emptyRow(NAME, c, 'skipped', inapplicable, ctx.verbsAccess);
+  const row = emptyRow(NAME, c, 'error', null, ctx.verbsAccess);
   const page = ctx.env.pageSize;
   const length = roundUp(ctx.length, page);
   let file: PatternFile | null = null;
@@ -100,7 +100,7 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
     } catch (err) {
       const why = setupSkipReason(err);
       if (why === null) throw err;
-      return finishRow({ ...row, verdict: 'skipped', reason: why }, started);
+      return { ...row, verdict: 'skipped', reason: why };
     }
     const pageCachePfn = (): number | null => firstPfn('self', witness!.addr);
     row.observations.push(bareObservation('mapped', {
@@ -125,14 +125,14 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
         if (refusal === null) {
           const why = setupSkipReason(err);
           if (why === null) throw err;
-          return finishRow({ ...row, verdict: 'skipped', reason: why }, started);
+          return { ...row, verdict: 'skipped', reason: why };
         }
         row.observations.push(bareObservation('refused', { note: `${refusal.call}: ${refusal.errnoName}${access !== null ? ` (access ${access})` : ''}` }));
         row.verdict = 'refused';
         row.reason = c.backend === 'uring'
           ? `${refusal.call}: ${refusal.errnoName} — io_uring pins for writing (FOLL_WRITE) whatever access is asked, and the mapping is PROT_READ`
           : `${refusal.call}: ${refusal.errnoName}${c.variant === 'write-access' ? ' — write access to a PROT_READ mapping' : ''}`;
-        return finishRow(row, started);
+        return row;
       }
       const first = set.registrations[0]!;
       buffer = first.buffer;
@@ -183,10 +183,26 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
         row.reason = `from PFNs only (${row.devicePath ?? 'no device path'}): the process maps ${samePage(written.pfn, pc)}`;
       }
     }
-    return finishRow(row, started);
+    return row;
   } finally {
     releaseInOrder([() => device?.close(), () => set?.close(), () => plain?.close(), () => witness?.close(), () => file?.close()]);
   }
+}
+
+/**
+ * "PFN ≠ page cache; after pwrite proc pre, dev pre": which page the process maps against the file's
+ * page-cache page, and what the process and the device read after the file was rewritten; or the errno.
+ */
+export function readonlyPrivateEvidence(row: ScenarioRow): string {
+  const refused = refusedEvidence(row);
+  if (refused) return refused;
+  const pageCache = stepOf(row, 'mapped')?.pfn ?? null;
+  const written = stepOf(row, 'file-written');
+  const pfn = written?.pfn ?? null;
+  const parts = [pfn === null || pageCache === null ? 'PFNs hidden' : `PFN ${pfn === pageCache ? '=' : '≠'} page cache`];
+  if (row.backend === 'mlock') parts.push(`VmLck ${compactBytes(stepOf(row, 'registered')?.lockedBytes ?? null)}`);
+  if (written) parts.push(`after pwrite proc ${shortSeen(written.processSees)}${written.deviceReads !== null ? `, dev ${shortSeen(written.deviceReads)}` : ''}`);
+  return parts.join('; ');
 }
 
 export const readonlyPrivateScenario: ScenarioDefinition = {
@@ -214,4 +230,5 @@ page-cache page sees the new bytes, a device on a private copy keeps the old one
   ],
   notApplicable,
   run,
+  evidence: readonlyPrivateEvidence,
 };

@@ -10,7 +10,6 @@
 // tracking), the refusal and its errno are the verdict.
 
 import { closeSync, ftruncateSync } from 'node:fs';
-import { performance } from 'node:perf_hooks';
 import { allocateBuffer, roundUp } from '../../engine/buffer.js';
 import { register, type RegistrationSet } from '../../engine/register.js';
 import type { MappedBuffer } from '../../engine/types.js';
@@ -21,12 +20,11 @@ import { PATTERN } from '../../fork/observe.js';
 import { VERBS_FORK_ACCESS } from '../../fork/runner.js';
 import { procPath } from '../../proc/procfs.js';
 import { readStatus } from '../../proc/status.js';
-import { observe, pinsOutstanding, type EvidenceTarget } from '../evidence.js';
+import { bareObservation, observe, pinsOutstanding, type EvidenceTarget } from '../evidence.js';
+import { emptyRow, releaseInOrder, setupSkipReason } from '../setup.js';
+import { compactBytes, refusedEvidence, shortSeen, stepOf } from '../summary.js';
 import type { Observation, ScenarioCase, ScenarioDefinition, ScenarioEnvironment, ScenarioRow, ScenarioRunContext, ScenarioVerdict } from '../types.js';
-import {
-  PatternFile, bareObservation, fileLine, filesystemOf, finishRow, pinRefusalOf, releaseInOrder, setupSkipReason, skippedRow, startRow, writeAll,
-  type FileContent,
-} from './common.js';
+import { PatternFile, fileLine, filesystemOf, pinRefusalOf, writeAll, type FileContent } from './common.js';
 
 const NAME = 'truncate';
 const VARIANTS = ['truncate', 'punch-hole'] as const;
@@ -96,10 +94,9 @@ function describeFileContent(content: FileContent): string {
 }
 
 async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRow> {
-  const started = performance.now();
   const inapplicable = notApplicable(c, ctx.env);
-  if (inapplicable) return skippedRow(NAME, c, ctx, inapplicable);
-  const row = startRow(NAME, c, ctx);
+  if (inapplicable) return emptyRow(NAME, c, 'skipped', inapplicable, ctx.verbsAccess);
+  const row = emptyRow(NAME, c, 'error', null, ctx.verbsAccess);
   const variant = c.variant ?? 'truncate';
   const length = roundUp(ctx.length, ctx.env.pageSize);
   let file: BackingFile | null = null;
@@ -112,7 +109,7 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
     } catch (err) {
       const why = setupSkipReason(err);
       if (why === null) throw err;
-      return finishRow({ ...row, verdict: 'skipped', reason: why }, started);
+      return { ...row, verdict: 'skipped', reason: why };
     }
     let buffer: MappedBuffer;
     try {
@@ -131,12 +128,12 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
       if (refusal === null) {
         const why = setupSkipReason(err);
         if (why === null) throw err;
-        return finishRow({ ...row, verdict: 'skipped', reason: why }, started);
+        return { ...row, verdict: 'skipped', reason: why };
       }
       row.observations.push(bareObservation('refused', { pinsOutstanding: pinsOutstanding(), note: `${refusal.call}: ${refusal.errnoName}` }));
       row.verdict = 'refused';
       row.reason = `${refusal.call}: ${refusal.errnoName} — the kernel would not take a long-term pin of the pages of ${file.what}`;
-      return finishRow(row, started);
+      return row;
     }
     row.length = length;
     if (set && c.backend !== 'mlock') {
@@ -209,10 +206,29 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
       row.verdict = 'device-follows-file';
       row.reason = `after ${variant} the device read ${c0.deviceReads}, the file ${describeFileContent(cut.file)}; later the device read ${later.observation.deviceReads}`;
     }
-    return finishRow(row, started);
+    return row;
   } finally {
     releaseInOrder([() => device?.close(), () => set?.close(), () => plain?.close(), () => file?.close()]);
   }
+}
+
+/** What the file read in an observation's note ("file (pread): EOF, 0 bytes" / "…: 16384 bytes, pre-fork"). */
+function fileSeenIn(o: Observation | undefined): string {
+  const m = o?.note ? /file \(pread\): (?:(EOF)|\d+ bytes, ([a-z-]+))/.exec(o.note) : null;
+  return m ? (m[1] ?? shortSeen(m[2])) : '-';
+}
+
+/** "cut: file EOF, proc unmapped, dev pre; VmPin 16K→0": what the file, process and device read after the cut. */
+export function truncateEvidence(row: ScenarioRow): string {
+  const refused = refusedEvidence(row);
+  if (refused) return refused;
+  const cut = stepOf(row, row.variant === 'punch-hole' ? 'punched' : 'truncated');
+  if (!cut) return '';
+  const parts = [`cut: file ${fileSeenIn(cut)}, proc ${shortSeen(cut.processSees)}${cut.deviceReads !== null ? `, dev ${shortSeen(cut.deviceReads)}` : ''}`];
+  const released = stepOf(row, 'released');
+  if (row.pinned) parts.push(`VmPin ${compactBytes(stepOf(row, 'registered')?.pinnedBytes ?? null)}→${compactBytes(released?.pinnedBytes ?? null)}`);
+  else if (row.backend === 'mlock') parts.push(`VmLck ${compactBytes(stepOf(row, 'registered')?.lockedBytes ?? null)}→${compactBytes(released?.lockedBytes ?? null)}`);
+  return parts.join('; ');
 }
 
 export const truncateScenario: ScenarioDefinition = {
@@ -242,4 +258,5 @@ pages says so with an errno: that refusal is the row's verdict.`,
   ],
   notApplicable,
   run,
+  evidence: truncateEvidence,
 };
