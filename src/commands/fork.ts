@@ -15,6 +15,7 @@ import {
   DEFAULT_MATRIX, EXPECTABLE_VERDICTS, FORK_BACKENDS, FORK_BACKINGS, PROTECTIONS, SELECTION_DEFAULTS, VERDICTS, VERDICT_TEXT, WRITERS,
   buildMatrix, runMatrix, type ForkBackend, type ForkReport, type ScenarioResult, type VerdictId, type Writer,
 } from '../fork/scenario.js';
+import { helpList, wrapWords } from '../lib/helpText.js';
 
 interface ForkFlags extends OutputFlags {
   backend?: string;
@@ -125,13 +126,6 @@ export function forkReportJson(report: ForkReport, rows: readonly ForkRow[], len
 }
 
 
-/** Two-column help: names padded to one width, each text wrapped under itself before 100 columns. */
-function helpList(rows: ReadonlyArray<readonly [string, string]>): string {
-  const width = Math.max(...rows.map(([name]) => name.length));
-  const indent = ' '.repeat(width + 4);
-  return rows.map(([name, text]) => wrapWords(`  ${name.padEnd(width)}  ${text}`, 100, indent)).join('\n');
-}
-
 /** The default columns with their descriptions (from FORK_FIELDS: the one place they are written). */
 function columnsHelp(): string {
   const shown = FORK_FIELDS.filter((f) => !f.extra);
@@ -143,22 +137,6 @@ ${helpList(shown.map((f) => [f.label, f.description] as const))}
 
 function verdictsHelp(): string {
   return `Verdicts (JSON id, the words text output prints — what it means):\n${helpList(VERDICTS.map((v) => [v.id, `${v.words} — ${v.meaning}`] as const))}`;
-}
-
-/** Text wrapped at spaces before `width` columns; continuation lines start with `indent`. */
-function wrapWords(text: string, width = 100, indent = '  '): string {
-  const lead = /^ */.exec(text)![0];
-  const lines: string[] = [];
-  let line = lead;
-  for (const word of text.slice(lead.length).split(' ')) {
-    if (line.trim() !== '' && line.length + 1 + word.length > width) {
-      lines.push(line);
-      line = `${indent}${word}`;
-    } else {
-      line = line.trim() === '' ? `${line}${word}` : `${line} ${word}`;
-    }
-  }
-  return [...lines, line].join('\n');
 }
 
 function jsonHelp(): string {

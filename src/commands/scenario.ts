@@ -16,6 +16,7 @@ import { casesFor, runScenarios, type ScenarioPlan, type ScenarioRunReport } fro
 import { SCENARIOS, scenarioByName } from '../scenario/registry.js';
 import { summarizeObservations } from '../scenario/summary.js';
 import { SCENARIO_BACKENDS, type ScenarioBackend, type ScenarioDefinition, type ScenarioRow } from '../scenario/types.js';
+import { helpList, wrapWords } from '../lib/helpText.js';
 
 interface ScenarioFlags extends OutputFlags {
   list?: boolean;
@@ -57,7 +58,7 @@ export const SCENARIO_FIELDS: readonly Field<ScenarioTableRow>[] = [
   { key: 'pinned', label: 'pinned', description: 'the registration pins pages (uring, verbs except on-demand)', kind: 'bool', get: (x) => x.row.pinned, extra: true },
   { key: 'onDemand', label: 'on-demand', description: 'a verbs on-demand (ODP) MR: nothing pinned', kind: 'bool', get: (x) => x.row.onDemand, extra: true },
   { key: 'devicePath', label: 'device path', description: 'the data path used as the device, or why there is none', get: (x) => x.row.devicePath, extra: true },
-  { key: 'evidence', label: 'evidence', description: 'the evidence in one line (VmPin/VmLck across the steps, what the device read, …)', get: (x) => x.evidence },
+  { key: 'evidence', label: 'evidence', description: 'the evidence in one line (VmPin/VmLck across the steps, what the device read, …)', get: (x) => x.evidence, wrapAt: 26 },
   {
     key: 'observations', label: 'observations',
     description: 'one object per step: step, pinnedBytes, lockedBytes, pinsOutstanding, pfn, node, processSees, deviceReads, note',
@@ -121,28 +122,6 @@ function rowName(x: ScenarioTableRow): string {
   return `#${x.index} ${x.row.scenario}${x.row.variant ? ` ${x.row.variant}` : ''} ${x.row.backend}/${x.row.backing}`;
 }
 
-/** Two-column help: names padded to one width, each text wrapped under itself before 100 columns. */
-function helpList(rows: ReadonlyArray<readonly [string, string]>, lead = '  '): string {
-  const width = Math.max(...rows.map(([name]) => name.length));
-  const indent = ' '.repeat(lead.length + width + 2);
-  return rows.map(([name, text]) => wrapWords(`${lead}${name.padEnd(width)}  ${text}`, 100, indent)).join('\n');
-}
-
-function wrapWords(text: string, width = 100, indent = '  '): string {
-  const lead = /^ */.exec(text)![0];
-  const lines: string[] = [];
-  let line = lead;
-  for (const word of text.slice(lead.length).split(' ')) {
-    if (line.trim() !== '' && line.length + 1 + word.length > width) {
-      lines.push(line);
-      line = `${indent}${word}`;
-    } else {
-      line = line.trim() === '' ? `${line}${word}` : `${line} ${word}`;
-    }
-  }
-  return [...lines, line].join('\n');
-}
-
 /** The help text after the options: generated from each definition (summary, description, verdicts). */
 function helpAfter(): string {
   const parts: string[] = ['', 'Scenarios:'];
@@ -164,11 +143,13 @@ Process and device reads are classified by pattern: pre-fork (the pattern writte
 event), parent-write (the process's later write; munmap: the new mapping), device-write, zeros,
 mixed, unmapped (nothing mapped: /proc/PID/mem said EIO), failed (the device path refused).
 Evidence column: VmPin/VmLck across the steps (16K→16K→0), what the device read in the short
-words pre, parent, child, dev, "new map ≠ dev" (the device does not see the new mapping), dev⇄proc ok
-(each reads the other's write), PFN= (the first page kept its PFN); fork: parent/child/dev reads;
-refused: the call and its errno; readonly-private: PFN against the page cache, reads after pwrite;
-truncate: what the file, process and device read after the cut; exit: time to release after
-SIGKILL; migrate: node of the first page before→after, PFNs changed. Skipped rows: the reason below.
+words pre, parent, child, dev, "new map ≠ dev" (the device does not see the new mapping), dev ok or
+dev⇄proc ok (each reads the other's write), PFN= (the first page kept its PFN); fork: P/C/D: what
+parent, child and device read; refused: the call and its errno; readonly-private: PFN against the
+page cache, reads after pwrite; truncate: file/process/device reads after the cut; overlap-lifetime:
+VmPin with 2/1/0 handles, then the device through the last handle after munmap; exit: ms until the
+pins were freed and until /proc/PID went, after SIGKILL; migrate: node of the first page
+before→after, PFNs changed. Skipped rows: the reason below.
 VmPin of verbs rows includes the device path's own bounce-buffer MR (as large as the row, at most
 1 MiB): it is released with the registration.
 Pins outstanding (nr_foll_pin_acquired − nr_foll_pin_released in /proc/vmstat) are machine-wide, and
@@ -286,15 +267,15 @@ export function scenarioCommand(ctx: Context): Command {
         view.printTable(rows);
         const counts = new Map<string, number>();
         for (const { row } of rows) counts.set(row.verdict, (counts.get(row.verdict) ?? 0) + 1);
-        view.prose(`${rows.length} row${rows.length === 1 ? '' : 's'}: ${[...counts].map(([v, n]) => `${n} ${v}`).join(', ')}`);
+        view.prose(wrapWords(`${rows.length} row${rows.length === 1 ? '' : 's'}: ${[...counts].map(([v, n]) => `${n} ${v}`).join(', ')}`, 100, '  '));
         const seen = new Set<string>();
         for (const { row } of rows) {
           const key = `${row.scenario} ${row.verdict}`;
           if (seen.has(key) || row.verdict === 'skipped' || row.verdict === 'error') continue;
           seen.add(key);
-          view.prose(`  ${row.scenario} ${row.verdict}: ${verdictWords(row)}`);
+          view.prose(wrapWords(`  ${row.scenario} ${row.verdict}: ${verdictWords(row)}`, 100, '    '));
         }
-        for (const x of rows) if (x.row.verdict === 'skipped' || x.row.verdict === 'error') view.prose(`  #${x.index} ${x.row.scenario}: ${verdictWords(x.row)}`);
+        for (const x of rows) if (x.row.verdict === 'skipped' || x.row.verdict === 'error') view.prose(wrapWords(`  #${x.index} ${x.row.scenario}: ${verdictWords(x.row)}`, 100, '    '));
       }
 
       const failed = rows.filter((x) => x.row.verdict === 'error');

@@ -24,6 +24,8 @@ export interface Field<R> {
   extra?: boolean;
   /** Default text output shows the field only when this holds for the record (JSON always has the key). */
   showIf?: (record: R) => boolean;
+  /** On a terminal (boxed table), wrap this column's text at spaces to at most this many characters. */
+  wrapAt?: number;
 }
 
 export interface FormatOptions {

@@ -138,7 +138,11 @@ export function renderTable<R>(fields: readonly Field<R>[], records: readonly R[
     return lines.join('\n');
   }
   if (!style.headings && records.length === 0) return '';
-  const table = Table({ ...tableOptions(style), ...(style.headings ? { head: fields.map((f) => cell(f.label, f.kind)) as string[] } : {}) });
+  // Wrapping only in boxes: plain output (pipes, files) keeps one record per line for awk and grep.
+  const wrapping = style.boxed && fields.some((f) => f.wrapAt !== undefined)
+    ? { colWidths: fields.map((f) => (f.wrapAt === undefined ? null : f.wrapAt + 2)), wordWrap: true }
+    : {};
+  const table = Table({ ...tableOptions(style), ...wrapping, ...(style.headings ? { head: fields.map((f) => cell(f.label, f.kind)) as string[] } : {}) });
   for (const record of records) table.push(fields.map((f) => cell(fieldText(f, record, style), f.kind)));
   return style.boxed ? table.toString() : trimLines(table.toString());
 }

@@ -212,7 +212,7 @@ describe('output for shells', () => {
     expect(released).toBe(`${process.pid} ${statusKb('self', 'VmPin') * 1024} ${statusKb('self', 'VmLck') * 1024}`);
   });
 
-  it('default columns fit a 120-column terminal (stat, ls, fork with its widest values)', async () => {
+  it('default columns fit a 120-column terminal (stat, ls, fork with its widest values, scenario all)', async () => {
     const widest = (text: string): number => Math.max(...text.split('\n').map((line) => [...line].length));
     const stat = await rdmactlWith({ tty: true }, 'stat', String(holderPid));
     expect(widest(stat.stdout)).toBeLessThanOrEqual(120);
@@ -225,6 +225,12 @@ describe('output for shells', () => {
     expect(fork.code, fork.stderr).toBe(0);
     expect(widest(fork.stdout)).toBeLessThanOrEqual(120);
     expect(fork.stdout).toMatch(BOX);
+    // scenario all: on a terminal the evidence column wraps inside its box; in a pipe each row stays one line.
+    const scenario = await rdmactlWith({ tty: true }, 'scenario', 'all', '--backend', 'plain,mlock,uring');
+    expect(scenario.code, scenario.stderr).toBe(0);
+    expect(widest(scenario.stdout)).toBeLessThanOrEqual(120);
+    const piped = await rdmactlWith({ tty: false }, 'scenario', 'all', '--backend', 'plain,mlock,uring');
+    expect(widest(piped.stdout)).toBeLessThanOrEqual(120);
   });
 
   it('every JSON document starts with host and schema: reg events (NDJSON), top --json snapshots, dereg, devices, fork', async () => {

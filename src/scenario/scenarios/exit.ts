@@ -276,8 +276,8 @@ export function exitEvidence(row: ScenarioRow): string {
   const held = row.backend === 'mlock' ? `VmLck ${compactBytes(registered?.lockedBytes ?? null)}` : `VmPin ${compactBytes(registered?.pinnedBytes ?? null)}`;
   const released = msOf('released');
   const gone = msOf('exited');
-  const times = [released !== null ? `released ${released} ms` : 'not released', gone !== null ? `/proc gone ${gone} ms` : '/proc entry stayed'];
-  return `${held}; ${times.join(', ')} after SIGKILL`;
+  const times = [released !== null ? `freed ${released} ms` : 'not freed', gone !== null ? `gone ${gone} ms` : '/proc stayed'];
+  return `${held}; ${times.join(', ')}`;
 }
 
 export const exitScenario: ScenarioDefinition = {

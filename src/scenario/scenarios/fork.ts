@@ -66,10 +66,10 @@ export function forkEvidence(row: ScenarioRow): string {
   const note = written.note ?? '';
   const moved = /parent pages moved ([^;\s]+)/.exec(note)?.[1];
   const child = /child sees ([^;\s]+)/.exec(note)?.[1];
-  const who = ['parent', 'child'];
+  const who = ['P', 'C'];
   const what = [shortSeen(written.processSees), shortSeen(child)];
   if (written.deviceReads !== null) {
-    who.push('dev');
+    who.push('D');
     what.push(shortSeen(written.deviceReads));
   }
   const text = `${who.join('/')}: ${what.join('/')}`;

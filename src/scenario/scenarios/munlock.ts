@@ -63,7 +63,7 @@ export function munlockVerdict(row: ScenarioRow): { verdict: string; reason: str
 
 const kb = compactBytes;
 
-/** "VmLck 16K→0; VmPin 16K→16K→0; dev⇄proc ok; PFN=" (PFN= the first page did not move) */
+/** "VmLck 16K→0; VmPin 16K→16K→0; dev ok; PFN=" (PFN= the first page did not move) */
 export function munlockEvidence(row: ScenarioRow): string {
   const o = row.observations;
   if (o.length === 0) return '';
@@ -73,7 +73,7 @@ export function munlockEvidence(row: ScenarioRow): string {
   const devWrote = o.find((x) => x.step === 'device wrote');
   if (wrote?.deviceReads != null && devWrote) {
     const both = wrote.deviceReads === wrote.processSees && devWrote.processSees === 'device-write';
-    parts.push(both ? 'dev⇄proc ok' : `dev reads ${shortSeen(wrote.deviceReads)}, process reads ${shortSeen(devWrote.processSees)}`);
+    parts.push(both ? 'dev ok' : `dev reads ${shortSeen(wrote.deviceReads)}, process reads ${shortSeen(devWrote.processSees)}`);
   }
   const first = o[0]?.pfn ?? null;
   const later = wrote?.pfn ?? o[1]?.pfn ?? null;

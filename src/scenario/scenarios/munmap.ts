@@ -105,7 +105,7 @@ export function munmapEvidence(row: ScenarioRow): string {
   const parts = [row.backend === 'mlock' ? `VmLck ${arrow(o.map((x) => x.lockedBytes))}` : `VmPin ${arrow(o.map((x) => x.pinnedBytes))}`];
   const unmapped = row.observations.find((x) => x.step === 'munmap');
   const remapped = row.observations.find((x) => x.step === 'remapped');
-  if (unmapped?.deviceReads != null) parts.push(`dev reads ${shortSeen(unmapped.deviceReads)}`);
+  if (unmapped?.deviceReads != null) parts.push(`dev ${shortSeen(unmapped.deviceReads)}`);
   if (remapped?.deviceReads != null) parts.push(`new map ${remapped.deviceReads === remapped.processSees ? '=' : '≠'} dev`);
   else if (unmapped) parts.push(`process sees ${unmapped.processSees}`);
   return parts.join('; ');

@@ -260,9 +260,9 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
 export function overlapEvidence(row: ScenarioRow): string {
   const field = row.backend === 'mlock' ? 'lockedBytes' : 'pinnedBytes';
   const values = ['registered', 'released-one', 'released'].map((s) => compactBytes(stepOf(row, s)?.[field] ?? null));
-  const parts = [`${row.backend === 'mlock' ? 'VmLck' : 'VmPin'} ${values.join('→')} (2/1/0 handles)`];
+  const parts = [`${row.backend === 'mlock' ? 'VmLck' : 'VmPin'} ${values.join('→')}`];
   const munmap = stepOf(row, 'munmap');
-  if (munmap?.deviceReads != null) parts.push(`after munmap dev reads ${shortSeen(munmap.deviceReads)}`);
+  if (munmap?.deviceReads != null) parts.push(`unmapped: dev reads ${shortSeen(munmap.deviceReads)}`);
   return parts.join('; ');
 }
 

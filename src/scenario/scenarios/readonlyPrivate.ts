@@ -199,9 +199,9 @@ export function readonlyPrivateEvidence(row: ScenarioRow): string {
   const pageCache = stepOf(row, 'mapped')?.pfn ?? null;
   const written = stepOf(row, 'file-written');
   const pfn = written?.pfn ?? null;
-  const parts = [pfn === null || pageCache === null ? 'PFNs hidden' : `PFN ${pfn === pageCache ? '=' : '≠'} page cache`];
+  const parts = [pfn === null || pageCache === null ? 'PFNs hidden' : `PFN ${pfn === pageCache ? '=' : '≠'} cache`];
   if (row.backend === 'mlock') parts.push(`VmLck ${compactBytes(stepOf(row, 'registered')?.lockedBytes ?? null)}`);
-  if (written) parts.push(`after pwrite proc ${shortSeen(written.processSees)}${written.deviceReads !== null ? `, dev ${shortSeen(written.deviceReads)}` : ''}`);
+  if (written) parts.push(`pwrite: proc ${shortSeen(written.processSees)}${written.deviceReads !== null ? `, dev ${shortSeen(written.deviceReads)}` : ''}`);
   return parts.join('; ');
 }
 

@@ -224,7 +224,7 @@ export function truncateEvidence(row: ScenarioRow): string {
   if (refused) return refused;
   const cut = stepOf(row, row.variant === 'punch-hole' ? 'punched' : 'truncated');
   if (!cut) return '';
-  const parts = [`cut: file ${fileSeenIn(cut)}, proc ${shortSeen(cut.processSees)}${cut.deviceReads !== null ? `, dev ${shortSeen(cut.deviceReads)}` : ''}`];
+  const parts = [`file ${fileSeenIn(cut)}/proc ${shortSeen(cut.processSees)}${cut.deviceReads !== null ? `/dev ${shortSeen(cut.deviceReads)}` : ''}`];
   const released = stepOf(row, 'released');
   if (row.pinned) parts.push(`VmPin ${compactBytes(stepOf(row, 'registered')?.pinnedBytes ?? null)}→${compactBytes(released?.pinnedBytes ?? null)}`);
   else if (row.backend === 'mlock') parts.push(`VmLck ${compactBytes(stepOf(row, 'registered')?.lockedBytes ?? null)}→${compactBytes(released?.lockedBytes ?? null)}`);
