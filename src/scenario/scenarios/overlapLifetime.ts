@@ -159,6 +159,7 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
     const registered = obs('registered', secondPath, `two handles on one range (${length} bytes each): VmPin +${pinnedRegistered - pinnedBefore}, VmLck +${lockedNow()! - lockedBefore} bytes`
       + (pathBytes > 0 ? ` (the device paths' own bounce buffers pin ${pathBytes} bytes more)` : ''));
     row.observations.push(registered);
+    await ctx.onStep?.('registered', { pid: 'self', addr, length, registration: second!.registration });
     await checkpoint(ctx.signal, ctx.stepDelayMs);
 
     const how = releaseFirstHandle(first!.registration);
@@ -169,6 +170,7 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
     }
     const afterOne = obs('released-one', secondPath, how);
     row.observations.push(afterOne);
+    await ctx.onStep?.('released-one', { pid: 'self', addr, length, registration: second!.registration });
     let deviceWrote: Observation | null = null;
     if (secondPath) {
       let writeError: string | null = null;
@@ -180,6 +182,7 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
       deviceWrote = obs('device-wrote', secondPath, writeError ? `device write through the remaining handle failed: ${writeError}` : 'the device wrote through the remaining handle');
       deviceWrote.processSees = classify(mine); // the process's own load, through its page tables
       row.observations.push(deviceWrote);
+      await ctx.onStep?.('device-wrote', { pid: 'self', addr, length, registration: second!.registration });
     }
     // The released handle's path is done: close it now, so VmPin after the last release is comparable.
     firstPath?.close();
@@ -188,6 +191,7 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
     buffer.close(); // munmap, with the second handle still registered
     const afterMunmap = observe('munmap', { pid: 'self', addr, length, device: secondPath, unmapped: true }, { note: 'munmap of the range with the second handle still registered' });
     row.observations.push(afterMunmap);
+    await ctx.onStep?.('munmap', { pid: 'self', addr, length, registration: second!.registration });
     await checkpoint(ctx.signal, ctx.stepDelayMs);
 
     let lastNote = 'both handles released';
@@ -200,6 +204,7 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
       pinnedBytes: pinnedNow(), lockedBytes: lockedNow(), pinsOutstanding: pinsOutstanding(), note: lastNote,
     });
     row.observations.push(lastRelease);
+    await ctx.onStep?.('released', { pid: 'self', addr, length, registration: null });
 
     // The verdict, from what was seen.
     const vmPinTwice = pinnedRegistered - pinnedBefore;

@@ -149,12 +149,15 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
     const registered = observe('registered', target, {});
     registered.note = `the process maps ${samePage(registered.pfn, pageCachePfn())}`;
     row.observations.push(registered);
+    const live = set?.registrations[0]!.registration ?? null;
+    await ctx.onStep?.('registered', { pid: 'self', addr: buffer.addr, length, registration: live });
     await checkpoint(ctx.signal, ctx.stepDelayMs);
 
     file.fill(PATTERN.parent); // pwrite through the fd: the page cache gets the new bytes
     const written: Observation = observe('file-written', target, {});
     written.note = `the file was rewritten (pwrite); ${fileLine(file.fd, length).line}; the process maps ${samePage(written.pfn, pageCachePfn())}`;
     row.observations.push(written);
+    await ctx.onStep?.('file-written', { pid: 'self', addr: buffer.addr, length, registration: live });
 
     if (!row.pinned && !row.onDemand) {
       row.verdict = 'not-pinned';

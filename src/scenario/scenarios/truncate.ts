@@ -145,20 +145,22 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
     }
     const target: EvidenceTarget = { pid: 'self', addr: buffer.addr, length, device };
     // The file is read first at each step: the process's read of a punched hole faults a new page into it.
-    const step = (name: string, what: string): { observation: Observation; file: FileContent } => {
+    const live = set?.registrations[0]!.registration ?? null;
+    const step = async (name: string, what: string): Promise<{ observation: Observation; file: FileContent }> => {
       const seen = fileLine(file!.fd, length);
       const observation = observe(name, target, {});
       observation.note = [what, seen.line, observation.note].filter(Boolean).join('; ');
       row.observations.push(observation);
+      await ctx.onStep?.(name, { pid: 'self', addr: buffer.addr, length, registration: live && !live.closed ? live : null });
       return { observation, file: seen.content };
     };
 
-    const registered = step('registered', `registered ${length} bytes of ${file.what}`).observation;
+    const registered = (await step('registered', `registered ${length} bytes of ${file.what}`)).observation;
     await checkpoint(ctx.signal, ctx.stepDelayMs);
 
     if (variant === 'punch-hole') fallocate(file.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, length);
     else ftruncateSync(file.fd, 0);
-    const cut = step(variant === 'punch-hole' ? 'punched' : 'truncated', variant === 'punch-hole'
+    const cut = await step(variant === 'punch-hole' ? 'punched' : 'truncated', variant === 'punch-hole'
       ? 'fallocate(PUNCH_HOLE|KEEP_SIZE) over the whole range'
       : 'ftruncate to 0 (the process reading the range now gets EIO through /proc/self/mem where a load would SIGBUS)');
     await checkpoint(ctx.signal, ctx.stepDelayMs);
@@ -166,7 +168,7 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
     let later = cut;
     if (variant === 'truncate') {
       ftruncateSync(file.fd, length);
-      later = step('resized', `ftruncate back to ${length} bytes`);
+      later = await step('resized', `ftruncate back to ${length} bytes`);
     }
     let wrote: { observation: Observation; file: FileContent } | null = null;
     if (device) {
@@ -176,7 +178,7 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
       } catch (err) {
         error = err instanceof Error ? err.message : String(err);
       }
-      wrote = step('device-wrote', error ? `the device's write failed: ${error}` : 'the device wrote through the registration');
+      wrote = await step('device-wrote', error ? `the device's write failed: ${error}` : 'the device wrote through the registration');
     }
     await checkpoint(ctx.signal, ctx.stepDelayMs);
 
@@ -186,6 +188,7 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
       pinnedBytes: readStatus('self')?.pinnedBytes ?? null, lockedBytes: readStatus('self')?.lockedBytes ?? null,
       pinsOutstanding: pinsOutstanding(), note: 'the registration released (the mapping is still there)',
     }));
+    await ctx.onStep?.('released', { pid: 'self', addr: buffer.addr, length, registration: null });
 
     const c0 = cut.observation;
     if (!row.pinned && !row.onDemand) {
