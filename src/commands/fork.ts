@@ -16,6 +16,7 @@ import {
   buildMatrix, runMatrix, type ForkBackend, type ForkReport, type ScenarioResult, type VerdictId, type Writer,
 } from '../fork/scenario.js';
 import { helpList, wrapWords } from '../lib/helpText.js';
+import { parseChoiceList } from '../lib/choices.js';
 
 interface ForkFlags extends OutputFlags {
   backend?: string;
@@ -72,21 +73,6 @@ export const FORK_FIELDS: readonly Field<ForkRow>[] = [
 ];
 
 const FORK_OUTPUT = { name: 'fork', fields: FORK_FIELDS };
-
-function parseList<T extends string>(text: string | undefined, valid: readonly T[], flag: string): T[] | undefined {
-  if (text === undefined) return undefined;
-  const items = text.split(',').map((s) => s.trim()).filter(Boolean);
-  if (items.length === 0) throw new UsageError(`invalid ${flag} '${text}': valid values are ${valid.join(', ')} (comma-separated, or all)`);
-  if (items.length === 1 && items[0] === 'all') return [...valid];
-  const out: T[] = [];
-  for (const item of items) {
-    if (!(valid as readonly string[]).includes(item)) {
-      throw new UsageError(`invalid ${flag} '${item}': valid values are ${valid.join(', ')} (comma-separated, or all)`);
-    }
-    if (!out.includes(item as T)) out.push(item as T);
-  }
-  return out;
-}
 
 function rowName(x: ForkRow): string {
   return `#${x.index} ${x.r.backend}/${x.r.protection}/${x.r.writer}/${x.r.backing}`;
@@ -204,10 +190,10 @@ export function forkCommand(ctx: Context): Command {
     .action(async (flags: ForkFlags) => {
       const view = outputView(ctx, FORK_OUTPUT, flags);
       const selection = {
-        backend: parseList<ForkBackend>(flags.backend, FORK_BACKENDS, '--backend'),
-        protection: parseList<Protection>(flags.protect, PROTECTIONS, '--protect'),
-        writer: parseList<Writer>(flags.writer, WRITERS, '--writer'),
-        backing: parseList<Backing>(flags.backing, FORK_BACKINGS, '--backing'),
+        backend: parseChoiceList<ForkBackend>(flags.backend, FORK_BACKENDS, '--backend'),
+        protection: parseChoiceList<Protection>(flags.protect, PROTECTIONS, '--protect'),
+        writer: parseChoiceList<Writer>(flags.writer, WRITERS, '--writer'),
+        backing: parseChoiceList<Backing>(flags.backing, FORK_BACKINGS, '--backing'),
       };
       const length = flags.size !== undefined ? parseSize(flags.size, '--size') : 4 * pageSize();
       if (length > 1024 ** 3) throw new UsageError(`invalid --size '${flags.size}': at most 1 GiB per scenario`);

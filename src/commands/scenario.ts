@@ -17,6 +17,7 @@ import { SCENARIOS, scenarioByName } from '../scenario/registry.js';
 import { summarizeObservations } from '../scenario/summary.js';
 import { SCENARIO_BACKENDS, type ScenarioBackend, type ScenarioDefinition, type ScenarioRow } from '../scenario/types.js';
 import { helpList, wrapWords } from '../lib/helpText.js';
+import { parseChoiceList } from '../lib/choices.js';
 
 interface ScenarioFlags extends OutputFlags {
   list?: boolean;
@@ -71,19 +72,6 @@ export const SCENARIO_FIELDS: readonly Field<ScenarioTableRow>[] = [
 ];
 
 const SCENARIO_OUTPUT = { name: 'scenario', fields: SCENARIO_FIELDS };
-
-function parseList<T extends string>(text: string | undefined, valid: readonly T[], flag: string): T[] | undefined {
-  if (text === undefined) return undefined;
-  const items = text.split(',').map((s) => s.trim()).filter(Boolean);
-  if (items.length === 0) throw new UsageError(`invalid ${flag} '${text}': valid values are ${valid.join(', ')} (comma-separated, or all)`);
-  if (items.length === 1 && items[0] === 'all') return [...valid];
-  const out: T[] = [];
-  for (const item of items) {
-    if (!(valid as readonly string[]).includes(item)) throw new UsageError(`invalid ${flag} '${item}': valid values are ${valid.join(', ')} (comma-separated, or all)`);
-    if (!out.includes(item as T)) out.push(item as T);
-  }
-  return out;
-}
 
 /** Every variant any scenario has (checked per scenario later). */
 function allVariants(): string[] {
@@ -220,9 +208,9 @@ export function scenarioCommand(ctx: Context): Command {
       const selected = name === 'all' ? [...SCENARIOS] : [scenarioByName(name)].filter((d) => d !== undefined);
       if (selected.length === 0) throw new UsageError(`unknown scenario '${name}': valid values are ${names.join(', ')}, all`);
       const selection = {
-        backend: parseList<ScenarioBackend>(flags.backend, SCENARIO_BACKENDS, '--backend'),
-        backing: parseList<Backing>(flags.backing, BACKINGS, '--backing'),
-        variant: parseList<string>(flags.variant, name === 'all' ? allVariants() : (selected[0]!.variants ?? []), '--variant'),
+        backend: parseChoiceList<ScenarioBackend>(flags.backend, SCENARIO_BACKENDS, '--backend'),
+        backing: parseChoiceList<Backing>(flags.backing, BACKINGS, '--backing'),
+        variant: parseChoiceList<string>(flags.variant, name === 'all' ? allVariants() : (selected[0]!.variants ?? []), '--variant'),
       };
       const plans: ScenarioPlan[] = selected.map((definition) => ({ definition, cases: casesFor(definition, selection, name !== 'all') }))
         .filter((p) => p.cases.length > 0);
