@@ -184,7 +184,7 @@ function evidenceOf(row: ScenarioRow): string {
 export function scenarioCommand(ctx: Context): Command {
   const names = SCENARIOS.map((s) => s.name);
   const command = new Command('scenario')
-    .summary('fork, munmap, kill, munlock, truncate or migrate registered memory and show the evidence')
+    .summary('what munmap, exit, truncate, migrate… do to registered memory')
     .description('Run each scenario for real — register, do the one thing (fork, munmap, exit, munlock, a second handle, a read-only private file, truncate, migrate), then read VmPin/VmLck, pins, PFNs, what the process and the device path see — one row per way of registering, each with a verdict derived from that evidence.')
     .addArgument(completes(new Argument('[name]', `a scenario (${names.join(', ')}) or all`), oneOf([...names, 'all'])))
     .option('-l, --list', 'list the scenarios, one line each')
