@@ -3,13 +3,12 @@
 
 import { Command, Option } from 'commander';
 import { commaListOf, completes, oneOf } from '../lib/completionHints.js';
-import { pageSize } from '../proc/pagemap.js';
 import type { Backing, Protection } from '../engine/types.js';
 import { EXIT, RdmactlError, UsageError } from '../lib/errors.js';
 import type { Context } from '../lib/context.js';
 import { toJson, type Field } from '../lib/fields.js';
 import { addOutputOptions, outputView, type OutputFlags, type OutputView } from '../lib/output.js';
-import { SIZE_HELP, formatBytes, parseSize } from '../lib/size.js';
+import { SIZE_HELP, formatBytes } from '../lib/size.js';
 import { withInterrupts } from '../fork/interrupt.js';
 import {
   DEFAULT_MATRIX, EXPECTABLE_VERDICTS, FORK_BACKENDS, FORK_BACKINGS, PROTECTIONS, SELECTION_DEFAULTS, VERDICTS, VERDICT_TEXT, WRITERS,
@@ -17,8 +16,9 @@ import {
 } from '../fork/scenario.js';
 import { helpList, wrapWords } from '../lib/helpText.js';
 import { parseChoiceList } from '../lib/choices.js';
+import { parseRunFlags, type RunFlags } from '../scenario/runFlags.js';
 
-interface ForkFlags extends OutputFlags {
+interface ForkFlags extends OutputFlags, RunFlags {
   backend?: string;
   protect?: string;
   writer?: string;
@@ -195,21 +195,10 @@ export function forkCommand(ctx: Context): Command {
         writer: parseChoiceList<Writer>(flags.writer, WRITERS, '--writer'),
         backing: parseChoiceList<Backing>(flags.backing, FORK_BACKINGS, '--backing'),
       };
-      const length = flags.size !== undefined ? parseSize(flags.size, '--size') : 4 * pageSize();
-      if (length > 1024 ** 3) throw new UsageError(`invalid --size '${flags.size}': at most 1 GiB per scenario`);
+      const { length, stepDelayMs, verbsAccess } = await parseRunFlags(flags, 'scenario');
       const expect = flags.expect;
       if (expect !== undefined && !(EXPECTABLE as readonly string[]).includes(expect)) {
         throw new UsageError(`invalid --expect '${expect}': valid values are ${EXPECTABLE.join(', ')}`);
-      }
-      let stepDelayMs = 0;
-      if (flags.stepDelay !== undefined) {
-        stepDelayMs = Number(flags.stepDelay);
-        if (!Number.isInteger(stepDelayMs) || stepDelayMs < 0) throw new UsageError(`invalid --step-delay '${flags.stepDelay}': milliseconds`);
-      }
-      let verbsAccess = 0;
-      if (flags.access !== undefined) {
-        const { parseAccessFlags } = await import('../engine/verbs/access.js');
-        verbsAccess = parseAccessFlags(flags.access);
       }
       const specs = buildMatrix(selection);
       const report = await withInterrupts((signal) => runMatrix(specs, { length, signal, stepDelayMs, verbsAccess }));

@@ -4,13 +4,12 @@
 
 import { Argument, Command, Option } from 'commander';
 import { commaListOf, completes, oneOf } from '../lib/completionHints.js';
-import { pageSize } from '../proc/pagemap.js';
 import { BACKINGS, type Backing } from '../engine/types.js';
 import { EXIT, RdmactlError, UsageError } from '../lib/errors.js';
 import type { Context } from '../lib/context.js';
 import { toJson, type Field, type JsonValue } from '../lib/fields.js';
 import { addOutputOptions, outputView, type OutputFlags } from '../lib/output.js';
-import { SIZE_HELP, formatBytes, parseSize } from '../lib/size.js';
+import { SIZE_HELP, formatBytes } from '../lib/size.js';
 import { withInterrupts } from '../fork/interrupt.js';
 import { casesFor, runScenarios, type ScenarioPlan, type ScenarioRunReport } from '../scenario/engine.js';
 import { SCENARIOS, scenarioByName } from '../scenario/registry.js';
@@ -18,8 +17,9 @@ import { summarizeObservations } from '../scenario/summary.js';
 import { SCENARIO_BACKENDS, type ScenarioBackend, type ScenarioDefinition, type ScenarioRow } from '../scenario/types.js';
 import { helpList, wrapWords } from '../lib/helpText.js';
 import { parseChoiceList } from '../lib/choices.js';
+import { parseRunFlags, type RunFlags } from '../scenario/runFlags.js';
 
-interface ScenarioFlags extends OutputFlags {
+interface ScenarioFlags extends OutputFlags, RunFlags {
   list?: boolean;
   backend?: string;
   backing?: string;
@@ -221,19 +221,8 @@ export function scenarioCommand(ctx: Context): Command {
           ? `no scenario has --variant ${selection.variant.join(',')} with the backends and backings asked for; variants: ${having.join('; ')}`
           : 'no scenario has a row with the backends and backings asked for');
       }
-      const length = flags.size !== undefined ? parseSize(flags.size, '--size') : 4 * pageSize();
-      if (length > 1024 ** 3) throw new UsageError(`invalid --size '${flags.size}': at most 1 GiB per row`);
+      const { length, stepDelayMs, verbsAccess } = await parseRunFlags(flags, 'row');
       const expect = flags.expect !== undefined ? parseExpect(flags.expect, plans.map((p) => p.definition)) : null;
-      let stepDelayMs = 0;
-      if (flags.stepDelay !== undefined) {
-        stepDelayMs = Number(flags.stepDelay);
-        if (!Number.isInteger(stepDelayMs) || stepDelayMs < 0) throw new UsageError(`invalid --step-delay '${flags.stepDelay}': milliseconds`);
-      }
-      let verbsAccess = 0;
-      if (flags.access !== undefined) {
-        const { parseAccessFlags } = await import('../engine/verbs/access.js');
-        verbsAccess = parseAccessFlags(flags.access);
-      }
       const report: ScenarioRunReport = await withInterrupts((signal) => runScenarios(plans, { length, signal, stepDelayMs, verbsAccess }));
       const rows: ScenarioTableRow[] = report.rows.map((row, i) => ({ index: i + 1, row, evidence: evidenceOf(row) }));
 
