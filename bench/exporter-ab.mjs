@@ -5,13 +5,12 @@
 //   2. RSS after 100 and after N back-to-back scrapes (the server in a child, result sharing off).
 // Usage: node bench/exporter-ab.mjs --baseline DIR [--seconds S] [--scrapes N] [--processes N]
 //   DIR: another built checkout of rdmactl (its bin/ and dist/), e.g. a `git worktree` of main.
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { request, Agent } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startIdle } from './idle.mjs';
+import { httpGetter, start, stop } from './children.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const args = process.argv.slice(2);
@@ -46,43 +45,7 @@ function cpuTicks(pid) {
 }
 const rssKb = (pid) => Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 
-const agent = new Agent({ keepAlive: true, maxSockets: 2 });
-function get(url) {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { agent }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => { body += chunk; });
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${url}: HTTP ${res.statusCode}`))));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-function start(argv, ready) {
-  const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
-  let output = '';
-  return new Promise((resolve, reject) => {
-    const check = (d) => {
-      output += d.toString();
-      const value = ready(output);
-      if (value !== undefined) resolve({ child, value });
-    };
-    child.stdout.on('data', check);
-    child.stderr.on('data', check);
-    child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`${argv.join(' ')} exited (${code}): ${output}`)));
-  });
-}
-async function stop(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
-}
+const get = httpGetter(2);
 const rssChild = (root) => `
 const { Scraper } = await import(${JSON.stringify(`${root}dist/exporter/scrape.js`)});
 const { startServer } = await import(${JSON.stringify(`${root}dist/exporter/server.js`)});

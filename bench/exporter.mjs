@@ -7,13 +7,13 @@
 //      child process, result sharing off, so every scrape collects);
 //   3. CPU of `rdmactl exporter` over some minutes at a 15 s scrape interval.
 // Usage: node bench/exporter.mjs [--quick] [--processes N]
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
-import { request, Agent } from 'node:http';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startIdle } from './idle.mjs';
+import { httpGetter, start, stop } from './children.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = `${ROOT}bin/rdmactl`;
@@ -60,45 +60,7 @@ function freePort() {
   });
 }
 
-const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-function get(url) {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { agent }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk) => { body += chunk; });
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${url}: HTTP ${res.statusCode}`))));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** A child we own; resolves once `ready(stdout+stderr)` returns a value. */
-function start(argv, ready) {
-  const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
-  let output = '';
-  return new Promise((resolve, reject) => {
-    const check = (d) => {
-      output += d.toString();
-      const value = ready(output);
-      if (value !== undefined) resolve({ child, value });
-    };
-    child.stdout.on('data', check);
-    child.stderr.on('data', check);
-    child.once('error', reject);
-    child.once('exit', (code) => reject(new Error(`${argv.join(' ')} exited (${code}): ${output}`)));
-  });
-}
-
-async function stop(child) {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-  await exited;
-  clearTimeout(timer);
-}
+const get = httpGetter(1);
 
 /** N scrapes 250 ms apart: median latency and CPU ticks of `pid` per scrape. */
 async function scrapeSeries(url, pid, count, onBody = () => {}) {
