@@ -7,25 +7,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rdmactl } from '../helpers/run.js';
 import { statusKb } from '../helpers/proc.js';
 import { BIN, UNPRIVILEGED, builtOrThrow, exited, runSync, unprivilegedUnavailable } from '../helpers/spawn.js';
-import { removeCgroups } from '../helpers/cgroup.js';
+import { memoryCgroupPlacement, removeCgroups } from '../helpers/cgroup.js';
 
 const MiB = 1024 * 1024;
 type Json = Record<string, unknown>;
 
-// Our own memory cgroup and where the memory hierarchy is mounted, read with plain regexes.
-const ownMemoryPath = /^\d+:(?:[^:]*,)?memory(?:,[^:]*)?:(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1];
-const memoryMount = /^\S+ \S+ \S+ (\S+) (\S+) .* - cgroup \S+ \S*\bmemory\b/m.exec(readFileSync('/proc/self/mountinfo', 'utf8'));
-const skipReason = process.getuid?.() !== 0 ? 'not root (cannot create memory cgroups)'
-  : !ownMemoryPath || !memoryMount ? 'no cgroup v1 memory controller on this host'
-  : memoryMount[1] !== '/' ? 'the memory hierarchy is mounted from a subtree (cgroup namespace); cannot place test cgroups'
-  : null;
+const { skipReason, parentPath, dir } = memoryCgroupPlacement();
 if (skipReason) console.warn(`SKIPPING stat --by cgroup host tests: ${skipReason}`);
 
 const ID = 'c0ffee'.padEnd(64, '0123456789abcdef'.slice(0, 10));
-const base = `${ownMemoryPath === '/' ? '' : ownMemoryPath ?? ''}/rdmactl-test-${process.pid}.slice`;
+const base = `${parentPath}/rdmactl-test-${process.pid}.slice`;
 const containerPath = `${base}/docker-${ID}.scope`;
 const workerPath = `${base}/worker.service`;
-const dir = (path: string): string => `${memoryMount?.[2] ?? ''}${path}`;
 
 /** Starts `rdmactl ARGS` already inside the cgroup at `path`, so every page it touches is charged there. */
 function startIn(path: string, args: string[], prefix: string[] = []): Promise<ChildProcessWithoutNullStreams> {

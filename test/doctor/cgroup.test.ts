@@ -7,29 +7,23 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, UNPRIVILEGED, builtOrThrow, exited, runSync, startRdmactl, unprivilegedUnavailable } from '../helpers/spawn.js';
 import { findingOf, type DoctorJson } from './helpers.js';
-import { removeCgroups } from '../helpers/cgroup.js';
+import { memoryCgroupPlacement, removeCgroups } from '../helpers/cgroup.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-const ownMemoryPath = /^\d+:(?:[^:]*,)?memory(?:,[^:]*)?:(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1];
-const memoryMount = /^\S+ \S+ \S+ (\S+) (\S+) .* - cgroup \S+ \S*\bmemory\b/m.exec(readFileSync('/proc/self/mountinfo', 'utf8'));
-const skipReason = process.getuid?.() !== 0 ? 'not root (cannot create memory cgroups)'
-  : !ownMemoryPath || !memoryMount ? 'no cgroup v1 memory controller on this host'
-  : memoryMount[1] !== '/' ? 'the memory hierarchy is mounted from a subtree (cgroup namespace); cannot place test cgroups'
-  : null;
+const { skipReason, parentPath, dir } = memoryCgroupPlacement();
 if (skipReason) console.warn(`SKIPPING doctor cgroup tests: ${skipReason}`);
 const noUnprivileged = unprivilegedUnavailable();
 const systemdRuns = existsSync('/run/systemd/system');
 
 const ID = 'feed'.padEnd(64, '0123456789abcdef');
-const base = `${ownMemoryPath === '/' ? '' : ownMemoryPath ?? ''}/rdmactl-doctor-${process.pid}`;
+const base = `${parentPath}/rdmactl-doctor-${process.pid}`;
 const unitPath = `${base}/x.service`;
 const dockerParent = `${base}/docker`;
 const dockerPath = `${dockerParent}/${ID}`;
 const limitedPath = `${base}/limited`;
 const ALL = [base, unitPath, dockerParent, dockerPath, limitedPath];
-const dir = (path: string): string => `${memoryMount?.[2] ?? ''}${path}`;
 const fileNumber = (path: string, file: string): number => Number(readFileSync(`${dir(path)}/${file}`, 'utf8').trim());
 const oomKills = (path: string): number => Number(/^oom_kill (\d+)$/m.exec(readFileSync(`${dir(path)}/memory.oom_control`, 'utf8'))?.[1] ?? NaN);
 

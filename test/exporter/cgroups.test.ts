@@ -8,31 +8,24 @@ import { Scraper } from '../../src/exporter/scrape.js';
 import { statusKb } from '../helpers/proc.js';
 import { BIN, builtOrThrow, exited } from '../helpers/spawn.js';
 import { find, httpGet, missingBinary, one, parseExposition, promtool, startExporter, type Sample } from './helpers.js';
-import { removeCgroups } from '../helpers/cgroup.js';
+import { memoryCgroupPlacement, removeCgroups } from '../helpers/cgroup.js';
 
 const MiB = 1024 * 1024;
 
-// Our own memory cgroup and where the memory hierarchy is mounted, read with plain regexes.
-const ownMemoryPath = /^\d+:(?:[^:]*,)?memory(?:,[^:]*)?:(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1];
-const memoryMount = /^\S+ \S+ \S+ (\S+) (\S+) .* - cgroup \S+ \S*\bmemory\b/m.exec(readFileSync('/proc/self/mountinfo', 'utf8'));
-const skipReason = process.getuid?.() !== 0 ? 'not root (cannot create memory cgroups)'
-  : !ownMemoryPath || !memoryMount ? 'no cgroup v1 memory controller on this host'
-  : memoryMount[1] !== '/' ? 'the memory hierarchy is mounted from a subtree (cgroup namespace); cannot place test cgroups'
-  : null;
+const { skipReason, parentPath, dir } = memoryCgroupPlacement();
 if (skipReason) console.warn(`SKIPPING exporter cgroup tests: ${skipReason}`);
 const noPromtool = missingBinary('promtool', 'prometheus');
 if (noPromtool) console.warn(`SKIPPED promtool check of the cgroup scrape: ${noPromtool}`);
 
 const ID = 'feed'.padEnd(64, '0123456789abcdef');
 const POD = '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0';
-const base = `${ownMemoryPath === '/' ? '' : ownMemoryPath ?? ''}/rdmactl-exporter-test-${process.pid}.slice`;
+const base = `${parentPath}/rdmactl-exporter-test-${process.pid}.slice`;
 const containerPath = `${base}/docker-${ID}.scope`;
 const workerPath = `${base}/worker.service`;
 // kubelet's cgroupfs layout: /kubepods/<qos>/pod<uid>/<container id>.
 const podPath = `${base}/kubepods/burstable/pod${POD}`;
 const podContainerPath = `${podPath}/${ID.split('').reverse().join('')}`;
 const CREATED = [base, containerPath, workerPath, `${base}/kubepods`, `${base}/kubepods/burstable`, podPath, podContainerPath];
-const dir = (path: string): string => `${memoryMount?.[2] ?? ''}${path}`;
 const fileNumber = (path: string, file: string): number => Number(readFileSync(`${dir(path)}/${file}`, 'utf8').trim());
 const unevictable = (path: string): number => Number(/^total_unevictable (\d+)$/m.exec(readFileSync(`${dir(path)}/memory.stat`, 'utf8'))![1]);
 

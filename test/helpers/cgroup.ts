@@ -17,3 +17,18 @@ export async function removeCgroups(directories: readonly string[]): Promise<voi
     rmdirSync(directory);
   }
 }
+
+/**
+ * Where a test can place memory cgroups of its own (cgroup v1), read with plain regexes: `skipReason`
+ * says why it cannot; `parentPath` is our own memory cgroup's path ('' for the root) and `dir(path)`
+ * the directory of a cgroup path in the mounted memory hierarchy.
+ */
+export function memoryCgroupPlacement(): { skipReason: string | null; parentPath: string; dir: (path: string) => string } {
+  const ownPath = /^\d+:(?:[^:]*,)?memory(?:,[^:]*)?:(.*)$/m.exec(readFileSync('/proc/self/cgroup', 'utf8'))?.[1];
+  const mount = /^\S+ \S+ \S+ (\S+) (\S+) .* - cgroup \S+ \S*\bmemory\b/m.exec(readFileSync('/proc/self/mountinfo', 'utf8'));
+  const skipReason = process.getuid?.() !== 0 ? 'not root (cannot create memory cgroups)'
+    : !ownPath || !mount ? 'no cgroup v1 memory controller on this host'
+    : mount[1] !== '/' ? 'the memory hierarchy is mounted from a subtree (cgroup namespace); cannot place test cgroups'
+    : null;
+  return { skipReason, parentPath: ownPath === '/' ? '' : ownPath ?? '', dir: (path) => `${mount?.[2] ?? ''}${path}` };
+}
