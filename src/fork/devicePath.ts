@@ -17,6 +17,11 @@ import { IBV_ACCESS_ON_DEMAND } from '../ffi/verbs/enums.js';
 import { LoopbackConnection } from '../engine/verbs/loopback.js';
 import { VerbsRegistration } from '../engine/verbs/registration.js';
 
+/** pwrite all of `bytes` at offset 0 (memfds and regular files take short writes only rarely, but may). */
+export function pwriteAll(fd: number, bytes: Uint8Array): void {
+  for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done, done);
+}
+
 /** A device's access to one registration, by offset into the registered range. */
 export interface DevicePath extends Disposable {
   /** Short description for evidence, e.g. "io_uring fixed buffer". */
@@ -132,8 +137,7 @@ export class UringDevicePath implements DevicePath {
   }
 
   deviceWrite(bytes: Uint8Array, offset: number): void {
-    let written = 0;
-    while (written < bytes.length) written += writeSync(this.source, bytes, written, bytes.length - written, written);
+    pwriteAll(this.source, bytes);
     for (const p of this.pieces(offset, bytes.length)) {
       const n = this.registration.ring.fixedIo(IORING_OP_READ_FIXED, this.source, p.addr, p.length, p.index, p.at);
       if (n !== p.length) throw new Error(`io_uring READ_FIXED moved ${n} of ${p.length} bytes`);

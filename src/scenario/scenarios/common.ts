@@ -3,12 +3,13 @@
 // meminfo in one line. The row, skips, release order, observations and polling are the engine's
 // (setup.ts, evidence.ts).
 
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, statfsSync, writeSync, constants as fsConstants } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, statfsSync, constants as fsConstants } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SyscallError } from '../../ffi/errno.js';
 import { readMeminfo } from '../../proc/meminfo.js';
 import { classify, type Content } from '../../fork/observe.js';
+import { pwriteAll } from '../../fork/devicePath.js';
 
 /** The kernel's own refusal inside an engine error (which wraps it as `cause`), or null. */
 export function refusalOf(err: unknown): SyscallError | null {
@@ -62,7 +63,7 @@ export class PatternFile implements Disposable {
 
   /** pwrite `byte` over the whole file (through the page cache, as any writer of the file would). */
   fill(byte: number): void {
-    writeAll(this.fd, Buffer.alloc(this.length, byte));
+    pwriteAll(this.fd, Buffer.alloc(this.length, byte));
   }
 
   close(): void {
@@ -74,11 +75,6 @@ export class PatternFile implements Disposable {
   [Symbol.dispose](): void {
     this.close();
   }
-}
-
-/** pwrite all of `bytes` at offset 0. */
-export function writeAll(fd: number, bytes: Buffer): void {
-  for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done, done);
 }
 
 /** What a file holds now, read with pread: a pattern, or 'eof' when it has no bytes left (truncated). */

@@ -14,7 +14,7 @@ import { allocateBuffer, roundUp } from '../../engine/buffer.js';
 import { register, type RegistrationSet } from '../../engine/register.js';
 import type { MappedBuffer } from '../../engine/types.js';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, fallocate, memfdCreate } from '../../ffi/libc.js';
-import { devicePathFor, type DevicePath } from '../../fork/devicePath.js';
+import { devicePathFor, pwriteAll, type DevicePath } from '../../fork/devicePath.js';
 import { checkpoint } from '../../fork/interrupt.js';
 import { PATTERN } from '../../fork/observe.js';
 import { VERBS_FORK_ACCESS } from '../../fork/runner.js';
@@ -24,7 +24,7 @@ import { bareObservation, observe, pinsOutstanding, type EvidenceTarget } from '
 import { emptyRow, releaseInOrder, setupSkipReason } from '../setup.js';
 import { compactBytes, refusedEvidence, shortSeen, stepOf } from '../summary.js';
 import type { Observation, ScenarioCase, ScenarioDefinition, ScenarioEnvironment, ScenarioRow, ScenarioRunContext, ScenarioVerdict } from '../types.js';
-import { PatternFile, fileLine, filesystemOf, pinRefusalOf, writeAll, type FileContent } from './common.js';
+import { PatternFile, fileLine, filesystemOf, pinRefusalOf, type FileContent } from './common.js';
 
 const NAME = 'truncate';
 const VARIANTS = ['truncate', 'punch-hole'] as const;
@@ -81,7 +81,7 @@ function openBackingFile(c: ScenarioCase, length: number): BackingFile {
   const fd = memfdCreate('rdmactl-truncate');
   try {
     ftruncateSync(fd, length);
-    writeAll(fd, Buffer.alloc(length, PATTERN.preFork));
+    pwriteAll(fd, Buffer.alloc(length, PATTERN.preFork));
   } catch (err) {
     closeSync(fd);
     throw err;
