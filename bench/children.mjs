@@ -1,7 +1,9 @@
-// What the exporter benches share: scraping over one keep-alive agent, and children they own
-// (started until a readiness line appears, stopped with SIGTERM then SIGKILL).
+// What the exporter benches share: scraping over one keep-alive agent, children they own (started
+// until a readiness line appears, stopped with SIGTERM then SIGKILL), the readings they take of a
+// process, and the in-process exporter they grow RSS with.
 
 import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
 import { request, Agent } from 'node:http';
 
 /** A GET function over one keep-alive agent with at most `maxSockets` connections. */
@@ -43,4 +45,28 @@ export async function stop(child) {
   const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
   await exited;
   clearTimeout(timer);
+}
+
+export const procCount = () => readdirSync('/proc').filter((n) => /^\d+$/.test(n)).length;
+
+/** utime + stime of pid in clock ticks (fields 14 and 15 of /proc/PID/stat). */
+export function cpuTicks(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+export function rssKb(pid) {
+  return Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+}
+
+/** Source for `node --input-type=module -e`: the exporter of the build at `root`, on a free port it prints. */
+export function exporterChildSource(root) {
+  return `
+const { Scraper } = await import(${JSON.stringify(`${root}dist/exporter/scrape.js`)});
+const { startServer } = await import(${JSON.stringify(`${root}dist/exporter/server.js`)});
+const running = await startServer(new Scraper({ version: 'bench', maxProcesses: 100, shareWindowMs: 0 }), '127.0.0.1', 0);
+console.log('port ' + running.address.port);
+process.on('SIGTERM', () => running.close().then(() => process.exit(0)));
+`;
 }

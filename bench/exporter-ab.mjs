@@ -5,12 +5,12 @@
 //   2. RSS after 100 and after N back-to-back scrapes (the server in a child, result sharing off).
 // Usage: node bench/exporter-ab.mjs --baseline DIR [--seconds S] [--scrapes N] [--processes N]
 //   DIR: another built checkout of rdmactl (its bin/ and dist/), e.g. a `git worktree` of main.
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startIdle } from './idle.mjs';
-import { httpGetter, start, stop } from './children.mjs';
+import { cpuTicks, exporterChildSource, httpGetter, procCount, rssKb, start, stop } from './children.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const args = process.argv.slice(2);
@@ -36,24 +36,9 @@ for (const root of [ROOT, BASELINE]) {
   }
 }
 const TICKS = 100;
-const procCount = () => readdirSync('/proc').filter((n) => /^\d+$/.test(n)).length;
 const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-function cpuTicks(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]);
-}
-const rssKb = (pid) => Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 
 const get = httpGetter(2);
-const rssChild = (root) => `
-const { Scraper } = await import(${JSON.stringify(`${root}dist/exporter/scrape.js`)});
-const { startServer } = await import(${JSON.stringify(`${root}dist/exporter/server.js`)});
-const running = await startServer(new Scraper({ version: 'bench', maxProcesses: 100, shareWindowMs: 0 }), '127.0.0.1', 0);
-console.log('port ' + running.address.port);
-process.on('SIGTERM', () => running.close().then(() => process.exit(0)));
-`;
-
 const children = [];
 let idle = null;
 async function cleanup() {
@@ -98,7 +83,7 @@ try {
 
   const servers = [];
   for (const root of [BASELINE, ROOT]) {
-    const s = await start([process.execPath, '--input-type=module', '-e', rssChild(root)], (out) => /port (\d+)/.exec(out)?.[1]);
+    const s = await start([process.execPath, '--input-type=module', '-e', exporterChildSource(root)], (out) => /port (\d+)/.exec(out)?.[1]);
     children.push(s.child);
     servers.push({ root, url: `http://127.0.0.1:${s.value}/metrics`, pid: s.child.pid });
   }

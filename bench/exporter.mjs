@@ -8,12 +8,12 @@
 //   3. CPU of `rdmactl exporter` over some minutes at a 15 s scrape interval.
 // Usage: node bench/exporter.mjs [--quick] [--processes N]
 import { spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { readFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startIdle } from './idle.mjs';
-import { httpGetter, start, stop } from './children.mjs';
+import { cpuTicks, exporterChildSource, httpGetter, procCount, rssKb, start, stop } from './children.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = `${ROOT}bin/rdmactl`;
@@ -37,17 +37,6 @@ if (!existsSync(`${ROOT}dist/main.js`)) {
 }
 
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
-const procCount = () => readdirSync('/proc').filter((n) => /^\d+$/.test(n)).length;
-
-function cpuTicks(pid) {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15)
-}
-
-function rssKb(pid) {
-  return Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
-}
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -79,14 +68,6 @@ async function scrapeSeries(url, pid, count, onBody = () => {}) {
   const ticks = cpuTicks(pid) - before;
   return { latencyMs: median(times), cpuMsPerScrape: (ticks * 1000) / TICKS / count };
 }
-
-const RSS_CHILD = `
-const { Scraper } = await import(${JSON.stringify(`${ROOT}dist/exporter/scrape.js`)});
-const { startServer } = await import(${JSON.stringify(`${ROOT}dist/exporter/server.js`)});
-const running = await startServer(new Scraper({ version: 'bench', maxProcesses: 100, shareWindowMs: 0 }), '127.0.0.1', 0);
-console.log('port ' + running.address.port);
-process.on('SIGTERM', () => running.close().then(() => process.exit(0)));
-`;
 
 const children = [];
 let idle = null;
@@ -158,7 +139,7 @@ try {
   await stop(exporter.child);
 
   // RSS: every scrape collects (sharing off), back to back.
-  const rssChild = await start([process.execPath, '--input-type=module', '-e', RSS_CHILD], (out) => /port (\d+)/.exec(out)?.[1]);
+  const rssChild = await start([process.execPath, '--input-type=module', '-e', exporterChildSource(ROOT)], (out) => /port (\d+)/.exec(out)?.[1]);
   children.push(rssChild.child);
   const rssUrl = `http://127.0.0.1:${rssChild.value}/metrics`;
   for (let i = 0; i < 100; i++) await get(rssUrl);
