@@ -33,7 +33,7 @@ describe.skipIf(!hasTmux)('rdmactl top when its terminal goes away', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it.each(['kill-session', 'q'] as const)('%s: top exits within 2 s and writes nothing to the redirected stderr', async (how) => {
+  it.each(['kill-session', 'q'] as const)('%s: top exits by itself and writes nothing to the redirected stderr', async (how) => {
     const errFile = join(dir, `${how}.stderr`);
     const started = tmux('new-session', '-d', '-s', SESSION, '-x', '150', '-y', '40', `cd ${ROOT} && exec ${process.execPath} ${BIN} top --interval 200ms 2>${errFile}`);
     expect(started.status, started.stderr).toBe(0);
@@ -47,7 +47,8 @@ describe.skipIf(!hasTmux)('rdmactl top when its terminal goes away', () => {
     expect(pid, 'the dashboard never drew its first frame').not.toBeNull();
     if (how === 'q') tmux('send-keys', '-t', SESSION, 'q');
     else tmux('kill-session', '-t', SESSION);
-    const gone = Date.now() + 2_000;
+    // Generous: a loaded 2-core CI machine schedules late; a top that hangs on EIO never exits at all.
+    const gone = Date.now() + 10_000;
     while (Date.now() < gone && running(pid!)) await sleep(20);
     expect(running(pid!)).toBe(false);
     const status = await reap(pid!, 2_000).catch(() => null);

@@ -2,18 +2,16 @@
 // (no children, no pins); and in-process, an interrupt right after munmap or after the new mapping
 // releases the registration without touching the unmapped address or leaving the new mapping behind.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BIN, builtOrThrow, exited } from '../helpers/spawn.js';
 import { childrenOf, exists, isPausedChildOf, isWatchdog, sleep } from '../fork/helpers.js';
 import { runRow } from '../../src/scenario/engine.js';
 import { probeScenarioEnvironment } from '../../src/scenario/environment.js';
 import { munmapScenario } from '../../src/scenario/scenarios/munmap.js';
+import { STAT_SETTLE_MS, untilQuiet } from '../helpers/machineWide.js';
 import { accounting, memBytes, pinsOutstanding } from './helpers.js';
 
 beforeAll(() => builtOrThrow());
-
-const STAT_SETTLE_MS = Number(readFileSync('/proc/sys/vm/stat_interval', 'utf8').trim()) * 1000 + 300;
 
 /** VmPin of `pid` in bytes, or null once it is gone. */
 function vmPinOf(pid: number): number | null {
@@ -36,8 +34,8 @@ async function until<T>(what: string, probe: () => T | null | undefined, timeout
 
 describe('rdmactl scenario interrupted (real process)', { timeout: 60_000 }, () => {
   it.each([['SIGINT', 130], ['SIGTERM', 143]] as const)('munmap --backend uring, %s while the range is pinned: exit %i, pins released', async (signal, code) => {
-    // vmstat is machine-wide and others pin too: try up to three times for a quiet reading.
-    for (let attempt = 1; ; attempt++) {
+    // vmstat is machine-wide and others pin too: up to three runs for a quiet reading.
+    const run = await untilQuiet(3, async () => {
       await sleep(STAT_SETTLE_MS);
       const before = pinsOutstanding();
       const child = spawn(process.execPath, [BIN, 'scenario', 'munmap', '--backend', 'uring', '--step-delay', '5000'], { stdio: 'pipe' });
@@ -45,24 +43,19 @@ describe('rdmactl scenario interrupted (real process)', { timeout: 60_000 }, () 
       child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
       const pid = child.pid!;
       const pinned = await until('the row to pin its buffer', () => ((vmPinOf(pid) ?? 0) > 0 ? vmPinOf(pid) : null));
-      expect(pinned).toBe(16384);
       child.kill(signal);
       const result = await exited(child);
-      expect(result, stderr).toEqual({ code, signal: null });
-      expect(stderr).toMatch(new RegExp(`interrupted by ${signal}`));
-      expect(stderr.trim().split('\n')).toHaveLength(1); // one line, no stack trace
-      expect(childrenOf(pid)).toEqual([]);
+      const leftChildren = childrenOf(pid);
       await sleep(STAT_SETTLE_MS);
-      const after = pinsOutstanding();
-      if (before === null || after === null) {
-        console.warn('skipped the /proc/vmstat check: this kernel has no nr_foll_pin_acquired/released');
-        return;
-      }
-      if (after === before || attempt === 3) {
-        expect(after - before).toBe(0);
-        return;
-      }
-    }
+      return { pinned, result, stderr, leftChildren, before, after: pinsOutstanding() };
+    }, (r) => r.before === null || r.after === null || r.after === r.before);
+    expect(run.pinned).toBe(16384);
+    expect(run.result, run.stderr).toEqual({ code, signal: null });
+    expect(run.stderr).toMatch(new RegExp(`interrupted by ${signal}`));
+    expect(run.stderr.trim().split('\n')).toHaveLength(1); // one line, no stack trace
+    expect(run.leftChildren).toEqual([]);
+    if (run.before === null || run.after === null) console.warn('skipped the /proc/vmstat check: this kernel has no nr_foll_pin_acquired/released');
+    else expect(run.after - run.before).toBe(0);
   });
 
   it('scenario fork, SIGTERM with its paused child alive: exit 143, child and watchdog killed and reaped', async () => {

@@ -1,13 +1,13 @@
 // munmap and munlock through the engine, on the real kernel, each step checked against the test's
 // own readings made at that moment (onStep): VmPin/VmLck, /proc/vmstat pins, /proc/self/mem,
 // pagemap, and for io_uring the bytes the registration holds through the test's own WRITE_FIXED.
-import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runRow } from '../../src/scenario/engine.js';
 import { probeScenarioEnvironment } from '../../src/scenario/environment.js';
 import { munlockScenario } from '../../src/scenario/scenarios/munlock.js';
 import { munmapScenario } from '../../src/scenario/scenarios/munmap.js';
 import type { ScenarioBackend, ScenarioDefinition, ScenarioEnvironment, ScenarioRow } from '../../src/scenario/types.js';
+import { STAT_SETTLE_MS, sleep, untilQuiet } from '../helpers/machineWide.js';
 import { accounting, allOf, memBytes, pfnAt, pinsOutstanding, uringHolds, type StepReading } from './helpers.js';
 
 // The patterns the scenarios write (fork/observe.ts PATTERN), spelled out here on purpose.
@@ -28,13 +28,6 @@ interface Run {
   before: { pin: number; lck: number; pins: number | null };
   after: { pin: number; lck: number; pins: number | null };
 }
-
-/**
- * The FOLL_PIN counters are per-CPU deltas folded into /proc/vmstat every vm.stat_interval (1 s here):
- * a reading right after a small registration does not show it yet. Waiting one interval first makes it exact.
- */
-const STAT_SETTLE_MS = Number(readFileSync('/proc/sys/vm/stat_interval', 'utf8').trim()) * 1000 + 300;
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function runOnce(def: ScenarioDefinition, backend: ScenarioBackend, settleAt: string | null = null): Promise<Run> {
   const at = new Map<string, StepReading>();
@@ -60,13 +53,10 @@ async function runOnce(def: ScenarioDefinition, backend: ScenarioBackend, settle
  * is exact.
  */
 async function runQuiet(def: ScenarioDefinition, backend: ScenarioBackend, step: string, pages: number): Promise<Run> {
-  let run = await runOnce(def, backend, step);
-  for (let i = 0; i < 2; i++) {
+  return untilQuiet(3, () => runOnce(def, backend, step), (run) => {
     const during = run.at.get(step)?.pins ?? null;
-    if (during === null || run.after.pins === null || during - run.after.pins === pages) break;
-    run = await runOnce(def, backend, step);
-  }
-  return run;
+    return during === null || run.after.pins === null || during - run.after.pins === pages;
+  });
 }
 
 function observation(row: ScenarioRow, step: string) {

@@ -23,7 +23,7 @@ function group(label: string, members: readonly ProcessRow[], extra: Partial<Gro
 async function frameMatching(app: ReturnType<typeof render>, test: (frame: string) => boolean): Promise<string> {
   await vi.waitFor(() => {
     if (!test(app.lastFrame() ?? '')) throw new Error(`frame not yet as expected:\n${app.lastFrame()}`);
-  }, { timeout: 2000, interval: 10 });
+  }, { timeout: 10_000, interval: 10 });
   await new Promise((r) => setTimeout(r, 30));
   return app.lastFrame()!;
 }

@@ -30,7 +30,7 @@ function tablePids(frame: string): number[] {
 async function frameMatching(app: ReturnType<typeof render>, test: (frame: string) => boolean): Promise<string> {
   await vi.waitFor(() => {
     if (!test(app.lastFrame() ?? '')) throw new Error(`frame not yet as expected:\n${app.lastFrame()}`);
-  }, { timeout: 2000, interval: 10 });
+  }, { timeout: 10_000, interval: 10 });
   // Let effects (the input handler) settle before the test types the next key.
   await new Promise((r) => setTimeout(r, 30));
   return app.lastFrame()!;
@@ -212,6 +212,6 @@ describe('dashboard', () => {
     await new Promise((r) => setTimeout(r, 30));
     expect(onQuit).not.toHaveBeenCalled();
     source.push(report([proc(101, 'trainer', 8)]));
-    await vi.waitFor(() => expect(onQuit).toHaveBeenCalled());
+    await vi.waitFor(() => expect(onQuit).toHaveBeenCalled(), { timeout: 10_000 });
   });
 });
