@@ -60,12 +60,12 @@ export function rssKb(pid) {
   return Number(/^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 }
 
-/** Source for `node --input-type=module -e`: the exporter of the build at `root`, on a free port it prints. */
+/** Source for `node --input-type=module -e`: the exporter of the build at `root` (as `rdmactl exporter` runs it, but every scrape collects), on a free port it prints. */
 export function exporterChildSource(root) {
   return `
 const { Scraper } = await import(${JSON.stringify(`${root}dist/exporter/scrape.js`)});
 const { startServer } = await import(${JSON.stringify(`${root}dist/exporter/server.js`)});
-const running = await startServer(new Scraper({ version: 'bench', maxProcesses: 100, shareWindowMs: 0 }), '127.0.0.1', 0);
+const running = await startServer(new Scraper({ version: 'bench', maxProcesses: 100, shareWindowMs: 0, keepHeap: true }), '127.0.0.1', 0);
 console.log('port ' + running.address.port);
 process.on('SIGTERM', () => running.close().then(() => process.exit(0)));
 `;

@@ -64,7 +64,7 @@ export interface ServeOptions extends ScraperOptions {
 
 /** Serve /metrics until SIGTERM/SIGINT. */
 export async function serve(options: ServeOptions): Promise<void> {
-  const scraper = new Scraper(options);
+  const scraper = new Scraper({ keepHeap: true, ...options });
   const where = formatAddress(options.listen.host, options.listen.port);
   const signals = untilSignal();
   let running: RunningServer;
@@ -96,7 +96,7 @@ export interface TextfileOptions extends ScraperOptions {
 /** Write DIR/rdmactl.prom now and every interval until SIGTERM/SIGINT. The first failure is fatal. */
 export async function writeTextfiles(options: TextfileOptions): Promise<void> {
   checkTextfileDir(options.dir);
-  const scraper = new Scraper(options);
+  const scraper = new Scraper({ keepHeap: true, ...options });
   const signals = untilSignal();
   let stop = false;
   void signals.stopped.then(() => {

@@ -3,6 +3,7 @@
 // at once cost one /proc pass, and a scrape never waits behind a queue of others.
 
 import { Collector, type CollectorOptions } from './collect.js';
+import { HeapKeeper } from './heap.js';
 import { ExporterMetrics } from './metrics.js';
 
 /** Results this fresh are served as they are (a scrape racing another gets the same numbers). */
@@ -20,6 +21,8 @@ export interface ScraperOptions extends CollectorOptions {
   maxCgroups?: number;
   /** Default SHARE_WINDOW_MS; 0 makes every scrape that finds no collection running start one (benchmarks). */
   shareWindowMs?: number;
+  /** Keep the heap near its live size after each collection (heap.ts): for the long-running exporter. */
+  keepHeap?: boolean;
 }
 
 export class Scraper {
@@ -28,9 +31,11 @@ export class Scraper {
   private pending: Promise<Exposition> | null = null;
   private last: { at: number; exposition: Exposition } | null = null;
   private readonly shareWindowMs: number;
+  readonly heap: HeapKeeper | null;
 
   constructor(options: ScraperOptions) {
     this.shareWindowMs = options.shareWindowMs ?? SHARE_WINDOW_MS;
+    this.heap = options.keepHeap ? new HeapKeeper() : null;
     this.collector = new Collector(options);
     this.metrics = new ExporterMetrics({
       version: options.version,
@@ -61,6 +66,7 @@ export class Scraper {
     this.metrics.update(sample);
     const exposition = { text: await this.metrics.exposition(), contentType: this.metrics.contentType };
     this.last = { at: performance.now(), exposition };
+    this.heap?.settle();
     return exposition;
   }
 
