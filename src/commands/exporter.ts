@@ -8,6 +8,7 @@ import { DURATION_HELP, parseCount, parseDuration } from '../lib/size.js';
 import { packageVersion } from '../lib/version.js';
 import { DEFAULT_HOST, DEFAULT_PORT, parseListen, serve, writeTextfiles } from '../exporter/run.js';
 import { DEFAULT_MAX_CGROUPS, DEFAULT_MAX_PROCESSES } from '../exporter/metrics.js';
+import { FULL_SCAN_EVERY_MS, QUIET_FULL_SCAN_EVERY_MS } from '../exporter/collect.js';
 
 interface ExporterFlags {
   listen?: string;
@@ -30,6 +31,11 @@ Read-only: no endpoint changes anything on the machine.
 Per-process series are bounded: the --max-processes largest holders (pinned, then locked) get
 their own series, the rest are summed into one series labelled pid="other"; likewise at most
 --max-cgroups cgroups (those holding the most), the rest summed into cgroup="other".
+
+Each scrape reads the processes that pin or lock and any new process; every process is read
+when /proc/vmstat's pin counters moved (a new pinner shows at once), after ${FULL_SCAN_EVERY_MS / 1000} s when
+/proc/meminfo's Mlocked moved (a new locker shows within ${FULL_SCAN_EVERY_MS / 1000} s), and at least every
+${QUIET_FULL_SCAN_EVERY_MS / 60_000} minutes. rdmactl_scrape_full_scan says which a scrape was.
 
 Runs unprivileged: other users' processes are then partly unreadable, counted in
 rdmactl_processes_unreadable. Stops on SIGTERM/SIGINT after in-flight scrapes (exit 0).`)

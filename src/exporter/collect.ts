@@ -14,8 +14,14 @@ import { pageSize } from '../proc/pagemap.js';
 import { copyOnForkByVersion, parseCopyOnFork, runRdmaJson, type KernelMr } from '../rdma/iproute.js';
 import { cgroupAttribution, type Attribution, type CgroupRow } from './attribution.js';
 
-/** Every process is read at least this often even when the pin counters stood still (VmLck has no counter). */
+/**
+ * Every process is read again after this long if meminfo Mlocked moved since the last full read
+ * (VmLck has no counter of its own; a new mlock moves Mlocked), and after QUIET_FULL_SCAN_EVERY_MS
+ * whatever moved. A pin or unpin anywhere reads every process at the next scrape.
+ */
 export const FULL_SCAN_EVERY_MS = 60_000;
+/** The longest gap between full reads: what Mlocked cannot show (pages another process had mlocked already, MLOCK_ONFAULT). */
+export const QUIET_FULL_SCAN_EVERY_MS = 300_000;
 /**
  * A holder's smaps is kept across full reads while its VmPin, VmLck and /proc/PID/maps are unchanged
  * (see incremental.ts), and read again after this long: the delay of a VmFlags change that moves
@@ -59,6 +65,8 @@ export interface CollectorOptions {
   /** Default: cgroup attribution (unit / container / pod labels, per-cgroup series). */
   attribution?: Attribution;
   fullScanEveryMs?: number;
+  /** Default QUIET_FULL_SCAN_EVERY_MS. */
+  quietFullScanEveryMs?: number;
   /** Default SMAPS_MAX_AGE_MS. */
   smapsMaxAgeMs?: number;
   /** The RDMA devices the kernel lists (default: /sys/class/infiniband). */
@@ -104,6 +112,7 @@ export class Collector {
   constructor(options: CollectorOptions = {}) {
     this.scanner = new IncrementalScanner({
       fullScanEveryMs: options.fullScanEveryMs ?? FULL_SCAN_EVERY_MS,
+      quietFullScanEveryMs: options.quietFullScanEveryMs ?? QUIET_FULL_SCAN_EVERY_MS,
       smapsMaxAgeMs: options.smapsMaxAgeMs ?? SMAPS_MAX_AGE_MS,
     });
     this.attribution = options.attribution ?? cgroupAttribution();

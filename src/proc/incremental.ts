@@ -9,7 +9,10 @@
 // Locking has no such counter: meminfo Mlocked counts pages, so it moves with every page an mlockall()
 // daemon faults in while no VmLck changes (seen on every refresh on a quiet machine). VmLck of a
 // process that was idle at the last full scan therefore shows within `fullScanEveryMs`; new processes
-// and known holders are exact at every refresh.
+// and known holders are exact at every refresh. With `quietFullScanEveryMs`, that periodic full scan
+// is made only when Mlocked differs from what it was at the last one (a new mlock moves it, unless its
+// pages were mlocked already by another process, or MLOCK_ONFAULT left them unfaulted), and at least
+// every `quietFullScanEveryMs`: a machine where nothing pins or locks reads every process rarely.
 //
 // A holder's smaps (~2.5 ms per 100 KiB: the kernel walks the page tables of every VMA, far more
 // than its status) and io_uring fdinfo are kept between scans while its name, uid, VmPin and VmLck
@@ -31,21 +34,34 @@ import { mapsLayout } from './smaps.js';
 import { ProcUnreadableError } from './procfs.js';
 import type { ProcessStatus } from './status.js';
 import { readPinCounters, type PinCounters } from './vmstat.js';
+import { readMeminfo } from './meminfo.js';
 
 /** What a refresh reads first, before deciding how much to scan. */
 export interface ChangeCounters {
   /** null: this kernel has no pin counters (< 5.7), so every refresh scans everything. */
   pins: PinCounters | null;
+  /** meminfo Mlocked in bytes (null: not read, or unreadable). */
+  mlockedBytes: number | null;
 }
 
-export type FullScanReason = 'first' | 'no-pin-counters' | 'pins-changed' | 'interval';
+export type FullScanReason = 'first' | 'no-pin-counters' | 'pins-changed' | 'locked-changed' | 'interval';
+
+/** The quiet-machine rule (see the top of this file): Mlocked at the last full scan, and the longest gap. */
+export interface QuietRule {
+  mlockedAtFull: number | null;
+  everyMs: number;
+}
 
 /** Why everything must be read this time, or null when the known holders and new pids suffice. */
-export function fullScanReason(previous: ChangeCounters | null, current: ChangeCounters, msSinceFull: number, fullScanEveryMs: number): FullScanReason | null {
+export function fullScanReason(previous: ChangeCounters | null, current: ChangeCounters, msSinceFull: number, fullScanEveryMs: number, quiet: QuietRule | null = null): FullScanReason | null {
   if (previous === null) return 'first';
   if (current.pins === null || previous.pins === null) return 'no-pin-counters';
   if (current.pins.acquired !== previous.pins.acquired || current.pins.released !== previous.pins.released) return 'pins-changed';
-  if (msSinceFull >= fullScanEveryMs) return 'interval';
+  if (msSinceFull >= fullScanEveryMs) {
+    if (quiet === null) return 'interval';
+    if (current.mlockedBytes === null || current.mlockedBytes !== quiet.mlockedAtFull) return 'locked-changed';
+  }
+  if (quiet !== null && msSinceFull >= quiet.everyMs) return 'interval';
   return null;
 }
 
@@ -59,8 +75,13 @@ export interface IncrementalScanResult extends ScanResult {
 }
 
 export interface IncrementalScannerOptions {
-  /** Read every process at least this often, whatever the counters say. */
+  /** Read every process at least this often, whatever the counters say (but see quietFullScanEveryMs). */
   fullScanEveryMs: number;
+  /**
+   * Make the fullScanEveryMs read only when meminfo Mlocked moved since the last full scan, and read
+   * everything at least this often. Default: no such rule (every fullScanEveryMs).
+   */
+  quietFullScanEveryMs?: number;
   /**
    * Read a holder's smaps again at the first full scan after it is this old, even when its maps
    * shows the same VMAs (a VmFlags change on a whole mapping). Default: every full scan reads it.
@@ -80,6 +101,7 @@ interface KeptMappings {
 export class IncrementalScanner {
   private previous: ChangeCounters | null = null;
   private lastFullAt = 0;
+  private mlockedAtFull: number | null = null;
   private knownPids = new Set<number>();
   private tasks: TaskCounters | null = null;
   /** Holders and unreadable processes of the last scan: read on every refresh. */
@@ -103,7 +125,7 @@ export class IncrementalScanner {
     const script = new URL('./scanWorker.js', import.meta.url);
     // Run from TypeScript sources (tests) there is no compiled worker script.
     if (!existsSync(script)) return false;
-    const counters: ChangeCounters = { pins: readPinCounters() };
+    const counters = this.readCounters();
     const tasks = readTaskCounters();
     const startedAt = performance.now();
     try {
@@ -126,9 +148,11 @@ export class IncrementalScanner {
   scan(): IncrementalScanResult {
     if (this.prefetched) return this.adoptPrefetched(this.prefetched);
     // Counters first: a change during the scan then shows up at the next refresh.
-    const current: ChangeCounters = { pins: readPinCounters() };
+    const current = this.readCounters();
     const now = performance.now();
-    const reason = fullScanReason(this.previous, current, now - this.lastFullAt, this.options.fullScanEveryMs);
+    const quietEveryMs = this.options.quietFullScanEveryMs;
+    const quiet = quietEveryMs === undefined ? null : { mlockedAtFull: this.mlockedAtFull, everyMs: quietEveryMs };
+    const reason = fullScanReason(this.previous, current, now - this.lastFullAt, this.options.fullScanEveryMs, quiet);
     // No pid allocated and no task reaped since the last listing: it is still the machine's, and
     // there is no new process to read.
     const tasks = readTaskCounters();
@@ -154,6 +178,11 @@ export class IncrementalScanner {
     return this.settle(current, tasks, reason !== null ? now : null, result, reason, subset.length);
   }
 
+  private readCounters(): ChangeCounters {
+    // meminfo only when the quiet rule needs it (~30 µs: the kernel sums every zone's counters).
+    return { pins: readPinCounters(), mlockedBytes: this.options.quietFullScanEveryMs === undefined ? null : readMlockedBytes() };
+  }
+
   private adoptPrefetched(prefetched: NonNullable<IncrementalScanner['prefetched']>): IncrementalScanResult {
     this.prefetched = null;
     this.knownPids = new Set(prefetched.pids);
@@ -164,7 +193,10 @@ export class IncrementalScanner {
   private settle(counters: ChangeCounters, tasks: TaskCounters | null, fullScanAt: number | null, result: ScanResult,
     reason: FullScanReason | null, statusReads: number, now = performance.now()): IncrementalScanResult {
     this.previous = counters;
-    if (fullScanAt !== null) this.lastFullAt = fullScanAt;
+    if (fullScanAt !== null) {
+      this.lastFullAt = fullScanAt;
+      this.mlockedAtFull = counters.mlockedBytes;
+    }
     this.tasks = tasks;
     this.watchedPids = new Set([...result.processes.map((p) => p.pid), ...result.unreadablePids]);
     const kept = new Map<number, KeptMappings>();
@@ -179,6 +211,14 @@ export class IncrementalScanner {
     }
     this.mappings = kept;
     return { ...result, scannedProcesses: this.knownPids.size, fullScanReason: reason, statusReads, smapsReads };
+  }
+}
+
+function readMlockedBytes(): number | null {
+  try {
+    return readMeminfo().mlockedBytes;
+  } catch {
+    return null;
   }
 }
 

@@ -15,11 +15,11 @@ const hasPinCounters = /^nr_foll_pin_acquired /m.test(readFileSync('/proc/vmstat
 if (!hasPinCounters) console.warn('SKIPPING the partial-scan checks: this kernel has no nr_foll_pin_* in /proc/vmstat (< 5.7); top scans everything');
 
 describe('fullScanReason', () => {
-  const at = (acquired: number, released: number): ChangeCounters => ({ pins: { acquired, released } });
+  const at = (acquired: number, released: number, mlockedBytes: number | null = null): ChangeCounters => ({ pins: { acquired, released }, mlockedBytes });
 
   it('scans everything first, without pin counters, when a counter moved, and after the interval', () => {
     expect(fullScanReason(null, at(1, 1), 0, 10_000)).toBe('first');
-    expect(fullScanReason(at(1, 1), { pins: null }, 0, 10_000)).toBe('no-pin-counters');
+    expect(fullScanReason(at(1, 1), { pins: null, mlockedBytes: null }, 0, 10_000)).toBe('no-pin-counters');
     expect(fullScanReason(at(1, 1), at(2, 1), 0, 10_000)).toBe('pins-changed');
     expect(fullScanReason(at(1, 1), at(1, 2), 0, 10_000)).toBe('pins-changed');
     expect(fullScanReason(at(1, 1), at(1, 1), 10_000, 10_000)).toBe('interval');
@@ -27,6 +27,19 @@ describe('fullScanReason', () => {
 
   it('reads only known holders and new processes when nothing moved', () => {
     expect(fullScanReason(at(5, 3), at(5, 3), 9_999, 10_000)).toBeNull();
+  });
+
+  it('with the quiet rule: the periodic full scan only when Mlocked moved since the last one, and at least every quiet interval', () => {
+    const quiet = { mlockedAtFull: 4096, everyMs: 300_000 };
+    expect(fullScanReason(at(5, 3, 4096), at(5, 3, 4096), 60_000, 60_000, quiet)).toBeNull();
+    expect(fullScanReason(at(5, 3, 4096), at(5, 3, 8192), 60_000, 60_000, quiet)).toBe('locked-changed');
+    // Moved and came back between refreshes: what counts is the value at the last full scan.
+    expect(fullScanReason(at(5, 3, 8192), at(5, 3, 4096), 60_000, 60_000, quiet)).toBeNull();
+    expect(fullScanReason(at(5, 3, 8192), at(5, 3, 8192), 59_999, 60_000, quiet)).toBeNull();
+    expect(fullScanReason(at(5, 3, null), at(5, 3, null), 60_000, 60_000, quiet)).toBe('locked-changed');
+    expect(fullScanReason(at(5, 3, 4096), at(5, 3, 4096), 300_000, 60_000, quiet)).toBe('interval');
+    // Pins moving still read everything at once.
+    expect(fullScanReason(at(5, 3, 4096), at(6, 3, 4096), 0, 60_000, quiet)).toBe('pins-changed');
   });
 });
 
@@ -70,6 +83,19 @@ describe('IncrementalScanner on the real kernel', () => {
     expect(rowOf(scanner.scan(), process.pid)?.lockedBytes).toBe(8 * MiB);
     locked.close();
     expect(rowOf(scanner.scan(), process.pid)).toBeUndefined();
+  });
+
+  it('with the quiet rule, a new mlock moves Mlocked, so the next periodic full scan is made and sees it', async () => {
+    const fullScanEveryMs = 300;
+    const scanner = new IncrementalScanner({ fullScanEveryMs, quietFullScanEveryMs: 3_600_000 });
+    scanner.scan();
+    using locked = await register({ length: 8 * MiB, backend: 'mlock' });
+    await new Promise((resolve) => setTimeout(resolve, fullScanEveryMs));
+    const full = scanner.scan();
+    // Mlocked moved by our 8 MiB (other tests may have pinned meanwhile: then pins-changed).
+    expect(['locked-changed', 'pins-changed']).toContain(full.fullScanReason);
+    expect(rowOf(full, process.pid)?.lockedBytes).toBe(8 * MiB);
+    locked.close();
   });
 
   it('a process it has never seen is read even when no counter moved (MLOCK_ONFAULT locks no page)', async () => {
