@@ -6,7 +6,7 @@ import { formatBytes } from '../lib/size.js';
 import { readSysctlInt } from '../proc/sysctl.js';
 import { listPids } from '../proc/scan.js';
 import { parseStatus } from '../proc/status.js';
-import { procPath, readSmallProcText } from '../proc/procfs.js';
+import { procPath, readProcText } from '../proc/procfs.js';
 import { statusHasIpcLock } from '../engine/limits.js';
 import { readUringInstances, type UringInstance } from '../proc/uringFdinfo.js';
 import { ProcUnreadableError } from '../proc/procfs.js';
@@ -87,7 +87,7 @@ export function readUserUringCharge(uid: number, pageBytes: number, kernelReleas
     let status;
     let instances;
     try {
-      const statusText = readSmallProcText(procPath(pid, 'status'));
+      const statusText = readProcText(procPath(pid, 'status'));
       status = statusText === null ? null : parseStatus(statusText);
       if (status === null || status.uid !== uid || !status.hasMm) continue;
       // io_uring charges the user only for rings created without CAP_IPC_LOCK (the kernel sets

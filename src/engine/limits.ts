@@ -5,7 +5,7 @@ import { SyscallError } from '../ffi/errno.js';
 import { RLIMIT_MEMLOCK, getrlimit, type RLimit } from '../ffi/libc.js';
 import { PermissionError, RdmactlError, UnsupportedError } from '../lib/errors.js';
 import { formatBytes } from '../lib/size.js';
-import { procPath, readSmallProcText } from '../proc/procfs.js';
+import { procPath, readProcText } from '../proc/procfs.js';
 import { parseStatus } from '../proc/status.js';
 import { findTightestRdmaLimit } from '../proc/cgroup.js';
 import { RefusedRegistration, type BackendName } from './types.js';
@@ -47,7 +47,7 @@ export function explainRegistrationFailure(thrown: unknown, backend: BackendName
   if (err.errnoName === 'ENOMEM' || (err.errnoName === 'EPERM' && backend === 'mlock')) {
     const limit = memlockLimit();
     // One read of our status: CAP_IPC_LOCK (then the limit is not what refused) and VmPin/VmLck.
-    const statusText = limit.soft === null ? null : readSmallProcText(procPath('self', 'status'));
+    const statusText = limit.soft === null ? null : readProcText(procPath('self', 'status'));
     if (limit.soft !== null && statusText !== null && !statusHasIpcLock(statusText)) {
       const status = parseStatus(statusText);
       const already = `this process already has ${formatBytes(status.pinnedBytes)} pinned (VmPin) and ${formatBytes(status.lockedBytes)} locked (VmLck)`

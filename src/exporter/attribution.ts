@@ -5,6 +5,7 @@
 // rdmactl_cgroup_* series; `noAttribution()` turns both off.
 
 import { groupProcesses, type GroupRow } from '../observe/cgroups.js';
+import { readCgroupMounts, type CgroupMounts } from '../proc/cgroup.js';
 import type { ProcessRow } from '../observe/stat.js';
 
 /** One rdma.current / rdma.max entry of a cgroup: per device and resource (hca_handle, hca_object). */
@@ -49,8 +50,12 @@ export interface Attribution {
    * one label set). The per-cgroup series carry them too.
    */
   readonly processLabelNames: readonly string[];
-  /** Labels and per-cgroup rows for the processes of one collection (those that pin or lock). */
-  attribute(processes: readonly ProcessRow[]): Attributed;
+  /**
+   * Labels and per-cgroup rows for the processes of one collection (those that pin or lock).
+   * `fullScan`: the collection read every process; machine-wide state an attribution keeps (the
+   * cgroup mounts) is read again then.
+   */
+  attribute(processes: readonly ProcessRow[], fullScan?: boolean): Attributed;
 }
 
 /** No attribution: no extra labels, no cgroup rows. */
@@ -111,19 +116,26 @@ export function cgroupRow(group: GroupRow): CgroupRow | null {
 }
 
 export interface CgroupAttributionOptions {
-  /** The grouping (default: the `stat --by cgroup` collector on this machine's cgroup mounts). */
-  group?: (processes: readonly ProcessRow[]) => GroupRow[];
+  /**
+   * The grouping (default: the `stat --by cgroup` collector on this machine's cgroup mounts, read
+   * at the first collection and at every full scan: a cgroup mount changes far less often).
+   */
+  group?: (processes: readonly ProcessRow[], fullScan: boolean) => GroupRow[];
 }
 
 /** Cgroup attribution: unit / container / pod labels and per-cgroup series. */
 export function cgroupAttribution(options: CgroupAttributionOptions = {}): Attribution {
-  const group = options.group ?? ((processes) => groupProcesses(processes, 'cgroup'));
+  let mounts: CgroupMounts | null = null;
+  const group = options.group ?? ((processes, fullScan) => {
+    if (mounts === null || fullScan) mounts = readCgroupMounts();
+    return groupProcesses(processes, 'cgroup', { mounts });
+  });
   return {
     processLabelNames: CGROUP_LABEL_NAMES,
-    attribute(processes) {
+    attribute(processes, fullScan = true) {
       const processLabels = new Map<number, Record<string, string>>();
       const cgroups: CgroupRow[] = [];
-      for (const g of group(processes)) {
+      for (const g of group(processes, fullScan)) {
         const row = cgroupRow(g);
         if (row === null) continue;
         cgroups.push(row);

@@ -9,7 +9,6 @@ import { collectStat, type StatReport } from '../observe/stat.js';
 import { collectRegistrations, readKernelMrs, REGISTRATION_SOURCES, type RegistrationSource } from '../observe/registrations.js';
 import { heldSource } from '../observe/held.js';
 import { IncrementalScanner } from '../proc/incremental.js';
-import { readPinCounters } from '../proc/vmstat.js';
 import { pageSize } from '../proc/pagemap.js';
 import { copyOnForkByVersion, parseCopyOnFork, runRdmaJson, type KernelMr } from '../rdma/iproute.js';
 import { cgroupAttribution, type Attribution, type CgroupRow } from './attribution.js';
@@ -128,9 +127,9 @@ export class Collector {
     const names = this.deviceNames();
     if (names.length > 0 && this.maxMrReader === null) this.maxMrReader = await loadMaxMrReader();
 
-    // Counters before the scan, like the scanner itself: a pin during the scan shows next time.
-    const pins = readPinCounters();
+    // The pin counters the scanner read before it scanned: a pin during the scan shows next time.
     const scan = this.scanner.scan();
+    const pins = scan.counters.pins;
     const report = collectStat({}, scan);
 
     const kernel = names.length > 0 ? readKernelMrs() : { mrs: [] as KernelMr[], status: { available: false, reason: 'no RDMA device' } };
@@ -151,7 +150,7 @@ export class Collector {
 
     this.copyOnFork ??= readCopyOnFork();
     // Only the rows of processes that pin or lock: one /proc/PID/cgroup read each, never per process.
-    const attributed = this.attribution.attribute(report.processes);
+    const attributed = this.attribution.attribute(report.processes, scan.fullScanReason !== null);
     return {
       report,
       kernelPinnedBytes: pins === null ? null : Math.max(0, pins.acquired - pins.released) * pageSize(),

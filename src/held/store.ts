@@ -470,6 +470,8 @@ function holderRuntimeDir(pid: number, uid: number): string | null {
 /** Running holders among `candidates` (default: every process). */
 export function findHolderProcesses(candidates?: readonly number[]): HolderProcess[] {
   const pids = candidates ?? readdirSync(PROC_ROOT).filter((name) => /^\d+$/.test(name)).map(Number);
+  // No candidates (the exporter's usual scrape): no /proc/stat read for the boot time.
+  if (pids.length === 0) return [];
   const boot = bootTimeSeconds();
   return pids.map((pid) => identifyHolder(pid, boot)).filter((h): h is HolderProcess => h !== null);
 }

@@ -72,6 +72,8 @@ export interface IncrementalScanResult extends ScanResult {
   statusReads: number;
   /** Holders whose smaps was read this time (the others' was kept from an earlier scan). */
   smapsReads: number;
+  /** The counters read before this scan (callers that export them need not read them again). */
+  counters: ChangeCounters;
 }
 
 export interface IncrementalScannerOptions {
@@ -210,7 +212,7 @@ export class IncrementalScanner {
       kept.set(p.pid, { signature: signatureOf(p), smaps: smapsPartOf(p.detail, p.unreadable), fd: fdPartOf(p.detail, p.unreadable), smapsReadAt: reused ? before.smapsReadAt : now });
     }
     this.mappings = kept;
-    return { ...result, scannedProcesses: this.knownPids.size, fullScanReason: reason, statusReads, smapsReads };
+    return { ...result, scannedProcesses: this.knownPids.size, fullScanReason: reason, statusReads, smapsReads, counters };
   }
 }
 

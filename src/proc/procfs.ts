@@ -7,7 +7,7 @@
 //   - throws ProcUnreadableError when the kernel refuses (EACCES, EPERM), so a scan can count it.
 // Anything else (EIO, a bug) propagates unchanged.
 
-import { openSync, readSync, closeSync, readFileSync, constants as fsConstants } from 'node:fs';
+import { openSync, readSync, closeSync, constants as fsConstants } from 'node:fs';
 import { PermissionError } from '../lib/errors.js';
 
 export type ProcPid = number | 'self';
@@ -63,14 +63,24 @@ export function procTry<T>(path: string, op: () => T): T | null {
   }
 }
 
-/** Reads a whole /proc text file under the reader convention. */
-export function readProcText(path: string): string | null {
-  return procTry(path, () => readFileSync(path, 'utf8'));
-}
-
 // One scratch buffer for small files: /proc files report size 0, so readFileSync cannot size its
 // buffer and grows it chunk by chunk; status is ~1.5 KiB, so a fixed buffer avoids that and the fstat.
-let scratch = Buffer.allocUnsafe(16 * 1024);
+const SCRATCH_BYTES = 16 * 1024;
+let scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
+
+/**
+ * Reads a whole /proc (or sysfs, cgroupfs) text file under the reader convention, through the
+ * scratch buffer: open, read until EOF, close. A file larger than the buffer grows it for the read;
+ * the buffer goes back to its usual size afterwards, so one large file (a mountinfo with thousands
+ * of mounts) is not kept.
+ */
+export function readProcText(path: string): string | null {
+  const length = readIntoScratch(path);
+  if (length === null) return null;
+  const text = scratch.toString('utf8', 0, length);
+  if (scratch.length > SCRATCH_BYTES) scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
+  return text;
+}
 
 /**
  * Reads a small /proc file into the shared scratch buffer; returns its length. Same convention as
@@ -100,15 +110,6 @@ function readIntoScratch(path: string, shortReadIsEof = false): number | null {
   });
 }
 
-/**
- * Reads a small /proc file with open + read-until-EOF + close into a reused buffer.
- * Same convention as readProcText. The scan's fast path uses this for every status file.
- */
-export function readSmallProcText(path: string): string | null {
-  const length = readIntoScratch(path);
-  return length === null ? null : scratch.toString('utf8', 0, length);
-}
-
 /** A small /proc file's bytes, valid only until the next read through this module. */
 export interface ScratchBytes {
   bytes: Buffer;
@@ -117,7 +118,7 @@ export interface ScratchBytes {
 }
 
 /**
- * Like readSmallProcText, without decoding: for callers that can decide from a few bytes. Only for
+ * Like readProcText, without decoding: for callers that can decide from a few bytes. Only for
  * single-record files rendered whole on the first read (status, stat, statm).
  */
 export function readSmallProcBytes(path: string): ScratchBytes | null {

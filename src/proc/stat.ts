@@ -1,7 +1,7 @@
 // /proc/PID/stat: one line, "pid (comm) state ppid ...". comm is up to 15 bytes of anything,
 // including spaces and ')', so the fields after it are found from the LAST ')' in the line.
 
-import { procPath, readSmallProcText, type ProcPid } from './procfs.js';
+import { procPath, readProcText, type ProcPid } from './procfs.js';
 
 export interface ProcessStat {
   pid: number;
@@ -36,6 +36,6 @@ export function parseStat(text: string): ProcessStat {
 
 /** Reads /proc/PID/stat (world-readable). null if the process is gone. */
 export function readStat(pid: ProcPid): ProcessStat | null {
-  const text = readSmallProcText(procPath(pid, 'stat'));
+  const text = readProcText(procPath(pid, 'stat'));
   return text === null ? null : parseStat(text);
 }

@@ -2,7 +2,7 @@
 // (VmLck = mm->locked_vm from mlock, VmPin = mm->pinned_vm from long-term pins such as RDMA MRs
 // and io_uring fixed buffers).
 
-import { fieldText, kbFieldBytes, parseDecimalAt, procPath, readSmallProcText, type ProcPid } from './procfs.js';
+import { fieldText, kbFieldBytes, parseDecimalAt, procPath, readProcText, type ProcPid } from './procfs.js';
 
 export interface ProcessStatus {
   /** Command name (comm, at most 15 bytes), with the kernel's escapes (\n, \t, \\) undone. */
@@ -117,7 +117,7 @@ export function parseStatus(text: string): ProcessStatus {
 
 /** Reads /proc/PID/status. null if the process is gone; throws ProcUnreadableError on EACCES/EPERM. */
 export function readStatus(pid: ProcPid): ProcessStatus | null {
-  const text = readSmallProcText(procPath(pid, 'status'));
+  const text = readProcText(procPath(pid, 'status'));
   return text === null ? null : parseStatus(text);
 }
 
