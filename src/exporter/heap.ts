@@ -5,7 +5,7 @@
 //     since it last grew exceed its size; an exporter that keeps state across collections reaches
 //     that sooner or later, and the pages it touched stay resident. A scavenge right after each
 //     collection, when nearly everything the collection allocated is garbage, keeps the touched part
-//     to about one collection's allocations, whatever the capacity. It costs well under a millisecond.
+//     to about one collection's allocations, whatever the capacity. It costs about a millisecond.
 //   - The old generation. Each collection's kept state (series, the scanner's maps) replaces the
 //     last one's, so old space fills with garbage until V8's own limit (several times the live size)
 //     starts a major GC. A major GC once old space has grown by OLD_SPACE_SLACK_BYTES since the last
