@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { request, Agent } from 'node:http';
+import { startIdle } from './idle.mjs';
 
 /** A GET function over one keep-alive agent with at most `maxSockets` connections. */
 export function httpGetter(maxSockets) {
@@ -69,4 +70,32 @@ const running = await startServer(new Scraper({ version: 'bench', maxProcesses: 
 console.log('port ' + running.address.port);
 process.on('SIGTERM', () => running.close().then(() => process.exit(0)));
 `;
+}
+
+/**
+ * What the exporter benches measure against: `holders` real `rdmactl reg` holders of `rdmactlBin`
+ * (alternately io_uring and mlock, 1–4 MiB each) and idle processes up to `processes` in all. Children
+ * the bench starts later are handed to own(); cleanup() stops every one, also on SIGINT (exit 130).
+ */
+export async function startBenchWorld(rdmactlBin, { holders, processes }) {
+  const children = [];
+  let idle = null;
+  const cleanup = async () => {
+    for (const child of children.splice(0).reverse()) await stop(child);
+    if (idle) await idle.stop();
+    idle = null;
+  };
+  process.on('SIGINT', () => { void cleanup().then(() => process.exit(130)); });
+  try {
+    for (let i = 0; i < holders; i++) {
+      const backend = i % 2 === 0 ? 'uring' : 'mlock';
+      const { child } = await start([process.execPath, rdmactlBin, 'reg', `${1 + (i % 4)}M`, '--backend', backend, '--json'], (out) => (out.includes('\n') ? true : undefined));
+      children.push(child);
+    }
+    idle = await startIdle(Math.max(0, processes - procCount()));
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+  return { own: (child) => { children.push(child); }, cleanup };
 }

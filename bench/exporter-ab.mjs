@@ -9,8 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startIdle } from './idle.mjs';
-import { cpuTicks, exporterChildSource, httpGetter, procCount, rssKb, start, stop } from './children.mjs';
+import { cpuTicks, exporterChildSource, httpGetter, procCount, rssKb, start, startBenchWorld, stop } from './children.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const args = process.argv.slice(2);
@@ -39,29 +38,16 @@ const TICKS = 100;
 const load = () => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 
 const get = httpGetter(2);
-const children = [];
-let idle = null;
-async function cleanup() {
-  for (const child of children.reverse()) await stop(child);
-  if (idle) await idle.stop();
-}
-process.on('SIGINT', () => { void cleanup().then(() => process.exit(130)); });
-
 const names = { [BASELINE]: 'baseline', [ROOT]: 'this checkout' };
+const world = await startBenchWorld(`${ROOT}bin/rdmactl`, { holders: HOLDERS, processes: PROCESSES });
 try {
-  for (let i = 0; i < HOLDERS; i++) {
-    const backend = i % 2 === 0 ? 'uring' : 'mlock';
-    const { child } = await start([process.execPath, `${ROOT}bin/rdmactl`, 'reg', `${1 + (i % 4)}M`, '--backend', backend, '--json'], (out) => (out.includes('\n') ? true : undefined));
-    children.push(child);
-  }
-  idle = await startIdle(Math.max(0, PROCESSES - procCount()));
   console.log(`exporter A/B: ${procCount()} processes, ${HOLDERS} holders; load average at start ${load()}`);
 
   const exporters = [];
   for (const root of [BASELINE, ROOT]) {
     const e = await start([process.execPath, `${root}bin/rdmactl`, 'exporter', '--listen', '127.0.0.1:0'], (out) => /serving (\S+)/.exec(out)?.[1]);
-    children.push(e.child);
-    exporters.push({ root, url: e.value, pid: e.child.pid, full: 0 });
+    world.own(e.child);
+    exporters.push({ root, url: e.value, child: e.child, pid: e.child.pid, full: 0 });
   }
   // Warm-up as bench/exporter.mjs does (JIT, first full read), then the 15 s interval.
   for (let i = 0; i < 30; i++) for (const e of exporters) await get(e.url);
@@ -79,12 +65,12 @@ try {
     const percent = (100 * (cpuTicks(e.pid) - before[i])) / TICKS / elapsed;
     console.log(`  CPU at a 15 s interval over ${elapsed.toFixed(0)} s, ${names[e.root]}: ${percent.toFixed(3)} % of one core (${e.full} of ${round} scrapes full reads)`);
   });
-  for (const e of exporters) await stop(children.find((c) => c.pid === e.pid));
+  for (const e of exporters) await stop(e.child);
 
   const servers = [];
   for (const root of [BASELINE, ROOT]) {
     const s = await start([process.execPath, '--input-type=module', '-e', exporterChildSource(root)], (out) => /port (\d+)/.exec(out)?.[1]);
-    children.push(s.child);
+    world.own(s.child);
     servers.push({ root, url: `http://127.0.0.1:${s.value}/metrics`, pid: s.child.pid });
   }
   for (let i = 0; i < 100; i++) for (const s of servers) await get(s.url);
@@ -100,5 +86,5 @@ try {
   });
   console.log(`  (${((SCRAPES - 100) / seconds).toFixed(1)} scrape pairs/s); load average at the end ${load()}`);
 } finally {
-  await cleanup();
+  await world.cleanup();
 }

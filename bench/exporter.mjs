@@ -13,8 +13,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { startIdle } from './idle.mjs';
-import { cpuTicks, exporterChildSource, httpGetter, procCount, rssKb, start, stop } from './children.mjs';
+import { cpuTicks, exporterChildSource, httpGetter, procCount, rssKb, start, startBenchWorld, stop } from './children.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = `${ROOT}bin/rdmactl`;
@@ -75,26 +74,13 @@ async function scrapeSeries(url, pid, count, onBody = () => {}) {
   return { latencyMs: median(times), cpuMsPerScrape: (ticks * 1000) / TICKS / count };
 }
 
-const children = [];
-let idle = null;
-async function cleanup() {
-  for (const child of children.reverse()) await stop(child);
-  if (idle) await idle.stop();
-}
-process.on('SIGINT', () => { void cleanup().then(() => process.exit(130)); });
-
+// 20 holders: 10 io_uring buffers (pinned) and 10 mlocked ranges, each a real `rdmactl reg`.
+const world = await startBenchWorld(BIN, { holders: HOLDERS, processes: PROCESSES });
 try {
-  // 20 holders: 10 io_uring buffers (pinned) and 10 mlocked ranges, each a real `rdmactl reg`.
-  for (let i = 0; i < HOLDERS; i++) {
-    const backend = i % 2 === 0 ? 'uring' : 'mlock';
-    const { child } = await start([process.execPath, BIN, 'reg', `${1 + (i % 4)}M`, '--backend', backend, '--json'], (out) => (out.includes('\n') ? true : undefined));
-    children.push(child);
-  }
-  idle = await startIdle(Math.max(0, PROCESSES - procCount()));
   const processes = procCount();
 
   const exporter = await start([process.execPath, BIN, 'exporter', '--listen', '127.0.0.1:0'], (out) => /serving (\S+)/.exec(out)?.[1]);
-  children.push(exporter.child);
+  world.own(exporter.child);
   let fullScans = 0;
   const rdmactl = await scrapeSeries(exporter.value, exporter.child.pid, LATENCY_SCRAPES, (body) => { if (/^rdmactl_scrape_full_scan 1$/m.test(body)) fullScans++; });
 
@@ -105,7 +91,7 @@ try {
   } else {
     const port = await freePort();
     const ne = await start(['prometheus-node-exporter', `--web.listen-address=127.0.0.1:${port}`], (out) => (out.includes('Listening on') ? true : undefined));
-    children.push(ne.child);
+    world.own(ne.child);
     nodeExporter = await scrapeSeries(`http://127.0.0.1:${port}/metrics`, ne.child.pid, LATENCY_SCRAPES);
     await stop(ne.child);
   }
@@ -150,7 +136,7 @@ try {
 
   // RSS: every scrape collects (sharing off), back to back.
   const rssChild = await start([process.execPath, '--input-type=module', '-e', exporterChildSource(ROOT)], (out) => /port (\d+)/.exec(out)?.[1]);
-  children.push(rssChild.child);
+  world.own(rssChild.child);
   const rssUrl = `http://127.0.0.1:${rssChild.value}/metrics`;
   for (let i = 0; i < 100; i++) await get(rssUrl);
   await sleep(500);
@@ -162,5 +148,5 @@ try {
   const afterAll = rssKb(rssChild.child.pid);
   console.log(`  RSS: ${(after100 / 1024).toFixed(1)} MiB after 100 scrapes, ${(afterAll / 1024).toFixed(1)} MiB after ${RSS_SCRAPES} (${((afterAll - after100) / 1024).toFixed(1)} MiB growth, target ≤ 5 MiB; ${((RSS_SCRAPES - 100) / seconds).toFixed(0)} scrapes/s)`);
 } finally {
-  await cleanup();
+  await world.cleanup();
 }
