@@ -66,6 +66,13 @@ export function procTry<T>(path: string, op: () => T): T | null {
 // One scratch buffer for small files: /proc files report size 0, so readFileSync cannot size its
 // buffer and grows it chunk by chunk; status is ~1.5 KiB, so a fixed buffer avoids that and the fstat.
 const SCRATCH_BYTES = 16 * 1024;
+
+/** A buffer twice the size of `buffer`, holding its first `keep` bytes. */
+function doubled(buffer: Buffer<ArrayBuffer>, keep: number): Buffer<ArrayBuffer> {
+  const bigger = Buffer.allocUnsafe(buffer.length * 2);
+  buffer.copy(bigger, 0, 0, keep);
+  return bigger;
+}
 let scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
 
 /**
@@ -93,11 +100,7 @@ function readIntoScratch(path: string, shortReadIsEof = false): number | null {
     try {
       let length = 0;
       for (;;) {
-        if (length === scratch.length) {
-          const bigger = Buffer.allocUnsafe(scratch.length * 2);
-          scratch.copy(bigger, 0, 0, length);
-          scratch = bigger;
-        }
+        if (length === scratch.length) scratch = doubled(scratch, length);
         const space = scratch.length - length;
         const n = readSync(fd, scratch, length, space, null);
         length += n;
@@ -146,12 +149,8 @@ export function readProcLines(path: string, onLines: (bytes: Buffer, start: numb
     try {
       let filled = 0;
       for (;;) {
-        if (filled === pieces.length) {
-          // One line longer than the buffer (a path near PATH_MAX on a small buffer): grow it.
-          const bigger = Buffer.allocUnsafe(pieces.length * 2);
-          pieces.copy(bigger, 0, 0, filled);
-          pieces = bigger;
-        }
+        // One line longer than the buffer (a path near PATH_MAX on a small buffer): grow it.
+        if (filled === pieces.length) pieces = doubled(pieces, filled);
         const n = readSync(fd, pieces, filled, pieces.length - filled, null);
         if (n === 0) {
           if (filled > 0) onLines(pieces, 0, filled);

@@ -11,8 +11,6 @@ import { readFileSync } from 'node:fs';
  */
 export const STAT_SETTLE_MS = Number(readFileSync('/proc/sys/vm/stat_interval', 'utf8').trim()) * 1000 + 300;
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
 /** Runs `measure` until `agrees(run)` or `tries` runs, and returns the last run. */
 export async function untilQuiet<Run>(tries: number, measure: (attempt: number) => Promise<Run>, agrees: (run: Run) => boolean): Promise<Run> {
   let run = await measure(1);

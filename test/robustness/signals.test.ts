@@ -9,7 +9,8 @@ import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, builtOrThrow } from '../helpers/spawn.js';
-import { sleep, untilQuiet } from '../helpers/machineWide.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { untilQuiet } from '../helpers/machineWide.js';
 import { becomeSubreaper, killAndReap, procStat, reap, running, tempRuntime } from '../held/helpers.js';
 
 const runtime = tempRuntime();

@@ -7,7 +7,8 @@ import { probeScenarioEnvironment } from '../../src/scenario/environment.js';
 import { munlockScenario } from '../../src/scenario/scenarios/munlock.js';
 import { munmapScenario } from '../../src/scenario/scenarios/munmap.js';
 import type { ScenarioBackend, ScenarioDefinition, ScenarioEnvironment, ScenarioRow } from '../../src/scenario/types.js';
-import { STAT_SETTLE_MS, sleep, untilQuiet } from '../helpers/machineWide.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { STAT_SETTLE_MS, untilQuiet } from '../helpers/machineWide.js';
 import { accounting, allOf, memBytes, pfnAt, pinsOutstanding, uringHolds, type StepReading } from './helpers.js';
 
 // The patterns the scenarios write (fork/observe.ts PATTERN), spelled out here on purpose.
