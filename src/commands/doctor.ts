@@ -116,6 +116,8 @@ Exit status: 0 no check failed, 1 a check failed (or the process vanished), 2 us
         accessText: flags.access ?? null,
         env: ctx.env,
       });
+      // One line per file under --root that exists but was not read; the checks go on without it.
+      for (const skipped of report.skippedFiles) note(ctx, `doctor: skipped ${skipped.file}: ${skipped.reason}`);
       if (flags.json) printJson(ctx, jsonDocument('doctor', reportJson(report)));
       else ctx.stdout.write(reportText(report));
       const failed = report.findings.filter((f) => f.status === 'fail');

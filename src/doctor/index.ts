@@ -5,6 +5,7 @@ import { pageSize } from '../proc/pagemap.js';
 import { attribution, attributionFindings } from './attribution.js';
 import { forkFindings } from './fork.js';
 import { hugepageFindings } from './hugepages.js';
+import { readRootConfig, type SkippedFile } from './limitsConf.js';
 import { machineFindings } from './machine.js';
 import { mapsCount } from './maps.js';
 import { memlockLimit, memlockOrigin } from './memlock.js';
@@ -16,6 +17,8 @@ import { skipped, type DoctorContext, type DoctorOptions, type Finding, type Tar
 
 export interface DoctorReport {
   target: Target;
+  /** Files under --root that exist but were not read, with the reason. */
+  skippedFiles: SkippedFile[];
   options: DoctorOptions;
   findings: Finding[];
   prediction: Prediction | null;
@@ -33,8 +36,9 @@ export interface RunDoctorOptions extends DoctorOptions {
 
 export async function runDoctor(options: RunDoctorOptions): Promise<DoctorReport> {
   const target = readTarget(options.pid);
+  const config = readRootConfig(options.root, target.status.uid);
   const attributed = attribution(target.pid);
-  const ctx: DoctorContext = { request: options.request, root: options.root, target, pageBytes: pageSize(), kernelRelease: release(), attribution: attributed.attribution };
+  const ctx: DoctorContext = { request: options.request, root: options.root, target, pageBytes: pageSize(), kernelRelease: release(), attribution: attributed.attribution, config };
   const findings: Finding[] = [
     memlockLimit(ctx),
     memlockOrigin(ctx),
@@ -57,7 +61,7 @@ export async function runDoctor(options: RunDoctorOptions): Promise<DoctorReport
       findings.push(tryFinding(prediction, tried));
     }
   }
-  return { target, options, findings, prediction, tried };
+  return { target, skippedFiles: config.skipped, options, findings, prediction, tried };
 }
 
 export function anyFailed(report: DoctorReport): boolean {

@@ -10,8 +10,7 @@
 //   - a soft limit above the hard one is lowered to it.
 // Only what a login through PAM would set: services, containers and launchers never read these files.
 
-import { readdirSync, readFileSync } from 'node:fs';
-import { errorCode } from '../proc/procfs.js';
+import { ACCOUNTS_MAX_BYTES, CONFIG_MAX_BYTES, MAX_ENTRIES, closeRoot, listRootDir, openRoot, readRootFile, type RootDir } from '../proc/rootFiles.js';
 
 export interface LimitsConfLine {
   file: string;
@@ -139,31 +138,28 @@ export function resolvePamMemlock(files: ReadonlyArray<readonly LimitsConfLine[]
   return out;
 }
 
-/** The files pam_limits reads under `root`, in its order; missing ones are left out. */
-export function readLimitsConfFiles(root: string): Array<{ file: string; lines: LimitsConfLine[] }> {
-  const base = `${root.replace(/\/+$/, '')}/etc/security`;
-  const read = (path: string): string | null => {
-    try {
-      return readFileSync(path, 'utf8');
-    } catch (err) {
-      if (errorCode(err) === 'ENOENT' || errorCode(err) === 'EISDIR') return null;
-      throw err;
-    }
-  };
+/** A file under --root that was not read, and why. */
+export interface SkippedFile {
+  file: string;
+  reason: string;
+}
+
+/** The files pam_limits reads under `root`, in its order; missing ones are left out, refused ones go to `skipped`. */
+export function readLimitsConfFiles(root: RootDir, skipped: SkippedFile[]): Array<{ file: string; lines: LimitsConfLine[] }> {
   const out: Array<{ file: string; lines: LimitsConfLine[] }> = [];
-  const main = read(`${base}/limits.conf`);
-  if (main !== null) out.push({ file: `${base}/limits.conf`, lines: parseLimitsConf(main, `${base}/limits.conf`) });
-  let names: string[] = [];
-  try {
-    names = readdirSync(`${base}/limits.d`).filter((n) => n.endsWith('.conf')).sort();
-  } catch (err) {
-    if (errorCode(err) !== 'ENOENT' && errorCode(err) !== 'ENOTDIR') throw err;
-  }
-  for (const name of names) {
-    const path = `${base}/limits.d/${name}`;
-    const text = read(path);
-    if (text !== null) out.push({ file: path, lines: parseLimitsConf(text, path) });
-  }
+  const add = (rel: string): void => {
+    const read = readRootFile(root, rel, CONFIG_MAX_BYTES);
+    if (read.kind === 'text') out.push({ file: read.path, lines: parseLimitsConf(read.text, read.path) });
+    else if (read.kind === 'skipped') skipped.push({ file: read.path, reason: read.reason });
+  };
+  add('etc/security/limits.conf');
+  const listing = listRootDir(root, 'etc/security/limits.d');
+  if (listing.kind === 'skipped') skipped.push({ file: listing.path, reason: listing.reason });
+  if (listing.kind !== 'names') return out;
+  if (listing.truncated) skipped.push({ file: listing.path, reason: `more than ${MAX_ENTRIES} entries: only the first ${MAX_ENTRIES} read were considered` });
+  // pam_limits globs limits.d/*.conf, which leaves out dot files, and reads the matches in name order.
+  const names = listing.names.filter((n) => n.endsWith('.conf') && !n.startsWith('.')).sort();
+  for (const name of names) add(`etc/security/limits.d/${name}`);
   return out;
 }
 
@@ -199,16 +195,35 @@ export function findAccount(uid: number, passwdText: string, groupText: string):
   return { account: { name, uid, gid, groups: names }, groupIds };
 }
 
-/** Account of uid from `root`/etc/passwd and group; null when it has none there. */
-export function readAccount(uid: number, root: string): { account: Account; groupIds: Map<string, number> } | null {
-  const etc = `${root.replace(/\/+$/, '')}/etc`;
-  const text = (file: string): string => {
-    try {
-      return readFileSync(`${etc}/${file}`, 'utf8');
-    } catch (err) {
-      if (errorCode(err) === 'ENOENT') return '';
-      throw err;
-    }
+/** Account of uid from `root`/etc/passwd and group; null when it has none there. Refused files go to `skipped`. */
+export function readAccount(uid: number, root: RootDir, skipped: SkippedFile[]): { account: Account; groupIds: Map<string, number> } | null {
+  const text = (rel: string): string => {
+    const read = readRootFile(root, rel, ACCOUNTS_MAX_BYTES);
+    if (read.kind === 'skipped') skipped.push({ file: read.path, reason: read.reason });
+    return read.kind === 'text' ? read.text : '';
   };
-  return findAccount(uid, text('passwd'), text('group'));
+  return findAccount(uid, text('etc/passwd'), text('etc/group'));
+}
+
+/** What doctor reads under --root, read once: pam_limits' files and the target's account. */
+export interface RootConfig {
+  /** DIR as given. */
+  root: string;
+  limitsFiles: Array<{ file: string; lines: LimitsConfLine[] }>;
+  account: { account: Account; groupIds: Map<string, number> } | null;
+  /** Files that exist but were not read (FIFO, device, too large, unreadable, symlink loop, …). */
+  skipped: SkippedFile[];
+}
+
+/** Reads limits.conf, limits.d, passwd and group under `dir` for uid. Throws UsageError when DIR cannot be opened. */
+export function readRootConfig(dir: string, uid: number): RootConfig {
+  const root = openRoot(dir);
+  try {
+    const skipped: SkippedFile[] = [];
+    const limitsFiles = readLimitsConfFiles(root, skipped);
+    const account = readAccount(uid, root, skipped);
+    return { root: dir, limitsFiles, account, skipped };
+  } finally {
+    closeRoot(root);
+  }
 }

@@ -8,15 +8,15 @@ import { readLimits } from '../proc/limits.js';
 import { readStatus } from '../proc/status.js';
 import { ProcUnreadableError } from '../proc/procfs.js';
 import { environmentMemlockFixes } from './attribution.js';
-import { readAccount, readLimitsConfFiles, resolvePamMemlock, type LimitsConfLine } from './limitsConf.js';
+import { resolvePamMemlock, type LimitsConfLine, type PamMemlock, type RootConfig } from './limitsConf.js';
 import { kib, limitText, requestChargeBytes } from './request.js';
 import { CAP_IPC_LOCK, hasCapability } from './target.js';
-import { finding, type DoctorContext, type Finding } from './types.js';
+import { finding, type DoctorContext, type Evidence, type Finding } from './types.js';
 
 /** How to raise the target's limit, naming the systemd unit or container it runs in when there is one. */
 export function raiseMemlockFixes(ctx: DoctorContext, neededBytes: number | null): string[] {
   const { target } = ctx;
-  const user = readAccount(target.status.uid, ctx.root)?.account.name ?? String(target.status.uid);
+  const user = ctx.config.account?.account.name ?? String(target.status.uid);
   const fixes: string[] = [];
   const hardAllows = target.hardBytes === null || (neededBytes !== null && neededBytes <= target.hardBytes);
   if (target.self) {
@@ -142,8 +142,9 @@ export function memlockOrigin(ctx: DoctorContext): Finding {
     where = top ? `inherited unchanged from pid ${top.pid} (${top.comm})${top.pid === 1 ? ': the boot default (the kernel\'s 8 MiB, or systemd\'s DefaultLimitMEMLOCK=)' : ''}` : 'no readable parent';
   }
 
-  const files = readLimitsConfFiles(ctx.root);
-  const found = readAccount(target.status.uid, ctx.root);
+  const files = ctx.config.limitsFiles;
+  const found = ctx.config.account;
+  const skipped = ctx.config.skipped;
   const pam = found ? resolvePamMemlock(files.map((f) => f.lines), found.account, found.groupIds) : null;
   const evidence = {
     softBytes: target.softBytes,
@@ -158,7 +159,22 @@ export function memlockOrigin(ctx: DoctorContext): Finding {
     pamSoftLine: lineJson(pam?.softLine ?? null),
     pamHardLine: lineJson(pam?.hardLine ?? null),
     pamNoLimitsLine: lineJson(pam?.noLimitsLine ?? null),
+    skippedFiles: skipped.map((f) => ({ file: f.file, reason: f.reason })),
   };
+  const result = originVerdict(ctx, mine, where, found, pam, evidence);
+  if (skipped.length === 0) return result;
+  // What could not be read may hold the line that decides: say so, and which files.
+  const names = skipped.map((f) => f.file).join(', ');
+  return {
+    ...result,
+    status: result.status === 'fail' ? 'fail' : 'warn',
+    summary: `${result.summary}; ${skipped.length === 1 ? 'a file was' : `${skipped.length} files were`} not read, so this may be incomplete: ${names}`,
+    fix: [...result.fix, `make each skipped file a regular file the user running doctor can read (limits files at most 1 MiB, passwd and group at most 64 MiB), or remove it`],
+  };
+}
+
+function originVerdict(ctx: DoctorContext, mine: string, where: string, found: RootConfig['account'], pam: PamMemlock | null, evidence: Evidence): Finding {
+  const { target } = ctx;
   const id = 'memlock.origin';
   if (!found || !pam) return finding(id, 'ok', `${mine}: ${where}; uid ${target.status.uid} has no entry in ${ctx.root.replace(/\/$/, '')}/etc/passwd, so limits.conf does not apply`, evidence);
   if (pam.noLimitsLine) return finding(id, 'ok', `${mine}: ${where}; limits.conf exempts ${found.account.name} (${lineText(pam.noLimitsLine)})`, evidence);

@@ -5,6 +5,7 @@ import type { Backing, BackendName } from '../engine/types.js';
 import type { JsonValue } from '../lib/fields.js';
 import type { ProcessStatus } from '../proc/status.js';
 import type { ProcessAttribution } from './attribution.js';
+import type { RootConfig } from './limitsConf.js';
 
 export type FindingStatus = 'ok' | 'warn' | 'fail' | 'skip';
 export const FINDING_STATUSES: readonly FindingStatus[] = ['ok', 'warn', 'fail', 'skip'];
@@ -64,6 +65,8 @@ export interface DoctorContext extends DoctorOptions {
   kernelRelease: string;
   /** The target's cgroup, systemd unit and container; null when its cgroup cannot be read. */
   attribution: ProcessAttribution | null;
+  /** limits.conf, limits.d, passwd and group under `root`, read once. */
+  config: RootConfig;
 }
 
 /** A finding with no evidence yet; checks fill it in. */
