@@ -10,6 +10,7 @@ import { machineFindings } from './machine.js';
 import { mapsCount } from './maps.js';
 import { memlockLimit, memlockOrigin } from './memlock.js';
 import { predict, tryFinding, tryRegistration, type Prediction, type TryResult } from './predict.js';
+import { requestChargeBytes } from './request.js';
 import { readTarget } from './target.js';
 import { uringDisabled, uringUserCharge } from './uring.js';
 import { verbsFindings } from './verbs.js';
@@ -51,7 +52,7 @@ export async function runDoctor(options: RunDoctorOptions): Promise<DoctorReport
     ...machineFindings(ctx),
     ...attributionFindings(ctx, attributed.reason),
   ];
-  const prediction = predict(options.request, findings);
+  const prediction = predict(options.request, findings, requestChargeBytes(ctx));
   let tried: TryResult | null = null;
   if (options.try && prediction) {
     if (prediction.cause === 'machine.available') {

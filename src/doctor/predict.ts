@@ -29,11 +29,13 @@ const DECIDING: Record<BackendName, readonly string[]> = {
   verbs: ['verbs.library', 'verbs.devices', 'hugepages.reserved', 'machine.available', 'maps.count', 'cgroup.rdma', 'verbs.max-mr', 'memlock.limit', 'cgroup.memory'],
 };
 
-export function predict(request: DoctorRequest, findings: readonly Finding[]): Prediction | null {
+/** `mappedBytes`: the size after the backing's rounding (what the checks charged), named when it differs. */
+export function predict(request: DoctorRequest, findings: readonly Finding[], mappedBytes: number = request.sizeBytes ?? 0): Prediction | null {
   if (request.sizeBytes === null || request.backend === null) return null;
   const byId = new Map(findings.map((f) => [f.id, f]));
   const blocking = DECIDING[request.backend].map((id) => byId.get(id)).find((f) => f?.status === 'fail');
-  const what = `${formatBytes(request.sizeBytes)} with ${request.backend}`;
+  const rounded = (request.backing === 'thp' || request.backing === 'hugetlb') && mappedBytes > request.sizeBytes ? ` (${formatBytes(mappedBytes)}: ${request.backing} maps whole huge pages)` : '';
+  const what = `${formatBytes(request.sizeBytes)}${rounded} with ${request.backend}`;
   return blocking
     ? { backend: request.backend, sizeBytes: request.sizeBytes, outcome: 'refused', cause: blocking.id, summary: `registering ${what} will be refused: ${blocking.id}: ${blocking.summary}` }
     : { backend: request.backend, sizeBytes: request.sizeBytes, outcome: 'registered', cause: null, summary: `registering ${what} will succeed` };

@@ -1,5 +1,6 @@
 // What a request costs in the kernel's accounting: RLIMIT_MEMLOCK is checked in whole pages.
 
+import { mappedLength } from '../engine/buffer.js';
 import { formatBytes } from '../lib/size.js';
 import type { DoctorContext } from './types.js';
 
@@ -7,11 +8,15 @@ export function roundUp(bytes: number, unit: number): number {
   return Math.ceil(bytes / unit) * unit;
 }
 
-/** Bytes the request charges: its size rounded up to the pages that back it. 0 without --size. */
-export function requestChargeBytes(ctx: DoctorContext, hugePageBytes: number | null = null): number {
+/**
+ * Bytes the request charges: its size as reg maps it, rounded up to the backing's page (32 KiB of thp
+ * maps, pins and charges 2 MiB on x86-64; hugetlb a whole huge page). 0 without --size.
+ */
+export function requestChargeBytes(ctx: DoctorContext): number {
   const size = ctx.request.sizeBytes;
   if (size === null) return 0;
-  return roundUp(size, ctx.request.backing === 'hugetlb' && hugePageBytes ? hugePageBytes : ctx.pageBytes);
+  const { backing } = ctx.request;
+  return backing === 'thp' || backing === 'hugetlb' ? mappedLength(size, backing) : roundUp(size, ctx.pageBytes);
 }
 
 export function limitText(bytes: number | null): string {

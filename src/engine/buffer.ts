@@ -46,6 +46,21 @@ export function roundUp(value: number, multiple: number): number {
   return Math.ceil(value / multiple) * multiple;
 }
 
+/**
+ * The unit a backing's buffer is mapped (and so registered and charged) in: the THP (PMD) size for thp,
+ * the default huge page size for hugetlb, the base page otherwise.
+ */
+export function backingPageBytes(backing: Backing): number {
+  if (backing === 'thp') return thpPageBytes();
+  if (backing === 'hugetlb') return readMeminfo().hugepageSizeBytes || thpPageBytes();
+  return pageSize();
+}
+
+/** Bytes allocateBuffer maps for `length` with this backing: 32 KiB of thp is 2 MiB on x86-64. */
+export function mappedLength(length: number, backing: Backing): number {
+  return roundUp(length, backingPageBytes(backing));
+}
+
 class Mapping implements MappedBuffer {
   private released = false;
   private unmapped = false;
@@ -90,7 +105,7 @@ export function allocateBuffer(spec: BufferSpec): MappedBuffer {
       return new Mapping(mmap(length, prot, MAP_PRIVATE | MAP_ANONYMOUS), length, 'anon', readOnly, null, null);
     }
     case 'thp':
-      return mapThp(roundUp(spec.length, thpPageBytes()), prot, readOnly);
+      return mapThp(mappedLength(spec.length, 'thp'), prot, readOnly);
     case 'hugetlb':
       return mapHugetlb(spec.length, prot, readOnly);
     case 'memfd': {
@@ -134,8 +149,8 @@ function mapThp(length: number, prot: number, readOnly: boolean): MappedBuffer {
 
 function mapHugetlb(requested: number, prot: number, readOnly: boolean): MappedBuffer {
   const meminfo = readMeminfo();
-  const hugePage = meminfo.hugepageSizeBytes || thpPageBytes();
-  const length = roundUp(requested, hugePage);
+  const hugePage = backingPageBytes('hugetlb');
+  const length = mappedLength(requested, 'hugetlb');
   try {
     return new Mapping(mmap(length, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB), length, 'hugetlb', readOnly, null, null);
   } catch (err) {

@@ -2,6 +2,8 @@
 // lowered RLIMIT_MEMLOCK, sizes just under and over each limit, with and without another uid-65534
 // process already holding io_uring buffers. In every row the prediction must equal what the kernel
 // did, and a refused row must name the true cause. The matrix is printed as a table.
+import { readFileSync } from 'node:fs';
+import { release } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UNPRIVILEGED, builtOrThrow, exited, startRdmactl, unprivilegedUnavailable } from '../helpers/spawn.js';
 import { doctorUnprivileged, findingOf, memlockSoft, type DoctorJson } from './helpers.js';
@@ -12,6 +14,7 @@ const noUnprivileged = unprivilegedUnavailable();
 
 interface Row {
   backend: 'uring' | 'mlock';
+  backing: 'anon' | 'thp' | 'hugetlb';
   limit: number | null;
   holderBytes: number;
   size: number;
@@ -31,8 +34,8 @@ beforeAll(() => builtOrThrow());
 
 afterAll(() => {
   if (rows.length === 0) return;
-  const header = ['backend', 'limit', 'held by other', 'size', 'predicted', 'cause', 'kernel', 'errno', 'match'];
-  const cells = rows.map((r) => [r.backend, fmt(r.limit), r.holderBytes ? fmt(r.holderBytes) : '-', fmt(r.size), r.predicted, r.cause, r.outcome, r.errno, r.match ? 'yes' : `NO ${r.note}`]);
+  const header = ['backend', 'backing', 'limit', 'held by other', 'size', 'predicted', 'cause', 'kernel', 'errno', 'match'];
+  const cells = rows.map((r) => [r.backend, r.backing, fmt(r.limit), r.holderBytes ? fmt(r.holderBytes) : '-', fmt(r.size), r.predicted, r.cause, r.outcome, r.errno, r.match ? 'yes' : `NO ${r.note}`]);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (c: string[]): string => c.map((x, i) => x.padEnd(widths[i]!)).join('  ');
   console.log(['doctor --try matrix (uid 65534, no CAP_IPC_LOCK):', line(header), ...cells.map(line)].join('\n'));
@@ -54,7 +57,7 @@ function runRow(backend: Row['backend'], limit: number, size: number, holderByte
   const tried = json!.try!;
   const cause = expectedCause(backend, limit, size);
   const row: Row = {
-    backend, limit, holderBytes, size,
+    backend, backing: 'anon', limit, holderBytes, size,
     predicted: prediction.outcome, cause: prediction.cause ?? '-', outcome: tried.outcome, errno: tried.errno ?? '-',
     expectedCause: cause, match: prediction.outcome === tried.outcome, note: '',
   };
@@ -103,3 +106,62 @@ describe.skipIf(noUnprivileged !== null)('doctor --try: prediction equals the ke
     }, 120_000);
   }
 });
+
+// --backing thp and hugetlb map whole huge pages: 32 KiB of thp is a 2 MiB mapping, registered, pinned
+// and charged as 2 MiB. The prediction must use that size, not the one asked for.
+const THP_BYTES = Number(readFileSync('/sys/kernel/mm/transparent_hugepage/hpage_pmd_size', 'utf8'));
+const HUGE_BYTES = (Number(/^Hugepagesize:\s+(\d+) kB$/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1]) || 2048) * KiB;
+const hugeDir = `/sys/kernel/mm/hugepages/hugepages-${HUGE_BYTES / KiB}kB`;
+const hugeAvailable = (): number => Number(readFileSync(`${hugeDir}/free_hugepages`, 'utf8')) - Number(readFileSync(`${hugeDir}/resv_hugepages`, 'utf8'));
+
+function runBackingRow(backend: Row['backend'], backing: 'thp' | 'hugetlb', limit: number, size: number, expected: { outcome: string; cause: string | null; chargedBytes: number | null }): void {
+  const json = doctorUnprivileged(limit, ['--size', String(size), '--backend', backend, '--backing', backing, '--try', '--json']).json!;
+  const prediction = json.prediction!;
+  const tried = json.try!;
+  // What the checks charged: the size as mapped, whole huge pages.
+  const pageBytes = backing === 'thp' ? THP_BYTES : HUGE_BYTES;
+  expect(findingOf(json, 'memlock.limit').evidence['requestBytes']).toBe(Math.ceil(size / pageBytes) * pageBytes);
+  rows.push({
+    backend, backing, limit, holderBytes: 0, size,
+    predicted: prediction.outcome, cause: prediction.cause ?? '-', outcome: tried.outcome, errno: tried.errno ?? '-',
+    expectedCause: expected.cause ?? '-', match: prediction.outcome === tried.outcome, note: '',
+  });
+  expect(prediction.outcome, `prediction for ${backend} ${backing} ${fmt(size)} under ${fmt(limit)}: ${prediction.summary}; kernel: ${tried.message}`).toBe(tried.outcome);
+  expect(findingOf(json, 'try.outcome').status).toBe('ok');
+  expect(tried.outcome).toBe(expected.outcome);
+  expect(prediction.cause).toBe(expected.cause);
+  if (expected.chargedBytes !== null) expect(backend === 'mlock' ? tried.lockedBytes : tried.pinnedBytes).toBe(expected.chargedBytes);
+  if (tried.outcome === 'refused' && expected.cause !== 'hugepages.reserved') expect(tried.errno).toBe('ENOMEM');
+}
+
+describe.skipIf(noUnprivileged !== null)('doctor --try with huge-page backings: predicted on the rounded size', () => {
+  const limit = 2 * THP_BYTES;
+  for (const backend of ['uring', 'mlock'] as const) {
+    it(`${backend}, thp (${fmt(THP_BYTES)} pages): 32 KiB under 64 KiB is refused, and sizes around ${fmt(limit)} are decided by their rounded size`, () => {
+      runBackingRow(backend, 'thp', 64 * KiB, 32 * KiB, { outcome: 'refused', cause: 'memlock.limit', chargedBytes: null });
+      runBackingRow(backend, 'thp', limit, 32 * KiB, { outcome: 'registered', cause: null, chargedBytes: THP_BYTES });
+      runBackingRow(backend, 'thp', limit, THP_BYTES + 4 * KiB, backend === 'mlock'
+        ? { outcome: 'registered', cause: null, chargedBytes: limit }
+        // io_uring also charges the ring's pages (Linux ≥ 6.15): a buffer of exactly the limit does not fit with them.
+        : { outcome: ringsCharged() ? 'refused' : 'registered', cause: ringsCharged() ? 'uring.user-charge' : null, chargedBytes: ringsCharged() ? null : limit });
+      runBackingRow(backend, 'thp', limit, limit + 4 * KiB, { outcome: 'refused', cause: 'memlock.limit', chargedBytes: null });
+    }, 120_000);
+
+    it(`${backend}, hugetlb (${fmt(HUGE_BYTES)} pages): 32 KiB charges a whole huge page, or is refused when none is free`, () => {
+      if (hugeAvailable() < 1) {
+        console.warn(`hugetlb rows: no free ${fmt(HUGE_BYTES)} huge page here (nothing reserved; not reserving any on a shared machine): only the refusal for want of pages is verified, not the charge of a registered one`);
+        runBackingRow(backend, 'hugetlb', 64 * KiB, 32 * KiB, { outcome: 'refused', cause: 'hugepages.reserved', chargedBytes: null });
+        runBackingRow(backend, 'hugetlb', 2 * HUGE_BYTES, 32 * KiB, { outcome: 'refused', cause: 'hugepages.reserved', chargedBytes: null });
+        return;
+      }
+      runBackingRow(backend, 'hugetlb', 64 * KiB, 32 * KiB, { outcome: 'refused', cause: 'memlock.limit', chargedBytes: null });
+      runBackingRow(backend, 'hugetlb', 2 * HUGE_BYTES, 32 * KiB, { outcome: 'registered', cause: null, chargedBytes: HUGE_BYTES });
+    }, 120_000);
+  }
+});
+
+/** Whether this kernel charges io_uring's rings against RLIMIT_MEMLOCK (Linux ≥ 6.15). */
+function ringsCharged(): boolean {
+  const [major, minor] = release().split('.').map(Number) as [number, number];
+  return major > 6 || (major === 6 && minor >= 15);
+}
