@@ -85,7 +85,7 @@ With --size and --backend, predict whether that registration succeeds and name t
     .addOption(new Option('--backing <kind>', 'with --size: what backs the buffer').choices([...BACKINGS]).default('anon'))
     .option('-a, --access <flags>', 'with --backend verbs: access flags as for reg (on-demand checks ODP)')
     .option('--try', 'also really register it (rdmactl reg in a child with this shell\'s limits and credentials) and compare with the prediction')
-    .option('--root <dir>', 'read /etc/security/limits.conf, limits.d, passwd and group under DIR (an image or chroot)', '/')
+    .option('--root <dir>', 'read /etc/security/limits.conf, limits.d, passwd and group under DIR (an image or chroot) as if DIR were /: links stay inside DIR; only regular files up to 1 MiB (passwd, group 64 MiB) are read, others are named on stderr and skipped', '/')
     .option('--json', 'print JSON: { target, request, findings: [...], prediction, try, counts, failed }')
     .addHelpText('after', `
 Examples:
@@ -93,8 +93,8 @@ Examples:
   rdmactl doctor 1234                              a running process (an MPI rank, a container's pid)
   rdmactl doctor --size 4GiB --backend verbs       will registering 4 GiB succeed? why not?
   rdmactl doctor --size 64M --backend uring --try  predict, then really try it, and compare
-Exit status: 0 no check failed, 1 a check failed (or the process vanished), 2 usage error,
-4 the process's /proc files are not readable.`)
+Exit status: 0 no check failed, 1 a check failed (or the process vanished), 2 usage error (also a
+--root DIR that is missing or not a directory), 4 the process's /proc files are not readable.`)
     .action(async (pidText: string | undefined, flags: DoctorFlags) => {
       const pid = pidText === undefined ? null : targetPids([pidText], (line) => note(ctx, line))[0]!;
       const sizeBytes = flags.size === undefined ? null : parseSize(flags.size, '--size');
