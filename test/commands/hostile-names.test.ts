@@ -131,6 +131,16 @@ describe.skipIf(unprivileged !== null)('names chosen by other users are escaped 
     expect(values.stdout.split('\n')).toContain(`${forger.pid}\t${FORGER_ESCAPED}`);
   });
 
+  it('stat --format prometheus: label values escaped per the exposition format (\\n, \\\\, \\"), no forged sample', () => {
+    const exposition = rootRun('stat', '--format', 'prometheus');
+    expect(exposition.status).toBe(0);
+    for (const line of exposition.stdout.split('\n')) if (line.includes('FORGED')) expect(line).toContain('comm="x\\n1 root FORGED"');
+    expect(exposition.stdout).toMatch(new RegExp(`^rdmactl_process_pinned_bytes\\{pid="${forger.pid}",comm="x\\\\n1 root FORGED",`, 'm'));
+    // The format has no escape for other control characters: ESC stays in the label value (a
+    // scraper stores the name as it is); what reads the exposition is a program, not a terminal.
+    expect(exposition.stdout).toContain(`comm="${TITLE}"`);
+  });
+
   it.skipIf(placement.skipReason !== null)('stat --by cgroup, ls -o +cgroup and doctor with a cgroup named with ESC and BEL', () => {
     const byCgroup = rootRun('stat', '--by', 'cgroup');
     expect(byCgroup.status).toBe(0);
