@@ -2,6 +2,7 @@
 
 import { CommanderError } from 'commander';
 import { EXIT, type ExitCode } from './lib/errors.js';
+import { escapeText } from './lib/escape.js';
 import { failureOf } from './lib/failure.js';
 import { OutputError, processContext, type Context } from './lib/context.js';
 import { makeProgram } from './program.js';
@@ -22,8 +23,9 @@ export function reportError(ctx: Context, err: unknown): ExitCode {
   if (err instanceof OutputError && err.readerGone) return EXIT.OK;
   const failure = failureOf(err);
   const internal = failure.kind === 'internal';
-  ctx.stderr.write(`rdmactl: ${failure.message}${internal && !debug ? ' (set RDMACTL_DEBUG=1 for details)' : ''}\n`);
-  for (const hint of failure.hints) ctx.stderr.write(`  ${hint}\n`);
+  // A message may quote a machine string (a name, a path): no control character reaches the terminal.
+  ctx.stderr.write(`rdmactl: ${escapeText(failure.message, 'lines')}${internal && !debug ? ' (set RDMACTL_DEBUG=1 for details)' : ''}\n`);
+  for (const hint of failure.hints) ctx.stderr.write(`  ${escapeText(hint, 'lines')}\n`);
   if (debug && err instanceof Error && err.stack) ctx.stderr.write(`${err.stack}\n`);
   return failure.exitCode;
 }

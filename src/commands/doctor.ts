@@ -5,6 +5,7 @@ import { anyFailed, runDoctor, type DoctorReport } from '../doctor/index.js';
 import { FINDING_STATUSES, type Finding } from '../doctor/types.js';
 import { BACKENDS, BACKINGS, type Backing, type BackendName } from '../engine/types.js';
 import { EXIT, RdmactlError, UsageError } from '../lib/errors.js';
+import { escapeText } from '../lib/escape.js';
 import { note, printJson, type Context } from '../lib/context.js';
 import { jsonDocument } from '../lib/output.js';
 import { targetPids } from '../observe/targets.js';
@@ -44,7 +45,7 @@ function reportText(report: DoctorReport): string {
   const { target, options, prediction } = report;
   const lines: string[] = [];
   const req = options.request.sizeBytes !== null ? `; request: ${formatBytes(options.request.sizeBytes)} with ${options.request.backend} (${options.request.backing})` : '';
-  lines.push(`target: pid ${target.pid} (${target.status.name}) uid ${target.status.uid}${target.self ? ', rdmactl itself: the limits and credentials of the shell that started it' : ''}${req}`);
+  lines.push(`target: pid ${target.pid} (${escapeText(target.status.name)}) uid ${target.status.uid}${target.self ? ', rdmactl itself: the limits and credentials of the shell that started it' : ''}${req}`);
   const width = Math.max(...report.findings.map((f) => f.id.length));
   for (const f of report.findings) {
     lines.push(`${f.status.padEnd(4)}  ${f.id.padEnd(width)}  ${f.summary}`);
@@ -56,7 +57,9 @@ function reportText(report: DoctorReport): string {
   if (prediction) lines.push(`prediction: ${prediction.summary}`);
   const counts = FINDING_STATUSES.map((s) => `${report.findings.filter((f) => f.status === s).length} ${s}`).join(', ');
   lines.push(`${counts}${anyFailed(report) ? ' (exit 1: a check failed)' : ''}`);
-  return `${lines.join('\n')}\n`;
+  // Summaries, evidence and fixes quote comms, unit names and cgroup paths other users chose: each
+  // line stays one line, with no control character in it.
+  return `${lines.map((line) => escapeText(line)).join('\n')}\n`;
 }
 
 interface DoctorFlags {

@@ -1,10 +1,13 @@
 // Values that exist only when the user presses TAB, for `rdmactl completion --values KIND`:
 // live pids (from /proc), held registration ids (from the store), and a command's column names
-// (from the command's own `--list-columns --json`). Each is a [value, description] pair.
+// (from the command's own `--list-columns --json`). Each is a [value, description] pair. A comm is
+// any process's own choice and the shell prints descriptions on the terminal: escaped (\xNN), which
+// also keeps a tab or newline from splitting a pair.
 
 import type { Command } from 'commander';
 import { DYNAMIC_KINDS } from '../lib/completionHints.js';
 import { UsageError } from '../lib/errors.js';
+import { escapeText } from '../lib/escape.js';
 import type { Context } from '../lib/context.js';
 import { listPids, readComm } from '../proc/index.js';
 import { listHeld } from '../held/store.js';
@@ -16,7 +19,7 @@ export function pidValues(): CompletionValue[] {
   const values: CompletionValue[] = [];
   for (const pid of listPids().sort((a, b) => a - b)) {
     const comm = readComm(pid);
-    if (comm !== null) values.push([String(pid), comm.replace(/[\t\n]/g, ' ')]); // null: it exited meanwhile
+    if (comm !== null) values.push([String(pid), escapeText(comm)]); // null: it exited meanwhile
   }
   return values;
 }
@@ -32,7 +35,7 @@ export function heldIdValues(env: NodeJS.ProcessEnv): CompletionValue[] {
   return entries.map((entry) => {
     const backend = entry.registration === null ? '' : ` ${entry.registration.backend}`;
     const state = entry.state === 'live' ? '' : ` (stale: ${entry.reason ?? 'holder gone'})`;
-    return [entry.id, `holder pid ${entry.pid}${backend}${state}`];
+    return [entry.id, escapeText(`holder pid ${entry.pid}${backend}${state}`)];
   });
 }
 

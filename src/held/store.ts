@@ -28,6 +28,7 @@ import {
 } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { EXIT, PermissionError, RdmactlError } from '../lib/errors.js';
+import { escapeText } from '../lib/escape.js';
 import { parseRegistrationSetReport, type RegistrationSetReport } from '../engine/report.js';
 import { PROC_ROOT, errorCode, procPath, readProcText, ProcUnreadableError } from '../proc/procfs.js';
 import { readStat } from '../proc/stat.js';
@@ -404,7 +405,7 @@ export function verifyHolder(record: Pick<HeldRecord, 'pid' | 'startTime' | 'uid
   }
   if (argv === null) return { state: 'stale', problem: 'exited', reason: `holder pid ${pid} has exited` };
   if (!isHolderCommandLine(argv, record.token)) {
-    return { state: 'stale', problem: 'not-holder', reason: `pid ${pid} is not an rdmactl holder with this record's token (it runs ${JSON.stringify(argv.slice(0, 3).join(' '))})` };
+    return { state: 'stale', problem: 'not-holder', reason: `pid ${pid} is not an rdmactl holder with this record's token (it runs "${escapeText(argv.slice(0, 3).join(' '))}")` };
   }
   const status = readStatus(pid);
   if (status === null) return { state: 'stale', problem: 'exited', reason: `holder pid ${pid} has exited` };

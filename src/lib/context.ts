@@ -1,5 +1,6 @@
 import { fstatSync, writeSync } from 'node:fs';
 import { isatty } from 'node:tty';
+import { escapeJson, escapeText } from './escape.js';
 import { EXIT, RdmactlError } from './errors.js';
 // What a command needs from the outside world, passed in so tests can run the program in-process
 // and read what it printed.
@@ -102,10 +103,10 @@ export function processContext(): Context {
 
 /** Print a JSON document on one line (NDJSON-friendly). */
 export function printJson(ctx: Context, value: unknown): void {
-  ctx.stdout.write(`${JSON.stringify(value)}\n`);
+  ctx.stdout.write(`${escapeJson(JSON.stringify(value))}\n`);
 }
 
-/** A note for people, on stderr so it never pollutes JSON on stdout. */
+/** A note for people, on stderr so it never pollutes JSON on stdout; control characters escaped. */
 export function note(ctx: Context, text: string): void {
-  ctx.stderr.write(`rdmactl: ${text}\n`);
+  ctx.stderr.write(`rdmactl: ${escapeText(text, 'lines')}\n`);
 }

@@ -3,6 +3,7 @@
 // unlimited/unknown); text formats them for people. Which fields a command prints, and how the
 // text is laid out, is decided in output.ts.
 
+import { escapeRaw, escapeText } from './escape.js';
 import { formatBytes } from './size.js';
 
 export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
@@ -31,9 +32,20 @@ export interface Field<R> {
 export interface FormatOptions {
   /** Sizes as integer bytes (`-b, --bytes`) instead of KiB/MiB/…. */
   bytes?: boolean;
+  /** Values for `-r`: blanks, backslash and non-ASCII escaped too (escapeRaw), instead of escapeText. */
+  raw?: boolean;
 }
 
+/**
+ * The text of a value, escaped: strings in records come from the machine (comm, user and cgroup
+ * names), so every control character in them is written as \xNN here, the one way out to text.
+ */
 export function formatValue(kind: FieldKind, value: JsonValue, nullText = '-', options: FormatOptions = {}): string {
+  const text = plainValue(kind, value, nullText, options);
+  return options.raw ? escapeRaw(text) : escapeText(text);
+}
+
+function plainValue(kind: FieldKind, value: JsonValue, nullText: string, options: FormatOptions): string {
   if (value === null || value === undefined) return nullText;
   switch (kind) {
     case 'bytes':

@@ -11,6 +11,7 @@ import { CommanderError, type Command } from 'commander';
 import type TableType from 'cli-table3';
 import { printJson, type Context } from './context.js';
 import { UsageError } from './errors.js';
+import { escapeRaw, escapeText } from './escape.js';
 import { defaultTextFields, fieldText, toJson, type Field, type FieldKind, type JsonValue } from './fields.js';
 
 export interface OutputFlags {
@@ -34,6 +35,8 @@ export interface TextStyle {
   /** Sizes as integer bytes (-b). */
   bytes: boolean;
 }
+
+export { escapeRaw };
 
 // ---- JSON documents --------------------------------------------------------------------------
 
@@ -118,23 +121,11 @@ function cell(content: string, kind: FieldKind | undefined): string {
   return (NUMERIC.has(kind ?? 'text') ? { content, hAlign: 'right' } : content) as string;
 }
 
-/**
- * A value for --raw, escaped as util-linux does (libsmartcols' raw format): blanks, backslash and
- * every byte that is not printable ASCII become \xHH, so a value never contains the separator.
- */
-export function escapeRaw(text: string): string {
-  let out = '';
-  for (const byte of Buffer.from(text, 'utf8')) {
-    out += byte <= 0x20 || byte === 0x5c || byte >= 0x7f ? `\\x${byte.toString(16).padStart(2, '0')}` : String.fromCharCode(byte);
-  }
-  return out;
-}
-
 /** One row per record. Empty string when there is nothing to print (no records and no header). */
 export function renderTable<R>(fields: readonly Field<R>[], records: readonly R[], style: TextStyle): string {
   if (style.raw) {
     const lines = style.headings ? [fields.map((f) => escapeRaw(f.label)).join(' ')] : [];
-    for (const record of records) lines.push(fields.map((f) => escapeRaw(fieldText(f, record, style))).join(' '));
+    for (const record of records) lines.push(fields.map((f) => fieldText(f, record, style)).join(' '));
     return lines.join('\n');
   }
   if (!style.headings && records.length === 0) return '';
@@ -311,12 +302,13 @@ export function outputView<R>(ctx: Context, spec: OutputSpec<R>, flags: OutputFl
       if (!recordsOnly) write(renderRecord(defaultTextFields(otherFields), record, style));
       else if (bare) write(renderTable(defaultTextFields(otherFields), [record], style));
     },
+    // Prose may quote a machine string (a reason, a name): no control character gets through.
     prose: (text) => {
-      if (!recordsOnly) ctx.stdout.write(`${text}\n`);
+      if (!recordsOnly) ctx.stdout.write(`${escapeText(text, 'lines')}\n`);
     },
     warn: (text) => {
-      if (recordsOnly) ctx.stderr.write(`rdmactl: ${text}\n`);
-      else ctx.stdout.write(`${text}\n`);
+      if (recordsOnly) ctx.stderr.write(`rdmactl: ${escapeText(text, 'lines')}\n`);
+      else ctx.stdout.write(`${escapeText(text, 'lines')}\n`);
     },
   };
 }

@@ -3,6 +3,7 @@
 
 import type { ProcessRow } from '../observe/stat.js';
 import { SORT_KEYS, type SortKey } from '../observe/statFields.js';
+import { escapeText } from '../lib/escape.js';
 import { formatBytes } from '../lib/size.js';
 
 /** A bar of `width` cells, filled in proportion to value/total (eighths for the last cell). */
@@ -38,13 +39,18 @@ export function sparkline(values: readonly number[], width: number): string {
   return shown.map((v) => (max <= 0 ? SPARKS[0] : SPARKS[Math.min(7, Math.max(0, Math.round((v / max) * 7)))])).join('');
 }
 
-/** Truncate (with …) or pad `text` to exactly `width` columns. */
+/**
+ * Truncate (with …) or pad `text` to exactly `width` columns. Every line of the dashboard goes
+ * through here, and ink's Text passes escape sequences through to the terminal: control
+ * characters in the text (a comm, a cgroup or file name) are written as \xNN first.
+ */
 export function fit(text: string, width: number, align: 'left' | 'right' = 'left'): string {
   if (width <= 0) return '';
-  const chars = [...text];
+  const safe = escapeText(text);
+  const chars = [...safe];
   if (chars.length > width) return width === 1 ? '…' : `${chars.slice(0, width - 1).join('')}…`;
   const pad = ' '.repeat(width - chars.length);
-  return align === 'right' ? pad + text : text + pad;
+  return align === 'right' ? pad + safe : safe + pad;
 }
 
 export interface Column<R> {

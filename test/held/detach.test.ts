@@ -302,6 +302,21 @@ describe('dereg', () => {
       expect(listHeld()).toEqual([]);
     });
 
+    it('a not-holder whose command line carries escape sequences and a newline: quoted escaped, one line on stderr', async () => {
+      const { spawn } = await import('node:child_process');
+      const script = "sleep 600; : '\x1b]0;PWNED\x07\nrdmactl: forged line'";
+      const child = spawn('sh', ['-c', script], { stdio: 'ignore' });
+      sleepers.push(child);
+      await until('sh to start', () => procStat(child.pid!)?.startTime !== undefined && readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').includes('PWNED'));
+      const forged = forge({ pid: child.pid!, startTime: procStat(child.pid!)!.startTime });
+      const result = await rdmactl('dereg', forged.id);
+      expect(result.code).toBe(1);
+      expect(result.stderr).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f]/);
+      expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
+      expect(result.stderr).toContain(`(it runs "sh -c sleep 600; : '\\x1b]0;PWNED\\x07\\x0ardmactl: forged line'")`);
+      expect(running(child.pid!)).toBe(true);
+    });
+
     it('refuses a reused pid (start time differs): a real holder with a forged start time is not signalled', async () => {
       const holder = detach(['1M', '--backend', 'uring']);
       const real = readRecord(runtime.dir, holder.id);

@@ -76,3 +76,29 @@ describe('renderTable / renderRecord', () => {
     expect(renderRecord(DEFAULTS, ROWS[0]!, style({ boxed: true }))).toContain('│ SIZE BYTES │ 8 MiB │');
   });
 });
+
+describe('names other users chose (comm, cgroup) in text output', () => {
+  const hostile: Row[] = [{ pid: 7, name: 'x\x1b]0;PWNED\x07\x1b[2J', bytes: 1 }, { pid: 8, name: 'evil\n9999 forged 0', bytes: 2 }];
+  const inert = (text: string): void => {
+    expect(text).not.toMatch(/[\x00-\x09\x0b-\x1f\x7f-\x9f]/);
+    expect(text.split('\n').some((line) => line.includes('forged') && !line.includes('evil'))).toBe(false);
+  };
+
+  it('plain and boxed tables and records print control characters as \\xNN, one line per record', () => {
+    for (const boxed of [false, true]) {
+      const table = renderTable(DEFAULTS, hostile, style({ boxed }));
+      inert(table);
+      expect(table).toContain('x\\x1b]0;PWNED\\x07\\x1b[2J');
+      expect(table).toContain('evil\\x0a9999 forged 0');
+      expect(table.split('\n')).toHaveLength(boxed ? 6 : 3);
+      const record = renderRecord(DEFAULTS, hostile[0]!, style({ boxed }));
+      inert(record);
+      expect(record).toContain('x\\x1b]0;PWNED\\x07\\x1b[2J');
+    }
+  });
+
+  it('-r escapes them once, the util-linux way', () => {
+    expect(renderTable(DEFAULTS, hostile, style({ raw: true, headings: false, bytes: true }))).toBe(
+      '7 x\\x1b]0;PWNED\\x07\\x1b[2J 1\n8 evil\\x0a9999\\x20forged\\x200 2');
+  });
+});

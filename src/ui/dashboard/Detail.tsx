@@ -3,6 +3,7 @@
 import { Box, Text } from 'ink';
 import type { LockedRange, ProcessDetailView } from '../types.js';
 import { bytesCell, fit } from '../format.js';
+import { escapeText } from '../../lib/escape.js';
 import { formatBytes, hex } from '../../lib/size.js';
 
 function rangeLine(range: LockedRange): string {
@@ -12,7 +13,7 @@ function rangeLine(range: LockedRange): string {
 export function Detail({ detail, width, height, heldIds }: { detail: ProcessDetailView; width: number; height: number; heldIds: readonly string[] }) {
   const lines: Array<{ text: string; bold?: boolean; color?: string }> = [];
   const limit = (v: number | null): string => (v === null ? 'unlimited' : formatBytes(v));
-  lines.push({ text: `pid ${detail.pid}  ${detail.comm}  user ${detail.user}${detail.gone ? '  (exited)' : ''}`, bold: true });
+  lines.push({ text: `pid ${detail.pid}  ${escapeText(detail.comm)}  user ${escapeText(detail.user)}${detail.gone ? '  (exited)' : ''}`, bold: true });
   lines.push({ text: `pinned ${bytesCell(detail.pinnedBytes)}   locked ${bytesCell(detail.lockedBytes)}   RLIMIT_MEMLOCK soft ${limit(detail.memlockSoftBytes)}, hard ${limit(detail.memlockHardBytes)}` });
   if (heldIds.length > 0) lines.push({ text: `held by rdmactl: ${heldIds.join(', ')}   (d: deregister)`, color: 'cyan' });
   lines.push({ text: '' });

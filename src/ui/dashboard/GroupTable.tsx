@@ -3,6 +3,7 @@
 
 import { Box, Text } from 'ink';
 import type { GroupBy, GroupRow } from '../../observe/cgroups.js';
+import { escapeText } from '../../lib/escape.js';
 import { bytesCell, chooseColumns, fit, type Column } from '../format.js';
 
 /** rxe0 2/3: hca_object use against rdma.max, per device (max when unlimited). */
@@ -13,7 +14,7 @@ function rdmaCell(row: GroupRow): string {
 }
 
 export const GROUP_COLUMNS: readonly Column<GroupRow>[] = [
-  { key: 'group', label: 'GROUP', width: 24, flex: true, text: (g) => g.group },
+  { key: 'group', label: 'GROUP', width: 24, flex: true, text: (g) => escapeText(g.group) },
   { key: 'processes', label: 'PROCS', width: 5, align: 'right', text: (g) => String(g.processes) },
   { key: 'pinnedBytes', label: 'PINNED', width: 9, align: 'right', text: (g) => bytesCell(g.pinnedBytes) },
   { key: 'lockedBytes', label: 'LOCKED', width: 9, align: 'right', text: (g) => bytesCell(g.lockedBytes) },

@@ -2,6 +2,7 @@
 
 import { Box, Text } from 'ink';
 import type { UserRow } from '../../observe/stat.js';
+import { escapeText } from '../../lib/escape.js';
 import { bytesCell, fit } from '../format.js';
 
 export function UserPanel({ users, width, maxRows }: { users: readonly UserRow[]; width: number; maxRows: number }) {
@@ -16,7 +17,7 @@ export function UserPanel({ users, width, maxRows }: { users: readonly UserRow[]
       {shown.length === 0 ? <Text dimColor wrap="truncate">{fit('  no user pins or locks memory', width)}</Text> : null}
       {shown.map((u) => (
         <Text key={u.uid} wrap="truncate">
-          {fit(line(u.user, String(u.processes), bytesCell(u.pinnedBytes), bytesCell(u.lockedBytes), bytesCell(u.uringBytes)), width)}
+          {fit(line(escapeText(u.user), String(u.processes), bytesCell(u.pinnedBytes), bytesCell(u.lockedBytes), bytesCell(u.uringBytes)), width)}
         </Text>
       ))}
       {more > 0 ? <Text dimColor wrap="truncate">{fit(`  … ${more} more`, width)}</Text> : null}
