@@ -140,8 +140,11 @@ pins were freed and until /proc/PID went, after SIGKILL; migrate: node of the fi
 before→after, PFNs changed. Skipped rows: the reason below.
 VmPin of verbs rows includes the device path's own bounce-buffer MR (as large as the row, at most
 1 MiB): it is released with the registration.
-Pins outstanding (nr_foll_pin_acquired − nr_foll_pin_released in /proc/vmstat) are machine-wide, and
-the kernel folds per-CPU deltas into them every vm.stat_interval (1 s): a small row's pins show late.
+Pins outstanding (nr_foll_pin_acquired − nr_foll_pin_released in /proc/vmstat) and meminfo Mlocked
+are machine-wide: other processes move them too, so they are context and no verdict rests on them.
+The kernel folds per-CPU deltas into vmstat only every vm.stat_interval; each step reads the pins
+after folding them in (reading /proc/sys/vm/stat_refresh, root only), and leaves them out (null)
+where it may not.
 
 Columns: ${SCENARIO_FIELDS.filter((f) => !f.extra).map((f) => f.key).join(', ')} by default (rdmactl scenario -H: all).
 ${wrapWords(`JSON (--json): {host, schema, kernel, pfnsVisible, pageSize, memoryNodes, verbsUnavailable, size, access, scenarios: [{name, summary, verdicts}], rows: [{${SCENARIO_FIELDS.map((f) => f.key).join(', ')}}]}; --list prints {host, schema, scenarios: [{name, summary, description, backends, backings, variants, verdicts}]}.`)}

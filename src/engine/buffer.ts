@@ -2,7 +2,8 @@
 // hugetlb, memfd (shmem, shared), and files mapped shared or private, optionally read-only
 // (the classic case of registering a PROT_READ MAP_PRIVATE file mapping).
 
-import { closeSync, fstatSync, ftruncateSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync, constants as fsConstants } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, fstatSync, ftruncateSync, openSync, readFileSync, unlinkSync, writeSync, constants as fsConstants } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SyscallError } from '../ffi/errno.js';
@@ -21,7 +22,10 @@ export interface BufferSpec {
   length: number;
   backing: Backing;
   readOnly?: boolean;
-  /** For file-shared / file-private: the file to map. Without it a temporary file is created and removed on close. */
+  /**
+   * For file-shared / file-private: the file to map. Without it an unnamed temporary file in $TMPDIR is
+   * used (openTemporaryFile): the kernel frees it with the mapping, however the process ends.
+   */
   file?: string | null;
 }
 
@@ -70,7 +74,6 @@ class Mapping implements MappedBuffer {
     readonly backing: Backing,
     readonly readOnly: boolean,
     readonly path: string | null,
-    private readonly cleanupDir: string | null,
   ) {}
 
   unmap(): void {
@@ -82,11 +85,7 @@ class Mapping implements MappedBuffer {
   close(): void {
     if (this.released) return;
     this.released = true;
-    try {
-      if (!this.unmapped) munmap(this.addr, this.length);
-    } finally {
-      if (this.cleanupDir) rmSync(this.cleanupDir, { recursive: true, force: true });
-    }
+    if (!this.unmapped) munmap(this.addr, this.length);
   }
 
   [Symbol.dispose](): void {
@@ -102,7 +101,7 @@ export function allocateBuffer(spec: BufferSpec): MappedBuffer {
   switch (spec.backing) {
     case 'anon': {
       const length = roundUp(spec.length, page);
-      return new Mapping(mmap(length, prot, MAP_PRIVATE | MAP_ANONYMOUS), length, 'anon', readOnly, null, null);
+      return new Mapping(mmap(length, prot, MAP_PRIVATE | MAP_ANONYMOUS), length, 'anon', readOnly, null);
     }
     case 'thp':
       return mapThp(mappedLength(spec.length, 'thp'), prot, readOnly);
@@ -113,7 +112,7 @@ export function allocateBuffer(spec: BufferSpec): MappedBuffer {
       const fd = memfdCreate('rdmactl');
       try {
         ftruncateSync(fd, length);
-        return new Mapping(mmap(length, prot, MAP_SHARED, fd, 0), length, 'memfd', readOnly, null, null);
+        return new Mapping(mmap(length, prot, MAP_SHARED, fd, 0), length, 'memfd', readOnly, null);
       } finally {
         closeSync(fd); // the mapping keeps the file alive
       }
@@ -134,7 +133,7 @@ function mapThp(length: number, prot: number, readOnly: boolean): MappedBuffer {
   if (head > 0) munmap(raw, head);
   const tail = hugePage - head;
   if (tail > 0) munmap(start + BigInt(length), tail);
-  const mapping = new Mapping(start, length, 'thp', readOnly, null, null);
+  const mapping = new Mapping(start, length, 'thp', readOnly, null);
   try {
     madvise(start, length, MADV_HUGEPAGE);
   } catch (err) {
@@ -152,7 +151,7 @@ function mapHugetlb(requested: number, prot: number, readOnly: boolean): MappedB
   const hugePage = backingPageBytes('hugetlb');
   const length = mappedLength(requested, 'hugetlb');
   try {
-    return new Mapping(mmap(length, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB), length, 'hugetlb', readOnly, null, null);
+    return new Mapping(mmap(length, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB), length, 'hugetlb', readOnly, null);
   } catch (err) {
     if (err instanceof SyscallError && err.errnoName === 'ENOMEM') {
       const free = meminfo.hugePagesFree;
@@ -166,43 +165,71 @@ function mapHugetlb(requested: number, prot: number, readOnly: boolean): MappedB
   }
 }
 
+/** O_TMPFILE (Linux ≥ 3.11): an unnamed regular file in the directory given to open(2). */
+const O_TMPFILE = 0o20000000 | fsConstants.O_DIRECTORY;
+
+/**
+ * A new regular file in `directory` that has no name, open read-write (close-on-exec): the kernel frees
+ * it with its last fd or mapping, so a process killed at any point leaves nothing behind. It lives on
+ * the directory's file system (a real disk's page cache where $TMPDIR is on one, unlike a memfd).
+ * O_TMPFILE where the file system has it (ext4, xfs, btrfs, tmpfs; O_EXCL: it can never be linked
+ * into the tree); elsewhere a random name created with O_EXCL and unlinked at once, before any byte
+ * is written. Others reach it through /proc/self/fd/N.
+ */
+export function openTemporaryFile(directory: string = tmpdir()): number {
+  const rw = fsConstants.O_RDWR;
+  try {
+    return openSync(directory, O_TMPFILE | rw | fsConstants.O_EXCL, 0o600);
+  } catch (err) {
+    // EOPNOTSUPP: the file system has no O_TMPFILE; EISDIR/EINVAL: a kernel older than O_TMPFILE.
+    if (!['EOPNOTSUPP', 'EISDIR', 'EINVAL'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+  }
+  const path = join(directory, `rdmactl-${randomBytes(8).toString('hex')}`);
+  const fd = openSync(path, rw | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
+  try {
+    unlinkSync(path);
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+  return fd;
+}
+
 function mapFile(spec: BufferSpec, length: number, prot: number, readOnly: boolean): MappedBuffer {
   const shared = spec.backing === 'file-shared';
-  let path = spec.file ?? null;
-  let cleanupDir: string | null = null;
+  const path = spec.file ?? null;
+  let fd: number;
   if (path === null) {
-    // A temporary file with recognisable content, so file pages (not the zero page) back the mapping.
-    cleanupDir = mkdtempSync(join(tmpdir(), 'rdmactl-'));
-    path = join(cleanupDir, 'buffer');
-    const fd = openSync(path, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
+    // An unnamed temporary file with recognisable content, so file pages (not the zero page) back the mapping.
+    fd = openTemporaryFile();
     try {
       const chunk = Buffer.alloc(Math.min(length, 1 << 20), 0x5a);
       for (let written = 0; written < length; written += chunk.length) writeSync(fd, chunk, 0, Math.min(chunk.length, length - written), written);
-    } finally {
+    } catch (err) {
       closeSync(fd);
+      throw err;
+    }
+  } else {
+    try {
+      // A writable shared mapping needs the file open for writing; a private one never writes the file back.
+      fd = openSync(path, readOnly || !shared ? fsConstants.O_RDONLY : fsConstants.O_RDWR);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new UsageError(`cannot open --file '${path}': ${code ?? String(err)}${code === 'EACCES' && shared && !readOnly ? ' (a writable shared mapping needs write access; add --read-only or use file-private)' : ''}`);
     }
   }
-  let fd: number;
-  try {
-    // A writable shared mapping needs the file open for writing; a private one never writes the file back.
-    fd = openSync(path, readOnly || !shared ? fsConstants.O_RDONLY : fsConstants.O_RDWR);
-  } catch (err) {
-    if (cleanupDir) rmSync(cleanupDir, { recursive: true, force: true });
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new UsageError(`cannot open --file '${path}': ${code ?? String(err)}${code === 'EACCES' && shared && !readOnly ? ' (a writable shared mapping needs write access; add --read-only or use file-private)' : ''}`);
-  }
+  const what = path === null ? 'a temporary file' : `--file '${path}'`;
   try {
     const fileBytes = fstatSync(fd).size;
     if (fileBytes < length) {
-      throw new UsageError(`--file '${path}' is ${formatBytes(fileBytes)}, smaller than the ${formatBytes(length)} to register: use a smaller size or a larger file`);
+      throw new UsageError(`${what} is ${formatBytes(fileBytes)}, smaller than the ${formatBytes(length)} to register: use a smaller size or a larger file`);
     }
     const addr = mmap(length, prot, shared ? MAP_SHARED : MAP_PRIVATE, fd, 0);
-    return new Mapping(addr, length, spec.backing, readOnly, path, cleanupDir);
+    return new Mapping(addr, length, spec.backing, readOnly, path);
   } catch (err) {
-    if (cleanupDir) rmSync(cleanupDir, { recursive: true, force: true });
-    if (err instanceof SyscallError) throw new RdmactlError(`cannot map --file '${path}': ${err.message}`, 1, [], { cause: err });
+    if (err instanceof SyscallError) throw new RdmactlError(`cannot map ${what}: ${err.message}`, 1, [], { cause: err });
     throw err;
   } finally {
-    closeSync(fd);
+    closeSync(fd); // the mapping keeps the file (and an unnamed one alive)
   }
 }

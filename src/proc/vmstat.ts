@@ -3,6 +3,7 @@
 // between two readings mean no page was pinned or unpinned anywhere, so no process's VmPin moved —
 // which lets `top` skip re-reading every idle process.
 
+import { readFileSync } from 'node:fs';
 import { readProcText, PROC_ROOT } from './procfs.js';
 
 export interface PinCounters {
@@ -21,4 +22,28 @@ export function parsePinCounters(vmstatText: string): PinCounters | null {
 export function readPinCounters(): PinCounters | null {
   const text = readProcText(`${PROC_ROOT}/vmstat`);
   return text === null ? null : parsePinCounters(text);
+}
+
+let refreshRefused = false;
+
+/**
+ * Folds every CPU's pending deltas into /proc/vmstat now, as vmstat_update does every
+ * vm.stat_interval: reading /proc/sys/vm/stat_refresh (root only; it changes no setting) runs that
+ * fold on each CPU. Without it a reading right after a small registration does not show it yet.
+ * False when this process may not (not root, or a container); it is not tried again.
+ */
+export function refreshVmstat(): boolean {
+  if (refreshRefused) return false;
+  try {
+    readFileSync('/proc/sys/vm/stat_refresh');
+    return true;
+  } catch {
+    refreshRefused = true;
+    return false;
+  }
+}
+
+/** The pin counters after refreshVmstat(), or null when they cannot be read settled (or the kernel has none). */
+export function readSettledPinCounters(): PinCounters | null {
+  return refreshVmstat() ? readPinCounters() : null;
 }

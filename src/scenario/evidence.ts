@@ -1,5 +1,6 @@
 // What every scenario reads after a step, each from its own kernel interface: VmPin/VmLck from
-// /proc/PID/status, outstanding FOLL_PIN pins from /proc/vmstat, the first page's PFN from
+// /proc/PID/status, outstanding FOLL_PIN pins from /proc/vmstat (machine-wide, settled first; shown
+// as context), the first page's PFN from
 // /proc/PID/pagemap, the bytes at the address through /proc/PID/mem (EIO there = nothing mapped:
 // safe after munmap, where touching the address would crash us), and the device's read through
 // the registration's own data path. Also: an observation of what is left when the process or its
@@ -10,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { getpid, type Pointer } from '../ffi/libc.js';
 import { pageSize, readPagemap } from '../proc/pagemap.js';
 import { readStatus } from '../proc/status.js';
-import { readPinCounters } from '../proc/vmstat.js';
+import { readSettledPinCounters } from '../proc/vmstat.js';
 import type { DevicePath } from '../fork/devicePath.js';
 import { classify, readChild } from '../fork/observe.js';
 import type { Observation, Seen } from './types.js';
@@ -30,9 +31,14 @@ export interface EvidenceTarget {
   unmapped?: boolean;
 }
 
-/** nr_foll_pin_acquired − nr_foll_pin_released (pages), or null on kernels without the counters. */
+/**
+ * nr_foll_pin_acquired − nr_foll_pin_released (pages, machine-wide: context, never a verdict), read
+ * after the per-CPU deltas were folded in (refreshVmstat), so a step's own pins show in it. Null on
+ * kernels without the counters, and where the fold is not allowed (not root): a reading that lags
+ * by up to vm.stat_interval is not shown as a step's evidence.
+ */
 export function pinsOutstanding(): number | null {
-  const counters = readPinCounters();
+  const counters = readSettledPinCounters();
   return counters === null ? null : counters.acquired - counters.released;
 }
 

@@ -31,8 +31,9 @@ export interface Observation {
   /** VmLck (mm->locked_vm) of that process. */
   lockedBytes: number | null;
   /**
-   * nr_foll_pin_acquired − nr_foll_pin_released from /proc/vmstat (machine-wide, pages; per-CPU deltas
-   * reach it every vm.stat_interval, so a few pages pinned just now may not show yet).
+   * nr_foll_pin_acquired − nr_foll_pin_released from /proc/vmstat (machine-wide, pages: context, other
+   * processes move it too; no verdict rests on it). Read after the per-CPU deltas were folded in
+   * (/proc/sys/vm/stat_refresh), so the step's own pins show; null where that fold is not allowed.
    */
   pinsOutstanding: number | null;
   /** PFN of the range's first page in the process (/proc/PID/pagemap; null when hidden or absent). */

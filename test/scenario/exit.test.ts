@@ -2,13 +2,15 @@
 // must come back. The test reads the holder's /proc/PID/status itself while it holds, and the
 // machine's /proc/vmstat and /proc/meminfo before and after, and compares by delta (other processes
 // pin and lock at the same time, so a run whose readings another process disturbed is run again).
+import { closeSync, readdirSync, readlinkSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { pidfdOpen, syscall } from '../../src/ffi/libc.js';
 import { exitScenario } from '../../src/scenario/scenarios/exit.js';
 import { statusKb } from '../helpers/proc.js';
 import { builtOrThrow } from '../helpers/spawn.js';
 import { exists } from '../fork/helpers.js';
-import { untilQuiet } from '../helpers/machineWide.js';
-import { TEST_LENGTH, meminfoKb, scenarioContext, vmstatPinsOutstanding } from './helpers.js';
+import { startLockChurn, untilQuiet } from '../helpers/machineWide.js';
+import { TEST_LENGTH, accounting, meminfoKb, scenarioContext, vmstatPinsOutstanding } from './helpers.js';
 
 const PAGES = TEST_LENGTH / 4096;
 
@@ -84,5 +86,56 @@ describe('scenario exit', () => {
     expect(holder).toBeGreaterThan(0);
     expect(exists(holder)).toBe(false);
     expect(statusKb('self', 'VmPin')).toBe(pinned);
+  });
+});
+
+/** A copy, in this process, of `pid`'s io_uring fd (pidfd_getfd): the ring, and its pins, outlive `pid`. */
+function takeRingOf(pid: number): number {
+  const fd = readdirSync(`/proc/${pid}/fd`).find((name) => readlinkSync(`/proc/${pid}/fd/${name}`) === 'anon_inode:[io_uring]');
+  if (fd === undefined) throw new Error(`pid ${pid} has no io_uring fd`);
+  const pidfd = pidfdOpen(pid);
+  try {
+    return syscall('pidfd_getfd', 438, pidfd, Number(fd), 0);
+  } finally {
+    closeSync(pidfd);
+  }
+}
+
+describe('scenario exit: verdicts from the holder\'s own pages and address space, not machine-wide counters', { timeout: 240_000 }, () => {
+  builtOrThrow();
+
+  it('while another process keeps changing its own locked memory, mlock (×6) and uring (×3) rows are always released-at-exit', async () => {
+    const churn = await startLockChurn();
+    try {
+      const churnLockedBefore = accounting(churn.pid).lck;
+      const outcomes: string[] = [];
+      for (const backend of ['mlock', 'mlock', 'mlock', 'mlock', 'mlock', 'mlock', 'uring', 'uring', 'uring'] as const) {
+        const row = await exitScenario.run({ backend, backing: 'anon', variant: null }, scenarioContext());
+        outcomes.push(`${backend} ${row.verdict}: ${row.reason}`);
+      }
+      // The noise was there all along: the other process locked more and more while the rows ran.
+      expect(accounting(churn.pid).lck).toBeGreaterThan(churnLockedBefore);
+      expect(outcomes.filter((o) => !/^\w+ released-at-exit: /.test(o))).toEqual([]);
+    } finally {
+      await churn.stop();
+    }
+  });
+
+  it('uring: when another process keeps the holder\'s ring (and so its pins) alive, the row says not-released; the pages go when that ring goes', async () => {
+    let ring = -1;
+    try {
+      const row = await exitScenario.run({ backend: 'uring', backing: 'anon', variant: null }, scenarioContext({
+        onChild: (pid) => { ring = takeRingOf(pid); },
+      }));
+      expect(ring).toBeGreaterThanOrEqual(0);
+      expect(row.verdict, row.reason ?? '').toBe('not-released');
+      expect(row.reason).toMatch(new RegExp(`^${PAGES} of ${PAGES} pages the holder pinned are still held`));
+      expect(row.observations.map((o) => o.step)).toEqual(['registered', 'killed', 'exited']);
+    } finally {
+      if (ring >= 0) closeSync(ring);
+    }
+    // Our copy was the ring's last fd: the same row now frees its pages shortly after the exit.
+    const again = await exitScenario.run({ backend: 'uring', backing: 'anon', variant: null }, scenarioContext());
+    expect(again.verdict, again.reason ?? '').toBe('released-at-exit');
   });
 });

@@ -3,13 +3,14 @@
 // meminfo in one line. The row, skips, release order, observations and polling are the engine's
 // (setup.ts, evidence.ts).
 
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, statfsSync, constants as fsConstants } from 'node:fs';
+import { closeSync, readSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { openTemporaryFile } from '../../engine/buffer.js';
 import { SyscallError } from '../../ffi/errno.js';
 import { readMeminfo } from '../../proc/meminfo.js';
 import { classify, type Content } from '../../fork/observe.js';
 import { pwriteAll } from '../../fork/devicePath.js';
+import { procPath } from '../../proc/procfs.js';
 
 /** The kernel's own refusal inside an engine error (which wraps it as `cause`), or null. */
 export function refusalOf(err: unknown): SyscallError | null {
@@ -37,22 +38,19 @@ export function meminfoLine(): string {
   return `meminfo Mlocked ${m.mlockedBytes / 1024} kB, Unevictable ${m.unevictableBytes / 1024} kB`;
 }
 
-/** A temporary regular file filled with one byte, open read-write; close() closes and removes it. */
+/**
+ * A temporary regular file filled with one byte, open read-write, with no name (openTemporaryFile): the
+ * kernel frees it when its fd and mappings go, so a scenario killed mid-run leaves no file and no
+ * directory. `path` (/proc/self/fd/N) opens the same file again. close() closes the fd.
+ */
 export class PatternFile implements Disposable {
   readonly path: string;
   readonly fd: number;
-  private readonly dir: string;
   private isClosed = false;
 
   constructor(readonly length: number, byte: number, directory = tmpdir()) {
-    this.dir = mkdtempSync(join(directory, 'rdmactl-scenario-'));
-    this.path = join(this.dir, 'file');
-    try {
-      this.fd = openSync(this.path, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
-    } catch (err) {
-      rmSync(this.dir, { recursive: true, force: true });
-      throw err;
-    }
+    this.fd = openTemporaryFile(directory);
+    this.path = procPath('self', `fd/${this.fd}`);
     try {
       this.fill(byte);
     } catch (err) {
@@ -69,7 +67,7 @@ export class PatternFile implements Disposable {
   close(): void {
     if (this.isClosed) return;
     this.isClosed = true;
-    try { closeSync(this.fd); } finally { rmSync(this.dir, { recursive: true, force: true }); }
+    closeSync(this.fd);
   }
 
   [Symbol.dispose](): void {

@@ -1,14 +1,16 @@
 // exit: a separate process holds the registration and is killed with SIGKILL — no user-space
-// cleanup runs. When does the kernel give the pins (or locks) back, and what do the machine-wide
-// counters show? The holder is `rdmactl reg … --json` run as a child: it registers through the same
-// engine, prints its pid and address, and holds. We read its /proc/PID/status and pagemap, the
-// machine's /proc/vmstat pin counters and /proc/meminfo, SIGKILL it, and poll until its /proc entry is
-// gone and the counters have moved back by at least what it registered (other processes pin and lock
-// too: the counters are compared by a delta, never for equality). verbs: its MR must also leave the
-// kernel's MR table (`rdma res show mr`).
+// cleanup runs. When does the kernel give the pins (or locks) back? The holder is `rdmactl reg …
+// --json` run as a child: it registers through the same engine, prints its pid and address, and
+// holds. Every reading the verdict rests on is the holder's own: its VmPin/VmLck and the PFNs of its
+// range while it holds; after SIGKILL, its /proc entry, its address space (a /proc/PID/mem opened
+// before the kill reads nothing once the address space is torn down, and mlock's locks live in it),
+// and the physical pages it pinned (/proc/kpageflags: a page nobody maps that is still anonymous, or
+// shmem still on an LRU list, is still held — by the pin; a freed page loses those flags). The
+// machine-wide counters (/proc/vmstat pins, meminfo Mlocked) move with every other process: they
+// are shown as context and decide nothing. verbs: its MR must also leave the kernel's MR table.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { fstatSync, readdirSync, readlinkSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { formatAccessFlags } from '../../engine/verbs/access.js';
 import type { Pointer } from '../../ffi/libc.js';
@@ -17,7 +19,8 @@ import { checkpoint } from '../../fork/interrupt.js';
 import { VERBS_FORK_ACCESS } from '../../fork/runner.js';
 import { RDMACTL_BIN } from '../../lib/launcher.js';
 import { RdmactlError } from '../../lib/errors.js';
-import { readMeminfo } from '../../proc/meminfo.js';
+import { heldUnmapped, mapped, readKpageflags } from '../../proc/kpageflags.js';
+import { readPagemap } from '../../proc/pagemap.js';
 import { procPath } from '../../proc/procfs.js';
 import { readStat } from '../../proc/stat.js';
 import { parseKernelMrs, runRdmaJson } from '../../rdma/iproute.js';
@@ -29,6 +32,11 @@ import { meminfoLine, pagesOf } from './common.js';
 
 const NAME = 'exit';
 
+/** Backings whose pinned pages are followed after the holder's exit (base pages, anonymous or shmem). */
+const FOLLOWED_BACKINGS: ReadonlySet<string> = new Set(['anon', 'memfd']);
+/** At most this many of the holder's pages are followed (evenly spread over the range). */
+const FOLLOWED_PAGES_MAX = 1024;
+
 /** How long the killed holder's pins (or locks) and /proc entry may take to go. */
 export const EXIT_RELEASE_TIMEOUT_MS = 5_000;
 /** The holder releases by itself after this even if nobody kills it (it is killed long before). */
@@ -39,15 +47,15 @@ const HOLDER_START_TIMEOUT_MS = 30_000;
 export const EXIT_VERDICTS = [
   {
     id: 'released-at-exit', words: 'released when the holder died', expectable: true,
-    meaning: 'after SIGKILL of the holder (no user-space cleanup), its /proc entry went away and the machine\'s outstanding pins (mlock: meminfo Mlocked) fell by at least what it registered; verbs: its MR left the kernel\'s MR table',
+    meaning: 'after SIGKILL of the holder (no user-space cleanup), its /proc entry went away, and mlock: its address space (which holds the locks) was torn down; uring and verbs: every page it pinned was freed (/proc/kpageflags); verbs: its MR left the kernel\'s MR table',
   },
   {
     id: 'not-released', words: 'not released after the holder died', expectable: true,
-    meaning: 'the holder was killed, but within the timeout its /proc entry stayed, the counters did not fall by what it registered, or its MR stayed in the kernel\'s MR table',
+    meaning: 'the holder was killed, but within the timeout its /proc entry or address space stayed, pages it pinned stayed held with nobody mapping them, or its MR stayed in the kernel\'s MR table',
   },
   {
-    id: 'unverified', words: 'cannot tell (no pin counters in /proc/vmstat)', expectable: true,
-    meaning: 'the holder went away, but this kernel has no nr_foll_pin_* counters to show its pins coming back',
+    id: 'unverified', words: 'cannot tell (the pinned pages cannot be followed here)', expectable: true,
+    meaning: 'the holder went away, but the pages it pinned cannot be followed: PFNs or /proc/kpageflags hidden (not root), or a backing of huge pages (thp, hugetlb); machine-wide counters are no evidence of one process\'s pins',
   },
 ] as const satisfies readonly ScenarioVerdict[];
 
@@ -143,6 +151,48 @@ function mrLine(state: { count: number } | { unreadable: string }): string {
   return 'count' in state ? `rdma res show mr: ${state.count} MR(s) of the holder` : `rdma res show mr unreadable: ${state.unreadable}`;
 }
 
+/** The holder's /proc/PID/mem, open for reading (null when the kernel refuses). */
+function openHolderMem(pid: number): number | null {
+  try {
+    return openSync(procPath(pid, 'mem'), 'r');
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The holder's address space is gone: its /proc/PID/mem (opened while it held) reads nothing — the
+ * kernel reads only while the address space still has users. Without that fd: its /proc entry is gone
+ * (the address space is torn down before the process becomes a zombie).
+ */
+function addressSpaceGone(memFd: number | null, pid: number, addr: Pointer): boolean {
+  if (memFd === null) return readStat(pid) === null;
+  try {
+    return readSync(memFd, Buffer.alloc(1), 0, 1, addr) === 0;
+  } catch {
+    return true; // EIO: nothing mapped there any more
+  }
+}
+
+/** The PFNs of the holder's range to follow after its exit (at most FOLLOWED_PAGES_MAX), or why not. */
+function followablePages(c: ScenarioCase, pid: number, addr: Pointer, pages: number): { pfns: number[] | null; why: string | null } {
+  if (!FOLLOWED_BACKINGS.has(c.backing)) return { pfns: null, why: `the pages of a ${c.backing} mapping are not followed (only anon and memfd base pages)` };
+  let range: ReturnType<typeof readPagemap>;
+  try {
+    range = readPagemap(pid, addr, pages);
+  } catch {
+    range = null;
+  }
+  const all = range?.entries.map((e) => e.pfn) ?? [];
+  if (all.length < pages || all.some((pfn) => pfn === null)) return { pfns: null, why: 'the holder\'s PFNs are hidden (pagemap needs CAP_SYS_ADMIN) or not present' };
+  const step = Math.max(1, Math.ceil(pages / FOLLOWED_PAGES_MAX));
+  const pfns = (all as number[]).filter((_, i) => i % step === 0);
+  const flags = readKpageflags(pfns);
+  if (flags === null) return { pfns: null, why: '/proc/kpageflags is not readable here (root only)' };
+  if (!flags.every(mapped)) return { pfns: null, why: 'some of the holder\'s pages do not read as mapped in /proc/kpageflags' };
+  return { pfns, why: null };
+}
+
 function notApplicable(c: ScenarioCase, env: ScenarioEnvironment): string | null {
   if (c.backend === 'plain') return 'not applicable: plain registers nothing, so the holder\'s exit has nothing to release (the mlock and uring rows show what a registration holds until then)';
   if (c.backend === 'verbs' && env.verbsUnavailable) return env.verbsUnavailable;
@@ -154,9 +204,10 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
   if (inapplicable) return emptyRow(NAME, c, 'skipped', inapplicable, ctx.verbsAccess);
   const row = emptyRow(NAME, c, 'error', null, ctx.verbsAccess);
   const marker = await armForkWatchdog();
-  // Where the machine-wide counters stand before the holder exists.
-  const baseline = { pins: pinsOutstanding(), mlocked: readMeminfo().mlockedBytes };
+  // Context only: where the machine-wide counters stand before the holder exists.
+  const baselinePins = pinsOutstanding();
   let holder: Holder | null = null;
+  let memFd: number | null = null;
   try {
     try {
       holder = await startHolder(c, ctx, markerFdOf(marker));
@@ -170,63 +221,56 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
     ctx.onChild?.(holder.pid);
     const { pid, addr, length } = holder;
     row.length = length;
-    row.devicePath = `none: the holder (pid ${pid}) owns the registration; evidence is its /proc entry and the machine-wide counters`;
+    row.devicePath = `none: the holder (pid ${pid}) owns the registration; evidence is its /proc entry, its address space and the pages it registered`;
     const pages = pagesOf(length, ctx.env.pageSize);
     const mrsBefore = c.backend === 'verbs' ? kernelMrsOf(pid) : null;
-    const mlockedAtRegistered = readMeminfo().mlockedBytes;
     const registered = observe('registered', { pid, addr, length }, {
-      note: `holder pid ${pid}; ${meminfoLine()}${mrsBefore ? `; ${mrLine(mrsBefore)}` : ''}`,
+      note: `holder pid ${pid}; context (machine-wide): ${meminfoLine()}${mrsBefore ? `; ${mrLine(mrsBefore)}` : ''}`,
     });
     row.observations.push(registered);
-    const mlockedHeld = Math.max(mlockedAtRegistered, readMeminfo().mlockedBytes);
+    // The holder's own: its address space (read through a /proc/PID/mem opened now: it reads nothing
+    // once the address space is torn down) and the physical pages of its range.
+    memFd = openHolderMem(pid);
+    const followed = row.pinned ? followablePages(c, pid, addr, pages) : { pfns: null, why: null };
     await checkpoint(ctx.signal, ctx.stepDelayMs);
 
     const killedAt = performance.now();
     holder.child.kill('SIGKILL');
-    row.observations.push(bareObservation('killed', { pinsOutstanding: pinsOutstanding(), note: `SIGKILL sent to the holder (pid ${pid})` }));
+    row.observations.push(bareObservation('killed', { note: `SIGKILL sent to the holder (pid ${pid})` }));
 
-    // The release measure: pins outstanding (machine-wide) for pinning backends, meminfo Mlocked for
-    // mlock. Other processes pin and lock at the same time, so a release counts when the counter fell
-    // by at least what the holder registered from its highest reading while the holder held, or came
-    // back to (or below) where it was before the holder started.
-    const killedPins = row.observations[1]!.pinsOutstanding;
-    const heldPins = registered.pinsOutstanding === null || killedPins === null ? null : Math.max(registered.pinsOutstanding, killedPins);
-    const measurable = c.backend === 'mlock' || row.onDemand || (heldPins !== null && baseline.pins !== null);
-    const releasedNow = (): { done: boolean; line: string; outstanding: number | null } => {
-      const outstanding = pinsOutstanding();
-      if (c.backend === 'mlock') {
-        const mlocked = readMeminfo().mlockedBytes;
-        const fell = mlockedHeld - mlocked;
-        return {
-          done: fell >= length || mlocked <= baseline.mlocked,
-          line: `meminfo Mlocked down by ${Math.round(fell / 1024)} kB (the holder locked ${length / 1024} kB; ${Math.round((mlocked - baseline.mlocked) / 1024)} kB from where it was before the holder started)`,
-          outstanding,
-        };
-      }
-      if (row.onDemand) return { done: true, line: 'an on-demand MR pins nothing', outstanding };
-      if (heldPins === null || baseline.pins === null || outstanding === null) return { done: false, line: 'no pin counters', outstanding };
-      const fell = heldPins - outstanding;
-      return {
-        done: fell >= pages || outstanding <= baseline.pins,
-        line: `pins outstanding down by ${fell} pages (the holder pinned ${pages}; ${outstanding - baseline.pins} from where they were before the holder started)`,
-        outstanding,
-      };
+    const context = (): string => {
+      const pins = pinsOutstanding();
+      const delta = pins !== null && baselinePins !== null ? `pins outstanding ${pins - baselinePins >= 0 ? '+' : ''}${pins - baselinePins} pages since before the holder started` : 'pins outstanding not readable settled';
+      return `context (machine-wide, other processes move it too): ${delta}, ${meminfoLine()}`;
     };
-    const gone = (): boolean => readStat(pid) === null;
+    // What the verdict rests on: mlock's locks live in the holder's address space; pins live on the
+    // pages (an io_uring ring is torn down by a kernel worker after the exit, so they go a little later).
+    const measurable = c.backend === 'mlock' || row.onDemand || followed.pfns !== null;
+    const stillHeld = (): number => {
+      if (!followed.pfns) return 0;
+      const flags = readKpageflags(followed.pfns);
+      return flags === null ? followed.pfns.length : flags.filter(heldUnmapped).length;
+    };
+    const releasedLine = (): string => {
+      if (c.backend === 'mlock') return `the holder's address space is gone (its /proc/PID/mem reads nothing), and the ${length / 1024} kB it locked with it`;
+      if (row.onDemand) return 'the holder\'s address space is gone; an on-demand MR pins nothing';
+      return `all ${followed.pfns!.length} pages the holder pinned${followed.pfns!.length < pages ? ` (of ${pages}, evenly spread)` : ''} are free (/proc/kpageflags: none left unmapped and still held)`;
+    };
     let goneMs: number | null = null;
+    let spaceGoneMs: number | null = null;
     let releasedMs: number | null = null;
     await pollUntil(() => {
       const ms = Math.round((performance.now() - killedAt) * 10) / 10;
-      if (goneMs === null && gone()) {
+      if (spaceGoneMs === null && addressSpaceGone(memFd, pid, addr)) spaceGoneMs = ms;
+      if (goneMs === null && readStat(pid) === null) {
         goneMs = ms;
-        row.observations.push(bareObservation('exited', { pinsOutstanding: pinsOutstanding(), note: `the holder's /proc entry is gone ${ms} ms after SIGKILL` }));
+        row.observations.push(bareObservation('exited', { note: `the holder's /proc entry is gone ${ms} ms after SIGKILL` }));
       }
-      if (releasedMs === null && measurable) {
-        const now = releasedNow();
-        if (now.done) {
-          releasedMs = ms;
-          row.observations.push(bareObservation('released', { pinsOutstanding: now.outstanding, note: `${now.line}, ${ms} ms after SIGKILL; ${meminfoLine()}` }));
-        }
+      // Pages are judged once the /proc entry is gone: by then the holder maps nothing (its address space
+      // went before it became a zombie), so a page mapped now is someone else's, i.e. it was freed.
+      if (releasedMs === null && measurable && goneMs !== null && spaceGoneMs !== null && stillHeld() === 0) {
+        releasedMs = ms;
+        row.observations.push(bareObservation('released', { pinsOutstanding: pinsOutstanding(), note: `${releasedLine()}, ${ms} ms after SIGKILL; ${context()}` }));
       }
       return goneMs !== null && (releasedMs !== null || !measurable);
     }, EXIT_RELEASE_TIMEOUT_MS, 2, killedAt);
@@ -236,28 +280,30 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
     if (c.backend === 'verbs') {
       // The MR table is read through a tool (a process per reading): poll it slowly.
       await pollUntil(() => { mrsAfter = kernelMrsOf(pid); return !('count' in mrsAfter) || mrsAfter.count === 0; }, EXIT_RELEASE_TIMEOUT_MS, 50);
-      row.observations.push(bareObservation('mr-table', { pinsOutstanding: pinsOutstanding(), note: mrLine(mrsAfter!) }));
+      row.observations.push(bareObservation('mr-table', { note: mrLine(mrsAfter!) }));
     }
 
-    const last = releasedNow();
     if (goneMs === null) {
       row.verdict = 'not-released';
       row.reason = `the holder (pid ${pid}) still has a /proc entry ${EXIT_RELEASE_TIMEOUT_MS} ms after SIGKILL`;
     } else if (!measurable) {
       row.verdict = 'unverified';
-      row.reason = `the holder's /proc entry went ${goneMs} ms after SIGKILL; this kernel has no nr_foll_pin_* counters in /proc/vmstat`;
+      row.reason = `the holder's /proc entry went ${goneMs} ms after SIGKILL; ${followed.why ?? 'its pinned pages cannot be followed'}; ${context()}`;
     } else if (releasedMs === null) {
       row.verdict = 'not-released';
-      row.reason = `${last.line} ${EXIT_RELEASE_TIMEOUT_MS} ms after SIGKILL (other processes pin and lock too: a concurrent registration can hide a release)`;
+      row.reason = spaceGoneMs === null
+        ? `the holder's address space is still there ${EXIT_RELEASE_TIMEOUT_MS} ms after SIGKILL`
+        : `${stillHeld()} of ${followed.pfns!.length} pages the holder pinned are still held, mapped by nobody, ${EXIT_RELEASE_TIMEOUT_MS} ms after SIGKILL`;
     } else if (mrsAfter !== null && 'count' in mrsAfter && (mrsAfter as { count: number }).count > 0) {
       row.verdict = 'not-released';
       row.reason = `${mrLine(mrsAfter)} ${EXIT_RELEASE_TIMEOUT_MS} ms after SIGKILL`;
     } else {
       row.verdict = 'released-at-exit';
-      row.reason = `pins or locks back ${releasedMs} ms after SIGKILL, /proc entry gone after ${goneMs} ms`;
+      row.reason = `${c.backend === 'mlock' ? 'locks' : 'pins'} back ${releasedMs} ms after SIGKILL, /proc entry gone after ${goneMs} ms`;
     }
     return row;
   } finally {
+    if (memFd !== null) closeSync(memFd);
     try {
       if (holder) {
         holder.child.kill('SIGKILL');
@@ -284,16 +330,16 @@ export const exitScenario: ScenarioDefinition = {
   name: NAME,
   summary: 'a process holding a registration is killed (SIGKILL): when does the kernel give the pins back',
   description: `A separate process (rdmactl reg, started as a child) registers the memory and holds it. The
-scenario reads its VmPin/VmLck and first PFN, the machine's outstanding pins (/proc/vmstat
-nr_foll_pin_acquired − nr_foll_pin_released) and meminfo Mlocked/Unevictable, then kills it with
-SIGKILL, so no user-space cleanup runs. It polls until the holder's /proc entry is gone and the
-outstanding pins (mlock: meminfo Mlocked) have fallen by at least what the holder registered, and
-records how long each took. The counters are machine-wide and move with other processes' activity,
-and /proc/vmstat folds per-CPU deltas in only every vm.stat_interval (a reading can lag by a few
-pages, a release take about a second to show), so they are compared by delta, never for equality: a
-release counts when they fell by at least what the holder registered, or came back to where they
-stood before the holder started. verbs: the holder's MR must also leave the
-kernel's MR table (rdma res show mr).`,
+scenario reads its VmPin/VmLck and the PFNs of its range, then kills it with SIGKILL, so no
+user-space cleanup runs. It polls until the holder's /proc entry is gone and what it held is back,
+and records how long each took: mlock — its address space is torn down (its /proc/PID/mem, opened
+before the kill, reads nothing): the locks live there; uring and verbs — every page it pinned is
+freed (/proc/kpageflags: a page nobody maps that is still anonymous, or shmem on an LRU list, is
+still held by the pin; an io_uring ring is torn down by a kernel worker just after the exit).
+Following pages needs root and base pages (anon, memfd); elsewhere a pinned row is unverified.
+The machine's outstanding pins (/proc/vmstat) and meminfo Mlocked move with every other process:
+they are shown as context and decide nothing. verbs: the holder's MR must also leave the kernel's
+MR table (rdma res show mr).`,
   verdicts: EXIT_VERDICTS,
   backends: ['plain', 'mlock', 'uring', 'verbs'],
   backings: ['anon', 'thp', 'hugetlb', 'memfd'],
