@@ -7,6 +7,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { shellWord } from '../lib/escape.js';
 import { formatBytes } from '../lib/size.js';
 import {
   cgroupDirectory,
@@ -79,7 +80,8 @@ export const ATTRIBUTION_CHECKS = ['memlock.unit', 'container.runtime', 'cgroup.
 // ---- fixes that name the environment -------------------------------------------------------------
 
 function dropInFix(unit: string): string {
-  return `mkdir -p /etc/systemd/system/${unit}.d && printf '[Service]\\nLimitMEMLOCK=infinity\\n' > /etc/systemd/system/${unit}.d/memlock.conf && systemctl daemon-reload && systemctl restart ${unit}`;
+  const dir = shellWord(`/etc/systemd/system/${unit}.d`);
+  return `mkdir -p ${dir} && printf '[Service]\\nLimitMEMLOCK=infinity\\n' > ${dir}/memlock.conf && systemctl daemon-reload && systemctl restart ${shellWord(unit)}`;
 }
 
 /** The runtime's own way to give its containers an unlimited memlock limit. */
@@ -159,7 +161,7 @@ export function memlockUnit(ctx: DoctorContext, reason: string | null): Finding 
   const same = ctx.target.softBytes === unitSoft;
   return finding(id, 'warn',
     `${unit.name} starts its processes with ${unitText}${same ? ' (this process has it)' : `; this process has ${limitText(ctx.target.softBytes)} (changed after start)`}: limits.conf does not apply to services`,
-    unitEvidence, [`${dropInFix(unit.name)} (or systemctl edit ${unit.name})`]);
+    unitEvidence, [`${dropInFix(unit.name)} (or systemctl edit ${shellWord(unit.name)})`]);
 }
 
 // ---- container.runtime ---------------------------------------------------------------------------
@@ -295,11 +297,11 @@ export function cgroupMemory(ctx: DoctorContext, reason: string | null): Finding
 function memoryFixes(found: ProcessAttribution, level: MemoryLevel, version: CgroupVersion, requestBytes: number | null): string[] {
   const needed = level.limitBytes + Math.max(0, (requestBytes ?? 0) - level.headroomBytes);
   const file = version === 1 ? 'memory.limit_in_bytes' : 'memory.max';
-  const fixes = [`raise the limit: echo ${version === 1 ? needed : 'max'} > ${level.directory}/${file} (as root; it is reset when the group is recreated)`];
+  const fixes = [`raise the limit: echo ${version === 1 ? needed : 'max'} > ${shellWord(`${level.directory}/${file}`)} (as root; it is reset when the group is recreated)`];
   const owner = nameCgroup(level.path);
-  if (owner.container?.runtime === 'docker') fixes.push(`docker update --memory ${needed} --memory-swap -1 ${owner.container.id.slice(0, 12)}`);
+  if (owner.container?.runtime === 'docker') fixes.push(`docker update --memory ${needed} --memory-swap -1 ${shellWord(owner.container.id.slice(0, 12))}`);
   else if (owner.pod) fixes.push(`raise resources.limits.memory of pod ${owner.pod.uid}`);
-  else if (owner.unit && /\.(service|scope|slice)$/.test(owner.unit.name) && !found.container) fixes.push(`systemctl set-property ${owner.unit.name} ${version === 1 ? 'MemoryLimit' : 'MemoryMax'}=${needed}`);
+  else if (owner.unit && /\.(service|scope|slice)$/.test(owner.unit.name) && !found.container) fixes.push(`systemctl set-property ${shellWord(owner.unit.name)} ${version === 1 ? 'MemoryLimit' : 'MemoryMax'}=${needed}`);
   return fixes;
 }
 
@@ -367,7 +369,7 @@ export function cgroupRdma(ctx: DoctorContext, reason: string | null): Finding {
   if (limits.length === 0) return finding(id, 'ok', `no rdma.max limit on ${place.path} or its ancestors`, evidence);
   const tight = [...limits].sort((a, b) => a.max - a.current - (b.max - b.current))[0]!;
   const describe = (l: RdmaLimitRow): string => `${l.device} ${l.key} ${l.current}/${l.max} in rdma cgroup ${l.path}`;
-  const fix = (l: RdmaLimitRow): string => `echo "${l.device} ${l.key}=max" > ${l.directory}/rdma.max (or a higher count)`;
+  const fix = (l: RdmaLimitRow): string => `echo ${shellWord(`${l.device} ${l.key}=max`)} > ${shellWord(`${l.directory}/rdma.max`)} (or a higher count)`;
   const tightEvidence = { ...evidence, limitCgroup: tight.path, device: tight.device, key: tight.key, max: tight.max, current: tight.current, headroom: tight.max - tight.current, file: `${tight.directory}/rdma.max` };
   if (verbsRequest) {
     const short = limits.find((l) => l.max - l.current < (needed[l.key] ?? 0));

@@ -62,3 +62,15 @@ export function escapeRaw(text: string): string {
 export function escapeJson(json: string): string {
   return json.replace(JSON_UNESCAPED, (ch) => `\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
+
+/** Characters a POSIX shell word may hold without quotes (the set GNU coreutils leaves bare). */
+const SHELL_BARE = /^[A-Za-z0-9@%+=:,./_-]+$/;
+
+/**
+ * `word` as one POSIX shell word, for a fix the user may paste into a root shell: a unit name or a
+ * cgroup path is chosen by whoever created it, and `$(…)`, `;` or a space in it must stay inert.
+ * Single quotes (a quote inside becomes '\''); run through escapeText afterwards as all text is.
+ */
+export function shellWord(word: string): string {
+  return word !== '' && SHELL_BARE.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}

@@ -23,7 +23,9 @@ const unitPath = `${base}/x.service`;
 const dockerParent = `${base}/docker`;
 const dockerPath = `${dockerParent}/${ID}`;
 const limitedPath = `${base}/limited`;
-const ALL = [base, unitPath, dockerParent, dockerPath, limitedPath];
+// Any user with a delegated subtree names its own cgroups: this one would run `id` in a root shell pasting the fix unquoted.
+const hostileUnitPath = `${base}/a b;$(id).service`;
+const ALL = [base, unitPath, dockerParent, dockerPath, limitedPath, hostileUnitPath];
 const fileNumber = (path: string, file: string): number => Number(readFileSync(`${dir(path)}/${file}`, 'utf8').trim());
 const oomKills = (path: string): number => Number(/^oom_kill (\d+)$/m.exec(readFileSync(`${dir(path)}/memory.oom_control`, 'utf8'))?.[1] ?? NaN);
 
@@ -81,6 +83,14 @@ describe.skipIf(skipReason !== null)('doctor on real memory cgroups', () => {
     expect(findingOf(r.json, 'cgroup.rdma')).toMatchObject({ status: 'skip' });
   }, 60_000);
 
+  it.skipIf(noUnprivileged !== null)('a unit named with shell syntax: the drop-in fix quotes it, so pasting it runs nothing but the fix', () => {
+    const r = doctorIn(hostileUnitPath, ['prlimit', '--memlock=65536:65536', ...UNPRIVILEGED], ['--size', '128K', '--backend', 'mlock']);
+    expect(r.status, r.stderr).toBe(1);
+    const limit = findingOf(r.json, 'memlock.limit');
+    expect(limit.fix[0]).toContain("mkdir -p '/etc/systemd/system/a b;$(id).service.d' && ");
+    expect(limit.fix[0]).toContain("systemctl restart 'a b;$(id).service'");
+  });
+
   it.skipIf(noUnprivileged !== null)('/docker/<id>: container.runtime names docker and the id, IPC_LOCK bounding vs effective as /proc says, the fix is docker\'s --ulimit; the parent\'s memory limit applies', async () => {
     const holder = await startRdmactl(['reg', '1M', '--backend', 'uring', '--json'], [...inCgroup(dockerPath), 'prlimit', '--memlock=8388608:8388608', ...UNPRIVILEGED]);
     try {
@@ -95,6 +105,7 @@ describe.skipIf(skipReason !== null)('doctor on real memory cgroups', () => {
         capBnd: `0x${capBnd.toString(16).padStart(16, '0')}`, capEff: `0x${capEff.toString(16).padStart(16, '0')}`,
         capIpcLockBounding: ((capBnd >> 14n) & 1n) === 1n, capIpcLockEffective: ((capEff >> 14n) & 1n) === 1n,
       });
+
       // setpriv --inh-caps=-all keeps the bounding set: IPC_LOCK is there, not effective for uid 65534.
       expect(container.evidence['capIpcLockBounding']).toBe(true);
       expect(container).toMatchObject({ status: 'warn', summary: expect.stringContaining(`docker container ${ID.slice(0, 12)} got RLIMIT_MEMLOCK 8 MiB soft / 8 MiB hard and CAP_IPC_LOCK is in its bounding set but not effective`) });

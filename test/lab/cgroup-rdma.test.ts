@@ -125,7 +125,7 @@ describe.skipIf(!inLab)(`rdma cgroup limits on ${labKernel.name || '?'} (${labKe
     expect(r.status, r.stdout + r.stderr).toBe(1);
     expect(r.stderr).toContain('EAGAIN');
     expect(r.stderr).toContain(`the rdma cgroup ${GROUP} limits ${RXE_DEVICE} hca_object to 3 (rdma.max; 2 in use after this attempt released its own), not RLIMIT_MEMLOCK`);
-    expect(r.stderr).toContain(`echo "${RXE_DEVICE} hca_object=max" > ${DIR}/rdma.max`);
+    expect(r.stderr).toContain(`echo '${RXE_DEVICE} hca_object=max' > ${DIR}/rdma.max`);
     expect(r.stderr).not.toContain('RLIMIT_MEMLOCK is');
     // The refused process released what it had: only the holder's objects remain.
     expect(rdmaFile('rdma.current')).toEqual({ hca_handle: 1, hca_object: 2 });
@@ -152,7 +152,7 @@ describe.skipIf(!inLab)(`rdma cgroup limits on ${labKernel.name || '?'} (${labKe
     expect(rdmaOf(refused)).toMatchObject({
       status: 'fail',
       evidence: { cgroup: GROUP, limitCgroup: GROUP, device: RXE_DEVICE, key: 'hca_object', max: rdmaFile('rdma.max')['hca_object'], current: rdmaFile('rdma.current')['hca_object'], headroom: 1, file: `${DIR}/rdma.max` },
-      fix: [`echo "${RXE_DEVICE} hca_object=max" > ${DIR}/rdma.max (or a higher count)`],
+      fix: [`echo '${RXE_DEVICE} hca_object=max' > ${DIR}/rdma.max (or a higher count)`],
     });
     expect(refused.prediction).toMatchObject({ outcome: 'refused', cause: 'cgroup.rdma' });
     expect(refused.try).toMatchObject({ outcome: 'refused', errno: 'EAGAIN' });

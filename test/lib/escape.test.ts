@@ -1,7 +1,8 @@
 // The escaping of strings other users choose (comm, cgroup names, user names, file names): what a
 // terminal or a line-based reader would act on becomes \xNN; everything else stays as it is.
 import { describe, expect, it } from 'vitest';
-import { escapeJson, escapeRaw, escapeText } from '../../src/lib/escape.js';
+import { spawnSync } from 'node:child_process';
+import { escapeJson, escapeRaw, escapeText, shellWord } from '../../src/lib/escape.js';
 
 const hex = (byte: number): string => `\\x${byte.toString(16).padStart(2, '0')}`;
 
@@ -80,5 +81,21 @@ describe('escapeJson', () => {
     expect(text).toBe('{"comm":"x\\u001b]0;PWNED\\u0007\\u009b2J\\u202e\\u007f\\n"}');
     expect(JSON.parse(text)).toEqual(value);
     expect(text).toMatch(/^[\x20-\x7e]*$/);
+  });
+});
+
+describe('shellWord (names pasted into a root shell by doctor fixes)', () => {
+  it('leaves plain unit names and paths bare', () => {
+    expect(shellWord('x.service')).toBe('x.service');
+    expect(shellWord('/sys/fs/cgroup/memory/a/b/memory.limit_in_bytes')).toBe('/sys/fs/cgroup/memory/a/b/memory.limit_in_bytes');
+  });
+
+  it('a real sh reads every hostile name back as one word, running nothing', () => {
+    const hostile = ["a b;$(touch /tmp/pwn).service", "it's`id`", '', '-rf', "x'\n'y", '$HOME', '*'];
+    for (const name of hostile) {
+      const r = spawnSync('/bin/sh', ['-c', `printf '%s\\0' ${shellWord(name)}`], { encoding: 'utf8' });
+      expect(r.status).toBe(0);
+      expect(r.stdout).toBe(`${name}\0`);
+    }
   });
 });
