@@ -2,7 +2,8 @@
 // hugetlb, memfd (shmem, shared), and files mapped shared or private, optionally read-only
 // (the classic case of registering a PROT_READ MAP_PRIVATE file mapping).
 
-import { closeSync, fstatSync, ftruncateSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync, constants as fsConstants } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, fstatSync, ftruncateSync, openSync, readFileSync, unlinkSync, writeSync, constants as fsConstants } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SyscallError } from '../ffi/errno.js';
@@ -11,7 +12,8 @@ import {
   madvise, memfdCreate, mmap, munmap, type Pointer,
 } from '../ffi/libc.js';
 import { pageSize } from '../proc/pagemap.js';
-import { RdmactlError, UnsupportedError, UsageError } from '../lib/errors.js';
+import { PermissionError, RdmactlError, UnsupportedError, UsageError } from '../lib/errors.js';
+import { errorCode } from '../proc/procfs.js';
 import { formatBytes } from '../lib/size.js';
 import { readMeminfo } from '../proc/meminfo.js';
 import type { Backing, MappedBuffer } from './types.js';
@@ -21,7 +23,10 @@ export interface BufferSpec {
   length: number;
   backing: Backing;
   readOnly?: boolean;
-  /** For file-shared / file-private: the file to map. Without it a temporary file is created and removed on close. */
+  /**
+   * For file-shared / file-private: the file to map. Without it an unnamed temporary file in TMPDIR is
+   * used (O_TMPFILE, or unlinked right after it is created): nothing is left behind, even on SIGKILL.
+   */
   file?: string | null;
 }
 
@@ -55,7 +60,6 @@ class Mapping implements MappedBuffer {
     readonly backing: Backing,
     readonly readOnly: boolean,
     readonly path: string | null,
-    private readonly cleanupDir: string | null,
   ) {}
 
   unmap(): void {
@@ -67,11 +71,7 @@ class Mapping implements MappedBuffer {
   close(): void {
     if (this.released) return;
     this.released = true;
-    try {
-      if (!this.unmapped) munmap(this.addr, this.length);
-    } finally {
-      if (this.cleanupDir) rmSync(this.cleanupDir, { recursive: true, force: true });
-    }
+    if (!this.unmapped) munmap(this.addr, this.length);
   }
 
   [Symbol.dispose](): void {
@@ -87,7 +87,7 @@ export function allocateBuffer(spec: BufferSpec): MappedBuffer {
   switch (spec.backing) {
     case 'anon': {
       const length = roundUp(spec.length, page);
-      return new Mapping(mmap(length, prot, MAP_PRIVATE | MAP_ANONYMOUS), length, 'anon', readOnly, null, null);
+      return new Mapping(mmap(length, prot, MAP_PRIVATE | MAP_ANONYMOUS), length, 'anon', readOnly, null);
     }
     case 'thp':
       return mapThp(roundUp(spec.length, thpPageBytes()), prot, readOnly);
@@ -98,7 +98,7 @@ export function allocateBuffer(spec: BufferSpec): MappedBuffer {
       const fd = memfdCreate('rdmactl');
       try {
         ftruncateSync(fd, length);
-        return new Mapping(mmap(length, prot, MAP_SHARED, fd, 0), length, 'memfd', readOnly, null, null);
+        return new Mapping(mmap(length, prot, MAP_SHARED, fd, 0), length, 'memfd', readOnly, null);
       } finally {
         closeSync(fd); // the mapping keeps the file alive
       }
@@ -119,7 +119,7 @@ function mapThp(length: number, prot: number, readOnly: boolean): MappedBuffer {
   if (head > 0) munmap(raw, head);
   const tail = hugePage - head;
   if (tail > 0) munmap(start + BigInt(length), tail);
-  const mapping = new Mapping(start, length, 'thp', readOnly, null, null);
+  const mapping = new Mapping(start, length, 'thp', readOnly, null);
   try {
     madvise(start, length, MADV_HUGEPAGE);
   } catch (err) {
@@ -137,7 +137,7 @@ function mapHugetlb(requested: number, prot: number, readOnly: boolean): MappedB
   const hugePage = meminfo.hugepageSizeBytes || thpPageBytes();
   const length = roundUp(requested, hugePage);
   try {
-    return new Mapping(mmap(length, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB), length, 'hugetlb', readOnly, null, null);
+    return new Mapping(mmap(length, prot, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB), length, 'hugetlb', readOnly, null);
   } catch (err) {
     if (err instanceof SyscallError && err.errnoName === 'ENOMEM') {
       const free = meminfo.hugePagesFree;
@@ -151,30 +151,62 @@ function mapHugetlb(requested: number, prot: number, readOnly: boolean): MappedB
   }
 }
 
-function mapFile(spec: BufferSpec, length: number, prot: number, readOnly: boolean): MappedBuffer {
-  const shared = spec.backing === 'file-shared';
-  let path = spec.file ?? null;
-  let cleanupDir: string | null = null;
-  if (path === null) {
-    // A temporary file with recognisable content, so file pages (not the zero page) back the mapping.
-    cleanupDir = mkdtempSync(join(tmpdir(), 'rdmactl-'));
-    path = join(cleanupDir, 'buffer');
-    const fd = openSync(path, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
-    try {
-      const chunk = Buffer.alloc(Math.min(length, 1 << 20), 0x5a);
-      for (let written = 0; written < length; written += chunk.length) writeSync(fd, chunk, 0, Math.min(chunk.length, length - written), written);
-    } finally {
-      closeSync(fd);
-    }
-  }
+/** O_TMPFILE (Linux 3.11): an unnamed file in a directory. Its value includes O_DIRECTORY (__O_TMPFILE is 020000000 on Node's architectures). */
+const O_TMPFILE = 0o20000000 | fsConstants.O_DIRECTORY;
+
+function temporaryFileError(dir: string, code: string | undefined, doing: string): RdmactlError {
+  const what = `cannot ${doing} a temporary file in ${dir} for the file backing: ${code ?? 'unknown error'}`;
+  const hints = ['set TMPDIR to a directory you can write to, or map a file of yours with --file'];
+  return code === 'EACCES' || code === 'EPERM' ? new PermissionError(what, hints) : new RdmactlError(what, 1, hints);
+}
+
+/**
+ * An unnamed temporary file of `length` bytes in TMPDIR, open read-write. With O_TMPFILE it never has a
+ * name; where the filesystem cannot do that, it is created under a random name and unlinked at once.
+ * Either way the kernel frees it with its last reference (the fd or the mapping), so a process killed
+ * at any moment leaves nothing behind.
+ */
+function openTemporaryFile(length: number): number {
+  const dir = tmpdir();
   let fd: number;
   try {
-    // A writable shared mapping needs the file open for writing; a private one never writes the file back.
-    fd = openSync(path, readOnly || !shared ? fsConstants.O_RDONLY : fsConstants.O_RDWR);
+    fd = openSync(dir, O_TMPFILE | fsConstants.O_RDWR, 0o600);
   } catch (err) {
-    if (cleanupDir) rmSync(cleanupDir, { recursive: true, force: true });
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new UsageError(`cannot open --file '${path}': ${code ?? String(err)}${code === 'EACCES' && shared && !readOnly ? ' (a writable shared mapping needs write access; add --read-only or use file-private)' : ''}`);
+    const code = errorCode(err);
+    if (code !== 'EOPNOTSUPP' && code !== 'EISDIR' && code !== 'EINVAL') throw temporaryFileError(dir, code, 'create');
+    const path = join(dir, `.rdmactl-${randomBytes(6).toString('hex')}`);
+    try {
+      fd = openSync(path, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
+    } catch (err2) {
+      throw temporaryFileError(dir, errorCode(err2), 'create');
+    }
+    unlinkSync(path);
+  }
+  try {
+    // Recognisable content, so file pages (not the zero page) back the mapping.
+    const chunk = Buffer.alloc(Math.min(length, 1 << 20), 0x5a);
+    for (let written = 0; written < length; written += chunk.length) writeSync(fd, chunk, 0, Math.min(chunk.length, length - written), written);
+  } catch (err) {
+    closeSync(fd);
+    throw temporaryFileError(dir, errorCode(err), 'fill');
+  }
+  return fd;
+}
+
+function mapFile(spec: BufferSpec, length: number, prot: number, readOnly: boolean): MappedBuffer {
+  const shared = spec.backing === 'file-shared';
+  const path = spec.file ?? null;
+  let fd: number;
+  if (path === null) {
+    fd = openTemporaryFile(length);
+  } else {
+    try {
+      // A writable shared mapping needs the file open for writing; a private one never writes the file back.
+      fd = openSync(path, readOnly || !shared ? fsConstants.O_RDONLY : fsConstants.O_RDWR);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new UsageError(`cannot open --file '${path}': ${code ?? String(err)}${code === 'EACCES' && shared && !readOnly ? ' (a writable shared mapping needs write access; add --read-only or use file-private)' : ''}`);
+    }
   }
   try {
     const fileBytes = fstatSync(fd).size;
@@ -182,12 +214,11 @@ function mapFile(spec: BufferSpec, length: number, prot: number, readOnly: boole
       throw new UsageError(`--file '${path}' is ${formatBytes(fileBytes)}, smaller than the ${formatBytes(length)} to register: use a smaller size or a larger file`);
     }
     const addr = mmap(length, prot, shared ? MAP_SHARED : MAP_PRIVATE, fd, 0);
-    return new Mapping(addr, length, spec.backing, readOnly, path, cleanupDir);
+    return new Mapping(addr, length, spec.backing, readOnly, path);
   } catch (err) {
-    if (cleanupDir) rmSync(cleanupDir, { recursive: true, force: true });
-    if (err instanceof SyscallError) throw new RdmactlError(`cannot map --file '${path}': ${err.message}`, 1, [], { cause: err });
+    if (err instanceof SyscallError) throw new RdmactlError(`cannot map ${path === null ? 'the temporary file' : `--file '${path}'`}: ${err.message}`, 1, [], { cause: err });
     throw err;
   } finally {
-    closeSync(fd);
+    closeSync(fd); // the mapping keeps the file alive
   }
 }
