@@ -128,6 +128,24 @@ function octal(mode: number): string {
   return `0${(mode & 0o777).toString(8)}`;
 }
 
+const ERRNO_TEXT: Readonly<Record<string, string>> = {
+  EROFS: 'read-only file system', ENOSPC: 'no space left on device', EDQUOT: 'disk quota exceeded', EACCES: 'permission denied',
+  EPERM: 'operation not permitted', EMLINK: 'too many links', EIO: 'input/output error',
+};
+
+/**
+ * A failed file operation in the runtime directory as one line: "cannot DOING DIR: read-only file system
+ * (EROFS)". EACCES/EPERM are permission errors (exit 4), anything else a runtime failure (exit 1).
+ * Errors without an errno code (bugs) are returned as they are.
+ */
+export function storeError(doing: string, dir: string, err: unknown): unknown {
+  const code = errorCode(err);
+  if (code === undefined) return err;
+  const what = `cannot ${doing} ${dir}: ${ERRNO_TEXT[code] !== undefined ? `${ERRNO_TEXT[code]} (${code})` : code}`;
+  const hints = ['set XDG_RUNTIME_DIR to a private, writable directory of yours'];
+  return code === 'EACCES' || code === 'EPERM' ? new PermissionError(what, hints, { cause: err }) : new RdmactlError(what, EXIT.FAILURE, hints, { cause: err });
+}
+
 /** Throws unless `dir` is a real directory owned by us with mode 0700 or stricter; false when it does not exist. */
 function checkDir(dir: string): boolean {
   let st;
@@ -169,8 +187,7 @@ export function ensureRuntimeDir(options: StoreOptions = {}): string {
     if (code === 'ENOENT') {
       throw new RdmactlError(`cannot create the runtime directory ${dir}: its parent does not exist`, EXIT.FAILURE, ['check XDG_RUNTIME_DIR']);
     }
-    if (code === 'EACCES' || code === 'EPERM') throw new PermissionError(`cannot create the runtime directory ${dir}: ${code}`, ['check XDG_RUNTIME_DIR']);
-    if (code !== 'EEXIST') throw err;
+    if (code !== 'EEXIST') throw storeError('create the runtime directory', dir, err);
   }
   checkDir(dir);
   return dir;
@@ -208,7 +225,12 @@ export function writeHeld(record: Omit<HeldRecord, 'id' | 'version'> & { id?: un
     const id = fixedId ?? randomBytes(4).toString('hex');
     const full: HeldRecord = { version: HELD_RECORD_VERSION, id, ...fields };
     const temp = join(dir, `.${id}.${randomBytes(6).toString('hex')}.tmp`);
-    const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    let fd: number;
+    try {
+      fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    } catch (err) {
+      throw storeError('write a held record in', dir, err);
+    }
     try {
       try {
         writeAll(fd, `${JSON.stringify(full)}\n`);
@@ -225,7 +247,10 @@ export function writeHeld(record: Omit<HeldRecord, 'id' | 'version'> & { id?: un
       }
       fsyncDir(dir);
       return full;
+    } catch (err) {
+      throw storeError('write a held record in', dir, err);
     } finally {
+      // A record is complete under its name or not there at all: never a half-written temporary file.
       try { unlinkSync(temp); } catch { /* already gone */ }
     }
   }
