@@ -31,6 +31,7 @@ import { EXIT, PermissionError, RdmactlError } from '../lib/errors.js';
 import { parseRegistrationSetReport, type RegistrationSetReport } from '../engine/report.js';
 import { PROC_ROOT, errorCode, procPath, readProcText, ProcUnreadableError } from '../proc/procfs.js';
 import { readStat } from '../proc/stat.js';
+import { tryLockExclusive } from '../ffi/libc.js';
 import { readStatus } from '../proc/status.js';
 
 /**
@@ -335,8 +336,64 @@ export function removeHeld(id: string, options: StoreOptions = {}, how: { tombst
     return true;
   } catch (err) {
     if (errorCode(err) === 'ENOENT') return false;
-    throw err;
+    throw storeError('remove a held record in', dir, err);
   }
+}
+
+/** The record of a registration released in the last ten minutes (its tombstone), or null. */
+export function readReleased(id: string, options: StoreOptions = {}): HeldRecord | null {
+  if (!wasReleased(id, options)) return null;
+  const dir = existingRuntimeDir(options);
+  return dir === null ? null : readRecordFile(tombstonePath(dir, id), id);
+}
+
+/**
+ * The right to release one registration, so that of several `dereg`s racing for it exactly one
+ * signals its holder and the others learn it was released by someone else. It is an exclusive flock on
+ * the record file (on the runtime directory for a holder without a record): the kernel drops it when
+ * the dereg holding it exits, however it exits, so a killed dereg never blocks the next one.
+ *   held     ours until release() (close the fd)
+ *   busy     another rdmactl holds it
+ *   no-record  there is no record file (it was just released: renamed to its tombstone)
+ */
+export type HeldLock = { state: 'held'; release: () => void } | { state: 'busy' } | { state: 'no-record' };
+
+function lockFile(path: string, flags: number, check: (st: ReturnType<typeof fstatSync>) => boolean): HeldLock {
+  let fd: number;
+  try {
+    fd = openSync(path, flags | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    if (errorCode(err) === 'ENOENT') return { state: 'no-record' };
+    throw storeError('lock', path, err);
+  }
+  let locked = false;
+  try {
+    const st = fstatSync(fd);
+    if (!check(st)) return { state: 'no-record' };
+    if (!tryLockExclusive(fd)) return { state: 'busy' };
+    // Renamed (released) between the open and the lock: that file is no longer the record.
+    let now;
+    try { now = lstatSync(path); } catch { return { state: 'no-record' }; }
+    if (now.ino !== st.ino || now.dev !== st.dev) return { state: 'no-record' };
+    locked = true;
+    return { state: 'held', release: () => closeSync(fd) };
+  } finally {
+    if (!locked) closeSync(fd);
+  }
+}
+
+/** Locks the record with this id (see HeldLock). */
+export function lockHeld(id: string, options: StoreOptions = {}): HeldLock {
+  const dir = existingRuntimeDir(options);
+  if (dir === null || !ID_PATTERN.test(id)) return { state: 'no-record' };
+  return lockFile(recordPath(dir, id), constants.O_RDONLY, (st) => st.isFile() && st.uid === effectiveUid());
+}
+
+/** Locks the runtime directory: what a dereg of a holder without a record holds (see HeldLock). */
+export function lockRuntimeDir(options: StoreOptions = {}): HeldLock {
+  const dir = existingRuntimeDir(options);
+  if (dir === null) return { state: 'no-record' };
+  return lockFile(dir, constants.O_RDONLY | constants.O_DIRECTORY, (st) => st.isDirectory());
 }
 
 /** True when a registration with this id was released in the last ten minutes (its tombstone is there). */
@@ -360,6 +417,17 @@ function removeOldTombstones(dir: string, names: readonly string[]): void {
       // removed by another rdmactl meanwhile
     }
   }
+}
+
+const PF_EXITING = 0x4;
+
+/** True when the process is gone, a zombie, or exiting (PF_EXITING: its memory may already be released, its cmdline empty). */
+function exitingOrGone(pid: number): boolean {
+  const text = readProcText(procPath(pid, 'stat'));
+  if (text === null) return true;
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const state = fields[0];
+  return state === 'Z' || state === 'X' || (Number(fields[6]) & PF_EXITING) !== 0; // field 9: flags
 }
 
 /** The holder's command-line arguments, or null when the process is gone; throws ProcUnreadableError if refused. */
@@ -427,7 +495,10 @@ export function verifyHolder(record: Pick<HeldRecord, 'pid' | 'startTime' | 'uid
     }
     throw err;
   }
-  if (argv === null) return { state: 'stale', problem: 'exited', reason: `holder pid ${pid} has exited` };
+  // A dying holder's command line reads as empty (its memory is gone before it becomes a zombie): exited, not someone else.
+  if (argv === null || (!isHolderCommandLine(argv, record.token) && exitingOrGone(pid))) {
+    return { state: 'stale', problem: 'exited', reason: `holder pid ${pid} has exited` };
+  }
   if (!isHolderCommandLine(argv, record.token)) {
     return { state: 'stale', problem: 'not-holder', reason: `pid ${pid} is not an rdmactl holder with this record's token (it runs ${JSON.stringify(argv.slice(0, 3).join(' '))})` };
   }
