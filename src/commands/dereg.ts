@@ -55,6 +55,10 @@ carry their id in their token, so a holder whose record was deleted or damaged s
 A stale record — its holder was killed (e.g. SIGKILL) or its pid now belongs to another process — is
 removed without signalling anything, and counts as success: the registration is already gone.
 
+Several deregs of one registration at once: exactly one signals the holder and says "released" (it
+holds an flock on the record, dropped when it exits); the others wait for the holder to exit and say
+"already-released", also exit 0. Only the dereg that removed a stale record says "stale-removed".
+
 Runtime directory: $XDG_RUNTIME_DIR/rdmactl, else /run/rdmactl for root, else /tmp/rdmactl-<uid>
 (mode 0700, owned by you; anything else is refused). It is currently ${runtimeDir(ctx.env)}.`)
     .addArgument(completes(new Argument('[id|pid...]', 'ids printed by `reg --detach` (8 hex digits), or holder pids'), dynamic('held-ids')))
@@ -63,7 +67,7 @@ Runtime directory: $XDG_RUNTIME_DIR/rdmactl, else /run/rdmactl for root, else /t
     .addOption(new Option('--json', 'print one JSON document: {"host", "schema", "results": [...]} with one entry per id'))
     .addHelpText('after', `
 Exit status: 0 when every registration is released (or its record was stale, or another dereg released
-it in the last ten minutes); 2 for an id or pid that names no held registration; 1 when a holder is still running after --timeout, or the record's pid is alive but
+it, now or in the last ten minutes); 2 for an id or pid that names no held registration; 1 when a holder is still running after --timeout, or the record's pid is alive but
 is not an rdmactl holder (the record is removed, nothing signalled); 4 for a holder of another user
 (not signalled). With several ids, the highest of these.
 

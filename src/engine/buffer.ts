@@ -12,7 +12,8 @@ import {
   madvise, memfdCreate, mmap, munmap, type Pointer,
 } from '../ffi/libc.js';
 import { pageSize } from '../proc/pagemap.js';
-import { RdmactlError, UnsupportedError, UsageError } from '../lib/errors.js';
+import { PermissionError, RdmactlError, UnsupportedError, UsageError } from '../lib/errors.js';
+import { errorCode } from '../proc/procfs.js';
 import { formatBytes } from '../lib/size.js';
 import { readMeminfo } from '../proc/meminfo.js';
 import type { Backing, MappedBuffer } from './types.js';
@@ -168,13 +169,20 @@ function mapHugetlb(requested: number, prot: number, readOnly: boolean): MappedB
 /** O_TMPFILE (Linux ≥ 3.11): an unnamed regular file in the directory given to open(2). */
 const O_TMPFILE = 0o20000000 | fsConstants.O_DIRECTORY;
 
+function temporaryFileError(dir: string, code: string | undefined, doing: string): RdmactlError {
+  const what = `cannot ${doing} a temporary file in ${dir} for the file backing: ${code ?? 'unknown error'}`;
+  const hints = ['set TMPDIR to a directory you can write to, or map a file of yours with --file'];
+  return code === 'EACCES' || code === 'EPERM' ? new PermissionError(what, hints) : new RdmactlError(what, 1, hints);
+}
+
 /**
  * A new regular file in `directory` that has no name, open read-write (close-on-exec): the kernel frees
  * it with its last fd or mapping, so a process killed at any point leaves nothing behind. It lives on
  * the directory's file system (a real disk's page cache where $TMPDIR is on one, unlike a memfd).
  * O_TMPFILE where the file system has it (ext4, xfs, btrfs, tmpfs; O_EXCL: it can never be linked
  * into the tree); elsewhere a random name created with O_EXCL and unlinked at once, before any byte
- * is written. Others reach it through /proc/self/fd/N.
+ * is written. Others reach it through /proc/self/fd/N. A directory that cannot take it is one line
+ * (EACCES/EPERM: exit 4).
  */
 export function openTemporaryFile(directory: string = tmpdir()): number {
   const rw = fsConstants.O_RDWR;
@@ -182,10 +190,16 @@ export function openTemporaryFile(directory: string = tmpdir()): number {
     return openSync(directory, O_TMPFILE | rw | fsConstants.O_EXCL, 0o600);
   } catch (err) {
     // EOPNOTSUPP: the file system has no O_TMPFILE; EISDIR/EINVAL: a kernel older than O_TMPFILE.
-    if (!['EOPNOTSUPP', 'EISDIR', 'EINVAL'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+    const code = errorCode(err);
+    if (code !== 'EOPNOTSUPP' && code !== 'EISDIR' && code !== 'EINVAL') throw temporaryFileError(directory, code, 'create');
   }
   const path = join(directory, `rdmactl-${randomBytes(8).toString('hex')}`);
-  const fd = openSync(path, rw | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
+  let fd: number;
+  try {
+    fd = openSync(path, rw | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW, 0o600);
+  } catch (err) {
+    throw temporaryFileError(directory, errorCode(err), 'create');
+  }
   try {
     unlinkSync(path);
   } catch (err) {
@@ -207,7 +221,7 @@ function mapFile(spec: BufferSpec, length: number, prot: number, readOnly: boole
       for (let written = 0; written < length; written += chunk.length) writeSync(fd, chunk, 0, Math.min(chunk.length, length - written), written);
     } catch (err) {
       closeSync(fd);
-      throw err;
+      throw temporaryFileError(tmpdir(), errorCode(err), 'fill');
     }
   } else {
     try {

@@ -72,6 +72,7 @@ interface Bindings {
   pthread_sigmask: (how: number, set: Buffer | null, old: Buffer | null) => number;
   pauseAddress: Pointer;
   fallocate: (fd: number, mode: number, offset: number, length: number) => number;
+  flock: (fd: number, operation: number) => number;
 }
 
 let bindings: Bindings | undefined;
@@ -107,6 +108,7 @@ function lib(): Bindings {
     pthread_sigmask: libc.func('int pthread_sigmask(int how, void *set, void *old)'),
     pauseAddress: libc.symbol('pause', 'void') as Pointer,
     fallocate: libc.func('int fallocate(int fd, int mode, long offset, long len)'),
+    flock: libc.func('int flock(int fd, int operation)'),
   };
   return bindings;
 }
@@ -307,6 +309,21 @@ export const SIG_SETMASK = 2;
 export function pthreadSigmask(how: number, set: Buffer | null, old: Buffer | null): void {
   const rc = lib().pthread_sigmask(how, set, old);
   if (rc !== 0) throw new SyscallError('pthread_sigmask', rc);
+}
+
+// --- flock(2) -------------------------------------------------------------------------------------
+// An advisory lock on an open file; the kernel drops it when the last fd of that open file is closed,
+// so a lock holder that dies (SIGKILL included) never leaves it behind.
+
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+
+/** flock(fd, LOCK_EX | LOCK_NB): true when locked, false when another open file holds it (EWOULDBLOCK). */
+export function tryLockExclusive(fd: number): boolean {
+  if (lib().flock(fd, LOCK_EX | LOCK_NB) === 0) return true;
+  const errno = koffi.errno();
+  if (errno === 11) return false; // EWOULDBLOCK (EAGAIN)
+  throw new SyscallError('flock', errno);
 }
 
 // --- pidfd_open(2), pidfd_send_signal(2) ----------------------------------------------------------

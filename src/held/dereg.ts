@@ -19,7 +19,8 @@ import { EXIT, type ExitCode } from '../lib/errors.js';
 import { readStat } from '../proc/stat.js';
 import { readStatus } from '../proc/status.js';
 import {
-  existingRuntimeDir, findHolderProcesses, identifyHolder, isHeldId, listHeld, readHeld, recordFromHolder, removeHeld, verifyHolder, wasReleased,
+  existingRuntimeDir, findHolderProcesses, identifyHolder, isHeldId, listHeld, lockHeld, lockRuntimeDir, readHeld, readReleased, recordFromHolder, removeHeld,
+  verifyHolder, wasReleased,
   type HeldRecord, type HolderCheck, type HolderProcess, type StoreOptions,
 } from './store.js';
 
@@ -74,18 +75,23 @@ function result(id: string, pid: number | null, status: DeregStatus, exitCode: E
   };
 }
 
-/** The result for a record whose holder is not a live holder of ours (no signal is sent). */
+/** The result for a record whose holder is not a live holder of ours (no signal is sent). Says only what this dereg did. */
 function refusal(record: HeldRecord, check: HolderCheck, options: StoreOptions): DeregResult {
   switch (check.problem) {
     case 'exited':
     case 'pid-reused': {
-      removeHeld(record.id, options, { tombstone: true });
+      if (!removeHeld(record.id, options, { tombstone: true })) {
+        // No record (anymore): its holder released it, or another dereg removed it first.
+        const r = result(record.id, record.pid, 'already-released', EXIT.OK, `${record.id}: already released: ${check.reason}; nothing signalled, nothing to remove`);
+        return { ...r, holderExited: true };
+      }
       const r = result(record.id, record.pid, 'stale-removed', EXIT.OK, `${record.id}: stale record removed, nothing signalled: ${check.reason}`);
       return { ...r, holderExited: true, recordRemovedByHolder: false };
     }
-    case 'not-holder':
-      removeHeld(record.id, options);
-      return result(record.id, record.pid, 'not-holder', EXIT.FAILURE, `${record.id}: not signalled: ${check.reason}; stale record removed`);
+    case 'not-holder': {
+      const removed = removeHeld(record.id, options);
+      return result(record.id, record.pid, 'not-holder', EXIT.FAILURE, `${record.id}: not signalled: ${check.reason}${removed ? '; stale record removed' : ''}`);
+    }
     case 'other-user':
     default:
       return result(record.id, record.pid, 'other-user', EXIT.PERMISSION, `${record.id}: permission denied: ${check.reason ?? 'not your holder'}`);
@@ -116,8 +122,14 @@ function signalHolder(record: HeldRecord): HolderCheck | null {
   try {
     const check = verifyHolder(record);
     if (check.state !== 'live' || check.problem !== null) return check;
-    if (pidfd !== null) pidfdSendSignal(pidfd, SIGTERM);
-    else process.kill(record.pid, 'SIGTERM');
+    try {
+      if (pidfd !== null) pidfdSendSignal(pidfd, SIGTERM);
+      else process.kill(record.pid, 'SIGTERM');
+    } catch (err) {
+      // It exited (and was reaped) between the check and the signal.
+      if ((err instanceof SyscallError ? err.errnoName : (err as { code?: string }).code) === 'ESRCH') return { state: 'stale', problem: 'exited', reason: `holder pid ${record.pid} has exited` };
+      throw err;
+    }
     return null;
   } finally {
     if (pidfd !== null) closeSync(pidfd);
@@ -136,6 +148,13 @@ interface Pending {
   signalledAt: number;
 }
 
+/** A target another rdmactl is releasing (it holds the lock, or the holder already removed its record): wait for the holder to go. */
+interface Watched {
+  record: HeldRecord;
+  result: DeregResult;
+  since: number;
+}
+
 /**
  * What each target names: a record (read from the store), a running holder without a readable record
  * (found by its process name and the id in its token), or a result saying why there is nothing to release.
@@ -148,6 +167,7 @@ function resolveTargets(targets: readonly string[], options: StoreOptions): Arra
     if (isHeldId(target)) {
       const record = readHeld(target, options) ?? running().map(recordFromHolder).find((r) => r.id === target);
       if (record) return record;
+      // (A holder that is releasing has renamed its record to the tombstone: the lock step below sees it.)
       if (wasReleased(target, options)) {
         const r = result(target, null, 'already-released', EXIT.OK, `${target}: already released (by another dereg, or its --for deadline)`);
         return { missing: { ...r, holderExited: true } };
@@ -167,7 +187,12 @@ function resolveTargets(targets: readonly string[], options: StoreOptions): Arra
 
 /**
  * Releases the registrations with these ids or holder pids (or every one, with 'all'): one result per target,
- * in order. Throws only when the store directory is unsafe (PermissionError).
+ * in order. Throws only when the store directory is unsafe or unusable (PermissionError, RdmactlError).
+ *
+ * Of several deregs racing for one registration exactly one signals its holder and says `released`; each
+ * takes the registration's lock first (lockHeld), and one that finds it taken, or finds the record
+ * already renamed to its tombstone by a holder that is releasing, waits for the holder to exit and says
+ * `already-released` (it takes over if the lock comes free while the holder still runs).
  */
 export async function deregister(ids: readonly string[] | 'all', options: DeregOptions = {}): Promise<DeregResult[]> {
   const timeoutMillis = options.timeoutMillis ?? DEFAULT_DEREG_TIMEOUT_MILLIS;
@@ -176,15 +201,35 @@ export async function deregister(ids: readonly string[] | 'all', options: DeregO
   const records = ids === 'all' ? listHeld(options) : resolveTargets([...new Set(ids)], options);
   const results: DeregResult[] = [];
   const pending: Pending[] = [];
-  for (const record of records) {
-    if ('missing' in record) {
-      results.push(record.missing);
-      continue;
+  let watched: Watched[] = [];
+  const locks: Array<() => void> = [];
+  let dirLock: 'held' | 'busy' | null = null;
+
+  /** Takes the right to release `record`: 'mine', 'busy' (another dereg has it), or 'released' (the holder is releasing or gone). */
+  const claim = (record: HeldRecord): 'mine' | 'busy' | 'released' => {
+    const lock = lockHeld(record.id, options);
+    if (lock.state === 'held') {
+      locks.push(lock.release);
+      return 'mine';
     }
+    if (lock.state === 'busy') return 'busy';
+    const tombstone = readReleased(record.id, options);
+    if (tombstone !== null && tombstone.pid === record.pid && tombstone.startTime === record.startTime) return 'released';
+    // A holder without a record: the runtime directory is the lock (held once for this whole call).
+    if (dirLock === null || dirLock === 'busy') {
+      const lock = lockRuntimeDir(options);
+      if (lock.state === 'held') locks.push(lock.release);
+      dirLock = lock.state === 'held' ? 'held' : 'busy';
+    }
+    return dirLock === 'held' ? 'mine' : 'busy';
+  };
+
+  /** With the right to release it: check the holder again and signal it (or say why not). */
+  const release = (record: HeldRecord, r: DeregResult): void => {
     const check = verifyHolder(record);
     if (check.state !== 'live' || check.problem !== null) {
-      results.push(refusal(record, check, options));
-      continue;
+      Object.assign(r, refusal(record, check, options));
+      return;
     }
     const status = readStatus(record.pid);
     let failed: HolderCheck | null;
@@ -193,44 +238,70 @@ export async function deregister(ids: readonly string[] | 'all', options: DeregO
     } catch (err) {
       const code = err instanceof SyscallError ? err.errnoName : (err as { code?: string }).code ?? String(err);
       const exitCode = code === 'EPERM' || code === 'EACCES' ? EXIT.PERMISSION : EXIT.FAILURE;
-      results.push(result(record.id, record.pid, 'failed', exitCode, `${record.id}: cannot signal holder pid ${record.pid}: ${code}`));
-      continue;
+      Object.assign(r, result(record.id, record.pid, 'failed', exitCode, `${record.id}: cannot signal holder pid ${record.pid}: ${code}`));
+      return;
     }
     if (failed !== null) {
-      results.push(refusal(record, failed, options));
-      continue;
+      Object.assign(r, refusal(record, failed, options));
+      return;
     }
-    const r: DeregResult = {
-      ...result(record.id, record.pid, 'timeout', EXIT.FAILURE, ''),
-      signalled: true,
-      pinnedBytesHeld: status?.pinnedBytes ?? null,
-      lockedBytesHeld: status?.lockedBytes ?? null,
-    };
-    results.push(r);
+    Object.assign(r, { signalled: true, pinnedBytesHeld: status?.pinnedBytes ?? null, lockedBytesHeld: status?.lockedBytes ?? null });
     pending.push({ record, result: r, signalledAt: Date.now() });
-  }
-  let waiting = pending;
-  while (waiting.length > 0) {
-    const still: Pending[] = [];
-    for (const p of waiting) {
-      if (holderGone(p.record)) {
-        const removedByUs = removeHeld(p.record.id, options, { tombstone: true });
-        Object.assign(p.result, {
-          status: 'released',
-          exitCode: EXIT.OK,
-          holderExited: true,
-          recordRemovedByHolder: !removedByUs,
-          releaseMillis: Date.now() - p.signalledAt,
-          message: `${p.record.id}: released: holder pid ${p.record.pid} exited after SIGTERM${removedByUs ? ' without removing its record (removed now)' : ''}`,
-        } satisfies Partial<DeregResult>);
-      } else if (Date.now() - p.signalledAt >= timeoutMillis) {
-        p.result.message = `${p.record.id}: holder pid ${p.record.pid} was sent SIGTERM but is still running after ${timeoutMillis / 1000} s; record kept (try again, or kill -KILL ${p.record.pid})`;
-      } else {
-        still.push(p);
+  };
+
+  try {
+    for (const record of records) {
+      if ('missing' in record) {
+        results.push(record.missing);
+        continue;
       }
+      const r = result(record.id, record.pid, 'timeout', EXIT.FAILURE, '');
+      results.push(r);
+      const claimed = claim(record);
+      if (claimed === 'mine') release(record, r);
+      else watched.push({ record, result: r, since: Date.now() });
     }
-    waiting = still;
-    if (waiting.length > 0) await sleep(pollMillis);
+    let waiting = pending.splice(0);
+    while (waiting.length > 0 || watched.length > 0) {
+      const still: Pending[] = [];
+      for (const p of waiting) {
+        if (holderGone(p.record)) {
+          const removedByUs = removeHeld(p.record.id, options, { tombstone: true });
+          Object.assign(p.result, {
+            status: 'released',
+            exitCode: EXIT.OK,
+            holderExited: true,
+            recordRemovedByHolder: !removedByUs,
+            releaseMillis: Date.now() - p.signalledAt,
+            message: `${p.record.id}: released: holder pid ${p.record.pid} exited after SIGTERM${removedByUs ? ' without removing its record (removed now)' : ''}`,
+          } satisfies Partial<DeregResult>);
+        } else if (Date.now() - p.signalledAt >= timeoutMillis) {
+          p.result.message = `${p.record.id}: holder pid ${p.record.pid} was sent SIGTERM but is still running after ${timeoutMillis / 1000} s; record kept (try again, or kill -KILL ${p.record.pid})`;
+        } else {
+          still.push(p);
+        }
+      }
+      const stillWatched: Watched[] = [];
+      for (const w of watched) {
+        if (holderGone(w.record)) {
+          Object.assign(w.result, {
+            ...result(w.record.id, w.record.pid, 'already-released', EXIT.OK, `${w.record.id}: already released: another dereg (or the holder's own --for deadline or a signal) released it; holder pid ${w.record.pid} exited`),
+            holderExited: true,
+          } satisfies DeregResult);
+        } else if (claim(w.record) === 'mine') {
+          release(w.record, w.result); // the dereg that had it gave up (or died): ours now
+        } else if (Date.now() - w.since >= timeoutMillis) {
+          w.result.message = `${w.record.id}: another rdmactl is releasing it, but holder pid ${w.record.pid} is still running after ${timeoutMillis / 1000} s (try again, or kill -KILL ${w.record.pid})`;
+        } else {
+          stillWatched.push(w);
+        }
+      }
+      watched = stillWatched;
+      waiting = [...still, ...pending.splice(0)];
+      if (waiting.length > 0 || watched.length > 0) await sleep(pollMillis);
+    }
+  } finally {
+    for (const unlock of locks) unlock();
   }
   return results;
 }

@@ -309,6 +309,7 @@ export interface HoldDetachedOptions extends StoreOptions {
 }
 
 const ignoreHangup = (): void => undefined;
+const ignoreSignal = (): void => undefined;
 
 /**
  * Waits for SIGTERM/SIGINT or the deadline (SIGHUP is ignored for the holder's whole life).
@@ -323,6 +324,11 @@ function waitForHolderRelease(deadline: number | null): { released: Promise<void
     const finish = (): void => {
       clearInterval(keepAlive);
       if (timer) clearTimeout(timer);
+      // Keep SIGTERM/SIGINT caught until the process exits: without a listener Node restores the
+      // default action, and a second signal (another dereg, a repeated kill) would end the holder in
+      // the middle of its release, its record left behind.
+      process.on('SIGTERM', ignoreSignal);
+      process.on('SIGINT', ignoreSignal);
       process.removeListener('SIGTERM', finish);
       process.removeListener('SIGINT', finish);
       resolve();

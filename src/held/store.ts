@@ -32,6 +32,7 @@ import { escapeText } from '../lib/escape.js';
 import { parseRegistrationSetReport, type RegistrationSetReport } from '../engine/report.js';
 import { PROC_ROOT, errorCode, procPath, readProcText, ProcUnreadableError } from '../proc/procfs.js';
 import { readStat } from '../proc/stat.js';
+import { tryLockExclusive } from '../ffi/libc.js';
 import { readStatus } from '../proc/status.js';
 
 /**
@@ -129,6 +130,24 @@ function octal(mode: number): string {
   return `0${(mode & 0o777).toString(8)}`;
 }
 
+const ERRNO_TEXT: Readonly<Record<string, string>> = {
+  EROFS: 'read-only file system', ENOSPC: 'no space left on device', EDQUOT: 'disk quota exceeded', EACCES: 'permission denied',
+  EPERM: 'operation not permitted', EMLINK: 'too many links', EIO: 'input/output error',
+};
+
+/**
+ * A failed file operation in the runtime directory as one line: "cannot DOING DIR: read-only file system
+ * (EROFS)". EACCES/EPERM are permission errors (exit 4), anything else a runtime failure (exit 1).
+ * Errors without an errno code (bugs) are returned as they are.
+ */
+export function storeError(doing: string, dir: string, err: unknown): unknown {
+  const code = errorCode(err);
+  if (code === undefined) return err;
+  const what = `cannot ${doing} ${dir}: ${ERRNO_TEXT[code] !== undefined ? `${ERRNO_TEXT[code]} (${code})` : code}`;
+  const hints = ['set XDG_RUNTIME_DIR to a private, writable directory of yours'];
+  return code === 'EACCES' || code === 'EPERM' ? new PermissionError(what, hints, { cause: err }) : new RdmactlError(what, EXIT.FAILURE, hints, { cause: err });
+}
+
 /** Throws unless `dir` is a real directory owned by us with mode 0700 or stricter; false when it does not exist. */
 function checkDir(dir: string): boolean {
   let st;
@@ -170,8 +189,7 @@ export function ensureRuntimeDir(options: StoreOptions = {}): string {
     if (code === 'ENOENT') {
       throw new RdmactlError(`cannot create the runtime directory ${dir}: its parent does not exist`, EXIT.FAILURE, ['check XDG_RUNTIME_DIR']);
     }
-    if (code === 'EACCES' || code === 'EPERM') throw new PermissionError(`cannot create the runtime directory ${dir}: ${code}`, ['check XDG_RUNTIME_DIR']);
-    if (code !== 'EEXIST') throw err;
+    if (code !== 'EEXIST') throw storeError('create the runtime directory', dir, err);
   }
   checkDir(dir);
   return dir;
@@ -209,7 +227,12 @@ export function writeHeld(record: Omit<HeldRecord, 'id' | 'version'> & { id?: un
     const id = fixedId ?? randomBytes(4).toString('hex');
     const full: HeldRecord = { version: HELD_RECORD_VERSION, id, ...fields };
     const temp = join(dir, `.${id}.${randomBytes(6).toString('hex')}.tmp`);
-    const fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    let fd: number;
+    try {
+      fd = openSync(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+    } catch (err) {
+      throw storeError('write a held record in', dir, err);
+    }
     try {
       try {
         writeAll(fd, `${JSON.stringify(full)}\n`);
@@ -226,7 +249,10 @@ export function writeHeld(record: Omit<HeldRecord, 'id' | 'version'> & { id?: un
       }
       fsyncDir(dir);
       return full;
+    } catch (err) {
+      throw storeError('write a held record in', dir, err);
     } finally {
+      // A record is complete under its name or not there at all: never a half-written temporary file.
       try { unlinkSync(temp); } catch { /* already gone */ }
     }
   }
@@ -311,8 +337,64 @@ export function removeHeld(id: string, options: StoreOptions = {}, how: { tombst
     return true;
   } catch (err) {
     if (errorCode(err) === 'ENOENT') return false;
-    throw err;
+    throw storeError('remove a held record in', dir, err);
   }
+}
+
+/** The record of a registration released in the last ten minutes (its tombstone), or null. */
+export function readReleased(id: string, options: StoreOptions = {}): HeldRecord | null {
+  if (!wasReleased(id, options)) return null;
+  const dir = existingRuntimeDir(options);
+  return dir === null ? null : readRecordFile(tombstonePath(dir, id), id);
+}
+
+/**
+ * The right to release one registration, so that of several `dereg`s racing for it exactly one
+ * signals its holder and the others learn it was released by someone else. It is an exclusive flock on
+ * the record file (on the runtime directory for a holder without a record): the kernel drops it when
+ * the dereg holding it exits, however it exits, so a killed dereg never blocks the next one.
+ *   held     ours until release() (close the fd)
+ *   busy     another rdmactl holds it
+ *   no-record  there is no record file (it was just released: renamed to its tombstone)
+ */
+export type HeldLock = { state: 'held'; release: () => void } | { state: 'busy' } | { state: 'no-record' };
+
+function lockFile(path: string, flags: number, check: (st: ReturnType<typeof fstatSync>) => boolean): HeldLock {
+  let fd: number;
+  try {
+    fd = openSync(path, flags | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    if (errorCode(err) === 'ENOENT') return { state: 'no-record' };
+    throw storeError('lock', path, err);
+  }
+  let locked = false;
+  try {
+    const st = fstatSync(fd);
+    if (!check(st)) return { state: 'no-record' };
+    if (!tryLockExclusive(fd)) return { state: 'busy' };
+    // Renamed (released) between the open and the lock: that file is no longer the record.
+    let now;
+    try { now = lstatSync(path); } catch { return { state: 'no-record' }; }
+    if (now.ino !== st.ino || now.dev !== st.dev) return { state: 'no-record' };
+    locked = true;
+    return { state: 'held', release: () => closeSync(fd) };
+  } finally {
+    if (!locked) closeSync(fd);
+  }
+}
+
+/** Locks the record with this id (see HeldLock). */
+export function lockHeld(id: string, options: StoreOptions = {}): HeldLock {
+  const dir = existingRuntimeDir(options);
+  if (dir === null || !ID_PATTERN.test(id)) return { state: 'no-record' };
+  return lockFile(recordPath(dir, id), constants.O_RDONLY, (st) => st.isFile() && st.uid === effectiveUid());
+}
+
+/** Locks the runtime directory: what a dereg of a holder without a record holds (see HeldLock). */
+export function lockRuntimeDir(options: StoreOptions = {}): HeldLock {
+  const dir = existingRuntimeDir(options);
+  if (dir === null) return { state: 'no-record' };
+  return lockFile(dir, constants.O_RDONLY | constants.O_DIRECTORY, (st) => st.isDirectory());
 }
 
 /** True when a registration with this id was released in the last ten minutes (its tombstone is there). */
@@ -336,6 +418,17 @@ function removeOldTombstones(dir: string, names: readonly string[]): void {
       // removed by another rdmactl meanwhile
     }
   }
+}
+
+const PF_EXITING = 0x4;
+
+/** True when the process is gone, a zombie, or exiting (PF_EXITING: its memory may already be released, its cmdline empty). */
+function exitingOrGone(pid: number): boolean {
+  const text = readProcText(procPath(pid, 'stat'));
+  if (text === null) return true;
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const state = fields[0];
+  return state === 'Z' || state === 'X' || (Number(fields[6]) & PF_EXITING) !== 0; // field 9: flags
 }
 
 /** The holder's command-line arguments, or null when the process is gone; throws ProcUnreadableError if refused. */
@@ -403,7 +496,10 @@ export function verifyHolder(record: Pick<HeldRecord, 'pid' | 'startTime' | 'uid
     }
     throw err;
   }
-  if (argv === null) return { state: 'stale', problem: 'exited', reason: `holder pid ${pid} has exited` };
+  // A dying holder's command line reads as empty (its memory is gone before it becomes a zombie): exited, not someone else.
+  if (argv === null || (!isHolderCommandLine(argv, record.token) && exitingOrGone(pid))) {
+    return { state: 'stale', problem: 'exited', reason: `holder pid ${pid} has exited` };
+  }
   if (!isHolderCommandLine(argv, record.token)) {
     return { state: 'stale', problem: 'not-holder', reason: `pid ${pid} is not an rdmactl holder with this record's token (it runs "${escapeText(argv.slice(0, 3).join(' '))}")` };
   }
