@@ -1,6 +1,7 @@
 // Running the exporter until SIGTERM/SIGINT: either an HTTP listener or a textfile writer. Either way
 // a signal stops new work, lets what is in flight finish, and resolves (exit 0).
 
+import type { AddressInfo } from 'node:net';
 import { PermissionError, RdmactlError, UsageError } from '../lib/errors.js';
 import { errorCode } from '../proc/procfs.js';
 import { Scraper, type ScraperOptions } from './scrape.js';
@@ -69,7 +70,7 @@ export async function serve(options: ServeOptions): Promise<void> {
   const signals = untilSignal();
   let running: RunningServer;
   try {
-    running = await startServer(scraper, options.listen.host, options.listen.port, {
+    running = await startServer(scraper, options.listen, {
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.onError ? { onError: options.onError } : {}),
     });
@@ -77,7 +78,8 @@ export async function serve(options: ServeOptions): Promise<void> {
     signals.dispose();
     throw listenError(err, where);
   }
-  options.onListening?.(`http://${formatAddress(running.address.address, running.address.port)}/metrics`);
+  const bound = running.address as AddressInfo;
+  options.onListening?.(`http://${formatAddress(bound.address, bound.port)}/metrics`);
   try {
     await signals.stopped;
   } finally {
