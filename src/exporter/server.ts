@@ -261,8 +261,11 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Where to listen: a TCP host and port, or a unix socket path (created by the caller's listener, see unixSocket.ts). */
-export type ListenTarget = { host: string; port: number } | { path: string };
+/**
+ * Where to listen: a TCP host and port, or a unix socket bound with exactly `mode` (the caller has
+ * checked its directory and cleared a stale socket: unixSocket.ts prepareUnixSocket).
+ */
+export type ListenTarget = { host: string; port: number } | { path: string; mode: number };
 
 /** Listen on host:port or a unix socket. Rejects with the listen error (EADDRINUSE, EACCES, EADDRNOTAVAIL…). */
 export function startServer(scraper: Scraper, target: ListenTarget, options: { limits?: ServerLimits; onError?: (err: unknown) => void } = {}): Promise<RunningServer> {
@@ -295,8 +298,7 @@ export function startServer(scraper: Scraper, target: ListenTarget, options: { l
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    const listenOptions = 'path' in target ? { path: target.path, exclusive: true } : { host: target.host, port: target.port, exclusive: true };
-    server.listen(listenOptions, () => {
+    const listening = () => {
       server.off('error', reject);
       server.on('error', (err) => options.onError?.(err));
       const address = server.address() as AddressInfo | string;
@@ -312,6 +314,18 @@ export function startServer(scraper: Scraper, target: ListenTarget, options: { l
           setTimeout(() => server.closeAllConnections(), limits.writeTimeoutMs).unref();
         }),
       });
-    });
+    };
+    if ('path' in target) {
+      // bind(2) runs inside listen(), synchronously: the socket is created with this umask, so its
+      // mode is `mode` from the start. Only this call sees it (the exporter runs nothing else now).
+      const umask = process.umask(0o777 & ~target.mode);
+      try {
+        server.listen({ path: target.path, exclusive: true }, listening);
+      } finally {
+        process.umask(umask);
+      }
+    } else {
+      server.listen({ host: target.host, port: target.port, exclusive: true }, listening);
+    }
   });
 }
