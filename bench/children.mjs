@@ -66,7 +66,7 @@ export function exporterChildSource(root) {
   return `
 const { Scraper } = await import(${JSON.stringify(`${root}dist/exporter/scrape.js`)});
 const { startServer } = await import(${JSON.stringify(`${root}dist/exporter/server.js`)});
-const running = await startServer(new Scraper({ version: 'bench', maxProcesses: 100, shareWindowMs: 0, keepHeap: true }), '127.0.0.1', 0);
+const running = await startServer(new Scraper({ version: 'bench', maxProcesses: 100, shareWindowMs: 0, keepHeap: true }), { host: '127.0.0.1', port: 0 });
 console.log('port ' + running.address.port);
 process.on('SIGTERM', () => running.close().then(() => process.exit(0)));
 `;

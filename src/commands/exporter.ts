@@ -6,12 +6,14 @@ import { note, type Context } from '../lib/context.js';
 import { UsageError } from '../lib/errors.js';
 import { DURATION_HELP, parseCount, parseDuration } from '../lib/size.js';
 import { packageVersion } from '../lib/version.js';
-import { DEFAULT_HOST, DEFAULT_PORT, parseListen, serve, writeTextfiles } from '../exporter/run.js';
+import { DEFAULT_HOST, DEFAULT_PORT, exposureWarning, parseListen, serve, writeTextfiles } from '../exporter/run.js';
+import { DEFAULT_SOCKET_MODE, parseSocketMode } from '../exporter/unixSocket.js';
 import { DEFAULT_MAX_CGROUPS, DEFAULT_MAX_PROCESSES } from '../exporter/metrics.js';
 import { FULL_SCAN_EVERY_MS, QUIET_FULL_SCAN_EVERY_MS } from '../exporter/collect.js';
 
 interface ExporterFlags {
   listen?: string;
+  listenMode?: string;
   textfile?: string;
   interval: string;
   maxProcesses: string;
@@ -38,8 +40,14 @@ when /proc/vmstat's pin counters moved (a new pinner shows at once), after ${FUL
 ${QUIET_FULL_SCAN_EVERY_MS / 60_000} minutes. rdmactl_scrape_full_scan says which a scrape was.
 
 Runs unprivileged: other users' processes are then partly unreadable, counted in
-rdmactl_processes_unreadable. Stops on SIGTERM/SIGINT after in-flight scrapes (exit 0).`)
-    .option('--listen <host:port>', `address to serve on (default ${DEFAULT_HOST}:${DEFAULT_PORT}; 0.0.0.0:PORT exposes it on purpose)`)
+rdmactl_processes_unreadable. Stops on SIGTERM/SIGINT after in-flight scrapes (exit 0).
+
+Anyone who can connect reads every holder's name, pid, user and memory, without authentication:
+on ${DEFAULT_HOST} every local user, even where /proc hides other users' processes (hidepid);
+on 0.0.0.0 or [::] the network too (warned on stderr). --listen unix:PATH lets the socket's mode
+decide instead (owner and group by default): curl --unix-socket PATH http://localhost/metrics.`)
+    .option('--listen <address>', `HOST:PORT, [IPv6]:PORT, :PORT (= ${DEFAULT_HOST}:PORT) or unix:PATH to serve on (default ${DEFAULT_HOST}:${DEFAULT_PORT}; 0.0.0.0:PORT exposes it on purpose)`)
+    .option('--listen-mode <mode>', `permission bits of the unix:PATH socket (default ${DEFAULT_SOCKET_MODE.toString(8).padStart(4, '0')}: its owner and group may scrape); its directory must exist and be writable only by root or this user, unless sticky`)
     .option('--textfile <dir>', 'write DIR/rdmactl.prom atomically every --interval for node_exporter\'s textfile collector, instead of serving')
     .option('--interval <duration>', `how often --textfile writes (${DURATION_HELP})`, '15s')
     .option('--max-processes <n>', 'per-process series at most; the rest are folded into pid="other"', String(DEFAULT_MAX_PROCESSES))
@@ -48,6 +56,8 @@ rdmactl_processes_unreadable. Stops on SIGTERM/SIGINT after in-flight scrapes (e
 Examples:
   rdmactl exporter                                 serve on ${DEFAULT_HOST}:${DEFAULT_PORT}
   rdmactl exporter --listen 0.0.0.0:${DEFAULT_PORT}          serve on every interface
+  rdmactl exporter --listen unix:/run/rdmactl/exporter.sock --listen-mode 0600
+                                                   serve to root only
   rdmactl exporter --textfile /var/lib/prometheus/node-exporter
   rdmactl stat --format prometheus                 one exposition on stdout
 See rdmactl(1), EXPORTER, for every metric.`)
@@ -56,12 +66,16 @@ See rdmactl(1), EXPORTER, for every metric.`)
       const maxCgroups = parseCount(flags.maxCgroups, '--max-cgroups', 100_000);
       const common = { version: packageVersion(), maxProcesses, maxCgroups, onError: (err: unknown) => note(ctx, err instanceof Error ? err.message : String(err)) };
       if (flags.textfile !== undefined) {
-        if (flags.listen !== undefined) throw new UsageError('--textfile and --listen exclude each other: the textfile mode serves no port');
+        if (flags.listen !== undefined || flags.listenMode !== undefined) throw new UsageError(`${flags.listen !== undefined ? '--listen' : '--listen-mode'} and --textfile exclude each other: the textfile mode serves no port`);
         const intervalMs = parseDuration(flags.interval, '--interval');
         await writeTextfiles({ ...common, dir: flags.textfile, intervalMs });
         return;
       }
-      const listen = parseListen(flags.listen ?? `${DEFAULT_HOST}:${DEFAULT_PORT}`);
+      const mode = flags.listenMode === undefined ? undefined : parseSocketMode(flags.listenMode);
+      const listen = parseListen(flags.listen ?? `${DEFAULT_HOST}:${DEFAULT_PORT}`, mode);
+      if (mode !== undefined && !('path' in listen)) throw new UsageError('--listen-mode applies to a unix socket only: give --listen unix:PATH');
+      const warning = exposureWarning(listen);
+      if (warning !== null) note(ctx, warning);
       await serve({ ...common, listen, onListening: (url) => note(ctx, `serving ${url}`) });
     });
 }

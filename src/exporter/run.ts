@@ -4,7 +4,8 @@
 import { PermissionError, RdmactlError, UsageError } from '../lib/errors.js';
 import { errorCode } from '../proc/procfs.js';
 import { Scraper, type ScraperOptions } from './scrape.js';
-import { startServer, type RunningServer, type ServerLimits } from './server.js';
+import { startServer, type ListenTarget, type RunningServer, type ServerLimits } from './server.js';
+import { checkSocketPath, DEFAULT_SOCKET_MODE, prepareUnixSocket } from './unixSocket.js';
 import { checkTextfileDir, writeTextfile } from './textfile.js';
 
 /**
@@ -14,19 +15,42 @@ import { checkTextfileDir, writeTextfile } from './textfile.js';
 export const DEFAULT_PORT = 10062;
 export const DEFAULT_HOST = '127.0.0.1';
 
-export interface ListenAddress {
-  host: string;
-  port: number;
-}
-
-/** HOST:PORT, [IPv6]:PORT or :PORT (all interfaces is never implied: :PORT means 127.0.0.1). */
-export function parseListen(input: string): ListenAddress {
+/**
+ * HOST:PORT, [IPv6]:PORT, :PORT or unix:PATH. All interfaces is never implied: :PORT means
+ * 127.0.0.1, and 0.0.0.0 or [::] must be written out. A unix socket gets `socketMode` (see unixSocket.ts).
+ */
+export function parseListen(input: string, socketMode = DEFAULT_SOCKET_MODE): ListenTarget {
+  if (input.startsWith('unix:')) {
+    const path = input.slice('unix:'.length);
+    checkSocketPath(path);
+    return { path, mode: socketMode };
+  }
   const match = /^\[([^\]]+)\]:(\d+)$/.exec(input) ?? /^([^:[\]]*):(\d+)$/.exec(input);
   const port = match ? Number(match[2]) : NaN;
   if (!match || !Number.isInteger(port) || port > 65535) {
-    throw new UsageError(`invalid --listen '${input}': expected HOST:PORT, e.g. 127.0.0.1:${DEFAULT_PORT}, 0.0.0.0:${DEFAULT_PORT} or [::1]:${DEFAULT_PORT}`);
+    throw new UsageError(`invalid --listen '${input}': expected HOST:PORT or unix:PATH, e.g. 127.0.0.1:${DEFAULT_PORT}, 0.0.0.0:${DEFAULT_PORT}, [::1]:${DEFAULT_PORT} or unix:/run/rdmactl/exporter.sock`);
   }
   return { host: match[1] === '' ? DEFAULT_HOST : match[1]!, port };
+}
+
+/** Whether only this machine can reach `host` (a loopback address or name). */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host) || /^::ffff:127\./i.test(host);
+}
+
+/**
+ * The one-line warning for a TCP address other machines can reach (0.0.0.0, [::], an interface's
+ * address): the exposition names every process that pins or locks, its user and its memory. null
+ * for loopback and unix sockets.
+ */
+export function exposureWarning(listen: ListenTarget): string | null {
+  if ('path' in listen || isLoopback(listen.host)) return null;
+  return `warning: serving on ${formatAddress(listen.host, listen.port)}: every process's name, pid, user and pinned/locked memory is readable by anyone who can reach this address, unauthenticated (see rdmactl(1), exporter)`;
+}
+
+/** How a listen target is named in messages: HOST:PORT, [IPv6]:PORT or unix:PATH. */
+export function describeListen(listen: ListenTarget): string {
+  return 'path' in listen ? `unix:${listen.path}` : formatAddress(listen.host, listen.port);
 }
 
 function formatAddress(host: string, port: number): string {
@@ -36,8 +60,9 @@ function formatAddress(host: string, port: number): string {
 /** The listen failure as rdmactl reports it: in use → 1, not permitted → 4, bad host → 2. */
 export function listenError(err: unknown, where: string): RdmactlError {
   const code = errorCode(err);
-  if (code === 'EADDRINUSE') return new RdmactlError(`cannot listen on ${where}: the address is in use (is another exporter running?)`, 1, ['choose another port with --listen HOST:PORT']);
-  if (code === 'EACCES' || code === 'EPERM') return new PermissionError(`cannot listen on ${where}: permission denied`, ['ports below 1024 need root or CAP_NET_BIND_SERVICE; choose a higher port with --listen HOST:PORT']);
+  const unix = where.startsWith('unix:');
+  if (code === 'EADDRINUSE') return new RdmactlError(`cannot listen on ${where}: the address is in use (is another exporter running?)`, 1, [unix ? 'choose another socket path with --listen unix:PATH' : 'choose another port with --listen HOST:PORT']);
+  if (code === 'EACCES' || code === 'EPERM') return new PermissionError(`cannot listen on ${where}: permission denied`, [unix ? 'the socket\'s directory must be writable by this user' : 'ports below 1024 need root or CAP_NET_BIND_SERVICE; choose a higher port with --listen HOST:PORT']);
   if (code === 'EADDRNOTAVAIL') return new RdmactlError(`cannot listen on ${where}: no such address on this machine`, 1, ['give one of this machine\'s addresses, or 0.0.0.0 for all']);
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return new UsageError(`invalid --listen host in ${where}: not found`);
   return new RdmactlError(`cannot listen on ${where}: ${err instanceof Error ? err.message : String(err)}`);
@@ -55,9 +80,9 @@ function untilSignal(): { stopped: Promise<NodeJS.Signals>; dispose: () => void 
 }
 
 export interface ServeOptions extends ScraperOptions {
-  listen: ListenAddress;
+  listen: ListenTarget;
   limits?: ServerLimits;
-  /** Called once listening, with the address actually bound (port 0 picks a free one). */
+  /** Called once listening, with the address actually bound (port 0 picks a free one), or unix:PATH. */
   onListening?: (url: string) => void;
   onError?: (err: unknown) => void;
 }
@@ -65,11 +90,12 @@ export interface ServeOptions extends ScraperOptions {
 /** Serve /metrics until SIGTERM/SIGINT. */
 export async function serve(options: ServeOptions): Promise<void> {
   const scraper = new Scraper({ keepHeap: true, ...options });
-  const where = formatAddress(options.listen.host, options.listen.port);
+  const where = describeListen(options.listen);
+  if ('path' in options.listen) await prepareUnixSocket(options.listen.path);
   const signals = untilSignal();
   let running: RunningServer;
   try {
-    running = await startServer(scraper, options.listen.host, options.listen.port, {
+    running = await startServer(scraper, options.listen, {
       ...(options.limits ? { limits: options.limits } : {}),
       ...(options.onError ? { onError: options.onError } : {}),
     });
@@ -77,7 +103,8 @@ export async function serve(options: ServeOptions): Promise<void> {
     signals.dispose();
     throw listenError(err, where);
   }
-  options.onListening?.(`http://${formatAddress(running.address.address, running.address.port)}/metrics`);
+  const bound = running.address;
+  options.onListening?.(typeof bound === 'string' ? `unix:${bound} (GET /metrics)` : `http://${formatAddress(bound.address, bound.port)}/metrics`);
   try {
     await signals.stopped;
   } finally {

@@ -2,12 +2,12 @@
 //
 // Reader convention used by every readX(pid) in this directory:
 //   - returns the parsed record on success;
-//   - returns null when the process (or the fd) went away mid-read (ENOENT, ESRCH) — a normal
-//     outcome while scanning a live system, not an error;
+//   - returns null when the process, fd or cgroup went away mid-read (isGone: ENOENT, ESRCH, ENODEV,
+//     EINVAL once the file is gone) — a normal outcome while scanning a live system, not an error;
 //   - throws ProcUnreadableError when the kernel refuses (EACCES, EPERM), so a scan can count it.
 // Anything else (EIO, a bug) propagates unchanged.
 
-import { openSync, readSync, closeSync, constants as fsConstants } from 'node:fs';
+import { existsSync, openSync, readSync, closeSync, constants as fsConstants } from 'node:fs';
 import { PermissionError } from '../lib/errors.js';
 
 export type ProcPid = number | 'self';
@@ -39,10 +39,18 @@ export function errorCode(err: unknown): string | undefined {
   return undefined;
 }
 
-/** ENOENT/ESRCH: the process or fd is gone. */
-export function isVanishedError(err: unknown): boolean {
+/**
+ * Whether a failed read of a /proc, sysfs or cgroup file means that what it described is gone: the
+ * one test every reader applies (through procTry), so a process or cgroup removed mid-scan is never
+ * an error. ENOENT and ESRCH: the process, fd or file went away. ENODEV: the file was open when its
+ * cgroup was removed (kernfs refuses reads of a removed node). EINVAL only when `path` no longer
+ * exists: some files answer it while their process or group is torn down, but an EINVAL on a file
+ * that is still there is a real error and is kept.
+ */
+export function isGone(err: unknown, path?: string): boolean {
   const code = errorCode(err);
-  return code === 'ENOENT' || code === 'ESRCH';
+  if (code === 'ENOENT' || code === 'ESRCH' || code === 'ENODEV') return true;
+  return code === 'EINVAL' && path !== undefined && !existsSync(path);
 }
 
 export function isUnreadableError(err: unknown): boolean {
@@ -57,7 +65,7 @@ export function procTry<T>(path: string, op: () => T): T | null {
   try {
     return op();
   } catch (err) {
-    if (isVanishedError(err)) return null;
+    if (isGone(err, path)) return null;
     if (isUnreadableError(err)) throw new ProcUnreadableError(path, errorCode(err) ?? 'EACCES', { cause: err });
     throw err;
   }
@@ -139,8 +147,8 @@ let pieces = Buffer.allocUnsafe(64 * 1024);
 /**
  * Reads a /proc file of lines in pieces through one reused buffer. `onLines(bytes, start, end)` gets
  * whole lines only (bytes[start, end), each ending in '\n' except possibly the file's last); the
- * bytes are valid only during the call. Returns false when the file vanished (ENOENT/ESRCH, also
- * mid-read: what was delivered then is not the whole file); throws ProcUnreadableError when refused.
+ * bytes are valid only during the call. Returns false when the file is gone (isGone, also mid-read:
+ * what was delivered then is not the whole file); throws ProcUnreadableError when refused.
  * Not re-entrant: onLines must not read through this function.
  */
 export function readProcLines(path: string, onLines: (bytes: Buffer, start: number, end: number) => void): boolean {

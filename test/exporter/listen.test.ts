@@ -1,6 +1,6 @@
 // --listen parsing and how listen failures become exit codes (pure: no socket).
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_PORT, listenError, parseListen } from '../../src/exporter/run.js';
+import { DEFAULT_PORT, exposureWarning, listenError, parseListen } from '../../src/exporter/run.js';
 import { EXIT, UsageError } from '../../src/lib/errors.js';
 
 function errno(code: string): NodeJS.ErrnoException {
@@ -14,6 +14,19 @@ describe('parseListen', () => {
     expect(parseListen('[::1]:8080')).toEqual({ host: '::1', port: 8080 });
     expect(parseListen(':0')).toEqual({ host: '127.0.0.1', port: 0 });
     expect(DEFAULT_PORT).toBe(10062);
+  });
+
+  it('reads unix:PATH with the socket mode (0660 unless given); the path must be absolute', () => {
+    expect(parseListen('unix:/run/rdmactl/exporter.sock')).toEqual({ path: '/run/rdmactl/exporter.sock', mode: 0o660 });
+    expect(parseListen('unix:/run/rdmactl/exporter.sock', 0o600)).toEqual({ path: '/run/rdmactl/exporter.sock', mode: 0o600 });
+    for (const bad of ['unix:', 'unix:exporter.sock', `unix:/${'a'.repeat(120)}`]) expect(() => parseListen(bad)).toThrow(UsageError);
+  });
+
+  it('warns for addresses other machines can reach, not for loopback or unix sockets', () => {
+    for (const host of ['0.0.0.0', '::', '10.1.2.3', 'fe80::1']) expect(exposureWarning({ host, port: 1 }), host).toMatch(/^warning: serving on /);
+    for (const host of ['127.0.0.1', '127.1.2.3', '::1', 'localhost']) expect(exposureWarning({ host, port: 1 }), host).toBeNull();
+    expect(exposureWarning(parseListen(':10062'))).toBeNull();
+    expect(exposureWarning({ path: '/run/rdmactl/exporter.sock', mode: 0o660 })).toBeNull();
   });
 
   it('refuses what is not HOST:PORT with a usage error naming the value', () => {

@@ -1,6 +1,7 @@
 // `rdmactl exporter` as a real HTTP server: scraped by a real Prometheus, hammered with bad and
 // concurrent requests, stopped by signals. Every server the test starts is stopped on every path.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -200,16 +201,16 @@ describe('rdmactl exporter over HTTP', () => {
 
 describe('exporter HTTP limits (short timeouts, real sockets)', () => {
   it('a client that sends its request too slowly is cut off; others are still served', async () => {
-    const running = await startServer(new Scraper({ version: 'test', maxProcesses: 5 }), '127.0.0.1', 0, {
-      limits: { ...DEFAULT_LIMITS, headersTimeoutMs: 500, requestTimeoutMs: 1000 },
+    const running = await startServer(new Scraper({ version: 'test', maxProcesses: 5 }), { host: '127.0.0.1', port: 0 }, {
+      limits: { ...DEFAULT_LIMITS, headersTimeoutMs: 500, writeTimeoutMs: 1000 },
     });
     try {
       const started = Date.now();
-      const slow = await rawRequest(running.address.port, 'GET /metrics HTTP/1.1\r\nHost: x\r\n', { timeoutMs: 8000 });
+      const slow = await rawRequest((running.address as AddressInfo).port, 'GET /metrics HTTP/1.1\r\nHost: x\r\n', { timeoutMs: 8000 });
       expect(slow.closedBy).toBe('server');
       expect(Date.now() - started).toBeLessThan(5000);
       expect(slow.response === '' || /^HTTP\/1\.1 408 /.test(slow.response)).toBe(true);
-      expect((await httpGet(`http://127.0.0.1:${running.address.port}/metrics`)).status).toBe(200);
+      expect((await httpGet(`http://127.0.0.1:${(running.address as AddressInfo).port}/metrics`)).status).toBe(200);
     } finally {
       await running.close();
     }
