@@ -38,7 +38,12 @@ when /proc/vmstat's pin counters moved (a new pinner shows at once), after ${FUL
 ${QUIET_FULL_SCAN_EVERY_MS / 60_000} minutes. rdmactl_scrape_full_scan says which a scrape was.
 
 Runs unprivileged: other users' processes are then partly unreadable, counted in
-rdmactl_processes_unreadable. Stops on SIGTERM/SIGINT after in-flight scrapes (exit 0).`)
+rdmactl_processes_unreadable. Stops on SIGTERM/SIGINT after in-flight scrapes (exit 0).
+
+--textfile DIR may be shared with other writers (group-writable, or sticky like /tmp): each write
+goes to a new, randomly named temporary file that never follows a link. A DIR that is a symbolic
+link or not a directory (exit 2), or that every user may write without the sticky bit (exit 4), is
+refused.`)
     .option('--listen <host:port>', `address to serve on (default ${DEFAULT_HOST}:${DEFAULT_PORT}; 0.0.0.0:PORT exposes it on purpose)`)
     .option('--textfile <dir>', 'write DIR/rdmactl.prom atomically every --interval for node_exporter\'s textfile collector, instead of serving')
     .option('--interval <duration>', `how often --textfile writes (${DURATION_HELP})`, '15s')

@@ -5,7 +5,7 @@ import { PermissionError, RdmactlError, UsageError } from '../lib/errors.js';
 import { errorCode } from '../proc/procfs.js';
 import { Scraper, type ScraperOptions } from './scrape.js';
 import { startServer, type RunningServer, type ServerLimits } from './server.js';
-import { checkTextfileDir, writeTextfile } from './textfile.js';
+import { closeTextfileDir, openTextfileDir, removeStaleTemporaries, writeTextfile, type TextfileDir } from './textfile.js';
 
 /**
  * The default port: the 9100–9999 exporter range of Prometheus's default port allocation list is
@@ -95,7 +95,17 @@ export interface TextfileOptions extends ScraperOptions {
 
 /** Write DIR/rdmactl.prom now and every interval until SIGTERM/SIGINT. The first failure is fatal. */
 export async function writeTextfiles(options: TextfileOptions): Promise<void> {
-  checkTextfileDir(options.dir);
+  const dir = openTextfileDir(options.dir);
+  try {
+    // A run killed mid-write (SIGKILL, power loss) left its temporary file: ours to remove.
+    removeStaleTemporaries(dir);
+    await writeUntilSignal(dir, options);
+  } finally {
+    closeTextfileDir(dir);
+  }
+}
+
+async function writeUntilSignal(dir: TextfileDir, options: TextfileOptions): Promise<void> {
   const scraper = new Scraper({ keepHeap: true, ...options });
   const signals = untilSignal();
   let stop = false;
@@ -109,7 +119,7 @@ export async function writeTextfiles(options: TextfileOptions): Promise<void> {
         const exposition = await scraper.collectNow();
         if (stop) break;
         // Not inside `onWritten?.(…)`: an optional call skips evaluating its arguments.
-        const written = writeTextfile(options.dir, exposition.text);
+        const written = writeTextfile(dir, exposition.text);
         options.onWritten?.(written);
       } catch (err) {
         // A directory we cannot write at the start is a setup error; later failures are reported and retried.
