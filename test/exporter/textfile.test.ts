@@ -15,6 +15,8 @@ import { freePort, httpGet, missingBinary, one, parseExposition, promtool, start
 
 const noNodeExporter = missingBinary('prometheus-node-exporter', 'prometheus-node-exporter');
 const noUnprivileged = unprivilegedUnavailable();
+const noPromtool = missingBinary('promtool', 'prometheus');
+if (noPromtool) console.warn(`SKIPPED stat --format prometheus test: ${noPromtool}`);
 if (noNodeExporter) console.warn(`SKIPPED node_exporter textfile test: ${noNodeExporter}`);
 if (noUnprivileged) console.warn(`SKIPPED unwritable --textfile test: ${noUnprivileged}`);
 
@@ -79,7 +81,7 @@ describe('rdmactl exporter --textfile', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
-  it('stat --format prometheus prints one exposition promtool accepts, with the held registration in it', () => {
+  it('stat --format prometheus prints one exposition promtool accepts, with the held registration in it', { skip: noPromtool !== null }, () => {
     const held = JSON.parse(rdmactlBin(['reg', '1M', '--backend', 'uring', '--detach', '--json'], runtime.env).stdout) as { pid: number };
     holders.push(held.pid);
     const result = rdmactlBin(['stat', '--format', 'prometheus'], runtime.env);
