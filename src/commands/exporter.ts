@@ -38,7 +38,8 @@ when /proc/vmstat's pin counters moved (a new pinner shows at once), after ${FUL
 ${QUIET_FULL_SCAN_EVERY_MS / 60_000} minutes. rdmactl_scrape_full_scan says which a scrape was.
 
 Runs unprivileged: other users' processes are then partly unreadable, counted in
-rdmactl_processes_unreadable. Stops on SIGTERM/SIGINT after in-flight scrapes (exit 0).
+rdmactl_processes_unreadable. Stops on SIGTERM, SIGINT or SIGHUP after in-flight scrapes or the
+write under way (exit 0); SIGUSR1 is ignored (it never opens Node's inspector).
 
 --textfile DIR may be shared with other writers (group-writable, or sticky like /tmp): each write
 goes to a new, randomly named temporary file that never follows a link. A DIR that is a symbolic
