@@ -40,12 +40,18 @@ when /proc/vmstat's pin counters moved (a new pinner shows at once), after ${FUL
 ${QUIET_FULL_SCAN_EVERY_MS / 60_000} minutes. rdmactl_scrape_full_scan says which a scrape was.
 
 Runs unprivileged: other users' processes are then partly unreadable, counted in
-rdmactl_processes_unreadable. Stops on SIGTERM/SIGINT after in-flight scrapes (exit 0).
+rdmactl_processes_unreadable. Stops on SIGTERM, SIGINT or SIGHUP after in-flight scrapes or the
+write under way (exit 0); SIGUSR1 is ignored (it never opens Node's inspector).
 
 Anyone who can connect reads every holder's name, pid, user and memory, without authentication:
 on ${DEFAULT_HOST} every local user, even where /proc hides other users' processes (hidepid);
 on 0.0.0.0 or [::] the network too (warned on stderr). --listen unix:PATH lets the socket's mode
-decide instead (owner and group by default): curl --unix-socket PATH http://localhost/metrics.`)
+decide instead (owner and group by default): curl --unix-socket PATH http://localhost/metrics.
+
+--textfile DIR may be shared with other writers (group-writable, or sticky like /tmp): each write
+goes to a new, randomly named temporary file that never follows a link. A DIR that is a symbolic
+link or not a directory (exit 2), or that every user may write without the sticky bit (exit 4), is
+refused.`)
     .option('--listen <address>', `HOST:PORT, [IPv6]:PORT, :PORT (= ${DEFAULT_HOST}:PORT) or unix:PATH to serve on (default ${DEFAULT_HOST}:${DEFAULT_PORT}; 0.0.0.0:PORT exposes it on purpose)`)
     .option('--listen-mode <mode>', `permission bits of the unix:PATH socket (default ${DEFAULT_SOCKET_MODE.toString(8).padStart(4, '0')}: its owner and group may scrape); its directory must exist and be writable only by root or this user, unless sticky`)
     .option('--textfile <dir>', 'write DIR/rdmactl.prom atomically every --interval for node_exporter\'s textfile collector, instead of serving')

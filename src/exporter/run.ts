@@ -1,12 +1,14 @@
-// Running the exporter until SIGTERM/SIGINT: either an HTTP listener or a textfile writer. Either way
-// a signal stops new work, lets what is in flight finish, and resolves (exit 0).
+// Running the exporter until SIGTERM/SIGINT/SIGHUP: either an HTTP listener or a textfile writer.
+// Either way a signal stops new work, lets what is in flight finish, and resolves (exit 0). SIGHUP
+// ends it like SIGTERM (as it ends `reg` and `top`): a closed terminal stops it, and it has no
+// configuration to reload. SIGUSR1 is ignored (src/lib/debugSignal.ts).
 
 import { PermissionError, RdmactlError, UsageError } from '../lib/errors.js';
 import { errorCode } from '../proc/procfs.js';
 import { Scraper, type ScraperOptions } from './scrape.js';
 import { startServer, type ListenTarget, type RunningServer, type ServerLimits } from './server.js';
 import { checkSocketPath, DEFAULT_SOCKET_MODE, prepareUnixSocket } from './unixSocket.js';
-import { checkTextfileDir, writeTextfile } from './textfile.js';
+import { closeTextfileDir, openTextfileDir, removeStaleTemporaries, writeTextfile, type TextfileDir } from './textfile.js';
 
 /**
  * The default port: the 9100–9999 exporter range of Prometheus's default port allocation list is
@@ -68,15 +70,16 @@ export function listenError(err: unknown, where: string): RdmactlError {
   return new RdmactlError(`cannot listen on ${where}: ${err instanceof Error ? err.message : String(err)}`);
 }
 
-/** Resolves at the first SIGTERM or SIGINT, and stops listening for them. */
+const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+
+/** Resolves at the first SIGTERM, SIGINT or SIGHUP; listens for them until disposed. */
 function untilSignal(): { stopped: Promise<NodeJS.Signals>; dispose: () => void } {
   let onSignal: (signal: NodeJS.Signals) => void = () => undefined;
   const stopped = new Promise<NodeJS.Signals>((resolve) => {
     onSignal = resolve;
   });
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
-  return { stopped, dispose: () => { process.off('SIGTERM', onSignal); process.off('SIGINT', onSignal); } };
+  for (const signal of STOP_SIGNALS) process.once(signal, onSignal);
+  return { stopped, dispose: () => { for (const signal of STOP_SIGNALS) process.off(signal, onSignal); } };
 }
 
 export interface ServeOptions extends ScraperOptions {
@@ -87,7 +90,7 @@ export interface ServeOptions extends ScraperOptions {
   onError?: (err: unknown) => void;
 }
 
-/** Serve /metrics until SIGTERM/SIGINT. */
+/** Serve /metrics until SIGTERM/SIGINT/SIGHUP. */
 export async function serve(options: ServeOptions): Promise<void> {
   const scraper = new Scraper({ keepHeap: true, ...options });
   const where = describeListen(options.listen);
@@ -120,9 +123,19 @@ export interface TextfileOptions extends ScraperOptions {
   onError?: (err: unknown) => void;
 }
 
-/** Write DIR/rdmactl.prom now and every interval until SIGTERM/SIGINT. The first failure is fatal. */
+/** Write DIR/rdmactl.prom now and every interval until SIGTERM/SIGINT/SIGHUP. The first failure is fatal. */
 export async function writeTextfiles(options: TextfileOptions): Promise<void> {
-  checkTextfileDir(options.dir);
+  const dir = openTextfileDir(options.dir);
+  try {
+    // A run killed mid-write (SIGKILL, power loss) left its temporary file: ours to remove.
+    removeStaleTemporaries(dir);
+    await writeUntilSignal(dir, options);
+  } finally {
+    closeTextfileDir(dir);
+  }
+}
+
+async function writeUntilSignal(dir: TextfileDir, options: TextfileOptions): Promise<void> {
   const scraper = new Scraper({ keepHeap: true, ...options });
   const signals = untilSignal();
   let stop = false;
@@ -136,7 +149,7 @@ export async function writeTextfiles(options: TextfileOptions): Promise<void> {
         const exposition = await scraper.collectNow();
         if (stop) break;
         // Not inside `onWritten?.(…)`: an optional call skips evaluating its arguments.
-        const written = writeTextfile(options.dir, exposition.text);
+        const written = writeTextfile(dir, exposition.text);
         options.onWritten?.(written);
       } catch (err) {
         // A directory we cannot write at the start is a setup error; later failures are reported and retried.

@@ -7,7 +7,8 @@
 // reading it. The device (Soft-RoCE: the rxe driver) reaches the MR through the pages it registered
 // (or, for an on-demand MR, through the pages it faults in from the process's page tables now).
 
-import { closeSync, readSync, writeSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
+import { pwriteAll } from '../lib/writeAll.js';
 import { IORING_OP_READ_FIXED, IORING_OP_WRITE_FIXED } from '../ffi/io_uring.js';
 import { memfdCreate } from '../ffi/libc.js';
 import { pageSize } from '../proc/pagemap.js';
@@ -17,10 +18,7 @@ import { IBV_ACCESS_ON_DEMAND } from '../ffi/verbs/enums.js';
 import { LoopbackConnection } from '../engine/verbs/loopback.js';
 import { VerbsRegistration } from '../engine/verbs/registration.js';
 
-/** pwrite all of `bytes` at offset 0 (memfds and regular files take short writes only rarely, but may). */
-export function pwriteAll(fd: number, bytes: Uint8Array): void {
-  for (let done = 0; done < bytes.length;) done += writeSync(fd, bytes, done, bytes.length - done, done);
-}
+export { pwriteAll } from '../lib/writeAll.js';
 
 /** A device's access to one registration, by offset into the registered range. */
 export interface DevicePath extends Disposable {

@@ -1,6 +1,8 @@
 // The fork watchdog's program (see watchdog.ts): `node watchdogMain.js PARENT_PID PARENT_START MARKER INODE`.
 // Runs no rdmactl command; reads /proc and signals only processes holding the parent's marker.
 
+// First: no inspector on SIGUSR1 from the first line on (see debugSignal.ts).
+import '../lib/debugSignal.js';
 import { writeSync } from 'node:fs';
 import { PR_SET_PDEATHSIG, SIGKILL, SIGTERM, pidfdOpen, pidfdSendSignal, prctl } from '../ffi/libc.js';
 import { closeSync } from 'node:fs';
