@@ -23,7 +23,7 @@ export class ProcUnreadableError extends PermissionError {
   readonly path: string;
   readonly code: string;
   constructor(path: string, code: string, options?: { cause?: unknown }) {
-    super(`cannot read ${path}: ${code}`, ['run as root or as the owner of the process'], options);
+    super(`cannot read ${path}: ${code === 'EFBIG' ? `larger than ${MAX_FILE_BYTES >> 20} MiB, not read` : code}`, code === 'EFBIG' ? [] : ['run as root or as the owner of the process'], options);
     this.name = 'ProcUnreadableError';
     this.path = path;
     this.code = code;
@@ -71,6 +71,18 @@ export function procTry<T>(path: string, op: () => T): T | null {
   }
 }
 
+/**
+ * The most a whole-file read takes in, and the longest line a line reader accepts: kernel files are
+ * bounded (a command line is at most 6 MiB, a mountinfo of thousands of mounts a few MiB), but a
+ * cgroup or sysfs file of a misbehaving driver must not grow the heap without end. Beyond it the read
+ * is refused like a permission (ProcUnreadableError, code EFBIG): a scan counts it as unreadable.
+ */
+export const MAX_FILE_BYTES = 64 * 1024 * 1024;
+
+function tooLarge(path: string): ProcUnreadableError {
+  return new ProcUnreadableError(path, 'EFBIG');
+}
+
 // One scratch buffer for small files: /proc files report size 0, so readFileSync cannot size its
 // buffer and grows it chunk by chunk; status is ~1.5 KiB, so a fixed buffer avoids that and the fstat.
 const SCRATCH_BYTES = 16 * 1024;
@@ -108,7 +120,13 @@ function readIntoScratch(path: string, shortReadIsEof = false): number | null {
     try {
       let length = 0;
       for (;;) {
-        if (length === scratch.length) scratch = doubled(scratch, length);
+        if (length === scratch.length) {
+          if (length >= MAX_FILE_BYTES) {
+            scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
+            throw tooLarge(path);
+          }
+          scratch = doubled(scratch, length);
+        }
         const space = scratch.length - length;
         const n = readSync(fd, scratch, length, space, null);
         length += n;
@@ -142,7 +160,8 @@ export function readSmallProcBytes(path: string): ScratchBytes | null {
 // One buffer for large line-oriented files (smaps, maps), read in pieces: a holder's smaps is
 // ~100 KiB (a Node process) to megabytes, and reading it whole as a string puts every copy in V8's
 // large-object space, whose pages V8 keeps long after (the exporter's RSS grew by tens of MiB).
-let pieces = Buffer.allocUnsafe(64 * 1024);
+const PIECES_BYTES = 64 * 1024;
+let pieces = Buffer.allocUnsafe(PIECES_BYTES);
 
 /**
  * Reads a /proc file of lines in pieces through one reused buffer. `onLines(bytes, start, end)` gets
@@ -158,7 +177,13 @@ export function readProcLines(path: string, onLines: (bytes: Buffer, start: numb
       let filled = 0;
       for (;;) {
         // One line longer than the buffer (a path near PATH_MAX on a small buffer): grow it.
-        if (filled === pieces.length) pieces = doubled(pieces, filled);
+        if (filled === pieces.length) {
+          if (filled >= MAX_FILE_BYTES) {
+            pieces = Buffer.allocUnsafe(PIECES_BYTES);
+            throw tooLarge(path);
+          }
+          pieces = doubled(pieces, filled);
+        }
         const n = readSync(fd, pieces, filled, pieces.length - filled, null);
         if (n === 0) {
           if (filled > 0) onLines(pieces, 0, filled);
