@@ -4,8 +4,13 @@
 //
 // Naming: rdmactl_ prefix, base units (bytes, seconds), gauges only (every value is a level the kernel
 // reports now, not something rdmactl counts), _info for the constant build series.
+//
+// Label values that other users choose (comm, user, cgroup, unit, container) go through escapeText
+// as all text output does: the exposition format escapes only backslash, quote and newline, and
+// `curl /metrics` or `stat --format prometheus` on root's terminal must not carry an ESC.
 
 import { Gauge, Registry } from 'prom-client';
+import { escapeText } from '../lib/escape.js';
 import type { ProcessRow } from '../observe/stat.js';
 import type { MetricsSample } from './collect.js';
 import type { CgroupRow } from './attribution.js';
@@ -119,7 +124,7 @@ export class ExporterMetrics {
     this.updateProcesses(sample.report.processes, sample.processLabels);
     for (const g of Object.values(this.user)) g.reset();
     for (const u of sample.report.users) {
-      const labels = { user: u.user, uid: String(u.uid) };
+      const labels = { user: escapeText(u.user), uid: String(u.uid) };
       this.user.pinned.set(labels, u.pinnedBytes);
       this.user.locked.set(labels, u.lockedBytes);
       this.user.uring.set(labels, u.uringBytes);
@@ -155,8 +160,8 @@ export class ExporterMetrics {
 
   private labelsOf(row: ProcessRow, attributed: ReadonlyMap<number, Labels>): Labels {
     const extra = attributed.get(row.pid) ?? {};
-    const labels: Labels = { pid: String(row.pid), comm: row.comm, user: row.user };
-    for (const name of this.extraNames) labels[name] = extra[name] ?? '';
+    const labels: Labels = { pid: String(row.pid), comm: escapeText(row.comm), user: escapeText(row.user) };
+    for (const name of this.extraNames) labels[name] = escapeText(extra[name] ?? '');
     return labels;
   }
 
@@ -188,8 +193,8 @@ export class ExporterMetrics {
   }
 
   private cgroupLabels(cgroup: string, extra: Labels): Labels {
-    const labels: Labels = { cgroup };
-    for (const name of this.extraNames) labels[name] = extra[name] ?? '';
+    const labels: Labels = { cgroup: escapeText(cgroup) };
+    for (const name of this.extraNames) labels[name] = escapeText(extra[name] ?? '');
     return labels;
   }
 

@@ -131,14 +131,15 @@ describe.skipIf(unprivileged !== null)('names chosen by other users are escaped 
     expect(values.stdout.split('\n')).toContain(`${forger.pid}\t${FORGER_ESCAPED}`);
   });
 
-  it('stat --format prometheus: label values escaped per the exposition format (\\n, \\\\, \\"), no forged sample', () => {
+  it('stat --format prometheus: label values escaped as text output is (\\xNN), then per the exposition format; no forged sample, no raw ESC', () => {
     const exposition = rootRun('stat', '--format', 'prometheus');
     expect(exposition.status).toBe(0);
-    for (const line of exposition.stdout.split('\n')) if (line.includes('FORGED')) expect(line).toContain('comm="x\\n1 root FORGED"');
-    expect(exposition.stdout).toMatch(new RegExp(`^rdmactl_process_pinned_bytes\\{pid="${forger.pid}",comm="x\\\\n1 root FORGED",`, 'm'));
-    // The format has no escape for other control characters: ESC stays in the label value (a
-    // scraper stores the name as it is); what reads the exposition is a program, not a terminal.
-    expect(exposition.stdout).toContain(`comm="${TITLE}"`);
+    expectInert(exposition, 'stat --format prometheus');
+    // prom-client writes the backslash of \x0a as \\: the value a scraper stores is the escaped text.
+    const forged = `comm="${FORGER_ESCAPED.replace(/\\/g, '\\\\')}"`;
+    for (const line of exposition.stdout.split('\n')) if (line.includes('FORGED')) expect(line).toContain(forged);
+    expect(exposition.stdout).toMatch(new RegExp(`^rdmactl_process_pinned_bytes\\{pid="${forger.pid}",${escapeRegExp(forged)},`, 'm'));
+    expect(exposition.stdout).toContain(`comm="${TITLE_ESCAPED.replace(/\\/g, '\\\\')}"`);
   });
 
   it.skipIf(placement.skipReason !== null)('stat --by cgroup, ls -o +cgroup and doctor with a cgroup named with ESC and BEL', () => {
