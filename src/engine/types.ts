@@ -24,8 +24,8 @@ export interface MappedBuffer extends Disposable {
   /** The file behind a file-* backing, when there is one. */
   readonly path: string | null;
   /**
-   * munmap the range now but keep what else the buffer owns (a temporary file) until close(); close()
-   * then never unmaps again — not even a new mapping someone made at the same address since.
+   * munmap the range now and mark it released; close() then never unmaps again — not even a new
+   * mapping someone made at the same address since.
    */
   unmap?(): void;
   close(): void;
