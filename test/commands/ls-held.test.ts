@@ -1,25 +1,14 @@
 // `ls` joins registrations held by `reg --detach` with the kernel's evidence, and shows a holder that
 // was killed as stale once before cleaning its record.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { builtOrThrow } from '../helpers/spawn.js';
+import { describe, expect, it } from 'vitest';
 import { statusKb } from '../helpers/proc.js';
-import { becomeSubreaper, killAndReap, rdmactlBin, reap, tempRuntime } from '../held/helpers.js';
+import { rdmactlBin, reap, holderSandbox } from '../held/helpers.js';
 
 type Json = Record<string, unknown>;
 const MiB = 1024 * 1024;
 
 describe('ls --source held', () => {
-  const runtime = tempRuntime();
-  const holders: number[] = [];
-
-  beforeAll(() => {
-    builtOrThrow();
-    becomeSubreaper();
-  });
-  afterAll(async () => {
-    await killAndReap(holders);
-    runtime.cleanup();
-  });
+  const { runtime, holders } = holderSandbox();
 
   function ls(...args: string[]): { registrations: Json[]; sources: Record<string, Json> } {
     const result = rdmactlBin(['ls', '--json', ...args], runtime.env);

@@ -1,14 +1,14 @@
 // The shipped systemd unit and Kubernetes DaemonSet: systemd accepts the unit, the two capabilities
 // it grants are what an unprivileged exporter needs to see another user's registrations (checked by
 // running it with exactly those), and the DaemonSet asks for the same capabilities and port.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DEFAULT_PORT } from '../../src/exporter/run.js';
-import { BIN, ROOT, UNPRIVILEGED, builtOrThrow, unprivilegedUnavailable } from '../helpers/spawn.js';
-import { becomeSubreaper, killAndReap, rdmactlBin, tempRuntime } from '../held/helpers.js';
+import { BIN, ROOT, UNPRIVILEGED, unprivilegedUnavailable } from '../helpers/spawn.js';
+import { rdmactlBin, holderSandbox } from '../held/helpers.js';
 import { one, parseExposition } from '../exporter/helpers.js';
 
 const UNIT = `${ROOT}contrib/systemd/rdmactl-exporter.service`;
@@ -26,18 +26,7 @@ function unitValues(key: string): string[] {
 const unitCaps = unitValues('AmbientCapabilities').join(' ').split(/\s+/).filter(Boolean);
 
 describe('contrib/systemd/rdmactl-exporter.service', () => {
-  const runtime = tempRuntime();
-  const holders: number[] = [];
-  const dirs: string[] = [];
-  beforeAll(() => {
-    builtOrThrow();
-    becomeSubreaper();
-  });
-  afterAll(async () => {
-    await killAndReap(holders);
-    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-    runtime.cleanup();
-  });
+  const { runtime, holders, dirs } = holderSandbox();
 
   it('systemd-analyze verify accepts it (ExecStart pointed at this checkout)', { skip: noAnalyze !== null }, () => {
     const dir = mkdtempSync(join(tmpdir(), 'rdmactl-unit-test-'));

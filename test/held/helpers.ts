@@ -6,7 +6,8 @@ import { chownSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PR_SET_CHILD_SUBREAPER, WNOHANG, prctl, waitpid, type WaitResult } from '../../src/ffi/libc.js';
-import { BIN, runSync, type SyncResult } from '../helpers/spawn.js';
+import { afterAll, beforeAll } from 'vitest';
+import { BIN, builtOrThrow, runSync, type SyncResult } from '../helpers/spawn.js';
 import type { RegistrationSetReport } from '../../src/engine/report.js';
 
 export function becomeSubreaper(): void {
@@ -18,6 +19,25 @@ export function tempRuntime(owner?: number): { dir: string; env: NodeJS.ProcessE
   const dir = mkdtempSync(join(tmpdir(), 'rdmactl-held-test-'));
   if (owner !== undefined) chownSync(dir, owner, owner);
   return { dir, env: { ...process.env, XDG_RUNTIME_DIR: dir, RDMACTL_DEBUG: '' }, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/**
+ * The world of a test file (or describe) that starts holders: the built binary checked, this process
+ * a subreaper, one private runtime directory; afterwards every pid pushed to `holders` killed and
+ * reaped, every path pushed to `dirs` removed, and the runtime directory with them.
+ */
+export function holderSandbox(): { runtime: ReturnType<typeof tempRuntime>; holders: number[]; dirs: string[] } {
+  const sandbox = { runtime: tempRuntime(), holders: [] as number[], dirs: [] as string[] };
+  beforeAll(() => {
+    builtOrThrow();
+    becomeSubreaper();
+  });
+  afterAll(async () => {
+    await killAndReap(sandbox.holders);
+    for (const dir of sandbox.dirs) rmSync(dir, { recursive: true, force: true });
+    sandbox.runtime.cleanup();
+  });
+  return sandbox;
 }
 
 /** Runs the built rdmactl to completion (a detached holder does not keep it waiting). */

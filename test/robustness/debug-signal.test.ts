@@ -4,14 +4,14 @@
 // own (read from its fds and /proc/net/tcp{,6}: port 9229 may be someone else's), and it either keeps
 // working or ends cleanly. A plain node process is the control: the check does see an inspector.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, builtOrThrow, exited, startRdmactl } from '../helpers/spawn.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BIN, exited, startRdmactl } from '../helpers/spawn.js';
 import { statusKb } from '../helpers/proc.js';
-import { becomeSubreaper, killAndReap, rdmactlBin, reap, running, tempRuntime } from '../held/helpers.js';
+import { killAndReap, rdmactlBin, reap, running, holderSandbox } from '../held/helpers.js';
 import { httpGet, startChild, startExporter, until } from '../exporter/helpers.js';
 
 /** How long Node is given to open an inspector after SIGUSR1 (it takes milliseconds when it does). */
@@ -53,18 +53,7 @@ async function debugSignal(pid: number, alsoHangup = false): Promise<void> {
   await sleep(INSPECTOR_GRACE_MS);
 }
 
-const runtime = tempRuntime();
-const dirs: string[] = [];
-const holders: number[] = [];
-beforeAll(() => {
-  builtOrThrow();
-  becomeSubreaper();
-});
-afterAll(async () => {
-  await killAndReap(holders);
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-  runtime.cleanup();
-});
+const { runtime, dirs, holders } = holderSandbox();
 
 describe('SIGUSR1 opens no inspector in a long-running rdmactl process', () => {
   it('control: a plain node process does open one, and the check sees it', { timeout: 30_000 }, async () => {
