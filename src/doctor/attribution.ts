@@ -8,6 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { shellWord } from '../lib/escape.js';
+import { raiseRdmaMaxCommand } from '../engine/limits.js';
 import { formatBytes } from '../lib/size.js';
 import {
   cgroupDirectory,
@@ -369,7 +370,7 @@ export function cgroupRdma(ctx: DoctorContext, reason: string | null): Finding {
   if (limits.length === 0) return finding(id, 'ok', `no rdma.max limit on ${place.path} or its ancestors`, evidence);
   const tight = [...limits].sort((a, b) => a.max - a.current - (b.max - b.current))[0]!;
   const describe = (l: RdmaLimitRow): string => `${l.device} ${l.key} ${l.current}/${l.max} in rdma cgroup ${l.path}`;
-  const fix = (l: RdmaLimitRow): string => `echo ${shellWord(`${l.device} ${l.key}=max`)} > ${shellWord(`${l.directory}/rdma.max`)} (or a higher count)`;
+  const fix = (l: RdmaLimitRow): string => `${raiseRdmaMaxCommand(l.device, l.key, l.directory)} (or a higher count)`;
   const tightEvidence = { ...evidence, limitCgroup: tight.path, device: tight.device, key: tight.key, max: tight.max, current: tight.current, headroom: tight.max - tight.current, file: `${tight.directory}/rdma.max` };
   if (verbsRequest) {
     const short = limits.find((l) => l.max - l.current < (needed[l.key] ?? 0));

@@ -4,11 +4,20 @@
 import { SyscallError } from '../ffi/errno.js';
 import { RLIMIT_MEMLOCK, getrlimit, type RLimit } from '../ffi/libc.js';
 import { PermissionError, RdmactlError, UnsupportedError } from '../lib/errors.js';
+import { shellWord } from '../lib/escape.js';
 import { formatBytes } from '../lib/size.js';
 import { procPath, readProcText } from '../proc/procfs.js';
 import { parseStatus } from '../proc/status.js';
 import { findTightestRdmaLimit } from '../proc/cgroup.js';
 import { RefusedRegistration, type BackendName } from './types.js';
+
+/**
+ * The shell command that lifts one rdma.max entry: the cgroup directory is named by whoever created
+ * the group, so both words are shell-quoted (reg's refusal and doctor's cgroup.rdma print this one).
+ */
+export function raiseRdmaMaxCommand(device: string, key: string, cgroupDirectory: string): string {
+  return `echo ${shellWord(`${device} ${key}=max`)} > ${shellWord(`${cgroupDirectory}/rdma.max`)}`;
+}
 
 const CAP_IPC_LOCK = 14n;
 
@@ -77,7 +86,7 @@ export function explainRegistrationFailure(thrown: unknown, backend: BackendName
         `${what}: the rdma cgroup ${reached.path} limits ${reached.device} ${reached.key} to ${reached.max} (rdma.max; ${reached.current} in use after this attempt released its own), not RLIMIT_MEMLOCK`,
         1,
         [
-          `raise it (root, or the cgroup's delegate): echo "${reached.device} ${reached.key}=max" > ${reached.directory}/rdma.max`,
+          `raise it (root, or the cgroup's delegate): ${raiseRdmaMaxCommand(reached.device, reached.key, reached.directory)}`,
           'containers: the runtime sets rdma.max from the OCI spec (linux.resources.rdma); raise it where the container is defined',
           'or release device contexts and objects (PDs, MRs, QPs, CQs) this group no longer needs',
         ],
