@@ -2,7 +2,7 @@
 // process_vm_readv (EFAULT = the range was not inherited), and what a run of bytes holds.
 
 import { closeSync, openSync, readSync } from 'node:fs';
-import { SyscallError } from '../ffi/errno.js';
+import { SyscallError } from '../lib/errno.js';
 import { addressOf, processVmRead, processVmWrite, type Pointer } from '../ffi/libc.js';
 import { readPagemap } from '../proc/pagemap.js';
 

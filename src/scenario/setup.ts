@@ -8,7 +8,7 @@ import { allocateBuffer } from '../engine/buffer.js';
 import { applyProtections, register } from '../engine/register.js';
 import { MlockRegistration } from '../engine/mlock.js';
 import type { MappedBuffer, Registration } from '../engine/types.js';
-import { SyscallError } from '../ffi/errno.js';
+import { SyscallError } from '../lib/errno.js';
 import { munmap } from '../ffi/libc.js';
 import { IBV_ACCESS_ON_DEMAND } from '../ffi/verbs/enums.js';
 import { PermissionError, RdmactlError, UnsupportedError, UsageError } from '../lib/errors.js';

@@ -6,7 +6,7 @@
 import { closeSync, readSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { openTemporaryFile } from '../../engine/buffer.js';
-import { SyscallError } from '../../ffi/errno.js';
+import { SyscallError } from '../../lib/errno.js';
 import { readMeminfo } from '../../proc/meminfo.js';
 import { classify, type Content } from '../../fork/observe.js';
 import { pwriteAll } from '../../fork/devicePath.js';

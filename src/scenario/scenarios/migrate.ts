@@ -7,7 +7,7 @@
 // process sees? Page status and node come from move_pages itself, PFNs from /proc/self/pagemap.
 
 import { MPOL_MF_MOVE, mbindLocal, movePages, view, type Pointer } from '../../ffi/libc.js';
-import { SyscallError, errnoName } from '../../ffi/errno.js';
+import { SyscallError, errnoName } from '../../lib/errno.js';
 import type { Backing } from '../../engine/types.js';
 import { pageSize } from '../../proc/pagemap.js';
 import { readSysctlInt } from '../../proc/sysctl.js';

@@ -10,7 +10,7 @@ import { register, type RegistrationSet } from '../../engine/register.js';
 import type { Registration } from '../../engine/types.js';
 import { UringRegistration } from '../../engine/uring.js';
 import { VerbsRegistration } from '../../engine/verbs/registration.js';
-import { SyscallError } from '../../ffi/errno.js';
+import { SyscallError } from '../../lib/errno.js';
 import { view } from '../../ffi/libc.js';
 import { devicePathFor, type DevicePath } from '../../fork/devicePath.js';
 import { checkpoint } from '../../fork/interrupt.js';
