@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { view, type Pointer } from '../ffi/libc.js';
 import { pageSize } from '../proc/pagemap.js';
 import type { Registration } from '../engine/types.js';
-import { VERBS_SCENARIO_ACCESS, setUpRange, setupSkipReason, type RegisteredRange } from '../scenario/setup.js';
+import { VERBS_SCENARIO_ACCESS, setUpRange, setupSkipReason, type RegisteredRange } from './registeredRange.js';
 import { IBV_ACCESS_ON_DEMAND } from '../ffi/verbs/enums.js';
 import { PausedChild } from './child.js';
 import { armForkWatchdog, disarmForkWatchdog } from './watchdog.js';
