@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const { SCRIPT_PATHS, SHELLS, completionScript } = await import('../dist/completion/index.js');
+const { makeProgram } = await import('../dist/program.js');
 
 const quiet = { write: () => {} };
 // An empty environment: the scripts must not depend on who built them.
@@ -18,7 +19,7 @@ const ctx = { stdout: quiet, stderr: quiet, env: {}, stdoutIsTty: false };
 for (const shell of SHELLS) {
   const path = resolve(root, SCRIPT_PATHS[shell]);
   mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(`${path}.tmp`, await completionScript(shell, ctx)); // then rename: never half-written
+  writeFileSync(`${path}.tmp`, await completionScript(shell, await makeProgram(ctx))); // then rename: never half-written
   renameSync(`${path}.tmp`, path);
 }
 console.log(`completions: ${SHELLS.map((shell) => SCRIPT_PATHS[shell]).join(', ')}`);

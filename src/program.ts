@@ -21,7 +21,12 @@ const COMMANDS: ReadonlyArray<readonly [string, () => Promise<CommandFactory>]> 
   ['doctor', async () => (await import('./commands/doctor.js')).doctorCommand],
   ['top', async () => (await import('./commands/top.js')).topCommand],
   ['exporter', async () => (await import('./commands/exporter.js')).exporterCommand],
-  ['completion', async () => (await import('./commands/completion.js')).completionCommand],
+  // completion reads the program it completes (commands, options, columns): it is handed makeProgram
+  // rather than importing this file.
+  ['completion', async () => {
+    const { completionCommand } = await import('./commands/completion.js');
+    return (ctx) => completionCommand(ctx, (args) => makeProgram(ctx, args));
+  }],
 ];
 
 /** The command files `args` needs: the named command, none for a bare --version, else all. */

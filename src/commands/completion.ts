@@ -1,11 +1,12 @@
 // rdmactl completion bash|zsh|fish: print a shell completion script.
 
 import { Argument, Command, Option } from 'commander';
-import { SHELLS, completionScript, completionValues, type Shell } from '../completion/index.js';
+import { SHELLS, completionScript, completionValues, type ProgramLoader, type Shell } from '../completion/index.js';
 import { UsageError } from '../lib/errors.js';
 import type { Context } from '../lib/context.js';
 
-export function completionCommand(ctx: Context): Command {
+/** `loadProgram`: the program to complete, with the commands its arguments name (program.ts makeProgram). */
+export function completionCommand(ctx: Context, loadProgram: ProgramLoader): Command {
   return new Command('completion')
     .summary('print a shell completion script (bash, zsh, fish)')
     .description(`Print the completion script for SHELL, generated from rdmactl's own commands and options. It
@@ -26,10 +27,10 @@ Examples:
     .action(async (shell: Shell | undefined, flags: { values?: string }) => {
       if (flags.values !== undefined) {
         if (shell !== undefined) throw new UsageError('give a shell or --values, not both');
-        for (const [value, description] of await completionValues(flags.values, ctx)) ctx.stdout.write(`${value}\t${description}\n`);
+        for (const [value, description] of await completionValues(flags.values, ctx, loadProgram)) ctx.stdout.write(`${value}\t${description}\n`);
         return;
       }
       if (shell === undefined) throw new UsageError(`which shell? give one of ${SHELLS.join(', ')}`, ['e.g. source <(rdmactl completion bash)']);
-      ctx.stdout.write(await completionScript(shell, ctx));
+      ctx.stdout.write(await completionScript(shell, await loadProgram([])));
     });
 }

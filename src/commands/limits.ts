@@ -2,7 +2,7 @@
 
 import { Argument, Command } from 'commander';
 import { completes, dynamic } from '../lib/completionHints.js';
-import { SyscallError } from '../ffi/errno.js';
+import { SyscallError } from '../lib/errno.js';
 import { RLIMIT_MEMLOCK, getpid, prlimit, type RLimit } from '../ffi/libc.js';
 import { statusHasIpcLock } from '../engine/limits.js';
 import { PermissionError, RdmactlError, UsageError } from '../lib/errors.js';

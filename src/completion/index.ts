@@ -1,13 +1,13 @@
 // `rdmactl completion SHELL`: the completion script for SHELL, generated from the program itself
-// with every command loaded, so the script cannot drift from the commands.
+// with every command loaded, so the script cannot drift from the commands. The program is passed
+// in (program.ts builds it and imports this, not the other way round).
 //
 // Why not a library: @bomb.sh/tab (0.0.x) fits commander, but its scripts run the whole program on
 // every TAB (every command loaded, ~0.3 s here), and its bash script evals the typed words unquoted
 // and needs bash-completion; @pnpm/tabtab has no commander support. Here, only values that exist
 // at TAB time (pids, held ids, columns) run rdmactl, and that loads one small command.
 
-import type { Context } from '../lib/context.js';
-import { makeProgram } from '../program.js';
+import type { Command } from 'commander';
 import { bashScript } from './bash.js';
 import { fishScript } from './fish.js';
 import { programSpec } from './spec.js';
@@ -23,8 +23,9 @@ export const SCRIPT_PATHS: Readonly<Record<Shell, string>> = {
   fish: 'share/fish/vendor_completions.d/rdmactl.fish',
 };
 
-export async function completionScript(shell: Shell, ctx: Context): Promise<string> {
-  const spec = await programSpec(await makeProgram(ctx));
+/** The script for `shell`, from `program` built with all its commands loaded. */
+export async function completionScript(shell: Shell, program: Command): Promise<string> {
+  const spec = await programSpec(program);
   switch (shell) {
     case 'bash': return bashScript(spec);
     case 'zsh': return zshScript(spec);
@@ -32,4 +33,4 @@ export async function completionScript(shell: Shell, ctx: Context): Promise<stri
   }
 }
 
-export { completionValues } from './values.js';
+export { completionValues, type ProgramLoader } from './values.js';

@@ -1,16 +1,23 @@
 // Values that exist only when the user presses TAB, for `rdmactl completion --values KIND`:
 // live pids (from /proc), held registration ids (from the store), and a command's column names
-// (from the command's own `--list-columns --json`). Each is a [value, description] pair. A comm is
-// any process's own choice and the shell prints descriptions on the terminal: escaped (\xNN), which
-// also keeps a tab or newline from splitting a pair.
+// (the fields its `--list-columns` lists, read from the command). Each is a [value, description]
+// pair. A comm is any process's own choice and the shell prints descriptions on the terminal:
+// escaped (\xNN), which also keeps a tab or newline from splitting a pair.
 
 import type { Command } from 'commander';
 import { DYNAMIC_KINDS } from '../lib/completionHints.js';
 import { UsageError } from '../lib/errors.js';
 import { escapeText } from '../lib/escape.js';
 import type { Context } from '../lib/context.js';
+import { columnsOf } from '../lib/output.js';
 import { listPids, readComm } from '../proc/index.js';
 import { listHeld } from '../held/store.js';
+
+/**
+ * The program with the commands `args` needs loaded (program.ts makeProgram): `[]` loads all of
+ * them, `[NAME]` only NAME. Passed in by whoever builds the program, which imports this.
+ */
+export type ProgramLoader = (args: readonly string[]) => Promise<Command>;
 
 export type CompletionValue = readonly [value: string, description: string];
 
@@ -40,32 +47,20 @@ export function heldIdValues(env: NodeJS.ProcessEnv): CompletionValue[] {
 }
 
 /**
- * The columns of `command`, from its own `--list-columns --json`. Nothing when the command has no
- * such option: the command is never run with arguments it does not declare.
+ * The columns of `command`: what its `--list-columns` lists, read from the command (only that one
+ * loaded). Nothing when the command has no such option or there is no such command.
  */
-export async function columnValues(command: string, ctx: Context): Promise<CompletionValue[]> {
-  const { makeProgram } = await import('../program.js');
-  const program = await makeProgram(ctx, [command]);
+export async function columnValues(command: string, loadProgram: ProgramLoader): Promise<CompletionValue[]> {
+  const program = await loadProgram([command]);
   const target = program.commands.find((c: Command) => c.name() === command);
-  if (!target || !target.options.some((o) => o.long === '--list-columns')) return [];
-  let stdout = '';
-  const capture: Context = { ...ctx, stdout: { write: (text) => { stdout += text; } }, stderr: { write: () => {} }, stdoutIsTty: false };
-  const { run } = await import('../cli.js');
-  if ((await run([command, '--list-columns', '--json'], capture)) !== 0) return [];
-  try {
-    const document = JSON.parse(stdout) as { columns?: Array<{ key?: unknown; description?: unknown }> };
-    return (document.columns ?? [])
-      .filter((column) => typeof column.key === 'string')
-      .map((column) => [column.key as string, typeof column.description === 'string' ? column.description : '']);
-  } catch {
-    return [];
-  }
+  const columns = target ? columnsOf(target) : null;
+  return (columns ?? []).map((column) => [column.key, column.description]);
 }
 
 /** The values for KIND: pids, held-ids, or columns:COMMAND. */
-export async function completionValues(kind: string, ctx: Context): Promise<CompletionValue[]> {
+export async function completionValues(kind: string, ctx: Context, loadProgram: ProgramLoader): Promise<CompletionValue[]> {
   if (kind === 'pids') return pidValues();
   if (kind === 'held-ids') return heldIdValues(ctx.env);
-  if (kind.startsWith('columns:') && kind.length > 'columns:'.length) return columnValues(kind.slice('columns:'.length), ctx);
+  if (kind.startsWith('columns:') && kind.length > 'columns:'.length) return columnValues(kind.slice('columns:'.length), loadProgram);
   throw new UsageError(`invalid --values '${kind}': expected ${DYNAMIC_KINDS.map((k) => (k === 'columns' ? 'columns:COMMAND' : k)).join(', ')}`);
 }

@@ -27,19 +27,7 @@ import { nameCgroup, type ContainerRuntime } from '../observe/cgroupNames.js';
 import { primaryPath } from '../observe/cgroups.js';
 import { limitText, requestChargeBytes } from './request.js';
 import { CAP_IPC_LOCK, hasCapability } from './target.js';
-import { finding, skipped, type DoctorContext, type Finding } from './types.js';
-
-/** What the cgroup readers tell about a process. */
-export interface ProcessAttribution {
-  /** The path its limits are read at: the v1 memory cgroup on v1/hybrid hosts, else the unified one. */
-  cgroupPath: string;
-  version: CgroupVersion;
-  /** The deepest .service/.scope on any of its cgroup paths (else the deepest .slice), with its own path. */
-  systemdUnit: { name: string; path: string } | null;
-  container: { runtime: ContainerRuntime; id: string; path: string } | null;
-  memberships: CgroupMembership[];
-  mounts: CgroupMounts;
-}
+import { finding, skipped, type DoctorContext, type Finding, type ProcessAttribution } from './types.js';
 
 /** null: the process's cgroup cannot be read (`reason` says why). */
 export type AttributionReader = (pid: number) => { attribution: ProcessAttribution | null; reason: string | null };

@@ -3,8 +3,9 @@
 
 import type { Backing, BackendName } from '../engine/types.js';
 import type { JsonValue } from '../lib/fields.js';
+import type { CgroupMembership, CgroupMounts, CgroupVersion } from '../proc/cgroup.js';
 import type { ProcessStatus } from '../proc/status.js';
-import type { ProcessAttribution } from './attribution.js';
+import type { ContainerRuntime } from '../observe/cgroupNames.js';
 import type { RootConfig } from './limitsConf.js';
 
 export type FindingStatus = 'ok' | 'warn' | 'fail' | 'skip';
@@ -51,6 +52,18 @@ export interface Target {
   capEff: bigint;
   /** Supplementary groups from the status Groups: line. */
   groups: number[];
+}
+
+/** What the cgroup readers tell about a process. */
+export interface ProcessAttribution {
+  /** The path its limits are read at: the v1 memory cgroup on v1/hybrid hosts, else the unified one. */
+  cgroupPath: string;
+  version: CgroupVersion;
+  /** The deepest .service/.scope on any of its cgroup paths (else the deepest .slice), with its own path. */
+  systemdUnit: { name: string; path: string } | null;
+  container: { runtime: ContainerRuntime; id: string; path: string } | null;
+  memberships: CgroupMembership[];
+  mounts: CgroupMounts;
 }
 
 export interface DoctorOptions {

@@ -1,7 +1,7 @@
 // RLIMIT_MEMLOCK and CAP_IPC_LOCK: what decides whether a pin or lock is allowed, and the
 // explanation a user needs when it is not.
 
-import { SyscallError } from '../ffi/errno.js';
+import { SyscallError } from '../lib/errno.js';
 import { RLIMIT_MEMLOCK, getrlimit, type RLimit } from '../ffi/libc.js';
 import { PermissionError, RdmactlError, UnsupportedError } from '../lib/errors.js';
 import { shellWord } from '../lib/escape.js';

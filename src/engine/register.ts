@@ -4,7 +4,7 @@
 
 import { performance } from 'node:perf_hooks';
 import { MADV_DONTFORK, MADV_WIPEONFORK, getpid, madvise } from '../ffi/libc.js';
-import { SyscallError } from '../ffi/errno.js';
+import { SyscallError } from '../lib/errno.js';
 import { UsageError } from '../lib/errors.js';
 import { readStatus } from '../proc/status.js';
 import { allocateBuffer } from './buffer.js';

@@ -3,7 +3,7 @@
 // Layouts follow include/uapi/linux/io_uring.h; syscall numbers 425–427 are the same on every arch.
 
 import koffi from 'koffi';
-import { SyscallError } from './errno.js';
+import { SyscallError } from '../lib/errno.js';
 import {
   MAP_POPULATE, MAP_SHARED, PROT_READ, PROT_WRITE, mmap, munmap, syscall, type Pointer,
 } from './libc.js';

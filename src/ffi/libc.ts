@@ -5,7 +5,7 @@
 
 import { endianness } from 'node:os';
 import koffi from 'koffi';
-import { SyscallError } from './errno.js';
+import { SyscallError } from '../lib/errno.js';
 
 export type Pointer = bigint;
 

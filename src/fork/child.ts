@@ -4,7 +4,7 @@
 // reaps it. Every child is tracked until reaped, and a process 'exit' hook kills and reaps any that
 // are still alive, so none is ever left running or as a zombie.
 
-import { SyscallError } from '../ffi/errno.js';
+import { SyscallError } from '../lib/errno.js';
 import {
   MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, SIGKILL, SIGSET_BYTES, SIG_BLOCK, SIG_SETMASK,
   clonePausedChild, kill, mmap, pthreadSigmask, waitpid, type Pointer, type WaitResult,

@@ -1,10 +1,27 @@
-// What the scenarios look at: PFNs from /proc/<pid>/pagemap, a child's bytes through
-// process_vm_readv (EFAULT = the range was not inherited), and what a run of bytes holds.
+// What the scenarios look at: where (a process's range and its device path), PFNs from
+// /proc/<pid>/pagemap, a child's bytes through process_vm_readv (EFAULT = the range was not
+// inherited), and what a run of bytes holds.
 
 import { closeSync, openSync, readSync } from 'node:fs';
-import { SyscallError } from '../ffi/errno.js';
+import { SyscallError } from '../lib/errno.js';
 import { addressOf, processVmRead, processVmWrite, type Pointer } from '../ffi/libc.js';
 import { readPagemap } from '../proc/pagemap.js';
+import type { DevicePath } from './devicePath.js';
+
+/** Where to look: the process holding the registration, its address and length, and the device path if any. */
+export interface EvidenceTarget {
+  /** The holder's pid; 'self' for this process. */
+  pid: number | 'self';
+  addr: Pointer;
+  length: number;
+  device?: DevicePath | null;
+  /**
+   * The process has just unmapped the range: what it sees and the PFN are then read first, one page
+   * only — any large allocation (scenario/evidence.ts observe() itself allocates buffers of the range's size, which malloc
+   * serves with mmap) may land in the hole, and the process would then "see" our own buffer.
+   */
+  unmapped?: boolean;
+}
 
 /** The fill bytes each actor writes, so any byte read back says who wrote it. */
 export const PATTERN = {

@@ -7,7 +7,7 @@ import { performance } from 'node:perf_hooks';
 import { view, type Pointer } from '../ffi/libc.js';
 import { pageSize } from '../proc/pagemap.js';
 import type { Registration } from '../engine/types.js';
-import { VERBS_SCENARIO_ACCESS, setUpRange, setupSkipReason, type RegisteredRange } from '../scenario/setup.js';
+import { VERBS_SCENARIO_ACCESS, setUpRange, setupSkipReason, type RegisteredRange } from './registeredRange.js';
 import { IBV_ACCESS_ON_DEMAND } from '../ffi/verbs/enums.js';
 import { PausedChild } from './child.js';
 import { armForkWatchdog, disarmForkWatchdog } from './watchdog.js';
@@ -16,52 +16,8 @@ import { pfnsVisible, probeEnvironment, verbsForkStatus, type RunEnvironment } f
 import { checkpoint } from './interrupt.js';
 import { readCopyOnFork } from '../observe/copyOnFork.js';
 import { notApplicable, type ScenarioSpec } from './matrix.js';
-import { PATTERN, classify, readChild, readChildPinned, readPfns, writeChild, type Content } from './observe.js';
-import { verdictOf, type VerdictId } from './verdicts.js';
-
-/** What the child found at the buffer's address right after the fork, before anyone wrote. */
-export type Inherited = Content | 'unmapped';
-
-export interface ScenarioResult extends ScenarioSpec {
-  /** Bytes of the buffer (the size rounded up to the backing's page size). */
-  length: number | null;
-  /** Whether the registration pins pages (uring, verbs except on-demand MRs). */
-  pinned: boolean;
-  /** A verbs on-demand (ODP) MR: nothing is pinned, the device follows the page tables. */
-  onDemand: boolean;
-  /** PFN of the buffer's first page in the parent, after registration and before the fork. */
-  parentPfnBefore: number | null;
-  /** … and after the writes, with the child still alive. */
-  parentPfnAfter: number | null;
-  /** PFN of the first page in the child. */
-  childPfn: number | null;
-  /** Pages whose PFN changed in the parent across fork + writes (null when PFNs are hidden). */
-  parentPagesMoved: number | null;
-  parentPfnStable: boolean | null;
-  /** The child maps the same physical page as the parent (first page). */
-  childSharesPage: boolean | null;
-  /** process_vm_readv of the child succeeded (EFAULT: the range was not inherited). */
-  childMapped: boolean | null;
-  childInherited: Inherited | null;
-  /** What the parent reads after the writes (before the device writes). */
-  parentSees: Content | null;
-  /** What the child holds after the writes; 'unmapped' when it has no mapping. */
-  childSees: Inherited | null;
-  /** What the device path read after the writes (before it wrote). */
-  deviceSees: Content | null;
-  /** The device path's read returned what the parent sees (its latest write). */
-  deviceSeesParentWrite: boolean | null;
-  /** After the device wrote a new pattern, the parent reads it. */
-  parentSeesDeviceWrite: boolean | null;
-  /** After the device wrote, what the child holds. */
-  childSeesAfterDeviceWrite: Inherited | null;
-  /** The data path used for the device checks, or why there is none. */
-  devicePath: string | null;
-  verdict: VerdictId;
-  /** Skip or failure reason, or a note on how the verdict was reached. */
-  reason: string | null;
-  elapsedMs: number;
-}
+import { PATTERN, classify, readChild, readChildPinned, readPfns, writeChild } from './observe.js';
+import { verdictOf, type ScenarioResult, type VerdictId } from './verdicts.js';
 
 export interface ScenarioRunOptions {
   /** Requested buffer bytes (each backing rounds up to its page size). */

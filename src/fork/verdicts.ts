@@ -1,8 +1,10 @@
 // The fork verdicts: one table gives each verdict's id (JSON), its plain words (text output), what it
 // means (help), and whether `--expect` accepts it. Text output, `fork --help` and `--expect` all read
-// this table, so they cannot drift apart.
+// this table, so they cannot drift apart. Also the row a verdict is drawn from (ScenarioResult),
+// which runner.ts fills in.
 
-import type { ScenarioResult } from './runner.js';
+import type { ScenarioSpec } from './matrix.js';
+import type { Content } from './observe.js';
 
 export interface Verdict {
   /** The JSON id (`verdict` key). */
@@ -51,6 +53,50 @@ export const VERDICTS = [
 ] as const satisfies readonly Verdict[];
 
 export type VerdictId = (typeof VERDICTS)[number]['id'];
+
+/** What the child found at the buffer's address right after the fork, before anyone wrote. */
+export type Inherited = Content | 'unmapped';
+
+export interface ScenarioResult extends ScenarioSpec {
+  /** Bytes of the buffer (the size rounded up to the backing's page size). */
+  length: number | null;
+  /** Whether the registration pins pages (uring, verbs except on-demand MRs). */
+  pinned: boolean;
+  /** A verbs on-demand (ODP) MR: nothing is pinned, the device follows the page tables. */
+  onDemand: boolean;
+  /** PFN of the buffer's first page in the parent, after registration and before the fork. */
+  parentPfnBefore: number | null;
+  /** … and after the writes, with the child still alive. */
+  parentPfnAfter: number | null;
+  /** PFN of the first page in the child. */
+  childPfn: number | null;
+  /** Pages whose PFN changed in the parent across fork + writes (null when PFNs are hidden). */
+  parentPagesMoved: number | null;
+  parentPfnStable: boolean | null;
+  /** The child maps the same physical page as the parent (first page). */
+  childSharesPage: boolean | null;
+  /** process_vm_readv of the child succeeded (EFAULT: the range was not inherited). */
+  childMapped: boolean | null;
+  childInherited: Inherited | null;
+  /** What the parent reads after the writes (before the device writes). */
+  parentSees: Content | null;
+  /** What the child holds after the writes; 'unmapped' when it has no mapping. */
+  childSees: Inherited | null;
+  /** What the device path read after the writes (before it wrote). */
+  deviceSees: Content | null;
+  /** The device path's read returned what the parent sees (its latest write). */
+  deviceSeesParentWrite: boolean | null;
+  /** After the device wrote a new pattern, the parent reads it. */
+  parentSeesDeviceWrite: boolean | null;
+  /** After the device wrote, what the child holds. */
+  childSeesAfterDeviceWrite: Inherited | null;
+  /** The data path used for the device checks, or why there is none. */
+  devicePath: string | null;
+  verdict: VerdictId;
+  /** Skip or failure reason, or a note on how the verdict was reached. */
+  reason: string | null;
+  elapsedMs: number;
+}
 
 /** Plain words for each verdict id (text output; JSON carries the id). */
 export const VERDICT_TEXT: Readonly<Record<VerdictId, string>> = Object.fromEntries(VERDICTS.map((v) => [v.id, v.words])) as Record<VerdictId, string>;

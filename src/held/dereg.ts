@@ -14,7 +14,7 @@
 import { closeSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SIGTERM, pidfdOpen, pidfdSendSignal } from '../ffi/libc.js';
-import { SyscallError } from '../ffi/errno.js';
+import { SyscallError } from '../lib/errno.js';
 import { EXIT, type ExitCode } from '../lib/errors.js';
 import { readStat } from '../proc/stat.js';
 import { readStatus } from '../proc/status.js';

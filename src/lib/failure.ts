@@ -3,7 +3,7 @@
 // user sees the same message and exit status either way.
 
 import { EXIT, PermissionError, RdmactlError, UnsupportedError, UsageError, type ExitCode } from './errors.js';
-import { SyscallError } from '../ffi/errno.js';
+import { SyscallError } from './errno.js';
 
 export interface Failure {
   /** Which kind of error: an RdmactlError subclass's name, 'SyscallError', or 'internal' (a bug). */

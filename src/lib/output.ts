@@ -162,6 +162,10 @@ interface OptionWithFlags {
   long?: string;
 }
 
+// The spec each command registered its output options with, so its columns can be read from the
+// command itself (shell completion of -o) without running it.
+const registeredSpecs = new WeakMap<Command, OutputSpec<never>>();
+
 /**
  * Register -o/--output, --output-all, -H/--list-columns, -n/--noheadings, -r/--raw, -b/--bytes on
  * `command` (call it after the command's own options). Where the command already uses a short
@@ -170,6 +174,7 @@ interface OptionWithFlags {
  * action runs, so a typo never costs a registration or a fork matrix.
  */
 export function addOutputOptions<R>(command: Command, ctx: Context, spec: OutputSpec<R>): Command {
+  registeredSpecs.set(command, spec);
   const taken = new Map<string, string>();
   for (const option of command.options as readonly OptionWithFlags[]) if (option.short) taken.set(option.short, option.long ?? option.short);
   /** How the user spells the option on this command: -x, or the long form where x is taken. */
@@ -222,6 +227,12 @@ const COLUMN_FIELDS: readonly Field<ColumnInfo>[] = [
 
 export function columnInfo<R>(fields: readonly Field<R>[]): ColumnInfo[] {
   return fields.map((f) => ({ key: f.key, label: f.label, description: f.description, default: !f.extra }));
+}
+
+/** The columns `command` lists with -H (its OutputSpec's fields); null when it has no output options. */
+export function columnsOf(command: Command): ColumnInfo[] | null {
+  const spec = registeredSpecs.get(command);
+  return spec ? columnInfo(spec.fields) : null;
 }
 
 function printColumns<R>(ctx: Context, spec: OutputSpec<R>, flags: OutputFlags): void {

@@ -18,7 +18,7 @@
 
 import { closeSync, fstatSync, openSync, opendirSync, readSync, constants as fsConstants, type Stats } from 'node:fs';
 import { AT_FDCWD, O_CLOEXEC, O_PATH, RESOLVE_IN_ROOT, RESOLVE_NO_MAGICLINKS, openat2 } from '../ffi/libc.js';
-import { SyscallError } from '../ffi/errno.js';
+import { SyscallError } from '../lib/errno.js';
 import { UsageError } from '../lib/errors.js';
 import { formatBytes } from '../lib/size.js';
 import { errorCode } from './procfs.js';

@@ -10,7 +10,8 @@ import { checkpoint } from '../fork/interrupt.js';
 import { armForkWatchdog, disarmForkWatchdog } from '../fork/watchdog.js';
 import { UsageError } from '../lib/errors.js';
 import { probeScenarioEnvironment } from './environment.js';
-import { emptyRow, setUpRange, setupSkipReason, type RegisteredRange, type SetupOptions } from './setup.js';
+import { setUpRange, setupSkipReason, type RegisteredRange, type SetupOptions } from '../fork/registeredRange.js';
+import { emptyRow } from './setup.js';
 import type { ScenarioBackend, ScenarioCase, ScenarioDefinition, ScenarioEnvironment, ScenarioRow, ScenarioRunContext } from './types.js';
 
 /** What the user named; an absent dimension takes the scenario's defaults. */

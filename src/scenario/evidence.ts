@@ -13,23 +13,8 @@ import { pageSize, readPagemap } from '../proc/pagemap.js';
 import { readStatus } from '../proc/status.js';
 import { readSettledPinCounters } from '../proc/vmstat.js';
 import type { DevicePath } from '../fork/devicePath.js';
-import { classify, readChild } from '../fork/observe.js';
+import { classify, readChild, type EvidenceTarget } from '../fork/observe.js';
 import type { Observation, Seen } from './types.js';
-
-/** Where to look: the process holding the registration, its address and length, and the device path if any. */
-export interface EvidenceTarget {
-  /** The holder's pid; 'self' for this process. */
-  pid: number | 'self';
-  addr: Pointer;
-  length: number;
-  device?: DevicePath | null;
-  /**
-   * The process has just unmapped the range: what it sees and the PFN are then read first, one page
-   * only — any large allocation (observe() itself allocates buffers of the range's size, which malloc
-   * serves with mmap) may land in the hole, and the process would then "see" our own buffer.
-   */
-  unmapped?: boolean;
-}
 
 /**
  * nr_foll_pin_acquired − nr_foll_pin_released (pages, machine-wide: context, never a verdict), read

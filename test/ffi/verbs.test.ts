@@ -3,7 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { SyscallError } from '../../src/ffi/errno.js';
+import { SyscallError } from '../../src/lib/errno.js';
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, mmap, mprotect, munmap } from '../../src/ffi/libc.js';
 import {
   IBV_ACCESS_LOCAL_WRITE,

@@ -11,7 +11,7 @@ import {
 import { holderExitFailure, parseHolderAnswer, parseHolderRequest, type HolderRequest } from '../../src/held/holder.js';
 import { failureError, failureOf } from '../../src/lib/failure.js';
 import { EXIT, PermissionError, RdmactlError, UsageError } from '../../src/lib/errors.js';
-import { SyscallError } from '../../src/ffi/errno.js';
+import { SyscallError } from '../../src/lib/errno.js';
 import { procStat, sampleReport, tempRuntime } from './helpers.js';
 
 let runtime: ReturnType<typeof tempRuntime>;

@@ -62,6 +62,159 @@ describe('one name, one meaning', () => {
   });
 });
 
+// ---- The import graph: no cycles, no upward arrows ----------------------------------------------
+
+const allSources = new Set(sourceFiles(SRC));
+
+/** The source file (relative to src/) an import names; null for a package or a file outside src/. */
+function sourceOf(file: string, spec: string): string | null {
+  if (!spec.startsWith('.')) return null;
+  const target = path.resolve(path.dirname(file), spec);
+  for (const candidate of [target.replace(/\.js$/, '.ts'), target.replace(/\.js$/, '.tsx'), path.join(target, 'index.ts')]) {
+    if (allSources.has(candidate)) return path.relative(SRC, candidate);
+  }
+  return null;
+}
+
+/** Every src file → the src files it imports: static, dynamic, type-only, side-effect and re-exports. */
+function importGraph(): Map<string, string[]> {
+  const graph = new Map<string, string[]>();
+  for (const file of allSources) {
+    const targets = importsOf(file).map((spec) => sourceOf(file, spec)).filter((t): t is string => t !== null);
+    graph.set(path.relative(SRC, file), [...new Set(targets)]);
+  }
+  return graph;
+}
+
+/** One cycle through each strongly connected part of `graph` (Tarjan), as `a → b → a`. */
+function cyclesOf(graph: ReadonlyMap<string, readonly string[]>): string[] {
+  const index = new Map<string, number>();
+  const low = new Map<string, number>();
+  const stack: string[] = [];
+  const onStack = new Set<string>();
+  const parts: string[][] = [];
+  const visit = (node: string): void => {
+    index.set(node, index.size);
+    low.set(node, index.get(node)!);
+    stack.push(node);
+    onStack.add(node);
+    for (const next of graph.get(node) ?? []) {
+      if (!index.has(next)) {
+        visit(next);
+        low.set(node, Math.min(low.get(node)!, low.get(next)!));
+      } else if (onStack.has(next)) {
+        low.set(node, Math.min(low.get(node)!, index.get(next)!));
+      }
+    }
+    if (low.get(node) !== index.get(node)) return;
+    const part: string[] = [];
+    let member: string;
+    do {
+      member = stack.pop()!;
+      onStack.delete(member);
+      part.push(member);
+    } while (member !== node);
+    if (part.length > 1 || (graph.get(node) ?? []).includes(node)) parts.push(part);
+  };
+  for (const node of [...graph.keys()].sort()) if (!index.has(node)) visit(node);
+  // Shortest way round from the part's first member back to it (breadth first, inside the part).
+  return parts.map((part) => {
+    const members = new Set(part);
+    const start = [...part].sort()[0]!;
+    const from = new Map<string, string>();
+    const queue = [start];
+    while (queue.length > 0) {
+      const node = queue.shift()!;
+      for (const next of graph.get(node) ?? []) {
+        if (!members.has(next)) continue;
+        if (next === start) {
+          const way = [node];
+          while (way[0] !== start) way.unshift(from.get(way[0]!)!);
+          return [...way, start].join(' → ');
+        }
+        if (!from.has(next)) {
+          from.set(next, node);
+          queue.push(next);
+        }
+      }
+    }
+    return part.join(', ');
+  });
+}
+
+/**
+ * The floor order, lowest first. A module imports modules of its own layer or lower ones, never of a
+ * higher one. lib's error types are the floor: every layer throws them, the bindings included (with
+ * the size formatting their messages use). Directories that share a layer import each other in one
+ * direction only: that is the no-cycle rule between directories below.
+ */
+const LAYERS: ReadonlyArray<{ name: string; files: RegExp }> = [
+  { name: "lib's error types", files: /^lib\/(errors|errno|failure|size)\.ts$/ },
+  { name: 'ffi (bindings)', files: /^ffi\// },
+  { name: 'proc, rdma (readers)', files: /^(proc|rdma)\// },
+  { name: 'lib, engine', files: /^(lib|engine)\// },
+  { name: 'held, observe, fork, scenario, doctor, exporter', files: /^(held|observe|fork|scenario|doctor|exporter)\// },
+  { name: 'ui, completion', files: /^(ui|completion)\// },
+  { name: 'commands', files: /^commands\// },
+  { name: 'program.ts', files: /^program\.ts$/ },
+  { name: 'cli.ts', files: /^cli\.ts$/ },
+  { name: 'main.ts', files: /^main\.ts$/ },
+];
+
+function layerOf(file: string): number {
+  return LAYERS.findIndex((layer) => layer.files.test(file));
+}
+
+/** The directory a file belongs to (`fork` for fork/runner.ts); a file at the top is its own. */
+function directoryOf(file: string): string {
+  return file.includes('/') ? file.slice(0, file.indexOf('/')) : file;
+}
+
+describe('no import cycles', () => {
+  const graph = importGraph();
+
+  it('reads the graph (imports of every kind resolve to source files)', () => {
+    expect(graph.get('cli.ts')).toContain('program.ts');
+    expect(graph.get('program.ts')).toContain('commands/completion.ts'); // dynamic
+    expect(graph.get('main.ts')).toContain('lib/debugSignal.ts'); // side effect only
+    expect(graph.get('doctor/attribution.ts')).toContain('doctor/types.ts'); // type-only import
+    expect(graph.get('fork/scenario.ts')).toContain('fork/runner.ts'); // export * from
+  });
+
+  it('no source file imports itself back, through any number of files (type-only imports count)', () => {
+    expect(cyclesOf(graph)).toEqual([]);
+  });
+
+  it('no two directories import each other, through any number of directories', () => {
+    const directories = new Map<string, string[]>();
+    for (const [file, targets] of graph) {
+      const from = directoryOf(file);
+      const to = new Set(directories.get(from) ?? []);
+      for (const target of targets) if (directoryOf(target) !== from) to.add(directoryOf(target));
+      directories.set(from, [...to]);
+    }
+    expect(cyclesOf(directories)).toEqual([]);
+  });
+});
+
+describe('the floor order', () => {
+  const graph = importGraph();
+
+  it('every source file is in a layer', () => {
+    expect([...graph.keys()].filter((file) => layerOf(file) < 0)).toEqual([]);
+  });
+
+  it('no module imports a module of a higher layer', () => {
+    const offenders: string[] = [];
+    for (const [file, targets] of graph) {
+      for (const target of targets) {
+        if (layerOf(target) > layerOf(file)) offenders.push(`${file} (${LAYERS[layerOf(file)]?.name}) imports ${target} (${LAYERS[layerOf(target)]?.name})`);
+      }
+    }
+    expect(offenders).toEqual([]);
+  });
+});
+
 describe('only src/program.ts imports command files', () => {
 
   it('no other file imports src/commands/*', () => {

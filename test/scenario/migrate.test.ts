@@ -4,7 +4,7 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { MAP_ANONYMOUS, MAP_PRIVATE, MPOL_MF_MOVE, PROT_READ, PROT_WRITE, mmap, movePages, munmap, view } from '../../src/ffi/libc.js';
-import { SyscallError } from '../../src/ffi/errno.js';
+import { SyscallError } from '../../src/lib/errno.js';
 import { parseNodeList, readMemoryNodes } from '../../src/proc/numa.js';
 import { pageSize } from '../../src/proc/pagemap.js';
 import { pfnsVisible } from '../../src/fork/environment.js';

@@ -5,7 +5,7 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SyscallError } from '../../src/ffi/errno.js';
+import { SyscallError } from '../../src/lib/errno.js';
 import { IoUring } from '../../src/ffi/io_uring.js';
 import { MAP_PRIVATE, MAP_SHARED, PROT_READ, mlock, mmap, munlock, munmap, view } from '../../src/ffi/libc.js';
 import { readonlyPrivateScenario } from '../../src/scenario/scenarios/readonlyPrivate.js';

@@ -5,7 +5,7 @@ import { closeSync, ftruncateSync, mkdtempSync, openSync, readSync, rmSync, writ
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SyscallError } from '../../src/ffi/errno.js';
+import { SyscallError } from '../../src/lib/errno.js';
 import { IORING_OP_WRITE_FIXED, IoUring } from '../../src/ffi/io_uring.js';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, MAP_SHARED, PROT_READ, PROT_WRITE, fallocate, memfdCreate, mmap, munmap } from '../../src/ffi/libc.js';
 import { truncateScenario } from '../../src/scenario/scenarios/truncate.js';

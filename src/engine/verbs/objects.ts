@@ -4,7 +4,7 @@
 // whatever was created under it, even when a later step threw.
 
 import * as ibv from '../../ffi/verbs/index.js';
-import { SyscallError } from '../../ffi/errno.js';
+import { SyscallError } from '../../lib/errno.js';
 import { formatAccessFlags } from './access.js';
 import { PermissionError } from '../../lib/errors.js';
 import type { Pointer } from '../../ffi/libc.js';

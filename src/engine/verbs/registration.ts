@@ -2,7 +2,7 @@
 // The result owns all three and releases them MR → PD → context on close().
 
 import * as ibv from '../../ffi/verbs/index.js';
-import { SyscallError } from '../../ffi/errno.js';
+import { SyscallError } from '../../lib/errno.js';
 import { EXIT, RdmactlError, UnsupportedError } from '../../lib/errors.js';
 import type { Pointer } from '../../ffi/libc.js';
 import type { BackendRegistration, MappedBuffer, RegistrationDetails } from '../types.js';

@@ -7,7 +7,7 @@
 //    (a few return -1 and set errno instead; both forms are handled)
 
 import koffi from 'koffi';
-import { SyscallError } from '../errno.js';
+import { SyscallError } from '../../lib/errno.js';
 import { UnsupportedError } from '../../lib/errors.js';
 import type { Pointer } from '../libc.js';
 import { type ForkStatus, forkStatusName, wcStatusName } from './enums.js';

@@ -1,12 +1,12 @@
 // Pieces several scenarios share that the engine does not need: a set-up failure that is the
 // kernel refusing the pin (with its errno), a file filled with a known pattern and what it reads,
 // meminfo in one line. The row, skips, release order, observations and polling are the engine's
-// (setup.ts, evidence.ts).
+// (setup.ts, fork/registeredRange.ts, evidence.ts).
 
 import { closeSync, readSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { openTemporaryFile } from '../../engine/buffer.js';
-import { SyscallError } from '../../ffi/errno.js';
+import { SyscallError } from '../../lib/errno.js';
 import { readMeminfo } from '../../proc/meminfo.js';
 import { classify, type Content } from '../../fork/observe.js';
 import { pwriteAll } from '../../fork/devicePath.js';

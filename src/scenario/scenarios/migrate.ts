@@ -7,14 +7,14 @@
 // process sees? Page status and node come from move_pages itself, PFNs from /proc/self/pagemap.
 
 import { MPOL_MF_MOVE, mbindLocal, movePages, view, type Pointer } from '../../ffi/libc.js';
-import { SyscallError, errnoName } from '../../ffi/errno.js';
+import { SyscallError, errnoName } from '../../lib/errno.js';
 import type { Backing } from '../../engine/types.js';
 import { pageSize } from '../../proc/pagemap.js';
 import { readSysctlInt } from '../../proc/sysctl.js';
 import { checkpoint } from '../../fork/interrupt.js';
-import { PATTERN, readPfns } from '../../fork/observe.js';
+import { PATTERN, readPfns, type EvidenceTarget } from '../../fork/observe.js';
 import { withRange } from '../engine.js';
-import { observe, type EvidenceTarget } from '../evidence.js';
+import { observe } from '../evidence.js';
 import { emptyRow } from '../setup.js';
 import { stepOf } from '../summary.js';
 import type { Observation, ScenarioBackend, ScenarioCase, ScenarioDefinition, ScenarioEnvironment, ScenarioRow, ScenarioRunContext, ScenarioVerdict } from '../types.js';

@@ -10,7 +10,7 @@ import { PATTERN, classify } from '../../fork/observe.js';
 import { step, withRange } from '../engine.js';
 import { observe } from '../evidence.js';
 import { compactBytes, shortSeen } from '../summary.js';
-import type { RegisteredRange } from '../setup.js';
+import type { RegisteredRange } from '../../fork/registeredRange.js';
 import type { Observation, ScenarioDefinition, ScenarioRow, ScenarioVerdict, Seen } from '../types.js';
 import { formatBytes } from '../../lib/size.js';
 

@@ -1,5 +1,6 @@
 // errno numbers → names (Linux, identical on x86-64 and aarch64 for these), and the error type
-// every binding throws so callers can match on `errnoName` instead of numbers.
+// every binding throws so callers can match on `errnoName` instead of numbers. It sits with the
+// other error types at the bottom of lib/: the bindings (src/ffi) import it, it imports nothing.
 
 const ERRNO_NAMES: Record<number, string> = {
   1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 4: 'EINTR', 5: 'EIO', 6: 'ENXIO', 7: 'E2BIG', 9: 'EBADF',
