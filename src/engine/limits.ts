@@ -7,7 +7,7 @@ import { PermissionError, RdmactlError, UnsupportedError } from '../lib/errors.j
 import { formatBytes } from '../lib/size.js';
 import { procPath, readProcText } from '../proc/procfs.js';
 import { parseStatus } from '../proc/status.js';
-import { findTightestRdmaLimit } from '../proc/cgroup.js';
+import { findTightestRdmaLimit } from '../observe/cgroupLimits.js';
 import { RefusedRegistration, type BackendName } from './types.js';
 
 const CAP_IPC_LOCK = 14n;

@@ -25,13 +25,11 @@ import {
 } from '../proc/cgroup.js';
 import { collectStat, type CollectOptions, type ProcessRow, type StatReport } from './stat.js';
 import { groupKey, nameCgroup, type CgroupNames, type GroupBy } from './cgroupNames.js';
+import { NEAR_LIMIT_SHARE, primaryPath } from './cgroupLimits.js';
 
 export type { GroupBy } from './cgroupNames.js';
 
 export type GroupFlag = 'near-memory-limit' | 'near-rdma-limit' | 'unreadable' | 'gone';
-
-/** A limit is "near" once use reaches this share of it (the 10 % headroom). */
-export const NEAR_LIMIT_SHARE = 0.9;
 
 export interface RdmaDeviceRow {
   device: string;
@@ -89,15 +87,6 @@ export interface GroupedStat {
   by: GroupBy;
   report: StatReport;
   groups: GroupRow[];
-}
-
-/** The path a process is grouped by: its v1 memory cgroup when that controller is mounted, else its unified path. */
-export function primaryPath(memberships: readonly CgroupMembership[], mounts: CgroupMounts): { path: string; version: CgroupVersion } | null {
-  const memory = memberships.find((m) => m.hierarchyId !== 0 && m.controllers.includes('memory'));
-  if (memory && mounts.v1.has('memory')) return { path: memory.path, version: 1 };
-  const unified = memberships.find((m) => m.hierarchyId === 0);
-  if (unified) return { path: unified.path, version: 2 };
-  return memory ? { path: memory.path, version: 1 } : null;
 }
 
 function objectHeadroom(device: { current: Record<string, number | null>; max: Record<string, number | null> }, key: string): number | null {
