@@ -16,6 +16,7 @@ import {
   isNearLimit,
   memoryLimits,
   memoryMount,
+  nearRdmaLimits,
   primaryPath,
   rdmaCgroupOf,
   rdmaHeadroom,
@@ -297,7 +298,9 @@ export function cgroupRdma(ctx: DoctorContext, reason: string | null): Finding {
     }
   }
   if (tight.current >= tight.max) return finding(id, 'warn', `${describe(tight)}: at the limit, new verbs objects (PDs, MRs, QPs) are refused (EAGAIN)`, tightEvidence, [fix(tight)]);
-  if (isNearLimit(tight.current, tight.max)) return finding(id, 'warn', `${describe(tight)}: within 10 % of the limit`, tightEvidence, [fix(tight)]);
+  // Each device and key is capped by its own tightest limit: objects nearly used up warn even when the handles have less room.
+  const near = nearRdmaLimits(limits)[0];
+  if (near) return finding(id, 'warn', `${describe(near)}: within 10 % of the limit`, evidenceOf(near), [fix(near)]);
   return finding(id, 'ok', `${describe(tight)} (the tightest of ${limits.length} limit${limits.length === 1 ? '' : 's'})`, tightEvidence);
 }
 

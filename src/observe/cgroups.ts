@@ -1,13 +1,15 @@
 // Pinned and locked memory by cgroup, systemd unit or container, against the group's own limits
 // (memory controller: limit, usage, unevictable; rdma controller: objects and handles per device).
+// The near-memory-limit / near-rdma-limit flags follow cgroupLimits.ts's rule, as doctor does: the
+// tightest limit on the group's path and its ancestors (a parent's limit caps the group too).
 //
 // Cost: one read of /proc/PID/cgroup per process that pins or locks (never per process on the
-// machine), one of /proc/self/mountinfo, and the controller files once per group.
+// machine), one of /proc/self/mountinfo, and the controller files once per cgroup directory.
 //
 // Which hierarchy: with a v1 memory controller (v1 or hybrid hosts) a process is grouped by its
 // memory cgroup; otherwise by its unified (v2) path. A group's rdma files are read at the same path
-// in the v1 rdma hierarchy when there is one, else in the unified hierarchy on v2 hosts — the tools
-// that create these groups (systemd, Docker, kubelet) use one path in every hierarchy they manage.
+// in the v1 rdma hierarchy when there is one, else in the unified hierarchy when it offers rdma — the
+// tools that create these groups (systemd, Docker, kubelet) use one path in every hierarchy they manage.
 
 import { existsSync } from 'node:fs';
 import { scanProcesses } from '../proc/scan.js';
@@ -19,13 +21,14 @@ import {
   readCgroupRdma,
   readProcCgroup,
   type CgroupMembership,
-  type CgroupMount,
+  type CgroupMemory,
   type CgroupMounts,
   type CgroupVersion,
+  type RdmaDeviceUsage,
 } from '../proc/cgroup.js';
 import { collectStat, type CollectOptions, type ProcessRow, type StatReport } from './stat.js';
 import { groupKey, nameCgroup, type CgroupNames, type GroupBy } from './cgroupNames.js';
-import { NEAR_LIMIT_SHARE, primaryPath } from './cgroupLimits.js';
+import { isNearLimit, memoryLimits, memoryMount, nearRdmaLimits, primaryPath, rdmaLimits, rdmaMount, tightestLimit, type MemoryLimit, type RdmaLimit } from './cgroupLimits.js';
 
 export type { GroupBy } from './cgroupNames.js';
 
@@ -98,35 +101,76 @@ function objectHeadroom(device: { current: Record<string, number | null>; max: R
 interface GroupLimits {
   memory: { limit: number | null; usage: number | null; unevictable: number | null } | null;
   rdma: RdmaDeviceRow[] | null;
+  /** The tightest memory limit on the group's path and its ancestors. */
+  memoryLimit: MemoryLimit | null;
+  /** Every finite rdma.max key on the group's path and its ancestors. */
+  rdmaLimits: RdmaLimit[];
   unreadableFiles: string[];
   gone: boolean;
 }
 
-function readLimits(path: string, version: CgroupVersion, mounts: CgroupMounts): GroupLimits {
+/** The controller files of one grouping, each directory read once: groups share their ancestors. */
+interface CgroupReads {
+  memory: (directory: string, version: CgroupVersion) => CgroupMemory;
+  rdma: (directory: string) => RdmaDeviceUsage[] | null;
+}
+
+function cgroupReads(): CgroupReads {
+  const memory = new Map<string, CgroupMemory>();
+  const rdma = new Map<string, { devices: RdmaDeviceUsage[] | null } | { refused: unknown }>();
+  return {
+    memory(directory, version) {
+      const key = `${version}\0${directory}`;
+      let read = memory.get(key);
+      if (!read) memory.set(key, (read = readCgroupMemory(directory, version)));
+      return read;
+    },
+    rdma(directory) {
+      let read = rdma.get(directory);
+      if (!read) {
+        try {
+          read = { devices: readCgroupRdma(directory) };
+        } catch (err) {
+          if (!(err instanceof ProcUnreadableError)) throw err;
+          read = { refused: err };
+        }
+        rdma.set(directory, read);
+      }
+      if ('refused' in read) throw read.refused;
+      return read.devices;
+    },
+  };
+}
+
+function readLimits(path: string, version: CgroupVersion, mounts: CgroupMounts, reads: CgroupReads): GroupLimits {
   const unreadableFiles: string[] = [];
   let gone = false;
   let memory: GroupLimits['memory'] = null;
-  const memoryMount: CgroupMount | null | undefined = version === 1 ? mounts.v1.get('memory') : mounts.v2;
-  const memoryDir = memoryMount ? cgroupDirectory(memoryMount, path) : null;
-  if (memoryDir !== null) {
-    const read = readCgroupMemory(memoryDir, version);
+  let memoryLimit: MemoryLimit | null = null;
+  const memoryAt = memoryMount(mounts, version);
+  const memoryDir = memoryAt ? cgroupDirectory(memoryAt, path) : null;
+  if (memoryAt && memoryDir !== null) {
+    const read = reads.memory(memoryDir, version);
     unreadableFiles.push(...read.unreadable);
     // Files missing because the directory is gone: the group was removed while we looked.
     gone = read.missing.length > 0 && !existsSync(memoryDir);
     memory = { limit: read.limitBytes, usage: read.usageBytes, unevictable: read.unevictableBytes };
+    memoryLimit = tightestLimit(memoryLimits(memoryAt, path, version, reads.memory).limits, (l) => l.headroomBytes);
   }
-  const rdmaMount = mounts.v1.get('rdma') ?? (version === 2 ? mounts.v2 : null);
-  const rdmaDir = rdmaMount ? cgroupDirectory(rdmaMount, path) : null;
+  const rdmaAt = rdmaMount(mounts)?.mount;
+  const rdmaDir = rdmaAt ? cgroupDirectory(rdmaAt, path) : null;
   let rdma: RdmaDeviceRow[] | null = null;
-  if (rdmaDir !== null) {
+  let rdmaFound: RdmaLimit[] = [];
+  if (rdmaAt && rdmaDir !== null) {
     try {
-      rdma = readCgroupRdma(rdmaDir)?.map((d) => ({ ...d, objectsHeadroom: objectHeadroom(d, 'hca_object'), handlesHeadroom: objectHeadroom(d, 'hca_handle') })) ?? null;
+      rdma = reads.rdma(rdmaDir)?.map((d) => ({ ...d, objectsHeadroom: objectHeadroom(d, 'hca_object'), handlesHeadroom: objectHeadroom(d, 'hca_handle') })) ?? null;
     } catch (err) {
       if (!(err instanceof ProcUnreadableError)) throw err;
       unreadableFiles.push('rdma.current');
     }
+    rdmaFound = rdmaLimits(rdmaAt, path, reads.rdma).limits;
   }
-  return { memory, rdma, unreadableFiles, gone };
+  return { memory, rdma, memoryLimit, rdmaLimits: rdmaFound, unreadableFiles, gone };
 }
 
 function emptyGroup(label: string, path: string | null, version: CgroupVersion | null, names: CgroupNames | null): GroupRow {
@@ -167,10 +211,11 @@ function finish(row: GroupRow, limits: GroupLimits | null): GroupRow {
       if (limits.memory.limit !== null) row.memoryHeadroomBytes = limits.memory.limit - row.pinnedBytes - row.lockedBytes;
     }
   }
-  const limit = row.memoryLimitBytes;
-  if (limit !== null && Math.max(row.memoryUsageBytes ?? 0, row.pinnedBytes + row.lockedBytes) >= NEAR_LIMIT_SHARE * limit) row.flags.push('near-memory-limit');
-  const nearRdma = (row.rdma ?? []).some((d) => Object.entries(d.max).some(([key, max]) => max !== null && (d.current[key] ?? 0) >= NEAR_LIMIT_SHARE * max));
-  if (nearRdma) row.flags.push('near-rdma-limit');
+  // The tightest limit over the group's path and its ancestors, as doctor reads it; what the members
+  // pin or lock counts even where it was charged elsewhere.
+  const memoryLimit = limits?.memoryLimit;
+  if (memoryLimit && isNearLimit(Math.max(memoryLimit.usedBytes, row.pinnedBytes + row.lockedBytes), memoryLimit.limitBytes)) row.flags.push('near-memory-limit');
+  if (nearRdmaLimits(limits?.rdmaLimits ?? []).length > 0) row.flags.push('near-rdma-limit');
   if (row.unreadableFiles.length > 0) row.flags.push('unreadable');
   if (limits?.gone) row.flags.push('gone');
   return row;
@@ -185,6 +230,7 @@ export interface GroupOptions {
 /** Groups process rows (those that pin or lock) by cgroup, unit or container, with each group's limits. */
 export function groupProcesses(rows: readonly ProcessRow[], by: GroupBy, options: GroupOptions = {}): GroupRow[] {
   const mounts = options.mounts ?? readCgroupMounts();
+  const reads = cgroupReads();
   const groups = new Map<string, { row: GroupRow; path: string | null; version: CgroupVersion | null }>();
   for (const process of rows) {
     if (process.pinnedBytes === 0 && process.lockedBytes === 0) continue;
@@ -218,7 +264,7 @@ export function groupProcesses(rows: readonly ProcessRow[], by: GroupBy, options
     row.members.push({ pid: process.pid, nsPid: nsPids[nsPids.length - 1] ?? process.pid, comm: process.comm });
   }
   return [...groups.values()]
-    .map(({ row, path, version }) => finish(row, path !== null && version !== null ? readLimits(path, version, mounts) : null))
+    .map(({ row, path, version }) => finish(row, path !== null && version !== null ? readLimits(path, version, mounts, reads) : null))
     .sort((a, b) => b.pinnedBytes - a.pinnedBytes || b.lockedBytes - a.lockedBytes || a.group.localeCompare(b.group));
 }
 

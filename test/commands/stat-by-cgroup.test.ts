@@ -173,6 +173,21 @@ describe.skipIf(skipReason !== null)('stat --by on real memory cgroups', () => {
     }
   });
 
+  it('a group under a near-full parent is flagged too: the tightest limit on its path and its ancestors counts, as in doctor', async () => {
+    // The container's own 512 MiB has room; its parent's limit is lowered to 5 % above what the parent uses.
+    const usage = fileNumber(base, 'memory.usage_in_bytes');
+    writeFileSync(`${dir(base)}/memory.limit_in_bytes`, String(Math.ceil((usage * 1.05) / 4096) * 4096));
+    try {
+      const report = JSON.parse((await rdmactl('stat', '--by', 'cgroup', '--json')).stdout) as { groups: Json[] };
+      const container = report.groups.find((g) => g['cgroup'] === containerPath)!;
+      // The group's own limit is still the one shown.
+      expect(container['memoryLimitBytes']).toBe(512 * MiB);
+      expect(container['flags'], JSON.stringify(container)).toContain('near-memory-limit');
+    } finally {
+      writeFileSync(`${dir(base)}/memory.limit_in_bytes`, String(768 * MiB));
+    }
+  });
+
   const unprivileged = unprivilegedUnavailable();
   it.skipIf(unprivileged !== null)(`a cgroup file the kernel refuses is reported unreadable, not zero${unprivileged ? ` (SKIPPED: ${unprivileged})` : ''}`, () => {
     chmodSync(`${dir(workerPath)}/memory.stat`, 0o600);
