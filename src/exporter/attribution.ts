@@ -30,7 +30,7 @@ export interface CgroupRow {
   memoryCurrentBytes: number | null;
   /** memory.max (v2) / memory.limit_in_bytes (v1); Infinity = no limit. */
   memoryMaxBytes: number | null;
-  /** memoryMaxBytes minus pinned and locked (what the group can still pin or lock), as `stat --by cgroup`. */
+  /** `stat --by cgroup`'s memoryHeadroomBytes (what the group can still pin or lock); Infinity = no limit. */
   memoryHeadroomBytes: number | null;
   /** memory.stat unevictable (v2) / total_unevictable (v1): mlocked pages charged to the group. */
   memoryUnevictableBytes: number | null;
@@ -109,7 +109,8 @@ export function cgroupRow(group: GroupRow): CgroupRow | null {
     lockedBytes: group.lockedBytes,
     memoryCurrentBytes: gone ? null : group.memoryUsageBytes,
     memoryMaxBytes,
-    memoryHeadroomBytes: memoryMaxBytes === null ? null : memoryMaxBytes - group.pinnedBytes - group.lockedBytes,
+    // stat --by's headroom; a group with no limit has room without end.
+    memoryHeadroomBytes: memoryMaxBytes === null ? null : group.memoryHeadroomBytes ?? Infinity,
     memoryUnevictableBytes: gone ? null : group.unevictableBytes,
     rdma: gone ? [] : rdmaRows(group),
   };
