@@ -4,7 +4,8 @@
 // tightest limit on the group's path and its ancestors (a parent's limit caps the group too).
 //
 // Cost: one read of /proc/PID/cgroup per process that pins or locks (never per process on the
-// machine), one of /proc/self/mountinfo, and the controller files once per cgroup directory.
+// machine), made by the scan in the same pass as its status where the caller asks the scan for it
+// (ScanOptions.cgroup); one of /proc/self/mountinfo; the controller files once per cgroup directory.
 //
 // Which hierarchy: with a v1 memory controller (v1 or hybrid hosts) a process is grouped by its
 // memory cgroup; otherwise by its unified (v2) path. A group's rdma files are read at the same path
@@ -12,14 +13,14 @@
 // tools that create these groups (systemd, Docker, kubelet) use one path in every hierarchy they manage.
 
 import { existsSync } from 'node:fs';
-import { scanProcesses } from '../proc/scan.js';
+import { scanProcesses, type ProcessSnapshot } from '../proc/scan.js';
 import { ProcUnreadableError } from '../proc/procfs.js';
 import {
   cgroupDirectory,
   readCgroupMemory,
   readCgroupMounts,
   readCgroupRdma,
-  readProcCgroup,
+  readProcCgroupOrRefused,
   type CgroupMembership,
   type CgroupMemory,
   type CgroupMounts,
@@ -221,10 +222,18 @@ function finish(row: GroupRow, limits: GroupLimits | null): GroupRow {
   return row;
 }
 
+/** What the scan read of a process for grouping: its NSpid line and, read in the same pass, its cgroups. */
+export type ScannedProcess = Pick<ProcessSnapshot, 'nsPids' | 'cgroup'>;
+
 export interface GroupOptions {
-  /** nsPids of a pid (from the scan); [pid] when unknown. */
-  nsPids?: (pid: number) => readonly number[];
+  /** The scan's record of a pid. A process whose cgroup the scan did not read has it read here. */
+  scanned?: (pid: number) => ScannedProcess | undefined;
   mounts?: CgroupMounts;
+}
+
+/** A process's cgroups: as the scan read them, else read now; 'unreadable' when refused, null when it exited. */
+function membershipsOf(pid: number, scanned: ScannedProcess | undefined): CgroupMembership[] | 'unreadable' | null {
+  return scanned?.cgroup ?? readProcCgroupOrRefused(pid);
 }
 
 /** Groups process rows (those that pin or lock) by cgroup, unit or container, with each group's limits. */
@@ -234,16 +243,11 @@ export function groupProcesses(rows: readonly ProcessRow[], by: GroupBy, options
   const groups = new Map<string, { row: GroupRow; path: string | null; version: CgroupVersion | null }>();
   for (const process of rows) {
     if (process.pinnedBytes === 0 && process.lockedBytes === 0) continue;
-    let memberships: CgroupMembership[] | null;
-    let refused = false;
-    try {
-      memberships = readProcCgroup(process.pid);
-    } catch (err) {
-      if (!(err instanceof ProcUnreadableError)) throw err;
-      memberships = null;
-      refused = true;
-    }
-    if (memberships === null && !refused) continue; // exited since the scan
+    const scanned = options.scanned?.(process.pid);
+    const read = membershipsOf(process.pid, scanned);
+    if (read === null) continue; // exited since the scan
+    const refused = read === 'unreadable';
+    const memberships = refused ? null : read;
     const primary = memberships ? primaryPath(memberships, mounts) : null;
     const key = primary ? groupKey(primary.path, by) : { label: '?', path: null };
     const mapKey = `${primary?.version ?? '-'}\0${key.label}\0${key.path ?? ''}`;
@@ -260,7 +264,7 @@ export function groupProcesses(rows: readonly ProcessRow[], by: GroupBy, options
     row.pinnedBytes += process.pinnedBytes;
     row.lockedBytes += process.lockedBytes;
     row.uringBytes += process.uringBytes;
-    const nsPids = options.nsPids?.(process.pid) ?? [process.pid];
+    const nsPids = scanned?.nsPids ?? [process.pid];
     row.members.push({ pid: process.pid, nsPid: nsPids[nsPids.length - 1] ?? process.pid, comm: process.comm });
   }
   return [...groups.values()]
@@ -270,10 +274,11 @@ export function groupProcesses(rows: readonly ProcessRow[], by: GroupBy, options
 
 /** `stat --by cgroup|unit|container`: the usual report from one scan, plus its holders grouped. */
 export function collectGroupedStat(by: GroupBy, options: CollectOptions = {}): GroupedStat {
-  const scan = scanProcesses(options.pids ? { pids: options.pids } : { onlyHolding: !options.all });
+  // Each holder's /proc/PID/cgroup is read in the scan's pass, beside its status.
+  const scan = scanProcesses(options.pids ? { pids: options.pids, cgroup: true } : { onlyHolding: !options.all, cgroup: true });
   const report = collectStat(options, scan);
-  const nsPids = new Map(scan.processes.map((p) => [p.pid, p.nsPids] as const));
-  return { by, report, groups: groupProcesses(report.processes, by, { nsPids: (pid) => nsPids.get(pid) ?? [pid] }) };
+  const scanned = new Map(scan.processes.map((p) => [p.pid, p] as const));
+  return { by, report, groups: groupProcesses(report.processes, by, { scanned: (pid) => scanned.get(pid) }) };
 }
 
 /** The cgroup, unit and container of each pid (for registration rows); null entries for unknown. */
@@ -287,13 +292,8 @@ export function cgroupOwners(pids: Iterable<number>, mounts: CgroupMounts = read
   const owners = new Map<number, CgroupOwner>();
   for (const pid of pids) {
     if (owners.has(pid)) continue;
-    let memberships: CgroupMembership[] | null = null;
-    try {
-      memberships = readProcCgroup(pid);
-    } catch (err) {
-      if (!(err instanceof ProcUnreadableError)) throw err;
-    }
-    const primary = memberships ? primaryPath(memberships, mounts) : null;
+    const memberships = membershipsOf(pid, undefined);
+    const primary = Array.isArray(memberships) ? primaryPath(memberships, mounts) : null;
     const names = primary ? nameCgroup(primary.path) : null;
     owners.set(pid, {
       cgroup: primary?.path ?? null,

@@ -45,6 +45,16 @@ export function readProcCgroup(pid: ProcPid): CgroupMembership[] | null {
   return text === null ? null : parseProcCgroup(text);
 }
 
+/** readProcCgroup with a refusal as 'unreadable' rather than an error; null when the process is gone. */
+export function readProcCgroupOrRefused(pid: ProcPid): CgroupMembership[] | 'unreadable' | null {
+  try {
+    return readProcCgroup(pid);
+  } catch (err) {
+    if (err instanceof ProcUnreadableError) return 'unreadable';
+    throw err;
+  }
+}
+
 export interface MountEntry {
   /** Path inside the filesystem that is mounted (a cgroup namespace or bind mount shows a subtree). */
   root: string;

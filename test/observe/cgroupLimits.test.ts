@@ -1,11 +1,15 @@
 // The cgroup rules (src/observe/cgroupLimits.ts) over real files in a directory tree that stands in for
 // a cgroup mount: which hierarchy a process is charged in, the walk up the ancestors, the tightest
-// limit and "near". The host kernel has no rdma controller; the lab tests the real one.
+// limit and "near", and stat --by's grouping on them with the cgroups the scan read. The host kernel
+// has no rdma controller; the lab tests the real one.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { readCgroupRdma, type CgroupMembership, type CgroupMounts } from '../../src/proc/cgroup.js';
+import { readCgroupRdma, readProcCgroup, type CgroupMembership, type CgroupMounts } from '../../src/proc/cgroup.js';
+import { scanProcesses } from '../../src/proc/scan.js';
+import { register } from '../../src/engine/register.js';
+import { groupProcesses } from '../../src/observe/cgroups.js';
 import { ProcUnreadableError } from '../../src/proc/procfs.js';
 import {
   findTightestRdmaLimit,
@@ -104,5 +108,46 @@ describe.skipIf(unifiedPath === undefined || hasV1Rdma)('findTightestRdmaLimit (
     expect(findTightestRdmaLimit('self', mounts)).toEqual({ path: unifiedPath, directory: root, device: 'rxe0', key: 'hca_object', max: 3, current: 2 });
     writeFileSync(join(root, 'rdma.max'), 'rxe0 hca_handle=max hca_object=max\n');
     expect(findTightestRdmaLimit('self', mounts)).toBeNull();
+  });
+});
+
+describe('stat --by grouping with what the scan read', () => {
+  it('takes each holder\'s cgroups from the scan (no second read), and flags the group by the tightest limits on its path and ancestors', () => {
+    // A hybrid host: grouped by the v1 memory cgroup; rdma on the unified hierarchy, which offers it.
+    const memoryRoot = join(root, 'memory');
+    const unifiedRoot = join(root, 'unified');
+    const at = (mount: string, path: string, files: Record<string, string>): void => {
+      mkdirSync(join(mount, path), { recursive: true });
+      for (const [name, text] of Object.entries(files)) writeFileSync(join(mount, path, name), text);
+    };
+    at(memoryRoot, '/a', { 'memory.limit_in_bytes': `${100 * MiB}\n`, 'memory.usage_in_bytes': `${95 * MiB}\n`, 'memory.stat': 'total_active_file 0\ntotal_inactive_file 0\ntotal_unevictable 0\n' });
+    at(memoryRoot, '/a/b', { 'memory.limit_in_bytes': '9223372036854771712\n', 'memory.usage_in_bytes': `${10 * MiB}\n`, 'memory.stat': `total_active_file 0\ntotal_inactive_file 0\ntotal_unevictable ${MiB}\n` });
+    at(unifiedRoot, '/', { 'cgroup.controllers': 'rdma\n' });
+    at(unifiedRoot, '/a', { 'rdma.max': 'rxe0 hca_handle=max hca_object=10\n', 'rdma.current': 'rxe0 hca_handle=1 hca_object=9\n' });
+    const mounts: CgroupMounts = { v1: new Map([['memory', { mountPoint: memoryRoot, root: '/' }]]), v2: { mountPoint: unifiedRoot, root: '/' } };
+    // No such process: had the grouping read /proc/PID/cgroup again, it would have dropped it as exited.
+    const pid = 2 ** 22 + 4321;
+    const cgroup: CgroupMembership[] = [{ hierarchyId: 4, controllers: ['memory'], path: '/a/b' }, { hierarchyId: 0, controllers: [], path: '/a/b' }];
+    const row = { pid, uid: 0, user: 'root', comm: 'app', pinnedBytes: MiB, lockedBytes: 0, memlockLimitBytes: null, headroomBytes: null, uringBytes: 0, dontforkBytes: 0, doubleCountedBytes: 0, flags: [] };
+    const [group] = groupProcesses([row], 'cgroup', { mounts, scanned: (p) => (p === pid ? { nsPids: [pid, 7], cgroup } : undefined) });
+    expect(group).toMatchObject({
+      cgroup: '/a/b', hierarchy: 1, processes: 1, members: [{ pid, nsPid: 7, comm: 'app' }],
+      // The group's own files: no limit of its own, no rdma files of its own.
+      memoryLimitBytes: null, memoryUsageBytes: 10 * MiB, unevictableBytes: MiB, rdma: null,
+      // The parent's limits cap it: 95 of 100 MiB, 9 of 10 objects.
+      flags: ['near-memory-limit', 'near-rdma-limit'],
+    });
+    expect(groupProcesses([row], 'cgroup', { mounts, scanned: () => ({ nsPids: [pid], cgroup: 'unreadable' }) })[0]).toMatchObject({ group: '?', cgroup: null, unreadableFiles: ['cgroup'] });
+  });
+});
+
+describe('the scan reads /proc/PID/cgroup in its pass', () => {
+  it('for a process that locks, when asked; not otherwise', async () => {
+    using locked = await register({ length: MiB, backend: 'mlock' });
+    expect(locked.buffers).toHaveLength(1);
+    const [withCgroup] = scanProcesses({ pids: [process.pid], cgroup: true }).processes;
+    expect(withCgroup!.lockedBytes).toBeGreaterThanOrEqual(MiB);
+    expect(withCgroup!.cgroup).toEqual(readProcCgroup('self'));
+    expect(scanProcesses({ pids: [process.pid] }).processes[0]!.cgroup).toBeUndefined();
   });
 });
