@@ -2,29 +2,30 @@
 // (LimitMEMLOCK= of the unit), container.runtime (runtime, id, IPC_LOCK in bounding vs effective
 // set), cgroup.memory (memory.max vs usage + the request) and cgroup.rdma (rdma.max vs rdma.current).
 //
-// The cgroup files are read by src/proc/cgroup.ts and named by src/observe/cgroupNames.ts; this
-// file only decides. The seam is `attribution`: the reader the doctor's context is filled from.
+// The cgroup files are read by src/proc/cgroup.ts, named by src/observe/cgroupNames.ts, and which
+// limit applies is src/proc/cgroupLimits.ts's rule (as for stat --by); this file only decides. The seam is `attribution`: the reader the doctor's context is filled from.
 
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { shellWord } from '../lib/escape.js';
 import { raiseRdmaMaxCommand } from '../engine/limits.js';
 import { formatBytes } from '../lib/size.js';
-import {
-  cgroupDirectory,
-  readCgroupFile,
-  readCgroupMemory,
-  readCgroupMounts,
-  readCgroupRdma,
-  readProcCgroup,
-  type CgroupMembership,
-  type CgroupMount,
-  type CgroupMounts,
-  type CgroupVersion,
-} from '../proc/cgroup.js';
+import { MEMORY_FILES, readCgroupMounts, readProcCgroup, type CgroupMembership, type CgroupMounts, type CgroupVersion } from '../proc/cgroup.js';
 import { ProcUnreadableError } from '../proc/procfs.js';
 import { nameCgroup, type ContainerRuntime } from '../observe/cgroupNames.js';
-import { primaryPath } from '../observe/cgroups.js';
+import {
+  isNearLimit,
+  memoryLimits,
+  memoryMount,
+  nearRdmaLimits,
+  primaryPath,
+  rdmaCgroupOf,
+  rdmaHeadroom,
+  rdmaLimits,
+  tightestLimit,
+  type MemoryLimit,
+  type RdmaLimit,
+} from '../proc/cgroupLimits.js';
 import { limitText, requestChargeBytes } from './request.js';
 import { CAP_IPC_LOCK, hasCapability } from './target.js';
 import { finding, skipped, type DoctorContext, type Finding, type ProcessAttribution } from './types.js';
@@ -197,65 +198,18 @@ export function containerRuntime(ctx: DoctorContext, reason: string | null): Fin
 
 // ---- cgroup.memory -------------------------------------------------------------------------------
 
-function memoryMount(found: ProcessAttribution): CgroupMount | null {
-  if (found.version === 1) return found.mounts.v1.get('memory') ?? null;
-  const v2 = found.mounts.v2;
-  if (!v2) return null;
-  const root = cgroupDirectory(v2, v2.root);
-  const controllers = root === null ? null : readCgroupFile(root, 'cgroup.controllers');
-  return controllers !== null && controllers.split(/\s+/).includes('memory') ? v2 : null;
-}
-
-/** Paths from a cgroup up to the hierarchy's root: /a/b → /a/b, /a, /. */
-function ancestors(path: string): string[] {
-  const out: string[] = [];
-  for (let p = path; ; p = p.slice(0, p.lastIndexOf('/')) || '/') {
-    out.push(p);
-    if (p === '/') return out;
-  }
-}
-
-interface MemoryLevel {
-  path: string;
-  directory: string;
-  limitBytes: number;
-  usageBytes: number;
-  /** Page cache the cgroup can drop to make room (active + inactive file pages). */
-  reclaimableBytes: number;
-  unevictableBytes: number | null;
-  /** What the request may still fault in: limit − (usage − reclaimable). */
-  headroomBytes: number;
-}
-
 export function cgroupMemory(ctx: DoctorContext, reason: string | null): Finding {
   const id = 'cgroup.memory';
   const found = ctx.attribution;
   if (!found) return skipped(id, reason ?? 'the process\'s cgroup is unknown');
-  const mount = memoryMount(found);
+  const mount = memoryMount(found.mounts, found.version);
   if (!mount) return skipped(id, 'no memory cgroup controller is mounted here', { cgroup: found.cgroupPath });
   const version = found.version;
-  const files = version === 1 ? { limit: 'memory.limit_in_bytes', usage: 'memory.usage_in_bytes' } : { limit: 'memory.max', usage: 'memory.current' };
+  const files = MEMORY_FILES[version];
   // A limit anywhere above the process caps it too (hierarchical accounting): the level with the least room wins.
-  let tightest: MemoryLevel | null = null;
-  for (const path of ancestors(found.cgroupPath)) {
-    const directory = cgroupDirectory(mount, path);
-    if (directory === null) break;
-    const memory = readCgroupMemory(directory, version);
-    if (memory.unreadable.includes(files.limit) || (memory.limitBytes !== null && memory.usageBytes === null)) {
-      return skipped(id, `cannot read ${directory}/${memory.unreadable.includes(files.limit) ? files.limit : files.usage}`, { cgroup: found.cgroupPath });
-    }
-    if (memory.limitBytes === null || memory.usageBytes === null) continue;
-    const stat = memory.stat;
-    const file = version === 1
-      ? (stat?.get('total_active_file') ?? stat?.get('active_file') ?? 0) + (stat?.get('total_inactive_file') ?? stat?.get('inactive_file') ?? 0)
-      : (stat?.get('active_file') ?? 0) + (stat?.get('inactive_file') ?? 0);
-    const reclaimable = Math.min(file, memory.usageBytes);
-    const level: MemoryLevel = {
-      path, directory, limitBytes: memory.limitBytes, usageBytes: memory.usageBytes, reclaimableBytes: reclaimable,
-      unevictableBytes: memory.unevictableBytes, headroomBytes: memory.limitBytes - (memory.usageBytes - reclaimable),
-    };
-    if (tightest === null || level.headroomBytes < tightest.headroomBytes) tightest = level;
-  }
+  const walk = memoryLimits(mount, found.cgroupPath, version);
+  if (walk.refused !== null) return skipped(id, `cannot read ${walk.refused}`, { cgroup: found.cgroupPath });
+  const tightest = tightestLimit(walk.limits, (level) => level.headroomBytes);
   const requestBytes = ctx.request.sizeBytes === null ? null : requestChargeBytes(ctx);
   const base = { cgroup: found.cgroupPath, hierarchy: version, requestBytes };
   if (!tightest) return finding(id, 'ok', `no memory limit on ${found.cgroupPath} or its ancestors`, { ...base, limitCgroup: null, limitBytes: null, usageBytes: null });
@@ -277,13 +231,13 @@ export function cgroupMemory(ctx: DoctorContext, reason: string | null): Finding
       `${formatBytes(requestBytes)} requested > ${formatBytes(Math.max(0, tightest.headroomBytes))} left in ${where}: ${state}; pinned and locked pages cannot be reclaimed, so the cgroup's OOM killer ends a process (SIGKILL)`,
       evidence, fixes);
   }
-  if (tightest.usageBytes - tightest.reclaimableBytes >= 0.9 * tightest.limitBytes) {
+  if (isNearLimit(tightest.usedBytes, tightest.limitBytes)) {
     return finding(id, 'warn', `${where} is nearly full: ${state}; a pin beyond ${formatBytes(Math.max(0, tightest.headroomBytes))} starts its OOM killer`, evidence, fixes);
   }
   return finding(id, 'ok', `${where}: ${state}${requestBytes ? `; ${formatBytes(requestBytes)} requested fits` : ''}`, evidence);
 }
 
-function memoryFixes(found: ProcessAttribution, level: MemoryLevel, version: CgroupVersion, requestBytes: number | null): string[] {
+function memoryFixes(found: ProcessAttribution, level: MemoryLimit, version: CgroupVersion, requestBytes: number | null): string[] {
   const needed = level.limitBytes + Math.max(0, (requestBytes ?? 0) - level.headroomBytes);
   const file = version === 1 ? 'memory.limit_in_bytes' : 'memory.max';
   const fixes = [`raise the limit: echo ${version === 1 ? needed : 'max'} > ${shellWord(`${level.directory}/${file}`)} (as root; it is reset when the group is recreated)`];
@@ -295,30 +249,6 @@ function memoryFixes(found: ProcessAttribution, level: MemoryLevel, version: Cgr
 }
 
 // ---- cgroup.rdma ---------------------------------------------------------------------------------
-
-/** The rdma hierarchy of the process: a v1 rdma controller, or the unified one when it offers rdma. */
-function rdmaPlace(found: ProcessAttribution): { mount: CgroupMount; path: string } | null {
-  const v1 = found.mounts.v1.get('rdma');
-  if (v1) {
-    const member = found.memberships.find((m) => m.hierarchyId !== 0 && m.controllers.includes('rdma'));
-    return member ? { mount: v1, path: member.path } : null;
-  }
-  const v2 = found.mounts.v2;
-  const member = found.memberships.find((m) => m.hierarchyId === 0);
-  if (!v2 || !member) return null;
-  const root = cgroupDirectory(v2, v2.root);
-  const controllers = root === null ? null : readCgroupFile(root, 'cgroup.controllers');
-  return controllers !== null && controllers.split(/\s+/).includes('rdma') ? { mount: v2, path: member.path } : null;
-}
-
-interface RdmaLimitRow {
-  path: string;
-  directory: string;
-  device: string;
-  key: string;
-  max: number;
-  current: number;
-}
 
 /**
  * What one registration allocates per rdma.max key: an MR (an hca_object), and for a fresh process
@@ -332,45 +262,34 @@ export function cgroupRdma(ctx: DoctorContext, reason: string | null): Finding {
   const id = 'cgroup.rdma';
   const found = ctx.attribution;
   if (!found) return skipped(id, reason ?? 'the process\'s cgroup is unknown');
-  const place = rdmaPlace(found);
+  const place = rdmaCgroupOf(found.memberships, found.mounts);
   if (!place) return skipped(id, 'no rdma cgroup controller here (the kernel lacks CONFIG_CGROUP_RDMA, or it is not mounted)', { cgroup: found.cgroupPath });
-  const limits: RdmaLimitRow[] = [];
-  for (const path of ancestors(place.path)) {
-    const directory = cgroupDirectory(place.mount, path);
-    if (directory === null) break;
-    let devices;
-    try {
-      devices = readCgroupRdma(directory);
-    } catch (err) {
-      if (!(err instanceof ProcUnreadableError)) throw err;
-      return skipped(id, `cannot read ${directory}/rdma.max`, { cgroup: place.path });
-    }
-    for (const device of devices ?? []) {
-      for (const [key, max] of Object.entries(device.max)) {
-        if (max !== null) limits.push({ path, directory, device: device.device, key, max, current: device.current[key] ?? 0 });
-      }
-    }
-  }
+  const walk = rdmaLimits(place.mount, place.path);
+  if (walk.refused !== null) return skipped(id, `cannot read ${walk.refused}`, { cgroup: place.path });
+  const limits = walk.limits;
   const verbsRequest = ctx.request.backend === 'verbs' && ctx.request.sizeBytes !== null;
   const needed = neededObjects(ctx);
-  const row = (l: RdmaLimitRow) => ({ cgroup: l.path, device: l.device, key: l.key, max: l.max, current: l.current, headroom: l.max - l.current, file: `${l.directory}/rdma.max` });
+  const row = (l: RdmaLimit) => ({ cgroup: l.path, device: l.device, key: l.key, max: l.max, current: l.current, headroom: rdmaHeadroom(l), file: `${l.directory}/rdma.max` });
   const evidence = { cgroup: place.path, limits: limits.map(row), needed: verbsRequest ? needed : null };
   if (limits.length === 0) return finding(id, 'ok', `no rdma.max limit on ${place.path} or its ancestors`, evidence);
-  const tight = [...limits].sort((a, b) => a.max - a.current - (b.max - b.current))[0]!;
-  const describe = (l: RdmaLimitRow): string => `${l.device} ${l.key} ${l.current}/${l.max} in rdma cgroup ${l.path}`;
-  const fix = (l: RdmaLimitRow): string => `${raiseRdmaMaxCommand(l.device, l.key, l.directory)} (or a higher count)`;
-  const tightEvidence = { ...evidence, limitCgroup: tight.path, device: tight.device, key: tight.key, max: tight.max, current: tight.current, headroom: tight.max - tight.current, file: `${tight.directory}/rdma.max` };
+  const tight = tightestLimit(limits, rdmaHeadroom)!;
+  const describe = (l: RdmaLimit): string => `${l.device} ${l.key} ${l.current}/${l.max} in rdma cgroup ${l.path}`;
+  const fix = (l: RdmaLimit): string => `${raiseRdmaMaxCommand(l.device, l.key, l.directory)} (or a higher count)`;
+  const evidenceOf = (l: RdmaLimit) => ({ ...evidence, limitCgroup: l.path, device: l.device, key: l.key, max: l.max, current: l.current, headroom: rdmaHeadroom(l), file: `${l.directory}/rdma.max` });
+  const tightEvidence = evidenceOf(tight);
   if (verbsRequest) {
-    const short = limits.find((l) => l.max - l.current < (needed[l.key] ?? 0));
+    const short = limits.find((l) => rdmaHeadroom(l) < (needed[l.key] ?? 0));
     if (short) {
       const need = needed[short.key]!;
       return finding(id, 'fail',
         `${describe(short)}: a registration${ctx.target.self ? ' by a new process' : ''} needs ${need} more ${short.key}${need === 1 ? '' : 's'}${ctx.target.self && short.key === 'hca_object' ? ' (a PD and the MR)' : ''}, ${short.max - short.current} left: the kernel refuses it (EAGAIN)`,
-        { ...tightEvidence, limitCgroup: short.path, device: short.device, key: short.key, max: short.max, current: short.current, headroom: short.max - short.current, file: `${short.directory}/rdma.max` }, [fix(short)]);
+        evidenceOf(short), [fix(short)]);
     }
   }
   if (tight.current >= tight.max) return finding(id, 'warn', `${describe(tight)}: at the limit, new verbs objects (PDs, MRs, QPs) are refused (EAGAIN)`, tightEvidence, [fix(tight)]);
-  if (tight.current >= 0.9 * tight.max) return finding(id, 'warn', `${describe(tight)}: within 10 % of the limit`, tightEvidence, [fix(tight)]);
+  // Each device and key is capped by its own tightest limit: objects nearly used up warn even when the handles have less room.
+  const near = nearRdmaLimits(limits)[0];
+  if (near) return finding(id, 'warn', `${describe(near)}: within 10 % of the limit`, evidenceOf(near), [fix(near)]);
   return finding(id, 'ok', `${describe(tight)} (the tightest of ${limits.length} limit${limits.length === 1 ? '' : 's'})`, tightEvidence);
 }
 

@@ -8,7 +8,7 @@ import { shellWord } from '../lib/escape.js';
 import { formatBytes } from '../lib/size.js';
 import { procPath, readProcText } from '../proc/procfs.js';
 import { parseStatus } from '../proc/status.js';
-import { findTightestRdmaLimit } from '../proc/cgroup.js';
+import { findTightestRdmaLimit } from '../proc/cgroupLimits.js';
 import { RefusedRegistration, type BackendName } from './types.js';
 
 /**

@@ -1,10 +1,11 @@
 // Where extra labels and per-cgroup series come from. The default provider is cgroup attribution
 // built on the `stat --by cgroup` collector (src/observe/cgroups.ts): one read of /proc/PID/cgroup
-// per process that pins or locks, and each such group's memory and rdma controller files once.
+// per process that pins or locks (by the scan, in its pass), and each such group's memory and rdma
+// controller files once.
 // metrics.ts declares its label names from `processLabelNames` and turns `cgroups` rows into
 // rdmactl_cgroup_* series; `noAttribution()` turns both off.
 
-import { groupProcesses, type GroupRow } from '../observe/cgroups.js';
+import { groupProcesses, type GroupRow, type ScannedProcess } from '../observe/cgroups.js';
 import { readCgroupMounts, type CgroupMounts } from '../proc/cgroup.js';
 import type { ProcessRow } from '../observe/stat.js';
 
@@ -30,7 +31,7 @@ export interface CgroupRow {
   memoryCurrentBytes: number | null;
   /** memory.max (v2) / memory.limit_in_bytes (v1); Infinity = no limit. */
   memoryMaxBytes: number | null;
-  /** memoryMaxBytes minus pinned and locked (what the group can still pin or lock), as `stat --by cgroup`. */
+  /** `stat --by cgroup`'s memoryHeadroomBytes (what the group can still pin or lock); Infinity = no limit. */
   memoryHeadroomBytes: number | null;
   /** memory.stat unevictable (v2) / total_unevictable (v1): mlocked pages charged to the group. */
   memoryUnevictableBytes: number | null;
@@ -53,9 +54,11 @@ export interface Attribution {
   /**
    * Labels and per-cgroup rows for the processes of one collection (those that pin or lock).
    * `fullScan`: the collection read every process; machine-wide state an attribution keeps (the
-   * cgroup mounts) is read again then.
+   * cgroup mounts) is read again then. `scanned`: what the scan read of each process.
    */
-  attribute(processes: readonly ProcessRow[], fullScan?: boolean): Attributed;
+  attribute(processes: readonly ProcessRow[], fullScan?: boolean, scanned?: (pid: number) => ScannedProcess | undefined): Attributed;
+  /** attribute() wants each holder's /proc/PID/cgroup read by the scan, in its pass (`scanned`). */
+  readonly readsCgroups?: boolean;
 }
 
 /** No attribution: no extra labels, no cgroup rows. */
@@ -109,7 +112,8 @@ export function cgroupRow(group: GroupRow): CgroupRow | null {
     lockedBytes: group.lockedBytes,
     memoryCurrentBytes: gone ? null : group.memoryUsageBytes,
     memoryMaxBytes,
-    memoryHeadroomBytes: memoryMaxBytes === null ? null : memoryMaxBytes - group.pinnedBytes - group.lockedBytes,
+    // stat --by's headroom; a group with no limit has room without end.
+    memoryHeadroomBytes: memoryMaxBytes === null ? null : group.memoryHeadroomBytes ?? Infinity,
     memoryUnevictableBytes: gone ? null : group.unevictableBytes,
     rdma: gone ? [] : rdmaRows(group),
   };
@@ -120,22 +124,23 @@ export interface CgroupAttributionOptions {
    * The grouping (default: the `stat --by cgroup` collector on this machine's cgroup mounts, read
    * at the first collection and at every full scan: a cgroup mount changes far less often).
    */
-  group?: (processes: readonly ProcessRow[], fullScan: boolean) => GroupRow[];
+  group?: (processes: readonly ProcessRow[], fullScan: boolean, scanned?: (pid: number) => ScannedProcess | undefined) => GroupRow[];
 }
 
 /** Cgroup attribution: unit / container / pod labels and per-cgroup series. */
 export function cgroupAttribution(options: CgroupAttributionOptions = {}): Attribution {
   let mounts: CgroupMounts | null = null;
-  const group = options.group ?? ((processes, fullScan) => {
+  const group = options.group ?? ((processes, fullScan, scanned) => {
     if (mounts === null || fullScan) mounts = readCgroupMounts();
-    return groupProcesses(processes, 'cgroup', { mounts });
+    return groupProcesses(processes, 'cgroup', { mounts, ...(scanned ? { scanned } : {}) });
   });
   return {
     processLabelNames: CGROUP_LABEL_NAMES,
-    attribute(processes, fullScan = true) {
+    readsCgroups: true,
+    attribute(processes, fullScan = true, scanned) {
       const processLabels = new Map<number, Record<string, string>>();
       const cgroups: CgroupRow[] = [];
-      for (const g of group(processes, fullScan)) {
+      for (const g of group(processes, fullScan, scanned)) {
         const row = cgroupRow(g);
         if (row === null) continue;
         cgroups.push(row);

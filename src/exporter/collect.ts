@@ -109,12 +109,13 @@ export class Collector {
   private maxMrs: { names: string; byDevice: Map<string, number> } | null = null;
 
   constructor(options: CollectorOptions = {}) {
+    this.attribution = options.attribution ?? cgroupAttribution();
     this.scanner = new IncrementalScanner({
       fullScanEveryMs: options.fullScanEveryMs ?? FULL_SCAN_EVERY_MS,
       quietFullScanEveryMs: options.quietFullScanEveryMs ?? QUIET_FULL_SCAN_EVERY_MS,
       smapsMaxAgeMs: options.smapsMaxAgeMs ?? SMAPS_MAX_AGE_MS,
+      cgroup: this.attribution.readsCgroups ?? false,
     });
-    this.attribution = options.attribution ?? cgroupAttribution();
     this.deviceNames = options.deviceNames ?? sysDeviceNames;
   }
 
@@ -149,8 +150,10 @@ export class Collector {
     });
 
     this.copyOnFork ??= readCopyOnFork();
-    // Only the rows of processes that pin or lock: one /proc/PID/cgroup read each, never per process.
-    const attributed = this.attribution.attribute(report.processes, scan.fullScanReason !== null);
+    // Only the rows of processes that pin or lock: one /proc/PID/cgroup read each (by the scan, beside
+    // its status), never per process.
+    const scanned = new Map(scan.processes.map((p) => [p.pid, p] as const));
+    const attributed = this.attribution.attribute(report.processes, scan.fullScanReason !== null, (pid) => scanned.get(pid));
     return {
       report,
       kernelPinnedBytes: pins === null ? null : Math.max(0, pins.acquired - pins.released) * pageSize(),

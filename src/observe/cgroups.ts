@@ -1,37 +1,39 @@
 // Pinned and locked memory by cgroup, systemd unit or container, against the group's own limits
 // (memory controller: limit, usage, unevictable; rdma controller: objects and handles per device).
+// The near-memory-limit / near-rdma-limit flags follow cgroupLimits.ts's rule, as doctor does: the
+// tightest limit on the group's path and its ancestors (a parent's limit caps the group too).
 //
 // Cost: one read of /proc/PID/cgroup per process that pins or locks (never per process on the
-// machine), one of /proc/self/mountinfo, and the controller files once per group.
+// machine), made by the scan in the same pass as its status where the caller asks the scan for it
+// (ScanOptions.cgroup); one of /proc/self/mountinfo; the controller files once per cgroup directory.
 //
 // Which hierarchy: with a v1 memory controller (v1 or hybrid hosts) a process is grouped by its
 // memory cgroup; otherwise by its unified (v2) path. A group's rdma files are read at the same path
-// in the v1 rdma hierarchy when there is one, else in the unified hierarchy on v2 hosts — the tools
-// that create these groups (systemd, Docker, kubelet) use one path in every hierarchy they manage.
+// in the v1 rdma hierarchy when there is one, else in the unified hierarchy when it offers rdma — the
+// tools that create these groups (systemd, Docker, kubelet) use one path in every hierarchy they manage.
 
 import { existsSync } from 'node:fs';
-import { scanProcesses } from '../proc/scan.js';
+import { scanProcesses, type ProcessSnapshot } from '../proc/scan.js';
 import { ProcUnreadableError } from '../proc/procfs.js';
 import {
   cgroupDirectory,
   readCgroupMemory,
   readCgroupMounts,
   readCgroupRdma,
-  readProcCgroup,
+  readProcCgroupOrRefused,
   type CgroupMembership,
-  type CgroupMount,
+  type CgroupMemory,
   type CgroupMounts,
   type CgroupVersion,
+  type RdmaDeviceUsage,
 } from '../proc/cgroup.js';
 import { collectStat, type CollectOptions, type ProcessRow, type StatReport } from './stat.js';
 import { groupKey, nameCgroup, type CgroupNames, type GroupBy } from './cgroupNames.js';
+import { isNearLimit, memoryLimits, memoryMount, nearRdmaLimits, primaryPath, rdmaLimits, rdmaMount, tightestLimit, type MemoryLimit, type RdmaLimit } from '../proc/cgroupLimits.js';
 
 export type { GroupBy } from './cgroupNames.js';
 
 export type GroupFlag = 'near-memory-limit' | 'near-rdma-limit' | 'unreadable' | 'gone';
-
-/** A limit is "near" once use reaches this share of it (the issue's 10 % headroom). */
-export const NEAR_LIMIT_SHARE = 0.9;
 
 export interface RdmaDeviceRow {
   device: string;
@@ -91,15 +93,6 @@ export interface GroupedStat {
   groups: GroupRow[];
 }
 
-/** The path a process is grouped by: its v1 memory cgroup when that controller is mounted, else its unified path. */
-export function primaryPath(memberships: readonly CgroupMembership[], mounts: CgroupMounts): { path: string; version: CgroupVersion } | null {
-  const memory = memberships.find((m) => m.hierarchyId !== 0 && m.controllers.includes('memory'));
-  if (memory && mounts.v1.has('memory')) return { path: memory.path, version: 1 };
-  const unified = memberships.find((m) => m.hierarchyId === 0);
-  if (unified) return { path: unified.path, version: 2 };
-  return memory ? { path: memory.path, version: 1 } : null;
-}
-
 function objectHeadroom(device: { current: Record<string, number | null>; max: Record<string, number | null> }, key: string): number | null {
   const max = device.max[key];
   if (max === undefined || max === null) return null;
@@ -109,35 +102,76 @@ function objectHeadroom(device: { current: Record<string, number | null>; max: R
 interface GroupLimits {
   memory: { limit: number | null; usage: number | null; unevictable: number | null } | null;
   rdma: RdmaDeviceRow[] | null;
+  /** The tightest memory limit on the group's path and its ancestors. */
+  memoryLimit: MemoryLimit | null;
+  /** Every finite rdma.max key on the group's path and its ancestors. */
+  rdmaLimits: RdmaLimit[];
   unreadableFiles: string[];
   gone: boolean;
 }
 
-function readLimits(path: string, version: CgroupVersion, mounts: CgroupMounts): GroupLimits {
+/** The controller files of one grouping, each directory read once: groups share their ancestors. */
+interface CgroupReads {
+  memory: (directory: string, version: CgroupVersion) => CgroupMemory;
+  rdma: (directory: string) => RdmaDeviceUsage[] | null;
+}
+
+function cgroupReads(): CgroupReads {
+  const memory = new Map<string, CgroupMemory>();
+  const rdma = new Map<string, { devices: RdmaDeviceUsage[] | null } | { refused: unknown }>();
+  return {
+    memory(directory, version) {
+      const key = `${version}\0${directory}`;
+      let read = memory.get(key);
+      if (!read) memory.set(key, (read = readCgroupMemory(directory, version)));
+      return read;
+    },
+    rdma(directory) {
+      let read = rdma.get(directory);
+      if (!read) {
+        try {
+          read = { devices: readCgroupRdma(directory) };
+        } catch (err) {
+          if (!(err instanceof ProcUnreadableError)) throw err;
+          read = { refused: err };
+        }
+        rdma.set(directory, read);
+      }
+      if ('refused' in read) throw read.refused;
+      return read.devices;
+    },
+  };
+}
+
+function readLimits(path: string, version: CgroupVersion, mounts: CgroupMounts, reads: CgroupReads): GroupLimits {
   const unreadableFiles: string[] = [];
   let gone = false;
   let memory: GroupLimits['memory'] = null;
-  const memoryMount: CgroupMount | null | undefined = version === 1 ? mounts.v1.get('memory') : mounts.v2;
-  const memoryDir = memoryMount ? cgroupDirectory(memoryMount, path) : null;
-  if (memoryDir !== null) {
-    const read = readCgroupMemory(memoryDir, version);
+  let memoryLimit: MemoryLimit | null = null;
+  const memoryAt = memoryMount(mounts, version);
+  const memoryDir = memoryAt ? cgroupDirectory(memoryAt, path) : null;
+  if (memoryAt && memoryDir !== null) {
+    const read = reads.memory(memoryDir, version);
     unreadableFiles.push(...read.unreadable);
     // Files missing because the directory is gone: the group was removed while we looked.
     gone = read.missing.length > 0 && !existsSync(memoryDir);
     memory = { limit: read.limitBytes, usage: read.usageBytes, unevictable: read.unevictableBytes };
+    memoryLimit = tightestLimit(memoryLimits(memoryAt, path, version, reads.memory).limits, (l) => l.headroomBytes);
   }
-  const rdmaMount = mounts.v1.get('rdma') ?? (version === 2 ? mounts.v2 : null);
-  const rdmaDir = rdmaMount ? cgroupDirectory(rdmaMount, path) : null;
+  const rdmaAt = rdmaMount(mounts)?.mount;
+  const rdmaDir = rdmaAt ? cgroupDirectory(rdmaAt, path) : null;
   let rdma: RdmaDeviceRow[] | null = null;
-  if (rdmaDir !== null) {
+  let rdmaFound: RdmaLimit[] = [];
+  if (rdmaAt && rdmaDir !== null) {
     try {
-      rdma = readCgroupRdma(rdmaDir)?.map((d) => ({ ...d, objectsHeadroom: objectHeadroom(d, 'hca_object'), handlesHeadroom: objectHeadroom(d, 'hca_handle') })) ?? null;
+      rdma = reads.rdma(rdmaDir)?.map((d) => ({ ...d, objectsHeadroom: objectHeadroom(d, 'hca_object'), handlesHeadroom: objectHeadroom(d, 'hca_handle') })) ?? null;
     } catch (err) {
       if (!(err instanceof ProcUnreadableError)) throw err;
       unreadableFiles.push('rdma.current');
     }
+    rdmaFound = rdmaLimits(rdmaAt, path, reads.rdma).limits;
   }
-  return { memory, rdma, unreadableFiles, gone };
+  return { memory, rdma, memoryLimit, rdmaLimits: rdmaFound, unreadableFiles, gone };
 }
 
 function emptyGroup(label: string, path: string | null, version: CgroupVersion | null, names: CgroupNames | null): GroupRow {
@@ -178,37 +212,42 @@ function finish(row: GroupRow, limits: GroupLimits | null): GroupRow {
       if (limits.memory.limit !== null) row.memoryHeadroomBytes = limits.memory.limit - row.pinnedBytes - row.lockedBytes;
     }
   }
-  const limit = row.memoryLimitBytes;
-  if (limit !== null && Math.max(row.memoryUsageBytes ?? 0, row.pinnedBytes + row.lockedBytes) >= NEAR_LIMIT_SHARE * limit) row.flags.push('near-memory-limit');
-  const nearRdma = (row.rdma ?? []).some((d) => Object.entries(d.max).some(([key, max]) => max !== null && (d.current[key] ?? 0) >= NEAR_LIMIT_SHARE * max));
-  if (nearRdma) row.flags.push('near-rdma-limit');
+  // The tightest limit over the group's path and its ancestors, as doctor reads it; what the members
+  // pin or lock counts even where it was charged elsewhere.
+  const memoryLimit = limits?.memoryLimit;
+  if (memoryLimit && isNearLimit(Math.max(memoryLimit.usedBytes, row.pinnedBytes + row.lockedBytes), memoryLimit.limitBytes)) row.flags.push('near-memory-limit');
+  if (nearRdmaLimits(limits?.rdmaLimits ?? []).length > 0) row.flags.push('near-rdma-limit');
   if (row.unreadableFiles.length > 0) row.flags.push('unreadable');
   if (limits?.gone) row.flags.push('gone');
   return row;
 }
 
+/** What the scan read of a process for grouping: its NSpid line and, read in the same pass, its cgroups. */
+export type ScannedProcess = Pick<ProcessSnapshot, 'nsPids' | 'cgroup'>;
+
 export interface GroupOptions {
-  /** nsPids of a pid (from the scan); [pid] when unknown. */
-  nsPids?: (pid: number) => readonly number[];
+  /** The scan's record of a pid. A process whose cgroup the scan did not read has it read here. */
+  scanned?: (pid: number) => ScannedProcess | undefined;
   mounts?: CgroupMounts;
+}
+
+/** A process's cgroups: as the scan read them, else read now; 'unreadable' when refused, null when it exited. */
+function membershipsOf(pid: number, scanned: ScannedProcess | undefined): CgroupMembership[] | 'unreadable' | null {
+  return scanned?.cgroup ?? readProcCgroupOrRefused(pid);
 }
 
 /** Groups process rows (those that pin or lock) by cgroup, unit or container, with each group's limits. */
 export function groupProcesses(rows: readonly ProcessRow[], by: GroupBy, options: GroupOptions = {}): GroupRow[] {
   const mounts = options.mounts ?? readCgroupMounts();
+  const reads = cgroupReads();
   const groups = new Map<string, { row: GroupRow; path: string | null; version: CgroupVersion | null }>();
   for (const process of rows) {
     if (process.pinnedBytes === 0 && process.lockedBytes === 0) continue;
-    let memberships: CgroupMembership[] | null;
-    let refused = false;
-    try {
-      memberships = readProcCgroup(process.pid);
-    } catch (err) {
-      if (!(err instanceof ProcUnreadableError)) throw err;
-      memberships = null;
-      refused = true;
-    }
-    if (memberships === null && !refused) continue; // exited since the scan
+    const scanned = options.scanned?.(process.pid);
+    const read = membershipsOf(process.pid, scanned);
+    if (read === null) continue; // exited since the scan
+    const refused = read === 'unreadable';
+    const memberships = refused ? null : read;
     const primary = memberships ? primaryPath(memberships, mounts) : null;
     const key = primary ? groupKey(primary.path, by) : { label: '?', path: null };
     const mapKey = `${primary?.version ?? '-'}\0${key.label}\0${key.path ?? ''}`;
@@ -225,20 +264,21 @@ export function groupProcesses(rows: readonly ProcessRow[], by: GroupBy, options
     row.pinnedBytes += process.pinnedBytes;
     row.lockedBytes += process.lockedBytes;
     row.uringBytes += process.uringBytes;
-    const nsPids = options.nsPids?.(process.pid) ?? [process.pid];
+    const nsPids = scanned?.nsPids ?? [process.pid];
     row.members.push({ pid: process.pid, nsPid: nsPids[nsPids.length - 1] ?? process.pid, comm: process.comm });
   }
   return [...groups.values()]
-    .map(({ row, path, version }) => finish(row, path !== null && version !== null ? readLimits(path, version, mounts) : null))
+    .map(({ row, path, version }) => finish(row, path !== null && version !== null ? readLimits(path, version, mounts, reads) : null))
     .sort((a, b) => b.pinnedBytes - a.pinnedBytes || b.lockedBytes - a.lockedBytes || a.group.localeCompare(b.group));
 }
 
 /** `stat --by cgroup|unit|container`: the usual report from one scan, plus its holders grouped. */
 export function collectGroupedStat(by: GroupBy, options: CollectOptions = {}): GroupedStat {
-  const scan = scanProcesses(options.pids ? { pids: options.pids } : { onlyHolding: !options.all });
+  // Each holder's /proc/PID/cgroup is read in the scan's pass, beside its status.
+  const scan = scanProcesses(options.pids ? { pids: options.pids, cgroup: true } : { onlyHolding: !options.all, cgroup: true });
   const report = collectStat(options, scan);
-  const nsPids = new Map(scan.processes.map((p) => [p.pid, p.nsPids] as const));
-  return { by, report, groups: groupProcesses(report.processes, by, { nsPids: (pid) => nsPids.get(pid) ?? [pid] }) };
+  const scanned = new Map(scan.processes.map((p) => [p.pid, p] as const));
+  return { by, report, groups: groupProcesses(report.processes, by, { scanned: (pid) => scanned.get(pid) }) };
 }
 
 /** The cgroup, unit and container of each pid (for registration rows); null entries for unknown. */
@@ -252,13 +292,8 @@ export function cgroupOwners(pids: Iterable<number>, mounts: CgroupMounts = read
   const owners = new Map<number, CgroupOwner>();
   for (const pid of pids) {
     if (owners.has(pid)) continue;
-    let memberships: CgroupMembership[] | null = null;
-    try {
-      memberships = readProcCgroup(pid);
-    } catch (err) {
-      if (!(err instanceof ProcUnreadableError)) throw err;
-    }
-    const primary = memberships ? primaryPath(memberships, mounts) : null;
+    const memberships = membershipsOf(pid, undefined);
+    const primary = Array.isArray(memberships) ? primaryPath(memberships, mounts) : null;
     const names = primary ? nameCgroup(primary.path) : null;
     owners.set(pid, {
       cgroup: primary?.path ?? null,

@@ -45,6 +45,16 @@ export function readProcCgroup(pid: ProcPid): CgroupMembership[] | null {
   return text === null ? null : parseProcCgroup(text);
 }
 
+/** readProcCgroup with a refusal as 'unreadable' rather than an error; null when the process is gone. */
+export function readProcCgroupOrRefused(pid: ProcPid): CgroupMembership[] | 'unreadable' | null {
+  try {
+    return readProcCgroup(pid);
+  } catch (err) {
+    if (err instanceof ProcUnreadableError) return 'unreadable';
+    throw err;
+  }
+}
+
 export interface MountEntry {
   /** Path inside the filesystem that is mounted (a cgroup namespace or bind mount shows a subtree). */
   root: string;
@@ -129,6 +139,22 @@ export function cgroupDirectory(mount: CgroupMount, path: string): string | null
   return rest === '' || rest === '/' ? (base === '' ? '/' : base) : `${base}${rest}`;
 }
 
+/** A cgroup path and its ancestors up to the hierarchy's root: /a/b → /a/b, /a, /. */
+export function cgroupAncestors(path: string): string[] {
+  const out: string[] = [];
+  for (let p = path; ; p = p.slice(0, p.lastIndexOf('/')) || '/') {
+    out.push(p);
+    if (p === '/') return out;
+  }
+}
+
+/** Whether the unified hierarchy mounted at `mount` offers `controller` (its root's cgroup.controllers). */
+export function offersController(mount: CgroupMount, controller: string): boolean {
+  const root = cgroupDirectory(mount, mount.root);
+  const controllers = root === null ? null : readCgroupFile(root, 'cgroup.controllers');
+  return controllers !== null && controllers.split(/\s+/).includes(controller);
+}
+
 /**
  * A single-value cgroup file: bytes or a count; null = no limit (`max` in v2, or a v1 limit no
  * machine can reach: v1 prints its "unlimited" as PAGE_COUNTER_MAX pages ≈ 2^63 bytes).
@@ -205,7 +231,8 @@ export interface CgroupMemory {
   unreadable: string[];
 }
 
-const MEMORY_FILES: Record<CgroupVersion, { limit: string; usage: string }> = {
+/** The limit and usage files of the memory controller in each version. */
+export const MEMORY_FILES: Readonly<Record<CgroupVersion, { limit: string; usage: string }>> = {
   1: { limit: 'memory.limit_in_bytes', usage: 'memory.usage_in_bytes' },
   2: { limit: 'memory.max', usage: 'memory.current' },
 };
@@ -283,55 +310,4 @@ export function joinRdma(current: readonly NestedKeyedEntry[], max: readonly Nes
     devices.set(entry.device, usage);
   }
   return [...devices.values()].sort((a, b) => a.device.localeCompare(b.device));
-}
-
-export interface RdmaLimit {
-  /** The cgroup (path as /proc/PID/cgroup prints it) whose rdma.max sets the limit: the process's own or an ancestor's. */
-  path: string;
-  directory: string;
-  device: string;
-  /** The rdma.max key (hca_handle or hca_object). */
-  key: string;
-  max: number;
-  current: number;
-}
-
-/**
- * The tightest rdma cgroup limit over a process: of every finite rdma.max key in its rdma cgroup and
- * each ancestor (a parent's rdma.max caps its children too), the one with the least room left.
- * null when no rdma controller is mounted here or nothing is limited. Refused or vanished files are
- * skipped: this only explains an error.
- */
-export function findTightestRdmaLimit(pid: ProcPid, mounts: CgroupMounts = readCgroupMounts()): RdmaLimit | null {
-  let memberships: CgroupMembership[] | null;
-  try {
-    memberships = readProcCgroup(pid);
-  } catch {
-    return null;
-  }
-  const v1 = memberships?.find((m) => m.hierarchyId !== 0 && m.controllers.includes('rdma'));
-  const mount = v1 ? mounts.v1.get('rdma') : mounts.v2;
-  const member = v1 ?? memberships?.find((m) => m.hierarchyId === 0);
-  if (!mount || !member) return null;
-  let tightest: RdmaLimit | null = null;
-  for (let path = member.path; ; path = path.slice(0, path.lastIndexOf('/')) || '/') {
-    const directory = cgroupDirectory(mount, path);
-    if (directory === null) break;
-    let devices: RdmaDeviceUsage[] | null = null;
-    try {
-      devices = readCgroupRdma(directory);
-    } catch {
-      devices = null;
-    }
-    for (const device of devices ?? []) {
-      for (const [key, max] of Object.entries(device.max)) {
-        const current = device.current[key] ?? 0;
-        if (max !== null && (tightest === null || max - current < tightest.max - tightest.current)) {
-          tightest = { path, directory, device: device.device, key, max, current };
-        }
-      }
-    }
-    if (path === '/') break;
-  }
-  return tightest;
 }

@@ -89,6 +89,8 @@ export interface IncrementalScannerOptions {
    * shows the same VMAs (a VmFlags change on a whole mapping). Default: every full scan reads it.
    */
   smapsMaxAgeMs?: number;
+  /** Read each holder's /proc/PID/cgroup in the same pass as its status (ScanOptions.cgroup). */
+  cgroup?: boolean;
 }
 
 /** A holder's smaps and fdinfo from an earlier scan; `smapsReadAt` is when smaps was last read. */
@@ -176,7 +178,7 @@ export class IncrementalScanner {
       if (kept.smaps.mapsLayout === null || now - kept.smapsReadAt >= maxAge || currentLayout(status.pid) !== kept.smaps.mapsLayout) return null;
       return { smaps: kept.smaps };
     };
-    const result = scanProcesses({ onlyHolding: true, subset, reuseMappings });
+    const result = scanProcesses({ onlyHolding: true, subset, reuseMappings, cgroup: this.options.cgroup ?? false });
     return this.settle(current, tasks, reason !== null ? now : null, result, reason, subset.length);
   }
 

@@ -18,6 +18,7 @@ import { readSmapsWithLayout, summarizeSmaps, type SmapsSummary, type SmapsVma }
 import { readUringInstances, type UringInstance } from './uringFdinfo.js';
 import { readMeminfo, type Meminfo } from './meminfo.js';
 import { userName } from './passwd.js';
+import { readProcCgroupOrRefused, type CgroupMembership } from './cgroup.js';
 
 export type DetailPart = 'status' | 'limits' | 'smaps' | 'fd';
 
@@ -43,6 +44,11 @@ export interface ProcessSnapshot extends ProcessStatus {
   detail: ProcessDetail | null;
   /** Parts the kernel refused to show us. Empty when everything tried was readable. */
   unreadable: DetailPart[];
+  /**
+   * /proc/PID/cgroup, read in the same pass as status (ScanOptions.cgroup) for a process that pins or
+   * locks; 'unreadable' when the kernel refused it; absent when not read.
+   */
+  cgroup?: CgroupMembership[] | 'unreadable';
 }
 
 export interface ScanOptions {
@@ -69,6 +75,12 @@ export interface ScanOptions {
   reuseMappings?: (status: ProcessStatus) => ReusedMappings | null;
   /** Read /proc/PID/limits with the detail (default true); false for callers that never show it (`ls`). */
   limits?: boolean;
+  /**
+   * Read /proc/PID/cgroup of each process kept that pins or locks, right after its status (one pass,
+   * as htop does), for grouping by cgroup: ProcessSnapshot.cgroup. A process whose cgroup file is
+   * gone by then has exited and counts as vanished.
+   */
+  cgroup?: boolean;
 }
 
 /** The part of ProcessDetail that comes from smaps; `unreadable` when the kernel refused it. */
@@ -217,8 +229,17 @@ export function scanProcesses(options: ScanOptions = {}): ScanResult {
       }
       detail = read;
     }
+    let cgroup: CgroupMembership[] | 'unreadable' | undefined;
+    if (options.cgroup && holding) {
+      const read = readProcCgroupOrRefused(pid);
+      if (read === null) {
+        vanishedProcesses++;
+        continue;
+      }
+      cgroup = read;
+    }
     if (unreadable.length > 0) unreadablePids.push(pid);
-    processes.push({ ...status, user: userName(status.uid), detail, unreadable });
+    processes.push({ ...status, user: userName(status.uid), detail, unreadable, ...(cgroup === undefined ? {} : { cgroup }) });
   }
 
   return {

@@ -159,18 +159,30 @@ describe.skipIf(skipReason !== null)('stat --by on real memory cgroups', () => {
     }
   });
 
-  it('a near-full group is flagged; lowering its limit shows at once', async () => {
-    // 5 % above what the group uses now: within the 10 % that counts as near.
-    const usage = fileNumber(workerPath, 'memory.usage_in_bytes');
-    writeFileSync(`${dir(workerPath)}/memory.limit_in_bytes`, String(Math.ceil((usage * 1.05) / 4096) * 4096));
+  /** `stat --by cgroup`'s row for `shown` while `limited`'s limit is 5 % above what it uses now (within the 10 % that counts as near). */
+  async function rowWhileNearlyFull(limited: string, restoreBytes: number, shown: string): Promise<Json> {
+    const usage = fileNumber(limited, 'memory.usage_in_bytes');
+    writeFileSync(`${dir(limited)}/memory.limit_in_bytes`, String(Math.ceil((usage * 1.05) / 4096) * 4096));
     try {
       const report = JSON.parse((await rdmactl('stat', '--by', 'cgroup', '--json')).stdout) as { groups: Json[] };
-      const worker = report.groups.find((g) => g['cgroup'] === workerPath)!;
-      expect(worker['memoryLimitBytes']).toBe(fileNumber(workerPath, 'memory.limit_in_bytes'));
-      expect(worker['flags'], JSON.stringify(worker)).toContain('near-memory-limit');
+      return report.groups.find((g) => g['cgroup'] === shown)!;
     } finally {
-      writeFileSync(`${dir(workerPath)}/memory.limit_in_bytes`, String(256 * MiB));
+      writeFileSync(`${dir(limited)}/memory.limit_in_bytes`, String(restoreBytes));
     }
+  }
+
+  it('a near-full group is flagged; lowering its limit shows at once', async () => {
+    const worker = await rowWhileNearlyFull(workerPath, 256 * MiB, workerPath);
+    expect(worker['memoryLimitBytes']).toBeLessThan(256 * MiB);
+    expect(worker['flags'], JSON.stringify(worker)).toContain('near-memory-limit');
+  });
+
+  it('a group under a near-full parent is flagged too: the tightest limit on its path and its ancestors counts, as in doctor', async () => {
+    // The container's own 512 MiB has room; its parent's limit is what is nearly full.
+    const container = await rowWhileNearlyFull(base, 768 * MiB, containerPath);
+    // The group's own limit is still the one shown.
+    expect(container['memoryLimitBytes']).toBe(512 * MiB);
+    expect(container['flags'], JSON.stringify(container)).toContain('near-memory-limit');
   });
 
   const unprivileged = unprivilegedUnavailable();
