@@ -4,7 +4,7 @@
 
 import { formatBytes } from '../lib/size.js';
 import { readSysctlInt } from '../proc/sysctl.js';
-import { listPids } from '../proc/scan.js';
+import { listPids } from '../proc/procfs.js';
 import { parseStatus } from '../proc/status.js';
 import { procPath, readProcText } from '../proc/procfs.js';
 import { statusHasIpcLock } from '../engine/limits.js';
