@@ -3,7 +3,7 @@
 // dynamic import (of dist/ui/dashboard.bundle.js when the build made one: it loads several times
 // faster than ink's many modules), so `--json`, `stat` and the rest never pay for them.
 
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { collectStat, type StatReport } from '../observe/stat.js';
 import { collectGroupedStat, groupProcesses, type GroupRow } from '../observe/cgroups.js';
@@ -13,6 +13,7 @@ import { heldSource } from '../observe/held.js';
 import { scanProcesses } from '../proc/scan.js';
 import { IncrementalScanner } from '../proc/incremental.js';
 import { isDontFork, isLocked } from '../proc/smaps.js';
+import { readRdmaDeviceNames } from '../proc/sysfs.js';
 import { UsageError } from '../lib/errors.js';
 import { printJson, type Context } from '../lib/context.js';
 import { jsonDocument } from '../lib/output.js';
@@ -35,18 +36,9 @@ interface TopFlags {
   by?: GroupByChoice;
 }
 
-/** RDMA devices the kernel knows (cheap: one readdir), so `rdma` is only run when there is one. */
-function rdmaDeviceNames(): string[] {
-  try {
-    return readdirSync('/sys/class/infiniband');
-  } catch {
-    return [];
-  }
-}
-
 /** MR count per device, counted straight from the kernel MR table. */
 export function deviceSummary(): DeviceSummary {
-  const names = rdmaDeviceNames();
+  const names = readRdmaDeviceNames();
   if (names.length === 0) return { available: false, reason: 'no RDMA device', mrsByDevice: {} };
   const { mrs, status } = readKernelMrs();
   if (!status.available) return { available: false, reason: status.reason, mrsByDevice: {} };
@@ -81,7 +73,7 @@ export function processDetail(pid: number, euid: number): ProcessDetailView {
       registrations: [], lockedRanges: [], dontforkRanges: [], notes: ['the process has exited'],
     };
   }
-  const hasDevice = rdmaDeviceNames().length > 0;
+  const hasDevice = readRdmaDeviceNames().length > 0;
   const sources: RegistrationSource[] = ['io_uring', 'mlock', 'held', ...(hasDevice ? ['rdma' as const] : [])];
   const report = collectRegistrations({
     pids: [pid],

@@ -3,13 +3,13 @@
 // unpinned since the last scrape), the stat report, the registration sources, /proc/vmstat's pin
 // counters and the kernel MR table.
 
-import { readdirSync } from 'node:fs';
 import { release } from 'node:os';
 import { collectStat, type StatReport } from '../observe/stat.js';
 import { collectRegistrations, readKernelMrs, REGISTRATION_SOURCES, type RegistrationSource } from '../observe/registrations.js';
 import { heldSource } from '../observe/held.js';
 import { IncrementalScanner } from '../proc/incremental.js';
 import { pageSize } from '../proc/pagemap.js';
+import { readRdmaDeviceNames } from '../proc/sysfs.js';
 import { copyOnForkByVersion, parseCopyOnFork, runRdmaJson, type KernelMr } from '../rdma/iproute.js';
 import { cgroupAttribution, type Attribution, type CgroupRow } from './attribution.js';
 
@@ -72,14 +72,6 @@ export interface CollectorOptions {
   deviceNames?: () => string[];
 }
 
-function sysDeviceNames(): string[] {
-  try {
-    return readdirSync('/sys/class/infiniband').sort();
-  } catch {
-    return [];
-  }
-}
-
 /** rdma sys show says it directly; without RDMA netlink, Linux ≥ 5.9 implies it. */
 function readCopyOnFork(): boolean | null {
   const sys = runRdmaJson(['sys', 'show'], { plainPairs: true });
@@ -115,7 +107,7 @@ export class Collector {
       smapsMaxAgeMs: options.smapsMaxAgeMs ?? SMAPS_MAX_AGE_MS,
     });
     this.attribution = options.attribution ?? cgroupAttribution();
-    this.deviceNames = options.deviceNames ?? sysDeviceNames;
+    this.deviceNames = options.deviceNames ?? readRdmaDeviceNames;
   }
 
   get processLabelNames(): readonly string[] {
