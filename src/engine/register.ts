@@ -6,6 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { MADV_DONTFORK, MADV_WIPEONFORK, getpid, madvise } from '../ffi/libc.js';
 import { SyscallError } from '../ffi/errno.js';
 import { UsageError } from '../lib/errors.js';
+import { procPath } from '../proc/procfs.js';
 import { readStatus } from '../proc/status.js';
 import { allocateBuffer } from './buffer.js';
 import { explainRegistrationFailure, memlockLimit } from './limits.js';
@@ -52,7 +53,7 @@ export interface TimedRegistration {
 
 export function readAccounting(): Accounting {
   const status = readStatus('self');
-  if (!status) throw new Error('/proc/self/status is missing: is /proc mounted?');
+  if (!status) throw new Error(`${procPath('self', 'status')} is missing: is /proc mounted?`);
   return { pinnedBytes: status.pinnedBytes, lockedBytes: status.lockedBytes };
 }
 
