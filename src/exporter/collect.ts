@@ -3,14 +3,14 @@
 // unpinned since the last scrape), the stat report, the registration sources, /proc/vmstat's pin
 // counters and the kernel MR table.
 
-import { release } from 'node:os';
 import { collectStat, type StatReport } from '../observe/stat.js';
 import { collectRegistrations, readKernelMrs, REGISTRATION_SOURCES, type RegistrationSource } from '../observe/registrations.js';
 import { heldSource } from '../observe/held.js';
 import { IncrementalScanner } from '../proc/incremental.js';
 import { pageSize } from '../proc/pagemap.js';
 import { readRdmaDeviceNames } from '../proc/sysfs.js';
-import { copyOnForkByVersion, parseCopyOnFork, runRdmaJson, type KernelMr } from '../rdma/iproute.js';
+import type { KernelMr } from '../rdma/iproute.js';
+import { readCopyOnFork } from '../observe/copyOnFork.js';
 import { cgroupAttribution, type Attribution, type CgroupRow } from './attribution.js';
 
 /**
@@ -70,13 +70,6 @@ export interface CollectorOptions {
   smapsMaxAgeMs?: number;
   /** The RDMA devices the kernel lists (default: /sys/class/infiniband). */
   deviceNames?: () => string[];
-}
-
-/** rdma sys show says it directly; without RDMA netlink, Linux ≥ 5.9 implies it. */
-function readCopyOnFork(): boolean | null {
-  const sys = runRdmaJson(['sys', 'show'], { plainPairs: true });
-  const reported = sys.ok ? parseCopyOnFork(sys.data) : null;
-  return reported ?? copyOnForkByVersion(release());
 }
 
 type MaxMrReader = () => Map<string, number>;
@@ -140,7 +133,8 @@ export class Collector {
       };
     });
 
-    this.copyOnFork ??= readCopyOnFork();
+    // rdma sys show says it directly; without RDMA netlink, Linux ≥ 5.9 implies it.
+    this.copyOnFork ??= readCopyOnFork().copyOnFork;
     // Only the rows of processes that pin or lock: one /proc/PID/cgroup read each, never per process.
     const attributed = this.attribution.attribute(report.processes, scan.fullScanReason !== null);
     return {
