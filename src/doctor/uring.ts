@@ -5,9 +5,8 @@
 import { formatBytes } from '../lib/size.js';
 import { readSysctlInt } from '../proc/sysctl.js';
 import { listPids } from '../proc/procfs.js';
-import { parseStatus } from '../proc/status.js';
+import { parseStatus, statusHasIpcLock } from '../proc/status.js';
 import { procPath, readProcText } from '../proc/procfs.js';
-import { statusHasIpcLock } from '../engine/limits.js';
 import { readUringInstances, type UringInstance } from '../proc/uringFdinfo.js';
 import { ProcUnreadableError } from '../proc/procfs.js';
 import { raiseMemlockFixes } from './memlock.js';

@@ -6,22 +6,9 @@ import { RLIMIT_MEMLOCK, getrlimit, type RLimit } from '../ffi/libc.js';
 import { PermissionError, RdmactlError, UnsupportedError } from '../lib/errors.js';
 import { formatBytes } from '../lib/size.js';
 import { procPath, readProcText } from '../proc/procfs.js';
-import { parseStatus } from '../proc/status.js';
+import { parseStatus, statusHasIpcLock } from '../proc/status.js';
 import { findTightestRdmaLimit } from '../proc/cgroup.js';
 import { RefusedRegistration, type BackendName } from './types.js';
-
-const CAP_IPC_LOCK = 14n;
-
-/** Parse a `CapEff:` hex mask from /proc/PID/status text. */
-export function parseCapEff(statusText: string): bigint {
-  const match = /^CapEff:\s*([0-9a-fA-F]+)$/m.exec(statusText);
-  return match ? BigInt(`0x${match[1]}`) : 0n;
-}
-
-/** Whether the process whose /proc/PID/status this is may exceed RLIMIT_MEMLOCK (counted, not checked). */
-export function statusHasIpcLock(statusText: string): boolean {
-  return ((parseCapEff(statusText) >> CAP_IPC_LOCK) & 1n) === 1n;
-}
 
 export function memlockLimit(): RLimit {
   return getrlimit(RLIMIT_MEMLOCK);

@@ -121,6 +121,26 @@ export function readStatus(pid: ProcPid): ProcessStatus | null {
   return text === null ? null : parseStatus(text);
 }
 
+/** Capability numbers (linux/capability.h) rdmactl asks about. */
+export const CAP_IPC_LOCK = 14;
+export const CAP_SYS_ADMIN = 21;
+
+/** A capability mask of status text (`CapEff:`, `CapBnd:`, … in hex); null when the line is absent. */
+export function parseCapMask(statusText: string, key: string): bigint | null {
+  const match = new RegExp(`^${key}:\\s*([0-9a-fA-F]+)$`, 'm').exec(statusText);
+  return match ? BigInt(`0x${match[1]}`) : null;
+}
+
+/** Whether capability `cap` is in `mask`. */
+export function hasCapabilityBit(mask: bigint, cap: number): boolean {
+  return ((mask >> BigInt(cap)) & 1n) === 1n;
+}
+
+/** Whether the process whose /proc/PID/status this is may exceed RLIMIT_MEMLOCK (CAP_IPC_LOCK effective: counted, not checked). */
+export function statusHasIpcLock(statusText: string): boolean {
+  return hasCapabilityBit(parseCapMask(statusText, 'CapEff') ?? 0n, CAP_IPC_LOCK);
+}
+
 /** A task id as the user gave it, resolved to the process it belongs to. */
 export interface ResolvedPid {
   pid: number;
