@@ -14,7 +14,7 @@ import {
 import { pageSize } from '../proc/pagemap.js';
 import { PermissionError, RdmactlError, UnsupportedError, UsageError } from '../lib/errors.js';
 import { errorCode } from '../proc/procfs.js';
-import { formatBytes } from '../lib/size.js';
+import { formatBytes, roundUp } from '../lib/size.js';
 import { readMeminfo } from '../proc/meminfo.js';
 import { readThpPmdBytes } from '../proc/sysfs.js';
 import type { Backing, MappedBuffer } from './types.js';
@@ -42,10 +42,6 @@ export function thpPageBytes(): number {
   const bytes = readThpPmdBytes() ?? (readMeminfo().hugepageSizeBytes || 2 * 1024 * 1024);
   thpBytesCache = bytes;
   return bytes;
-}
-
-export function roundUp(value: number, multiple: number): number {
-  return Math.ceil(value / multiple) * multiple;
 }
 
 /**
