@@ -10,7 +10,7 @@ import { parseStatus, statusHasIpcLock } from '../proc/status.js';
 import { findTightestRdmaLimit } from '../proc/cgroup.js';
 import { RefusedRegistration, type BackendName } from './types.js';
 
-export function memlockLimit(): RLimit {
+export function readMemlockRlimit(): RLimit {
   return getrlimit(RLIMIT_MEMLOCK);
 }
 
@@ -32,7 +32,7 @@ export function explainRegistrationFailure(thrown: unknown, backend: BackendName
   if (!(err instanceof SyscallError)) return err;
   const what = `cannot register ${formatBytes(requestBytes)} with ${backend} (${err.message})`;
   if (err.errnoName === 'ENOMEM' || (err.errnoName === 'EPERM' && backend === 'mlock')) {
-    const limit = memlockLimit();
+    const limit = readMemlockRlimit();
     // One read of our status: CAP_IPC_LOCK (then the limit is not what refused) and VmPin/VmLck.
     const statusText = limit.soft === null ? null : readProcText(procPath('self', 'status'));
     if (limit.soft !== null && statusText !== null && !statusHasIpcLock(statusText)) {

@@ -9,7 +9,7 @@ import { UsageError } from '../lib/errors.js';
 import { procPath } from '../proc/procfs.js';
 import { readStatus } from '../proc/status.js';
 import { allocateBuffer } from './buffer.js';
-import { explainRegistrationFailure, memlockLimit } from './limits.js';
+import { explainRegistrationFailure, readMemlockRlimit } from './limits.js';
 import { MlockRegistration } from './mlock.js';
 import { UringRegistration } from './uring.js';
 import type { Backing, BackendName, MappedBuffer, Registration } from './types.js';
@@ -141,7 +141,7 @@ export async function register(options: RegisterOptions): Promise<RegistrationSe
   validateOptions(options);
   const set = new RegistrationSet(options);
   try {
-    set.memlockLimitBytes = memlockLimit().soft;
+    set.memlockLimitBytes = readMemlockRlimit().soft;
     set.before = readAccounting();
     const count = options.count ?? 1;
     for (let i = 0; i < count; i++) {
