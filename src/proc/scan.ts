@@ -12,7 +12,7 @@
 
 import { ProcUnreadableError, listPids, isUnreadableError, kbFieldInBytes, procPath, readSmallProcBytes } from './procfs.js';
 import { parseStatus, type ProcessStatus } from './status.js';
-import { readLimits, type ProcessLimits } from './limits.js';
+import { readProcessLimits, type ProcessLimits } from './limits.js';
 import { readSmapsWithLayout, summarizeSmaps, type SmapsSummary, type SmapsVma } from './smaps.js';
 import { readUringInstances, type UringInstance } from './uringFdinfo.js';
 import { readMeminfo, type Meminfo } from './meminfo.js';
@@ -141,7 +141,7 @@ export function fdPartOf(detail: ProcessDetail, unreadable: readonly DetailPart[
  * Returns 'gone' if the process disappeared.
  */
 export function readProcessDetail(pid: number, unreadable: DetailPart[], reuse: ReusedMappings | null = null, withLimits = true): ProcessDetail | 'gone' {
-  const limits = withLimits ? tryPart('limits', unreadable, () => readLimits(pid)) : null;
+  const limits = withLimits ? tryPart('limits', unreadable, () => readProcessLimits(pid)) : null;
   if (limits === 'gone') return 'gone';
   const smaps = reuse?.smaps ?? readSmapsPart(pid);
   if (smaps === 'gone') return 'gone';
