@@ -4,7 +4,7 @@
 import { getpid } from '../ffi/libc.js';
 import { PermissionError, RdmactlError } from '../lib/errors.js';
 import { parseLimits } from '../proc/limits.js';
-import { fieldText, procPath, readProcText, ProcUnreadableError } from '../proc/procfs.js';
+import { procFieldText, procPath, readProcText, ProcUnreadableError } from '../proc/procfs.js';
 import { CAP_IPC_LOCK, CAP_SYS_ADMIN, hasCapabilityBit, parseCapMask, parseStatus } from '../proc/status.js';
 import type { Target } from './types.js';
 
@@ -14,7 +14,7 @@ function vanished(pid: number): RdmactlError {
 
 /** Status Groups: line → supplementary gids. */
 export function parseStatusGroups(statusText: string): number[] {
-  const text = fieldText(statusText, 'Groups') ?? '';
+  const text = procFieldText(statusText, 'Groups') ?? '';
   return text.split(/\s+/).filter((w) => w !== '').map(Number).filter(Number.isInteger);
 }
 

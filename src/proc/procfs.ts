@@ -233,7 +233,7 @@ export function kbFieldInBytes(bytes: Buffer, length: number, needle: Buffer): n
 }
 
 /** Value of `Key:<spaces/tabs>value` from a key/value /proc file, found without splitting lines. */
-export function fieldText(text: string, key: string): string | null {
+export function procFieldText(text: string, key: string): string | null {
   let at: number;
   if (text.startsWith(key + ':')) at = 0;
   else {
@@ -268,7 +268,7 @@ export function parseDecimalAt(text: string, from: number): number {
 
 /** `1234 kB` → bytes; null when the field is absent or not a number. */
 export function kbFieldBytes(text: string, key: string): number | null {
-  const value = fieldText(text, key);
+  const value = procFieldText(text, key);
   if (value === null) return null;
   const kb = parseDecimalAt(value, 0);
   return Number.isNaN(kb) ? null : kb * 1024;

@@ -2,7 +2,7 @@
 // (VmLck = mm->locked_vm from mlock, VmPin = mm->pinned_vm from long-term pins such as RDMA MRs
 // and io_uring fixed buffers).
 
-import { fieldText, kbFieldBytes, parseDecimalAt, procPath, readProcText, type ProcPid } from './procfs.js';
+import { procFieldText, kbFieldBytes, parseDecimalAt, procPath, readProcText, type ProcPid } from './procfs.js';
 
 export interface ProcessStatus {
   /** Command name (comm, at most 15 bytes), with the kernel's escapes (\n, \t, \\) undone. */
@@ -57,7 +57,7 @@ export function unescapeProcName(raw: string): string {
 }
 
 function idPair(text: string, key: string): [number, number] {
-  const value = fieldText(text, key);
+  const value = procFieldText(text, key);
   if (value === null) return [-1, -1];
   const real = parseDecimalAt(value, 0);
   const tab = value.indexOf('\t');
@@ -66,7 +66,7 @@ function idPair(text: string, key: string): [number, number] {
 }
 
 function intField(text: string, key: string, missing: number): number {
-  const value = fieldText(text, key);
+  const value = procFieldText(text, key);
   if (value === null) return missing;
   const n = parseDecimalAt(value, 0);
   return Number.isNaN(n) ? missing : n;
@@ -80,8 +80,8 @@ function nsPidList(value: string | null, pid: number): number[] {
 
 /** Parses /proc/PID/status text. Ids are -1 if absent (never seen in practice). */
 export function parseStatus(text: string): ProcessStatus {
-  const nameRaw = fieldText(text, 'Name') ?? '';
-  const stateText = fieldText(text, 'State');
+  const nameRaw = procFieldText(text, 'Name') ?? '';
+  const stateText = procFieldText(text, 'State');
   const state = stateText && stateText.length > 0 ? stateText[0]! : '?';
   const pid = intField(text, 'Pid', -1);
   const tgid = intField(text, 'Tgid', pid);
@@ -92,7 +92,7 @@ export function parseStatus(text: string): ProcessStatus {
   const pinned = kbFieldBytes(text, 'VmPin');
   const rss = kbFieldBytes(text, 'VmRSS');
   const hasMm = text.includes('\nVmSize:') || locked !== null || rss !== null;
-  const kthreadFlag = fieldText(text, 'Kthread');
+  const kthreadFlag = procFieldText(text, 'Kthread');
   const isKernelThread =
     kthreadFlag !== null ? kthreadFlag.startsWith('1') : !hasMm && state !== 'Z' && state !== 'X' && (ppid === 2 || pid === 2);
   return {
@@ -111,7 +111,7 @@ export function parseStatus(text: string): ProcessStatus {
     lockedBytes: locked ?? 0,
     pinnedBytes: pinned ?? 0,
     rssBytes: rss ?? 0,
-    nsPids: nsPidList(fieldText(text, 'NSpid'), pid),
+    nsPids: nsPidList(procFieldText(text, 'NSpid'), pid),
   };
 }
 
