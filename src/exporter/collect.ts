@@ -15,18 +15,18 @@ import { cgroupAttribution, type Attribution, type CgroupRow } from './attributi
 
 /**
  * Every process is read again after this long if meminfo Mlocked moved since the last full read
- * (VmLck has no counter of its own; a new mlock moves Mlocked), and after QUIET_FULL_SCAN_EVERY_MS
+ * (VmLck has no counter of its own; a new mlock moves Mlocked), and after EXPORTER_QUIET_FULL_SCAN_EVERY_MS
  * whatever moved. A pin or unpin anywhere reads every process at the next scrape.
  */
-export const FULL_SCAN_EVERY_MS = 60_000;
+export const EXPORTER_FULL_SCAN_EVERY_MS = 60_000;
 /** The longest gap between full reads: what Mlocked cannot show (pages another process had mlocked already, MLOCK_ONFAULT). */
-export const QUIET_FULL_SCAN_EVERY_MS = 300_000;
+export const EXPORTER_QUIET_FULL_SCAN_EVERY_MS = 300_000;
 /**
  * A holder's smaps is kept across full reads while its VmPin, VmLck and /proc/PID/maps are unchanged
  * (see incremental.ts), and read again after this long: the delay of a VmFlags change that moves
  * no VMA boundary. 20 Node holders' smaps cost ~50 ms: ~0.02 % of a core at this age.
  */
-export const SMAPS_MAX_AGE_MS = 300_000;
+export const EXPORTER_SMAPS_MAX_AGE_MS = 300_000;
 
 export interface SourceSummary {
   source: RegistrationSource;
@@ -64,9 +64,9 @@ export interface CollectorOptions {
   /** Default: cgroup attribution (unit / container / pod labels, per-cgroup series). */
   attribution?: Attribution;
   fullScanEveryMs?: number;
-  /** Default QUIET_FULL_SCAN_EVERY_MS. */
+  /** Default EXPORTER_QUIET_FULL_SCAN_EVERY_MS. */
   quietFullScanEveryMs?: number;
-  /** Default SMAPS_MAX_AGE_MS. */
+  /** Default EXPORTER_SMAPS_MAX_AGE_MS. */
   smapsMaxAgeMs?: number;
   /** The RDMA devices the kernel lists (default: /sys/class/infiniband). */
   deviceNames?: () => string[];
@@ -95,9 +95,9 @@ export class Collector {
 
   constructor(options: CollectorOptions = {}) {
     this.scanner = new IncrementalScanner({
-      fullScanEveryMs: options.fullScanEveryMs ?? FULL_SCAN_EVERY_MS,
-      quietFullScanEveryMs: options.quietFullScanEveryMs ?? QUIET_FULL_SCAN_EVERY_MS,
-      smapsMaxAgeMs: options.smapsMaxAgeMs ?? SMAPS_MAX_AGE_MS,
+      fullScanEveryMs: options.fullScanEveryMs ?? EXPORTER_FULL_SCAN_EVERY_MS,
+      quietFullScanEveryMs: options.quietFullScanEveryMs ?? EXPORTER_QUIET_FULL_SCAN_EVERY_MS,
+      smapsMaxAgeMs: options.smapsMaxAgeMs ?? EXPORTER_SMAPS_MAX_AGE_MS,
     });
     this.attribution = options.attribution ?? cgroupAttribution();
     this.deviceNames = options.deviceNames ?? readRdmaDeviceNames;
