@@ -27,7 +27,7 @@ const PROCESSES = option('--processes', quick ? 500 : 2000);
 const HOLDERS = 20;
 const LATENCY_SCRAPES = quick ? 20 : 60;
 const RSS_SCRAPES = quick ? 1000 : 10_000;
-// One quiet-machine full-read period (QUIET_FULL_SCAN_EVERY_MS, 5 min), so the window holds the
+// One quiet-machine full-read period (EXPORTER_QUIET_FULL_SCAN_EVERY_MS, 5 min), so the window holds the
 // full read a machine where nothing pins still makes.
 const CPU_SECONDS = quick ? 30 : 300;
 // Scrapes at the 15 s cadence before the window opens: the latency series above (4 scrapes a second)

@@ -9,7 +9,7 @@ import { packageVersion } from '../lib/version.js';
 import { DEFAULT_HOST, DEFAULT_PORT, exposureWarning, parseListen, serve, writeTextfiles } from '../exporter/run.js';
 import { DEFAULT_SOCKET_MODE, parseSocketMode } from '../exporter/unixSocket.js';
 import { DEFAULT_MAX_CGROUPS, DEFAULT_MAX_PROCESSES } from '../exporter/metrics.js';
-import { FULL_SCAN_EVERY_MS, QUIET_FULL_SCAN_EVERY_MS } from '../exporter/collect.js';
+import { EXPORTER_FULL_SCAN_EVERY_MS, EXPORTER_QUIET_FULL_SCAN_EVERY_MS } from '../exporter/collect.js';
 
 interface ExporterFlags {
   listen?: string;
@@ -35,9 +35,9 @@ their own series, the rest are summed into one series labelled pid="other"; like
 --max-cgroups cgroups (those holding the most), the rest summed into cgroup="other".
 
 Each scrape reads the processes that pin or lock and any new process; every process is read
-when /proc/vmstat's pin counters moved (a new pinner shows at once), after ${FULL_SCAN_EVERY_MS / 1000} s when
-/proc/meminfo's Mlocked moved (a new locker shows within ${FULL_SCAN_EVERY_MS / 1000} s), and at least every
-${QUIET_FULL_SCAN_EVERY_MS / 60_000} minutes. rdmactl_scrape_full_scan says which a scrape was.
+when /proc/vmstat's pin counters moved (a new pinner shows at once), after ${EXPORTER_FULL_SCAN_EVERY_MS / 1000} s when
+/proc/meminfo's Mlocked moved (a new locker shows within ${EXPORTER_FULL_SCAN_EVERY_MS / 1000} s), and at least every
+${EXPORTER_QUIET_FULL_SCAN_EVERY_MS / 60_000} minutes. rdmactl_scrape_full_scan says which a scrape was.
 
 Runs unprivileged: other users' processes are then partly unreadable, counted in
 rdmactl_processes_unreadable. Stops on SIGTERM, SIGINT or SIGHUP after in-flight scrapes or the

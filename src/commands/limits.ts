@@ -4,7 +4,6 @@ import { Argument, Command } from 'commander';
 import { completes, dynamic } from '../lib/completionHints.js';
 import { SyscallError } from '../lib/errno.js';
 import { RLIMIT_MEMLOCK, getpid, prlimit, type RLimit } from '../ffi/libc.js';
-import { statusHasIpcLock } from '../engine/limits.js';
 import { PermissionError, RdmactlError, UsageError } from '../lib/errors.js';
 import { note, type Context } from '../lib/context.js';
 import type { Field } from '../lib/fields.js';
@@ -12,7 +11,7 @@ import { addOutputOptions, outputView, type OutputFlags } from '../lib/output.js
 import { SIZE_HELP, parseSize } from '../lib/size.js';
 import { targetPids } from '../observe/targets.js';
 import { parseLimits } from '../proc/limits.js';
-import { parseStatus } from '../proc/status.js';
+import { parseStatus, statusHasIpcLock } from '../proc/status.js';
 import { procPath, readProcText } from '../proc/procfs.js';
 
 export interface LimitsRecord {

@@ -3,29 +3,20 @@
 // dynamic import (of dist/ui/dashboard.bundle.js when the build made one: it loads several times
 // faster than ink's many modules), so `--json`, `stat` and the rest never pay for them.
 
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { collectStat, type StatReport } from '../observe/stat.js';
-import { collectGroupedStat, groupProcesses, type GroupRow } from '../observe/cgroups.js';
-import { GROUP_BY_CHOICES, groupsJson, type GroupByChoice } from '../observe/groupFields.js';
-import { collectRegistrations, readKernelMrs, type RegistrationSource } from '../observe/registrations.js';
-import { heldSource } from '../observe/held.js';
-import { scanProcesses } from '../proc/scan.js';
-import { IncrementalScanner } from '../proc/incremental.js';
-import { isDontFork, isLocked } from '../proc/smaps.js';
+import type { StatReport } from '../observe/stat.js';
+import { dashboardActions, TOP_FULL_SCAN_EVERY_MS, TOP_SMAPS_MAX_AGE_MS, type HeldApi } from '../ui/collectors.js';
+import { GROUP_BY_CHOICES, type GroupByChoice } from '../observe/groupFields.js';
 import { UsageError } from '../lib/errors.js';
 import { printJson, type Context } from '../lib/context.js';
 import { jsonDocument } from '../lib/output.js';
 import { DURATION_HELP, parseCount, parseDuration } from '../lib/size.js';
-import { SORT_KEYS, sortProcesses, statJson, type SortKey } from '../observe/statFields.js';
-import { Sampler } from '../ui/sampler.js';
-import type { DashboardActions, DashboardDeregOutcome, DeviceSummary, HeldSummary, ProcessDetailView } from '../ui/types.js';
+import { SORT_KEYS, statJson, type SortKey } from '../observe/statFields.js';
+import { dashboardSampler, dashboardScanner, statStreamSampler, type Sampler } from '../ui/sampler.js';
+import type { DashboardActions } from '../ui/types.js';
 
 export const MIN_INTERVAL_MS = 100;
-/** The dashboard reads every process at least this often, even when the pin counters stood still. */
-export const FULL_SCAN_EVERY_MS = 10_000;
-/** A holder's smaps kept across full reads (while its maps is unchanged) is read again after this long. */
-export const SMAPS_MAX_AGE_MS = 60_000;
 
 interface TopFlags {
   interval: string;
@@ -33,100 +24,6 @@ interface TopFlags {
   sort: SortKey;
   json?: boolean;
   by?: GroupByChoice;
-}
-
-/** RDMA devices the kernel knows (cheap: one readdir), so `rdma` is only run when there is one. */
-function rdmaDeviceNames(): string[] {
-  try {
-    return readdirSync('/sys/class/infiniband');
-  } catch {
-    return [];
-  }
-}
-
-/** MR count per device, counted straight from the kernel MR table. */
-export function deviceSummary(): DeviceSummary {
-  const names = rdmaDeviceNames();
-  if (names.length === 0) return { available: false, reason: 'no RDMA device', mrsByDevice: {} };
-  const { mrs, status } = readKernelMrs();
-  if (!status.available) return { available: false, reason: status.reason, mrsByDevice: {} };
-  const mrsByDevice: Record<string, number> = Object.fromEntries(names.map((name) => [name, 0]));
-  for (const mr of mrs) {
-    const device = mr.device ?? '?';
-    mrsByDevice[device] = (mrsByDevice[device] ?? 0) + 1;
-  }
-  return { available: true, reason: null, mrsByDevice };
-}
-
-// Held registrations (`reg --detach`, `dereg`): src/held/, loaded with the dashboard only.
-type HeldApi = Pick<typeof import('../held/index.js'), 'listHeld' | 'deregister' | 'findHolderProcesses' | 'HOLDER_PROCESS_NAME'>;
-
-/** `holderPids()`: holders among the processes of the latest refresh (found by name, no extra /proc pass). */
-function heldSummary(api: HeldApi, holderPids: () => readonly number[]): () => HeldSummary {
-  return () => {
-    const live = api.listHeld({}, { holders: api.findHolderProcesses(holderPids()) }).filter((entry) => entry.state === 'live');
-    const idsByPid: Record<number, string[]> = {};
-    for (const entry of live) if (entry.problem === null) (idsByPid[entry.pid] ??= []).push(entry.id);
-    return { available: true, reason: null, count: live.length, idsByPid };
-  };
-}
-
-/** Everything the detail view shows about one process. */
-export function processDetail(pid: number, euid: number): ProcessDetailView {
-  const scan = scanProcesses({ pids: [pid] });
-  const snapshot = scan.processes[0];
-  if (!snapshot) {
-    return {
-      pid, comm: '?', user: '?', gone: true, pinnedBytes: 0, lockedBytes: 0, memlockSoftBytes: null, memlockHardBytes: null,
-      registrations: [], lockedRanges: [], dontforkRanges: [], notes: ['the process has exited'],
-    };
-  }
-  const hasDevice = rdmaDeviceNames().length > 0;
-  const sources: RegistrationSource[] = ['io_uring', 'mlock', 'held', ...(hasDevice ? ['rdma' as const] : [])];
-  const report = collectRegistrations({
-    pids: [pid],
-    scan,
-    sources,
-    held: (scanned) => heldSource({ cleanStale: false }, scanned),
-    ...(hasDevice ? {} : { kernelMrs: () => ({ mrs: [], status: { available: false, reason: 'no RDMA device' } }) }),
-  });
-  const vmas = snapshot.detail?.vmas ?? [];
-  const ranges = (keep: (vma: (typeof vmas)[number]) => boolean) =>
-    vmas.filter(keep).map((vma) => ({ start: vma.start, end: vma.end, what: vma.pathname || '[anon]' }));
-  const notes: string[] = [];
-  if (snapshot.unreadable.length > 0) {
-    notes.push(`not readable: ${snapshot.unreadable.join(', ')} (${euid === 0 ? 'the kernel refused even root' : 'run as root to see everything'})`);
-  }
-  if (hasDevice && !report.sources.rdma.available) notes.push(`kernel MR table: ${report.sources.rdma.reason}`);
-  return {
-    pid,
-    comm: snapshot.name,
-    user: snapshot.user,
-    gone: false,
-    pinnedBytes: snapshot.pinnedBytes,
-    lockedBytes: snapshot.lockedBytes,
-    memlockSoftBytes: snapshot.detail?.memlock?.softBytes ?? null,
-    memlockHardBytes: snapshot.detail?.memlock?.hardBytes ?? null,
-    registrations: report.registrations,
-    lockedRanges: ranges(isLocked),
-    dontforkRanges: ranges(isDontFork),
-    notes,
-  };
-}
-
-function dashboardActions(api: HeldApi, euid: number): DashboardActions {
-  return {
-    loadDetail: (pid) => processDetail(pid, euid),
-    groups: (by, processes) => groupProcesses(processes, by),
-    async deregister(ids: string[]): Promise<DashboardDeregOutcome> {
-      try {
-        const results = await api.deregister(ids);
-        return { ok: results.every((r) => r.exitCode === 0), message: results.map((r) => r.message).join('; ') };
-      } catch (err) {
-        return { ok: false, message: `dereg ${ids.join(', ')} failed: ${err instanceof Error ? err.message : String(err)}` };
-      }
-    },
-  };
 }
 
 interface DashboardModule {
@@ -191,11 +88,11 @@ processes again), p pause, arrows select, Enter detail,
 d deregister a held registration, ? help, Esc back.
 
 To stay cheap, a refresh reads every process only when the kernel's pin counters (/proc/vmstat
-nr_foll_pin_*) moved, and at least every ${FULL_SCAN_EVERY_MS / 1000} s; otherwise it reads the processes that already
+nr_foll_pin_*) moved, and at least every ${TOP_FULL_SCAN_EVERY_MS / 1000} s; otherwise it reads the processes that already
 pin or lock and new ones. So a pin shows at the next refresh, but an mlock by a process that was
-idle at the last full read (no counter tracks VmLck) can take up to ${FULL_SCAN_EVERY_MS / 1000} s. A holder's
+idle at the last full read (no counter tracks VmLck) can take up to ${TOP_FULL_SCAN_EVERY_MS / 1000} s. A holder's
 smaps (its DONTFORK/WIPEONFORK flags) is re-read when its VmPin or VmLck changes, at full reads when
-its /proc/PID/maps changed, and at least every ${SMAPS_MAX_AGE_MS / 1000} s.
+its /proc/PID/maps changed, and at least every ${TOP_SMAPS_MAX_AGE_MS / 1000} s.
 
 Needs a terminal; for scripts use --json: one \`stat --json\` document per line, per interval
 (every one a full scan).`)
@@ -215,41 +112,20 @@ Examples:
       const count = flags.count === undefined ? undefined : parseCount(flags.count, '--count');
       if (flags.by !== undefined && !flags.json) throw new UsageError('--by needs --json (the dashboard shows processes and users)');
       if (flags.json) {
-        // Every snapshot a full scan, sorted like `stat --json`; with --by, grouped from the same scan.
-        const by = flags.by === 'user' ? undefined : flags.by;
-        const groupsOf = new WeakMap<StatReport, GroupRow[]>();
-        const collect = () => {
-          let report: StatReport;
-          if (by) {
-            const grouped = collectGroupedStat(by);
-            report = grouped.report;
-            groupsOf.set(report, grouped.groups);
-          } else report = collectStat();
-          report.processes = sortProcesses(report.processes, flags.sort);
-          return report;
-        };
-        const render = (report: StatReport) => (by ? { ...statJson(report), by, groups: groupsJson(groupsOf.get(report) ?? []) } : statJson(report));
-        await streamJson(ctx, new Sampler({ intervalMs, collect }), count, render);
+        const { sampler, render } = statStreamSampler({ intervalMs, sort: flags.sort, by: flags.by });
+        await streamJson(ctx, sampler, count, render);
         return;
       }
       if (!ctx.stdoutIsTty) {
         throw new UsageError("top needs a terminal (stdout is not a TTY); for pipelines use 'rdmactl top --json'");
       }
-      // The dashboard re-reads idle processes only when the kernel's pin counters moved (or every 10 s).
-      const scanner = new IncrementalScanner({ fullScanEveryMs: FULL_SCAN_EVERY_MS, smapsMaxAgeMs: SMAPS_MAX_AGE_MS });
+      const scanner = dashboardScanner();
       // The first full read runs on a worker thread while ink loads here.
       const firstScan = scanner.prefetch();
       const held: HeldApi = await import('../held/index.js');
       const dashboard = await loadDashboard(ctx);
       await firstScan;
-      // Unsorted: the dashboard sorts its rows by the key the user picks.
-      let holderPids: number[] = [];
-      const collect = () => {
-        const scan = scanner.scan();
-        holderPids = scan.processes.filter((p) => p.name === held.HOLDER_PROCESS_NAME).map((p) => p.pid);
-        return collectStat({}, scan);
-      };
-      const sampler = new Sampler({ intervalMs, collect, devices: deviceSummary, held: heldSummary(held, () => holderPids) });
+      const sampler = dashboardSampler(intervalMs, scanner, held);
       try {
         sampler.start();
         await dashboard.runDashboard({ source: sampler, actions: dashboardActions(held, ctx.euid), ...(count !== undefined ? { count } : {}), initialSort: flags.sort });

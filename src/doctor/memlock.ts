@@ -4,7 +4,7 @@
 import { IBV_ACCESS_ON_DEMAND } from '../ffi/verbs/enums.js';
 import { formatBytes } from '../lib/size.js';
 import type { JsonValue } from '../lib/fields.js';
-import { readLimits } from '../proc/limits.js';
+import { readProcessLimits } from '../proc/limits.js';
 import { readStatus } from '../proc/status.js';
 import { ProcUnreadableError } from '../proc/procfs.js';
 import { environmentMemlockFixes } from './attribution.js';
@@ -105,7 +105,7 @@ export function parentChain(pid: number, maxDepth = 64): ChainLink[] {
     let limits;
     try {
       parent = readStatus(parentPid);
-      limits = parent === null ? null : readLimits(parentPid);
+      limits = parent === null ? null : readProcessLimits(parentPid);
     } catch (err) {
       if (err instanceof ProcUnreadableError) break;
       throw err;

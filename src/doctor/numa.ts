@@ -4,7 +4,7 @@
 // buffers (fdinfo) and mlocked VMAs (smaps); verbs MR addresses are not shown anywhere in /proc, so
 // without such ranges the check looks at all of the process's anonymous memory and says so.
 
-import { readFileSync } from 'node:fs';
+import { readRdmaDeviceNumaNode, rdmaDeviceNumaNodePath } from '../proc/sysfs.js';
 import { formatBytes } from '../lib/size.js';
 import { ProcUnreadableError } from '../proc/procfs.js';
 import { bytesByNode, readNumaMaps, type NumaMapsVma } from '../proc/numaMaps.js';
@@ -54,13 +54,8 @@ export function numaFindingFrom(device: string, deviceNode: number, placement: N
 }
 
 export function numaFinding(device: string, ctx: DoctorContext): Finding {
-  const path = `/sys/class/infiniband/${device}/device/numa_node`;
-  let deviceNode: number;
-  try {
-    deviceNode = Number.parseInt(readFileSync(path, 'utf8').trim(), 10);
-  } catch {
-    return skipped(ID, `${path} is missing (a software device has no PCI NUMA node)`);
-  }
+  const deviceNode = readRdmaDeviceNumaNode(device);
+  if (deviceNode === null) return skipped(ID, `${rdmaDeviceNumaNodePath(device)} is missing (a software device has no PCI NUMA node)`);
   if (!(deviceNode >= 0)) return skipped(ID, `${device} reports no NUMA node (numa_node = -1): a software device or a one-node machine`);
   const { pid } = ctx.target;
   try {

@@ -1,12 +1,8 @@
 // What a request costs in the kernel's accounting: RLIMIT_MEMLOCK is checked in whole pages.
 
 import { mappedLength } from '../engine/buffer.js';
-import { formatBytes } from '../lib/size.js';
+import { formatBytes, roundUp } from '../lib/size.js';
 import type { DoctorContext } from './types.js';
-
-export function roundUp(bytes: number, unit: number): number {
-  return Math.ceil(bytes / unit) * unit;
-}
 
 /**
  * Bytes the request charges: its size as reg maps it, rounded up to the backing's page (32 KiB of thp

@@ -2,11 +2,10 @@
 // exit 1, one the kernel will not show is exit 4.
 
 import { getpid } from '../ffi/libc.js';
-import { parseCapEff } from '../engine/limits.js';
 import { PermissionError, RdmactlError } from '../lib/errors.js';
 import { parseLimits } from '../proc/limits.js';
-import { fieldText, procPath, readProcText, ProcUnreadableError } from '../proc/procfs.js';
-import { parseStatus } from '../proc/status.js';
+import { procFieldText, procPath, readProcText, ProcUnreadableError } from '../proc/procfs.js';
+import { CAP_IPC_LOCK, CAP_SYS_ADMIN, hasCapabilityBit, parseCapMask, parseStatus } from '../proc/status.js';
 import type { Target } from './types.js';
 
 function vanished(pid: number): RdmactlError {
@@ -15,7 +14,7 @@ function vanished(pid: number): RdmactlError {
 
 /** Status Groups: line → supplementary gids. */
 export function parseStatusGroups(statusText: string): number[] {
-  const text = fieldText(statusText, 'Groups') ?? '';
+  const text = procFieldText(statusText, 'Groups') ?? '';
   return text.split(/\s+/).filter((w) => w !== '').map(Number).filter(Number.isInteger);
 }
 
@@ -47,15 +46,14 @@ export function readTarget(pid: number | null): Target {
     statusText,
     softBytes: memlock?.softBytes ?? null,
     hardBytes: memlock?.hardBytes ?? null,
-    capEff: parseCapEff(statusText),
+    capEff: parseCapMask(statusText, 'CapEff') ?? 0n,
     groups: parseStatusGroups(statusText),
   };
 }
 
 /** Whether the capability bit `cap` is in the target's effective set. */
 export function hasCapability(target: Target, cap: number): boolean {
-  return ((target.capEff >> BigInt(cap)) & 1n) === 1n;
+  return hasCapabilityBit(target.capEff, cap);
 }
 
-export const CAP_IPC_LOCK = 14;
-export const CAP_SYS_ADMIN = 21;
+export { CAP_IPC_LOCK, CAP_SYS_ADMIN };

@@ -2,16 +2,15 @@
 // per-user charge: io_uring checks RLIMIT_MEMLOCK against the *user's* locked_vm, the sum over every
 // process of that uid, so one process's limit can be exhausted by another's buffers.
 
-import { formatBytes } from '../lib/size.js';
+import { formatBytes, roundUp } from '../lib/size.js';
 import { readSysctlInt } from '../proc/sysctl.js';
-import { listPids } from '../proc/scan.js';
-import { parseStatus } from '../proc/status.js';
+import { listPids } from '../proc/procfs.js';
+import { parseStatus, statusHasIpcLock } from '../proc/status.js';
 import { procPath, readProcText } from '../proc/procfs.js';
-import { statusHasIpcLock } from '../engine/limits.js';
 import { readUringInstances, type UringInstance } from '../proc/uringFdinfo.js';
 import { ProcUnreadableError } from '../proc/procfs.js';
 import { raiseMemlockFixes } from './memlock.js';
-import { limitText, requestChargeBytes, roundUp } from './request.js';
+import { limitText, requestChargeBytes } from './request.js';
 import { CAP_IPC_LOCK, CAP_SYS_ADMIN, hasCapability } from './target.js';
 import { finding, type DoctorContext, type Finding } from './types.js';
 

@@ -2,8 +2,8 @@
 // an ACTIVE port (with GIDs on RoCE), max_mr_size and ODP for the request — plus NUMA placement of
 // the device and GPUDirect, which depend on having a device at all.
 
-import { existsSync } from 'node:fs';
 import { formatBytes } from '../lib/size.js';
+import { hasNvidiaDriver, hasRdmaClass, isModuleLoaded } from '../proc/sysfs.js';
 import type { DeviceInfo } from '../engine/verbs/index.js';
 import { IBV_ACCESS_ON_DEMAND } from '../ffi/verbs/enums.js';
 import { numaFinding } from './numa.js';
@@ -20,7 +20,7 @@ async function loadDevices(): Promise<DeviceInfo[] | string> {
 
 /** Why the machine has no device: no RDMA in the kernel vs no device configured. */
 function noDeviceReason(): string {
-  return existsSync('/sys/class/infiniband')
+  return hasRdmaClass()
     ? 'no RDMA device (/sys/class/infiniband is empty); for Soft-RoCE: rdma link add rxe0 type rxe netdev IFACE'
     : 'no RDMA device: the kernel has no RDMA support loaded (/sys/class/infiniband is missing)';
 }
@@ -76,8 +76,8 @@ export async function verbsFindings(ctx: DoctorContext): Promise<Finding[]> {
 const IBV_PORT_ACTIVE = 4;
 
 function gpuFinding(): Finding {
-  if (!existsSync('/proc/driver/nvidia')) return skipped('gpu.peermem', 'no NVIDIA GPU driver (/proc/driver/nvidia is missing)');
-  const loaded = existsSync('/sys/module/nvidia_peermem');
+  if (!hasNvidiaDriver()) return skipped('gpu.peermem', 'no NVIDIA GPU driver (/proc/driver/nvidia is missing)');
+  const loaded = isModuleLoaded('nvidia_peermem');
   return loaded
     ? finding('gpu.peermem', 'ok', 'nvidia_peermem is loaded: GPU memory can be registered', { module: 'nvidia_peermem' })
     : finding('gpu.peermem', 'warn', 'an NVIDIA GPU driver is loaded but nvidia_peermem is not: ibv_reg_mr on GPU memory fails (dma-buf MRs still work where supported)', { module: 'nvidia_peermem' }, ['modprobe nvidia_peermem']);

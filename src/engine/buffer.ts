@@ -3,7 +3,7 @@
 // (the classic case of registering a PROT_READ MAP_PRIVATE file mapping).
 
 import { randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, ftruncateSync, openSync, readFileSync, unlinkSync, writeSync, constants as fsConstants } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, openSync, unlinkSync, writeSync, constants as fsConstants } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SyscallError } from '../lib/errno.js';
@@ -14,8 +14,9 @@ import {
 import { pageSize } from '../proc/pagemap.js';
 import { PermissionError, RdmactlError, UnsupportedError, UsageError } from '../lib/errors.js';
 import { errorCode } from '../proc/procfs.js';
-import { formatBytes } from '../lib/size.js';
+import { formatBytes, roundUp } from '../lib/size.js';
 import { readMeminfo } from '../proc/meminfo.js';
+import { readThpPmdBytes } from '../proc/sysfs.js';
 import type { Backing, MappedBuffer } from './types.js';
 
 export interface BufferSpec {
@@ -38,17 +39,9 @@ let thpBytesCache: number | null = null;
  */
 export function thpPageBytes(): number {
   if (thpBytesCache !== null) return thpBytesCache;
-  let bytes = 0;
-  try {
-    bytes = Number.parseInt(readFileSync('/sys/kernel/mm/transparent_hugepage/hpage_pmd_size', 'ascii'), 10);
-  } catch { /* no THP or an old kernel */ }
-  if (!(bytes > 0)) bytes = readMeminfo().hugepageSizeBytes || 2 * 1024 * 1024;
+  const bytes = readThpPmdBytes() ?? (readMeminfo().hugepageSizeBytes || 2 * 1024 * 1024);
   thpBytesCache = bytes;
   return bytes;
-}
-
-export function roundUp(value: number, multiple: number): number {
-  return Math.ceil(value / multiple) * multiple;
 }
 
 /**

@@ -7,7 +7,7 @@ import { PermissionError, RdmactlError, UnsupportedError } from '../lib/errors.j
 import { shellWord } from '../lib/escape.js';
 import { formatBytes } from '../lib/size.js';
 import { procPath, readProcText } from '../proc/procfs.js';
-import { parseStatus } from '../proc/status.js';
+import { parseStatus, statusHasIpcLock } from '../proc/status.js';
 import { findTightestRdmaLimit } from '../proc/cgroupLimits.js';
 import { RefusedRegistration, type BackendName } from './types.js';
 
@@ -19,20 +19,7 @@ export function raiseRdmaMaxCommand(device: string, key: string, cgroupDirectory
   return `echo ${shellWord(`${device} ${key}=max`)} > ${shellWord(`${cgroupDirectory}/rdma.max`)}`;
 }
 
-const CAP_IPC_LOCK = 14n;
-
-/** Parse a `CapEff:` hex mask from /proc/PID/status text. */
-export function parseCapEff(statusText: string): bigint {
-  const match = /^CapEff:\s*([0-9a-fA-F]+)$/m.exec(statusText);
-  return match ? BigInt(`0x${match[1]}`) : 0n;
-}
-
-/** Whether the process whose /proc/PID/status this is may exceed RLIMIT_MEMLOCK (counted, not checked). */
-export function statusHasIpcLock(statusText: string): boolean {
-  return ((parseCapEff(statusText) >> CAP_IPC_LOCK) & 1n) === 1n;
-}
-
-export function memlockLimit(): RLimit {
+export function readMemlockRlimit(): RLimit {
   return getrlimit(RLIMIT_MEMLOCK);
 }
 
@@ -54,7 +41,7 @@ export function explainRegistrationFailure(thrown: unknown, backend: BackendName
   if (!(err instanceof SyscallError)) return err;
   const what = `cannot register ${formatBytes(requestBytes)} with ${backend} (${err.message})`;
   if (err.errnoName === 'ENOMEM' || (err.errnoName === 'EPERM' && backend === 'mlock')) {
-    const limit = memlockLimit();
+    const limit = readMemlockRlimit();
     // One read of our status: CAP_IPC_LOCK (then the limit is not what refused) and VmPin/VmLck.
     const statusText = limit.soft === null ? null : readProcText(procPath('self', 'status'));
     if (limit.soft !== null && statusText !== null && !statusHasIpcLock(statusText)) {

@@ -6,9 +6,10 @@ import { performance } from 'node:perf_hooks';
 import { MADV_DONTFORK, MADV_WIPEONFORK, getpid, madvise } from '../ffi/libc.js';
 import { SyscallError } from '../lib/errno.js';
 import { UsageError } from '../lib/errors.js';
+import { procPath } from '../proc/procfs.js';
 import { readStatus } from '../proc/status.js';
 import { allocateBuffer } from './buffer.js';
-import { explainRegistrationFailure, memlockLimit } from './limits.js';
+import { explainRegistrationFailure, readMemlockRlimit } from './limits.js';
 import { MlockRegistration } from './mlock.js';
 import { UringRegistration } from './uring.js';
 import type { Backing, BackendName, MappedBuffer, Registration } from './types.js';
@@ -52,7 +53,7 @@ export interface TimedRegistration {
 
 export function readAccounting(): Accounting {
   const status = readStatus('self');
-  if (!status) throw new Error('/proc/self/status is missing: is /proc mounted?');
+  if (!status) throw new Error(`${procPath('self', 'status')} is missing: is /proc mounted?`);
   return { pinnedBytes: status.pinnedBytes, lockedBytes: status.lockedBytes };
 }
 
@@ -140,7 +141,7 @@ export async function register(options: RegisterOptions): Promise<RegistrationSe
   validateOptions(options);
   const set = new RegistrationSet(options);
   try {
-    set.memlockLimitBytes = memlockLimit().soft;
+    set.memlockLimitBytes = readMemlockRlimit().soft;
     set.before = readAccounting();
     const count = options.count ?? 1;
     for (let i = 0; i < count; i++) {

@@ -3,30 +3,30 @@
 // unpinned since the last scrape), the stat report, the registration sources, /proc/vmstat's pin
 // counters and the kernel MR table.
 
-import { readdirSync } from 'node:fs';
-import { release } from 'node:os';
 import { collectStat, type StatReport } from '../observe/stat.js';
 import { collectRegistrations, readKernelMrs, REGISTRATION_SOURCES, type RegistrationSource } from '../observe/registrations.js';
 import { heldSource } from '../observe/held.js';
 import { IncrementalScanner } from '../proc/incremental.js';
 import { pageSize } from '../proc/pagemap.js';
-import { copyOnForkByVersion, parseCopyOnFork, runRdmaJson, type KernelMr } from '../rdma/iproute.js';
+import { readRdmaDeviceNames } from '../proc/sysfs.js';
+import type { KernelMr } from '../rdma/iproute.js';
+import { readCopyOnFork } from '../observe/copyOnFork.js';
 import { cgroupAttribution, type Attribution, type CgroupRow } from './attribution.js';
 
 /**
  * Every process is read again after this long if meminfo Mlocked moved since the last full read
- * (VmLck has no counter of its own; a new mlock moves Mlocked), and after QUIET_FULL_SCAN_EVERY_MS
+ * (VmLck has no counter of its own; a new mlock moves Mlocked), and after EXPORTER_QUIET_FULL_SCAN_EVERY_MS
  * whatever moved. A pin or unpin anywhere reads every process at the next scrape.
  */
-export const FULL_SCAN_EVERY_MS = 60_000;
+export const EXPORTER_FULL_SCAN_EVERY_MS = 60_000;
 /** The longest gap between full reads: what Mlocked cannot show (pages another process had mlocked already, MLOCK_ONFAULT). */
-export const QUIET_FULL_SCAN_EVERY_MS = 300_000;
+export const EXPORTER_QUIET_FULL_SCAN_EVERY_MS = 300_000;
 /**
  * A holder's smaps is kept across full reads while its VmPin, VmLck and /proc/PID/maps are unchanged
  * (see incremental.ts), and read again after this long: the delay of a VmFlags change that moves
  * no VMA boundary. 20 Node holders' smaps cost ~50 ms: ~0.02 % of a core at this age.
  */
-export const SMAPS_MAX_AGE_MS = 300_000;
+export const EXPORTER_SMAPS_MAX_AGE_MS = 300_000;
 
 export interface SourceSummary {
   source: RegistrationSource;
@@ -64,27 +64,12 @@ export interface CollectorOptions {
   /** Default: cgroup attribution (unit / container / pod labels, per-cgroup series). */
   attribution?: Attribution;
   fullScanEveryMs?: number;
-  /** Default QUIET_FULL_SCAN_EVERY_MS. */
+  /** Default EXPORTER_QUIET_FULL_SCAN_EVERY_MS. */
   quietFullScanEveryMs?: number;
-  /** Default SMAPS_MAX_AGE_MS. */
+  /** Default EXPORTER_SMAPS_MAX_AGE_MS. */
   smapsMaxAgeMs?: number;
   /** The RDMA devices the kernel lists (default: /sys/class/infiniband). */
   deviceNames?: () => string[];
-}
-
-function sysDeviceNames(): string[] {
-  try {
-    return readdirSync('/sys/class/infiniband').sort();
-  } catch {
-    return [];
-  }
-}
-
-/** rdma sys show says it directly; without RDMA netlink, Linux ≥ 5.9 implies it. */
-function readCopyOnFork(): boolean | null {
-  const sys = runRdmaJson(['sys', 'show'], { plainPairs: true });
-  const reported = sys.ok ? parseCopyOnFork(sys.data) : null;
-  return reported ?? copyOnForkByVersion(release());
 }
 
 type MaxMrReader = () => Map<string, number>;
@@ -111,12 +96,12 @@ export class Collector {
   constructor(options: CollectorOptions = {}) {
     this.attribution = options.attribution ?? cgroupAttribution();
     this.scanner = new IncrementalScanner({
-      fullScanEveryMs: options.fullScanEveryMs ?? FULL_SCAN_EVERY_MS,
-      quietFullScanEveryMs: options.quietFullScanEveryMs ?? QUIET_FULL_SCAN_EVERY_MS,
-      smapsMaxAgeMs: options.smapsMaxAgeMs ?? SMAPS_MAX_AGE_MS,
+      fullScanEveryMs: options.fullScanEveryMs ?? EXPORTER_FULL_SCAN_EVERY_MS,
+      quietFullScanEveryMs: options.quietFullScanEveryMs ?? EXPORTER_QUIET_FULL_SCAN_EVERY_MS,
+      smapsMaxAgeMs: options.smapsMaxAgeMs ?? EXPORTER_SMAPS_MAX_AGE_MS,
       cgroup: this.attribution.readsCgroups ?? false,
     });
-    this.deviceNames = options.deviceNames ?? sysDeviceNames;
+    this.deviceNames = options.deviceNames ?? readRdmaDeviceNames;
   }
 
   get processLabelNames(): readonly string[] {
@@ -149,7 +134,8 @@ export class Collector {
       };
     });
 
-    this.copyOnFork ??= readCopyOnFork();
+    // rdma sys show says it directly; without RDMA netlink, Linux ≥ 5.9 implies it.
+    this.copyOnFork ??= readCopyOnFork().copyOnFork;
     // Only the rows of processes that pin or lock: one /proc/PID/cgroup read each (by the scan, beside
     // its status), never per process.
     const scanned = new Map(scan.processes.map((p) => [p.pid, p] as const));

@@ -4,6 +4,7 @@
 // configuration to reload. SIGUSR1 is ignored (src/lib/debugSignal.ts).
 
 import { PermissionError, RdmactlError, UsageError } from '../lib/errors.js';
+import { untilSignal } from '../lib/hold.js';
 import { errorCode } from '../proc/procfs.js';
 import { Scraper, type ScraperOptions } from './scrape.js';
 import { startServer, type ListenTarget, type RunningServer, type ServerLimits } from './server.js';
@@ -70,18 +71,6 @@ export function listenError(err: unknown, where: string): RdmactlError {
   return new RdmactlError(`cannot listen on ${where}: ${err instanceof Error ? err.message : String(err)}`);
 }
 
-const STOP_SIGNALS: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
-
-/** Resolves at the first SIGTERM, SIGINT or SIGHUP; listens for them until disposed. */
-function untilSignal(): { stopped: Promise<NodeJS.Signals>; dispose: () => void } {
-  let onSignal: (signal: NodeJS.Signals) => void = () => undefined;
-  const stopped = new Promise<NodeJS.Signals>((resolve) => {
-    onSignal = resolve;
-  });
-  for (const signal of STOP_SIGNALS) process.once(signal, onSignal);
-  return { stopped, dispose: () => { for (const signal of STOP_SIGNALS) process.off(signal, onSignal); } };
-}
-
 export interface ServeOptions extends ScraperOptions {
   listen: ListenTarget;
   limits?: ServerLimits;
@@ -95,7 +84,7 @@ export async function serve(options: ServeOptions): Promise<void> {
   const scraper = new Scraper({ keepHeap: true, ...options });
   const where = describeListen(options.listen);
   if ('path' in options.listen) await prepareUnixSocket(options.listen.path);
-  const signals = untilSignal();
+  const signals = untilSignal(); // SIGINT, SIGTERM and SIGHUP
   let running: RunningServer;
   try {
     running = await startServer(scraper, options.listen, {
@@ -109,7 +98,7 @@ export async function serve(options: ServeOptions): Promise<void> {
   const bound = running.address;
   options.onListening?.(typeof bound === 'string' ? `unix:${bound} (GET /metrics)` : `http://${formatAddress(bound.address, bound.port)}/metrics`);
   try {
-    await signals.stopped;
+    await signals.signalled;
   } finally {
     signals.dispose();
     await running.close();
@@ -137,9 +126,9 @@ export async function writeTextfiles(options: TextfileOptions): Promise<void> {
 
 async function writeUntilSignal(dir: TextfileDir, options: TextfileOptions): Promise<void> {
   const scraper = new Scraper({ keepHeap: true, ...options });
-  const signals = untilSignal();
+  const signals = untilSignal(); // SIGINT, SIGTERM and SIGHUP
   let stop = false;
-  void signals.stopped.then(() => {
+  void signals.signalled.then(() => {
     stop = true;
   });
   try {
@@ -159,7 +148,7 @@ async function writeUntilSignal(dir: TextfileDir, options: TextfileOptions): Pro
       first = false;
       // The timer keeps the process alive between writes; a signal clears it.
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([signals.stopped, new Promise((resolve) => { timer = setTimeout(resolve, options.intervalMs); })]);
+      await Promise.race([signals.signalled, new Promise((resolve) => { timer = setTimeout(resolve, options.intervalMs); })]);
       clearTimeout(timer);
     }
   } finally {

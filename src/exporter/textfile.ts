@@ -14,7 +14,7 @@ import { closeSync, constants, fstatSync, fsyncSync, lstatSync, openSync, readdi
 import { join } from 'node:path';
 import { PermissionError, RdmactlError, UsageError } from '../lib/errors.js';
 import { pwriteAll } from '../lib/writeAll.js';
-import { errorCode } from '../proc/procfs.js';
+import { errorCode, procPath } from '../proc/procfs.js';
 
 export const TEXTFILE_NAME = 'rdmactl.prom';
 
@@ -37,8 +37,13 @@ export interface TextfileDir {
   readonly fd: number;
 }
 
+/** The open directory as a path (/proc/self/fd/N), names inside it resolved through the fd. */
+function dirFdPath(dir: TextfileDir): string {
+  return procPath('self', `fd/${dir.fd}`);
+}
+
 function inDir(dir: TextfileDir, name: string): string {
-  return `/proc/self/fd/${dir.fd}/${name}`;
+  return `${dirFdPath(dir)}/${name}`;
 }
 
 /**
@@ -151,6 +156,6 @@ export function writeTextfile(dir: TextfileDir, text: string): string {
       throw new PermissionError(`cannot write ${target}: ${code}`, ['run as a user that may write the directory, or choose another with --textfile DIR']);
     }
     const message = err instanceof Error ? err.message : String(err);
-    throw new RdmactlError(`cannot write ${target}: ${message.replaceAll(`/proc/self/fd/${dir.fd}/`, `${dir.path}/`)}`);
+    throw new RdmactlError(`cannot write ${target}: ${message.replaceAll(`${dirFdPath(dir)}/`, `${dir.path}/`)}`);
   }
 }

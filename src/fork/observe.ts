@@ -2,9 +2,10 @@
 // /proc/<pid>/pagemap, a child's bytes through process_vm_readv (EFAULT = the range was not
 // inherited), and what a run of bytes holds.
 
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
 import { SyscallError } from '../lib/errno.js';
 import { addressOf, processVmRead, processVmWrite, type Pointer } from '../ffi/libc.js';
+import { openProcMem } from '../proc/mem.js';
 import { readPagemap } from '../proc/pagemap.js';
 import type { DevicePath } from './devicePath.js';
 
@@ -89,12 +90,7 @@ export function readPfns(pid: number | 'self', addr: Pointer, length: number, pa
  */
 export function readChild(pid: number, addr: Pointer, length: number): Buffer | null {
   const local = Buffer.alloc(length);
-  let fd: number | null = null;
-  try {
-    fd = openSync(`/proc/${pid}/mem`, 'r');
-  } catch {
-    fd = null;
-  }
+  const fd = openProcMem(pid);
   if (fd !== null) {
     try {
       let got = 0;

@@ -23,10 +23,12 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, fstatSync, readdirSync, readlinkSync, statSync } from 'node:fs';
+import { closeSync, fstatSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { memfdCreate } from '../ffi/libc.js';
 import { RdmactlError } from '../lib/errors.js';
+import { holdsOpenFile } from '../proc/fds.js';
+import { listPids, procPath } from '../proc/procfs.js';
 import { readStat } from '../proc/stat.js';
 
 export interface Marker {
@@ -42,30 +44,13 @@ export function markerLink(name: string): string {
 
 /** True when process `pid` holds the marker (an fd linking to it, with its inode). False when gone or unreadable. */
 export function holdsMarker(pid: number, marker: Marker): boolean {
-  const dir = `/proc/${pid}/fd`;
-  const link = markerLink(marker.name);
-  let fds: string[];
-  try {
-    fds = readdirSync(dir);
-  } catch {
-    return false;
-  }
-  for (const fd of fds) {
-    try {
-      if (readlinkSync(`${dir}/${fd}`) === link && statSync(`${dir}/${fd}`).ino === marker.inode) return true;
-    } catch {
-      // the fd closed, or the process exited, while we looked
-    }
-  }
-  return false;
+  return holdsOpenFile(pid, markerLink(marker.name), marker.inode);
 }
 
 /** Pids of processes, other than `exceptPid`, started no earlier than `sinceTicks`, that hold the marker. */
 export function findMarkerHolders(marker: Marker, sinceTicks: number, exceptPid: number): number[] {
   const holders: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    const pid = Number(name);
+  for (const pid of listPids()) {
     if (pid === exceptPid) continue;
     const stat = readStat(pid);
     if (stat === null || stat.startTimeTicks < sinceTicks) continue;
@@ -135,7 +120,7 @@ function killOnExit(): void {
 
 async function startWatchdog(): Promise<Armed> {
   const self = readStat('self');
-  if (self === null) throw new RdmactlError('/proc/self/stat is missing: is /proc mounted?');
+  if (self === null) throw new RdmactlError(`${procPath('self', 'stat')} is missing: is /proc mounted?`);
   const name = `rdmactl-fork-${process.pid}-${randomBytes(4).toString('hex')}`;
   // Kept open while armed: every fork from now on inherits it.
   const markerFd = memfdCreate(name);

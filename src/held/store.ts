@@ -30,8 +30,11 @@ import { isAbsolute, join } from 'node:path';
 import { EXIT, PermissionError, RdmactlError } from '../lib/errors.js';
 import { escapeText } from '../lib/escape.js';
 import { parseRegistrationSetReport, type RegistrationSetReport } from '../engine/report.js';
-import { PROC_ROOT, errorCode, procPath, readProcText, ProcUnreadableError } from '../proc/procfs.js';
-import { readStat } from '../proc/stat.js';
+import { errorCode, ProcUnreadableError } from '../proc/procfs.js';
+import { CLOCK_TICKS_PER_SECOND, PF_EXITING, readBootTimeSeconds, readStat } from '../proc/stat.js';
+import { readCmdline } from '../proc/cmdline.js';
+import { readEnviron } from '../proc/environ.js';
+import { listPids } from '../proc/procfs.js';
 import { tryLockExclusive } from '../ffi/libc.js';
 import { readStatus } from '../proc/status.js';
 
@@ -420,22 +423,11 @@ function removeOldTombstones(dir: string, names: readonly string[]): void {
   }
 }
 
-const PF_EXITING = 0x4;
-
 /** True when the process is gone, a zombie, or exiting (PF_EXITING: its memory may already be released, its cmdline empty). */
 function exitingOrGone(pid: number): boolean {
-  const text = readProcText(procPath(pid, 'stat'));
-  if (text === null) return true;
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  const state = fields[0];
-  return state === 'Z' || state === 'X' || (Number(fields[6]) & PF_EXITING) !== 0; // field 9: flags
-}
-
-/** The holder's command-line arguments, or null when the process is gone; throws ProcUnreadableError if refused. */
-function readCmdline(pid: number): string[] | null {
-  const text = readProcText(procPath(pid, 'cmdline'));
-  if (text === null) return null;
-  return text.split('\0').filter((arg, i, all) => arg !== '' || i < all.length - 1);
+  const stat = readStat(pid);
+  if (stat === null) return true;
+  return stat.state === 'Z' || stat.state === 'X' || (stat.flags & PF_EXITING) !== 0;
 }
 
 /** The holder program's one option; its value is the record's token. */
@@ -525,16 +517,8 @@ export interface HolderProcess {
   startedAt: string;
 }
 
-function bootTimeSeconds(): number | null {
-  const text = readProcText(`${PROC_ROOT}/stat`);
-  const match = text === null ? null : /^btime (\d+)$/m.exec(text);
-  return match ? Number(match[1]) : null;
-}
-
-const CLOCK_TICKS_PER_SECOND = 100; // USER_HZ: 100 on every Linux architecture Node runs on
-
 /** The holder process at `pid`, or null when that process is not a running rdmactl holder with an id. */
-export function identifyHolder(pid: number, boot = bootTimeSeconds()): HolderProcess | null {
+export function identifyHolder(pid: number, boot = readBootTimeSeconds()): HolderProcess | null {
   const stat = readStat(pid);
   if (stat === null || stat.comm !== HOLDER_PROCESS_NAME || stat.state === 'Z' || stat.state === 'X') return null;
   let argv: string[] | null;
@@ -553,23 +537,23 @@ export function identifyHolder(pid: number, boot = bootTimeSeconds()): HolderPro
 
 /** The runtime directory a holder uses: XDG_RUNTIME_DIR from its environment (readable only by its user and root). */
 function holderRuntimeDir(pid: number, uid: number): string | null {
-  let environ: string | null;
+  let environ: Map<string, string> | null;
   try {
-    environ = readProcText(procPath(pid, 'environ'));
+    environ = readEnviron(pid);
   } catch {
     return null;
   }
   if (environ === null) return null;
-  const xdg = environ.split('\0').find((entry) => entry.startsWith('XDG_RUNTIME_DIR='))?.slice('XDG_RUNTIME_DIR='.length);
+  const xdg = environ.get('XDG_RUNTIME_DIR');
   return runtimeDir(xdg === undefined ? {} : { XDG_RUNTIME_DIR: xdg }, uid);
 }
 
 /** Running holders among `candidates` (default: every process). */
 export function findHolderProcesses(candidates?: readonly number[]): HolderProcess[] {
-  const pids = candidates ?? readdirSync(PROC_ROOT).filter((name) => /^\d+$/.test(name)).map(Number);
+  const pids = candidates ?? listPids();
   // No candidates (the exporter's usual scrape): no /proc/stat read for the boot time.
   if (pids.length === 0) return [];
-  const boot = bootTimeSeconds();
+  const boot = readBootTimeSeconds();
   return pids.map((pid) => identifyHolder(pid, boot)).filter((h): h is HolderProcess => h !== null);
 }
 

@@ -32,6 +32,11 @@ export function parseSize(input: string, what = 'size'): number {
 const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
 
 /** Human-readable bytes for text output (JSON always carries the integer). */
+/** `value` rounded up to a whole number of `multiple`s (bytes to pages, a length to its backing's page). */
+export function roundUp(value: number, multiple: number): number {
+  return Math.ceil(value / multiple) * multiple;
+}
+
 export function formatBytes(bytes: number): string {
   if (bytes < 0) return `-${formatBytes(-bytes)}`;
   if (bytes < 1024) return `${bytes} B`;

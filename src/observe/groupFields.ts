@@ -8,7 +8,7 @@ import { toJson, type Field, type JsonValue } from '../lib/fields.js';
 export const GROUP_BY_CHOICES = ['cgroup', 'unit', 'container', 'user'] as const;
 export type GroupByChoice = (typeof GROUP_BY_CHOICES)[number];
 
-function limitText(value: number | null, key: string): string {
+function rdmaLimitText(value: number | null, key: string): string {
   return value === null ? 'max' : key === 'mr_bytes' ? formatBytes(value) : String(value);
 }
 
@@ -20,7 +20,7 @@ export function rdmaText(devices: readonly RdmaDeviceRow[] | null): string | nul
   return devices
     .map((d) => {
       const keys = [...new Set([...Object.keys(d.current), ...Object.keys(d.max)])].sort((a, b) => (a === 'hca_object' ? -1 : b === 'hca_object' ? 1 : a.localeCompare(b)));
-      return [d.device, ...keys.map((k) => `${short[k] ?? k} ${d.current[k] ?? 0}/${limitText(d.max[k] ?? null, k)}`)].join(' ');
+      return [d.device, ...keys.map((k) => `${short[k] ?? k} ${d.current[k] ?? 0}/${rdmaLimitText(d.max[k] ?? null, k)}`)].join(' ');
     })
     .join('; ');
 }

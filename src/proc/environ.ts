@@ -2,8 +2,7 @@
 // the ptrace access check (same user, or root), like smaps. Later setenv() calls inside the process
 // do not show here: this is what the process was exec'd with, which is what libibverbs reads at start.
 
-import { procPath, procTry, type ProcPid } from './procfs.js';
-import { readFileSync } from 'node:fs';
+import { procPath, readProcText, type ProcPid } from './procfs.js';
 
 /** NAME=value entries separated by NUL; entries without '=' are kept with an empty value. */
 export function parseEnviron(text: string): Map<string, string> {
@@ -19,7 +18,6 @@ export function parseEnviron(text: string): Map<string, string> {
 
 /** null if the process is gone; throws ProcUnreadableError when not ours to read. */
 export function readEnviron(pid: ProcPid): Map<string, string> | null {
-  const path = procPath(pid, 'environ');
-  const text = procTry(path, () => readFileSync(path, 'latin1'));
+  const text = readProcText(procPath(pid, 'environ'));
   return text === null ? null : parseEnviron(text);
 }

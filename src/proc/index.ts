@@ -9,6 +9,8 @@ export * from './uringFdinfo.js';
 export * from './meminfo.js';
 export * from './stat.js';
 export * from './comm.js';
+export * from './cmdline.js';
+export * from './environ.js';
 export * from './pagemap.js';
 export * from './vm.js';
 export * from './passwd.js';

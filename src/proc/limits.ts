@@ -45,7 +45,7 @@ export function parseLimits(text: string): ProcessLimits {
 }
 
 /** Reads /proc/PID/limits (mode 0444, readable for any process). null if the process is gone. */
-export function readLimits(pid: ProcPid): ProcessLimits | null {
+export function readProcessLimits(pid: ProcPid): ProcessLimits | null {
   const text = readProcText(procPath(pid, 'limits'));
   return text === null ? null : parseLimits(text);
 }

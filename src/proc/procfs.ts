@@ -7,7 +7,7 @@
 //   - throws ProcUnreadableError when the kernel refuses (EACCES, EPERM), so a scan can count it.
 // Anything else (EIO, a bug) propagates unchanged.
 
-import { existsSync, openSync, readSync, closeSync, constants as fsConstants } from 'node:fs';
+import { existsSync, openSync, readdirSync, readSync, closeSync, constants as fsConstants } from 'node:fs';
 import { PermissionError } from '../lib/errors.js';
 
 export type ProcPid = number | 'self';
@@ -16,6 +16,16 @@ export const PROC_ROOT = '/proc';
 
 export function procPath(pid: ProcPid, file: string): string {
   return `${PROC_ROOT}/${pid}/${file}`;
+}
+
+/** The numeric entries of /proc: every process (thread group) the kernel lists. */
+export function listPids(): number[] {
+  const pids: number[] = [];
+  for (const name of readdirSync(PROC_ROOT)) {
+    const first = name.charCodeAt(0);
+    if (first >= 48 && first <= 57) pids.push(Number(name));
+  }
+  return pids;
 }
 
 /** The kernel refused to show this file (ptrace access check, hidepid, mode bits). */
@@ -223,7 +233,7 @@ export function kbFieldInBytes(bytes: Buffer, length: number, needle: Buffer): n
 }
 
 /** Value of `Key:<spaces/tabs>value` from a key/value /proc file, found without splitting lines. */
-export function fieldText(text: string, key: string): string | null {
+export function procFieldText(text: string, key: string): string | null {
   let at: number;
   if (text.startsWith(key + ':')) at = 0;
   else {
@@ -258,7 +268,7 @@ export function parseDecimalAt(text: string, from: number): number {
 
 /** `1234 kB` → bytes; null when the field is absent or not a number. */
 export function kbFieldBytes(text: string, key: string): number | null {
-  const value = fieldText(text, key);
+  const value = procFieldText(text, key);
   if (value === null) return null;
   const kb = parseDecimalAt(value, 0);
   return Number.isNaN(kb) ? null : kb * 1024;

@@ -10,10 +10,9 @@
 //                         readable, so for another user's process this is smaps and the fd directory
 //                         (ptrace access check / mode 0500) — i.e. only processes whose detail we tried.
 
-import { readdirSync } from 'node:fs';
-import { PROC_ROOT, ProcUnreadableError, isUnreadableError, kbFieldInBytes, procPath, readSmallProcBytes } from './procfs.js';
+import { ProcUnreadableError, listPids, isUnreadableError, kbFieldInBytes, procPath, readSmallProcBytes } from './procfs.js';
 import { parseStatus, type ProcessStatus } from './status.js';
-import { readLimits, type ProcessLimits } from './limits.js';
+import { readProcessLimits, type ProcessLimits } from './limits.js';
 import { readSmapsWithLayout, summarizeSmaps, type SmapsSummary, type SmapsVma } from './smaps.js';
 import { readUringInstances, type UringInstance } from './uringFdinfo.js';
 import { readMeminfo, type Meminfo } from './meminfo.js';
@@ -109,16 +108,6 @@ export interface ScanResult {
 const VM_LCK = Buffer.from('\nVmLck:');
 const VM_PIN = Buffer.from('\nVmPin:');
 
-/** The numeric entries of /proc: every process (thread group) the kernel lists. */
-export function listPids(): number[] {
-  const pids: number[] = [];
-  for (const name of readdirSync(PROC_ROOT)) {
-    const first = name.charCodeAt(0);
-    if (first >= 48 && first <= 57) pids.push(Number(name));
-  }
-  return pids;
-}
-
 /** Runs one detail reader; records a refusal instead of throwing. 'gone' = the process vanished. */
 function tryPart<T>(part: DetailPart, unreadable: DetailPart[], read: () => T | null): T | null | 'gone' {
   try {
@@ -164,7 +153,7 @@ export function fdPartOf(detail: ProcessDetail, unreadable: readonly DetailPart[
  * Returns 'gone' if the process disappeared.
  */
 export function readProcessDetail(pid: number, unreadable: DetailPart[], reuse: ReusedMappings | null = null, withLimits = true): ProcessDetail | 'gone' {
-  const limits = withLimits ? tryPart('limits', unreadable, () => readLimits(pid)) : null;
+  const limits = withLimits ? tryPart('limits', unreadable, () => readProcessLimits(pid)) : null;
   if (limits === 'gone') return 'gone';
   const smaps = reuse?.smaps ?? readSmapsPart(pid);
   if (smaps === 'gone') return 'gone';

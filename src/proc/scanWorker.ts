@@ -2,7 +2,8 @@
 // Runs while the parent is busy with something else (top loading ink), on another core.
 
 import { parentPort } from 'node:worker_threads';
-import { listPids, scanProcesses } from './scan.js';
+import { listPids } from './procfs.js';
+import { scanProcesses } from './scan.js';
 
 const pids = listPids();
 parentPort!.postMessage({ pids, result: scanProcesses({ onlyHolding: true, subset: pids }) });

@@ -1,13 +1,15 @@
 // /proc/PID/stat: one line, "pid (comm) state ppid ...". comm is up to 15 bytes of anything,
 // including spaces and ')', so the fields after it are found from the LAST ')' in the line.
 
-import { procPath, readProcText, type ProcPid } from './procfs.js';
+import { PROC_ROOT, procPath, readProcText, type ProcPid } from './procfs.js';
 
 export interface ProcessStat {
   pid: number;
   comm: string;
   state: string;
   ppid: number;
+  /** Per-process flags (PF_*; PF_EXITING 0x4: the process is exiting, its memory may already be gone). */
+  flags: number;
   /** User and system CPU time, in clock ticks (sysconf(_SC_CLK_TCK), 100 on Linux). */
   utimeTicks: number;
   stimeTicks: number;
@@ -28,6 +30,7 @@ export function parseStat(text: string): ProcessStat {
     comm: text.slice(open + 1, close),
     state: rest[0] ?? '?',
     ppid: field(4),
+    flags: field(9),
     utimeTicks: field(14),
     stimeTicks: field(15),
     startTimeTicks: field(22),
@@ -39,3 +42,16 @@ export function readStat(pid: ProcPid): ProcessStat | null {
   const text = readProcText(procPath(pid, 'stat'));
   return text === null ? null : parseStat(text);
 }
+
+/** A process that is exiting: PF_EXITING in stat's flags (its memory may already be released, its cmdline empty). */
+export const PF_EXITING = 0x4;
+
+/** /proc/stat's btime: when the machine booted, in seconds since the epoch; null when unreadable. */
+export function readBootTimeSeconds(): number | null {
+  const text = readProcText(`${PROC_ROOT}/stat`);
+  const match = text === null ? null : /^btime (\d+)$/m.exec(text);
+  return match ? Number(match[1]) : null;
+}
+
+/** USER_HZ, the unit of stat's times: 100 on every Linux architecture Node runs on. */
+export const CLOCK_TICKS_PER_SECOND = 100;

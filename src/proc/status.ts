@@ -2,7 +2,7 @@
 // (VmLck = mm->locked_vm from mlock, VmPin = mm->pinned_vm from long-term pins such as RDMA MRs
 // and io_uring fixed buffers).
 
-import { fieldText, kbFieldBytes, parseDecimalAt, procPath, readProcText, type ProcPid } from './procfs.js';
+import { procFieldText, kbFieldBytes, parseDecimalAt, procPath, readProcText, type ProcPid } from './procfs.js';
 
 export interface ProcessStatus {
   /** Command name (comm, at most 15 bytes), with the kernel's escapes (\n, \t, \\) undone. */
@@ -57,7 +57,7 @@ export function unescapeProcName(raw: string): string {
 }
 
 function idPair(text: string, key: string): [number, number] {
-  const value = fieldText(text, key);
+  const value = procFieldText(text, key);
   if (value === null) return [-1, -1];
   const real = parseDecimalAt(value, 0);
   const tab = value.indexOf('\t');
@@ -66,7 +66,7 @@ function idPair(text: string, key: string): [number, number] {
 }
 
 function intField(text: string, key: string, missing: number): number {
-  const value = fieldText(text, key);
+  const value = procFieldText(text, key);
   if (value === null) return missing;
   const n = parseDecimalAt(value, 0);
   return Number.isNaN(n) ? missing : n;
@@ -80,8 +80,8 @@ function nsPidList(value: string | null, pid: number): number[] {
 
 /** Parses /proc/PID/status text. Ids are -1 if absent (never seen in practice). */
 export function parseStatus(text: string): ProcessStatus {
-  const nameRaw = fieldText(text, 'Name') ?? '';
-  const stateText = fieldText(text, 'State');
+  const nameRaw = procFieldText(text, 'Name') ?? '';
+  const stateText = procFieldText(text, 'State');
   const state = stateText && stateText.length > 0 ? stateText[0]! : '?';
   const pid = intField(text, 'Pid', -1);
   const tgid = intField(text, 'Tgid', pid);
@@ -92,7 +92,7 @@ export function parseStatus(text: string): ProcessStatus {
   const pinned = kbFieldBytes(text, 'VmPin');
   const rss = kbFieldBytes(text, 'VmRSS');
   const hasMm = text.includes('\nVmSize:') || locked !== null || rss !== null;
-  const kthreadFlag = fieldText(text, 'Kthread');
+  const kthreadFlag = procFieldText(text, 'Kthread');
   const isKernelThread =
     kthreadFlag !== null ? kthreadFlag.startsWith('1') : !hasMm && state !== 'Z' && state !== 'X' && (ppid === 2 || pid === 2);
   return {
@@ -111,7 +111,7 @@ export function parseStatus(text: string): ProcessStatus {
     lockedBytes: locked ?? 0,
     pinnedBytes: pinned ?? 0,
     rssBytes: rss ?? 0,
-    nsPids: nsPidList(fieldText(text, 'NSpid'), pid),
+    nsPids: nsPidList(procFieldText(text, 'NSpid'), pid),
   };
 }
 
@@ -119,6 +119,26 @@ export function parseStatus(text: string): ProcessStatus {
 export function readStatus(pid: ProcPid): ProcessStatus | null {
   const text = readProcText(procPath(pid, 'status'));
   return text === null ? null : parseStatus(text);
+}
+
+/** Capability numbers (linux/capability.h) rdmactl asks about. */
+export const CAP_IPC_LOCK = 14;
+export const CAP_SYS_ADMIN = 21;
+
+/** A capability mask of status text (`CapEff:`, `CapBnd:`, … in hex); null when the line is absent. */
+export function parseCapMask(statusText: string, key: string): bigint | null {
+  const match = new RegExp(`^${key}:\\s*([0-9a-fA-F]+)$`, 'm').exec(statusText);
+  return match ? BigInt(`0x${match[1]}`) : null;
+}
+
+/** Whether capability `cap` is in `mask`. */
+export function hasCapabilityBit(mask: bigint, cap: number): boolean {
+  return ((mask >> BigInt(cap)) & 1n) === 1n;
+}
+
+/** Whether the process whose /proc/PID/status this is may exceed RLIMIT_MEMLOCK (CAP_IPC_LOCK effective: counted, not checked). */
+export function statusHasIpcLock(statusText: string): boolean {
+  return hasCapabilityBit(parseCapMask(statusText, 'CapEff') ?? 0n, CAP_IPC_LOCK);
 }
 
 /** A task id as the user gave it, resolved to the process it belongs to. */

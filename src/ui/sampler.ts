@@ -4,6 +4,11 @@
 // new snapshot is ready. Hooks read it through useSyncExternalStore; `top --json` uses it directly.
 
 import { collectStat, type ProcessRow, type StatReport } from '../observe/stat.js';
+import { collectGroupedStat, type GroupRow } from '../observe/cgroups.js';
+import { deviceSummary, heldSummary, TOP_FULL_SCAN_EVERY_MS, TOP_SMAPS_MAX_AGE_MS, type HeldApi } from './collectors.js';
+import { groupsJson, type GroupByChoice } from '../observe/groupFields.js';
+import { sortProcesses, statJson, type SortKey } from '../observe/statFields.js';
+import { IncrementalScanner } from '../proc/incremental.js';
 import type { DeviceSummary, DisplayRow, HeldSummary, Snapshot, SnapshotSource } from './types.js';
 
 export const DEFAULT_HISTORY = 300;
@@ -180,4 +185,41 @@ export class Sampler implements SnapshotSource {
   get isStopped(): boolean {
     return this.stopped;
   }
+}
+
+/**
+ * `top --json`: every snapshot a full scan, sorted like `stat --json`; with `by` (other than user),
+ * grouped from the same scan. `render` makes a snapshot's stat document.
+ */
+export function statStreamSampler(options: { intervalMs: number; sort: SortKey; by?: GroupByChoice | undefined }): { sampler: Sampler; render: (report: StatReport) => Record<string, unknown> } {
+  const by = options.by === 'user' ? undefined : options.by;
+  const groupsOf = new WeakMap<StatReport, GroupRow[]>();
+  const collect = () => {
+    let report: StatReport;
+    if (by) {
+      const grouped = collectGroupedStat(by);
+      report = grouped.report;
+      groupsOf.set(report, grouped.groups);
+    } else report = collectStat();
+    report.processes = sortProcesses(report.processes, options.sort);
+    return report;
+  };
+  const render = (report: StatReport) => (by ? { ...statJson(report), by, groups: groupsJson(groupsOf.get(report) ?? []) } : statJson(report));
+  return { sampler: new Sampler({ intervalMs: options.intervalMs, collect }), render };
+}
+
+/** The dashboard's scanner: it re-reads idle processes only when the kernel's pin counters moved (or every 10 s). */
+export function dashboardScanner(): IncrementalScanner {
+  return new IncrementalScanner({ fullScanEveryMs: TOP_FULL_SCAN_EVERY_MS, smapsMaxAgeMs: TOP_SMAPS_MAX_AGE_MS });
+}
+
+/** The dashboard's sampler over `scanner`: unsorted (the dashboard sorts its rows by the key the user picks), with devices and held registrations. */
+export function dashboardSampler(intervalMs: number, scanner: IncrementalScanner, held: HeldApi): Sampler {
+  let holderPids: number[] = [];
+  const collect = () => {
+    const scan = scanner.scan();
+    holderPids = scan.processes.filter((p) => p.name === held.HOLDER_PROCESS_NAME).map((p) => p.pid);
+    return collectStat({}, scan);
+  };
+  return new Sampler({ intervalMs, collect, devices: deviceSummary, held: heldSummary(held, () => holderPids) });
 }

@@ -82,7 +82,7 @@ export interface DashboardDeregOutcome {
   message: string;
 }
 
-/** Work the dashboard asks for; implemented outside React (src/commands/top.ts). */
+/** Work the dashboard asks for; implemented outside React (src/ui/collectors.ts). */
 export interface DashboardActions {
   loadDetail(pid: number): ProcessDetailView;
   /** Deregister these held registrations (ids of one process). */

@@ -232,12 +232,32 @@ describe('only src/program.ts imports command files', () => {
   });
 });
 
-describe('/proc is read through src/proc', () => {
-  it('no command file reads /proc paths itself', () => {
+describe('/proc and sysfs are read through src/proc', () => {
+  // A whole /proc or /sys path as a string literal is a read, except the `file` an evidence record
+  // names; messages that mention a path (with words around it) are not. Nor may a file build paths
+  // from src/proc's roots itself. src/ffi is exempt: it holds the syscalls.
+  const PATH_LITERAL = /(?<!\bfile:\s*)(['"`])\/(?:proc|sys)(?:\/[^\s'"`]*)?\1/;
+  const PROC_ROOTS = /\b(?:PROC_ROOT|NODE_ROOT|INFINIBAND_CLASS)\b/;
+
+  it('no file outside src/proc and src/ffi reads /proc or /sys paths itself', () => {
     const offenders: string[] = [];
-    for (const file of sourceFiles(path.join(SRC, 'commands'))) {
-      if (/['"`]\/proc\//.test(readFileSync(file, 'utf8'))) offenders.push(path.relative(SRC, file));
+    for (const file of sourceFiles(SRC)) {
+      const rel = path.relative(SRC, file);
+      if (rel.startsWith('proc/') || rel.startsWith('ffi/')) continue;
+      const text = readFileSync(file, 'utf8');
+      const literal = PATH_LITERAL.exec(text);
+      if (literal) offenders.push(`${rel}: ${literal[0]}`);
+      const root = PROC_ROOTS.exec(text);
+      if (root) offenders.push(`${rel}: ${root[0]}`);
     }
     expect(offenders).toEqual([]);
+  });
+
+  it('the rule catches a read and lets evidence and messages be', () => {
+    expect(PATH_LITERAL.test("readdirSync('/sys/class/infiniband')")).toBe(true);
+    expect(PATH_LITERAL.test("for (const name of readdirSync('/proc'))")).toBe(true);
+    expect(PATH_LITERAL.test('openSync(`/proc/${pid}/mem`)')).toBe(true);
+    expect(PATH_LITERAL.test("{ file: '/proc/meminfo' }")).toBe(false);
+    expect(PATH_LITERAL.test('`/proc/${pid}/cgroup is gone (the process exited)`')).toBe(false);
   });
 });

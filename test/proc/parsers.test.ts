@@ -281,6 +281,7 @@ describe('parseStat', () => {
       comm: 'a) (b',
       state: 'S',
       ppid: 4100,
+      flags: 4194560,
       utimeTicks: 7,
       stimeTicks: 3,
       startTimeTicks: 123456,

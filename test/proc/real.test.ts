@@ -6,7 +6,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readStatus } from '../../src/proc/status.js';
-import { readLimits } from '../../src/proc/limits.js';
+import { readProcessLimits } from '../../src/proc/limits.js';
 import { isDontFork, isLocked, isWipeOnFork, readSmaps } from '../../src/proc/smaps.js';
 import { findIoUringFds, readUringInstances } from '../../src/proc/uringFdinfo.js';
 import { readStat } from '../../src/proc/stat.js';
@@ -62,7 +62,7 @@ describe.skipIf(!cc || !isRoot)('real kernel', () => {
     expect(snapshot!.detail).not.toBeNull();
     expect(snapshot!.detail!.smaps!.lockedBytes).toBe(MiB);
     expect(snapshot!.detail!.uringRegisteredBytes).toBe(2 * MiB);
-    expect(snapshot!.detail!.memlock).toEqual(readLimits(pinner.pid)!.lockedMemory);
+    expect(snapshot!.detail!.memlock).toEqual(readProcessLimits(pinner.pid)!.lockedMemory);
   });
 
   it('smaps shows lo (and dc, wf) on the mlocked range', () => {
@@ -125,7 +125,7 @@ describe.skipIf(!cc || !isRoot)('real kernel', () => {
     await brief.stop();
     expect(readStatus(pid)).toBeNull();
     expect(readStat(pid)).toBeNull();
-    expect(readLimits(pid)).toBeNull();
+    expect(readProcessLimits(pid)).toBeNull();
     expect(readSmaps(pid)).toBeNull();
     expect(readUringInstances(pid)).toBeNull();
     expect(readPagemap(pid, 0x400000, 1)).toBeNull();

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { ProcUnreadableError, procTry, readProcText } from '../../src/proc/procfs.js';
 import { readStatus } from '../../src/proc/status.js';
 import { readStat } from '../../src/proc/stat.js';
-import { readLimits } from '../../src/proc/limits.js';
+import { readProcessLimits } from '../../src/proc/limits.js';
 import { readSmaps } from '../../src/proc/smaps.js';
 import { readVmaCount } from '../../src/proc/vm.js';
 import { pageSize, readPagemap } from '../../src/proc/pagemap.js';
@@ -25,7 +25,7 @@ describe("readers on 'self'", () => {
   });
 
   it('limits, smaps, VMA count, io_uring list and pagemap', () => {
-    expect(readLimits('self')!.lockedMemory).not.toBeNull();
+    expect(readProcessLimits('self')!.lockedMemory).not.toBeNull();
     const vmas = readSmaps('self')!;
     expect(vmas.length).toBeGreaterThan(10);
     expect(vmas.some((v) => v.pathname === '[stack]')).toBe(true);

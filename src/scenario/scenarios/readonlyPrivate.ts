@@ -7,7 +7,8 @@
 // its fd — what the process, the device and the file read: a device on the page-cache page sees the
 // file's new bytes, a device on a private copy keeps the old ones.
 
-import { allocateBuffer, roundUp } from '../../engine/buffer.js';
+import { allocateBuffer } from '../../engine/buffer.js';
+import { roundUp } from '../../lib/size.js';
 import { register, type RegistrationSet } from '../../engine/register.js';
 import type { MappedBuffer } from '../../engine/types.js';
 import { view } from '../../ffi/libc.js';

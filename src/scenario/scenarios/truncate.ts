@@ -10,7 +10,8 @@
 // tracking), the refusal and its errno are the verdict.
 
 import { closeSync, ftruncateSync } from 'node:fs';
-import { allocateBuffer, roundUp } from '../../engine/buffer.js';
+import { allocateBuffer } from '../../engine/buffer.js';
+import { roundUp } from '../../lib/size.js';
 import { register, type RegistrationSet } from '../../engine/register.js';
 import type { MappedBuffer } from '../../engine/types.js';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, fallocate, memfdCreate } from '../../ffi/libc.js';
