@@ -11,7 +11,7 @@ import { toJson, type Field } from '../lib/fields.js';
 import { addOutputOptions, jsonDocument, outputView, type OutputFlags, type OutputView } from '../lib/output.js';
 import { DURATION_HELP, SIZE_HELP, parseCount, parseDuration, parseSize } from '../lib/size.js';
 import { waitForRelease } from '../lib/hold.js';
-import { spawnHolder, type PendingHolder } from '../held/holder.js';
+import { spawnHolder, type PendingHolder } from '../held/starter.js';
 
 /** For completion; loaded only then (the verbs bindings are not needed to start `reg`). */
 const accessFlagNames = async (): Promise<string[]> => Object.keys((await import('../engine/verbs/access.js')).ACCESS_FLAGS);

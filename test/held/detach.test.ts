@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { HELD_RECORD_VERSION, listHeld, removeStale, writeHeld, type HeldRecord } from '../../src/held/store.js';
-import { holderMainPath } from '../../src/held/holder.js';
+import { holderMainPath } from '../../src/held/starter.js';
 import { jsonLines, rdmactl } from '../helpers/run.js';
 import { statusKb } from '../helpers/proc.js';
 import { BIN, UNPRIVILEGED, builtOrThrow, unprivilegedUnavailable } from '../helpers/spawn.js';

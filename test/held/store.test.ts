@@ -8,7 +8,8 @@ import {
   HELD_RECORD_VERSION, ensureRuntimeDir, existingRuntimeDir, isHolderCommandLine, listHeld, parseHeldRecord, readHeld, removeHeld, removeStale, runtimeDir,
   verifyHolder, writeHeld, type HeldRecord,
 } from '../../src/held/store.js';
-import { holderExitFailure, parseHolderAnswer, parseHolderRequest, type HolderRequest } from '../../src/held/holder.js';
+import { parseHolderAnswer, parseHolderRequest, type HolderRequest } from '../../src/held/protocol.js';
+import { holderExitFailure } from '../../src/held/starter.js';
 import { failureError, failureOf } from '../../src/lib/failure.js';
 import { EXIT, PermissionError, RdmactlError, UsageError } from '../../src/lib/errors.js';
 import { SyscallError } from '../../src/ffi/errno.js';
