@@ -1,6 +1,12 @@
-// The detached holder process (holderMain.ts; started by starter.ts, protocol in protocol.ts).
+// The holder process (holderMain.ts; started by starter.ts, protocol in protocol.ts): registers in
+// a process of its own, for `reg --detach` (detached) or for a command that needs the registration in
+// a child it can watch and kill (attached: `doctor --try`, scenario exit).
 //
-// Holder (runHolder): names itself rdmactl-holder before anything else (a process scan finds it by
+// Both: read the request, set their own oom_score_adj when asked (before anything is registered),
+// register, answer. An attached holder then holds until its starter closes its stdin (or dies: the
+// kernel closes the pipe), releases and exits 0; it keeps its name and writes no record.
+//
+// Detached holder: names itself rdmactl-holder before anything else (a process scan finds it by
 // name even without a record), reads the request, registers, listens for SIGTERM/SIGINT, writes its
 // record, answers, then blocks reading stdin for the acknowledgement. "ack" → it points fds 0–2 at
 // /dev/null, ignores SIGHUP and holds until SIGTERM/SIGINT or the --for deadline, releases, removes its
@@ -10,15 +16,16 @@
 // stdout. The same holds before the answer: a starter that died leaves the holder an EOF instead of a
 // request (it exits without registering) or a closed stdout for its answer (EPIPE: it releases).
 
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync, writeFileSync } from 'node:fs';
 import { writeAllSync } from '../lib/context.js';
 import { EXIT, RdmactlError, type ExitCode } from '../lib/errors.js';
 import { failureOf } from '../lib/failure.js';
 import { register } from '../engine/register.js';
 import { reportRegistrations, type RegistrationSetReport } from '../engine/report.js';
+import { errorCode, procPath } from '../proc/procfs.js';
 import { readStat } from '../proc/stat.js';
 import { setThreadName } from '../ffi/libc.js';
-import { parseHolderRequest, type HeldRecordWithRegistration, type HolderAnswer, type HolderRequest } from './protocol.js';
+import { HOLDER_ATTACHED_FLAG, parseHolderRequest, type AttachedAnswer, type HeldRecordWithRegistration, type HolderAnswer, type HolderRequest } from './protocol.js';
 import {
   HOLDER_PROCESS_NAME, HOLDER_TOKEN_FLAG, effectiveUid, holderIdOf, removeHeld, writeHeld, type StoreOptions,
 } from './store.js';
@@ -194,15 +201,49 @@ function tokenArgument(argv: readonly string[]): string | null {
   return flag === HOLDER_TOKEN_FLAG && token !== undefined && holderIdOf(token) !== null && argv.length === 2 ? token : null;
 }
 
+/** How the holder was started: detached (`--holder-token TOKEN`), attached (`--attached`), or not by rdmactl (null). */
+function modeOf(argv: readonly string[]): { detached: true; token: string } | { detached: false } | null {
+  if (argv.length === 1 && argv[0] === HOLDER_ATTACHED_FLAG) return { detached: false };
+  const token = tokenArgument(argv);
+  return token === null ? null : { detached: true, token };
+}
+
+/** Sets this process's own oom_score_adj (raising it needs no privilege). */
+function setOwnOomScoreAdj(value: number): void {
+  try {
+    writeFileSync(procPath('self', 'oom_score_adj'), `${value}\n`);
+  } catch (err) {
+    throw new RdmactlError(`cannot set the holder's oom_score_adj to ${value}: ${errorCode(err) ?? (err as Error).message}`, EXIT.FAILURE, [], { cause: err });
+  }
+}
+
 /**
- * The holder process (holderMain.js): reads the request, registers, records, answers, holds.
- * Returns the exit status. Failures before the answer are answered ({ok: false}); later ones can
- * only go to stderr (the starter is gone or no longer listening) and end with status 1.
+ * An attached holder's life after a successful registration: answer with the registration, then hold
+ * until the starter closes the pipe. Returns when it has; the caller releases.
+ */
+function holdAttached(registration: RegistrationSetReport, input: StarterLines, answered: () => void): void {
+  try {
+    const answer: AttachedAnswer = { ok: true, registration };
+    writeAllSync(1, `${JSON.stringify(answer)}\n`);
+  } catch (err) {
+    throw new RdmactlError(`could not report the registration to the command that started this holder (${(err as Error).message}); released it`);
+  } finally {
+    answered();
+  }
+  while (input.next() !== null) {
+    // nothing is asked of an attached holder after its answer: it waits for end of file
+  }
+}
+
+/**
+ * The holder process (holderMain.js): reads the request, registers, answers, holds (detached: records
+ * first). Returns the exit status. Failures before the answer are answered ({ok: false}); later ones
+ * can only go to stderr (the starter is gone or no longer listening) and end with status 1.
  */
 export async function runHolder(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<ExitCode> {
-  nameHolderProcess();
-  const token = tokenArgument(argv);
-  if (token === null) {
+  const mode = modeOf(argv);
+  if (mode?.detached !== false) nameHolderProcess();
+  if (mode === null) {
     writeAllSync(2, `rdmactl: the holder program is started by \`rdmactl reg --detach\`, not by hand\n`);
     return EXIT.USAGE;
   }
@@ -212,7 +253,7 @@ export async function runHolder(argv: readonly string[], env: NodeJS.ProcessEnv 
     const failure = failureOf(err);
     try {
       if (answered) throw new Error('already answered');
-      const answer: HolderAnswer = { ok: false, error: failure };
+      const answer: HolderAnswer | AttachedAnswer = { ok: false, error: failure };
       writeAllSync(1, `${JSON.stringify(answer)}\n`);
     } catch {
       try { writeAllSync(2, `rdmactl: ${failure.message}\n`); } catch { /* stderr gone too: the status remains */ }
@@ -227,12 +268,18 @@ export async function runHolder(argv: readonly string[], env: NodeJS.ProcessEnv 
   } catch {
     request = null;
   }
-  if (request === null) return fail(new RdmactlError('the holder received a malformed request'));
+  if (request === null || (!mode.detached && request.holdMillis !== null)) return fail(new RdmactlError('the holder received a malformed request'));
   try {
+    if (request.oomScoreAdj !== undefined) setOwnOomScoreAdj(request.oomScoreAdj);
     using set = await register(request.options);
-    // Awaited here, inside the `using` scope: the registration is released when holding ends, or on any failure.
+    const registration = reportRegistrations(set, request.backendRequested);
+    // Inside the `using` scope: the registration is released when holding ends, or on any failure.
+    if (!mode.detached) {
+      holdAttached(registration, input, () => { answered = true; });
+      return EXIT.OK;
+    }
     await holdDetached({
-      holdable: set, token, registration: reportRegistrations(set, request.backendRequested), holdMillis: request.holdMillis, env, input,
+      holdable: set, token: mode.token, registration, holdMillis: request.holdMillis, env, input,
       answered: () => { answered = true; },
     });
     return EXIT.OK;

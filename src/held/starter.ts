@@ -1,23 +1,32 @@
-// Starting a detached holder: `rdmactl reg … --detach` (see protocol.ts for the lines exchanged).
+// Starting a holder (the lines exchanged are in protocol.ts): the one way rdmactl registers in a
+// child process.
 //
-// Starter (spawnHolder): validates the options itself (size, count, backend, access flags: a usage
-// error never starts a process), then runs `node dist/held/holderMain.cjs --holder-token TOKEN` (or
-// holderMain.js when the CommonJS bundle was not built) in its
-// own session (setsid: no controlling terminal, so closing the terminal sends it no SIGHUP), with pipes
-// on stdin, stdout and stderr, and writes the request — the validated options as one JSON line — on
-// the holder's stdin. The holder answers with exactly one JSON line on stdout,
-// so the starter rethrows the holder's error as is (same message, hints and exit code) and prints the
-// record (text or JSON, both derived from its typed registration) without parsing any text. Only when
-// that print succeeded does it send "ack" on the holder's stdin. A holder that exits without a line
-// (killed, crashed) is reported with its exit status and the first line of its stderr.
+// launchHolder runs `node dist/held/holderMain.cjs ARGS` (or holderMain.js when the CommonJS bundle
+// was not built) with pipes on stdin, stdout and stderr, writes the request as one JSON line on its
+// stdin and resolves with the holder's one line, or with how it ended without one (its exit status
+// and stderr: killed, crashed). Callers parse the line with the protocol's parsers and rethrow a
+// holder's error as is (same message, hints, exit code and errno), never reading any text back.
+//
+// spawnHolder (`reg --detach`): validates the options itself first (size, count, backend, access
+// flags: a usage error never starts a process), starts the holder in its own session (setsid: no
+// controlling terminal, so closing the terminal sends it no SIGHUP) and resolves once it holds and has
+// recorded. reg prints the record (text or JSON, both derived from its typed registration); only when
+// that print succeeded does it send "ack" on the holder's stdin.
+//
+// startAttachedHolder (`doctor --try`, scenario exit): the holder stays in our session and holds
+// while we keep its stdin open; release() closes it, kill() sends SIGKILL.
 
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import type { Readable, Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import type { RegistrationSetReport } from '../engine/report.js';
 import { RdmactlError } from '../lib/errors.js';
-import { failureError } from '../lib/failure.js';
-import { parseHolderAnswer, type HeldRecordWithRegistration, type HolderAnswer, type HolderRequest } from './protocol.js';
+import { failureError, type Failure } from '../lib/failure.js';
+import {
+  HOLDER_ATTACHED_FLAG, parseAttachedAnswer, parseHolderAnswer, type HeldRecordWithRegistration, type HolderRequest,
+} from './protocol.js';
 import { HOLDER_PROGRAMS, HOLDER_TOKEN_FLAG, ensureRuntimeDir } from './store.js';
 
 /**
@@ -33,47 +42,60 @@ export function newHolderToken(): string {
   return randomBytes(8).toString('hex');
 }
 
-export interface SpawnHolderOptions {
-  request: HolderRequest;
-  env: NodeJS.ProcessEnv;
-  token?: string;
+/** How a holder ended without answering. */
+export interface HolderExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+}
+
+/** The first line of what a holder wrote on stderr, without the "rdmactl: " prefix ('' when nothing). */
+export function holderStderrLine(stderr: string): string {
+  return stderr.trim() === '' ? '' : stderr.trim().split('\n')[0]!.replace(/^rdmactl: /, '');
 }
 
 /** What a holder that exited without answering leaves the starter to say. */
 export function holderExitFailure(stderr: string, code: number | null, signal: NodeJS.Signals | null): RdmactlError {
   const how = signal !== null ? `was killed by ${signal}` : `exited with status ${code}`;
-  const first = stderr.trim() === '' ? '' : `: ${stderr.trim().split('\n')[0]!.replace(/^rdmactl: /, '')}`;
-  return new RdmactlError(`the holder process ${how} before it held the registration${first}`);
-}
-
-/** A holder that has registered and reported, waiting to learn whether its id was delivered. */
-export interface PendingHolder {
-  record: HeldRecordWithRegistration;
-  /** The id reached stdout: tell the holder to keep the registration. */
-  confirm(): Promise<void>;
-  /** The id did not reach anyone: the holder releases and exits; resolves once it has exited. */
-  abort(): Promise<void>;
+  const first = holderStderrLine(stderr);
+  return new RdmactlError(`the holder process ${how} before it held the registration${first === '' ? '' : `: ${first}`}`);
 }
 
 /** How long a holder told to release (or that failed) may take to exit before it is killed (release + record removal take ms). */
 const EXIT_GRACE_MS = 10_000;
 
-/** Starts a holder and resolves once it holds; rejects with the holder's own error if it could not. */
-export function spawnHolder(options: SpawnHolderOptions): Promise<PendingHolder> {
-  ensureRuntimeDir({ env: options.env }); // refuse an unsafe directory before registering anything
-  const token = options.token ?? newHolderToken();
-  const child = spawn(process.execPath, [holderMainPath(), HOLDER_TOKEN_FLAG, token], {
-    detached: true,
-    stdio: ['pipe', 'pipe', 'pipe'],
-    env: options.env,
-  });
+interface LaunchOptions {
+  env: NodeJS.ProcessEnv;
+  /** In a session of its own (setsid). */
+  detached: boolean;
+  /** Our fds the holder inherits as its fds 3, 4, … */
+  inheritFds?: readonly number[];
+  /** Killed, and the start rejected, when it has not answered by then. */
+  answerWithinMs?: number;
+}
+
+/** A started holder process. */
+interface LaunchedHolder {
+  child: ChildProcess & { stdin: Writable; stdout: Readable; stderr: Readable };
+  /** Its one line, or how it ended without one. Rejects when it cannot be started or does not answer in time. */
+  reply: Promise<{ line: string } | { exit: HolderExit }>;
+  /** Resolves once it has exited. */
+  exited: Promise<void>;
+  hasExited(): boolean;
+  /** Closes its stdin (release) and waits for it to exit; kills it if that takes too long. */
+  endAndWait(): Promise<void>;
+}
+
+function launchHolder(args: readonly string[], request: HolderRequest, options: LaunchOptions): LaunchedHolder {
+  const stdio: StdioOptions = ['pipe', 'pipe', 'pipe', ...(options.inheritFds ?? [])];
+  const child = spawn(process.execPath, [holderMainPath(), ...args], { detached: options.detached, stdio, env: options.env }) as LaunchedHolder['child'];
   // The holder's stdin carries the request, then the acknowledgement; an EPIPE on it means the holder is gone.
   child.stdin.on('error', () => undefined);
-  child.stdin.write(`${JSON.stringify(options.request)}\n`);
+  child.stdin.write(`${JSON.stringify(request)}\n`);
   let exited = false;
   const exit = new Promise<void>((resolve) => child.once('exit', () => { exited = true; resolve(); }));
-  /** Waits for the holder to exit (it is releasing, or failed); kills it if it takes too long. */
-  const exitOrKill = async (): Promise<void> => {
+  const endAndWait = async (): Promise<void> => {
+    child.stdin.end();
     const timer = setTimeout(() => child.kill('SIGKILL'), EXIT_GRACE_MS);
     try {
       await exit;
@@ -81,36 +103,21 @@ export function spawnHolder(options: SpawnHolderOptions): Promise<PendingHolder>
       clearTimeout(timer);
     }
   };
-  const pending = (record: HeldRecordWithRegistration): PendingHolder => ({
-    record,
-    confirm: () => new Promise<void>((resolve, reject) => {
-      child.stdin.end('ack\n', () => {
-        // Written into the pipe: the holder reads it even if we exit now.
-        if (exited) reject(new RdmactlError(`the holder process (pid ${record.pid}) exited before it was told to keep the registration`));
-        else {
-          child.unref();
-          resolve();
-        }
-      });
-    }),
-    abort: async () => {
-      child.stdin.end(); // EOF without "ack": release
-      await exitOrKill();
-    },
-  });
-  return new Promise<PendingHolder>((resolve, reject) => {
+  const reply = new Promise<{ line: string } | { exit: HolderExit }>((resolve, reject) => {
     let out = '';
     let err = '';
     let settled = false;
+    const timer = options.answerWithinMs === undefined ? undefined : setTimeout(() => {
+      if (settled) return;
+      settle();
+      child.kill('SIGKILL');
+      reject(new RdmactlError(`the holder process did not answer within ${options.answerWithinMs! / 1000} s`));
+    }, options.answerWithinMs);
     const settle = (): void => {
       settled = true;
+      clearTimeout(timer);
       child.stdout.destroy();
       child.stderr.destroy();
-    };
-    const fail = async (error: RdmactlError): Promise<void> => {
-      child.stdin.end(); // whatever it holds, nobody will know its id: it releases and exits
-      await exitOrKill();
-      reject(error);
     };
     child.stdout.setEncoding('utf8');
     child.stderr.setEncoding('utf8');
@@ -120,15 +127,7 @@ export function spawnHolder(options: SpawnHolderOptions): Promise<PendingHolder>
       const nl = out.indexOf('\n');
       if (nl < 0) return;
       settle();
-      let answer: HolderAnswer | null;
-      try {
-        answer = parseHolderAnswer(JSON.parse(out.slice(0, nl)));
-      } catch {
-        answer = null;
-      }
-      if (answer === null) void fail(new RdmactlError(`the holder process answered something unexpected: ${out.slice(0, Math.min(nl, 200))}`));
-      else if (!answer.ok) void fail(failureError(answer.error));
-      else resolve(pending(answer.record));
+      resolve({ line: out.slice(0, nl) });
     });
     child.stderr.on('data', (chunk: string) => { err += chunk; });
     child.once('error', (error) => {
@@ -140,7 +139,117 @@ export function spawnHolder(options: SpawnHolderOptions): Promise<PendingHolder>
     child.once('close', (code, signal) => {
       if (settled) return;
       settle();
-      reject(holderExitFailure(err, code, signal));
+      resolve({ exit: { code, signal, stderr: err } });
     });
   });
+  return { child, reply, exited: exit, hasExited: () => exited, endAndWait };
+}
+
+/** The holder's line through a protocol parser; null when it is not JSON or not an answer. */
+function parsedLine<T>(line: string, parse: (value: unknown) => T | null): T | null {
+  try {
+    return parse(JSON.parse(line));
+  } catch {
+    return null;
+  }
+}
+
+const unexpectedAnswer = (line: string): RdmactlError => new RdmactlError(`the holder process answered something unexpected: ${line.slice(0, 200)}`);
+
+export interface SpawnHolderOptions {
+  request: HolderRequest;
+  env: NodeJS.ProcessEnv;
+  token?: string;
+}
+
+/** A holder that has registered and reported, waiting to learn whether its id was delivered. */
+export interface PendingHolder {
+  record: HeldRecordWithRegistration;
+  /** The id reached stdout: tell the holder to keep the registration. */
+  confirm(): Promise<void>;
+  /** The id did not reach anyone: the holder releases and exits; resolves once it has exited. */
+  abort(): Promise<void>;
+}
+
+/** Starts a detached holder and resolves once it holds; rejects with the holder's own error if it could not. */
+export async function spawnHolder(options: SpawnHolderOptions): Promise<PendingHolder> {
+  ensureRuntimeDir({ env: options.env }); // refuse an unsafe directory before registering anything
+  const token = options.token ?? newHolderToken();
+  const holder = launchHolder([HOLDER_TOKEN_FLAG, token], options.request, { env: options.env, detached: true });
+  const reply = await holder.reply;
+  if ('exit' in reply) throw holderExitFailure(reply.exit.stderr, reply.exit.code, reply.exit.signal);
+  const answer = parsedLine(reply.line, parseHolderAnswer);
+  if (answer === null || !answer.ok) {
+    await holder.endAndWait(); // whatever it holds, nobody will know its id: it releases and exits
+    throw answer === null ? unexpectedAnswer(reply.line) : failureError(answer.error);
+  }
+  const { record } = answer;
+  return {
+    record,
+    confirm: () => new Promise<void>((resolve, reject) => {
+      holder.child.stdin.end('ack\n', () => {
+        // Written into the pipe: the holder reads it even if we exit now.
+        if (holder.hasExited()) reject(new RdmactlError(`the holder process (pid ${record.pid}) exited before it was told to keep the registration`));
+        else {
+          holder.child.unref();
+          resolve();
+        }
+      });
+    }),
+    abort: () => holder.endAndWait(), // EOF without "ack": release
+  };
+}
+
+/** A child holding a registration for us, as long as we keep its stdin open. */
+export interface AttachedHolder {
+  pid: number;
+  registration: RegistrationSetReport;
+  /** SIGKILL: no user-space cleanup runs in it. */
+  kill(): void;
+  /** End of file on its stdin: it releases and exits; resolves once it has exited (killed if it takes too long). */
+  release(): Promise<void>;
+  /** Resolves once it has exited. */
+  exited: Promise<void>;
+}
+
+/** How an attached start went: holding, refused with the holder's own failure, or ended without answering. */
+export type AttachedStart = { ok: true; holder: AttachedHolder } | { ok: false; failure: Failure } | { ok: false; exit: HolderExit };
+
+export interface StartAttachedOptions {
+  request: HolderRequest;
+  env: NodeJS.ProcessEnv;
+  inheritFds?: readonly number[];
+  answerWithinMs?: number;
+}
+
+/**
+ * Starts an attached holder and resolves once it holds, or once it has exited without holding. Rejects
+ * only when it cannot be started, does not answer in time, or answers something that is no answer.
+ */
+export async function startAttachedHolder(options: StartAttachedOptions): Promise<AttachedStart> {
+  const holder = launchHolder([HOLDER_ATTACHED_FLAG], { ...options.request, holdMillis: null }, {
+    env: options.env, detached: false, ...(options.inheritFds ? { inheritFds: options.inheritFds } : {}),
+    ...(options.answerWithinMs !== undefined ? { answerWithinMs: options.answerWithinMs } : {}),
+  });
+  const reply = await holder.reply;
+  if ('exit' in reply) return { ok: false, exit: reply.exit };
+  const answer = parsedLine(reply.line, parseAttachedAnswer);
+  if (answer === null || !answer.ok) {
+    await holder.endAndWait();
+    if (answer === null) throw unexpectedAnswer(reply.line);
+    return { ok: false, failure: answer.error };
+  }
+  return {
+    ok: true,
+    holder: {
+      pid: holder.child.pid!, registration: answer.registration, exited: holder.exited,
+      kill: () => { holder.child.kill('SIGKILL'); },
+      release: () => holder.endAndWait(),
+    },
+  };
+}
+
+/** The error for an attached start that did not end up holding: the holder's own, or how it ended. */
+export function attachedStartError(start: Exclude<AttachedStart, { ok: true }>): RdmactlError {
+  return 'failure' in start ? failureError(start.failure) : holderExitFailure(start.exit.stderr, start.exit.code, start.exit.signal);
 }
