@@ -194,8 +194,8 @@ JSON (--json): one line per event, {"host","schema":"rdmactl.reg/1","event":"reg
       const backend = await resolveBackend(flags.backend, ctx, false);
       let access: number | undefined;
       if (backend === 'verbs') {
-        const { parseAccessFlags } = await import('../engine/verbs/access.js');
-        access = parseAccessFlags(flags.access ?? (flags.readOnly ? 'remote-read' : 'local-write,remote-write,remote-read'));
+        const { defaultAccessText, parseAccessFlags } = await import('../engine/verbs/access.js');
+        access = parseAccessFlags(flags.access ?? defaultAccessText(flags.readOnly ?? false));
       } else if (flags.access !== undefined) {
         throw new UsageError(`--access applies to --backend verbs only (backend is ${backend})`);
       }
