@@ -87,7 +87,7 @@ With --size and --backend, predict whether that registration succeeds and name t
     .addOption(new Option('-b, --backend <name>', 'with --size: how it would be registered').choices([...BACKENDS]))
     .addOption(new Option('--backing <kind>', 'with --size: what backs the buffer').choices([...BACKINGS]).default('anon'))
     .option('-a, --access <flags>', 'with --backend verbs: access flags as for reg (on-demand checks ODP)')
-    .option('--try', 'also really register it (rdmactl reg in a child with this shell\'s limits and credentials) and compare with the prediction')
+    .option('--try', 'also really register it (in a child, as rdmactl reg does, with this shell\'s limits and credentials) and compare with the prediction')
     .option('--root <dir>', 'read /etc/security/limits.conf, limits.d, passwd and group under DIR (an image or chroot) as if DIR were /: links stay inside DIR; only regular files up to 1 MiB (passwd, group 64 MiB) are read, others are named on stderr and skipped', '/')
     .option('--json', 'print JSON: { target, request, findings: [...], prediction, try, counts, failed }')
     .addHelpText('after', `

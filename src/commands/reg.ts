@@ -11,7 +11,7 @@ import { toJson, type Field } from '../lib/fields.js';
 import { addOutputOptions, jsonDocument, outputView, type OutputFlags, type OutputView } from '../lib/output.js';
 import { DURATION_HELP, SIZE_HELP, parseCount, parseDuration, parseSize } from '../lib/size.js';
 import { waitForRelease } from '../lib/hold.js';
-import { spawnHolder, type PendingHolder } from '../held/holder.js';
+import { spawnHolder, type PendingHolder } from '../held/starter.js';
 
 /** For completion; loaded only then (the verbs bindings are not needed to start `reg`). */
 const accessFlagNames = async (): Promise<string[]> => Object.keys((await import('../engine/verbs/access.js')).ACCESS_FLAGS);
@@ -194,8 +194,8 @@ JSON (--json): one line per event, {"host","schema":"rdmactl.reg/1","event":"reg
       const backend = await resolveBackend(flags.backend, ctx, false);
       let access: number | undefined;
       if (backend === 'verbs') {
-        const { parseAccessFlags } = await import('../engine/verbs/access.js');
-        access = parseAccessFlags(flags.access ?? (flags.readOnly ? 'remote-read' : 'local-write,remote-write,remote-read'));
+        const { defaultAccessText, parseAccessFlags } = await import('../engine/verbs/access.js');
+        access = parseAccessFlags(flags.access ?? defaultAccessText(flags.readOnly ?? false));
       } else if (flags.access !== undefined) {
         throw new UsageError(`--access applies to --backend verbs only (backend is ${backend})`);
       }

@@ -58,7 +58,7 @@ export async function runDoctor(options: RunDoctorOptions): Promise<DoctorReport
     if (prediction.cause === 'machine.available') {
       findings.push(skipped('try.outcome', 'not tried: the request is larger than MemAvailable and could start the OOM killer'));
     } else {
-      tried = tryRegistration(options.request, options.accessText, options.env);
+      tried = await tryRegistration(options.request, options.accessText, options.env);
       findings.push(tryFinding(prediction, tried));
     }
   }

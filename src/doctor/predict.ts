@@ -2,9 +2,10 @@
 // registration of that kind, in the order the kernel meets them. And --try: really do it in a child
 // of rdmactl (same credentials and limits as the shell that started rdmactl) and compare.
 
-import { spawnSync } from 'node:child_process';
-import { RDMACTL_BIN } from '../lib/launcher.js';
+import type { RegisterOptions } from '../engine/register.js';
 import type { BackendName } from '../engine/types.js';
+import { defaultAccessText, parseAccessFlags } from '../engine/verbs/access.js';
+import { holderStderrLine, startAttachedHolder } from '../held/starter.js';
 import { formatBytes } from '../lib/size.js';
 import { finding, type DoctorRequest, type Finding } from './types.js';
 
@@ -43,38 +44,47 @@ export function predict(request: DoctorRequest, findings: readonly Finding[], ma
 
 export interface TryResult {
   outcome: Outcome;
+  /** The exit status `reg` would have had (0, or the refusal's); null when the child was killed. */
   exitCode: number | null;
-  /** errno named in the refusal (ENOMEM, EPERM, …), when the message has one. */
+  /** errno of the refusal (ENOMEM, EPERM, …), when a failed call is behind it. */
   errno: string | null;
-  /** The child's one-line error, or its "registered" record's VmPin/VmLck. */
+  /** The child's one-line error, or the VmPin/VmLck its registration added. */
   message: string;
-  /** Bytes the kernel charged in the child, from its record (registered only). */
+  /** Bytes the kernel charged in the child, from its registration (registered only). */
   pinnedBytes: number | null;
   lockedBytes: number | null;
+  /** The `rdmactl reg` command line that does what the child did. */
   command: string[];
 }
 
-/** Register in a child rdmactl (`reg SIZE --for 1ms --json`): it inherits our limits and credentials. */
-export function tryRegistration(request: DoctorRequest, accessText: string | null, env: NodeJS.ProcessEnv): TryResult {
-  const args = ['reg', String(request.sizeBytes), '--backend', request.backend!, '--backing', request.backing, ...(accessText ? ['--access', accessText] : []), '--for', '1ms', '--json'];
+/**
+ * Register in an attached holder (a child of rdmactl: it inherits our limits, credentials and cgroup),
+ * what `reg SIZE --for 1ms` does, and release at once.
+ */
+export async function tryRegistration(request: DoctorRequest, accessText: string | null, env: NodeJS.ProcessEnv): Promise<TryResult> {
+  const backend = request.backend!;
+  const args = ['reg', String(request.sizeBytes), '--backend', backend, '--backing', request.backing, ...(accessText ? ['--access', accessText] : []), '--for', '1ms', '--json'];
+  const command = ['rdmactl', ...args];
   const childEnv = { ...env };
   delete childEnv['RDMACTL_DEBUG'];
-  // oom_score_adj 1000 (any process may raise its own): if the request overfills a memory cgroup
-  // or the machine, the OOM killer ends the child, never a process the user cares about.
-  const result = spawnSync('/bin/sh', ['-c', 'echo 1000 > /proc/self/oom_score_adj && exec "$@"', 'sh', process.execPath, RDMACTL_BIN, ...args], { encoding: 'utf8', env: childEnv, timeout: 120_000 });
-  const command = ['rdmactl', ...args];
-  if (result.error) throw result.error;
-  if (result.status === 0) {
-    const record = JSON.parse(result.stdout.split('\n')[0]!) as { pinnedBytesAfter: number; pinnedBytesBefore: number; lockedBytesAfter: number; lockedBytesBefore: number };
-    const pinned = record.pinnedBytesAfter - record.pinnedBytesBefore;
-    const locked = record.lockedBytesAfter - record.lockedBytesBefore;
+  const access = backend === 'verbs' ? request.access ?? parseAccessFlags(defaultAccessText(false)) : null;
+  const options: RegisterOptions = { length: request.sizeBytes!, backend, backing: request.backing, count: 1, ...(access !== null ? { access } : {}) };
+  // oom_score_adj 1000 (any process may raise its own), set by the child before it registers: if the
+  // request overfills a memory cgroup or the machine, the OOM killer ends the child, never a process
+  // the user cares about.
+  const start = await startAttachedHolder({ request: { options, backendRequested: backend, holdMillis: null, oomScoreAdj: 1000 }, env: childEnv, answerWithinMs: 120_000 });
+  if (start.ok) {
+    const { before, after } = start.holder.registration;
+    await start.holder.release();
+    const pinned = after.pinnedBytes - before.pinnedBytes;
+    const locked = after.lockedBytes - before.lockedBytes;
     return { outcome: 'registered', exitCode: 0, errno: null, message: `registered: VmPin +${formatBytes(pinned)}, VmLck +${formatBytes(locked)}`, pinnedBytes: pinned, lockedBytes: locked, command };
   }
-  const line = result.stderr.split('\n').find((l) => l.startsWith('rdmactl: ')) ?? result.stderr.split('\n')[0] ?? '';
-  const errno = /\b(E[A-Z0-9]{2,})\b/.exec(line)?.[1] ?? null;
-  const killed = result.signal === 'SIGKILL' ? 'killed by SIGKILL (the OOM killer: the child has oom_score_adj 1000, so it goes first)' : `killed by ${result.signal}`;
-  const message = line.replace(/^rdmactl: /, '') || (result.signal ? killed : `exit ${result.status}`);
-  return { outcome: 'refused', exitCode: result.status, errno, message, pinnedBytes: null, lockedBytes: null, command };
+  const refused = { outcome: 'refused', pinnedBytes: null, lockedBytes: null, command } as const;
+  if ('failure' in start) return { ...refused, exitCode: start.failure.exitCode, errno: start.failure.errno, message: start.failure.message };
+  const { code, signal, stderr } = start.exit;
+  const killed = signal === 'SIGKILL' ? 'killed by SIGKILL (the OOM killer: the child has oom_score_adj 1000, so it goes first)' : `killed by ${signal}`;
+  return { ...refused, exitCode: code, errno: null, message: holderStderrLine(stderr) || (signal ? killed : `exit ${code}`) };
 }
 
 /** try.outcome: ok when the kernel did what was predicted. */

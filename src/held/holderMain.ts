@@ -1,5 +1,5 @@
 // The detached holder's program: `node holderMain.js --holder-token TOKEN`, started by
-// `rdmactl reg --detach` (see holder.ts for the protocol on its stdin and stdout). Runs no rdmactl command.
+// `rdmactl reg --detach` (see protocol.ts for the lines on its stdin and stdout). Runs no rdmactl command.
 
 // First: no inspector on SIGUSR1 from the first line on (see debugSignal.ts).
 import '../lib/debugSignal.js';

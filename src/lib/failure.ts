@@ -12,25 +12,38 @@ export interface Failure {
   message: string;
   hints: string[];
   exitCode: ExitCode;
+  /** The errno behind it (ENOMEM, EPERM, …): a failed call's, or the one it was explained from (its cause); null when none. */
+  errno: string | null;
+}
+
+/** The errno name of the failed call that `err` is, or was made from (its chain of causes); null when none. */
+export function errnoOf(err: unknown): string | null {
+  for (let at = err, depth = 0; at instanceof Error && depth < 8; at = at.cause, depth++) {
+    if (at instanceof SyscallError) return at.errnoName;
+  }
+  return null;
 }
 
 export function failureOf(err: unknown): Failure {
-  if (err instanceof RdmactlError) return { kind: err.name, message: err.message, hints: [...err.hints], exitCode: err.exitCode };
+  const errno = errnoOf(err);
+  if (err instanceof RdmactlError) return { kind: err.name, message: err.message, hints: [...err.hints], exitCode: err.exitCode, errno };
   if (err instanceof SyscallError) {
-    return { kind: 'SyscallError', message: err.message, hints: [], exitCode: err.errnoName === 'EPERM' || err.errnoName === 'EACCES' ? EXIT.PERMISSION : EXIT.FAILURE };
+    return { kind: 'SyscallError', message: err.message, hints: [], exitCode: err.errnoName === 'EPERM' || err.errnoName === 'EACCES' ? EXIT.PERMISSION : EXIT.FAILURE, errno };
   }
-  return { kind: 'internal', message: `internal error: ${err instanceof Error ? err.message : String(err)}`, hints: [], exitCode: EXIT.FAILURE };
+  return { kind: 'internal', message: `internal error: ${err instanceof Error ? err.message : String(err)}`, hints: [], exitCode: EXIT.FAILURE, errno };
 }
 
 const EXIT_CODES: ReadonlySet<number> = new Set(Object.values(EXIT));
 
-/** A failure read back from JSON (a holder's answer); null when it is not one. */
+/** A failure read back from JSON (a holder's answer; errno may be absent: null); null when it is not one. */
 export function parseFailure(value: unknown): Failure | null {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return null;
   const { kind, message, hints, exitCode } = value as Record<string, unknown>;
+  const errno = (value as Record<string, unknown>)['errno'] ?? null;
   if (typeof kind !== 'string' || typeof message !== 'string' || typeof exitCode !== 'number' || !EXIT_CODES.has(exitCode) || exitCode === EXIT.OK) return null;
   if (!Array.isArray(hints) || !hints.every((h): h is string => typeof h === 'string')) return null;
-  return { kind, message, hints, exitCode: exitCode as ExitCode };
+  if (errno !== null && (typeof errno !== 'string' || !/^E[A-Z0-9]+$|^errno \d+$/.test(errno))) return null;
+  return { kind, message, hints, exitCode: exitCode as ExitCode, errno };
 }
 
 /** The error to throw for a failure reported by another process: same class where there is one, same message, hints and exit code. */

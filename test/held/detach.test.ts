@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { HELD_RECORD_VERSION, listHeld, removeStale, writeHeld, type HeldRecord } from '../../src/held/store.js';
-import { holderMainPath } from '../../src/held/holder.js';
+import { holderMainPath } from '../../src/held/starter.js';
 import { jsonLines, rdmactl } from '../helpers/run.js';
 import { statusKb } from '../helpers/proc.js';
 import { BIN, UNPRIVILEGED, builtOrThrow, unprivilegedUnavailable } from '../helpers/spawn.js';
@@ -203,7 +203,7 @@ describe('reg --detach failures', () => {
     const refused = await holderProgram(token, `${JSON.stringify({ options, backendRequested: 'auto', holdMillis: null })}\n`);
     expect(refused.code).toBe(2);
     expect(refused.stdout.split('\n')).toEqual([expect.any(String), '']);
-    expect(JSON.parse(refused.stdout)).toEqual({ ok: false, error: { kind: 'UsageError', message: expect.stringMatching(/^--fork-init applies to --backend verbs only/), hints: [], exitCode: 2 } });
+    expect(JSON.parse(refused.stdout)).toEqual({ ok: false, error: { kind: 'UsageError', message: expect.stringMatching(/^--fork-init applies to --backend verbs only/), hints: [], exitCode: 2, errno: null } });
     const malformed = await holderProgram(token, '{"options":{}}\n');
     expect(malformed.code).toBe(1);
     expect(JSON.parse(malformed.stdout)).toMatchObject({ ok: false, error: { message: 'the holder received a malformed request', exitCode: 1 } });

@@ -8,7 +8,8 @@ import {
   HELD_RECORD_VERSION, ensureRuntimeDir, existingRuntimeDir, isHolderCommandLine, listHeld, parseHeldRecord, readHeld, removeHeld, removeStale, runtimeDir,
   verifyHolder, writeHeld, type HeldRecord,
 } from '../../src/held/store.js';
-import { holderExitFailure, parseHolderAnswer, parseHolderRequest, type HolderRequest } from '../../src/held/holder.js';
+import { parseHolderAnswer, parseHolderRequest, type HolderRequest } from '../../src/held/protocol.js';
+import { holderExitFailure } from '../../src/held/starter.js';
 import { failureError, failureOf } from '../../src/lib/failure.js';
 import { EXIT, PermissionError, RdmactlError, UsageError } from '../../src/lib/errors.js';
 import { SyscallError } from '../../src/lib/errno.js';
@@ -273,6 +274,17 @@ describe('holder plumbing', () => {
     expect(parseHolderAnswer({ ok: false, error: { kind: 'x', message: 'm', hints: [], exitCode: 0 } })).toBeNull();
     expect(parseHolderAnswer({ ok: false, error: { kind: 'x', message: 'm', hints: [], exitCode: 42 } })).toBeNull();
     expect(parseHolderAnswer({ event: 'held' })).toBeNull();
+  });
+
+  it('a failure carries the errno it came from (the error itself, or the call it explains), not read back out of its message', () => {
+    expect(failureOf(new SyscallError('mlock2', 12)).errno).toBe('ENOMEM');
+    const explained = new RdmactlError('cannot register 16 MiB with uring: RLIMIT_MEMLOCK is 8 MiB', EXIT.FAILURE, [], { cause: new SyscallError('io_uring_register', 12) });
+    expect(failureOf(explained)).toMatchObject({ errno: 'ENOMEM', message: explained.message });
+    expect(failureOf(new RdmactlError('ibv_fork_init: EINVAL — memory was already registered')).errno).toBeNull();
+    const answer = parseHolderAnswer(JSON.parse(JSON.stringify({ ok: false, error: failureOf(explained) })));
+    expect(answer).toMatchObject({ ok: false, error: { errno: 'ENOMEM' } });
+    expect(parseHolderAnswer({ ok: false, error: { kind: 'x', message: 'm', hints: [], exitCode: 1 } })).toMatchObject({ ok: false, error: { errno: null } });
+    expect(parseHolderAnswer({ ok: false, error: { kind: 'x', message: 'm', hints: [], exitCode: 1, errno: 12 } })).toBeNull();
   });
 
   it('a holder that exits without answering: its status and the first line of its stderr', () => {

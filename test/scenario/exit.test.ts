@@ -1,4 +1,4 @@
-// exit on the real kernel: a holder (rdmactl reg, a child process) is SIGKILLed; its pins and locks
+// exit on the real kernel: a holder (an attached holder, a child process) is SIGKILLed; its pins and locks
 // must come back. The test reads the holder's /proc/PID/status itself while it holds, and the
 // machine's /proc/vmstat and /proc/meminfo before and after, and compares by delta (other processes
 // pin and lock at the same time, so a run whose readings another process disturbed is run again).

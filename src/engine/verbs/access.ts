@@ -27,6 +27,11 @@ export const ACCESS_FLAGS: Readonly<Record<string, number>> = {
   'relaxed-ordering': IBV_ACCESS_RELAXED_ORDERING,
 };
 
+/** The access `reg` asks for without --access: remote-read alone for a read-only buffer. */
+export function defaultAccessText(readOnly: boolean): string {
+  return readOnly ? 'remote-read' : 'local-write,remote-write,remote-read';
+}
+
 /** "local-write,remote-read" → IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_READ. Empty string → 0. */
 export function parseAccessFlags(spec: string): number {
   let flags = 0;

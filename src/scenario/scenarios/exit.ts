@@ -1,23 +1,21 @@
 // exit: a separate process holds the registration and is killed with SIGKILL — no user-space
-// cleanup runs. When does the kernel give the pins (or locks) back? The holder is `rdmactl reg …
-// --json` run as a child: it registers through the same engine, prints its pid and address, and
-// holds. Every reading the verdict rests on is the holder's own: its VmPin/VmLck and the PFNs of its
-// range while it holds; after SIGKILL, its /proc entry, its address space (a /proc/PID/mem opened
+// cleanup runs. When does the kernel give the pins (or locks) back? The holder is an attached holder
+// (held/starter.ts), a child: it registers through the same engine, answers with its registration
+// (pid, address, length), and holds. Every reading the verdict rests on is the holder's own: its
+// VmPin/VmLck and the PFNs of its range while it holds; after SIGKILL, its /proc entry, its address space (a /proc/PID/mem opened
 // before the kill reads nothing once the address space is torn down, and mlock's locks live in it),
 // and the physical pages it pinned (/proc/kpageflags: a page nobody maps that is still anonymous, or
 // shmem still on an LRU list, is still held — by the pin; a freed page loses those flags). The
 // machine-wide counters (/proc/vmstat pins, meminfo Mlocked) move with every other process: they
 // are shown as context and decide nothing. verbs: its MR must also leave the kernel's MR table.
 
-import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, fstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { formatAccessFlags } from '../../engine/verbs/access.js';
 import type { Pointer } from '../../ffi/libc.js';
 import { armForkWatchdog, disarmForkWatchdog, markerLink, type Marker } from '../../fork/watchdog.js';
 import { checkpoint } from '../../fork/interrupt.js';
 import { VERBS_FORK_ACCESS } from '../../fork/runner.js';
-import { RDMACTL_BIN } from '../../lib/launcher.js';
+import { attachedStartError, startAttachedHolder } from '../../held/starter.js';
 import { RdmactlError } from '../../lib/errors.js';
 import { heldUnmapped, mapped, readKpageflags } from '../../proc/kpageflags.js';
 import { readPagemap } from '../../proc/pagemap.js';
@@ -40,8 +38,6 @@ const FOLLOWED_PAGES_MAX = 1024;
 
 /** How long the killed holder's pins (or locks) and /proc entry may take to go. */
 export const EXIT_RELEASE_TIMEOUT_MS = 5_000;
-/** The holder releases by itself after this even if nobody kills it (it is killed long before). */
-const HOLDER_BOUND = '60s';
 /** How long the holder may take to start and register. */
 const HOLDER_START_TIMEOUT_MS = 30_000;
 
@@ -60,12 +56,12 @@ export const EXIT_VERDICTS = [
   },
 ] as const satisfies readonly ScenarioVerdict[];
 
-/** A running `rdmactl reg` child that holds one registration. */
+/** The attached holder (a child of ours) that holds one registration, and where its buffer is. */
 interface Holder {
-  child: ChildProcess;
   pid: number;
   addr: Pointer;
   length: number;
+  kill(): void;
   exited: Promise<void>;
 }
 
@@ -82,63 +78,28 @@ function markerFdOf(marker: Marker): number | null {
   return null;
 }
 
-function holderArgs(c: ScenarioCase, ctx: ScenarioRunContext): string[] {
-  const args = [RDMACTL_BIN, 'reg', String(ctx.length), '--backend', c.backend, '--backing', c.backing, '--json', '--for', HOLDER_BOUND];
-  if (c.backend === 'verbs') args.push(`--access=${formatAccessFlags(VERBS_FORK_ACCESS | ctx.verbsAccess).join(',')}`);
-  return args;
-}
-
-/** Starts the holder and resolves once it has registered; rejects with its own one-line error if it exits first. */
-function startHolder(c: ScenarioCase, ctx: ScenarioRunContext, markerFd: number | null): Promise<Holder> {
-  const child = spawn(process.execPath, holderArgs(c, ctx), {
-    stdio: ['ignore', 'pipe', 'pipe', markerFd ?? 'ignore'],
+/**
+ * Starts the holder and resolves once it has registered; rejects with its own error if it could not.
+ * It holds until killed, or until our end of its stdin closes (we died).
+ */
+async function startHolder(c: ScenarioCase, ctx: ScenarioRunContext, markerFd: number | null): Promise<Holder> {
+  const { backend } = c;
+  if (backend === 'plain') throw new RdmactlError('plain registers nothing: there is no holder to start');
+  const access = backend === 'verbs' ? VERBS_FORK_ACCESS | ctx.verbsAccess : null;
+  const start = await startAttachedHolder({
+    request: { options: { length: ctx.length, backend, backing: c.backing, count: 1, ...(access !== null ? { access } : {}) }, backendRequested: backend, holdMillis: null },
     env: { ...process.env, RDMACTL_DEBUG: '' },
+    inheritFds: markerFd === null ? [] : [markerFd],
+    answerWithinMs: HOLDER_START_TIMEOUT_MS,
   });
-  const exited = new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve();
-    else child.once('exit', () => resolve());
-  });
-  return new Promise<Holder>((resolve, reject) => {
-    let out = '';
-    let err = '';
-    let settled = false;
-    const timer = setTimeout(() => fail(new RdmactlError(`the holder (rdmactl reg) did not register within ${HOLDER_START_TIMEOUT_MS / 1000} s`)), HOLDER_START_TIMEOUT_MS);
-    function fail(error: Error): void {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      child.kill('SIGKILL');
-      reject(error);
-    }
-    child.stdout!.setEncoding('utf8');
-    child.stderr!.setEncoding('utf8');
-    child.stderr!.on('data', (chunk: string) => { err += chunk; });
-    child.stdout!.on('data', (chunk: string) => {
-      if (settled) return;
-      out += chunk;
-      const nl = out.indexOf('\n');
-      if (nl < 0) return;
-      let record: Record<string, unknown>;
-      try {
-        record = JSON.parse(out.slice(0, nl)) as Record<string, unknown>;
-      } catch {
-        fail(new RdmactlError(`the holder printed something unexpected: ${out.slice(0, Math.min(nl, 200))}`));
-        return;
-      }
-      if (record['event'] !== 'registered' || typeof record['addr'] !== 'string' || typeof record['length'] !== 'number' || record['pid'] !== child.pid) {
-        fail(new RdmactlError(`the holder printed an unexpected record: ${out.slice(0, Math.min(nl, 200))}`));
-        return;
-      }
-      settled = true;
-      clearTimeout(timer);
-      resolve({ child, pid: record['pid'] as number, addr: BigInt(record['addr']), length: record['length'], exited });
-    });
-    child.once('error', (error) => fail(new RdmactlError(`cannot start the holder: ${error.message}`)));
-    child.once('close', (code, signal) => {
-      const line = err.split('\n').find((l) => l.startsWith('rdmactl: '));
-      fail(new RdmactlError(line ? line.slice('rdmactl: '.length) : `the holder exited (${signal ?? `status ${code}`}) before it registered`));
-    });
-  });
+  if (!start.ok) throw attachedStartError(start);
+  const { holder } = start;
+  const { addr, length } = holder.registration;
+  if (addr === null) {
+    holder.kill();
+    throw new RdmactlError('the holder registered no buffer');
+  }
+  return { pid: holder.pid, addr: BigInt(addr), length, kill: holder.kill, exited: holder.exited };
 }
 
 /** The holder's MRs in the kernel's MR table, or why the table cannot be read. */
@@ -236,7 +197,7 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
     await checkpoint(ctx.signal, ctx.stepDelayMs);
 
     const killedAt = performance.now();
-    holder.child.kill('SIGKILL');
+    holder.kill();
     row.observations.push(bareObservation('killed', { note: `SIGKILL sent to the holder (pid ${pid})` }));
 
     const context = (): string => {
@@ -307,7 +268,7 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
     if (memFd !== null) closeSync(memFd);
     try {
       if (holder) {
-        holder.child.kill('SIGKILL');
+        holder.kill();
         await holder.exited;
       }
     } finally {
@@ -330,7 +291,7 @@ export function exitEvidence(row: ScenarioRow): string {
 export const exitScenario: ScenarioDefinition = {
   name: NAME,
   summary: 'a process holding a registration is killed (SIGKILL): when does the kernel give the pins back',
-  description: `A separate process (rdmactl reg, started as a child) registers the memory and holds it. The
+  description: `A separate process, a child of rdmactl, registers the memory as rdmactl reg does and holds it. The
 scenario reads its VmPin/VmLck and the PFNs of its range, then kills it with SIGKILL, so no
 user-space cleanup runs. It polls until the holder's /proc entry is gone and what it held is back,
 and records how long each took: mlock — its address space is torn down (its /proc/PID/mem, opened
