@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UNPRIVILEGED, builtOrThrow, unprivilegedUnavailable } from '../helpers/spawn.js';
 import { statusKb } from '../helpers/proc.js';
-import { becomeSubreaper, killAndReap, rdmactlBin, tempRuntime } from '../held/helpers.js';
+import { holderSandbox, rdmactlBin, tempRuntime } from '../held/helpers.js';
 import { BIN } from '../helpers/spawn.js';
 import { freePort, httpGet, missingBinary, one, parseExposition, promtool, startChild, until, type Started } from './helpers.js';
 
@@ -20,28 +20,21 @@ if (noPromtool) console.warn(`SKIPPED stat --format prometheus test: ${noPromtoo
 if (noNodeExporter) console.warn(`SKIPPED node_exporter textfile test: ${noNodeExporter}`);
 if (noUnprivileged) console.warn(`SKIPPED unwritable --textfile test: ${noUnprivileged}`);
 
-describe('rdmactl exporter --textfile', () => {
-  const runtime = tempRuntime();
-  const holders: number[] = [];
-  const children: Started[] = [];
-  const dirs: string[] = [];
+/** A temporary directory, removed with the sandbox's directories. */
+function tempDirIn(dirs: string[]): string {
+  const dir = mkdtempSync(join(tmpdir(), 'rdmactl-textfile-test-'));
+  dirs.push(dir);
+  return dir;
+}
 
-  beforeAll(() => {
-    builtOrThrow();
-    becomeSubreaper();
-  });
+describe('rdmactl exporter --textfile', () => {
+  const { runtime, holders, dirs } = holderSandbox();
+  const children: Started[] = [];
+  // Registered after the sandbox's: after-hooks run last-first, so the exporters stop before the rest goes.
   afterAll(async () => {
     for (const child of children) await child.stop();
-    await killAndReap(holders);
-    for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-    runtime.cleanup();
   });
-
-  function tempDir(): string {
-    const dir = mkdtempSync(join(tmpdir(), 'rdmactl-textfile-test-'));
-    dirs.push(dir);
-    return dir;
-  }
+  const tempDir = (): string => tempDirIn(dirs);
 
   it('node_exporter serves the held registration from DIR/rdmactl.prom; no temporary file is left', { skip: noNodeExporter !== null, timeout: 60_000 }, async () => {
     const held = JSON.parse(rdmactlBin(['reg', '3M', '--backend', 'uring', '--detach', '--json'], runtime.env).stdout) as { pid: number };
@@ -107,12 +100,7 @@ describe('rdmactl exporter --textfile in a directory other users may write', () 
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
     runtime.cleanup();
   });
-
-  function tempDir(): string {
-    const dir = mkdtempSync(join(tmpdir(), 'rdmactl-textfile-test-'));
-    dirs.push(dir);
-    return dir;
-  }
+  const tempDir = (): string => tempDirIn(dirs);
 
   /** A file only root may read or write, in a directory only root may enter. */
   function rootOnlyFile(): { path: string; content: string } {

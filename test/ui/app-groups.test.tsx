@@ -1,11 +1,11 @@
 // The dashboard's grouped view (key g), fed by a fake sampler and a grouping stand-in that records
 // what it was asked (the grouping itself is tested against real cgroups in test/commands).
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { render, cleanup } from 'ink-testing-library';
 import { App } from '../../src/ui/dashboard/App.js';
 import type { GroupBy, GroupRow } from '../../src/observe/cgroups.js';
 import type { ProcessRow } from '../../src/observe/stat.js';
-import { FakeSource, MiB, fakeActions, proc, report } from './fixtures.js';
+import { FakeSource, MiB, fakeActions, frameMatching, proc, report } from './fixtures.js';
 
 afterEach(() => cleanup());
 
@@ -20,13 +20,6 @@ function group(label: string, members: readonly ProcessRow[], extra: Partial<Gro
   };
 }
 
-async function frameMatching(app: ReturnType<typeof render>, test: (frame: string) => boolean): Promise<string> {
-  await vi.waitFor(() => {
-    if (!test(app.lastFrame() ?? '')) throw new Error(`frame not yet as expected:\n${app.lastFrame()}`);
-  }, { timeout: 10_000, interval: 10 });
-  await new Promise((r) => setTimeout(r, 30));
-  return app.lastFrame()!;
-}
 
 describe('dashboard grouped view', () => {
   it('g cycles unit → container → cgroup → processes; groups are made from the processes shown', async () => {

@@ -2,11 +2,11 @@
 // sequence, a comm with a newline and a forged row, a user name with a bidi override, a mapped file
 // and a cgroup named with ESC. ink's Text passes escape sequences through to the terminal: every one
 // of them must reach the frame as \xNN, on the line it belongs to.
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { render, cleanup } from 'ink-testing-library';
 import { App } from '../../src/ui/dashboard/App.js';
 import type { GroupRow } from '../../src/observe/cgroups.js';
-import { FakeSource, MiB, fakeActions, proc, report } from './fixtures.js';
+import { FakeSource, MiB, fakeActions, frameMatching, proc, report } from './fixtures.js';
 
 afterEach(() => cleanup());
 
@@ -16,13 +16,6 @@ const FORGER = 'x\n1 root FORGED';
 const USER = 'ev\u202eil';
 const CGROUP = '/jobs/\x1b]0;CG\x07.slice';
 
-async function frameMatching(app: ReturnType<typeof render>, test: (frame: string) => boolean): Promise<string> {
-  await vi.waitFor(() => {
-    if (!test(app.lastFrame() ?? '')) throw new Error(`frame not yet as expected:\n${app.lastFrame()}`);
-  }, { timeout: 10_000, interval: 10 });
-  await new Promise((r) => setTimeout(r, 30));
-  return app.lastFrame()!;
-}
 
 /** Nothing of the hostile strings gets through raw (ink's own styling escapes aside). */
 function expectInert(frame: string): void {

@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { render, cleanup } from 'ink-testing-library';
 import { App } from '../../src/ui/dashboard/App.js';
-import { FakeSource, MiB, fakeActions, proc, report } from './fixtures.js';
+import { FakeSource, MiB, fakeActions, frameMatching, proc, report } from './fixtures.js';
 
 const DOWN = '\u001B[B';
 const ESC = '\u001B';
@@ -27,14 +27,6 @@ function tablePids(frame: string): number[] {
   return pids;
 }
 
-async function frameMatching(app: ReturnType<typeof render>, test: (frame: string) => boolean): Promise<string> {
-  await vi.waitFor(() => {
-    if (!test(app.lastFrame() ?? '')) throw new Error(`frame not yet as expected:\n${app.lastFrame()}`);
-  }, { timeout: 10_000, interval: 10 });
-  // Let effects (the input handler) settle before the test types the next key.
-  await new Promise((r) => setTimeout(r, 30));
-  return app.lastFrame()!;
-}
 
 function setup(columns = 110, rows = 30) {
   const source = new FakeSource();

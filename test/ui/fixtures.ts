@@ -1,4 +1,5 @@
 // Fixed StatReports and a fake sampler for dashboard rendering tests (no /proc involved).
+import { vi } from 'vitest';
 import type { ProcessRow, StatReport, UserRow } from '../../src/observe/stat.js';
 import { markRows } from '../../src/ui/sampler.js';
 import type { DashboardActions, DisplayRow, ProcessDetailView, Snapshot, SnapshotSource } from '../../src/ui/types.js';
@@ -101,4 +102,14 @@ export function fakeActions(overrides: Partial<DashboardActions> = {}): Dashboar
     },
     ...overrides,
   };
+}
+
+/** The app's frame once `test` holds for it (ink renders asynchronously), after effects have settled. */
+export async function frameMatching(app: { lastFrame(): string | undefined }, test: (frame: string) => boolean): Promise<string> {
+  await vi.waitFor(() => {
+    if (!test(app.lastFrame() ?? '')) throw new Error(`frame not yet as expected:\n${app.lastFrame()}`);
+  }, { timeout: 10_000, interval: 10 });
+  // Let effects (the input handler) settle before the test types the next key.
+  await new Promise((r) => setTimeout(r, 30));
+  return app.lastFrame()!;
 }

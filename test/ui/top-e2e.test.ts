@@ -8,6 +8,7 @@ import { jsonLines } from '../helpers/run.js';
 import { statusKb } from '../helpers/proc.js';
 import { BIN, ROOT, builtOrThrow } from '../helpers/spawn.js';
 import { becomeSubreaper, killAndReap, rdmactlBin, reap, tempRuntime } from '../held/helpers.js';
+import { paneOf, tmux } from '../helpers/tmux.js';
 
 const MiB = 1024 * 1024;
 const hasTmux = spawnSync('tmux', ['-V']).status === 0;
@@ -16,14 +17,7 @@ if (!hasTmux) console.warn('SKIPPING the rdmactl top end-to-end test: tmux is no
 const SESSION = `rdmactl-top-e2e-${process.pid}`;
 const INTERVAL_MS = 1000;
 
-function tmux(...args: string[]): string {
-  const result = spawnSync('tmux', args, { encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`tmux ${args.join(' ')}: ${result.stderr}`);
-  return result.stdout;
-}
-
-const capture = (): string => tmux('capture-pane', '-p', '-t', SESSION);
-const paneFlag = (name: string): string => tmux('display-message', '-p', '-t', SESSION, `#{${name}}`).trim();
+const { capture, paneFlag } = paneOf(SESSION);
 
 async function until(what: string, timeoutMs: number, test: (screen: string) => boolean): Promise<{ screen: string; ms: number }> {
   const started = performance.now();

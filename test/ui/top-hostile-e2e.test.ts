@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, ROOT, UNPRIVILEGED, builtOrThrow, exited, unprivilegedUnavailable } from '../helpers/spawn.js';
+import { paneOf, tmux } from '../helpers/tmux.js';
 
 const hasTmux = spawnSync('tmux', ['-V']).status === 0;
 const unprivileged = unprivilegedUnavailable();
@@ -17,14 +18,7 @@ if (skip) console.warn(`SKIPPING the rdmactl top hostile-name test: ${skip}`);
 const SESSION = `rdmactl-top-names-${process.pid}`;
 const TITLE = 'x\x1b]0;PWNED\x07\x1b[2J';
 
-function tmux(...args: string[]): string {
-  const result = spawnSync('tmux', args, { encoding: 'utf8' });
-  if (result.status !== 0) throw new Error(`tmux ${args.join(' ')}: ${result.stderr}`);
-  return result.stdout;
-}
-
-const capture = (): string => tmux('capture-pane', '-p', '-t', SESSION);
-const paneFlag = (name: string): string => tmux('display-message', '-p', '-t', SESSION, `#{${name}}`).trim();
+const { capture, paneFlag } = paneOf(SESSION);
 
 async function until(what: string, timeoutMs: number, test: (screen: string) => boolean): Promise<string> {
   const started = performance.now();
