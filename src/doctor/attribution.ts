@@ -12,6 +12,7 @@ import { raiseRdmaMaxCommand } from '../engine/limits.js';
 import { formatBytes } from '../lib/size.js';
 import { MEMORY_FILES, readCgroupMounts, readProcCgroup, type CgroupMembership, type CgroupMounts, type CgroupVersion } from '../proc/cgroup.js';
 import { ProcUnreadableError } from '../proc/procfs.js';
+import { hasCapabilityBit, parseCapMask } from '../proc/status.js';
 import { nameCgroup, type ContainerRuntime } from '../observe/cgroupNames.js';
 import {
   isNearLimit,
@@ -156,11 +157,6 @@ export function memlockUnit(ctx: DoctorContext, reason: string | null): Finding 
 
 // ---- container.runtime ---------------------------------------------------------------------------
 
-function parseCapMask(statusText: string, key: string): bigint | null {
-  const match = new RegExp(`^${key}:\\s*([0-9a-fA-F]+)$`, 'm').exec(statusText);
-  return match ? BigInt(`0x${match[1]}`) : null;
-}
-
 const hex = (mask: bigint | null): string | null => (mask === null ? null : `0x${mask.toString(16).padStart(16, '0')}`);
 
 export function containerRuntime(ctx: DoctorContext, reason: string | null): Finding {
@@ -171,7 +167,7 @@ export function containerRuntime(ctx: DoctorContext, reason: string | null): Fin
   if (!container) return finding(id, 'ok', `not in a container's cgroup (${found.cgroupPath})`, { cgroup: found.cgroupPath, runtime: null, containerId: null });
   const { target } = ctx;
   const capBnd = parseCapMask(target.statusText, 'CapBnd');
-  const bounding = capBnd !== null && ((capBnd >> BigInt(CAP_IPC_LOCK)) & 1n) === 1n;
+  const bounding = capBnd !== null && hasCapabilityBit(capBnd, CAP_IPC_LOCK);
   const effective = hasCapability(target, CAP_IPC_LOCK);
   const evidence = {
     runtime: container.runtime,

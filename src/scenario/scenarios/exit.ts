@@ -9,7 +9,7 @@
 // machine-wide counters (/proc/vmstat pins, meminfo Mlocked) move with every other process: they
 // are shown as context and decide nothing. verbs: its MR must also leave the kernel's MR table.
 
-import { closeSync, fstatSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { Pointer } from '../../ffi/libc.js';
 import { armForkWatchdog, disarmForkWatchdog, markerLink, type Marker } from '../../fork/watchdog.js';
@@ -18,6 +18,7 @@ import { VERBS_FORK_ACCESS } from '../../fork/runner.js';
 import { attachedStartError, startAttachedHolder } from '../../held/starter.js';
 import { RdmactlError } from '../../lib/errors.js';
 import { heldUnmapped, mapped, readKpageflags } from '../../proc/kpageflags.js';
+import { openProcMem } from '../../proc/mem.js';
 import { readPagemap } from '../../proc/pagemap.js';
 import { procPath } from '../../proc/procfs.js';
 import { readStat } from '../../proc/stat.js';
@@ -113,15 +114,6 @@ function mrLine(state: { count: number } | { unreadable: string }): string {
   return 'count' in state ? `rdma res show mr: ${state.count} MR(s) of the holder` : `rdma res show mr unreadable: ${state.unreadable}`;
 }
 
-/** The holder's /proc/PID/mem, open for reading (null when the kernel refuses). */
-function openHolderMem(pid: number): number | null {
-  try {
-    return openSync(procPath(pid, 'mem'), 'r');
-  } catch {
-    return null;
-  }
-}
-
 /**
  * The holder's address space is gone: its /proc/PID/mem (opened while it held) reads nothing — the
  * kernel reads only while the address space still has users. Without that fd: its /proc entry is gone
@@ -192,7 +184,7 @@ async function run(c: ScenarioCase, ctx: ScenarioRunContext): Promise<ScenarioRo
     row.observations.push(registered);
     // The holder's own: its address space (read through a /proc/PID/mem opened now: it reads nothing
     // once the address space is torn down) and the physical pages of its range.
-    memFd = openHolderMem(pid);
+    memFd = openProcMem(pid);
     const followed = row.pinned ? followablePages(c, pid, addr, pages) : { pfns: null, why: null };
     await checkpoint(ctx.signal, ctx.stepDelayMs);
 
