@@ -9,7 +9,7 @@ const scripts = [
   ['register.mjs'],
   ['fork.mjs'],
   ['scenario.mjs'],
-  ['stat.mjs', ...(quick ? ['--processes', '500'] : [])],
+  ['stat.mjs', ...(quick ? ['--runs', '3'] : [])],
   ['ls.mjs', ...(quick ? ['--holders', '50'] : [])],
   ['top.mjs', ...(quick ? ['--quick'] : [])],
   ['exporter.mjs', ...(quick ? ['--quick'] : [])],
