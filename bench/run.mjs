@@ -11,6 +11,7 @@ const scripts = [
   ['scenario.mjs'],
   ['stat.mjs', ...(quick ? ['--runs', '3'] : [])],
   ['ls.mjs', ...(quick ? ['--holders', '50'] : [])],
+  ['ls-mr.mjs'],
   ['top.mjs', ...(quick ? ['--quick'] : [])],
   ['exporter.mjs', ...(quick ? ['--quick'] : [])],
 ];
