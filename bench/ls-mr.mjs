@@ -30,7 +30,8 @@ const hasRdmaTool = spawnSync('rdma', ['-V'], { stdio: 'ignore' }).status === 0;
 if (devices.length === 0 || !hasRdmaTool) {
   console.log(`ls with ${MRS.toLocaleString('en')} MRs: skipped (${devices.length === 0 ? 'no verbs device' : 'no rdma tool'}; run it in the lab: npm run lab -- 'node bench/ls-mr.mjs') (target ≤ ${TARGET}× rdma -j res show mr)`);
 } else {
-  const holder = spawn(process.execPath, [BIN, 'reg', '4K', '--backend', 'verbs', '--count', String(MRS), '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // reg opens the device once per buffer: 10,000 MRs need more than the default 1,024 fds.
+  const holder = spawn('sh', ['-c', `ulimit -n ${MRS * 2 + 1024} && exec "$@"`, 'sh', process.execPath, BIN, 'reg', '4K', '--backend', 'verbs', '--count', String(MRS), '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     await new Promise((resolve, reject) => {
       let out = '';
