@@ -157,6 +157,8 @@ const KEY = {
   VmFlags: Buffer.from('VmFlags'),
 };
 
+const NEWLINE_VMFLAGS = Buffer.from('\nVmFlags:');
+
 /** Whether bytes[at, at + key.length) is key (the caller checked the length up to the colon). */
 function keyIs(bytes: Buffer, at: number, key: Buffer): boolean {
   for (let i = 1; i < key.length; i++) if (bytes[at + i] !== key[i]) return false;
@@ -173,6 +175,10 @@ export class SmapsParser {
   readonly vmas: SmapsVma[] = [];
   private current: SmapsVma | null = null;
   private readonly hash: Hash | null;
+  /** flagsOnly: this kernel prints VmFlags (since 3.8 the last line of every record): seen once. */
+  private flagsSeen = false;
+  /** flagsOnly: after a header, skipping the current record's counters to its VmFlags line. */
+  private seeking = false;
 
   /**
    * With `flagsOnly`, each VMA gets its header fields and VmFlags alone (counters stay 0) and no
@@ -185,6 +191,15 @@ export class SmapsParser {
   feed(bytes: Buffer, start: number, end: number): void {
     let pos = start;
     while (pos < end) {
+      if (this.seeking) {
+        // One native search past the counters instead of a look at each of their lines.
+        if (!(bytes[pos] === 86 && keyIs(bytes, pos, KEY.VmFlags))) {
+          const found = bytes.indexOf(NEWLINE_VMFLAGS, pos);
+          if (found < 0 || found + NEWLINE_VMFLAGS.length > end) return;
+          pos = found + 1;
+        }
+        this.seeking = false;
+      }
       let eol = bytes.indexOf(10, pos);
       if (eol < 0 || eol > end) eol = end;
       const first = bytes[pos]!;
@@ -193,9 +208,11 @@ export class SmapsParser {
         this.current = parseHeader(bytes, pos, eol);
         this.vmas.push(this.current);
         this.hash?.update(bytes.subarray(pos, eol < end ? eol + 1 : eol));
+        this.seeking = this.flagsSeen;
       } else if (this.flagsOnly) {
         if (first === 86 && this.current !== null && eol - pos > 8 && bytes[pos + 7] === 58 && keyIs(bytes, pos, KEY.VmFlags)) {
           this.current.flags = flagsOf(bytes, pos + 8, eol);
+          this.flagsSeen = true;
         }
       } else if (this.current !== null) {
         const colon = indexOfByte(bytes, 58, pos, eol);
