@@ -59,7 +59,7 @@ function startMillis(argv, runs = 15) {
 
 const baseline = compileBaseline();
 const cases = [
-  ['uring', 4096, 200, 2.0],
+  ['uring', 4096, 200, 1.5],
   ['mlock', 4096, 200, 2.0],
   ['uring', 1024 ** 3, 7, 1.05],
   ['mlock', 1024 ** 3, 7, 1.05],

@@ -9,8 +9,9 @@ const scripts = [
   ['register.mjs'],
   ['fork.mjs'],
   ['scenario.mjs'],
-  ['stat.mjs', ...(quick ? ['--processes', '500'] : [])],
+  ['stat.mjs', ...(quick ? ['--runs', '3'] : [])],
   ['ls.mjs', ...(quick ? ['--holders', '50'] : [])],
+  ['ls-mr.mjs'],
   ['top.mjs', ...(quick ? ['--quick'] : [])],
   ['exporter.mjs', ...(quick ? ['--quick'] : [])],
 ];

@@ -4,16 +4,17 @@
 //      header has been written (median of several runs; `node -e 0` on the same path for scale);
 //   2. CPU used by `top` over 30 s at the default 1 s refresh, from /proc/PID/stat utime+stime,
 //      next to htop's (`htop -d 10`, also 1 s) over the same 30 s, each in its own tmux session.
-// Starts 2,000 idle `sleep` processes first (in their own process group, all killed at the end).
+// Starts 2,000 idle processes first (bench/idle.mjs; all killed and reaped at the end).
 //
 // Usage: node bench/top.mjs [--quick] [--processes N] [--seconds S] [--runs R]
-//   --quick   200 processes, 5 s of CPU measurement, 3 runs (a fast check; targets still printed)
+//   --quick   5 s of CPU measurement, 3 runs (a fast check; targets still printed)
 // Needs a build (npm run build) and, for the CPU part, tmux; htop is optional.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { startIdle } from './idle.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BIN = `${ROOT}bin/rdmactl`;
@@ -23,7 +24,7 @@ const option = (name, fallback) => {
   const i = args.indexOf(name);
   return i >= 0 && args[i + 1] !== undefined ? Number(args[i + 1]) : fallback;
 };
-const PROCESSES = option('--processes', quick ? 200 : 2000);
+const PROCESSES = option('--processes', 2000);
 const SECONDS = option('--seconds', quick ? 5 : 30);
 const RUNS = option('--runs', quick ? 3 : 7);
 // Targets are ratios against baselines measured in the same run.
@@ -38,21 +39,6 @@ if (!existsSync(`${ROOT}dist/main.js`)) {
 
 function has(command) {
   return spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
-}
-
-/** Starts `count` idle processes in one new process group; returns a function that kills them all. */
-async function startIdle(count) {
-  const group = spawn('sh', ['-c', `i=0; while [ $i -lt ${count} ]; do sleep 1000 & i=$((i+1)); done; echo started; wait`], {
-    detached: true,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  await new Promise((resolve, reject) => {
-    group.stdout.on('data', (d) => { if (String(d).includes('started')) resolve(); });
-    group.on('exit', (code) => reject(new Error(`idle process starter exited (${code})`)));
-  });
-  return () => {
-    try { process.kill(-group.pid, 'SIGKILL'); } catch { /* already gone */ }
-  };
 }
 
 function procCount() {
@@ -112,11 +98,11 @@ async function inTmux(name, command, ready) {
   return { pid, stop };
 }
 
-const killIdle = await startIdle(PROCESSES);
-const cleanups = [killIdle];
-process.on('SIGINT', () => { for (const c of cleanups) c(); process.exit(130); });
+const idle = await startIdle(PROCESSES);
+const cleanups = [];
+process.on('SIGINT', () => { for (const c of cleanups) c(); void idle.stop().then(() => process.exit(130)); });
 try {
-  console.log(`${procCount()} processes running (${PROCESSES} idle sleeps started), ${RUNS} runs, CPU over ${SECONDS} s`);
+  console.log(`${procCount()} processes running (${PROCESSES} idle processes started), ${RUNS} runs, CPU over ${SECONDS} s`);
 
   const nodeMs = [];
   const topMs = [];
@@ -153,4 +139,5 @@ try {
   }
 } finally {
   for (const cleanup of cleanups.reverse()) cleanup();
+  await idle.stop();
 }

@@ -15,6 +15,7 @@
 //
 // Usage: node scripts/bundle-cli.mjs [--check]   (--check: exit 1 if esbuild is not installed)
 
+import { spawnSync } from 'node:child_process';
 import { dirname, relative, resolve, sep } from 'node:path';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +29,7 @@ try {
   esbuild = await import('esbuild');
 } catch {
   rmSync(outfile, { force: true });
+  rmSync(`${outfile}.cache`, { force: true });
   rmSync(resolve(dist, 'held', 'holderMain.cjs'), { force: true });
   const message = 'bundle-cli: esbuild is not installed; rdmactl will load dist/ module by module (slower start)';
   if (process.argv.includes('--check')) {
@@ -95,5 +97,14 @@ await esbuild.build({
 });
 const holderOut = resolve(dist, 'held', 'holderMain.cjs');
 await esbuild.build({ entryPoints: [resolve(dist, 'held', 'holderMain.js')], outfile: holderOut, ...common('..') });
+// V8's code cache of the bundle, made by running `rdmactl --version` through the loader bin/rdmactl
+// uses (bin/bundle-loader.cjs): what a start compiles is then in it. Optional, like the bundle.
+const cacheFile = `${outfile}.cache`;
+rmSync(cacheFile, { force: true });
+const cacheRun = spawnSync(process.execPath, ['-e', `process.argv.splice(1, Infinity, ${JSON.stringify(resolve(root, 'bin', 'rdmactl'))}, '--version'); require(${JSON.stringify(resolve(root, 'bin', 'bundle-loader.cjs'))}).loadBundle(${JSON.stringify(outfile)}, ${JSON.stringify(cacheFile)});`], { stdio: ['ignore', 'ignore', 'pipe'] });
+if (cacheRun.status !== 0 || !existsSync(cacheFile)) {
+  rmSync(cacheFile, { force: true });
+  console.warn(`bundle-cli: no code cache (${cacheRun.stderr.toString().trim() || `exit ${cacheRun.status}`}); rdmactl compiles the bundle at each start`);
+}
 const kib = (file) => `${(statSync(file).size / 1024).toFixed(0)} KiB`;
 console.log(`bundle-cli: ${relative(root, outfile)} (${kib(outfile)}), ${relative(root, holderOut)} (${kib(holderOut)}) in ${Math.round(performance.now() - started)} ms`);

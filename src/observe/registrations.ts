@@ -246,8 +246,9 @@ export function readKernelMrs(): { mrs: KernelMr[]; status: SourceStatus } {
 export function collectRegistrations(options: CollectRegistrationsOptions = {}): RegistrationsReport {
   const wanted = new Set(options.sources ?? REGISTRATION_SOURCES);
   const pageBytes = options.pageBytes ?? pageSize();
-  // No row shows RLIMIT_MEMLOCK: /proc/PID/limits is not read.
-  const scan = options.scan ?? scanProcesses({ ...(options.pids ? { pids: options.pids } : {}), onlyHolding: !options.pids, limits: false });
+  // No row shows RLIMIT_MEMLOCK or a smaps counter: /proc/PID/limits is not read, smaps is parsed
+  // for ranges and VmFlags only.
+  const scan = options.scan ?? scanProcesses({ ...(options.pids ? { pids: options.pids } : {}), onlyHolding: !options.pids, limits: false, smapsCounters: false });
   const pidFilter = options.pids ? new Set(options.pids) : null;
   const snapshots = scan.processes.filter((p) => !pidFilter || pidFilter.has(p.pid));
   const comms = new Map(snapshots.map((p) => [p.pid, p.name] as const));

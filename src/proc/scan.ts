@@ -13,7 +13,7 @@
 import { ProcUnreadableError, listPids, isUnreadableError, kbFieldInBytes, procPath, readSmallProcBytes } from './procfs.js';
 import { parseStatus, type ProcessStatus } from './status.js';
 import { readProcessLimits, type ProcessLimits } from './limits.js';
-import { readSmapsWithLayout, summarizeSmaps, type SmapsSummary, type SmapsVma } from './smaps.js';
+import { readSmapsFlags, readSmapsWithLayout, summarizeSmaps, type SmapsSummary, type SmapsVma } from './smaps.js';
 import { readUringInstances, type UringInstance } from './uringFdinfo.js';
 import { readMeminfo, type Meminfo } from './meminfo.js';
 import { userName } from './passwd.js';
@@ -75,6 +75,12 @@ export interface ScanOptions {
   /** Read /proc/PID/limits with the detail (default true); false for callers that never show it (`ls`). */
   limits?: boolean;
   /**
+   * Parse smaps' counters and keep its layout (default true); false for callers that use only each
+   * VMA's range, perms, pathname and VmFlags (`ls`): detail.smaps and mapsLayout are then null and
+   * the VMAs' counters 0, for about half the parsing.
+   */
+  smapsCounters?: boolean;
+  /**
    * Read /proc/PID/cgroup of each process kept that pins or locks, right after its status (one pass,
    * as htop does), for grouping by cgroup: ProcessSnapshot.cgroup. A process whose cgroup file is
    * gone by then has exited and counts as vanished.
@@ -122,8 +128,13 @@ function tryPart<T>(part: DetailPart, unreadable: DetailPart[], read: () => T | 
   }
 }
 
-function readSmapsPart(pid: number): SmapsPart | 'gone' {
+function readSmapsPart(pid: number, counters = true): SmapsPart | 'gone' {
   const unreadable: DetailPart[] = [];
+  if (!counters) {
+    const vmas = tryPart('smaps', unreadable, () => readSmapsFlags(pid));
+    if (vmas === 'gone') return 'gone';
+    return { vmas, smaps: null, mapsLayout: null, unreadable: vmas === null };
+  }
   const read = tryPart('smaps', unreadable, () => readSmapsWithLayout(pid));
   if (read === 'gone') return 'gone';
   return { vmas: read?.vmas ?? null, smaps: read ? summarizeSmaps(read.vmas) : null, mapsLayout: read?.layout ?? null, unreadable: read === null };
@@ -152,10 +163,10 @@ export function fdPartOf(detail: ProcessDetail, unreadable: readonly DetailPart[
  * Reads limits, smaps and io_uring fdinfo of pid (the parts `reuse` gives are taken from it).
  * Returns 'gone' if the process disappeared.
  */
-export function readProcessDetail(pid: number, unreadable: DetailPart[], reuse: ReusedMappings | null = null, withLimits = true): ProcessDetail | 'gone' {
+export function readProcessDetail(pid: number, unreadable: DetailPart[], reuse: ReusedMappings | null = null, withLimits = true, smapsCounters = true): ProcessDetail | 'gone' {
   const limits = withLimits ? tryPart('limits', unreadable, () => readProcessLimits(pid)) : null;
   if (limits === 'gone') return 'gone';
-  const smaps = reuse?.smaps ?? readSmapsPart(pid);
+  const smaps = reuse?.smaps ?? readSmapsPart(pid, smapsCounters);
   if (smaps === 'gone') return 'gone';
   const fd = reuse?.fd ?? readFdPart(pid);
   if (fd === 'gone') return 'gone';
@@ -211,7 +222,7 @@ export function scanProcesses(options: ScanOptions = {}): ScanResult {
     const unreadable: DetailPart[] = [];
     let detail: ProcessDetail | null = null;
     if (status.hasMm && (explicit || options.detail || (holding && !options.statusOnly))) {
-      const read = readProcessDetail(pid, unreadable, options.reuseMappings?.(status) ?? null, options.limits ?? true);
+      const read = readProcessDetail(pid, unreadable, options.reuseMappings?.(status) ?? null, options.limits ?? true, options.smapsCounters ?? true);
       if (read === 'gone') {
         vanishedProcesses++;
         continue;

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readProcLines } from '../../src/proc/procfs.js';
-import { mapsLayout, parseSmaps, readSmapsWithLayout } from '../../src/proc/smaps.js';
+import { mapsLayout, parseSmaps, readSmapsWithLayout, SmapsParser } from '../../src/proc/smaps.js';
 import { builtOrThrow, exited, startRdmactl } from '../helpers/spawn.js';
 
 let holder: Awaited<ReturnType<typeof startRdmactl>> | null = null;
@@ -61,5 +61,27 @@ describe('smaps read in pieces', () => {
       matched = true;
     }
     expect(matched, 'the holder\'s mappings changed between every pair of reads').toBe(true);
+  });
+
+  it('flagsOnly gives the same VMAs and VmFlags with every counter 0, fed in any pieces, and keeps no layout', () => {
+    const text = readFileSync('/proc/self/smaps', 'utf8');
+    const whole = parseSmaps(text);
+    const bytes = Buffer.from(text, 'latin1');
+    const parser = new SmapsParser(true);
+    // Pieces of whole lines, cut at every 7th line end.
+    let start = 0;
+    let lines = 0;
+    for (let i = 0; i < bytes.length; i++) {
+      if (bytes[i] === 10 && ++lines % 7 === 0) {
+        parser.feed(bytes, start, i + 1);
+        start = i + 1;
+      }
+    }
+    parser.feed(bytes, start, bytes.length);
+    const shape = (vmas: typeof whole) => vmas.map((v) => [v.start, v.end, v.perms, v.offset, v.device, v.inode, v.pathname, [...v.flags].join(' ')]);
+    expect(shape(parser.vmas)).toEqual(shape(whole));
+    expect(whole.some((v) => v.flags.size > 0)).toBe(true);
+    expect(parser.vmas.every((v) => v.sizeBytes === 0 && v.rssBytes === 0 && v.lockedBytes === 0 && v.kernelPageSizeBytes === 0)).toBe(true);
+    expect(() => parser.layout()).toThrow();
   });
 });

@@ -69,8 +69,9 @@ export async function resolve(specifier, context, next) {
 }
 `);
     hooks = join(dir, 'register.mjs');
-    // ES module loads go through the resolve hook; require() (bin/rdmactl loads the CommonJS bundle
-    // dist/rdmactl.cjs, and the bundle requires packages) through Module._resolveFilename.
+    // ES module loads go through the resolve hook; require() (bin/rdmactl requires bin/bundle-loader.cjs,
+    // which runs the CommonJS bundle dist/rdmactl.cjs, and the bundle requires packages) through
+    // Module._resolveFilename.
     writeFileSync(hooks, `import { register } from 'node:module';
 import { createRequire } from 'node:module';
 import { appendFileSync } from 'node:fs';
@@ -102,7 +103,7 @@ Module._resolveFilename = function (...args) {
   it('--version, stat --json and top --json do not load ink, React or the dashboard', () => {
     for (const [name, args] of [['version', ['--version']], ['stat', ['stat', '--json']], ['topjson', ['top', '--json', '--count', '1']]] as const) {
       const urls = loaded([process.execPath, BIN, ...args], name);
-      expect(urls.some((u) => u.endsWith('/dist/program.js') || u.endsWith('/dist/rdmactl.cjs')), `${name}: the hooks saw the program load`).toBe(true);
+      expect(urls.some((u) => u.endsWith('/dist/program.js') || u.endsWith('/bin/bundle-loader.cjs')), `${name}: the hooks saw the program load`).toBe(true);
       expect(dashboardModules(urls), name).toEqual([]);
     }
   });
