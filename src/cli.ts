@@ -34,6 +34,11 @@ export function reportError(ctx: Context, err: unknown): ExitCode {
 export async function run(args: readonly string[], ctx: Context = processContext()): Promise<ExitCode> {
   try {
     const program = await makeProgram(ctx, args);
+    // No command at all is a usage error, as with ip(8): the help goes to stderr, exit 2.
+    if (args.length === 0) {
+      program.outputHelp({ error: true });
+      return EXIT.USAGE;
+    }
     await program.parseAsync([...args], { from: 'user' });
     return EXIT.OK;
   } catch (err) {

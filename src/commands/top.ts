@@ -9,7 +9,7 @@ import type { StatReport } from '../observe/stat.js';
 import { dashboardActions, TOP_FULL_SCAN_EVERY_MS, TOP_SMAPS_MAX_AGE_MS, type HeldApi } from '../ui/collectors.js';
 import { GROUP_BY_CHOICES, type GroupByChoice } from '../observe/groupFields.js';
 import { UsageError } from '../lib/errors.js';
-import { printJson, type Context } from '../lib/context.js';
+import { OutputError, printJson, type Context } from '../lib/context.js';
 import { jsonDocument } from '../lib/output.js';
 import { DURATION_HELP, parseCount, parseDuration } from '../lib/size.js';
 import { SORT_KEYS, statJson, type SortKey } from '../observe/statFields.js';
@@ -52,22 +52,33 @@ async function loadDashboard(ctx: Context): Promise<DashboardModule> {
 }
 
 function streamJson(ctx: Context, sampler: Sampler, count: number | undefined, render: (report: StatReport) => unknown = statJson): Promise<void> {
-  return new Promise((resolve) => {
+  return new Promise((resolve, reject) => {
     let printed = 0;
-    const finish = (): void => {
+    let done = false;
+    const finish = (err?: unknown): void => {
+      if (done) return;
+      done = true;
       sampler.stop();
       process.stdout.off('error', onError);
-      resolve();
+      if (err === undefined) resolve();
+      else reject(err);
     };
-    // A closed pipe (`| head -1`) ends the stream quietly.
+    // A closed pipe (`| head -1`) ends the stream quietly, whether the write or the stream reports it.
     const onError = (err: NodeJS.ErrnoException): void => {
       if (err.code === 'EPIPE') finish();
     };
     process.stdout.on('error', onError);
     sampler.subscribe(() => {
+      if (done) return;
       const snapshot = sampler.getSnapshot();
       if (!snapshot || snapshot.error) return;
-      printJson(ctx, jsonDocument('stat', render(snapshot.report) as Record<string, unknown>));
+      // The subscriber runs from the sampler's timer: a write error thrown here would be uncaught.
+      try {
+        printJson(ctx, jsonDocument('stat', render(snapshot.report) as Record<string, unknown>));
+      } catch (err) {
+        finish(err instanceof OutputError && err.readerGone ? undefined : err);
+        return;
+      }
       printed++;
       if (count !== undefined && printed >= count) finish();
     });

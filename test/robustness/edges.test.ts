@@ -81,6 +81,23 @@ describe('write errors', () => {
   });
 });
 
+describe('streams and the bare command', () => {
+  it('top --json | head -1: the stream ends quietly when the reader goes (exit 0, nothing on stderr)', () => {
+    // A real pipe to a reader that leaves after one line, as a shell builds it.
+    // pipefail: the pipeline's status is rdmactl's (head exits 0).
+    const result = spawnSync('bash', ['-c', `set -o pipefail; "${process.execPath}" "${BIN}" top --json --interval 200ms | head -1 >/dev/null`], { encoding: 'utf8', timeout: 30_000 });
+    expect(result.status).toBe(0);
+    expect(result.stderr).toBe('');
+  });
+
+  it('rdmactl with no arguments: the help on stderr, exit 2 (a usage error)', () => {
+    const result = spawnSync(process.execPath, [BIN], { encoding: 'utf8', timeout: 30_000 });
+    expect(result.status).toBe(2);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(/^Usage: rdmactl \[options\] \[command\]/);
+  });
+});
+
 describe('a damaged or missing record does not hide a live holder', () => {
   it.each(['damaged', 'missing'] as const)('%s record: ls shows the holder, dereg ID / PID / --all release it', async (how) => {
     for (const target of ['id', 'pid', 'all'] as const) {
