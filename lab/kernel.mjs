@@ -24,13 +24,30 @@ export class LabSetupError extends Error {
 const DEBIAN_KEYRING = '/usr/share/keyrings/debian-archive-keyring.gpg';
 
 /** What each kernel name means: suites of the Debian archive to resolve linux-image-amd64 in. */
+// Ordered oldest to newest: help texts and test:lab list them in this order.
 export const KERNELS = {
+  bullseye: {
+    describe: "Debian bullseye's kernel (linux-image-5.10.0-*-amd64), with its security updates",
+    suites: (m) => [
+      { uri: m.main, suite: 'bullseye' },
+      { uri: m.main, suite: 'bullseye-updates' },
+      ...(m.security ? [{ uri: m.security, suite: 'bullseye-security' }] : []),
+    ],
+  },
   stable: {
     describe: "Debian bookworm's kernel (linux-image-6.1.0-*-amd64)",
     suites: (m) => [
       { uri: m.main, suite: 'bookworm' },
       { uri: m.main, suite: 'bookworm-updates' },
       ...(m.security ? [{ uri: m.security, suite: 'bookworm-security' }] : []),
+    ],
+  },
+  trixie: {
+    describe: "Debian trixie's kernel (linux-image-6.12.*-amd64)",
+    suites: (m) => [
+      { uri: m.main, suite: 'trixie' },
+      { uri: m.main, suite: 'trixie-updates' },
+      ...(m.security ? [{ uri: m.security, suite: 'trixie-security' }] : []),
     ],
   },
   new: {
@@ -41,6 +58,7 @@ export const KERNELS = {
 
 // Modules the guest needs, in load order; dependencies are resolved with modprobe --show-depends.
 // Optional ones are built into some kernels (virtio_pci in 7.x) or unneeded there (crc32_generic).
+// On 5.10 (bullseye) both are modules and the list resolves unchanged (9p adds fscache there).
 const MODULES = [
   { name: 'virtio_pci', optional: true },
   { name: '9pnet_virtio' },
@@ -52,6 +70,14 @@ const MODULES = [
   // For --writable: an overlay (upper layer on tmpfs) over the read-only checkout.
   { name: 'overlay', optional: true },
   { name: 'rdma_rxe' },
+  // /dev/infiniband/rdma_cm for librdmacm programs (rping, ib_write_bw -R); pulls in rdma_cm,
+  // iw_cm, ib_cm and configfs through its dependencies.
+  { name: 'rdma_ucm' },
+  // The scratch disk (vm.mjs): a virtio block device with ext4 on it, so file-backed pages live in a
+  // real disk file system's page cache (tmpfs/shmem pins behave differently). ext4's dependencies
+  // (jbd2, mbcache, crc16, a crc32c) come with it; optional where built in.
+  { name: 'virtio_blk', optional: true },
+  { name: 'ext4', optional: true },
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -328,6 +354,9 @@ function downloadKernel(name, spec, dir) {
 // ---------------------------------------------------------------------------------------------
 // Initramfs
 
+/** Where the guest mounts the scratch disk (ext4 on a virtio disk; under /run, which is the guest's own tmpfs). */
+export const LAB_DISK_DIR = '/run/lab-disk';
+
 /** The guest's /init. It never exits: it powers the VM off when the job is done. */
 export const INIT_SCRIPT = `#!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
@@ -356,11 +385,22 @@ mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /host/tmp
 mount -t tmpfs -o mode=755,nosuid,nodev tmpfs /host/run
 mount --bind /proc /host/proc
 mount --bind /sys /host/sys
+# tracefs where a systemd machine has it (rdmactl trace and its lab tests use it).
+mount -t tracefs nodev /host/sys/kernel/tracing || echo "lab-init: warning: cannot mount tracefs" > /dev/ttyS1
 mount --bind /dev /host/dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts -o newinstance,ptmxmode=666 devpts /host/dev/pts
 mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /host/dev/shm
 cp /job.sh /host/run/rdmactl-job.sh
+step mount disk
+# The scratch disk vm.mjs attaches (formatted ext4 on the host for this boot); the job exports its path.
+if [ -b /dev/vda ]; then
+  mkdir -p /host${LAB_DISK_DIR}
+  mount -t ext4 /dev/vda /host${LAB_DISK_DIR} && chmod 1777 /host${LAB_DISK_DIR} ||
+    echo "lab-init: warning: cannot mount the scratch disk /dev/vda on ${LAB_DISK_DIR}" > /dev/ttyS1
+else
+  echo "lab-init: warning: no scratch disk (/dev/vda): virtio_blk missing?" > /dev/ttyS1
+fi
 step run job
 stty -F /dev/ttyS1 raw -echo
 # Through a pipe, so the command's stdout is not a terminal (as under CI).

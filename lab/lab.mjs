@@ -19,9 +19,8 @@ lab messages go to stderr.
 The exit status is the command's.
 
 Options:
-  --kernel stable|new   which kernel to boot (default: $RDMACTL_LAB_KERNEL or stable)
-                          stable  ${KERNELS.stable.describe}
-                          new     ${KERNELS.new.describe}
+  --kernel NAME         which kernel to boot (default: $RDMACTL_LAB_KERNEL or stable), oldest to newest:
+${Object.entries(KERNELS).map(([name, k]) => `                          ${name.padEnd(9)} ${k.describe}`).join('\n')}
   --timeout SECONDS     kill the VM after this long (default ${DEFAULT_TIMEOUT_S}); exit status 124
   --numa N              boot the guest with N NUMA nodes (1-${MAX_NUMA_NODES}; default $RDMACTL_LAB_NUMA or 1):
                         its ${GUEST_MEMORY_MIB} MiB split evenly, its ${GUEST_CPUS} CPUs dealt round-robin
@@ -35,7 +34,7 @@ Options:
   -h, --help            this text
 
 Guest environment: PATH=${'/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'}, HOME=/tmp,
-TMPDIR=/tmp, RDMACTL_LAB=1, RDMACTL_LAB_KERNEL_NAME (stable|new), RDMACTL_LAB_KERNEL_RELEASE
+TMPDIR=/tmp, RDMACTL_LAB=1, RDMACTL_LAB_KERNEL_NAME (${Object.keys(KERNELS).join('|')}), RDMACTL_LAB_KERNEL_RELEASE
 (uname -r), RDMACTL_LAB_ACCEL, RDMACTL_LAB_NUMA (nodes booted); host variables named RDMACTL_* are passed through as well.
 
 Cache: ${path.relative(REPO_DIR, CACHE_DIR)}/ (git-ignored). The first run of each kernel resolves it
@@ -47,7 +46,7 @@ touch apt. The initramfs (busybox-static + kernel modules) is built there too. C
 or one kernel with rm -rf ${path.relative(REPO_DIR, CACHE_DIR)}/kernels/new (or use --refresh).
 
 Environment variables:
-  RDMACTL_LAB_KERNEL=stable|new     default kernel
+  RDMACTL_LAB_KERNEL=NAME           default kernel (${Object.keys(KERNELS).join(', ')})
   RDMACTL_LAB_NUMA=N                default number of NUMA nodes (see --numa)
   RDMACTL_LAB_ACCEL=kvm|tcg         force the accelerator; by default KVM is used only if a one-time
                                     probe (cached in ${path.relative(REPO_DIR, CACHE_DIR)}/kvm-probe.json) booted the lab with it

@@ -5,12 +5,12 @@
 // kernel console (kept out of the way), ttyS1 carries the command's stdout+stderr, followed by a
 // marker with its exit status.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { CACHE_DIR, REPO_DIR, LabSetupError, bootImage, ensureInitramfs, ensureKernel, requireTool } from './kernel.mjs';
+import { CACHE_DIR, LAB_DISK_DIR, REPO_DIR, LabSetupError, bootImage, ensureInitramfs, ensureKernel, requireTool } from './kernel.mjs';
 
 export const DEFAULT_TIMEOUT_S = 600;
 /** The guest must reach the command within this long (a busy host has needed ~40 s). */
@@ -24,7 +24,8 @@ export function checkHostTools() {
   const qemu = requireTool('qemu-system-x86_64', 'qemu-system-x86');
   requireTool('rdma', 'iproute2');
   requireTool('ip', 'iproute2');
-  return { qemu };
+  const mkfs = requireTool('mkfs.ext4', 'e2fsprogs');
+  return { qemu, mkfs };
 }
 
 function kvmOpenable() {
@@ -70,7 +71,33 @@ export function numaArgs(nodes, memoryMiB = GUEST_MEMORY_MIB, cpus = GUEST_CPUS)
   return args;
 }
 
-function qemuArgs({ kernel, initrd, accel, jobPath, consolePath, verbose = false, memory = GUEST_MEMORY_MIB, smp = GUEST_CPUS, numaNodes = 1, checkoutShare = null }) {
+/** Size of the guest's scratch disk (a sparse file: it costs only what the guest writes). */
+export const DISK_MIB = 256;
+
+/**
+ * A fresh scratch disk for one boot: a sparse raw image in the cache, formatted ext4 on the host, so
+ * no run sees another's files. The inode tables and journal are written here (no lazy init), so the
+ * guest spends no emulated CPU finishing the format. The caller removes the file after the boot.
+ */
+export function makeScratchDisk(mkfs, nonce) {
+  const dir = path.join(CACHE_DIR, 'disks');
+  fs.mkdirSync(dir, { recursive: true });
+  const image = path.join(dir, `disk-${nonce}.img`);
+  const fd = fs.openSync(image, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+  try {
+    fs.ftruncateSync(fd, DISK_MIB << 20);
+  } finally {
+    fs.closeSync(fd);
+  }
+  const r = spawnSync(mkfs, ['-q', '-F', '-L', 'rdmactl-lab', '-E', 'lazy_itable_init=0,lazy_journal_init=0,nodiscard', image], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) {
+    fs.rmSync(image, { force: true });
+    throw new LabSetupError(`mkfs.ext4 could not format the lab's scratch disk ${image}: ${(r.stderr || String(r.error ?? r.status)).trim()}`);
+  }
+  return image;
+}
+
+function qemuArgs({ kernel, initrd, accel, jobPath, consolePath, verbose = false, memory = GUEST_MEMORY_MIB, smp = GUEST_CPUS, numaNodes = 1, checkoutShare = null, disk = null }) {
   const append = [
     'console=ttyS0', 'loglevel=3', 'edd=off', 'panic=-1', 'oops=panic', 'mitigations=off', 'nokaslr',
     'random.trust_cpu=on', 'cryptomgr.notests', 'clocksource=hpet', 'no_timer_check', 'audit=0', 'nowatchdog',
@@ -88,6 +115,8 @@ function qemuArgs({ kernel, initrd, accel, jobPath, consolePath, verbose = false
     '-virtfs', 'local,path=/,mount_tag=host,security_model=passthrough,readonly=on,multidevs=remap',
     ...(checkoutShare ? ['-virtfs', `local,path=${checkoutShare},mount_tag=checkout,security_model=passthrough,readonly=on,multidevs=remap`] : []),
     '-netdev', 'user,id=n0', '-device', 'virtio-net-pci,netdev=n0,romfile=',
+    // cache=unsafe: the image is thrown away after the boot, so flushes need not reach the host's disk.
+    ...(disk ? ['-drive', `file=${disk},if=virtio,format=raw,cache=unsafe`] : []),
   ];
   if (fs.existsSync('/usr/share/qemu/qboot.rom')) args.push('-bios', 'qboot.rom');
   return args;
@@ -134,6 +163,8 @@ function jobScript({ command, kernel, kernelName, accel, env, cwd, nonce, writab
           `  { echo "lab: cannot overlay ${cwd} (--writable)" >&2; printf '@@lab-exit-${nonce}:125@@'; exit 125; }`,
         ]
       : []),
+    '# The scratch disk (ext4 on /dev/vda) that /init mounted, if it could.',
+    `if grep -q ' ${LAB_DISK_DIR} ext4 ' /proc/self/mounts; then export RDMACTL_LAB_DISK=${shq(LAB_DISK_DIR)}; fi`,
     `cd ${shq(cwd)} || { printf '@@lab-exit-${nonce}:125@@'; exit 125; }`,
     `printf '@@lab-ready-${nonce}@@'`,
     `/bin/sh -c ${shq(command)}`,
@@ -146,12 +177,19 @@ function jobScript({ command, kernel, kernelName, accel, env, cwd, nonce, writab
  * Low-level: boot the prepared kernel with `accel` and run `command`.
  * Resolves { status, timedOut, signal, bootMs, totalMs, consoleTail, qemuStderr }.
  */
-function boot({ qemu, kernel, kernelName, initrd, accel, command, timeoutS, bootTimeoutS = Infinity, env, cwd, onOutput, verbose, abortSignal, writable = false, numaNodes = 1 }) {
+function boot({ qemu, mkfs, kernel, kernelName, initrd, accel, command, timeoutS, bootTimeoutS = Infinity, env, cwd, onOutput, verbose, abortSignal, writable = false, numaNodes = 1 }) {
   const jobDir = fs.mkdtempSync(path.join(os.tmpdir(), 'rdmactl-lab-'));
   const jobPath = path.join(jobDir, 'job.sh');
   const consolePath = verbose ? '/dev/stderr' : path.join(jobDir, 'console.log');
   const nonce = randomBytes(8).toString('hex');
   fs.writeFileSync(jobPath, jobScript({ command, kernel, kernelName, accel, env, cwd, nonce, writable, numaNodes }));
+  let disk;
+  try {
+    disk = makeScratchDisk(mkfs, nonce);
+  } catch (err) {
+    fs.rmSync(jobDir, { recursive: true, force: true });
+    throw err;
+  }
 
   const readyMark = `@@lab-ready-${nonce}@@`;
   const exitRe = new RegExp(`@@lab-exit-${nonce}:(\\d+)@@`);
@@ -160,7 +198,7 @@ function boot({ qemu, kernel, kernelName, initrd, accel, command, timeoutS, boot
 
   const started = process.hrtime.bigint();
   const ms = () => Number(process.hrtime.bigint() - started) / 1e6;
-  const child = spawn(qemu, qemuArgs({ kernel, initrd, accel, jobPath, consolePath, verbose, numaNodes, checkoutShare: hiddenCheckout(cwd) }), {
+  const child = spawn(qemu, qemuArgs({ kernel, initrd, accel, jobPath, consolePath, verbose, numaNodes, checkoutShare: hiddenCheckout(cwd), disk }), {
     stdio: ['ignore', 'pipe', verbose ? 'inherit' : 'pipe'],
   });
 
@@ -264,6 +302,7 @@ function boot({ qemu, kernel, kernelName, initrd, accel, command, timeoutS, boot
         } catch {}
       }
       fs.rmSync(jobDir, { recursive: true, force: true });
+      fs.rmSync(disk, { force: true });
       resolve({ status, timedOut, bootHung, signal, bootMs, totalMs: ms(), consoleTail, qemuStderr: qemuStderr.trim(), spawnError: err });
     };
     child.on('error', (err) => finish(err));
@@ -272,7 +311,7 @@ function boot({ qemu, kernel, kernelName, initrd, accel, command, timeoutS, boot
 }
 
 /** Picks the accelerator: RDMACTL_LAB_ACCEL, else KVM if a cached probe says it boots the lab, else TCG. */
-async function chooseAccel({ qemu, kernel, kernelName, initrd, log }) {
+async function chooseAccel({ qemu, mkfs, kernel, kernelName, initrd, log }) {
   const forced = process.env.RDMACTL_LAB_ACCEL;
   if (forced) {
     if (forced !== 'kvm' && forced !== 'tcg') throw new LabSetupError(`RDMACTL_LAB_ACCEL must be kvm or tcg, not "${forced}"`);
@@ -287,7 +326,7 @@ async function chooseAccel({ qemu, kernel, kernelName, initrd, log }) {
     if (cached.key === key) return cached.kvm ? 'kvm' : 'tcg';
   } catch {}
   log('probing whether KVM can boot the lab VM (once; the result is cached)…');
-  const r = await boot({ qemu, kernel, kernelName, initrd, accel: 'kvm', command: 'true', timeoutS: 8, env: {}, cwd: '/', onOutput: () => {}, verbose: false });
+  const r = await boot({ qemu, mkfs, kernel, kernelName, initrd, accel: 'kvm', command: 'true', timeoutS: 8, env: {}, cwd: '/', onOutput: () => {}, verbose: false });
   const kvm = r.status === 0;
   fs.mkdirSync(CACHE_DIR, { recursive: true });
   const why = kvm ? undefined : r.timedOut ? 'no boot within 8 s' : (r.qemuStderr.split('\n')[0] || `exit status ${r.status}`);
@@ -316,10 +355,10 @@ export async function runInLab({
   numaNodes = 1,
 }) {
   numaArgs(numaNodes); // refuse a bad node count before anything is downloaded or booted
-  const { qemu } = checkHostTools();
+  const { qemu, mkfs } = checkHostTools();
   const kernel = ensureKernel(kernelName, { refresh });
   const initrd = ensureInitramfs(kernel);
-  const accel = await chooseAccel({ qemu, kernel, kernelName, initrd, log });
+  const accel = await chooseAccel({ qemu, mkfs, kernel, kernelName, initrd, log });
   // Rarely, a TCG guest hangs early in boot with nothing on the console, or panics in boot-time code
   // patching (seen once with sid 7.2: "Oops: int3" in sched_clock_cpu under multi-threaded TCG); a
   // fresh VM then boots fine. So a guest that hangs for BOOT_TIMEOUT_S, or dies, before it reaches
@@ -327,7 +366,7 @@ export async function runInLab({
   const deadline = Date.now() + timeoutS * 1000;
   for (let attempt = 1; ; attempt++) {
     const left = (deadline - Date.now()) / 1000;
-    const r = await boot({ qemu, kernel, kernelName, initrd, accel, command, timeoutS: left, bootTimeoutS: BOOT_TIMEOUT_S, env, cwd, onOutput, verbose, abortSignal, writable, numaNodes });
+    const r = await boot({ qemu, mkfs, kernel, kernelName, initrd, accel, command, timeoutS: left, bootTimeoutS: BOOT_TIMEOUT_S, env, cwd, onOutput, verbose, abortSignal, writable, numaNodes });
     const diedBooting = r.bootMs === null && r.status === null && !r.timedOut && !r.bootHung && !r.spawnError;
     if ((r.bootHung || diedBooting) && attempt < 2 && !r.signal && left > BOOT_TIMEOUT_S + 30) {
       const what = r.bootHung ? `did not reach the command within ${BOOT_TIMEOUT_S} s` : 'died before reaching the command';

@@ -26,7 +26,10 @@ export function forkFindings(ctx: DoctorContext): Finding[] {
   const out: Finding[] = [];
   const cofEvidence = { kernel: report.kernel, copyOnFork: report.copyOnFork, source: report.copyOnForkSource, pinnedBytes: target.status.pinnedBytes };
   const source = report.copyOnForkSource === 'rdma sys show' ? 'rdma sys show' : `Linux ${report.kernel}: since 5.9`;
-  if (report.copyOnFork) {
+  if (report.copyOnFork === null) {
+    // No attribute to read (before 5.12); what the kernel does is what `rdmactl fork` shows.
+    out.push(skipped('fork.copy-on-fork', `copy-on-fork ${report.copyOnForkSource}: run rdmactl fork to see whether registered memory stays with the parent here`, cofEvidence));
+  } else if (report.copyOnFork) {
     out.push(finding('fork.copy-on-fork', 'ok', `the kernel copies pinned pages for a child at fork (${source}): registered memory stays with the parent`, cofEvidence));
   } else {
     let uncovered: number | null = null;
@@ -49,7 +52,11 @@ export function forkFindings(ctx: DoctorContext): Finding[] {
   }
   const set = FORK_ENV.filter((name) => env.has(name));
   const evidence = { variables: Object.fromEntries(set.map((n) => [n, env.get(n)!])), file: `/proc/${target.pid}/environ` };
-  if (set.length > 0 && report.copyOnFork) {
+  if (report.copyOnFork === null) {
+    out.push(set.length > 0
+      ? finding('fork.env', 'ok', `${set.join(', ')} set (copy-on-fork ${report.copyOnForkSource}: the variables keep registered memory with the parent either way)`, evidence)
+      : finding('fork.env', 'warn', `neither RDMAV_FORK_SAFE nor IBV_FORK_SAFE is set and copy-on-fork is ${report.copyOnForkSource}`, evidence, ['run rdmactl fork to see whether this kernel keeps pinned pages with the parent; if not, export RDMAV_FORK_SAFE=1 before starting processes that register memory and fork']));
+  } else if (set.length > 0 && report.copyOnFork) {
     out.push(finding('fork.env', 'warn', `${set.join(', ')} set although the kernel copies pinned pages at fork: libibverbs still marks every MR MADV_DONTFORK, splitting VMAs (maps.count) and leaving children without that memory`, evidence, [`unset ${set.join(' ')} unless the application needs its children to lose registered ranges`]));
   } else if (set.length === 0 && !report.copyOnFork) {
     out.push(finding('fork.env', 'warn', 'neither RDMAV_FORK_SAFE nor IBV_FORK_SAFE is set and the kernel has no copy-on-fork', evidence, ['export RDMAV_FORK_SAFE=1 before starting processes that register memory and fork']));

@@ -3,6 +3,7 @@
 import { release } from 'node:os';
 import { pageSize } from '../proc/pagemap.js';
 import { attribution, attributionFindings } from './attribution.js';
+import { filePinFindings } from './filePin.js';
 import { forkFindings } from './fork.js';
 import { hugepageFindings } from './hugepages.js';
 import { readRootConfig, type SkippedFile } from './limitsConf.js';
@@ -12,6 +13,7 @@ import { memlockLimit, memlockOrigin } from './memlock.js';
 import { predict, tryFinding, tryRegistration, type Prediction, type TryResult } from './predict.js';
 import { requestChargeBytes } from './request.js';
 import { readTarget } from './target.js';
+import { traceFailureFindings } from './traceFailures.js';
 import { uringDisabled, uringUserCharge } from './uring.js';
 import { verbsFindings } from './verbs.js';
 import { skipped, type DoctorContext, type DoctorOptions, type Finding, type Target } from './types.js';
@@ -48,10 +50,13 @@ export async function runDoctor(options: RunDoctorOptions): Promise<DoctorReport
     mapsCount(ctx),
     ...forkFindings(ctx),
     ...hugepageFindings(ctx),
+    ...filePinFindings(ctx),
     ...(await verbsFindings(ctx)),
     ...machineFindings(ctx),
     ...attributionFindings(ctx, attributed.reason),
   ];
+  // Last: it adds what a trace saw fail to the evidence of the checks above.
+  findings.push(traceFailureFindings(ctx, findings));
   const prediction = predict(options.request, findings, requestChargeBytes(ctx));
   let tried: TryResult | null = null;
   if (options.try && prediction) {

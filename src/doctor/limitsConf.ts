@@ -9,7 +9,15 @@
 //     there and changes nothing;
 //   - a soft limit above the hard one is lowered to it.
 // Only what a login through PAM would set: services, containers and launchers never read these files.
+//
+// The account (name, primary group, groups) comes from where pam_limits would get it: on this machine
+// (--root /) through the C library's NSS, so users and groups from LDAP, sssd or NIS count; under
+// another --root from that tree's etc/passwd and etc/group only, since this machine's NSS (and its
+// directory services) cannot answer for an image or a chroot.
 
+import { fstatSync, statSync } from 'node:fs';
+import { SyscallError } from '../lib/errno.js';
+import { groupsOfUser, userByUid } from '../proc/accounts.js';
 import { ACCOUNTS_MAX_BYTES, CONFIG_MAX_BYTES, MAX_ENTRIES, closeRoot, listRootDir, openRoot, readRootFile, type RootDir } from '../proc/rootFiles.js';
 
 export interface LimitsConfLine {
@@ -25,8 +33,10 @@ export interface Account {
   name: string;
   uid: number;
   gid: number;
-  /** Names of the primary group and every group listing the user as a member. */
+  /** Names of the primary group and every group the user is a member of (a group without a name is left out). */
   groups: string[];
+  /** Gids of the primary group and every group the user is a member of. */
+  gids: number[];
 }
 
 /** Every complete four-word line and every two-word "domain -" line, in file order. */
@@ -63,7 +73,7 @@ function range(spec: string): { min: number; max: number } | null | 'bad' {
 }
 
 /** Which kind of domain `domain` is for this account, or null when the line does not apply. */
-export function domainSource(domain: string, account: Account, groupIds: ReadonlyMap<string, number>): number | null {
+export function domainSource(domain: string, account: Account): number | null {
   if (domain === account.name) return SOURCE_USER;
   if (domain.startsWith('%')) return null; // maxlogins only
   if (domain.startsWith('@')) {
@@ -72,7 +82,7 @@ export function domainSource(domain: string, account: Account, groupIds: Readonl
     if (r === 'bad') return null;
     if (r === null) return account.groups.includes(spec) ? SOURCE_GROUP : null;
     // "@:gid" is membership of that group; "@min:max" compares the primary gid.
-    if (spec.startsWith(':')) return [...groupIds].some(([name, gid]) => gid === r.min && account.groups.includes(name)) ? SOURCE_GROUP : null;
+    if (spec.startsWith(':')) return account.gids.includes(r.min) ? SOURCE_GROUP : null;
     return account.gid >= r.min && account.gid <= r.max ? SOURCE_GROUP : null;
   }
   if (domain === '*') return SOURCE_DEFAULT;
@@ -99,13 +109,13 @@ export interface PamMemlock {
 }
 
 /** Apply pam_limits' rules to the lines of every file, in the order pam_limits reads them. */
-export function resolvePamMemlock(files: ReadonlyArray<readonly LimitsConfLine[]>, account: Account, groupIds: ReadonlyMap<string, number> = new Map()): PamMemlock {
+export function resolvePamMemlock(files: ReadonlyArray<readonly LimitsConfLine[]>, account: Account): PamMemlock {
   const out: PamMemlock = { softBytes: undefined, hardBytes: undefined, softLine: null, hardLine: null, noLimitsLine: null };
   let softSource = Number.POSITIVE_INFINITY;
   let hardSource = Number.POSITIVE_INFINITY;
   for (const lines of files) {
     for (const line of lines) {
-      const source = domainSource(line.domain, account, groupIds);
+      const source = domainSource(line.domain, account);
       if (source === null) continue;
       if (line.item === '' && line.type === '-') {
         if (source !== SOURCE_DEFAULT) return { softBytes: undefined, hardBytes: undefined, softLine: null, hardLine: null, noLimitsLine: line };
@@ -163,7 +173,7 @@ export function readLimitsConfFiles(root: RootDir, skipped: SkippedFile[]): Arra
   return out;
 }
 
-/** "name:x:gid:member,member" lines → group name → { gid, members }. */
+/** "name:x:gid:member,member" lines of another root's etc/group → group name → { gid, members }. */
 export function parseGroupFile(text: string): Map<string, { gid: number; members: string[] }> {
   const groups = new Map<string, { gid: number; members: string[] }>();
   for (const line of text.split('\n')) {
@@ -176,8 +186,8 @@ export function parseGroupFile(text: string): Map<string, { gid: number; members
   return groups;
 }
 
-/** The account of uid from passwd and group text, as pam_limits sees it; null when uid has no entry. */
-export function findAccount(uid: number, passwdText: string, groupText: string): { account: Account; groupIds: Map<string, number> } | null {
+/** The account of uid from another root's passwd and group text; null when uid has no entry. */
+export function accountFromFiles(uid: number, passwdText: string, groupText: string): Account | null {
   let name: string | null = null;
   let gid = -1;
   for (const line of passwdText.split('\n')) {
@@ -189,20 +199,52 @@ export function findAccount(uid: number, passwdText: string, groupText: string):
     }
   }
   if (name === null) return null;
-  const groups = parseGroupFile(groupText);
-  const groupIds = new Map([...groups].map(([n, g]) => [n, g.gid] as [string, number]));
-  const names = [...groups].filter(([, g]) => g.gid === gid || g.members.includes(name!)).map(([n]) => n);
-  return { account: { name, uid, gid, groups: names }, groupIds };
+  const mine = [...parseGroupFile(groupText)].filter(([, g]) => g.gid === gid || g.members.includes(name!));
+  return { name, uid, gid, groups: mine.map(([n]) => n), gids: [...new Set([gid, ...mine.map(([, g]) => g.gid)])] };
 }
 
 /** Account of uid from `root`/etc/passwd and group; null when it has none there. Refused files go to `skipped`. */
-export function readAccount(uid: number, root: RootDir, skipped: SkippedFile[]): { account: Account; groupIds: Map<string, number> } | null {
+export function readAccountFiles(uid: number, root: RootDir, skipped: SkippedFile[]): Account | null {
   const text = (rel: string): string => {
     const read = readRootFile(root, rel, ACCOUNTS_MAX_BYTES);
     if (read.kind === 'skipped') skipped.push({ file: read.path, reason: read.reason });
     return read.kind === 'text' ? read.text : '';
   };
-  return findAccount(uid, text('etc/passwd'), text('etc/group'));
+  return accountFromFiles(uid, text('etc/passwd'), text('etc/group'));
+}
+
+/** What NSS names the user database in messages and in skipped entries. */
+export const NSS_SOURCE = 'the user database (NSS)';
+
+/**
+ * Account of uid through NSS, as pam_limits on this machine sees it: getpwuid, then getgrouplist
+ * (every source's groups, as initgroups sets them at login). Null when NSS has no such user; a failing
+ * lookup goes to `skipped` and counts as no account.
+ */
+export function readAccountNss(uid: number, skipped: SkippedFile[]): Account | null {
+  try {
+    const user = userByUid(uid);
+    if (user === null) return null;
+    const groups = groupsOfUser(user);
+    return {
+      name: user.name,
+      uid,
+      gid: user.gid,
+      groups: groups.flatMap((g) => (g.name === null ? [] : [g.name])),
+      gids: groups.map((g) => g.gid),
+    };
+  } catch (err) {
+    if (!(err instanceof SyscallError)) throw err;
+    skipped.push({ file: NSS_SOURCE, reason: err.message });
+    return null;
+  }
+}
+
+/** DIR is the root this process sees: the same directory, whatever path names it. */
+function isOwnRoot(root: RootDir): boolean {
+  const dir = fstatSync(root.fd);
+  const own = statSync('/');
+  return dir.dev === own.dev && dir.ino === own.ino;
 }
 
 /** What doctor reads under --root, read once: pam_limits' files and the target's account. */
@@ -210,19 +252,22 @@ export interface RootConfig {
   /** DIR as given. */
   root: string;
   limitsFiles: Array<{ file: string; lines: LimitsConfLine[] }>;
-  account: { account: Account; groupIds: Map<string, number> } | null;
+  account: Account | null;
+  /** Where the account came from: NSS (DIR is this machine's root) or DIR's etc/passwd and etc/group. */
+  accountSource: 'nss' | 'files';
   /** Files that exist but were not read (FIFO, device, too large, unreadable, symlink loop, …). */
   skipped: SkippedFile[];
 }
 
-/** Reads limits.conf, limits.d, passwd and group under `dir` for uid. Throws UsageError when DIR cannot be opened. */
+/** Reads limits.conf and limits.d under `dir`, and uid's account (see the top). Throws UsageError when DIR cannot be opened. */
 export function readRootConfig(dir: string, uid: number): RootConfig {
   const root = openRoot(dir);
   try {
     const skipped: SkippedFile[] = [];
     const limitsFiles = readLimitsConfFiles(root, skipped);
-    const account = readAccount(uid, root, skipped);
-    return { root: dir, limitsFiles, account, skipped };
+    const accountSource = isOwnRoot(root) ? 'nss' : 'files';
+    const account = accountSource === 'nss' ? readAccountNss(uid, skipped) : readAccountFiles(uid, root, skipped);
+    return { root: dir, limitsFiles, account, accountSource, skipped };
   } finally {
     closeRoot(root);
   }

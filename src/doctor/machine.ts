@@ -16,7 +16,7 @@ export function machineFindings(ctx: DoctorContext): Finding[] {
   const top = [...scan.processes].sort((a, b) => b.pinnedBytes - a.pinnedBytes).slice(0, 3).filter((p) => p.pinnedBytes > 0);
   const who = top.length > 0 ? ` (most: ${top.map((p) => `pid ${p.pid} ${p.name} ${formatBytes(p.pinnedBytes)}`).join(', ')})` : '';
   out.push(share >= 50
-    ? finding('machine.pinned', 'warn', `${formatBytes(pinned)} pinned = ${share.toFixed(1)}% of MemTotal ${formatBytes(meminfo.memTotalBytes)}${who}: pinned pages cannot be reclaimed, swapped or compacted`, evidence, ['find the holders with rdmactl stat --sort pinned'])
+    ? finding('machine.pinned', 'warn', `${formatBytes(pinned)} pinned = ${share.toFixed(1)}% of MemTotal ${formatBytes(meminfo.memTotalBytes)}${who}: pinned pages cannot be reclaimed, swapped or compacted`, evidence, ['find the holders with rdmactl stat --sort -pinned'])
     : finding('machine.pinned', 'ok', `${formatBytes(pinned)} pinned = ${share.toFixed(1)}% of MemTotal ${formatBytes(meminfo.memTotalBytes)}; Unevictable ${formatBytes(meminfo.unevictableBytes)}${who}`, evidence));
 
   const available = meminfo.memAvailableBytes;

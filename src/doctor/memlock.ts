@@ -8,7 +8,7 @@ import { readProcessLimits } from '../proc/limits.js';
 import { readStatus } from '../proc/status.js';
 import { ProcUnreadableError } from '../proc/procfs.js';
 import { environmentMemlockFixes } from './attribution.js';
-import { resolvePamMemlock, type LimitsConfLine, type PamMemlock, type RootConfig } from './limitsConf.js';
+import { NSS_SOURCE, resolvePamMemlock, type LimitsConfLine, type PamMemlock, type RootConfig } from './limitsConf.js';
 import { kib, limitText, requestChargeBytes } from './request.js';
 import { CAP_IPC_LOCK, hasCapability } from './target.js';
 import { finding, type DoctorContext, type Evidence, type Finding } from './types.js';
@@ -16,7 +16,7 @@ import { finding, type DoctorContext, type Evidence, type Finding } from './type
 /** How to raise the target's limit, naming the systemd unit or container it runs in when there is one. */
 export function raiseMemlockFixes(ctx: DoctorContext, neededBytes: number | null): string[] {
   const { target } = ctx;
-  const user = ctx.config.account?.account.name ?? String(target.status.uid);
+  const user = ctx.config.account?.name ?? String(target.status.uid);
   const fixes: string[] = [];
   const hardAllows = target.hardBytes === null || (neededBytes !== null && neededBytes <= target.hardBytes);
   if (target.self) {
@@ -139,20 +139,21 @@ export function memlockOrigin(ctx: DoctorContext): Finding {
     where = `set by pid ${setter.pid} (${setter.comm}): its parent pid ${parent.pid} (${parent.comm}) has ${limitText(parent.softBytes)} / ${limitText(parent.hardBytes)}`;
   } else {
     const top = chain[chain.length - 1];
-    where = top ? `inherited unchanged from pid ${top.pid} (${top.comm})${top.pid === 1 ? ': the boot default (the kernel\'s 8 MiB, or systemd\'s DefaultLimitMEMLOCK=)' : ''}` : 'no readable parent';
+    where = top ? `inherited unchanged from pid ${top.pid} (${top.comm})${top.pid === 1 ? ': the boot default (the kernel\'s: 8 MiB since Linux 5.16, 64 KiB before; or systemd\'s DefaultLimitMEMLOCK=)' : ''}` : 'no readable parent';
   }
 
   const files = ctx.config.limitsFiles;
   const found = ctx.config.account;
   const skipped = ctx.config.skipped;
-  const pam = found ? resolvePamMemlock(files.map((f) => f.lines), found.account, found.groupIds) : null;
+  const pam = found ? resolvePamMemlock(files.map((f) => f.lines), found) : null;
   const evidence = {
     softBytes: target.softBytes,
     hardBytes: target.hardBytes,
     chain: chain.map((l) => ({ pid: l.pid, comm: l.comm, softBytes: l.softBytes, hardBytes: l.hardBytes })),
     setByPid: firstDifferent > 0 ? chain[firstDifferent - 1]!.pid : firstDifferent === 0 ? target.pid : null,
-    user: found?.account.name ?? null,
-    groups: found?.account.groups ?? [],
+    user: found?.name ?? null,
+    groups: found?.groups ?? [],
+    accountSource: ctx.config.accountSource,
     limitsFiles: files.map((f) => f.file),
     pamSoftBytes: pam?.softBytes === undefined ? null : pam.softBytes,
     pamHardBytes: pam?.hardBytes === undefined ? null : pam.hardBytes,
@@ -169,20 +170,27 @@ export function memlockOrigin(ctx: DoctorContext): Finding {
     ...result,
     status: result.status === 'fail' ? 'fail' : 'warn',
     summary: `${result.summary}; ${skipped.length === 1 ? 'a file was' : `${skipped.length} files were`} not read, so this may be incomplete: ${names}`,
-    fix: [...result.fix, `make each skipped file a regular file the user running doctor can read (limits files at most 1 MiB, passwd and group at most 64 MiB), or remove it`],
+    fix: [
+      ...result.fix,
+      ...(skipped.some((f) => f.file !== NSS_SOURCE) ? ['make each skipped file a regular file the user running doctor can read (limits files at most 1 MiB, passwd and group at most 64 MiB), or remove it'] : []),
+      ...(skipped.some((f) => f.file === NSS_SOURCE) ? [`the user lookup through NSS failed: check that the directory service (sssd, LDAP, NIS) answers: getent passwd ${ctx.target.status.uid}`] : []),
+    ],
   };
 }
 
 function originVerdict(ctx: DoctorContext, mine: string, where: string, found: RootConfig['account'], pam: PamMemlock | null, evidence: Evidence): Finding {
   const { target } = ctx;
   const id = 'memlock.origin';
-  if (!found || !pam) return finding(id, 'ok', `${mine}: ${where}; uid ${target.status.uid} has no entry in ${ctx.root.replace(/\/$/, '')}/etc/passwd, so limits.conf does not apply`, evidence);
-  if (pam.noLimitsLine) return finding(id, 'ok', `${mine}: ${where}; limits.conf exempts ${found.account.name} (${lineText(pam.noLimitsLine)})`, evidence);
+  if (!found || !pam) {
+    const nowhere = ctx.config.accountSource === 'nss' ? 'the user database (looked up through NSS)' : `${ctx.root.replace(/\/$/, '')}/etc/passwd`;
+    return finding(id, 'ok', `${mine}: ${where}; uid ${target.status.uid} has no entry in ${nowhere}, so limits.conf does not apply`, evidence);
+  }
+  if (pam.noLimitsLine) return finding(id, 'ok', `${mine}: ${where}; limits.conf exempts ${found.name} (${lineText(pam.noLimitsLine)})`, evidence);
   const granted = pam.softLine ?? pam.hardLine;
-  if (!granted) return finding(id, 'ok', `${mine}: ${where}; no limits.conf memlock entry applies to ${found.account.name}`, evidence);
+  if (!granted) return finding(id, 'ok', `${mine}: ${where}; no limits.conf memlock entry applies to ${found.name}`, evidence);
   const softDiffers = pam.softBytes !== undefined && pam.softBytes !== target.softBytes;
   const hardDiffers = pam.hardBytes !== undefined && pam.hardBytes !== target.hardBytes;
-  if (!softDiffers && !hardDiffers) return finding(id, 'ok', `${mine}: as limits.conf gives ${found.account.name} (${lineText(granted)}); ${where}`, evidence);
+  if (!softDiffers && !hardDiffers) return finding(id, 'ok', `${mine}: as limits.conf gives ${found.name} (${lineText(granted)}); ${where}`, evidence);
   const grant = `${pam.softBytes === undefined ? '' : `soft ${limitText(pam.softBytes)}`}${pam.softBytes !== undefined && pam.hardBytes !== undefined ? ', ' : ''}${pam.hardBytes === undefined ? '' : `hard ${limitText(pam.hardBytes)}`}`;
   return finding(id, 'warn',
     `limits.conf grants ${grant} to ${granted.domain} (${lineText(granted)}) but this process has ${mine}: it was not started through a PAM login (a service, container or launcher), or its limit was changed after login; ${where}`,

@@ -23,11 +23,13 @@ export interface Prediction {
 // Which findings can refuse a registration, in the order the kernel checks them.
 // The memory cgroup is charged when pages are faulted in: io_uring pins (faults) before it accounts
 // the pin; mlock and ib_umem_get check the limit first. The rdma cgroup is charged when the PD and
-// MR objects are allocated, before the driver pins anything.
+// MR objects are allocated, before the driver pins anything. A long-term pin of a shared file page is
+// refused when GUP looks at the VMA, before any page is faulted in (and, for verbs, after the memlock
+// check ib_umem_get does first).
 const DECIDING: Record<BackendName, readonly string[]> = {
-  uring: ['uring.disabled', 'hugepages.reserved', 'machine.available', 'maps.count', 'cgroup.memory', 'memlock.limit', 'uring.user-charge'],
+  uring: ['uring.disabled', 'hugepages.reserved', 'machine.available', 'maps.count', 'file.longterm-pin', 'cgroup.memory', 'memlock.limit', 'uring.user-charge'],
   mlock: ['hugepages.reserved', 'machine.available', 'maps.count', 'memlock.limit', 'cgroup.memory'],
-  verbs: ['verbs.library', 'verbs.devices', 'hugepages.reserved', 'machine.available', 'maps.count', 'cgroup.rdma', 'verbs.max-mr', 'memlock.limit', 'cgroup.memory'],
+  verbs: ['verbs.library', 'verbs.devices', 'hugepages.reserved', 'machine.available', 'maps.count', 'cgroup.rdma', 'verbs.max-mr', 'memlock.limit', 'file.longterm-pin', 'cgroup.memory'],
 };
 
 /** `mappedBytes`: the size after the backing's rounding (what the checks charged), named when it differs. */

@@ -5,7 +5,7 @@ import { getpid } from '../ffi/libc.js';
 import { PermissionError, RdmactlError } from '../lib/errors.js';
 import { parseLimits } from '../proc/limits.js';
 import { procFieldText, procPath, readProcText, ProcUnreadableError } from '../proc/procfs.js';
-import { CAP_IPC_LOCK, CAP_SYS_ADMIN, hasCapabilityBit, parseCapMask, parseStatus } from '../proc/status.js';
+import { CAP_DAC_OVERRIDE, CAP_IPC_LOCK, CAP_SYS_ADMIN, hasCapabilityBit, parseCapMask, parseStatus } from '../proc/status.js';
 import type { Target } from './types.js';
 
 function vanished(pid: number): RdmactlError {
@@ -56,4 +56,4 @@ export function hasCapability(target: Target, cap: number): boolean {
   return hasCapabilityBit(target.capEff, cap);
 }
 
-export { CAP_IPC_LOCK, CAP_SYS_ADMIN };
+export { CAP_DAC_OVERRIDE, CAP_IPC_LOCK, CAP_SYS_ADMIN };

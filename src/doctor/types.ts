@@ -68,7 +68,7 @@ export interface ProcessAttribution {
 
 export interface DoctorOptions {
   request: DoctorRequest;
-  /** Where /etc is read from (limits.conf, passwd, group): "/" or an image/chroot to check. */
+  /** Where /etc is read from (limits.conf; passwd and group unless it is this machine's /, where NSS answers): "/" or an image/chroot to check. */
   root: string;
 }
 
@@ -78,7 +78,7 @@ export interface DoctorContext extends DoctorOptions {
   kernelRelease: string;
   /** The target's cgroup, systemd unit and container; null when its cgroup cannot be read. */
   attribution: ProcessAttribution | null;
-  /** limits.conf, limits.d, passwd and group under `root`, read once. */
+  /** limits.conf and limits.d under `root`, and the target's account, read once. */
   config: RootConfig;
 }
 

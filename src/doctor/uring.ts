@@ -9,6 +9,7 @@ import { parseStatus, statusHasIpcLock } from '../proc/status.js';
 import { procPath, readProcText } from '../proc/procfs.js';
 import { readUringInstances, type UringInstance } from '../proc/uringFdinfo.js';
 import { ProcUnreadableError } from '../proc/procfs.js';
+import { ringChargeProbe } from '../engine/ringCharge.js';
 import { raiseMemlockFixes } from './memlock.js';
 import { limitText, requestChargeBytes } from './request.js';
 import { CAP_IPC_LOCK, CAP_SYS_ADMIN, hasCapability } from './target.js';
@@ -36,11 +37,13 @@ export function uringDisabled(ctx: DoctorContext): Finding {
   ]);
 }
 
-/** Linux 6.15 moved the SQ/CQ rings into accounted memory regions: each ring's pages count too. */
-export function ringsCharged(kernelRelease: string): boolean {
-  const m = /^(\d+)\.(\d+)/.exec(kernelRelease);
-  const [major, minor] = m ? [Number(m[1]), Number(m[2])] : [0, 0];
-  return major > 6 || (major === 6 && minor >= 15);
+/**
+ * Whether the running kernel charges each ring's own pages too (5.10 and 6.15+ do, 6.1 does not):
+ * asked of the kernel (engine/ringCharge.ts). When it cannot tell (io_uring refused for another
+ * reason, reported by uring.disabled), the pages are counted: a prediction then errs toward refusal.
+ */
+export function ringsCharged(): boolean {
+  return ringChargeProbe().charged ?? true;
 }
 
 /** Pages of a ring's memory: the rings (192-byte header, 16-byte CQEs, the SQ index array) and the SQEs. */
@@ -78,10 +81,9 @@ export interface UserUringCharge {
 }
 
 /** The user's io_uring charge: every process of uid with io_uring fds, read from fdinfo. */
-export function readUserUringCharge(uid: number, pageBytes: number, kernelRelease: string): UserUringCharge {
+export function readUserUringCharge(uid: number, pageBytes: number, withRings: boolean): UserUringCharge {
   const holders: UringHolder[] = [];
   const unreadablePids: number[] = [];
-  const withRings = ringsCharged(kernelRelease);
   for (const pid of listPids()) {
     let status;
     let instances;
@@ -119,12 +121,12 @@ export function readUserUringCharge(uid: number, pageBytes: number, kernelReleas
 
 /** The ring rdmactl's uring backend (and a typical small application) creates: 8 SQ entries, 16 CQ entries. */
 export function newRingChargeBytes(ctx: DoctorContext): number {
-  return ringsCharged(ctx.kernelRelease) ? ringBytes(8, 16, ctx.pageBytes) : 0;
+  return ringsCharged() ? ringBytes(8, 16, ctx.pageBytes) : 0;
 }
 
 export function uringUserCharge(ctx: DoctorContext): Finding {
   const { target, request } = ctx;
-  const charge = readUserUringCharge(target.status.uid, ctx.pageBytes, ctx.kernelRelease);
+  const charge = readUserUringCharge(target.status.uid, ctx.pageBytes, ringsCharged());
   const asked = request.backend === 'uring' && request.sizeBytes !== null;
   const requestBytes = asked ? requestChargeBytes(ctx) + newRingChargeBytes(ctx) : 0;
   const others = charge.holders.filter((h) => h.pid !== target.pid);
@@ -134,7 +136,8 @@ export function uringUserCharge(ctx: DoctorContext): Finding {
     holders: charge.holders.map((h) => ({ pid: h.pid, comm: h.comm, rings: h.rings, buffers: h.buffers, bufferBytes: h.bufferBytes, ringBytes: h.ringBytes })),
     unreadablePids: charge.unreadablePids,
     requestBytes: asked ? requestBytes : null,
-    ringsCharged: ringsCharged(ctx.kernelRelease),
+    ringsCharged: ringsCharged(),
+    ringChargeProbe: ringChargeProbe().evidence,
     softBytes: target.softBytes,
   };
   const id = 'uring.user-charge';

@@ -44,9 +44,35 @@ export const SIGCHLD = 17;
 
 export const WNOHANG = 1;
 
+export const AF_NETLINK = 16;
+export const SOCK_RAW = 3;
+export const SOCK_CLOEXEC = 0o2000000;
+export const NETLINK_RDMA = 20;
+export const MSG_DONTWAIT = 0x40;
 
-export const RLimitStruct = koffi.struct('rdmactl_rlimit', { rlim_cur: 'uint64_t', rlim_max: 'uint64_t' });
-export const IovecStruct = koffi.struct('rdmactl_iovec', { iov_base: 'uintptr_t', iov_len: 'size_t' });
+
+/**
+ * A named struct, defined once per process: koffi keeps type names process-wide, and this file is
+ * also loaded on the scanner's worker thread, where defining a name again would throw.
+ */
+function namedStruct(name: string, def: Record<string, string>): ReturnType<typeof koffi.type> {
+  try {
+    return koffi.struct(name, def);
+  } catch (err) {
+    if (!/duplicate type name/i.test(String(err))) throw err;
+    return koffi.type(name);
+  }
+}
+
+export const RLimitStruct = namedStruct('rdmactl_rlimit', { rlim_cur: 'uint64_t', rlim_max: 'uint64_t' });
+export const IovecStruct = namedStruct('rdmactl_iovec', { iov_base: 'uintptr_t', iov_len: 'size_t' });
+// struct passwd and struct group of glibc (<pwd.h>, <grp.h>). The strings point into the caller's
+// buffer; gr_mem is left undecoded (members are read through getgrouplist instead).
+const PasswdStruct = namedStruct('rdmactl_passwd', {
+  pw_name: 'const char *', pw_passwd: 'const char *', pw_uid: 'uint32_t', pw_gid: 'uint32_t',
+  pw_gecos: 'const char *', pw_dir: 'const char *', pw_shell: 'const char *',
+});
+const GroupStruct = namedStruct('rdmactl_group', { gr_name: 'const char *', gr_passwd: 'const char *', gr_gid: 'uint32_t', gr_mem: 'void *' });
 
 interface Bindings {
   mmap: (addr: Pointer | null, len: number, prot: number, flags: number, fd: number, off: number) => Pointer;
@@ -73,6 +99,15 @@ interface Bindings {
   pauseAddress: Pointer;
   fallocate: (fd: number, mode: number, offset: number, length: number) => number;
   flock: (fd: number, operation: number) => number;
+  getpwuid_r: (uid: number, pwd: Record<string, unknown>, buf: Buffer, len: number, result: unknown[]) => number;
+  getpwnam_r: (name: string, pwd: Record<string, unknown>, buf: Buffer, len: number, result: unknown[]) => number;
+  getgrgid_r: (gid: number, grp: Record<string, unknown>, buf: Buffer, len: number, result: unknown[]) => number;
+  getgrnam_r: (name: string, grp: Record<string, unknown>, buf: Buffer, len: number, result: unknown[]) => number;
+  getgrouplist: (user: string, group: number, groups: Uint32Array, ngroups: number[]) => number;
+  socket: (domain: number, type: number, protocol: number) => number;
+  send: (fd: number, buf: Buffer, len: number, flags: number) => number;
+  recv: (fd: number, buf: Buffer, len: number, flags: number) => number;
+  close: (fd: number) => number;
 }
 
 let bindings: Bindings | undefined;
@@ -109,6 +144,15 @@ function lib(): Bindings {
     pauseAddress: libc.symbol('pause', 'void') as Pointer,
     fallocate: libc.func('int fallocate(int fd, int mode, long offset, long len)'),
     flock: libc.func('int flock(int fd, int operation)'),
+    getpwuid_r: libc.func('int getpwuid_r(uint32_t uid, _Out_ rdmactl_passwd *pwd, void *buf, size_t len, _Out_ void **result)'),
+    getpwnam_r: libc.func('int getpwnam_r(const char *name, _Out_ rdmactl_passwd *pwd, void *buf, size_t len, _Out_ void **result)'),
+    getgrgid_r: libc.func('int getgrgid_r(uint32_t gid, _Out_ rdmactl_group *grp, void *buf, size_t len, _Out_ void **result)'),
+    getgrnam_r: libc.func('int getgrnam_r(const char *name, _Out_ rdmactl_group *grp, void *buf, size_t len, _Out_ void **result)'),
+    getgrouplist: libc.func('int getgrouplist(const char *user, uint32_t group, _Out_ uint32_t *groups, _Inout_ int *ngroups)'),
+    socket: libc.func('int socket(int domain, int type, int protocol)'),
+    send: libc.func('long send(int fd, const void *buf, size_t len, int flags)'),
+    recv: libc.func('long recv(int fd, _Out_ void *buf, size_t len, int flags)'),
+    close: libc.func('int close(int fd)'),
   };
   return bindings;
 }
@@ -241,6 +285,24 @@ export function waitpid(pid: number, options = 0): WaitResult | null {
 
 export function kill(pid: number, signal: number): void {
   check('kill', lib().kill(pid, signal));
+}
+
+export function socket(domain: number, type: number, protocol: number): number {
+  return check('socket', lib().socket(domain, type, protocol));
+}
+
+/** send(2) of the whole buffer; returns the bytes sent. */
+export function send(fd: number, buf: Buffer, flags = 0): number {
+  return check('send', lib().send(fd, buf, buf.length, flags));
+}
+
+/** recv(2) into buf; returns the bytes received. */
+export function recv(fd: number, buf: Buffer, flags = 0): number {
+  return check('recv', lib().recv(fd, buf, buf.length, flags));
+}
+
+export function close(fd: number): void {
+  check('close', lib().close(fd));
 }
 
 export function dup2(oldfd: number, newfd: number): void {
@@ -430,4 +492,127 @@ export function openat2(dirfd: number, path: string, flags: number, resolve: num
   put(flags, 0);
   put(resolve, 16);
   return syscall('openat2', SYS_OPENAT2, dirfd, Buffer.from(`${path}\0`, 'utf8'), how, how.length);
+}
+
+// ---- The user and group databases through NSS (files, LDAP, sssd, …, as nsswitch.conf says) ----
+// The *_r calls return 0 with a NULL result for "no such entry", and an errno number on failure
+// (ERANGE: the buffer is too small); both are handed back as they are, for the caller to decide.
+
+export interface PasswdEntry {
+  name: string;
+  uid: number;
+  gid: number;
+}
+
+export interface GroupEntry {
+  name: string;
+  gid: number;
+}
+
+/** What a getpw*_r / getgr*_r call gave: an entry, none (error 0), or the error number it returned. */
+export interface NssAnswer<T> {
+  entry: T | null;
+  error: number;
+}
+
+function passwdAnswer(rc: number, pwd: Record<string, unknown>, result: unknown[]): NssAnswer<PasswdEntry> {
+  if (rc !== 0 || result[0] === null || result[0] === undefined) return { entry: null, error: rc };
+  return { entry: { name: String(pwd['pw_name']), uid: Number(pwd['pw_uid']), gid: Number(pwd['pw_gid']) }, error: 0 };
+}
+
+function groupAnswer(rc: number, grp: Record<string, unknown>, result: unknown[]): NssAnswer<GroupEntry> {
+  if (rc !== 0 || result[0] === null || result[0] === undefined) return { entry: null, error: rc };
+  return { entry: { name: String(grp['gr_name']), gid: Number(grp['gr_gid']) }, error: 0 };
+}
+
+/** getpwuid_r(3) with a scratch buffer of `bufferBytes`. */
+export function getpwuidR(uid: number, bufferBytes: number): NssAnswer<PasswdEntry> {
+  const pwd = {};
+  const result: unknown[] = [null];
+  const rc = lib().getpwuid_r(uid, pwd, Buffer.alloc(bufferBytes), bufferBytes, result);
+  return passwdAnswer(rc, pwd, result);
+}
+
+/** getpwnam_r(3) with a scratch buffer of `bufferBytes`. */
+export function getpwnamR(name: string, bufferBytes: number): NssAnswer<PasswdEntry> {
+  const pwd = {};
+  const result: unknown[] = [null];
+  const rc = lib().getpwnam_r(name, pwd, Buffer.alloc(bufferBytes), bufferBytes, result);
+  return passwdAnswer(rc, pwd, result);
+}
+
+/** getgrgid_r(3) with a scratch buffer of `bufferBytes`. */
+export function getgrgidR(gid: number, bufferBytes: number): NssAnswer<GroupEntry> {
+  const grp = {};
+  const result: unknown[] = [null];
+  const rc = lib().getgrgid_r(gid, grp, Buffer.alloc(bufferBytes), bufferBytes, result);
+  return groupAnswer(rc, grp, result);
+}
+
+/** getgrnam_r(3) with a scratch buffer of `bufferBytes`. */
+export function getgrnamR(name: string, bufferBytes: number): NssAnswer<GroupEntry> {
+  const grp = {};
+  const result: unknown[] = [null];
+  const rc = lib().getgrnam_r(name, grp, Buffer.alloc(bufferBytes), bufferBytes, result);
+  return groupAnswer(rc, grp, result);
+}
+
+/**
+ * getgrouplist(3): the gids of `user` (with `primaryGid` among them) when at most `room` fit; else
+ * null and `needed`, the count glibc says it would take.
+ */
+export function getgrouplist(user: string, primaryGid: number, room: number): { gids: number[] | null; needed: number } {
+  const groups = new Uint32Array(room);
+  const count = [room];
+  const rc = lib().getgrouplist(user, primaryGid, groups, count);
+  if (rc === -1) return { gids: null, needed: count[0]! };
+  return { gids: [...groups.subarray(0, count[0]!)], needed: count[0]! };
+}
+
+// --- capget(2)/capset(2) --------------------------------------------------------------------------
+// Through syscall() (libcap is not a dependency); the numbers differ per architecture. Capabilities
+// are per thread: a capset from JavaScript changes the main thread only, which is the thread that
+// makes every synchronous FFI call.
+
+const SYS_CAPGET: Partial<Record<string, number>> = { x64: 125, arm64: 90 };
+const SYS_CAPSET: Partial<Record<string, number>> = { x64: 126, arm64: 91 };
+const LINUX_CAPABILITY_VERSION_3 = 0x20080522;
+
+/** The calling thread's capability sets, capabilities 0–63 as bit masks. */
+export interface ThreadCapabilities {
+  effective: bigint;
+  permitted: bigint;
+  inheritable: bigint;
+}
+
+function capNumber(table: Partial<Record<string, number>>, call: string): number {
+  const nr = table[process.arch];
+  if (nr === undefined) throw new SyscallError(call, 38, `no syscall number known for ${process.arch}`);
+  return nr;
+}
+
+function capHeader(): Buffer {
+  const header = Buffer.alloc(8);
+  header.writeUInt32LE(LINUX_CAPABILITY_VERSION_3, 0);
+  header.writeInt32LE(0, 4); // 0: the calling thread
+  return header;
+}
+
+export function capget(): ThreadCapabilities {
+  const data = Buffer.alloc(24); // two { effective, permitted, inheritable } u32 triples: caps 0–31, 32–63
+  syscall('capget', capNumber(SYS_CAPGET, 'capget'), capHeader(), data);
+  const pair = (offset: number): bigint => BigInt(data.readUInt32LE(offset)) | (BigInt(data.readUInt32LE(offset + 12)) << 32n);
+  return { effective: pair(0), permitted: pair(4), inheritable: pair(8) };
+}
+
+export function capset(caps: ThreadCapabilities): void {
+  const data = Buffer.alloc(24);
+  const write = (value: bigint, offset: number): void => {
+    data.writeUInt32LE(Number(value & 0xffffffffn), offset);
+    data.writeUInt32LE(Number((value >> 32n) & 0xffffffffn), offset + 12);
+  };
+  write(caps.effective, 0);
+  write(caps.permitted, 4);
+  write(caps.inheritable, 8);
+  syscall('capset', capNumber(SYS_CAPSET, 'capset'), capHeader(), data);
 }

@@ -153,7 +153,8 @@ export async function runScenario(spec: ScenarioSpec, env: RunEnvironment, optio
 
 export interface ForkReport {
   kernel: string;
-  copyOnFork: boolean;
+  /** null: unknown (the kernel's netlink has no copy-on-fork attribute); the verdicts do not use it. */
+  copyOnFork: boolean | null;
   /** Where copyOnFork came from (see observe/copyOnFork.ts). */
   copyOnForkSource: string;
   /** ibv_is_fork_initialized(): disabled / enabled / unneeded; null without libibverbs. */

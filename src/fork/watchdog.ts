@@ -61,7 +61,12 @@ export function findMarkerHolders(marker: Marker, sinceTicks: number, exceptPid:
 
 // Through dist/ from both src/fork (tests run the sources) and dist/fork: it must run without a TS loader.
 const WATCHDOG_MAIN = fileURLToPath(new URL('../../dist/fork/watchdogMain.js', import.meta.url));
-const ARM_TIMEOUT_MS = 15_000;
+/**
+ * How long to wait for the watchdog to arm. It is a Node process that loads koffi: about 0.2 s here,
+ * seconds under TCG, and over 15 s on a machine at load 16. Waiting is better than refusing to fork,
+ * so the bound only catches a watchdog that hangs.
+ */
+const ARM_TIMEOUT_MS = 60_000;
 
 /** The running watchdog: its process, the marker fd every fork inherits, and how many users hold it. */
 interface Armed {
@@ -133,7 +138,7 @@ async function startWatchdog(): Promise<Armed> {
   try {
     await new Promise<void>((resolve, reject) => {
       let out = '';
-      const timer = setTimeout(() => fail('did not report within 15 s'), ARM_TIMEOUT_MS);
+      const timer = setTimeout(() => fail(`did not report within ${ARM_TIMEOUT_MS / 1000} s`), ARM_TIMEOUT_MS);
       function fail(why: string): void {
         clearTimeout(timer);
         child.kill('SIGKILL');

@@ -1,8 +1,7 @@
 // iproute2's `rdma` tool as a data source: the kernel's own view over RDMA netlink (MR table,
-// copy-on-fork). Parsers are pure; runRdmaJson is the only I/O.
+// copy-on-fork). Parsers are pure; runRdmaJson and readRdmaJson are the only I/O.
 
-import { spawnSync } from 'node:child_process';
-import { release } from 'node:os';
+import { execFile, spawnSync } from 'node:child_process';
 
 export type RdmaToolResult =
   | { ok: true; data: unknown }
@@ -20,29 +19,95 @@ export function parsePlainPairs(text: string): Record<string, string> | null {
   return out;
 }
 
-/**
- * Run `rdma -j ARGS` and parse its JSON. Absence of the tool or of RDMA netlink is a reason, not an error.
- * With plainPairs, output that is not JSON is read as "key value" pairs (for `sys show`, see parsePlainPairs).
- */
-export function runRdmaJson(args: readonly string[], options: { plainPairs?: boolean } = {}): RdmaToolResult {
-  const result = spawnSync('rdma', ['-j', ...args], { encoding: 'utf8', timeout: 10_000 });
-  if (result.error) {
-    const code = (result.error as NodeJS.ErrnoException).code;
-    return { ok: false, reason: code === 'ENOENT' ? 'the rdma tool is not installed (apt-get install iproute2)' : `rdma: ${result.error.message}` };
+/** How one run of `rdma` ended, before its output is read: what runRdmaJson and readRdmaJson share. */
+interface RdmaRun {
+  error: NodeJS.ErrnoException | null;
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function interpretRun(args: readonly string[], run: RdmaRun, plainPairs: boolean): RdmaToolResult {
+  if (run.error) {
+    return { ok: false, reason: run.error.code === 'ENOENT' ? 'the rdma tool is not installed (apt-get install iproute2)' : `rdma: ${run.error.message}` };
   }
-  if (result.status !== 0) {
-    const message = (result.stderr || result.stdout).trim().split('\n')[0] ?? '';
-    return { ok: false, reason: message.includes('NETLINK_RDMA') ? 'the kernel has no RDMA netlink (no RDMA support loaded)' : `rdma ${args.join(' ')}: ${message || `exit ${result.status}`}` };
+  if (run.status !== 0) {
+    const message = (run.stderr || run.stdout).trim().split('\n')[0] ?? '';
+    return { ok: false, reason: message.includes('NETLINK_RDMA') ? 'the kernel has no RDMA netlink (no RDMA support loaded)' : `rdma ${args.join(' ')}: ${message || `exit ${run.status}`}` };
   }
-  const text = result.stdout.trim();
+  const text = run.stdout.trim();
   if (text === '') return { ok: true, data: [] };
   try {
     return { ok: true, data: JSON.parse(text) as unknown };
   } catch {
-    const pairs = options.plainPairs ? parsePlainPairs(text) : null;
+    const pairs = plainPairs ? parsePlainPairs(text) : null;
     if (pairs) return { ok: true, data: pairs };
     return { ok: false, reason: `rdma ${args.join(' ')} printed something that is not JSON` };
   }
+}
+
+/**
+ * Run `rdma -j ARGS` and parse its JSON. Absence of the tool or of RDMA netlink is a reason, not an error.
+ * With plainPairs, output that is not JSON is read as "key value" pairs (for `sys show`, see parsePlainPairs).
+ * Blocks the caller until rdma exits (at most 10 s): for one-shot commands; the exporter uses readRdmaJson.
+ */
+export function runRdmaJson(args: readonly string[], options: { plainPairs?: boolean } = {}): RdmaToolResult {
+  const result = spawnSync('rdma', ['-j', ...args], { encoding: 'utf8', timeout: 10_000 });
+  return interpretRun(args, { error: result.error ?? null, status: result.status, stdout: result.stdout ?? '', stderr: result.stderr ?? '' }, options.plainPairs ?? false);
+}
+
+export interface ReadRdmaOptions {
+  /** rdma is killed (SIGKILL) after this long. */
+  timeoutMs: number;
+  /** Output beyond this many bytes (stdout or stderr) kills rdma: the read fails instead of filling memory. */
+  maxBytes: number;
+  /** Aborting kills rdma (the exporter shutting down). */
+  signal?: AbortSignal;
+  /** As runRdmaJson's plainPairs. */
+  plainPairs?: boolean;
+}
+
+/** readRdmaJson's result: runRdmaJson's, and whether rdma was killed at the timeout. */
+export type RdmaReadResult = RdmaToolResult & { timedOut: boolean };
+
+/**
+ * `rdma -j ARGS` without blocking the event loop: runRdmaJson's answer, with a timeout, an output cap
+ * and an abort signal, each of which kills rdma.
+ */
+export function readRdmaJson(args: readonly string[], options: ReadRdmaOptions): Promise<RdmaReadResult> {
+  return new Promise((resolve) => {
+    execFile('rdma', ['-j', ...args], {
+      encoding: 'utf8',
+      timeout: options.timeoutMs,
+      killSignal: 'SIGKILL',
+      maxBuffer: options.maxBytes,
+      ...(options.signal ? { signal: options.signal } : {}),
+    }, (error, stdout, stderr) => {
+      const failure = error as (NodeJS.ErrnoException & { killed?: boolean; signal?: NodeJS.Signals | null; code?: string | number | null }) | null;
+      if (failure && options.signal?.aborted) {
+        resolve({ ok: false, reason: 'rdma was stopped: the exporter is shutting down', timedOut: false });
+        return;
+      }
+      if (failure && failure.code === 'ERR_CHILD_PROCESS_STDIO_MAXBUFFER') {
+        resolve({ ok: false, reason: `rdma ${args.join(' ')} printed more than ${options.maxBytes} bytes: killed`, timedOut: false });
+        return;
+      }
+      // execFile kills at the timeout and reports it as killed with the kill signal.
+      if (failure && failure.killed === true && failure.signal === 'SIGKILL') {
+        resolve({ ok: false, reason: `rdma ${args.join(' ')} did not finish within ${options.timeoutMs / 1000} s: killed`, timedOut: true });
+        return;
+      }
+      // An exit status other than 0 comes as an error whose code is the status; a spawn failure has a string code.
+      const spawnError = failure && typeof failure.code === 'string' ? failure : null;
+      const status = failure === null ? 0 : typeof failure.code === 'number' ? failure.code : null;
+      const run: RdmaRun = { error: spawnError, status: spawnError ? null : status, stdout, stderr };
+      if (!spawnError && failure && status === null) {
+        resolve({ ok: false, reason: `rdma ${args.join(' ')}: killed by ${failure.signal ?? 'a signal'}`, timedOut: false });
+        return;
+      }
+      resolve({ ...interpretRun(args, run, options.plainPairs ?? false), timedOut: false });
+    });
+  });
 }
 
 /** What a kernel release implies when nothing reports copy-on-fork: pinned pages are copied at fork since 5.9. */

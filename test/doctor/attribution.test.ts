@@ -3,7 +3,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cgroupRdma, containerMemlockFix, parseSystemdLimits, type ProcessAttribution } from '../../src/doctor/attribution.js';
+import { cgroupRdma, containerMemlockFix, parseSystemdLimits } from '../../src/doctor/attribution.js';
+import type { ProcessAttribution } from '../../src/doctor/types.js';
 import type { DoctorContext } from '../../src/doctor/types.js';
 
 describe('doctor attribution helpers', () => {

@@ -64,16 +64,36 @@ describe('doctor: output and errors', () => {
 
   it.each([
     [['doctor', 'abc'], /invalid PID 'abc'/],
-    [['doctor', '--size', '1M'], /--size needs --backend/],
     [['doctor', '--backend', 'uring'], /--backend needs --size/],
     [['doctor', '--size', '1M', '--backend', 'uring', '--try', '1'], /--try registers in a child of rdmactl/],
     [['doctor', '--size', 'lots', '--backend', 'uring'], /invalid --size 'lots'/],
     [['doctor', '--size', '1M', '--backend', 'mlock', '--access', 'local-write'], /--access applies to --backend verbs only/],
+    [['doctor', '--access', 'local-write'], /--access needs --size/],
   ])('usage error %j → exit 2, one line', async (args, message) => {
     const result = await rdmactl(...args);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(message);
     expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('--size without --backend: auto, as reg resolves it (verbs with a device, else uring), said in one line on stderr', async () => {
+    // reg --backend auto is the independent reading: doctor must predict with the backend reg would use.
+    const reg = await rdmactl('reg', '4K', '--for', '1ms', '--json');
+    expect(reg.code, reg.stderr).toBe(0);
+    const regBackend = (JSON.parse(reg.stdout.split('\n')[0]!) as { backend: string }).backend;
+    expect(regBackend).toBe(hasRdmaDevice ? 'verbs' : 'uring');
+    const result = await rdmactl('doctor', '--size', '64K', '--try', '--json');
+    expect([0, 1], result.stderr).toContain(result.code);
+    const json = JSON.parse(result.stdout) as DoctorJson;
+    expect(json.request).toMatchObject({ sizeBytes: 64 * KiB, backend: regBackend, backing: 'anon' });
+    expect(json.prediction).toMatchObject({ backend: regBackend, sizeBytes: 64 * KiB });
+    expect(json.try).not.toBeNull();
+    const autoLines = (stderr: string): string[] => stderr.split('\n').filter((l) => l.includes('--backend auto'));
+    expect(autoLines(reg.stderr)).toHaveLength(1);
+    expect(autoLines(result.stderr)).toEqual(autoLines(reg.stderr));
+    expect(autoLines(result.stderr)[0]).toMatch(regBackend === 'verbs' ? /^rdmactl: --backend auto: using verbs on \S+$/ : /^rdmactl: --backend auto: no RDMA device, using uring/);
+    const text = await rdmactl('doctor', '--size', '64K');
+    expect(text.stdout.split('\n')[0]).toMatch(new RegExp(`; request: 64 KiB with ${regBackend} \\(anon\\)$`));
   });
 
   it('a PID that has exited → exit 1 with one line', async () => {

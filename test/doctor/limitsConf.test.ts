@@ -2,13 +2,13 @@
 // (KiB, unlimited), precedence (user > group > *; later wins among equals), "domain -" exemptions.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { findAccount, memlockValueBytes, parseLimitsConf, resolvePamMemlock, type Account } from '../../src/doctor/limitsConf.js';
+import { accountFromFiles, memlockValueBytes, parseLimitsConf, resolvePamMemlock, type Account } from '../../src/doctor/limitsConf.js';
 
 const fixture = (name: string): string => readFileSync(new URL(`../fixtures/etc/${name}`, import.meta.url), 'utf8');
 const conf = parseLimitsConf(fixture('limits.conf'), '/etc/security/limits.conf');
 const noLimits = parseLimitsConf(fixture('limits.d-90-nolimits.conf'), '/etc/security/limits.d/90-nolimits.conf');
 
-const account = (name: string, uid: number, groups: string[] = []): Account => ({ name, uid, gid: uid, groups });
+const account = (name: string, uid: number, groups: string[] = [], gids: number[] = [uid]): Account => ({ name, uid, gid: uid, groups, gids });
 
 describe('limits.conf parsing', () => {
   it('keeps four-word lines and "domain -" lines, strips comments, lowercases type/item/value', () => {
@@ -72,9 +72,19 @@ describe('pam_limits resolution', () => {
     expect([r.softBytes, r.hardBytes]).toEqual([undefined, undefined]);
   });
 
-  it('finds the account and its groups (primary and supplementary) in passwd/group text', () => {
-    const found = findAccount(1001, 'root:x:0:0::/root:/bin/sh\nann:x:1001:100::/home/ann:/bin/sh\n', 'users:x:100:\nrdma:x:990:bob,ann\nwheel:x:10:root\n');
-    expect(found?.account).toEqual({ name: 'ann', uid: 1001, gid: 100, groups: ['users', 'rdma'] });
-    expect(findAccount(4242, 'root:x:0:0::/root:/bin/sh\n', '')).toBeNull();
+  it('"@:gid" is membership of that gid, named or not; "@min:max" compares the primary gid', () => {
+    const lines = parseLimitsConf('@:990 - memlock 1\n@100:200 soft memlock 2\n', 'x');
+    // 990 has no name (NSS knows the gid only): membership still counts.
+    const r = resolvePamMemlock([lines], account('fay', 1002, [], [1002, 990]));
+    expect([r.softBytes, r.hardBytes]).toEqual([1024, 1024]);
+    expect(r.softLine?.line).toBe(1);
+    const primary = resolvePamMemlock([lines], { ...account('fay', 1002), gid: 150, gids: [150] });
+    expect([primary.softBytes, primary.hardBytes]).toEqual([2048, undefined]);
+  });
+
+  it('another root: the account and its groups (primary and supplementary) from its passwd/group text', () => {
+    const found = accountFromFiles(1001, 'root:x:0:0::/root:/bin/sh\nann:x:1001:100::/home/ann:/bin/sh\n', 'users:x:100:\nrdma:x:990:bob,ann\nwheel:x:10:root\n');
+    expect(found).toEqual({ name: 'ann', uid: 1001, gid: 100, groups: ['users', 'rdma'], gids: [100, 990] });
+    expect(accountFromFiles(4242, 'root:x:0:0::/root:/bin/sh\n', '')).toBeNull();
   });
 });

@@ -3,9 +3,8 @@
 // process already holding io_uring buffers. In every row the prediction must equal what the kernel
 // did, and a refused row must name the true cause. The matrix is printed as a table.
 import { readFileSync } from 'node:fs';
-import { release } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { UNPRIVILEGED, builtOrThrow, exited, startRdmactl, unprivilegedUnavailable } from '../helpers/spawn.js';
+import { UNPRIVILEGED, builtOrThrow, exited, measuredRingsCharged, startRdmactl, unprivilegedUnavailable } from '../helpers/spawn.js';
 import { doctorUnprivileged, findingOf, memlockSoft, type DoctorJson } from './helpers.js';
 
 const KiB = 1024;
@@ -160,8 +159,10 @@ describe.skipIf(noUnprivileged !== null)('doctor --try with huge-page backings: 
   }
 });
 
-/** Whether this kernel charges io_uring's rings against RLIMIT_MEMLOCK (Linux ≥ 6.15). */
+/** Whether this kernel charges io_uring's rings against RLIMIT_MEMLOCK, measured once by the test itself. */
+let ringsChargedMeasured: boolean | null | undefined;
 function ringsCharged(): boolean {
-  const [major, minor] = release().split('.').map(Number) as [number, number];
-  return major > 6 || (major === 6 && minor >= 15);
+  ringsChargedMeasured ??= measuredRingsCharged();
+  if (ringsChargedMeasured === null) throw new Error(`cannot measure the ring charge: ${unprivilegedUnavailable()}`);
+  return ringsChargedMeasured;
 }

@@ -167,8 +167,8 @@ describe.skipIf(!haveDevice)('with a real RDMA device', () => {
     expect(info!.guid).toMatch(/^[0-9a-f]{4}(:[0-9a-f]{4}){3}$/);
     expect(info!.maxMr).toBeGreaterThan(0);
     expect(typeof info!.maxMrSize).toBe('bigint');
-    expect(info!.ports.length).toBeGreaterThan(0);
-    expect(info!.ports[0]!.port).toBe(1);
+    expect(info!.ports!.length).toBeGreaterThan(0);
+    expect(info!.ports![0]!.port).toBe(1);
     expect(['disabled', 'enabled', 'unneeded']).toContain(info!.fork);
   });
 

@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { release } from 'node:os';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { rdmactl } from '../helpers/run.js';
+import { rdmactl, rdmactlWith } from '../helpers/run.js';
 import { statusKb } from '../helpers/proc.js';
 import { childrenOf } from './helpers.js';
 
@@ -156,7 +156,8 @@ describe('rdmactl fork --json (default matrix)', () => {
 
 describe('rdmactl fork (in-process, text and exit codes)', () => {
   it('text: the table with plain-word verdicts and the kernel line', async () => {
-    const result = await rdmactl('fork', '--backend', 'uring,plain', '--protect', 'none,dontfork');
+    // On a terminal the notes (the kernel line, the counts) follow the table on stdout; in a pipe they go to stderr.
+    const result = await rdmactlWith({ tty: true }, 'fork', '--backend', 'uring,plain', '--protect', 'none,dontfork');
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^kernel .*copy-on-fork/m);
     expect(result.stdout).toContain('coherent');
@@ -166,7 +167,7 @@ describe('rdmactl fork (in-process, text and exit codes)', () => {
   });
 
   it('--expect coherent passes (exit 0) when every row is coherent', async () => {
-    const result = await rdmactl('fork', '--backend', 'uring', '--writer', 'all', '--backing', 'anon,memfd', '--expect', 'coherent');
+    const result = await rdmactlWith({ tty: true }, 'fork', '--backend', 'uring', '--writer', 'all', '--backing', 'anon,memfd', '--expect', 'coherent');
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
   });
@@ -174,9 +175,11 @@ describe('rdmactl fork (in-process, text and exit codes)', () => {
   it('--expect coherent: exit 5 after the table, one line naming the rows that are not', async () => {
     const result = await rdmactl('fork', '--backend', 'uring,mlock', '--protect', 'none,dontfork', '--expect', 'coherent');
     expect(result.code).toBe(5);
-    expect(result.stdout).toContain('verdict'); // the table was printed first
-    const lines = result.stderr.trim().split('\n');
+    expect(result.stdout).toContain('VERDICT'); // the table was printed first
+    // In a pipe the notes (kernel line, counts) are on stderr too; the failed expectation is its last line.
+    const lines = result.stderr.trim().split('\n').filter((line) => line.startsWith('rdmactl: expected'));
     expect(lines).toHaveLength(1);
+    expect(result.stderr.trim().split('\n').at(-1)).toBe(lines[0]);
     expect(lines[0]).toMatch(/^rdmactl: expected coherent, but 3 rows not: /);
     expect(lines[0]).toContain('#2 uring/dontfork/parent/anon (child-unmapped)');
     expect(lines[0]).toContain('#3 mlock/none/parent/anon (not-pinned)');

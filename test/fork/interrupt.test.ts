@@ -74,7 +74,7 @@ describe('rdmactl fork without CAP_SYS_ADMIN (real process)', () => {
     expect(report.scenarios[0]).toMatchObject({ backend: 'uring', deviceSeesParentWrite: true, parentSeesDeviceWrite: true, verdict: 'coherent' });
     expect(report.scenarios[1]).toMatchObject({ backend: 'uring', protection: 'dontfork', childMapped: false, verdict: 'child-unmapped' });
     const text = runSync([...UNPRIVILEGED, process.execPath, BIN, 'fork', '--backend', 'uring']);
-    expect(text.stdout).toContain('PFNs unavailable (need CAP_SYS_ADMIN)');
-    expect(text.stdout).not.toContain('PFN before');
+    expect(text.stderr).toContain('PFNs unavailable (need CAP_SYS_ADMIN)');
+    expect(text.stdout).not.toContain('PFN-BEFORE');
   });
 });

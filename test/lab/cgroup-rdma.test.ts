@@ -6,23 +6,26 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RXE_DEVICE, inLab, labKernel, run, statusKb } from './helpers.js';
-import { BIN, MiB, labRuntime, parseJson, rdmactl } from './verbs-helpers.js';
+import { BIN, MiB, PROBE, labRuntime, parseJson, rdmactl } from './verbs-helpers.js';
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
 const GROUP = '/rdmactl-lab';
 const DIR = `${CGROUP_ROOT}${GROUP}`;
+/** A sibling group for a process that holds rdma objects but pins nothing (v2: no processes in DIR's children). */
+const PD_GROUP = '/rdmactl-lab-pd';
+const PD_DIR = `${CGROUP_ROOT}${PD_GROUP}`;
 type Json = Record<string, unknown>;
 
 /** `rxe0 hca_handle=1 hca_object=2` → { hca_handle: 1, hca_object: 2 } (max → null), read with a regex of our own. */
-function rdmaFile(file: string): Record<string, number | null> {
-  const line = readFileSync(`${DIR}/${file}`, 'utf8').split('\n').find((l) => l.startsWith(`${RXE_DEVICE} `));
+function rdmaFile(file: string, directory = DIR): Record<string, number | null> {
+  const line = readFileSync(`${directory}/${file}`, 'utf8').split('\n').find((l) => l.startsWith(`${RXE_DEVICE} `));
   const out: Record<string, number | null> = {};
   for (const [, key, value] of (line ?? '').matchAll(/(\w+)=(\d+|max)/g)) out[key!] = value === 'max' ? null : Number(value);
   return out;
 }
 
-function startIn(args: string[], env: NodeJS.ProcessEnv): Promise<ChildProcessWithoutNullStreams> {
-  const child = spawn('sh', ['-c', `echo $$ > ${DIR}/cgroup.procs && exec "$@"`, 'sh', process.execPath, BIN, ...args], { stdio: 'pipe', env });
+function startIn(args: string[], env: NodeJS.ProcessEnv, directory = DIR, script = BIN): Promise<ChildProcessWithoutNullStreams> {
+  const child = spawn('sh', ['-c', `echo $$ > ${directory}/cgroup.procs && exec "$@"`, 'sh', process.execPath, script, ...args], { stdio: 'pipe', env });
   let err = '';
   child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
   return new Promise((resolve, reject) => {
@@ -66,6 +69,7 @@ describe.skipIf(!inLab)(`rdma cgroup limits on ${labKernel.name || '?'} (${labKe
       await gone;
     }
     if (existsSync(DIR)) rmdirSync(DIR);
+    if (existsSync(PD_DIR)) rmdirSync(PD_DIR);
     if (mounted) run(['umount', CGROUP_ROOT]);
     rt?.cleanup();
   });
@@ -95,8 +99,9 @@ describe.skipIf(!inLab)(`rdma cgroup limits on ${labKernel.name || '?'} (${labKe
       expect(group['memoryLimitBytes']).toBe(Number(readFileSync(`${DIR}/memory.max`, 'utf8')));
       expect(group['memoryHeadroomBytes']).toBe(512 * MiB - MiB - (group['lockedBytes'] as number));
     } else console.warn('memory limits not checked: no memory controller in this kernel');
+    // A pipe: plain-table cells are one word each.
     const text = rdmactl(['stat', '--by', 'cgroup'], rt.env).stdout;
-    expect(text).toContain(`${RXE_DEVICE} obj 2/2 hdl 1/max`);
+    expect(text).toContain(`${RXE_DEVICE}:obj=2/2,hdl=1/max`);
   });
 
   it('exporter: rdmactl_cgroup_rdma_current / _max per device and resource as the cgroup files say', (ctx) => {
@@ -170,4 +175,51 @@ describe.skipIf(!inLab)(`rdma cgroup limits on ${labKernel.name || '?'} (${labKe
     const full = parseDoctor(plain.stdout, plain.stderr);
     expect(rdmaOf(full)).toMatchObject({ status: 'warn', evidence: { cgroup: GROUP, max: 2, current: rdmaFile('rdma.current')['hca_object'], headroom: 0 } });
   }, 600_000);
+
+  it('a group whose process holds a context and a PD but pins nothing, at rdma.max: stat --by cgroup and the exporter show it (processes 0)', async (ctx) => {
+    if (!rdmaController) ctx.skip('no rdma controller in this kernel');
+    mkdirSync(PD_DIR);
+    let pdHolder: ChildProcessWithoutNullStreams | null = null;
+    try {
+      pdHolder = await startIn(['hold-pd', RXE_DEVICE], rt.env, PD_DIR, PROBE);
+      const pid = pdHolder.pid!;
+      expect([statusKb('VmPin', pid), statusKb('VmLck', pid)]).toEqual([0, 0]);
+      // One device context (a handle) and one PD (an object); no MR.
+      const used = rdmaFile('rdma.current', PD_DIR);
+      expect(used).toEqual({ hca_handle: 1, hca_object: 1 });
+      writeFileSync(`${PD_DIR}/rdma.max`, `${RXE_DEVICE} hca_handle=max hca_object=${used['hca_object']}`);
+
+      const report = parseJson<{ groups: Json[]; processes: Json[] }>(rdmactl(['stat', '--by', 'cgroup', '--json'], rt.env), 'stat --by cgroup');
+      expect(report.processes.map((p) => p['pid'])).not.toContain(pid);
+      const group = report.groups.find((g) => g['cgroup'] === PD_GROUP);
+      expect(group, JSON.stringify(report.groups.map((g) => g['cgroup']))).toMatchObject({ hierarchy: 2, processes: 0, pinnedBytes: 0, lockedBytes: 0, members: [] });
+      expect((group!['rdma'] as Json[]).find((d) => d['device'] === RXE_DEVICE)).toEqual({
+        device: RXE_DEVICE, current: rdmaFile('rdma.current', PD_DIR), max: rdmaFile('rdma.max', PD_DIR), objectsHeadroom: 0, handlesHeadroom: null,
+      });
+      expect(group!['flags']).toContain('near-rdma-limit');
+      const text = rdmactl(['stat', '--by', 'cgroup'], rt.env).stdout;
+      expect(text.split('\n').find((l) => l.startsWith(`${PD_GROUP} `)), text).toContain(`${RXE_DEVICE}:obj=1/1,hdl=1/max`);
+
+      // What the group's rdma.max means: a third process there cannot get its PD.
+      const refused = run(['sh', '-c', `echo $$ > ${PD_DIR}/cgroup.procs && exec "$@"`, 'sh', process.execPath, BIN, 'reg', '1M', '--backend', 'verbs', '--for', '1ms'], { env: rt.env, timeoutMs: 90_000 });
+      expect(refused.status, refused.stdout + refused.stderr).toBe(1);
+      expect(refused.stderr).toContain('EAGAIN');
+
+      const scrape = rdmactl(['stat', '--format', 'prometheus'], rt.env);
+      expect(scrape.status, scrape.stderr).toBe(0);
+      expect(scrape.stdout).toContain(`rdmactl_cgroup_processes{cgroup="${PD_GROUP}",unit="",container="",pod=""} 0`);
+      expect(scrape.stdout).toContain(`rdmactl_cgroup_pinned_bytes{cgroup="${PD_GROUP}",unit="",container="",pod=""} 0`);
+      for (const [resource, value] of Object.entries(rdmaFile('rdma.current', PD_DIR))) {
+        expect(scrape.stdout).toContain(`rdmactl_cgroup_rdma_current{cgroup="${PD_GROUP}",unit="",container="",pod="",device="${RXE_DEVICE}",resource="${resource}"} ${value}`);
+      }
+      expect(scrape.stdout).toContain(`rdmactl_cgroup_rdma_max{cgroup="${PD_GROUP}",unit="",container="",pod="",device="${RXE_DEVICE}",resource="hca_object"} 1`);
+    } finally {
+      if (pdHolder && pdHolder.exitCode === null && pdHolder.signalCode === null) {
+        const gone = new Promise((resolve) => pdHolder!.once('exit', resolve));
+        pdHolder.kill('SIGTERM');
+        await gone;
+      }
+      if (existsSync(PD_DIR)) rmdirSync(PD_DIR);
+    }
+  }, 300_000);
 });

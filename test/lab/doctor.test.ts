@@ -4,7 +4,7 @@
 // a hugetlb MR with and without huge pages reserved.
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inLab, labKernel, run, RXE_DEVICE } from './helpers.js';
+import { copyOnForkAttribute, inLab, labKernel, run, RXE_DEVICE } from './helpers.js';
 import { BIN, MiB, UNPRIVILEGED, becomeSubreaper, labRuntime } from './verbs-helpers.js';
 
 interface Finding { id: string; status: string; summary: string; evidence: Record<string, unknown>; reason: string | null }
@@ -67,25 +67,41 @@ describe.skipIf(!inLab)(`doctor in the lab on ${labKernel.name || '?'} (${labKer
     expect(findingOf(under.json, 'try.outcome').status).toBe('ok');
   }, SLOW);
 
-  it('vm.max_map_count lowered to the VMA count of a process holding fork-init MRs: maps.count fails for it, with its DONTFORK VMAs', async () => {
+  it('vm.max_map_count lowered to the VMA count of a process holding fork-init MRs: maps.count fails for it, with its DONTFORK VMAs', async (ctx) => {
     // vm.max_map_count is machine-wide: every other process (vitest itself) must stay well under the
-    // lowered value, so the holder gets more VMAs than any of them. Each buffer is its own memfd, so
-    // neighbouring buffers (all DONTFORK after fork-init) cannot merge into one VMA.
+    // lowered value, so the holder gets more VMAs than any of them: its own (a node process, a few
+    // hundred) plus one per MR, MARGIN more MRs than the busiest process has VMAs. Each buffer is its
+    // own memfd, so neighbouring buffers (all DONTFORK after fork-init) cannot merge into one VMA.
+    // Each MR of `reg --count` opens its own device context, and rxe on 5.10 caps the contexts open on
+    // a device at 512 (the 513th ibv_open_device gets EINVAL), so the count stays well under that.
+    const MARGIN = 100;
     const othersMax = Math.max(...readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map((d) => {
       try { return readFileSync(`/proc/${d}/maps`, 'utf8').split('\n').length; } catch { return 0; }
     }));
-    const count = othersMax + 400;
+    const count = othersMax + MARGIN;
     const { spawn } = await import('node:child_process');
     const holder = spawn(process.execPath, [BIN, 'reg', '4K', '--backend', 'verbs', '--backing', 'memfd', '--fork-init', '--count', String(count), '--json'], { env: rt.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let holderStderr = '';
+    holder.stderr.on('data', (b: Buffer) => { holderStderr += b.toString('utf8'); });
     try {
-      await new Promise<void>((resolve, reject) => {
-        holder.stdout.once('data', () => resolve());
-        holder.once('exit', (code) => reject(new Error(`holder exited ${code}`)));
+      const started = await new Promise<boolean>((resolve) => {
+        holder.stdout.once('data', () => resolve(true));
+        holder.once('exit', () => resolve(false));
       });
+      if (!started) {
+        // The device itself refusing another context is a fact of this kernel's driver, not of doctor.
+        if (/ibv_open_device: EINVAL/.test(holderStderr)) {
+          const reason = `${RXE_DEVICE} refused a device context before ${count} were open (ibv_open_device EINVAL): ${holderStderr.trim()}`;
+          console.warn(`SKIPPED: ${reason}`);
+          ctx.skip(reason);
+        }
+        throw new Error(`holder (reg --count ${count}) exited ${holder.exitCode}: ${holderStderr.trim()}`);
+      }
       const pid = holder.pid!;
       const vmas = readFileSync(`/proc/${pid}/maps`, 'utf8').trim().split('\n').length;
       const dontFork = readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n').filter((l) => l.startsWith('VmFlags:') && / dc( |$)/.test(l)).length;
-      expect(vmas).toBeGreaterThan(othersMax + 300);
+      console.log(`busiest other process: ${othersMax} VMAs; holder: ${count} MRs, ${vmas} VMAs, ${dontFork} DONTFORK`);
+      expect(vmas).toBeGreaterThan(othersMax + MARGIN);
       const json = withSysctl('/proc/sys/vm/max_map_count', String(vmas), () => doctor([String(pid)], rt.env).json);
       const finding = findingOf(json, 'maps.count');
       expect(finding).toMatchObject({ status: 'fail', evidence: { maxMapCount: vmas, vmaCount: vmas, headroom: 0 } });
@@ -97,7 +113,7 @@ describe.skipIf(!inLab)(`doctor in the lab on ${labKernel.name || '?'} (${labKer
       expect(dontFork).toBeGreaterThanOrEqual(count);
     } finally {
       holder.kill('SIGTERM');
-      await new Promise((resolve) => (holder.exitCode !== null ? resolve(null) : holder.once('exit', resolve)));
+      await new Promise((resolve) => (holder.exitCode !== null || holder.signalCode !== null ? resolve(null) : holder.once('exit', resolve)));
     }
   }, SLOW);
 
@@ -136,6 +152,18 @@ describe.skipIf(!inLab)(`doctor in the lab on ${labKernel.name || '?'} (${labKer
     expect(reserved.json.prediction).toMatchObject({ outcome: 'registered', cause: null });
     expect(reserved.json.try).toMatchObject({ outcome: 'registered', pinnedBytes: 2 * MiB });
     expect(findingOf(reserved.json, 'try.outcome').status).toBe('ok');
+  }, SLOW);
+
+  it('fork.copy-on-fork follows the kernel\'s RDMA netlink: ok when it reports copy-on-fork, skipped as unknown where it predates the attribute', () => {
+    const r = doctor(['--size', '4M', '--backend', 'verbs'], rt.env);
+    const cof = findingOf(r.json, 'fork.copy-on-fork');
+    const attr = copyOnForkAttribute();
+    if (attr === 'absent') {
+      expect({ status: cof.status, copyOnFork: cof.evidence['copyOnFork'] }).toEqual({ status: 'skip', copyOnFork: null });
+      expect(cof.reason).toMatch(/^copy-on-fork unknown \(kernel predates the attribute\): run rdmactl fork/);
+    } else {
+      expect({ status: cof.status, copyOnFork: cof.evidence['copyOnFork'] }).toEqual({ status: attr ? 'ok' : 'fail', copyOnFork: attr });
+    }
   }, SLOW);
 
   const noSysctl = !existsSync('/proc/sys/kernel/io_uring_disabled');

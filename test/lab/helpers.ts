@@ -2,6 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { readCopyOnForkAttribute } from '../../src/rdma/nldev.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -9,22 +10,22 @@ export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const inLab = process.env.RDMACTL_LAB === '1';
 export const notInLabReason = 'not inside the Soft-RoCE lab VM (run: npm run test:lab)';
 
-/** Which lab kernel this is: name "stable" | "new" and the guest's `uname -r`. */
+/** Which lab kernel this is: its name (bullseye, stable, trixie, new) and the guest's `uname -r`. For titles and logs: tests branch on kernel facts, not on these. */
 export const labKernel = {
   name: process.env.RDMACTL_LAB_KERNEL_NAME ?? '',
   release: process.env.RDMACTL_LAB_KERNEL_RELEASE ?? readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim(),
 };
 
+/**
+ * The lab's scratch disk: a fresh ext4 file system on a virtio disk, mounted per boot (lab/vm.mjs).
+ * Files here live in a real disk file system's page cache, not tmpfs. Null outside the lab, or when
+ * /init could not mount it (a lab setup problem: tests that need it fail with labDiskMissing).
+ */
+export const labDisk: string | null = process.env.RDMACTL_LAB_DISK || null;
+export const labDiskMissing = 'RDMACTL_LAB_DISK is not set: the lab VM did not mount its ext4 scratch disk (see the lab-init warning at the top of the output)';
+
 /** The Soft-RoCE device the lab creates on eth0. */
 export const RXE_DEVICE = 'rxe0';
-
-/** True when the running kernel is at least major.minor. */
-export function kernelAtLeast(major: number, minor = 0): boolean {
-  const m = /^(\d+)\.(\d+)/.exec(labKernel.release);
-  if (!m) return false;
-  const [a, b] = [Number(m[1]), Number(m[2])];
-  return a > major || (a === major && b >= minor);
-}
 
 export interface CmdResult {
   status: number | null;
@@ -99,4 +100,28 @@ export function rdmaSys(): Record<string, unknown> {
   const result: Record<string, unknown> = {};
   for (let i = 0; i < words.length; i += 2) result[words[i]!] = words[i + 1];
   return result;
+}
+
+/**
+ * Whether the lab's rxe0 does on-demand paging, as `ibv_devinfo -v` (libibverbs, not rdmactl) reads it
+ * from the running kernel: ODP_SUPPORT under general_odp_caps. rdma_rxe gained ODP in 6.x; a test
+ * branches on this fact, never on the kernel's name or version.
+ */
+export function rxeHasOdp(): boolean {
+  const text = check(['ibv_devinfo', '-v', '-d', RXE_DEVICE]);
+  const section = /^\tgeneral_odp_caps:\s*\n((?:\t\t.*\n)*)/m.exec(text);
+  if (!section) throw new Error(`ibv_devinfo -v -d ${RXE_DEVICE} printed no general_odp_caps:\n${text.slice(0, 2000)}`);
+  // ibv_devinfo indents the flags with two or more tabs (five on rdma-core 44).
+  return /^\t{2,}ODP_SUPPORT$/m.test(section[1]!);
+}
+
+/**
+ * The copy-on-fork attribute of the kernel's RDMA netlink SYS_GET reply, read directly (iproute2 prints
+ * "copy-on-fork off" when the attribute is missing, so it cannot tell): on/off, or 'absent' on a kernel
+ * that predates it (5.12).
+ */
+export function copyOnForkAttribute(): boolean | 'absent' {
+  const attr = readCopyOnForkAttribute();
+  if (attr === null) throw new Error('RDMA netlink SYS_GET could not be asked in the lab');
+  return attr;
 }

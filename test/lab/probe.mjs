@@ -10,13 +10,20 @@
 //     registers BYTES of anonymous memory with the default access (expected to fail over
 //     RLIMIT_MEMLOCK when run unprivileged), catches the error and reports its own VmPin afterwards;
 //     then registers OK_BYTES (within the limit) and reports VmPin while held and after release.
+//   node test/lab/probe.mjs hold-pd DEVICE
+//     opens DEVICE and allocates a protection domain, registers no MR, prints {device, pinKb, lockKb}
+//     and holds both until SIGTERM: rdma objects in use with nothing pinned.
+//   node test/lab/probe.mjs refused-stays BYTES
+//     registers BYTES of anonymous memory (expected to fail over RLIMIT_MEMLOCK when run
+//     unprivileged), prints {pid, registered, errno} and stays until SIGTERM: a live process whose
+//     registration a trace saw fail, for doctor PID.
 
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 
 const dist = new URL('../../dist/', import.meta.url);
 const { allocateBuffer } = await import(new URL('engine/buffer.js', dist).href);
 const { register } = await import(new URL('engine/register.js', dist).href);
-const { openVerbsRegistration } = await import(new URL('engine/verbs/index.js', dist).href);
+const { getDeviceList, openVerbsRegistration } = await import(new URL('engine/verbs/index.js', dist).href);
 const { explainRegistrationFailure } = await import(new URL('engine/limits.js', dist).href);
 const { view } = await import(new URL('ffi/libc.js', dist).href);
 
@@ -135,12 +142,44 @@ async function memlock(bytes, okBytes) {
   return result;
 }
 
+/** A device context and a PD, no MR; released at SIGTERM. Its line is printed once both are held. */
+function holdPd(name) {
+  const list = getDeviceList();
+  const device = list.find(name);
+  if (!device) throw new Error(`no RDMA device ${name}`);
+  const context = device.open();
+  list.close();
+  const pd = context.allocPd();
+  process.once('SIGTERM', () => {
+    pd.close();
+    context.close();
+    process.exit(0);
+  });
+  setInterval(() => {}, 1 << 30);
+  return { device: name, pinKb: statusKb('VmPin'), lockKb: statusKb('VmLck') };
+}
+
+/** One registration of `bytes`, its outcome printed, then kept alive (SIGTERM ends it). */
+async function refusedStays(bytes) {
+  let errno = null;
+  try {
+    (await register({ length: bytes, backend: 'verbs', access: 7 })).close();
+  } catch (err) {
+    errno = err?.cause?.errnoName ?? err?.errnoName ?? String(err);
+  }
+  process.once('SIGTERM', () => process.exit(0));
+  setInterval(() => {}, 1 << 30);
+  return { pid: process.pid, registered: errno === null, errno };
+}
+
 const [command, ...args] = process.argv.slice(2);
 let out;
 if (command === 'readonly-file') out = readonlyFile(args[0], Number(args[1]));
 else if (command === 'memlock') out = await memlock(Number(args[0]), Number(args[1] ?? 0));
+else if (command === 'hold-pd') out = holdPd(args[0]);
+else if (command === 'refused-stays') out = await refusedStays(Number(args[0]));
 else {
-  process.stderr.write(`usage: probe.mjs readonly-file FILE BYTES | memlock BYTES [OK_BYTES]\n`);
+  process.stderr.write(`usage: probe.mjs readonly-file FILE BYTES | memlock BYTES [OK_BYTES] | hold-pd DEVICE | refused-stays BYTES\n`);
   process.exit(2);
 }
 process.stdout.write(`${JSON.stringify(out)}\n`);

@@ -24,8 +24,8 @@ import { overlapLifetimeScenario } from '../../src/scenario/scenarios/overlapLif
 import { readonlyPrivateScenario } from '../../src/scenario/scenarios/readonlyPrivate.js';
 import { truncateScenario } from '../../src/scenario/scenarios/truncate.js';
 import type { ScenarioCase, ScenarioDefinition, ScenarioEnvironment, ScenarioRow, StepTarget } from '../../src/scenario/types.js';
-import { allOf, memBytes, pagemapPfn, pinsOutstanding } from '../scenario/helpers.js';
-import { ROOT, inLab, labKernel, notInLabReason, statusKb } from './helpers.js';
+import { allOf, mapFileOf, memBytes, pagemapPfn, pinsOutstanding } from '../scenario/helpers.js';
+import { ROOT, inLab, labKernel, notInLabReason, rxeHasOdp, statusKb } from './helpers.js';
 import { BIN, becomeSubreaper, kernelMrs, keyHex, running, vmPinOf, type KernelMrRow } from './verbs-helpers.js';
 
 if (!inLab) console.warn(`SKIPPING lab verbs scenario tests: ${notInLabReason}`);
@@ -54,16 +54,6 @@ interface Reading {
   pfn: number | null;
   /** PFN of the file's page-cache page, through the test's own MAP_SHARED mapping of it. */
   cachePfn: number | null;
-}
-
-/** /proc/self/map_files/START-END of the VMA holding addr (a file mapping), or null. */
-function mapFileOf(addr: bigint): string | null {
-  for (const line of readFileSync('/proc/self/maps', 'utf8').split('\n')) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ (\d+)/.exec(line);
-    if (!m || m[4] === '0') continue;
-    if (BigInt(`0x${m[1]}`) <= addr && addr < BigInt(`0x${m[2]}`)) return `/proc/self/map_files/${m[1]}-${m[2]}`;
-  }
-  return null;
 }
 
 /** The test's own pread of the whole file (up to LENGTH bytes; fewer after a truncate). */
@@ -138,11 +128,11 @@ function record(row: ScenarioRow, access: Access, evidence: string): void {
   console.log(`[lab ${KERNEL} ${labKernel.release}] ${row.scenario} ${row.variant ?? ''} ${row.backing} ${access}: ${row.verdict}${row.reason ? ` — ${row.reason}` : ''}\n  test saw: ${evidence}\n  ${steps.join('\n  ')}`);
 }
 
-/** Rows where rxe has no ODP (6.1) come back skipped, saying so, with nothing registered. */
+/** Rows where rxe has no ODP (ibv_devinfo: no ODP_SUPPORT) come back skipped, saying so, with nothing registered. */
 function skippedForOdp(row: ScenarioRow, access: Access): boolean {
   if (access !== 'on-demand' || row.verdict !== 'skipped') return false;
   expect(row.reason).toMatch(/ODP|on-demand/i);
-  expect(KERNEL, 'the newest kernel\'s rxe has ODP').not.toBe('new');
+  expect(rxeHasOdp(), 'ibv_devinfo says rxe0 has ODP, yet the row was skipped').toBe(false);
   expect(ownMrs()).toEqual([]);
   return true;
 }

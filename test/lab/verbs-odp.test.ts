@@ -1,12 +1,12 @@
-// On-demand paging: with ODP (rdma_rxe on the 7.x kernel) an MR registers without pinning anything;
-// on 6.1 rdma_rxe has no ODP and rdmactl refuses before calling ibv_reg_mr, with exit 3.
+// On-demand paging: where rdma_rxe has ODP (ibv_devinfo: ODP_SUPPORT) an MR registers without pinning
+// anything; where it has none rdmactl refuses before calling ibv_reg_mr, with exit 3.
 import { existsSync, readdirSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { RXE_DEVICE, inLab, labKernel } from './helpers.js';
+import { RXE_DEVICE, inLab, labKernel, rxeHasOdp } from './helpers.js';
 import { holderScope, kernelMrs, keyHex, MiB, rdmactl, vmPinOf } from './verbs-helpers.js';
 
 const ARGS = ['reg', '64MiB', '--backend', 'verbs', '--access', 'local-write,remote-read,remote-write,on-demand', '--detach', '--json'];
-const odp = labKernel.name === 'new';
+const odp = inLab && rxeHasOdp();
 
 describe.skipIf(!inLab)(`verbs on-demand paging on ${labKernel.name || '?'} (${labKernel.release})`, () => {
   const scope = holderScope();

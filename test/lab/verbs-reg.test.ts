@@ -58,7 +58,7 @@ describe.skipIf(!inLab)(`verbs reg/ls/dereg on ${labKernel.name || '?'} (${labKe
     expect(held).toHaveLength(1);
     const end = `0x${(BigInt(rec.addr) + BigInt(LENGTH)).toString(16)}`;
     expect(rdma[0]).toMatchObject({
-      addr: rec.addr, endAddr: end, length: LENGTH, device: RXE_DEVICE, lkey: mr.lkey, rkey: mr.rkey, handle: `mrn ${mr.mrn}`,
+      addr: rec.addr, endAddr: end, length: LENGTH, device: RXE_DEVICE, lkey: mr.lkey, rkey: mr.rkey, handle: `mrn${mr.mrn}`,
       forkProtection: 'none', overlap: false, doubleCountedBytes: 0, evidence: null,
     });
     expect(held[0]).toMatchObject({

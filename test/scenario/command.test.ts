@@ -54,6 +54,30 @@ describe('rdmactl scenario', { timeout: 60_000 }, () => {
     expect(none.stderr.trim().split('\n')).toHaveLength(1);
   });
 
+  it('text: the notes under the table cite each skipped row by its # column and the row\'s own values', async () => {
+    // plain overlap-lifetime and plain/mlock readonly-private write-access are not applicable anywhere.
+    const out = await rdmactl('scenario', 'all', '--backend', 'plain,mlock');
+    expect(out.code, out.stderr).toBe(0);
+    const lines = out.stdout.split('\n');
+    const header = lines.findIndex((l) => /^#\s+SCENARIO\s+VARIANT\s+BACKEND\s+BACKING\b/.test(l));
+    expect(header, out.stdout).toBeGreaterThanOrEqual(0);
+    const tableRows = new Map<number, string[]>();
+    for (const line of lines.slice(header + 1)) {
+      const m = /^(\d+)\s+(.*)$/.exec(line);
+      if (!m || /^\d+ rows?: /.test(line)) break; // the count under the table ends it
+      tableRows.set(Number(m[1]), m[2]!.trim().split(/\s+/));
+    }
+    // In a pipe the notes are on stderr (stdout carries the table alone).
+    const notes = out.stderr.split('\n').map((l) => /^rdmactl: {3}#(\d+) (\S+)(?: (\S+))? (\S+)\/(\S+): (skipped|failed)\b/.exec(l)).filter((m) => m !== null);
+    expect(notes.length).toBeGreaterThanOrEqual(3);
+    for (const note of notes) {
+      const row = tableRows.get(Number(note[1]));
+      expect(row, `note #${note[1]} names no row of the table`).toBeDefined();
+      // Skipped rows have no evidence: scenario, variant (- for none), backend, backing, verdict.
+      expect(row).toEqual([note[2], note[3] ?? '-', note[4], note[5], 'skipped']);
+    }
+  });
+
   it('help is generated from every definition: its description and its verdicts', async () => {
     const help = await rdmactl('scenario', '--help');
     expect(help.code).toBe(0);

@@ -1,6 +1,6 @@
 // A step's pinsOutstanding (/proc/vmstat, machine-wide) is read after the kernel folded the per-CPU
-// deltas in, so a small registration shows at the step that made it, not a second later.
-import { readFileSync } from 'node:fs';
+// deltas in, so a small registration shows at the step that made it, not a second later. The test's
+// own readings are folded too (pinsOutstanding).
 import { beforeAll, describe, expect, it } from 'vitest';
 import { untilQuiet } from '../helpers/machineWide.js';
 import { BIN, builtOrThrow, runSync } from '../helpers/spawn.js';
@@ -8,19 +8,13 @@ import { pinsOutstanding } from './helpers.js';
 
 beforeAll(() => builtOrThrow());
 
-/** The test's own reading, folded first (root: reading /proc/sys/vm/stat_refresh folds every CPU's deltas). */
-function settledPins(): number | null {
-  readFileSync('/proc/sys/vm/stat_refresh');
-  return pinsOutstanding();
-}
-
 describe('scenario --json: pinsOutstanding of a step', { timeout: 120_000 }, () => {
   it('munmap --backend uring --size 16K: the registered step shows the row\'s 4 pinned pages, the released step has them back', async () => {
     // Other processes pin too: rerun until the machine is back where it was after the row.
     const run = await untilQuiet(5, async () => {
-      const before = settledPins();
+      const before = pinsOutstanding();
       const result = runSync([process.execPath, BIN, 'scenario', 'munmap', '--backend', 'uring', '--backing', 'anon', '--size', '16K', '--json']);
-      const after = settledPins();
+      const after = pinsOutstanding();
       const row = (JSON.parse(result.stdout) as { rows: Array<{ observations: Array<{ step: string; pinsOutstanding: number | null; pinnedBytes: number | null }> }> }).rows[0]!;
       return { before, after, result, steps: Object.fromEntries(row.observations.map((o) => [o.step, o])) };
     }, (r) => r.before === r.after && r.steps['released']?.pinsOutstanding === r.before);

@@ -1,7 +1,7 @@
 // Verbs backend: object model (pyverbs style), the engine's registration, and device listing.
 
-export { CompletionQueue, DeviceContext, Device, DeviceList, MemoryRegion, ProtectionDomain, QueuePair, getDeviceList } from './objects.js';
-export type { OdpCaps, PortInfo, QueuePairOptions, RemoteEndpoint } from './objects.js';
+export { CompletionQueue, DeviceContext, Device, DeviceList, MemoryRegion, ProtectionDomain, QueuePair, DeviceOpenError, classifyOpenFailure, getDeviceList } from './objects.js';
+export type { DeviceOpenFailure, OdpCaps, PortInfo, QueuePairOptions, RemoteEndpoint } from './objects.js';
 export { LoopbackConnection, WorkCompletionError, chooseGid, formatGid, isIpv4Mapped } from './loopback.js';
 export type { GidChoice, LoopbackOptions } from './loopback.js';
 export {

@@ -6,7 +6,8 @@
 import * as ibv from '../../ffi/verbs/index.js';
 import { SyscallError } from '../../lib/errno.js';
 import { formatAccessFlags } from './access.js';
-import { PermissionError } from '../../lib/errors.js';
+import { EXIT, RdmactlError, type ExitCode } from '../../lib/errors.js';
+import { closeSync, constants as fsConstants, openSync } from 'node:fs';
 import type { Pointer } from '../../ffi/libc.js';
 import type { MappedBuffer, MemoryRegionDetails } from '../types.js';
 
@@ -137,28 +138,87 @@ export class Device {
     return ibv.formatGuid(this.guid);
   }
 
+  /** The character device libibverbs opens for it (/dev/infiniband/uverbsN); null when it names none. */
+  get nodePath(): string | null {
+    return this.devName ? `/dev/infiniband/${this.devName}` : null;
+  }
+
   get nodeTypeName(): string {
     return ibv.nodeTypeStr(this.nodeType);
   }
 
-  /** ibv_open_device. EACCES/EPERM (no access to /dev/infiniband/uverbsN) → PermissionError. */
+  /**
+   * ibv_open_device. A device node that does not open → DeviceOpenError with the node's own errno
+   * (exit 4 for EACCES/EPERM); a refused device context (e.g. an rdma cgroup's hca_handle) → the SyscallError.
+   */
   open(): DeviceContext {
     if (this.list.closed) throw new Error(`device ${this.name}: the device list was freed before the device was opened`);
     let handle: Pointer;
     try {
       handle = ibv.openDevice(this.handle);
     } catch (err) {
-      if (err instanceof SyscallError && (err.errnoName === 'EACCES' || err.errnoName === 'EPERM')) {
-        throw new PermissionError(`cannot open RDMA device ${this.name}: ${err.message}`, [
-          `check the permissions of /dev/infiniband/${this.devName || 'uverbs*'} (usually group rdma, or a udev rule)`,
-        ], { cause: err });
-      }
-      throw err;
+      if (!(err instanceof SyscallError)) throw err;
+      const file = this.nodePath;
+      const classified = classifyOpenFailure(err.errnoName, file, file === null ? null : openErrnoOf(file));
+      if (classified.stage === 'context') throw err;
+      throw deviceOpenError(this.name, classified, err);
     }
     return new DeviceContext(this, handle);
   }
 }
 
+/** Why ibv_open_device failed. */
+export interface DeviceOpenFailure {
+  device: string;
+  /** The real errno: the device node's own when opening it fails, else the one ibv_open_device left. */
+  errno: string;
+  /** The character device libibverbs opens (/dev/infiniband/uverbsN); null when the device names none. */
+  file: string | null;
+  /** 'node': open(2) of the device node itself fails (permissions, a missing node); 'context': the node opens,
+   * the kernel refused the device context (an rdma cgroup's hca_handle, a driver error). */
+  stage: 'node' | 'context';
+}
+
+/**
+ * The failure from ibv_open_device's errno and the errno of opening the node ourselves (null: it opens).
+ * When open(2) of the node fails, libibverbs goes on to look for it under /dev/char and reports that
+ * search's ENOENT, hiding the real EACCES: the node's own errno is the one that says why.
+ */
+export function classifyOpenFailure(libraryErrno: string, file: string | null, nodeErrno: string | null): Omit<DeviceOpenFailure, 'device'> {
+  if (nodeErrno !== null) return { errno: nodeErrno, file, stage: 'node' };
+  return { errno: libraryErrno, file, stage: 'context' };
+}
+
+/** An ibv_open_device failure with its classified cause (the permission exit status when the node refused us). */
+export class DeviceOpenError extends RdmactlError {
+  readonly failure: DeviceOpenFailure;
+  constructor(failure: DeviceOpenFailure, message: string, hints: readonly string[], exitCode: ExitCode, cause: unknown) {
+    super(message, exitCode, hints, { cause });
+    this.name = 'DeviceOpenError';
+    this.failure = failure;
+  }
+}
+
+function deviceOpenError(device: string, classified: Omit<DeviceOpenFailure, 'device'>, cause: SyscallError): DeviceOpenError {
+  const failure: DeviceOpenFailure = { device, ...classified };
+  const denied = failure.errno === 'EACCES' || failure.errno === 'EPERM';
+  return new DeviceOpenError(failure, `cannot open RDMA device ${device}: open ${failure.file}: ${failure.errno}`,
+    denied ? [`check the permissions of ${failure.file} (usually group rdma, or a udev rule)`] : [],
+    denied ? EXIT.PERMISSION : EXIT.FAILURE, cause);
+}
+
+/** errno name of open(2) O_RDWR of `file` (what libibverbs does), or null when it opens; the fd is closed at once. */
+function openErrnoOf(file: string): string | null {
+  try {
+    closeSync(openSync(file, fsConstants.O_RDWR | fsConstants.O_NOFOLLOW | fsConstants.O_NONBLOCK));
+    return null;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? 'EIO';
+  }
+}
+
+
+/** Capability words (ODP_GENERAL_CAP_BITS / ODP_TRANSPORT_CAP_BITS names; a bit without a name as `0x…`). */
 export interface OdpCaps {
   general: string[];
   rc: string[];
@@ -211,14 +271,15 @@ export class DeviceContext extends NativeObject<DeviceContext> {
   odpCaps(): OdpCaps | null {
     const ex = this.queryDeviceEx();
     if (ex === null) return null;
-    const general = Number(BigInt.asUintN(32, ex.odp_caps.general_caps));
+    // general_caps is 64 bits wide: keep every bit, so an unknown high one still shows.
+    const general = BigInt.asUintN(64, ex.odp_caps.general_caps);
     const t = ex.odp_caps.per_transport_caps;
     return {
       general: ibv.odpGeneralCapNames(general),
       rc: ibv.odpTransportCapNames(t.rc_odp_caps),
       uc: ibv.odpTransportCapNames(t.uc_odp_caps),
       ud: ibv.odpTransportCapNames(t.ud_odp_caps),
-      supported: (general & ibv.IBV_ODP_SUPPORT) !== 0,
+      supported: (general & BigInt(ibv.IBV_ODP_SUPPORT)) !== 0n,
     };
   }
 

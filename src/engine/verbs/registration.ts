@@ -122,7 +122,8 @@ export class VerbsRegistration implements BackendRegistration<'verbs'> {
 /**
  * Open `device` (or the first device), allocate a PD and register `buffer` with `access`.
  * Errors: UnsupportedError (no libibverbs, no device, unknown device, on-demand without ODP);
- * PermissionError (cannot open the uverbs device); SyscallError from ibv_reg_mr as is
+ * DeviceOpenError (the uverbs device node does not open: EACCES/EPERM exit 4); SyscallError from ibv_open_device
+ * (a refused device context, e.g. EAGAIN from an rdma cgroup) and from ibv_reg_mr as is
  * (ENOMEM: memlock/pinning limit, EFAULT/EACCES: write access to a read-only mapping).
  */
 export function openVerbsRegistration(opts: VerbsRegistrationOptions): VerbsRegistration {

@@ -26,32 +26,75 @@ export function forkStatusName(status: number): ForkStatus {
   }
 }
 
+/** enum ibv_odp_general_caps */
 export const IBV_ODP_SUPPORT = 1 << 0;
 export const IBV_ODP_SUPPORT_IMPLICIT = 1 << 1;
 
+/** enum ibv_odp_transport_cap_bits (FLUSH and ATOMIC_WRITE since rdma-core 58; kernels set them before that). */
 export const IBV_ODP_SUPPORT_SEND = 1 << 0;
 export const IBV_ODP_SUPPORT_RECV = 1 << 1;
 export const IBV_ODP_SUPPORT_WRITE = 1 << 2;
 export const IBV_ODP_SUPPORT_READ = 1 << 3;
 export const IBV_ODP_SUPPORT_ATOMIC = 1 << 4;
 export const IBV_ODP_SUPPORT_SRQ_RECV = 1 << 5;
+export const IBV_ODP_SUPPORT_FLUSH = 1 << 6;
+export const IBV_ODP_SUPPORT_ATOMIC_WRITE = 1 << 7;
 
-export function odpGeneralCapNames(caps: number): string[] {
+/** One named bit of a capability mask: its value, its enumerator in verbs.h, and the word rdmactl prints. */
+export interface CapBit {
+  readonly value: number;
+  readonly header: string;
+  readonly name: string;
+}
+
+/** Every bit of enum ibv_odp_general_caps. */
+export const ODP_GENERAL_CAP_BITS: readonly CapBit[] = [
+  { value: IBV_ODP_SUPPORT, header: 'IBV_ODP_SUPPORT', name: 'odp' },
+  { value: IBV_ODP_SUPPORT_IMPLICIT, header: 'IBV_ODP_SUPPORT_IMPLICIT', name: 'implicit' },
+];
+
+/** Every bit of enum ibv_odp_transport_cap_bits. */
+export const ODP_TRANSPORT_CAP_BITS: readonly CapBit[] = [
+  { value: IBV_ODP_SUPPORT_SEND, header: 'IBV_ODP_SUPPORT_SEND', name: 'send' },
+  { value: IBV_ODP_SUPPORT_RECV, header: 'IBV_ODP_SUPPORT_RECV', name: 'recv' },
+  { value: IBV_ODP_SUPPORT_WRITE, header: 'IBV_ODP_SUPPORT_WRITE', name: 'write' },
+  { value: IBV_ODP_SUPPORT_READ, header: 'IBV_ODP_SUPPORT_READ', name: 'read' },
+  { value: IBV_ODP_SUPPORT_ATOMIC, header: 'IBV_ODP_SUPPORT_ATOMIC', name: 'atomic' },
+  { value: IBV_ODP_SUPPORT_SRQ_RECV, header: 'IBV_ODP_SUPPORT_SRQ_RECV', name: 'srq-recv' },
+  { value: IBV_ODP_SUPPORT_FLUSH, header: 'IBV_ODP_SUPPORT_FLUSH', name: 'flush' },
+  { value: IBV_ODP_SUPPORT_ATOMIC_WRITE, header: 'IBV_ODP_SUPPORT_ATOMIC_WRITE', name: 'atomic-write' },
+];
+
+/**
+ * The set bits of a mask as words: the named ones in table order, then each bit the table does not
+ * name as its own hex value (`0x100`), lowest first, so a newer kernel's capability is never dropped.
+ */
+export function capBitNames(mask: bigint | number, bits: readonly CapBit[]): string[] {
+  let rest = BigInt.asUintN(64, BigInt(mask));
   const names: string[] = [];
-  if (caps & IBV_ODP_SUPPORT) names.push('odp');
-  if (caps & IBV_ODP_SUPPORT_IMPLICIT) names.push('implicit');
+  for (const bit of bits) {
+    const value = BigInt(bit.value);
+    if ((rest & value) !== 0n) {
+      names.push(bit.name);
+      rest &= ~value;
+    }
+  }
+  for (let bit = 1n; rest !== 0n; bit <<= 1n) {
+    if ((rest & bit) === 0n) continue;
+    names.push(`0x${bit.toString(16)}`);
+    rest &= ~bit;
+  }
   return names;
 }
 
+/** ibv_odp_caps.general_caps (a 64-bit mask) as words. */
+export function odpGeneralCapNames(caps: bigint | number): string[] {
+  return capBitNames(caps, ODP_GENERAL_CAP_BITS);
+}
+
+/** rc/uc/ud_odp_caps (uint32_t) as words. */
 export function odpTransportCapNames(caps: number): string[] {
-  const names: string[] = [];
-  if (caps & IBV_ODP_SUPPORT_SEND) names.push('send');
-  if (caps & IBV_ODP_SUPPORT_RECV) names.push('recv');
-  if (caps & IBV_ODP_SUPPORT_WRITE) names.push('write');
-  if (caps & IBV_ODP_SUPPORT_READ) names.push('read');
-  if (caps & IBV_ODP_SUPPORT_ATOMIC) names.push('atomic');
-  if (caps & IBV_ODP_SUPPORT_SRQ_RECV) names.push('srq-recv');
-  return names;
+  return capBitNames(caps >>> 0, ODP_TRANSPORT_CAP_BITS);
 }
 
 export const IBV_LINK_LAYER_UNSPECIFIED = 0;

@@ -3,7 +3,7 @@
 // meminfo in one line. The row, skips, release order, observations and polling are the engine's
 // (setup.ts, fork/registeredRange.ts, evidence.ts).
 
-import { closeSync, readSync, statfsSync } from 'node:fs';
+import { closeSync, readSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { openTemporaryFile } from '../../engine/buffer.js';
 import { SyscallError } from '../../lib/errno.js';
@@ -96,20 +96,8 @@ export function fileLine(fd: number, length: number): { content: FileContent; li
   return { content, line: content === 'eof' ? 'file (pread): EOF, 0 bytes' : `file (pread): ${bytes} bytes, ${content}` };
 }
 
-const FILESYSTEMS: ReadonlyMap<number, string> = new Map([
-  [0x01021994, 'tmpfs (shmem)'], [0xef53, 'ext2/3/4'], [0x58465342, 'xfs'], [0x9123683e, 'btrfs'],
-  [0x794c7630, 'overlayfs'], [0x01021997, '9p'], [0x6969, 'nfs'], [0x65735546, 'fuse'], [0xf2f52010, 'f2fs'],
-]);
-
-/** The filesystem a file lives on (statfs f_type), by name where known: pins of shmem and other files differ. */
-export function filesystemOf(path: string): string {
-  try {
-    const type = Number(statfsSync(path).type);
-    return FILESYSTEMS.get(type) ?? `filesystem 0x${type.toString(16)}`;
-  } catch {
-    return 'unknown filesystem';
-  }
-}
+/** The file system a file lives on: where it is decides which long-term pins the kernel allows. */
+export { filesystemOf } from '../../engine/filePin.js';
 
 /** Pages of `bytes` (rounded up). */
 export function pagesOf(bytes: number, pageBytes: number): number {

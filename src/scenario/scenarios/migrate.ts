@@ -51,7 +51,10 @@ export type MigrateVerdictId = 'moved' | 'pinned-stayed' | 'stayed' | 'partial' 
 export const MIGRATE_BACKINGS: readonly Backing[] = ['anon', 'thp', 'memfd'];
 export const MIGRATE_BACKENDS: readonly ScenarioBackend[] = ['plain', 'mlock', 'uring', 'verbs'];
 
-export const ONE_NUMA_NODE = 'one NUMA node with memory: run in the lab with npm run lab -- --numa 2';
+// Said to users of the installed package too: what the machine lacks and where to get it (the lab
+// ships only in the source repository).
+export const ONE_NUMA_NODE = 'one NUMA node with memory, migrate needs two: run it on a NUMA machine or a VM given two NUMA nodes ' +
+  '(the QEMU lab in the rdmactl source repository boots one: npm run lab -- --numa 2)';
 
 /** What the verdict is decided from; every field comes from this run's readings. */
 export interface MigrateEvidence {
@@ -271,7 +274,7 @@ export const migrateScenario: ScenarioDefinition = {
     'process writes and the device reads, and the device writes and the process reads, through the registration\'s data path ' +
     '(io_uring READ/WRITE_FIXED; RDMA WRITE/READ over a loopback QP): does the device still reach the pages the process sees? ' +
     'mlock is not pinning: mlocked pages move like plain ones; long-term pinned pages stay. An on-demand MR must follow the ' +
-    'move. Needs two NUMA nodes with memory; on a one-node machine the rows are skipped (npm run lab -- --numa 2 boots a two-node lab).',
+    'move. Needs two NUMA nodes with memory; on a one-node machine the rows are skipped (a VM given two NUMA nodes has them: in the rdmactl source repository, npm run lab -- --numa 2 boots one).',
   verdicts: MIGRATE_VERDICTS,
   backends: MIGRATE_BACKENDS,
   backings: MIGRATE_BACKINGS,

@@ -246,7 +246,8 @@ process sees (through /proc/self/mem: EIO where a load would SIGBUS) and what th
 through the registration; then the device writes and all three are read again, and the registration
 is released (VmPin, pins outstanding). A pin keeps the old pages alive for the device: it reads the
 old bytes and its writes reach nobody. A kernel that refuses the long-term pin of a regular file's
-pages says so with an errno: that refusal is the row's verdict.`,
+pages says so with an errno: that refusal is the row's verdict. The regular file is an unnamed file
+in $TMPDIR: its file system decides (tmpfs pages may be pinned; ext4, xfs, btrfs not from Linux 6.5).`,
   verdicts: TRUNCATE_VERDICTS,
   backends: ['plain', 'mlock', 'uring', 'verbs'],
   backings: ['memfd', 'file-shared'],
