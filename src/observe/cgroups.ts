@@ -6,6 +6,8 @@
 // Cost: one read of /proc/PID/cgroup per process that pins or locks (never per process on the
 // machine), made by the scan in the same pass as its status where the caller asks the scan for it
 // (ScanOptions.cgroup); one of /proc/self/mountinfo; the controller files once per cgroup directory.
+// With groupsOfNote, also a walk of the memory and rdma hierarchies (cgroupsOfNote): a group whose
+// processes pin nothing is still shown when it holds rdma objects or is near its own limit.
 //
 // Which hierarchy: with a v1 memory controller (v1 or hybrid hosts) a process is grouped by its
 // memory cgroup; otherwise by its unified (v2) path. A group's rdma files are read at the same path
@@ -29,7 +31,22 @@ import {
 } from '../proc/cgroup.js';
 import { collectStat, type CollectOptions, type ProcessRow, type StatReport } from './stat.js';
 import { groupKey, nameCgroup, type CgroupNames, type GroupBy } from './cgroupNames.js';
-import { isNearLimit, memoryLimits, memoryMount, nearRdmaLimits, primaryPath, rdmaLimits, rdmaMount, tightestLimit, type MemoryLimit, type RdmaLimit } from '../proc/cgroupLimits.js';
+import {
+  cgroupsOfNote,
+  groupingVersion,
+  isNearLimit,
+  memoryLimits,
+  memoryMount,
+  nearRdmaLimits,
+  primaryPath,
+  rdmaLimits,
+  rdmaMount,
+  tightestLimit,
+  type CgroupFileReads,
+  type CgroupNotice,
+  type MemoryLimit,
+  type RdmaLimit,
+} from '../proc/cgroupLimits.js';
 
 export type { GroupBy } from './cgroupNames.js';
 
@@ -68,6 +85,7 @@ export interface GroupRow {
   qosClass: string | null;
   slurmJob: string | null;
   slurmStep: string | null;
+  /** Member processes that pin or lock (0 for a group shown for its rdma use or a near limit). */
   processes: number;
   pinnedBytes: number;
   lockedBytes: number;
@@ -111,12 +129,7 @@ interface GroupLimits {
 }
 
 /** The controller files of one grouping, each directory read once: groups share their ancestors. */
-interface CgroupReads {
-  memory: (directory: string, version: CgroupVersion) => CgroupMemory;
-  rdma: (directory: string) => RdmaDeviceUsage[] | null;
-}
-
-function cgroupReads(): CgroupReads {
+function cgroupReads(): CgroupFileReads {
   const memory = new Map<string, CgroupMemory>();
   const rdma = new Map<string, { devices: RdmaDeviceUsage[] | null } | { refused: unknown }>();
   return {
@@ -143,7 +156,7 @@ function cgroupReads(): CgroupReads {
   };
 }
 
-function readLimits(path: string, version: CgroupVersion, mounts: CgroupMounts, reads: CgroupReads): GroupLimits {
+function readLimits(path: string, version: CgroupVersion, mounts: CgroupMounts, reads: CgroupFileReads): GroupLimits {
   const unreadableFiles: string[] = [];
   let gone = false;
   let memory: GroupLimits['memory'] = null;
@@ -153,10 +166,16 @@ function readLimits(path: string, version: CgroupVersion, mounts: CgroupMounts, 
   if (memoryAt && memoryDir !== null) {
     const read = reads.memory(memoryDir, version);
     unreadableFiles.push(...read.unreadable);
-    // Files missing because the directory is gone: the group was removed while we looked.
-    gone = read.missing.length > 0 && !existsSync(memoryDir);
-    memory = { limit: read.limitBytes, usage: read.usageBytes, unevictable: read.unevictableBytes };
-    memoryLimit = tightestLimit(memoryLimits(memoryAt, path, version, reads.memory).limits, (l) => l.headroomBytes);
+    const rdmaAt = rdmaMount(mounts)?.mount;
+    const rdmaDir = rdmaAt ? cgroupDirectory(rdmaAt, path) : null;
+    // Files missing because the directory is gone: the group was removed while we looked. A group
+    // found in a v1 rdma hierarchy alone has no memory directory: unknown there, not gone.
+    const onlyRdma = read.missing.length > 0 && !existsSync(memoryDir) && rdmaDir !== null && rdmaDir !== memoryDir && existsSync(rdmaDir);
+    gone = read.missing.length > 0 && !existsSync(memoryDir) && !onlyRdma;
+    if (!onlyRdma) {
+      memory = { limit: read.limitBytes, usage: read.usageBytes, unevictable: read.unevictableBytes };
+      memoryLimit = tightestLimit(memoryLimits(memoryAt, path, version, reads.memory).limits, (l) => l.headroomBytes);
+    }
   }
   const rdmaAt = rdmaMount(mounts)?.mount;
   const rdmaDir = rdmaAt ? cgroupDirectory(rdmaAt, path) : null;
@@ -201,7 +220,7 @@ function emptyGroup(label: string, path: string | null, version: CgroupVersion |
   };
 }
 
-function finish(row: GroupRow, limits: GroupLimits | null): GroupRow {
+function finish(row: GroupRow, limits: GroupLimits | null, notices: ReadonlySet<CgroupNotice>): GroupRow {
   if (limits) {
     row.unreadableFiles.push(...limits.unreadableFiles);
     row.rdma = limits.rdma;
@@ -215,8 +234,9 @@ function finish(row: GroupRow, limits: GroupLimits | null): GroupRow {
   // The tightest limit over the group's path and its ancestors, as doctor reads it; what the members
   // pin or lock counts even where it was charged elsewhere.
   const memoryLimit = limits?.memoryLimit;
-  if (memoryLimit && isNearLimit(Math.max(memoryLimit.usedBytes, row.pinnedBytes + row.lockedBytes), memoryLimit.limitBytes)) row.flags.push('near-memory-limit');
-  if (nearRdmaLimits(limits?.rdmaLimits ?? []).length > 0) row.flags.push('near-rdma-limit');
+  // A cgroup inside the group (a unit's sub-cgroup) near its own limit flags the group too.
+  if ((memoryLimit && isNearLimit(Math.max(memoryLimit.usedBytes, row.pinnedBytes + row.lockedBytes), memoryLimit.limitBytes)) || notices.has('near-memory-limit')) row.flags.push('near-memory-limit');
+  if (nearRdmaLimits(limits?.rdmaLimits ?? []).length > 0 || notices.has('near-rdma-limit')) row.flags.push('near-rdma-limit');
   if (row.unreadableFiles.length > 0) row.flags.push('unreadable');
   if (limits?.gone) row.flags.push('gone');
   return row;
@@ -229,6 +249,13 @@ export interface GroupOptions {
   /** The scan's record of a pid. A process whose cgroup the scan did not read has it read here. */
   scanned?: (pid: number) => ScannedProcess | undefined;
   mounts?: CgroupMounts;
+  /**
+   * Also the cgroups none of whose processes pins or locks, when one holds rdma objects or is near
+   * its own memory or rdma limit (cgroupsOfNote walks the hierarchies for them): an on-demand-paging
+   * pair at rdma.max, or a group about to be OOM-killed, pins nothing. Off when the rows are a
+   * selection (some pids, some users): these groups belong to no selection.
+   */
+  groupsOfNote?: boolean;
 }
 
 /** A process's cgroups: as the scan read them, else read now; 'unreadable' when refused, null when it exited. */
@@ -236,11 +263,11 @@ function membershipsOf(pid: number, scanned: ScannedProcess | undefined): Cgroup
   return scanned?.cgroup ?? readProcCgroupOrRefused(pid);
 }
 
-/** Groups process rows (those that pin or lock) by cgroup, unit or container, with each group's limits. */
+/** Groups process rows (those that pin or lock) by cgroup, unit or container, with each group's limits; with groupsOfNote, also the groups of note that hold none of them. */
 export function groupProcesses(rows: readonly ProcessRow[], by: GroupBy, options: GroupOptions = {}): GroupRow[] {
   const mounts = options.mounts ?? readCgroupMounts();
   const reads = cgroupReads();
-  const groups = new Map<string, { row: GroupRow; path: string | null; version: CgroupVersion | null }>();
+  const groups = new Map<string, { row: GroupRow; path: string | null; version: CgroupVersion | null; notices: Set<CgroupNotice> }>();
   for (const process of rows) {
     if (process.pinnedBytes === 0 && process.lockedBytes === 0) continue;
     const scanned = options.scanned?.(process.pid);
@@ -255,7 +282,7 @@ export function groupProcesses(rows: readonly ProcessRow[], by: GroupBy, options
     if (!entry) {
       // Named by the group's own path (a unit's path, not a member's sub-cgroup under it).
       const own = key.path === null ? null : nameCgroup(key.path);
-      entry = { row: emptyGroup(key.label, key.path, primary?.version ?? null, own), path: key.path, version: primary?.version ?? null };
+      entry = { row: emptyGroup(key.label, key.path, primary?.version ?? null, own), path: key.path, version: primary?.version ?? null, notices: new Set() };
       if (refused) entry.row.unreadableFiles.push('cgroup');
       groups.set(mapKey, entry);
     }
@@ -267,8 +294,19 @@ export function groupProcesses(rows: readonly ProcessRow[], by: GroupBy, options
     const nsPids = scanned?.nsPids ?? [process.pid];
     row.members.push({ pid: process.pid, nsPid: nsPids[nsPids.length - 1] ?? process.pid, comm: process.comm });
   }
+  const version = options.groupsOfNote ? groupingVersion(mounts) : null;
+  if (version !== null) {
+    for (const [path, notices] of cgroupsOfNote(mounts, version, reads)) {
+      // Under --by unit or container a noted cgroup shows as the unit or container it is part of.
+      const key = groupKey(path, by);
+      const mapKey = `${version}\0${key.label}\0${key.path}`;
+      let entry = groups.get(mapKey);
+      if (!entry) groups.set(mapKey, (entry = { row: emptyGroup(key.label, key.path, version, nameCgroup(key.path)), path: key.path, version, notices: new Set() }));
+      for (const notice of notices) entry.notices.add(notice);
+    }
+  }
   return [...groups.values()]
-    .map(({ row, path, version }) => finish(row, path !== null && version !== null ? readLimits(path, version, mounts, reads) : null))
+    .map(({ row, path, version, notices }) => finish(row, path !== null && version !== null ? readLimits(path, version, mounts, reads) : null, notices))
     .sort((a, b) => b.pinnedBytes - a.pinnedBytes || b.lockedBytes - a.lockedBytes || a.group.localeCompare(b.group));
 }
 
@@ -278,7 +316,8 @@ export function collectGroupedStat(by: GroupBy, options: CollectOptions = {}): G
   const scan = scanProcesses(options.pids ? { pids: options.pids, cgroup: true } : { onlyHolding: !options.all, cgroup: true });
   const report = collectStat(options, scan);
   const scanned = new Map(scan.processes.map((p) => [p.pid, p] as const));
-  return { by, report, groups: groupProcesses(report.processes, by, { scanned: (pid) => scanned.get(pid) }) };
+  const selection = options.pids !== undefined || options.uids !== undefined;
+  return { by, report, groups: groupProcesses(report.processes, by, { scanned: (pid) => scanned.get(pid), groupsOfNote: !selection }) };
 }
 
 /** The cgroup, unit and container of each pid (for registration rows); null entries for unknown. */

@@ -12,7 +12,7 @@ function rdmaLimitText(value: number | null, key: string): string {
   return value === null ? 'max' : key === 'mr_bytes' ? formatBytes(value) : String(value);
 }
 
-/** `rxe0 obj 5/5 hdl 1/max` per device: current/max of each key the kernel gave. */
+/** `rxe0:obj=5/5,hdl=1/max` per device (`;` between devices): current/max of each key the kernel gave, one word for plain tables. */
 export function rdmaText(devices: readonly RdmaDeviceRow[] | null): string | null {
   if (devices === null) return null;
   if (devices.length === 0) return 'none';
@@ -20,9 +20,9 @@ export function rdmaText(devices: readonly RdmaDeviceRow[] | null): string | nul
   return devices
     .map((d) => {
       const keys = [...new Set([...Object.keys(d.current), ...Object.keys(d.max)])].sort((a, b) => (a === 'hca_object' ? -1 : b === 'hca_object' ? 1 : a.localeCompare(b)));
-      return [d.device, ...keys.map((k) => `${short[k] ?? k} ${d.current[k] ?? 0}/${rdmaLimitText(d.max[k] ?? null, k)}`)].join(' ');
+      return `${d.device}:${keys.map((k) => `${short[k] ?? k}=${d.current[k] ?? 0}/${rdmaLimitText(d.max[k] ?? null, k)}`).join(',')}`;
     })
-    .join('; ');
+    .join(';');
 }
 
 function rdmaJson(devices: readonly RdmaDeviceRow[] | null): JsonValue {
@@ -44,11 +44,11 @@ export const GROUP_FIELDS: readonly Field<GroupRow>[] = [
   { key: 'pinnedBytes', label: 'PINNED', description: 'sum of VmPin of those processes', kind: 'bytes', get: (g) => g.pinnedBytes },
   { key: 'lockedBytes', label: 'LOCKED', description: 'sum of VmLck of those processes', kind: 'bytes', get: (g) => g.lockedBytes },
   { key: 'uringBytes', label: 'IO_URING', description: 'io_uring fixed-buffer bytes of those processes', kind: 'bytes', get: (g) => g.uringBytes, extra: true },
-  { key: 'memoryLimitBytes', label: 'MEM LIMIT', description: 'memory.max (v2) or memory.limit_in_bytes (v1); null = max', kind: 'bytes', nullText: 'max', get: (g) => g.memoryLimitBytes },
+  { key: 'memoryLimitBytes', label: 'MEM-LIMIT', description: 'memory.max (v2) or memory.limit_in_bytes (v1); null = max', kind: 'bytes', nullText: 'max', get: (g) => g.memoryLimitBytes },
   { key: 'memoryHeadroomBytes', label: 'HEADROOM', description: 'memory limit minus pinned and locked', kind: 'bytes', get: (g) => g.memoryHeadroomBytes },
-  { key: 'memoryUsageBytes', label: 'MEM USED', description: 'memory.current (v2) or memory.usage_in_bytes (v1)', kind: 'bytes', get: (g) => g.memoryUsageBytes },
+  { key: 'memoryUsageBytes', label: 'MEM-USED', description: 'memory.current (v2) or memory.usage_in_bytes (v1)', kind: 'bytes', get: (g) => g.memoryUsageBytes },
   { key: 'unevictableBytes', label: 'UNEVICTABLE', description: 'unevictable bytes charged to the group (memory.stat): mlocked pages', kind: 'bytes', get: (g) => g.unevictableBytes },
-  { key: 'rdma', label: 'RDMA (cur/max)', description: 'rdma.current / rdma.max per device (hca_handle, hca_object)', get: (g) => rdmaJson(g.rdma) },
+  { key: 'rdma', label: 'RDMA', description: 'rdma.current / rdma.max per device (hca_handle, hca_object)', get: (g) => rdmaJson(g.rdma) },
   { key: 'flags', label: 'FLAGS', description: 'near-memory-limit, near-rdma-limit, unreadable, gone', get: (g) => g.flags },
   { key: 'unreadableFiles', label: 'UNREADABLE', description: 'cgroup files the kernel refused to show us', get: (g) => g.unreadableFiles, extra: true },
   { key: 'members', label: 'MEMBERS', description: 'the member processes: pid, pid in its namespace, comm', get: (g) => g.members.map((m) => ({ pid: m.pid, nsPid: m.nsPid, comm: m.comm })), extra: true },

@@ -10,6 +10,7 @@ import { parseKernelMrs, runRdmaJson, type KernelMr } from '../rdma/iproute.js';
 import { coveredBytes, overlapBytes, type Range } from './stat.js';
 import { pageSize } from '../proc/pagemap.js';
 import { cgroupOwners, type CgroupOwner } from './cgroups.js';
+import { missingPids } from './targets.js';
 
 export type RegistrationSource = 'rdma' | 'io_uring' | 'mlock' | 'held';
 export const REGISTRATION_SOURCES: readonly RegistrationSource[] = ['rdma', 'io_uring', 'mlock', 'held'];
@@ -51,6 +52,8 @@ export interface RegistrationsReport {
   registrations: RegistrationRow[];
   sources: Record<RegistrationSource, SourceStatus>;
   unreadableProcesses: number;
+  /** Pids asked for (options.pids) that name no process. */
+  missingPids: number[];
 }
 
 /** One registration an rdmactl holder says it holds (from the held-records store). */
@@ -100,7 +103,7 @@ function uringRows(snapshot: ProcessSnapshot, pageBytes: number): RegistrationRo
         addr: buffer.address,
         length: buffer.lengthBytes,
         pages: Math.ceil(buffer.lengthBytes / pageBytes),
-        handle: `fd ${instance.fd} buf ${buffer.index}`,
+        handle: `fd${instance.fd}:buf${buffer.index}`,
         forkProtection: forkProtectionOf(range, snapshot.detail?.vmas ?? null),
       });
     }
@@ -137,7 +140,7 @@ function rdmaRows(mrs: readonly KernelMr[], comms: ReadonlyMap<number, string>, 
     device: mr.device,
     lkey: mr.lkey,
     rkey: mr.rkey,
-    handle: `mrn ${mr.mrn}`,
+    handle: `mrn${mr.mrn}`,
     forkProtection: null,
     overlap: false,
     doubleCountedBytes: 0,
@@ -159,7 +162,7 @@ export function joinHeld(rows: RegistrationRow[], held: readonly HeldRange[], vm
     device: h.device ?? match?.device ?? null,
     lkey: h.lkey ?? match?.lkey ?? null,
     rkey: h.rkey ?? match?.rkey ?? null,
-    handle: h.stale ? `${h.id} (stale)` : h.record === 'ok' ? h.id : `${h.id} (${h.record} record)`,
+    handle: h.stale ? `${h.id}:stale` : h.record === 'ok' ? h.id : `${h.id}:${h.record}-record`,
     forkProtection,
     overlap: false,
     doubleCountedBytes: 0,
@@ -289,5 +292,5 @@ export function collectRegistrations(options: CollectRegistrationsOptions = {}):
     for (const row of registrations) row.owner = owners.get(row.pid)!;
   }
   const unreadable = snapshots.filter((p) => p.unreadable.length > 0).length;
-  return { registrations, sources, unreadableProcesses: unreadable };
+  return { registrations, sources, unreadableProcesses: unreadable, missingPids: missingPids(options.pids, scan) };
 }

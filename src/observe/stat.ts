@@ -4,6 +4,7 @@
 import { scanProcesses, readSystemMemory, type ProcessSnapshot, type ScanResult } from '../proc/scan.js';
 import { isDontFork, isWipeOnFork } from '../proc/smaps.js';
 import type { SmapsVma } from '../proc/smaps.js';
+import { missingPids } from './targets.js';
 
 export type ProcessFlag = 'over-limit' | 'dontfork' | 'partial-dontfork' | 'wipeonfork' | 'overlap' | 'io_uring' | 'unreadable';
 
@@ -48,13 +49,22 @@ export interface SystemRow {
   processesHolding: number;
 }
 
+/**
+ * What the user totals sum: the listed processes only (PIDs or --pid were given), or every process
+ * that pins or locks (of the --user users, with --user). The system totals are always the machine's.
+ */
+export type UsersCover = 'listed-processes' | 'all-processes';
+
 export interface StatReport {
   processes: ProcessRow[];
   users: UserRow[];
+  usersCover: UsersCover;
   system: SystemRow;
   scannedProcesses: number;
   unreadableProcesses: number;
   vanishedProcesses: number;
+  /** Pids asked for (CollectOptions.pids) that name no process. */
+  missingPids: number[];
   scannedAt: number;
 }
 
@@ -161,21 +171,27 @@ export interface CollectOptions {
   pids?: readonly number[];
   /** Include processes with nothing pinned or locked. */
   all?: boolean;
+  /** Only processes of these real uids: the process rows, the user totals and any grouping of them. */
+  uids?: ReadonlySet<number>;
 }
 
-/** One scan → the whole report. Processes with nothing pinned or locked are left out unless `all`. */
+/**
+ * One scan → the whole report. Processes with nothing pinned or locked are left out unless `all`, and
+ * those of other users with `uids`; the system totals always cover the whole machine.
+ */
 export function collectStat(options: CollectOptions = {}, scan?: ScanResult): StatReport {
   const result = scan ?? scanProcesses(options.pids ? { pids: options.pids } : { onlyHolding: !options.all });
   // System totals are machine-wide even when the rows are filtered to some pids.
   const system = readSystemMemory(options.pids ? undefined : result);
   const rows = result.processes
-    .filter((p) => options.all || p.pinnedBytes > 0 || p.lockedBytes > 0)
+    .filter((p) => (options.all || p.pinnedBytes > 0 || p.lockedBytes > 0) && (!options.uids || options.uids.has(p.uid)))
     .map(processRow);
   const holding = rows.filter((r) => r.pinnedBytes > 0 || r.lockedBytes > 0);
   const meminfo = system.meminfo;
   return {
     processes: rows,
     users: userRows(holding),
+    usersCover: options.pids ? 'listed-processes' : 'all-processes',
     system: {
       pinnedBytes: system.pinnedBytesTotal,
       lockedBytes: system.lockedBytesTotal,
@@ -188,6 +204,7 @@ export function collectStat(options: CollectOptions = {}, scan?: ScanResult): St
     scannedProcesses: result.scannedProcesses,
     unreadableProcesses: result.unreadableProcesses,
     vanishedProcesses: result.vanishedProcesses,
+    missingPids: missingPids(options.pids, result),
     scannedAt: result.scannedAt,
   };
 }

@@ -15,7 +15,7 @@ export const PROCESS_FIELDS: readonly Field<ProcessRow>[] = [
   { key: 'headroomBytes', label: 'HEADROOM', description: 'RLIMIT_MEMLOCK minus the larger of VmPin and VmLck (null: unlimited)', kind: 'bytes', nullText: '-', get: (p) => p.headroomBytes },
   { key: 'uringBytes', label: 'IO_URING', description: 'bytes in io_uring fixed buffers (fdinfo UserBufs)', kind: 'bytes', get: (p) => p.uringBytes, extra: true },
   { key: 'dontforkBytes', label: 'DONTFORK', description: 'bytes of the io_uring buffers marked MADV_DONTFORK (smaps VmFlags dc)', kind: 'bytes', get: (p) => p.dontforkBytes, extra: true },
-  { key: 'doubleCountedBytes', label: 'COUNTED TWICE', description: 'pinned bytes registered more than once (VmPin counts them again)', kind: 'bytes', get: (p) => p.doubleCountedBytes, extra: true },
+  { key: 'doubleCountedBytes', label: 'COUNTED-TWICE', description: 'pinned bytes registered more than once (VmPin counts them again)', kind: 'bytes', get: (p) => p.doubleCountedBytes, extra: true },
   { key: 'flags', label: 'FLAGS', description: 'over-limit, dontfork, partial-dontfork, wipeonfork, overlap, io_uring, unreadable', get: (p) => p.flags },
 ];
 
@@ -25,41 +25,25 @@ export const USER_FIELDS: readonly Field<UserRow>[] = [
   { key: 'processes', label: 'PROCS', description: 'processes of this user that pin or lock', kind: 'count', get: (u) => u.processes },
   { key: 'pinnedBytes', label: 'PINNED', description: 'sum of VmPin of those processes', kind: 'bytes', get: (u) => u.pinnedBytes },
   { key: 'lockedBytes', label: 'LOCKED', description: 'sum of VmLck of those processes', kind: 'bytes', get: (u) => u.lockedBytes },
-  { key: 'uringBytes', label: 'IO_URING (charged to user)', description: 'io_uring fixed buffers, charged to the user\'s locked memory across processes', kind: 'bytes', get: (u) => u.uringBytes },
+  { key: 'uringBytes', label: 'IO_URING', description: 'io_uring fixed buffers, charged to the user\'s locked memory across processes', kind: 'bytes', get: (u) => u.uringBytes },
 ];
 
 export const SYSTEM_FIELDS: readonly Field<SystemRow>[] = [
-  { key: 'pinnedBytes', label: 'pinned (sum of VmPin)', description: 'sum of VmPin over all processes', kind: 'bytes', get: (s) => s.pinnedBytes },
-  { key: 'lockedBytes', label: 'locked (sum of VmLck)', description: 'sum of VmLck over all processes', kind: 'bytes', get: (s) => s.lockedBytes },
-  { key: 'mlockedBytes', label: 'Mlocked (meminfo)', description: 'Mlocked in /proc/meminfo', kind: 'bytes', get: (s) => s.mlockedBytes },
-  { key: 'unevictableBytes', label: 'Unevictable (meminfo)', description: 'Unevictable in /proc/meminfo', kind: 'bytes', get: (s) => s.unevictableBytes },
-  { key: 'memTotalBytes', label: 'MemTotal', description: 'MemTotal in /proc/meminfo', kind: 'bytes', get: (s) => s.memTotalBytes },
-  { key: 'pinnedPercent', label: 'pinned share of MemTotal', description: 'pinnedBytes as a percentage of MemTotal', kind: 'percent', get: (s) => Math.round(s.pinnedPercent * 1000) / 1000 },
-  { key: 'processesHolding', label: 'processes pinning or locking', description: 'processes with VmPin or VmLck above zero', kind: 'count', get: (s) => s.processesHolding },
+  { key: 'pinnedBytes', label: 'PINNED', title: 'pinned (sum of VmPin)', description: 'sum of VmPin over all processes', kind: 'bytes', get: (s) => s.pinnedBytes },
+  { key: 'lockedBytes', label: 'LOCKED', title: 'locked (sum of VmLck)', description: 'sum of VmLck over all processes', kind: 'bytes', get: (s) => s.lockedBytes },
+  { key: 'mlockedBytes', label: 'MLOCKED', title: 'Mlocked (meminfo)', description: 'Mlocked in /proc/meminfo', kind: 'bytes', get: (s) => s.mlockedBytes },
+  { key: 'unevictableBytes', label: 'UNEVICTABLE', title: 'Unevictable (meminfo)', description: 'Unevictable in /proc/meminfo', kind: 'bytes', get: (s) => s.unevictableBytes },
+  { key: 'memTotalBytes', label: 'MEMTOTAL', title: 'MemTotal', description: 'MemTotal in /proc/meminfo', kind: 'bytes', get: (s) => s.memTotalBytes },
+  { key: 'pinnedPercent', label: 'PINNED-SHARE', title: 'pinned share of MemTotal', description: 'pinnedBytes as a percentage of MemTotal', kind: 'percent', get: (s) => Math.round(s.pinnedPercent * 1000) / 1000 },
+  { key: 'processesHolding', label: 'PROCESSES', title: 'processes pinning or locking', description: 'processes with VmPin or VmLck above zero', kind: 'count', get: (s) => s.processesHolding },
 ];
-
-export const SORT_KEYS = ['pinned', 'locked', 'headroom', 'pid', 'comm', 'user'] as const;
-export type SortKey = (typeof SORT_KEYS)[number];
-
-export function sortProcesses(rows: ProcessRow[], key: SortKey): ProcessRow[] {
-  const byNumberDesc = (get: (p: ProcessRow) => number) => (a: ProcessRow, b: ProcessRow) => get(b) - get(a) || a.pid - b.pid;
-  const compare: Record<SortKey, (a: ProcessRow, b: ProcessRow) => number> = {
-    pinned: (a, b) => b.pinnedBytes - a.pinnedBytes || b.lockedBytes - a.lockedBytes || a.pid - b.pid,
-    locked: byNumberDesc((p) => p.lockedBytes),
-    // Least headroom first: the processes closest to failing their next registration. Unlimited last.
-    headroom: (a, b) => (a.headroomBytes ?? Infinity) - (b.headroomBytes ?? Infinity) || a.pid - b.pid,
-    pid: (a, b) => a.pid - b.pid,
-    comm: (a, b) => a.comm.localeCompare(b.comm) || a.pid - b.pid,
-    user: (a, b) => a.user.localeCompare(b.user) || a.pid - b.pid,
-  };
-  return [...rows].sort(compare[key]);
-}
 
 /** The body of a `stat --json` document (schema rdmactl.stat/1); `processFields` from -o. */
 export function statJson(report: StatReport, processFields: readonly Field<ProcessRow>[] = PROCESS_FIELDS): { [key: string]: unknown } {
   return {
     processes: report.processes.map((p) => toJson(processFields, p)),
     users: report.users.map((u) => toJson(USER_FIELDS, u)),
+    usersCover: report.usersCover,
     system: toJson(SYSTEM_FIELDS, report.system),
     scannedProcesses: report.scannedProcesses,
     unreadableProcesses: report.unreadableProcesses,

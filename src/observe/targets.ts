@@ -3,6 +3,7 @@
 
 import { parsePidList } from '../lib/pids.js';
 import { resolveProcessIds } from '../proc/status.js';
+import type { ScanResult } from '../proc/scan.js';
 
 /**
  * The process ids named by `texts` (arguments and comma lists). `notify` hears one line per thread id
@@ -14,4 +15,14 @@ export function targetPids(texts: readonly string[], notify: (line: string) => v
     return resolved.pid;
   });
   return [...new Set(pids)];
+}
+
+/**
+ * The pids of `requested` that the scan found no process for (exited, never existed, or hidden by
+ * hidepid=2): ps -p and kill fail on them. A process the kernel listed but would not show is not missing.
+ */
+export function missingPids(requested: readonly number[] | undefined, scan: Pick<ScanResult, 'processes' | 'unreadablePids'>): number[] {
+  if (requested === undefined) return [];
+  const seen = new Set([...scan.processes.map((p) => p.pid), ...scan.unreadablePids]);
+  return requested.filter((pid) => !seen.has(pid));
 }

@@ -13,6 +13,7 @@
 // Cgroup files follow the /proc reader convention (procfs.ts): a file that vanished (the group was
 // removed) reads as null, a refusal throws ProcUnreadableError — never a zero.
 
+import { readdirSync } from 'node:fs';
 import { ProcUnreadableError, readProcText, procPath, type ProcPid } from './procfs.js';
 
 export interface CgroupMembership {
@@ -146,6 +147,38 @@ export function cgroupAncestors(path: string): string[] {
     out.push(p);
     if (p === '/') return out;
   }
+}
+
+/** At most this many cgroups are listed in one walk: a bound on the reads, far above real hosts' counts. */
+export const MAX_CGROUP_WALK = 100_000;
+
+/**
+ * Every cgroup under `mount` (its root included), as /proc/PID/cgroup prints the paths, parents
+ * before children; at most `limit`. A directory removed or refused while walking is skipped with
+ * what lies under it: the walk only finds groups to show, and reads each one's files after.
+ */
+export function listCgroupPaths(mount: CgroupMount, limit = MAX_CGROUP_WALK): string[] {
+  const top = cgroupDirectory(mount, mount.root);
+  if (top === null) return [];
+  const paths: string[] = [];
+  const pending: Array<{ path: string; directory: string }> = [{ path: mount.root, directory: top }];
+  for (let next = 0; next < pending.length && paths.length < limit; next++) {
+    const { path, directory } = pending[next]!;
+    paths.push(path);
+    let entries;
+    try {
+      entries = readdirSync(directory, { withFileTypes: true });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EACCES' || code === 'EPERM') continue;
+      throw err;
+    }
+    // Only directories are cgroups; cgroupfs has no symbolic links to follow.
+    for (const entry of entries) {
+      if (entry.isDirectory()) pending.push({ path: `${path === '/' ? '' : path}/${entry.name}`, directory: `${directory === '/' ? '' : directory}/${entry.name}` });
+    }
+  }
+  return paths;
 }
 
 /** Whether the unified hierarchy mounted at `mount` offers `controller` (its root's cgroup.controllers). */

@@ -13,7 +13,10 @@ import {
   MEMORY_FILES,
   cgroupAncestors,
   cgroupDirectory,
+  listCgroupPaths,
   offersController,
+  parseCgroupValue,
+  readCgroupFile,
   readCgroupMemory,
   readCgroupMounts,
   readCgroupRdma,
@@ -40,6 +43,11 @@ export function primaryPath(memberships: readonly CgroupMembership[], mounts: Cg
   const unified = memberships.find((m) => m.hierarchyId === 0);
   if (unified) return { path: unified.path, version: 2 };
   return memory ? { path: memory.path, version: 1 } : null;
+}
+
+/** The hierarchy primaryPath groups by on this host: v1 when a v1 memory controller is mounted, else the unified one; null with neither. */
+export function groupingVersion(mounts: CgroupMounts): CgroupVersion | null {
+  return mounts.v1.has('memory') ? 1 : mounts.v2 !== null ? 2 : null;
 }
 
 /** Where memory limits of a `version` path are read: the v1 memory hierarchy, or the unified one when it offers memory. */
@@ -100,19 +108,22 @@ export function memoryLimits(mount: CgroupMount, path: string, version: CgroupVe
       refused ??= `${directory}/${memory.unreadable.includes(files.limit) ? files.limit : files.usage}`;
       continue;
     }
-    if (memory.limitBytes === null || memory.usageBytes === null) continue;
-    const stat = memory.stat;
-    const file = version === 1
-      ? (stat?.get('total_active_file') ?? stat?.get('active_file') ?? 0) + (stat?.get('total_inactive_file') ?? stat?.get('inactive_file') ?? 0)
-      : (stat?.get('active_file') ?? 0) + (stat?.get('inactive_file') ?? 0);
-    const reclaimableBytes = Math.min(file, memory.usageBytes);
-    const usedBytes = memory.usageBytes - reclaimableBytes;
-    limits.push({
-      path: level, directory, limitBytes: memory.limitBytes, usageBytes: memory.usageBytes, reclaimableBytes,
-      unevictableBytes: memory.unevictableBytes, usedBytes, headroomBytes: memory.limitBytes - usedBytes,
-    });
+    const use = memoryLevelUse(memory);
+    if (use === null) continue;
+    limits.push({ path: level, directory, ...use, unevictableBytes: memory.unevictableBytes, headroomBytes: use.limitBytes - use.usedBytes });
   }
   return { limits, refused };
+}
+
+/** One level's limit and what it uses and cannot drop (usage less its page cache); null without a limit or usage. */
+export function memoryLevelUse(memory: CgroupMemory): { limitBytes: number; usageBytes: number; reclaimableBytes: number; usedBytes: number } | null {
+  if (memory.limitBytes === null || memory.usageBytes === null) return null;
+  const stat = memory.stat;
+  const file = memory.version === 1
+    ? (stat?.get('total_active_file') ?? stat?.get('active_file') ?? 0) + (stat?.get('total_inactive_file') ?? stat?.get('inactive_file') ?? 0)
+    : (stat?.get('active_file') ?? 0) + (stat?.get('inactive_file') ?? 0);
+  const reclaimableBytes = Math.min(file, memory.usageBytes);
+  return { limitBytes: memory.limitBytes, usageBytes: memory.usageBytes, reclaimableBytes, usedBytes: memory.usageBytes - reclaimableBytes };
 }
 
 export interface RdmaLimit {
@@ -177,6 +188,17 @@ export function nearRdmaLimits(limits: readonly RdmaLimit[]): RdmaLimit[] {
     .sort((a, b) => rdmaHeadroom(a) - rdmaHeadroom(b) || order(a) - order(b));
 }
 
+/** Every finite rdma.max entry that applies to `pid` (its cgroup and ancestors); [] when unknown or unreadable. */
+export function findRdmaLimits(pid: ProcPid, mounts: CgroupMounts = readCgroupMounts()): RdmaLimit[] {
+  try {
+    const memberships = readProcCgroup(pid);
+    const place = memberships && rdmaCgroupOf(memberships, mounts);
+    return place ? rdmaLimits(place.mount, place.path).limits : [];
+  } catch {
+    return [];
+  }
+}
+
 /**
  * The tightest rdma cgroup limit over a process: of every finite rdma.max key in its rdma cgroup and
  * each ancestor, the one with the least room left. null when no rdma controller is mounted here or
@@ -190,4 +212,74 @@ export function findTightestRdmaLimit(pid: ProcPid, mounts: CgroupMounts = readC
   } catch {
     return null;
   }
+}
+
+/**
+ * Why a cgroup is shown even when none of its processes pins or locks: it holds rdma objects (an
+ * on-demand-paging MR, a PD or a context pin nothing), or its own memory or rdma limit is near.
+ */
+export type CgroupNotice = 'rdma-in-use' | 'near-memory-limit' | 'near-rdma-limit';
+
+/** The notices one cgroup's own files give (ancestors are shown for their own). Pure. */
+export function cgroupNotices(memory: CgroupMemory | null, rdma: readonly RdmaDeviceUsage[] | null): CgroupNotice[] {
+  const notices: CgroupNotice[] = [];
+  if (rdma?.some((device) => Object.values(device.current).some((used) => used !== null && used > 0))) notices.push('rdma-in-use');
+  const use = memory === null ? null : memoryLevelUse(memory);
+  if (use !== null && isNearLimit(use.usedBytes, use.limitBytes)) notices.push('near-memory-limit');
+  const rdmaNear = rdma?.some((device) => Object.entries(device.max).some(([key, max]) => max !== null && isNearLimit(device.current[key] ?? 0, max)));
+  if (rdmaNear) notices.push('near-rdma-limit');
+  return notices;
+}
+
+/** How the walk reads a cgroup's controller files (shared with the grouping's cache: each directory read once). */
+export interface CgroupFileReads {
+  memory: (directory: string, version: CgroupVersion) => CgroupMemory;
+  /** Throws ProcUnreadableError when refused. */
+  rdma: (directory: string) => RdmaDeviceUsage[] | null;
+}
+
+/**
+ * Every cgroup on this host with a notice, by its path in the grouping hierarchy (`version`): the
+ * memory hierarchy and the rdma one are walked (once when they are the same). Cost: one readdir and
+ * one limit-file read per cgroup; usage and memory.stat only where a limit is set; rdma.current and
+ * rdma.max per cgroup of the rdma hierarchy. Files refused or gone are skipped: nothing to show.
+ */
+export function cgroupsOfNote(mounts: CgroupMounts, version: CgroupVersion, reads: CgroupFileReads): Map<string, CgroupNotice[]> {
+  const found = new Map<string, CgroupNotice[]>();
+  const note = (path: string, notices: readonly CgroupNotice[]): void => {
+    if (notices.length > 0) found.set(path, [...new Set([...(found.get(path) ?? []), ...notices])]);
+  };
+  const memoryAt = memoryMount(mounts, version);
+  const limitFile = MEMORY_FILES[version].limit;
+  if (memoryAt) {
+    for (const path of listCgroupPaths(memoryAt)) {
+      const directory = cgroupDirectory(memoryAt, path);
+      if (directory === null) continue;
+      try {
+        // Most cgroups set no limit: their usage and memory.stat are not read.
+        const limit = readCgroupFile(directory, limitFile);
+        if (limit === null || parseCgroupValue(limit) == null) continue;
+      } catch (err) {
+        if (!(err instanceof ProcUnreadableError)) throw err;
+        continue;
+      }
+      note(path, cgroupNotices(reads.memory(directory, version), null));
+    }
+  }
+  const rdmaAt = rdmaMount(mounts)?.mount;
+  if (rdmaAt) {
+    for (const path of listCgroupPaths(rdmaAt)) {
+      const directory = cgroupDirectory(rdmaAt, path);
+      if (directory === null) continue;
+      let devices: RdmaDeviceUsage[] | null;
+      try {
+        devices = reads.rdma(directory);
+      } catch (err) {
+        if (!(err instanceof ProcUnreadableError)) throw err;
+        continue;
+      }
+      note(path, cgroupNotices(null, devices));
+    }
+  }
+  return found;
 }

@@ -30,7 +30,7 @@ import { existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { readTaskCounters, type TaskCounters } from './loadavg.js';
 import { listPids } from './procfs.js';
-import { fdPartOf, scanProcesses, smapsPartOf, type FdPart, type ProcessSnapshot, type ReusedMappings, type ScanResult, type SmapsPart } from './scan.js';
+import { fdPartOf, scanProcesses, smapsPartOf, type FdPart, type ReusedMappings, type ScanResult, type SmapsPart } from './scan.js';
 import { mapsLayout } from './smaps.js';
 import { ProcUnreadableError } from './procfs.js';
 import type { ProcessStatus } from './status.js';

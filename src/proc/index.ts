@@ -13,7 +13,7 @@ export * from './cmdline.js';
 export * from './environ.js';
 export * from './pagemap.js';
 export * from './vm.js';
-export * from './passwd.js';
+export * from './accounts.js';
 export * from './scan.js';
 export * from './vmstat.js';
 export * from './incremental.js';

@@ -1,5 +1,6 @@
-// Reading small configuration files (limits.conf, passwd, …) from a directory tree that may belong to
-// someone else: an image, a chroot, a user's copy of /etc, read by root. The one place that opens them.
+// Reading small configuration files (limits.conf, another root's passwd, …) from a directory tree
+// that may belong to someone else: an image, a chroot, a user's copy of /etc, read by root. The one
+// place that opens them.
 //
 //   - Paths are resolved as if DIR were the root (openat2 RESOLVE_IN_ROOT): an absolute symlink or a
 //     ".." in DIR stays inside DIR, so a link to /etc/shadow names DIR/etc/shadow, never the host's.

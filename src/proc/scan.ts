@@ -16,7 +16,7 @@ import { readProcessLimits, type ProcessLimits } from './limits.js';
 import { readSmapsFlags, readSmapsWithLayout, summarizeSmaps, type SmapsSummary, type SmapsVma } from './smaps.js';
 import { readUringInstances, type UringInstance } from './uringFdinfo.js';
 import { readMeminfo, type Meminfo } from './meminfo.js';
-import { userName } from './passwd.js';
+import { userName } from './accounts.js';
 import { readProcCgroupOrRefused, type CgroupMembership } from './cgroup.js';
 
 export type DetailPart = 'status' | 'limits' | 'smaps' | 'fd';

@@ -121,7 +121,9 @@ export function readStatus(pid: ProcPid): ProcessStatus | null {
   return text === null ? null : parseStatus(text);
 }
 
-/** Capability numbers (linux/capability.h) rdmactl asks about. */
+// Capability numbers (linux/capability.h) rdmactl asks about.
+/** open(2) ignores a file's mode. */
+export const CAP_DAC_OVERRIDE = 1;
 export const CAP_IPC_LOCK = 14;
 export const CAP_SYS_ADMIN = 21;
 

@@ -102,7 +102,7 @@ describe('joinHeld', () => {
       held('c1', 11, 'uring', BASE + 4096n, 4096),
       held('c2', 12, 'mlock', LOCKED, 65536, { stale: true }),
     ], new Map(), 4096);
-    expect(out.map((r) => [r.handle, r.evidence])).toEqual([['c1', 'io_uring'], ['c2 (stale)', 'missing']]);
+    expect(out.map((r) => [r.handle, r.evidence])).toEqual([['c1', 'io_uring'], ['c2:stale', 'missing']]);
   });
 
   it('a holder without a record takes every kernel row of its pid not claimed by a record; with none, one empty row', () => {
@@ -115,8 +115,8 @@ describe('joinHeld', () => {
     ], new Map(), 4096);
     expect(out.map((r) => [r.handle, r.addr, r.length, r.evidence, r.forkProtection])).toEqual([
       ['d1', BASE, 4096, 'io_uring', null],
-      ['d2 (missing record)', LOCKED, 8192, 'mlock', 'dontfork'],
-      ['d3 (damaged record)', null, 0, 'missing', null],
+      ['d2:missing-record', LOCKED, 8192, 'mlock', 'dontfork'],
+      ['d3:damaged-record', null, 0, 'missing', null],
     ]);
   });
 });
@@ -127,7 +127,7 @@ describe('joinHeld', () => {
 describe('heldRanges', () => {
   it('a verbs report gives every handle its device and keys', () => {
     const report = sampleReport('verbs', 10);
-    const ranges = heldRanges({ id: 'a1', pid: 10, stale: false }, { ...report, handles: [...report.handles, { ...report.handles[0]!, addr: '0x7f0000001000' }] });
+    const ranges = heldRanges({ id: 'a1', pid: 10, stale: false }, { ...report, handles: [...report.handles, { ...report.handles[0]!, addr: '0x7f0000001000' }] } as typeof report);
     expect(ranges).toEqual([
       { id: 'a1', pid: 10, backend: 'verbs', addr: BASE, length: 4096, record: 'ok', device: 'rxe0', lkey: '2aa', rkey: '2ab', stale: false },
       { id: 'a1', pid: 10, backend: 'verbs', addr: BASE + 4096n, length: 4096, record: 'ok', device: 'rxe0', lkey: '2aa', rkey: '2ab', stale: false },

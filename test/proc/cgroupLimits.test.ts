@@ -6,12 +6,13 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { readCgroupRdma, readProcCgroup, type CgroupMembership, type CgroupMounts } from '../../src/proc/cgroup.js';
+import { listCgroupPaths, readCgroupMemory, readCgroupRdma, readProcCgroup, type CgroupMembership, type CgroupMounts } from '../../src/proc/cgroup.js';
 import { scanProcesses } from '../../src/proc/scan.js';
 import { register } from '../../src/engine/register.js';
 import { groupProcesses } from '../../src/observe/cgroups.js';
 import { ProcUnreadableError } from '../../src/proc/procfs.js';
 import {
+  cgroupNotices,
   findTightestRdmaLimit,
   isNearLimit,
   memoryLimits,
@@ -149,5 +150,64 @@ describe('the scan reads /proc/PID/cgroup in its pass', () => {
     expect(withCgroup!.lockedBytes).toBeGreaterThanOrEqual(MiB);
     expect(withCgroup!.cgroup).toEqual(readProcCgroup('self'));
     expect(scanProcesses({ pids: [process.pid] }).processes[0]!.cgroup).toBeUndefined();
+  });
+});
+
+describe('groups of note: shown though no process of theirs pins or locks', () => {
+  // A v2 host with memory and rdma: an on-demand-paging pair at rdma.max (VmPin 0), a group at its
+  // memory limit, a unit whose sub-cgroup is, and groups that are none of these.
+  beforeEach(() => {
+    group('/', { 'cgroup.controllers': 'cpu memory rdma\n', 'memory.stat': 'active_file 0\ninactive_file 0\nunevictable 0\n' });
+    group('/odp.scope', { 'rdma.current': 'rxe0 hca_handle=2 hca_object=8\n', 'rdma.max': 'rxe0 hca_handle=max hca_object=8\n', 'memory.max': 'max\n', 'memory.current': `${MiB}\n` });
+    group('/full.slice', { 'memory.max': `${100 * MiB}\n`, 'memory.current': `${95 * MiB}\n`, 'memory.stat': 'active_file 0\ninactive_file 0\nunevictable 0\n' });
+    group('/cached.slice', { 'memory.max': `${100 * MiB}\n`, 'memory.current': `${95 * MiB}\n`, 'memory.stat': `active_file ${20 * MiB}\ninactive_file 0\nunevictable 0\n` });
+    group('/quiet.service', { 'memory.max': 'max\n', 'memory.current': `${10 * MiB}\n`, 'rdma.current': 'rxe0 hca_handle=0 hca_object=0\n', 'rdma.max': 'rxe0 hca_handle=max hca_object=max\n' });
+    group('/app.service', { 'memory.max': 'max\n', 'memory.current': `${10 * MiB}\n` });
+    group('/app.service/worker', { 'memory.max': `${10 * MiB}\n`, 'memory.current': `${10 * MiB}\n`, 'memory.stat': 'active_file 0\ninactive_file 0\nunevictable 0\n' });
+  });
+
+  it('the walk lists every cgroup, parents before children, as /proc/PID/cgroup prints the paths', () => {
+    const paths = listCgroupPaths({ mountPoint: root, root: '/' });
+    expect([...paths].sort()).toEqual(['/', '/app.service', '/app.service/worker', '/cached.slice', '/full.slice', '/odp.scope', '/quiet.service']);
+    expect(paths.indexOf('/app.service')).toBeLessThan(paths.indexOf('/app.service/worker'));
+    expect(paths[0]).toBe('/');
+    // A mount that shows a subtree (a cgroup namespace): the paths keep its root in front.
+    expect(listCgroupPaths({ mountPoint: join(root, 'app.service'), root: '/app.service' })).toEqual(['/app.service', '/app.service/worker']);
+    expect(listCgroupPaths({ mountPoint: root, root: '/' }, 2)).toHaveLength(2);
+  });
+
+  it('cgroupNotices: rdma objects in use, or its own memory or rdma limit near; page cache it can drop does not count', () => {
+    const memory = (path: string) => readCgroupMemory(join(root, path), 2);
+    const rdma = (path: string) => readCgroupRdma(join(root, path));
+    expect(cgroupNotices(memory('/odp.scope'), rdma('/odp.scope'))).toEqual(['rdma-in-use', 'near-rdma-limit']);
+    expect(cgroupNotices(memory('/full.slice'), null)).toEqual(['near-memory-limit']);
+    expect(cgroupNotices(memory('/cached.slice'), null)).toEqual([]);
+    expect(cgroupNotices(memory('/quiet.service'), rdma('/quiet.service'))).toEqual([]);
+  });
+
+  it('--by cgroup: each such group is a row of its own, numbers from its files, processes 0; the rest are not shown', () => {
+    expect(groupProcesses([], 'cgroup', { mounts: v2() })).toEqual([]);
+    const groups = groupProcesses([], 'cgroup', { mounts: v2(), groupsOfNote: true });
+    expect(groups.map((g) => g.cgroup).sort()).toEqual(['/app.service/worker', '/full.slice', '/odp.scope']);
+    expect(groups.find((g) => g.cgroup === '/odp.scope')).toMatchObject({
+      group: '/odp.scope', hierarchy: 2, unit: 'odp.scope', processes: 0, pinnedBytes: 0, lockedBytes: 0, members: [],
+      rdma: [{ device: 'rxe0', current: { hca_handle: 2, hca_object: 8 }, max: { hca_handle: null, hca_object: 8 }, objectsHeadroom: 0, handlesHeadroom: null }],
+      flags: ['near-rdma-limit'],
+    });
+    expect(groups.find((g) => g.cgroup === '/full.slice')).toMatchObject({
+      processes: 0, memoryLimitBytes: 100 * MiB, memoryUsageBytes: 95 * MiB, memoryHeadroomBytes: 100 * MiB, flags: ['near-memory-limit'],
+    });
+  });
+
+  it('--by unit: a sub-cgroup near its limit shows as its unit, flagged; a group that also has a holder is one row', () => {
+    const byUnit = groupProcesses([], 'unit', { mounts: v2(), groupsOfNote: true });
+    expect(byUnit.find((g) => g.group === 'app.service')).toMatchObject({ cgroup: '/app.service', memoryLimitBytes: null, flags: ['near-memory-limit'] });
+    expect(byUnit.some((g) => g.cgroup === '/app.service/worker')).toBe(false);
+
+    const pid = 2 ** 22 + 4322;
+    const row = { pid, uid: 0, user: 'root', comm: 'app', pinnedBytes: MiB, lockedBytes: 0, memlockLimitBytes: null, headroomBytes: null, uringBytes: 0, dontforkBytes: 0, doubleCountedBytes: 0, flags: [] };
+    const withHolder = groupProcesses([row], 'cgroup', { mounts: v2(), groupsOfNote: true, scanned: () => ({ nsPids: [pid], cgroup: unified('/full.slice') }) });
+    expect(withHolder.filter((g) => g.cgroup === '/full.slice')).toEqual([expect.objectContaining({ processes: 1, pinnedBytes: MiB, flags: ['near-memory-limit'] })]);
+    expect(withHolder[0]!.cgroup).toBe('/full.slice'); // the holder sorts first
   });
 });

@@ -19,9 +19,8 @@ import { parseUringFdinfo } from '../../src/proc/uringFdinfo.js';
 import { parseMeminfo } from '../../src/proc/meminfo.js';
 import { parsePinCounters } from '../../src/proc/vmstat.js';
 import { parseTaskCounters } from '../../src/proc/loadavg.js';
-import { parseStat } from '../../src/proc/stat.js';
+import { parseStat, PF_EXITING, processEnded } from '../../src/proc/stat.js';
 import { countMapsLines, parseMaxMapCount } from '../../src/proc/vm.js';
-import { parsePasswd } from '../../src/proc/passwd.js';
 import { decodePagemap, decodePagemapEntry, parseAuxvPageSize } from '../../src/proc/pagemap.js';
 
 const fixture = (name: string): string =>
@@ -284,8 +283,25 @@ describe('parseStat', () => {
       flags: 4194560,
       utimeTicks: 7,
       stimeTicks: 3,
+      threads: 3,
       startTimeTicks: 123456,
     });
+  });
+
+  it('processEnded: gone, a zombie leader alone, or one whose other threads are gone or exiting; a zombie leader with a running thread is alive', () => {
+    const stat = parseStat(fixture('stat-paren-comm.txt'));
+    const zombie = { ...stat, state: 'Z', threads: 2 };
+    const running = { ...stat, state: 'S', flags: 0x400000 };
+    const exiting = { ...stat, state: 'R', flags: 0x400000 | PF_EXITING };
+    expect(processEnded(null)).toBe(true);
+    expect(processEnded(stat)).toBe(false);
+    expect(processEnded({ ...stat, state: 'Z', threads: 1 })).toBe(true);
+    expect(processEnded({ ...stat, state: 'X', threads: 1 })).toBe(true);
+    expect(processEnded({ ...stat, state: 'D', threads: 1 })).toBe(false);
+    expect(processEnded(zombie, [running])).toBe(false);
+    expect(processEnded(zombie, [exiting])).toBe(true);
+    expect(processEnded(zombie, [null])).toBe(true);
+    expect(processEnded({ ...zombie, threads: 3 }, [exiting, running])).toBe(false);
   });
 
   it('reads an ordinary line', () => {
@@ -305,16 +321,6 @@ describe('vm', () => {
     expect(countMapsLines(fixture('maps-mixed.txt'))).toBe(8);
     expect(countMapsLines('')).toBe(0);
     expect(countMapsLines('a\nb')).toBe(2);
-  });
-});
-
-describe('parsePasswd', () => {
-  it('maps uids to the first name, skipping comments and broken lines', () => {
-    const users = parsePasswd(fixture('passwd.txt'));
-    expect(users.get(0)).toBe('root');
-    expect(users.get(1000)).toBe('alice');
-    expect(users.get(65534)).toBe('nobody');
-    expect(users.size).toBe(4);
   });
 });
 

@@ -2,7 +2,7 @@
 // processes vanishing during a scan, and the view of an unprivileged user.
 
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readStatus } from '../../src/proc/status.js';
@@ -181,6 +181,8 @@ describe.skipIf(!cc || !isRoot)('real kernel', () => {
           '--target', 'es2022', '--strict', '--skipLibCheck', '--types', 'node', join(root, 'src/proc/scan.ts')],
         { cwd: root, stdio: 'pipe' },
       );
+      // User names come from the C library (NSS) through koffi: let the build find the package.
+      symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
       execFileSync('chmod', ['-R', 'a+rX', dir]);
     });
 

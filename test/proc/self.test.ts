@@ -9,7 +9,7 @@ import { readProcessLimits } from '../../src/proc/limits.js';
 import { readSmaps } from '../../src/proc/smaps.js';
 import { readVmaCount } from '../../src/proc/vm.js';
 import { pageSize, readPagemap } from '../../src/proc/pagemap.js';
-import { userName } from '../../src/proc/passwd.js';
+import { userName } from '../../src/proc/accounts.js';
 import { scanProcesses } from '../../src/proc/scan.js';
 import { readUringInstances } from '../../src/proc/uringFdinfo.js';
 
