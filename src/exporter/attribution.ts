@@ -1,7 +1,8 @@
 // Where extra labels and per-cgroup series come from. The default provider is cgroup attribution
 // built on the `stat --by cgroup` collector (src/observe/cgroups.ts): one read of /proc/PID/cgroup
 // per process that pins or locks (by the scan, in its pass), and each such group's memory and rdma
-// controller files once.
+// controller files once; plus the cgroups that hold rdma objects or are near their own limit with no
+// process pinning (a walk of the hierarchies, as `stat --by cgroup` makes).
 // metrics.ts declares its label names from `processLabelNames` and turns `cgroups` rows into
 // rdmactl_cgroup_* series; `noAttribution()` turns both off.
 
@@ -24,7 +25,7 @@ export interface CgroupRow {
   cgroup: string;
   /** The same extra labels processes get (unit, container, pod); keys from processLabelNames. */
   labels: Record<string, string>;
-  /** Processes of the cgroup that pin or lock. */
+  /** Processes of the cgroup that pin or lock (0 for a cgroup shown for its rdma use or a near limit). */
   processes: number;
   pinnedBytes: number;
   lockedBytes: number;
@@ -132,7 +133,8 @@ export function cgroupAttribution(options: CgroupAttributionOptions = {}): Attri
   let mounts: CgroupMounts | null = null;
   const group = options.group ?? ((processes, fullScan, scanned) => {
     if (mounts === null || fullScan) mounts = readCgroupMounts();
-    return groupProcesses(processes, 'cgroup', { mounts, ...(scanned ? { scanned } : {}) });
+    // Every cgroup of note gets series too, though no process of it pins or locks (one walk of the hierarchies per collection).
+    return groupProcesses(processes, 'cgroup', { mounts, groupsOfNote: true, ...(scanned ? { scanned } : {}) });
   });
   return {
     processLabelNames: CGROUP_LABEL_NAMES,

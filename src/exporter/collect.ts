@@ -4,14 +4,15 @@
 // counters and the kernel MR table.
 
 import { collectStat, type StatReport } from '../observe/stat.js';
-import { collectRegistrations, readKernelMrs, REGISTRATION_SOURCES, type RegistrationSource } from '../observe/registrations.js';
+import { collectRegistrations, REGISTRATION_SOURCES, type RegistrationSource, type SourceStatus } from '../observe/registrations.js';
 import { heldSource } from '../observe/held.js';
 import { IncrementalScanner } from '../proc/incremental.js';
 import { pageSize } from '../proc/pagemap.js';
 import { readRdmaDeviceNames } from '../proc/sysfs.js';
 import type { KernelMr } from '../rdma/iproute.js';
-import { readCopyOnFork } from '../observe/copyOnFork.js';
+import { readCopyOnForkAsync } from '../observe/copyOnFork.js';
 import { cgroupAttribution, type Attribution, type CgroupRow } from './attribution.js';
+import { MR_TABLE_NOT_READ, MR_TABLE_TIMEOUT_MS, MR_TABLE_WAIT_MS, MrTableCache, mrTableKey, type MrTableOptions, type MrTableRead } from './mrTable.js';
 
 /**
  * Every process is read again after this long if meminfo Mlocked moved since the last full read
@@ -37,8 +38,9 @@ export interface SourceSummary {
 
 export interface DeviceRow {
   device: string;
-  mrs: number;
-  mrBytes: number;
+  /** MRs and their bytes in the kernel MR table; null when the table could not be read. */
+  mrs: number | null;
+  mrBytes: number | null;
   /** The device's max_mr (ibv_query_device); null when it could not be queried. */
   maxMrs: number | null;
 }
@@ -50,6 +52,8 @@ export interface MetricsSample {
   sources: SourceSummary[];
   /** One row per RDMA device the kernel lists (/sys/class/infiniband). */
   devices: DeviceRow[];
+  /** The MR table read the device rows come from; null when there is no device (rdma is not run). */
+  mrTable: Pick<MrTableRead, 'endedAt' | 'timedOut' | 'status'> | null;
   /** Whether the kernel copies pinned pages at fork (null: unknown). */
   copyOnFork: boolean | null;
   /** Attribution labels per pid (see attribution.ts). */
@@ -70,6 +74,8 @@ export interface CollectorOptions {
   smapsMaxAgeMs?: number;
   /** The RDMA devices the kernel lists (default: /sys/class/infiniband). */
   deviceNames?: () => string[];
+  /** How the kernel MR table is read (see mrTable.ts). */
+  mrTable?: MrTableOptions;
 }
 
 type MaxMrReader = () => Map<string, number>;
@@ -78,7 +84,7 @@ type MaxMrReader = () => Map<string, number>;
 async function loadMaxMrReader(): Promise<MaxMrReader> {
   try {
     const { listDevices } = await import('../engine/verbs/index.js');
-    return () => new Map(listDevices().filter((d) => d.error === null).map((d) => [d.name, d.maxMr] as const));
+    return () => new Map(listDevices().flatMap((d) => (d.maxMr === null ? [] : [[d.name, d.maxMr] as const])));
   } catch {
     return () => new Map();
   }
@@ -88,7 +94,13 @@ export class Collector {
   private readonly scanner: IncrementalScanner;
   private readonly attribution: Attribution;
   private readonly deviceNames: () => string[];
-  private copyOnFork: boolean | null | undefined;
+  private readonly mrTable: MrTableCache;
+  /** `rdma sys show`, asked once: a constant of the running kernel. */
+  private copyOnFork: boolean | null = null;
+  private copyOnForkRead: Promise<void> | null = null;
+  private readonly copyOnForkWaitMs: number;
+  private readonly copyOnForkTimeoutMs: number;
+  private readonly abort = new AbortController();
   private maxMrReader: MaxMrReader | null = null;
   /** max_mr is a device constant: queried again only when the device list changes. */
   private maxMrs: { names: string; byDevice: Map<string, number> } | null = null;
@@ -102,6 +114,26 @@ export class Collector {
       cgroup: this.attribution.readsCgroups ?? false,
     });
     this.deviceNames = options.deviceNames ?? readRdmaDeviceNames;
+    this.mrTable = new MrTableCache(options.mrTable);
+    this.copyOnForkWaitMs = options.mrTable?.waitMs ?? MR_TABLE_WAIT_MS;
+    this.copyOnForkTimeoutMs = options.mrTable?.timeoutMs ?? MR_TABLE_TIMEOUT_MS;
+  }
+
+  /** Stops a running rdma: the exporter is shutting down. */
+  close(): void {
+    this.abort.abort();
+    this.mrTable.close();
+  }
+
+  /** Copy-on-fork as known now: the one read started at the first collection, waited for as the MR table is. */
+  private async readCopyOnFork(): Promise<boolean | null> {
+    this.copyOnForkRead ??= readCopyOnForkAsync({ timeoutMs: this.copyOnForkTimeoutMs, maxBytes: 64 * 1024, signal: this.abort.signal })
+      .then((answer) => { this.copyOnFork = answer.copyOnFork; });
+    let timer: NodeJS.Timeout | undefined;
+    const wait = this.copyOnForkWaitMs === Infinity ? this.copyOnForkRead : Promise.race([this.copyOnForkRead, new Promise<void>((resolve) => { timer = setTimeout(resolve, this.copyOnForkWaitMs); })]);
+    await wait;
+    clearTimeout(timer);
+    return this.copyOnFork;
   }
 
   get processLabelNames(): readonly string[] {
@@ -110,6 +142,8 @@ export class Collector {
 
   async collect(): Promise<MetricsSample> {
     const started = performance.now();
+    // Started first: rdma sys show runs while the scan reads /proc.
+    const copyOnForkPending = this.readCopyOnFork();
     const names = this.deviceNames();
     if (names.length > 0 && this.maxMrReader === null) this.maxMrReader = await loadMaxMrReader();
 
@@ -118,7 +152,10 @@ export class Collector {
     const pins = scan.counters.pins;
     const report = collectStat({}, scan);
 
-    const kernel = names.length > 0 ? readKernelMrs() : { mrs: [] as KernelMr[], status: { available: false, reason: 'no RDMA device' } };
+    // rdma runs only when the kernel lists a device; a scrape waits for it a bounded time (mrTable.ts).
+    const read = names.length > 0 ? (await this.mrTable.get(mrTableKey(names, report.processes))).read : null;
+    const status: SourceStatus = names.length === 0 ? { available: false, reason: 'no RDMA device' } : read?.status ?? MR_TABLE_NOT_READ;
+    const kernel = { mrs: read?.mrs ?? [] as KernelMr[], status };
     const registrations = collectRegistrations({
       scan,
       held: (scanned) => heldSource({ cleanStale: false }, scanned),
@@ -135,7 +172,7 @@ export class Collector {
     });
 
     // rdma sys show says it directly; without RDMA netlink, Linux ≥ 5.9 implies it.
-    this.copyOnFork ??= readCopyOnFork().copyOnFork;
+    const copyOnFork = await copyOnForkPending;
     // Only the rows of processes that pin or lock: one /proc/PID/cgroup read each (by the scan, beside
     // its status), never per process.
     const scanned = new Map(scan.processes.map((p) => [p.pid, p] as const));
@@ -144,8 +181,9 @@ export class Collector {
       report,
       kernelPinnedBytes: pins === null ? null : Math.max(0, pins.acquired - pins.released) * pageSize(),
       sources,
-      devices: this.devices(names, kernel.mrs),
-      copyOnFork: this.copyOnFork,
+      devices: this.devices(names, status.available ? kernel.mrs : null),
+      mrTable: names.length === 0 ? null : read ? { endedAt: read.endedAt, timedOut: read.timedOut, status: read.status } : null,
+      copyOnFork,
       processLabels: attributed.processLabels,
       cgroups: attributed.cgroups,
       fullScan: scan.fullScanReason !== null,
@@ -153,7 +191,8 @@ export class Collector {
     };
   }
 
-  private devices(names: readonly string[], mrs: readonly KernelMr[]): DeviceRow[] {
+  /** `mrs` null: the table could not be read, so the MR counts are unknown (left out, never 0). */
+  private devices(names: readonly string[], mrs: readonly KernelMr[] | null): DeviceRow[] {
     const key = names.join('\0');
     if (names.length > 0 && this.maxMrReader && this.maxMrs?.names !== key) {
       let byDevice = new Map<string, number>();
@@ -165,11 +204,11 @@ export class Collector {
       this.maxMrs = { names: key, byDevice };
     }
     return names.map((device) => {
-      const own = mrs.filter((mr) => mr.device === device);
+      const own = mrs?.filter((mr) => mr.device === device) ?? null;
       return {
         device,
-        mrs: own.length,
-        mrBytes: own.reduce((sum, mr) => sum + mr.lengthBytes, 0),
+        mrs: own === null ? null : own.length,
+        mrBytes: own === null ? null : own.reduce((sum, mr) => sum + mr.lengthBytes, 0),
         maxMrs: this.maxMrs?.byDevice.get(device) ?? null,
       };
     });

@@ -5,11 +5,13 @@
 // Naming: rdmactl_ prefix, base units (bytes, seconds), gauges only (every value is a level the kernel
 // reports now, not something rdmactl counts), _info for the constant build series.
 //
+// HELP texts carry no double quote: OpenMetrics wants it escaped there, and prom-client does not.
+//
 // Label values that other users choose (comm, user, cgroup, unit, container) go through escapeText
 // as all text output does: the exposition format escapes only backslash, quote and newline, and
 // `curl /metrics` or `stat --format prometheus` on root's terminal must not carry an ESC.
 
-import { Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Gauge, Registry, type RegistryContentType } from 'prom-client';
 import { escapeText } from '../lib/escape.js';
 import type { ProcessRow } from '../observe/stat.js';
 import type { MetricsSample } from './collect.js';
@@ -29,6 +31,54 @@ export interface MetricsOptions {
   maxCgroups?: number;
   /** Extra per-process (and per-cgroup) label names: see attribution.ts. */
   processLabelNames: readonly string[];
+  /** The exporter's own series (default none): see RuntimeMetrics. */
+  runtimeMetrics?: RuntimeMetrics;
+}
+
+/**
+ * The exporter's own process_* and nodejs_* series (prom-client's default collectors): 'all' for the
+ * HTTP exporter; 'nodejs' for --textfile, whose file node_exporter serves beside its own process_*
+ * series (the same names: node_exporter would refuse ours); 'none' for one-shot output, whose
+ * process ends with the command.
+ */
+export type RuntimeMetrics = 'all' | 'nodejs' | 'none';
+
+/** The two exposition formats: Prometheus text 0.0.4, and OpenMetrics 1.0.0 for clients that ask. */
+export type ExpositionFormat = 'text' | 'openmetrics';
+
+const CONTENT_TYPES: Record<ExpositionFormat, string> = {
+  text: Registry.PROMETHEUS_CONTENT_TYPE,
+  openmetrics: Registry.OPENMETRICS_CONTENT_TYPE,
+};
+
+/** The fields of prom-client's metric objects read (and, after OpenMetrics, repaired) here. */
+interface RenamedMetric {
+  name: string;
+  type?: string;
+}
+
+/**
+ * prom-client's defaults, with process_cpu_*_total counting from the process start as the kernel
+ * does (/proc/PID/stat utime and stime), not from this call: prom-client counts only the CPU time
+ * after it; the start-up before it (loading Node and rdmactl) is added here.
+ */
+function addRuntimeMetrics(registry: Registry<RegistryContentType>, which: RuntimeMetrics): void {
+  if (which === 'none') return;
+  const before = process.cpuUsage();
+  collectDefaultMetrics({ register: registry });
+  const add = (name: string, micros: number) => {
+    const counter = registry.getSingleMetric(name) as { inc(value: number): void } | undefined;
+    counter?.inc(micros / 1e6);
+  };
+  add('process_cpu_user_seconds_total', before.user);
+  add('process_cpu_system_seconds_total', before.system);
+  add('process_cpu_seconds_total', before.user + before.system);
+  for (const metric of registry.getMetricsAsArray() as unknown as RenamedMetric[]) {
+    // nodejs_active_{handles,requests,resources}_total are gauges named like counters (promtool
+    // check metrics refuses them) and only sum the labelled nodejs_active_* series beside them.
+    const countedTwice = /^nodejs_active_\w+_total$/.test(metric.name);
+    if (countedTwice || (which === 'nodejs' && metric.name.startsWith('process_'))) registry.removeSingleMetric(metric.name);
+  }
 }
 
 type Labels = Record<string, string>;
@@ -38,8 +88,14 @@ function byHolding(a: ProcessRow, b: ProcessRow): number {
   return b.pinnedBytes - a.pinnedBytes || b.lockedBytes - a.lockedBytes || a.pid - b.pid;
 }
 
+/** No sample at all: reset() alone leaves a gauge without labels at 0. */
+function unset(gauge: Gauge<string>): void {
+  gauge.reset();
+  gauge.remove();
+}
+
 export class ExporterMetrics {
-  readonly registry = new Registry();
+  readonly registry = new Registry<RegistryContentType>();
   private readonly options: MetricsOptions;
   private readonly extraNames: string[];
 
@@ -54,10 +110,15 @@ export class ExporterMetrics {
   private readonly device;
   private readonly system;
   private readonly registrations;
+  private readonly mrTable;
   private readonly meta;
+  /** Renders one at a time: an OpenMetrics rendering switches the registry's format while it runs. */
+  private rendering: Promise<unknown> = Promise.resolve();
 
   constructor(options: MetricsOptions) {
     this.options = options;
+    // First, so the exposition keeps ending with rdmactl_build_info as before.
+    addRuntimeMetrics(this.registry, options.runtimeMetrics ?? 'none');
     this.extraNames = options.processLabelNames.filter((name) => !['pid', 'comm', 'user', 'cgroup'].includes(name));
     this.processLabelNames = ['pid', 'comm', 'user', ...this.extraNames];
     const p = this.processLabelNames;
@@ -70,7 +131,7 @@ export class ExporterMetrics {
       headroom: this.gauge('rdmactl_process_memlock_headroom_bytes', 'RLIMIT_MEMLOCK minus the larger of pinned and locked; negative: over the limit (possible with CAP_IPC_LOCK); +Inf: unlimited. The other series has the smallest headroom of the processes it folds.', p),
       uring: this.gauge('rdmactl_process_io_uring_bytes', 'Bytes registered as io_uring fixed buffers by the process (charged to its user\'s locked memory).', p),
       doubleCounted: this.gauge('rdmactl_process_double_counted_bytes', 'Bytes of pinned ranges another pinned range of the same process also covers: counted twice in VmPin.', p),
-      folded: this.gauge('rdmactl_processes_folded', 'Processes pinning or locking memory that are folded into the pid="other" series (beyond --max-processes).'),
+      folded: this.gauge('rdmactl_processes_folded', 'Processes pinning or locking memory that are folded into the pid=other series (beyond --max-processes).'),
     };
     this.user = {
       pinned: this.gauge('rdmactl_user_pinned_bytes', 'Sum of VmPin over the user\'s processes.', u),
@@ -88,7 +149,7 @@ export class ExporterMetrics {
       unevictable: this.gauge('rdmactl_cgroup_memory_unevictable_bytes', 'Unevictable memory charged to the cgroup (memory.stat unevictable, v1 total_unevictable): mlocked pages.', c),
       rdmaCurrent: this.gauge('rdmactl_cgroup_rdma_current', 'rdma.current of the cgroup, per device and resource (hca_handle, hca_object).', [...c, 'device', 'resource']),
       rdmaMax: this.gauge('rdmactl_cgroup_rdma_max', 'rdma.max of the cgroup, per device and resource (+Inf: max).', [...c, 'device', 'resource']),
-      folded: this.gauge('rdmactl_cgroups_folded', 'Cgroups pinning or locking memory that are folded into the cgroup="other" series (beyond --max-cgroups).'),
+      folded: this.gauge('rdmactl_cgroups_folded', 'Cgroups folded into the cgroup=other series (beyond --max-cgroups).'),
     };
     this.device = {
       mrs: this.gauge('rdmactl_device_mrs', 'Memory regions registered on the device (the kernel MR table).', ['device']),
@@ -108,6 +169,11 @@ export class ExporterMetrics {
       count: this.gauge('rdmactl_registrations', 'Registrations by source: rdma (kernel MR table), io_uring (fixed buffers), mlock (locked VMAs), held (rdmactl holders).', ['source']),
       bytes: this.gauge('rdmactl_registration_bytes', 'Bytes registered, by source.', ['source']),
       available: this.gauge('rdmactl_registration_source_available', 'Whether the source could be read (1) or not (0), e.g. no RDMA device.', ['source']),
+    };
+    this.mrTable = {
+      lastRead: this.gauge('rdmactl_rdma_mr_table_last_read_timestamp_seconds', 'When the last read of the kernel MR table (rdma res show mr) ended, in seconds since the epoch; the rdma series come from it. Absent without an RDMA device or before the first read ends.'),
+      success: this.gauge('rdmactl_rdma_mr_table_last_read_success', 'Whether that read succeeded (1) or failed (0; the device MR series are then left out).'),
+      timedOut: this.gauge('rdmactl_rdma_mr_table_last_read_timed_out', 'Whether that read was killed because rdma did not answer in time (1) or not (0).'),
     };
     this.meta = {
       duration: this.gauge('rdmactl_scrape_duration_seconds', 'How long the collection behind this scrape took.'),
@@ -133,9 +199,15 @@ export class ExporterMetrics {
     this.updateCgroups(sample);
     for (const g of Object.values(this.device)) g.reset();
     for (const d of sample.devices) {
-      this.device.mrs.set({ device: d.device }, d.mrs);
-      this.device.mrBytes.set({ device: d.device }, d.mrBytes);
+      if (d.mrs !== null) this.device.mrs.set({ device: d.device }, d.mrs);
+      if (d.mrBytes !== null) this.device.mrBytes.set({ device: d.device }, d.mrBytes);
       if (d.maxMrs !== null) this.device.maxMrs.set({ device: d.device }, d.maxMrs);
+    }
+    for (const g of Object.values(this.mrTable)) unset(g);
+    if (sample.mrTable !== null) {
+      this.mrTable.lastRead.set(sample.mrTable.endedAt / 1000);
+      this.mrTable.success.set(sample.mrTable.status.available ? 1 : 0);
+      this.mrTable.timedOut.set(sample.mrTable.timedOut ? 1 : 0);
     }
     const s = sample.report.system;
     this.system.pinned.set(s.pinnedBytes);
@@ -143,9 +215,10 @@ export class ExporterMetrics {
     this.system.mlocked.set(s.mlockedBytes);
     this.system.memTotal.set(s.memTotalBytes);
     this.system.holding.set(s.processesHolding);
-    this.system.kernelPinned.reset();
+    unset(this.system.kernelPinned);
     if (sample.kernelPinnedBytes !== null) this.system.kernelPinned.set(sample.kernelPinnedBytes);
-    this.system.copyOnFork.reset();
+    // Unknown until rdma sys show answers (a scrape does not wait long for it): left out, not 0.
+    unset(this.system.copyOnFork);
     if (sample.copyOnFork !== null) this.system.copyOnFork.set(sample.copyOnFork ? 1 : 0);
     for (const source of sample.sources) {
       this.registrations.count.set({ source: source.source }, source.registrations);
@@ -231,12 +304,29 @@ export class ExporterMetrics {
     }
   }
 
-  /** The exposition (Prometheus text format 0.0.4). */
-  async exposition(): Promise<string> {
-    return this.registry.metrics();
+  /** The exposition in `format` (default Prometheus text format 0.0.4). */
+  exposition(format: ExpositionFormat = 'text'): Promise<string> {
+    const rendered = this.rendering.then(() => this.render(format));
+    this.rendering = rendered.catch(() => undefined);
+    return rendered;
   }
 
-  get contentType(): string {
-    return this.registry.contentType;
+  private async render(format: ExpositionFormat): Promise<string> {
+    if (format === 'text') return this.registry.metrics();
+    this.registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
+    try {
+      return await this.registry.metrics();
+    } finally {
+      this.registry.setContentType(Registry.PROMETHEUS_CONTENT_TYPE);
+      // prom-client strips _total from each counter's name for OpenMetrics, in place: put it back,
+      // or the text format would show process_cpu_seconds from then on.
+      for (const metric of this.registry.getMetricsAsArray() as unknown as RenamedMetric[]) {
+        if (metric.type === 'counter' && !metric.name.endsWith('_total')) metric.name = `${metric.name}_total`;
+      }
+    }
+  }
+
+  contentType(format: ExpositionFormat = 'text'): string {
+    return CONTENT_TYPES[format];
   }
 }

@@ -9,7 +9,11 @@ import { errorCode } from '../proc/procfs.js';
 import { Scraper, type ScraperOptions } from './scrape.js';
 import { startServer, type ListenTarget, type RunningServer, type ServerLimits } from './server.js';
 import { checkSocketPath, DEFAULT_SOCKET_MODE, prepareUnixSocket } from './unixSocket.js';
+import { startBackgroundTrace, type BackgroundTrace } from '../trace/background.js';
+import { traceDrivers } from '../trace/sources.js';
+import { TraceMetrics } from './traceMetrics.js';
 import { closeTextfileDir, openTextfileDir, removeStaleTemporaries, writeTextfile, type TextfileDir } from './textfile.js';
+import { counted } from '../lib/plural.js';
 
 /**
  * The default port: the 9100–9999 exporter range of Prometheus's default port allocation list is
@@ -71,8 +75,54 @@ export function listenError(err: unknown, where: string): RdmactlError {
   return new RdmactlError(`cannot listen on ${where}: ${err instanceof Error ? err.message : String(err)}`);
 }
 
+/** exporter --trace: a trace session for the exporter's lifetime, feeding the rdmactl_registration* counters. */
+export interface TraceCounterOptions {
+  /** One-line notes for stderr: leftovers of killed runs removed, events the kernel dropped. */
+  onNote?: (message: string) => void;
+}
+
+/**
+ * Starts tracing into `scraper`'s registry and resolves once it is on. When tracing cannot start,
+ * throws why (exit 3: no tracefs or no source; exit 4: not root): the exporter then refuses to start
+ * rather than serve without the counters it was asked for.
+ */
+async function startTraceCounters(scraper: Scraper, options: TraceCounterOptions): Promise<BackgroundTrace> {
+  const metrics = new TraceMetrics(scraper.registry);
+  const trace = startBackgroundTrace({
+    drivers: traceDrivers(),
+    vmPin: false,
+    onRecord: (record) => metrics.observe(record.event),
+    onLoss: (lost) => {
+      metrics.lost(lost);
+      options.onNote?.(`trace: the kernel dropped ${counted(lost, 'event', 'events')} so far (its buffer was full); rdmactl_trace_lost_events_total counts them`);
+    },
+    onCleanup: (report) => {
+      if (report.instances.length + report.probes.length > 0) options.onNote?.(`trace: removed ${report.instances.length} instance(s) and ${report.probes.length} probe(s) left by a run that was killed`);
+    },
+  });
+  try {
+    await trace.started;
+  } catch (err) {
+    // The session's own reason, its exit code kept (3 unsupported, 4 permission).
+    if (err instanceof RdmactlError) throw new RdmactlError(`--trace: tracing is unavailable: ${err.message}`, err.exitCode, err.hints, { cause: err });
+    throw err;
+  }
+  return trace;
+}
+
+/** A session that fails while the exporter runs ends the exporter with its error: counters that silently stop are worse. */
+function traceFailure(trace: BackgroundTrace | null): Promise<never> {
+  if (trace === null) return new Promise<never>(() => undefined);
+  return trace.ended.then(
+    () => { throw new RdmactlError('--trace: the trace session ended on its own'); },
+    (err: unknown) => { throw new RdmactlError(`--trace: tracing failed: ${err instanceof Error ? err.message : String(err)}`, 1, [], { cause: err }); },
+  );
+}
+
 export interface ServeOptions extends ScraperOptions {
   listen: ListenTarget;
+  /** exporter --trace. */
+  trace?: TraceCounterOptions;
   limits?: ServerLimits;
   /** Called once listening, with the address actually bound (port 0 picks a free one), or unix:PATH. */
   onListening?: (url: string) => void;
@@ -81,10 +131,20 @@ export interface ServeOptions extends ScraperOptions {
 
 /** Serve /metrics until SIGTERM/SIGINT/SIGHUP. */
 export async function serve(options: ServeOptions): Promise<void> {
-  const scraper = new Scraper({ keepHeap: true, ...options });
+  const scraper = new Scraper({ keepHeap: true, runtimeMetrics: 'all', ...options });
   const where = describeListen(options.listen);
   if ('path' in options.listen) await prepareUnixSocket(options.listen.path);
   const signals = untilSignal(); // SIGINT, SIGTERM and SIGHUP
+  // Traced before listening: nothing is served when --trace cannot run. The signals above are
+  // caught already, so none can end the process between the instance's creation and its removal.
+  let trace: BackgroundTrace | null = null;
+  try {
+    if (options.trace) trace = await startTraceCounters(scraper, options.trace);
+  } catch (err) {
+    signals.dispose();
+    scraper.close();
+    throw err;
+  }
   let running: RunningServer;
   try {
     running = await startServer(scraper, options.listen, {
@@ -92,21 +152,29 @@ export async function serve(options: ServeOptions): Promise<void> {
       ...(options.onError ? { onError: options.onError } : {}),
     });
   } catch (err) {
+    await trace?.stop();
     signals.dispose();
+    scraper.close();
     throw listenError(err, where);
   }
   const bound = running.address;
   options.onListening?.(typeof bound === 'string' ? `unix:${bound} (GET /metrics)` : `http://${formatAddress(bound.address, bound.port)}/metrics`);
   try {
-    await signals.signalled;
+    await Promise.race([signals.signalled, traceFailure(trace)]);
   } finally {
+    // The trace first: its instance is removed whatever happens to the server's shutdown.
+    await trace?.stop();
     signals.dispose();
+    // A hung rdma would keep the process alive until its timeout: killed now.
+    scraper.close();
     await running.close();
   }
 }
 
 export interface TextfileOptions extends ScraperOptions {
   dir: string;
+  /** exporter --textfile DIR --trace. */
+  trace?: TraceCounterOptions;
   intervalMs: number;
   onWritten?: (path: string) => void;
   onError?: (err: unknown) => void;
@@ -125,13 +193,21 @@ export async function writeTextfiles(options: TextfileOptions): Promise<void> {
 }
 
 async function writeUntilSignal(dir: TextfileDir, options: TextfileOptions): Promise<void> {
-  const scraper = new Scraper({ keepHeap: true, ...options });
+  // nodejs_* only: node_exporter serves its own process_* series beside this file (metrics.ts).
+  const scraper = new Scraper({ keepHeap: true, runtimeMetrics: 'nodejs', ...options });
   const signals = untilSignal(); // SIGINT, SIGTERM and SIGHUP
   let stop = false;
   void signals.signalled.then(() => {
     stop = true;
   });
+  let trace: BackgroundTrace | null = null;
+  let failure: unknown = null;
   try {
+    if (options.trace) trace = await startTraceCounters(scraper, options.trace);
+    const traceFailed = traceFailure(trace).catch((err: unknown) => {
+      failure = err;
+      stop = true;
+    });
     let first = true;
     while (!stop) {
       try {
@@ -148,15 +224,27 @@ async function writeUntilSignal(dir: TextfileDir, options: TextfileOptions): Pro
       first = false;
       // The timer keeps the process alive between writes; a signal clears it.
       let timer: NodeJS.Timeout | undefined;
-      await Promise.race([signals.signalled, new Promise((resolve) => { timer = setTimeout(resolve, options.intervalMs); })]);
+      await Promise.race([signals.signalled, traceFailed, new Promise((resolve) => { timer = setTimeout(resolve, options.intervalMs); })]);
       clearTimeout(timer);
     }
+    if (failure !== null) throw failure;
   } finally {
+    await trace?.stop();
     signals.dispose();
+    scraper.close();
   }
 }
 
-/** One exposition of the whole machine, for `stat --format prometheus`. */
+/**
+ * One exposition of the whole machine, for `stat --format prometheus`: without the process_* and
+ * nodejs_* series (of a process that ends with the command), and with the MR table as rdma gives it
+ * (waited for, up to its timeout).
+ */
 export async function exposeOnce(options: ScraperOptions): Promise<string> {
-  return (await new Scraper(options).collectNow()).text;
+  const scraper = new Scraper({ runtimeMetrics: 'none', ...options, mrTable: { waitMs: Infinity, ...options.mrTable } });
+  try {
+    return (await scraper.collectNow()).text;
+  } finally {
+    scraper.close();
+  }
 }

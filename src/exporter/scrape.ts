@@ -4,7 +4,7 @@
 
 import { Collector, type CollectorOptions } from './collect.js';
 import { HeapKeeper } from './heap.js';
-import { ExporterMetrics } from './metrics.js';
+import { ExporterMetrics, type ExpositionFormat, type RuntimeMetrics } from './metrics.js';
 
 /** Results this fresh are served as they are (a scrape racing another gets the same numbers). */
 export const SHARE_WINDOW_MS = 200;
@@ -23,13 +23,21 @@ export interface ScraperOptions extends CollectorOptions {
   shareWindowMs?: number;
   /** Keep the heap near its live size after each collection (heap.ts): for the long-running exporter. */
   keepHeap?: boolean;
+  /** The exporter's own process_* / nodejs_* series (default none; see metrics.ts). */
+  runtimeMetrics?: RuntimeMetrics;
+}
+
+/** One collection, and its expositions, each rendered once, when first asked for. */
+interface Collected {
+  at: number;
+  renders: Map<ExpositionFormat, Promise<Exposition>>;
 }
 
 export class Scraper {
   private readonly collector: Collector;
   private readonly metrics: ExporterMetrics;
-  private pending: Promise<Exposition> | null = null;
-  private last: { at: number; exposition: Exposition } | null = null;
+  private pending: Promise<Collected> | null = null;
+  private last: Collected | null = null;
   private readonly shareWindowMs: number;
   readonly heap: HeapKeeper | null;
 
@@ -42,14 +50,22 @@ export class Scraper {
       maxProcesses: options.maxProcesses,
       processLabelNames: this.collector.processLabelNames,
       ...(options.maxCgroups !== undefined ? { maxCgroups: options.maxCgroups } : {}),
+      ...(options.runtimeMetrics !== undefined ? { runtimeMetrics: options.runtimeMetrics } : {}),
     });
   }
 
-  /** The current exposition: a shared in-flight collection, a result from the last moment, or a new one. */
-  scrape(): Promise<Exposition> {
+  /**
+   * The current exposition in `format`: of a shared in-flight collection, of one from the last
+   * moment, or of a new one.
+   */
+  async scrape(format: ExpositionFormat = 'text'): Promise<Exposition> {
+    return this.render(await this.collection(), format);
+  }
+
+  private collection(): Promise<Collected> {
     if (this.pending) return this.pending;
-    if (this.last && performance.now() - this.last.at < this.shareWindowMs) return Promise.resolve(this.last.exposition);
-    const pending = this.collectNow();
+    if (this.last && performance.now() - this.last.at < this.shareWindowMs) return Promise.resolve(this.last);
+    const pending = this.collect();
     this.pending = pending;
     const clear = () => {
       if (this.pending === pending) this.pending = null;
@@ -58,20 +74,47 @@ export class Scraper {
     return pending;
   }
 
-  /** A collection of its own, never shared (the textfile writer and one-shot output). */
+  /** A collection of its own, never shared (the textfile writer and one-shot output), in text format. */
   async collectNow(): Promise<Exposition> {
+    return this.render(await this.collect(), 'text');
+  }
+
+  private async collect(): Promise<Collected> {
     // Deferred one turn, so requests parsed in the same I/O pass join this collection.
     await new Promise((resolve) => setImmediate(resolve));
     const sample = await this.collector.collect();
     this.metrics.update(sample);
-    const exposition = { text: await this.metrics.exposition(), contentType: this.metrics.contentType };
-    this.last = { at: performance.now(), exposition };
-    this.heap?.settle();
-    return exposition;
+    const collected: Collected = { at: performance.now(), renders: new Map() };
+    this.last = collected;
+    return collected;
+  }
+
+  private render(collected: Collected, format: ExpositionFormat): Promise<Exposition> {
+    let rendered = collected.renders.get(format);
+    if (!rendered) {
+      const first = collected.renders.size === 0;
+      rendered = this.metrics.exposition(format).then((text) => {
+        // After the collection and its first rendering, nearly all they allocated is garbage (heap.ts).
+        if (first) this.heap?.settle();
+        return { text, contentType: this.metrics.contentType(format) };
+      });
+      collected.renders.set(format, rendered);
+    }
+    return rendered;
+  }
+
+  /** The registry the expositions are rendered from: exporter --trace adds its counters to it. */
+  get registry(): ExporterMetrics['registry'] {
+    return this.metrics.registry;
   }
 
   /** Whether a collection is running now. */
   get busy(): boolean {
     return this.pending !== null;
+  }
+
+  /** Stops work that would outlive the exporter (a running rdma). */
+  close(): void {
+    this.collector.close();
   }
 }

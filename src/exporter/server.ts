@@ -1,10 +1,13 @@
-// The HTTP side: node:http, read-only. GET (or HEAD) /metrics serves the exposition, / a page with a
-// link to it; any other path is 404 and any other method 405. Requests with a body, long URLs and
+// The HTTP side: node:http, read-only. GET (or HEAD) /metrics serves the exposition (OpenMetrics or
+// Prometheus text, gzipped when the scraper accepts it: negotiate.ts), / a page with a link to it;
+// any other path is 404 and any other method 405. Requests with a body, long URLs and
 // oversized headers are refused; clients that send their request too slowly are cut off.
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import type { Scraper } from './scrape.js';
+import { gzip } from 'node:zlib';
+import { acceptsGzip, negotiateFormat } from './negotiate.js';
+import type { Exposition, Scraper } from './scrape.js';
 
 export interface ServerLimits {
   /** Longest request target accepted (414 beyond). */
@@ -52,6 +55,27 @@ function reply(res: ServerResponse, status: number, text: string, headers: Recor
   res.end(text);
 }
 
+/** Each exposition is compressed once (in the thread pool), however many scrapers share it. */
+const gzipped = new WeakMap<Exposition, Promise<Buffer>>();
+
+function gzipOf(exposition: Exposition): Promise<Buffer> {
+  let body = gzipped.get(exposition);
+  if (!body) {
+    body = new Promise((resolve, reject) => gzip(exposition.text, (err, result) => (err ? reject(err) : resolve(result))));
+    gzipped.set(exposition, body);
+  }
+  return body;
+}
+
+/** The body as the client asked for it, with the headers that say so. */
+async function encode(exposition: Exposition, gzipBody: boolean): Promise<{ body: Buffer | string; headers: Record<string, string | number> }> {
+  // The body depends on both request headers: caches must key on them.
+  const headers: Record<string, string | number> = { 'Content-Type': exposition.contentType, Vary: 'Accept, Accept-Encoding' };
+  if (!gzipBody) return { body: exposition.text, headers: { ...headers, 'Content-Length': Buffer.byteLength(exposition.text) } };
+  const body = await gzipOf(exposition);
+  return { body, headers: { ...headers, 'Content-Encoding': 'gzip', 'Content-Length': body.length } };
+}
+
 export function handler(scraper: Scraper, limits: ServerLimits, onError: (err: unknown) => void, closing: () => boolean = () => false) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     // While shutting down, every response ends its connection, so close() is not held open by keep-alive.
@@ -81,10 +105,12 @@ export function handler(scraper: Scraper, limits: ServerLimits, onError: (err: u
       res.end(req.method === 'HEAD' ? undefined : INDEX_PAGE);
       return;
     }
-    scraper.scrape().then((exposition) => {
+    const format = negotiateFormat(req.headers['accept']);
+    const gzipBody = acceptsGzip(req.headers['accept-encoding']);
+    scraper.scrape(format).then((exposition) => encode(exposition, gzipBody)).then(({ body, headers }) => {
       if (res.destroyed) return;
-      res.writeHead(200, { 'Content-Type': exposition.contentType, 'Content-Length': Buffer.byteLength(exposition.text) });
-      res.end(req.method === 'HEAD' ? undefined : exposition.text);
+      res.writeHead(200, headers);
+      res.end(req.method === 'HEAD' ? undefined : body);
     }, (err: unknown) => {
       onError(err);
       if (!res.destroyed) reply(res, 500, `collection failed: ${err instanceof Error ? err.message : String(err)}\n`);

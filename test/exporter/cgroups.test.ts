@@ -1,14 +1,14 @@
 // Cgroup attribution in the exporter against real v1 memory cgroups made by the test: holders are
 // started inside them, the exporter is scraped, and every per-cgroup series and label is compared
 // with /proc/PID/status and the cgroup files read here, independently of rdmactl's parsers.
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Scraper } from '../../src/exporter/scrape.js';
 import { statusKb } from '../helpers/proc.js';
-import { BIN, builtOrThrow, exited } from '../helpers/spawn.js';
+import { builtOrThrow, exited } from '../helpers/spawn.js';
 import { find, httpGet, missingBinary, one, parseExposition, promtool, startExporter, type Sample } from './helpers.js';
-import { memoryCgroupPlacement, removeCgroups } from '../helpers/cgroup.js';
+import { idleNearLimit, memoryCgroupPlacement, removeCgroups, startInCgroup } from '../helpers/cgroup.js';
 
 const MiB = 1024 * 1024;
 
@@ -25,20 +25,10 @@ const workerPath = `${base}/worker.service`;
 // kubelet's cgroupfs layout: /kubepods/<qos>/pod<uid>/<container id>.
 const podPath = `${base}/kubepods/burstable/pod${POD}`;
 const podContainerPath = `${podPath}/${ID.split('').reverse().join('')}`;
-const CREATED = [base, containerPath, workerPath, `${base}/kubepods`, `${base}/kubepods/burstable`, podPath, podContainerPath];
+const idlePath = `${base}/idle.service`;
+const CREATED = [base, containerPath, workerPath, `${base}/kubepods`, `${base}/kubepods/burstable`, podPath, podContainerPath, idlePath];
 const fileNumber = (path: string, file: string): number => Number(readFileSync(`${dir(path)}/${file}`, 'utf8').trim());
 const unevictable = (path: string): number => Number(/^total_unevictable (\d+)$/m.exec(readFileSync(`${dir(path)}/memory.stat`, 'utf8'))![1]);
-
-/** Starts `rdmactl ARGS` already inside the cgroup at `path`, so every page it touches is charged there. */
-function startIn(path: string, args: string[]): Promise<ChildProcessWithoutNullStreams> {
-  const child = spawn('sh', ['-c', `echo $$ > '${dir(path)}/cgroup.procs' && exec "$@"`, 'sh', process.execPath, BIN, ...args], { stdio: 'pipe' });
-  let err = '';
-  child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
-  return new Promise((resolve, reject) => {
-    child.stdout.once('data', () => resolve(child));
-    child.once('exit', (code) => reject(new Error(`holder exited (${code}) before registering: ${err}`)));
-  });
-}
 
 describe.skipIf(skipReason !== null)('exporter cgroup attribution on real memory cgroups', () => {
   const children: ChildProcessWithoutNullStreams[] = [];
@@ -48,15 +38,15 @@ describe.skipIf(skipReason !== null)('exporter cgroup attribution on real memory
 
   beforeAll(async () => {
     builtOrThrow();
-    for (const path of CREATED) mkdirSync(dir(path));
+    for (const path of CREATED) if (path !== idlePath) mkdirSync(dir(path));
     writeFileSync(`${dir(base)}/memory.limit_in_bytes`, String(768 * MiB));
     writeFileSync(`${dir(containerPath)}/memory.limit_in_bytes`, String(512 * MiB));
     writeFileSync(`${dir(workerPath)}/memory.limit_in_bytes`, String(256 * MiB));
-    pinner = await startIn(containerPath, ['reg', '4M', '--backend', 'uring', '--json']);
+    pinner = await startInCgroup(dir(containerPath), ['reg', '4M', '--backend', 'uring', '--json']);
     children.push(pinner);
-    locker = await startIn(workerPath, ['reg', '3M', '--backend', 'mlock', '--json']);
+    locker = await startInCgroup(dir(workerPath), ['reg', '3M', '--backend', 'mlock', '--json']);
     children.push(locker);
-    podLocker = await startIn(podContainerPath, ['reg', '1M', '--backend', 'mlock', '--json']);
+    podLocker = await startInCgroup(dir(podContainerPath), ['reg', '1M', '--backend', 'mlock', '--json']);
     children.push(podLocker);
   });
 
@@ -154,6 +144,29 @@ describe.skipIf(skipReason !== null)('exporter cgroup attribution on real memory
       }
     } finally {
       expect((await exporter.stop()).code).toBe(0);
+    }
+  });
+
+  it('a cgroup at its memory limit whose process pins and locks nothing has its series (processes 0), as its files say', async () => {
+    mkdirSync(dir(idlePath));
+    const { child: idle, limitBytes } = await idleNearLimit(dir(idlePath), 64 * MiB);
+    children.push(idle);
+    try {
+      expect([statusKb(idle.pid!, 'VmPin'), statusKb(idle.pid!, 'VmLck')]).toEqual([0, 0]);
+      const samples = await scrape();
+      const idleGroup = { cgroup: idlePath };
+      expect(find(samples, 'rdmactl_cgroup_processes', idleGroup)[0]?.labels, JSON.stringify(find(samples, 'rdmactl_cgroup_processes'))).toEqual({ cgroup: idlePath, unit: 'idle.service', container: '', pod: '' });
+      expect(one(samples, 'rdmactl_cgroup_processes', idleGroup)).toBe(0);
+      expect(one(samples, 'rdmactl_cgroup_pinned_bytes', idleGroup)).toBe(0);
+      expect(one(samples, 'rdmactl_cgroup_locked_bytes', idleGroup)).toBe(0);
+      expect(one(samples, 'rdmactl_cgroup_memory_max_bytes', idleGroup)).toBe(fileNumber(idlePath, 'memory.limit_in_bytes'));
+      expect(one(samples, 'rdmactl_cgroup_memory_max_bytes', idleGroup)).toBe(limitBytes);
+      expect(Math.abs(one(samples, 'rdmactl_cgroup_memory_current_bytes', idleGroup) - fileNumber(idlePath, 'memory.usage_in_bytes'))).toBeLessThan(4 * MiB);
+      // The process itself pins nothing: no process series of its own.
+      expect(find(samples, 'rdmactl_process_pinned_bytes', { pid: String(idle.pid) })).toHaveLength(0);
+    } finally {
+      idle.kill('SIGTERM');
+      await exited(idle);
     }
   });
 });

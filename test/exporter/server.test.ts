@@ -1,6 +1,6 @@
 // `rdmactl exporter` as a real HTTP server: scraped by a real Prometheus, hammered with bad and
 // concurrent requests, stopped by signals. Every server the test starts is stopped on every path.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { BIN, UNPRIVILEGED, builtOrThrow, unprivilegedUnavailable } from '../hel
 import { statusKb } from '../helpers/proc.js';
 import { becomeSubreaper, killAndReap, rdmactlBin, tempRuntime } from '../held/helpers.js';
 import {
-  find, freePort, httpGet, missingBinary, one, parseExposition, promtool, rawRequest, startChild, startExporter, until, type Started,
+  find, httpGet, missingBinary, one, parseExposition, promtool, rawRequest, startChild, startExporter, startPrometheus, until, type Started,
 } from './helpers.js';
 
 const noPrometheus = missingBinary('prometheus', 'prometheus');
@@ -98,22 +98,9 @@ describe('rdmactl exporter over HTTP', () => {
   it('a real Prometheus scraping every second sees rdmactl_process_pinned_bytes equal VmPin; after dereg the series goes', { skip: noPrometheus !== null, timeout: 90_000 }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'rdmactl-prometheus-test-'));
     dirs.push(dir);
-    const port = await freePort();
-    writeFileSync(join(dir, 'prometheus.yml'), [
-      'global:',
-      '  scrape_interval: 1s',
-      '  scrape_timeout: 1s',
-      'scrape_configs:',
-      '  - job_name: rdmactl',
-      '    static_configs:',
-      `      - targets: ['127.0.0.1:${exporter.port}']`,
-      '',
-    ].join('\n'));
-    const prometheus = startChild(['prometheus', `--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`,
-      `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn']);
+    const prometheus = await startPrometheus(dir, `127.0.0.1:${exporter.port}`);
     children.push(prometheus);
-    const api = `http://127.0.0.1:${port}`;
-    await until('Prometheus to be ready', async () => ((await httpGet(`${api}/-/ready`)).status === 200 ? true : undefined), 60_000);
+    const { api } = prometheus;
 
     const query = async (promql: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>> => {
       const response = await httpGet(`${api}/api/v1/query?query=${encodeURIComponent(promql)}`);

@@ -11,7 +11,7 @@ import { UNPRIVILEGED, builtOrThrow, unprivilegedUnavailable } from '../helpers/
 import { statusKb } from '../helpers/proc.js';
 import { holderSandbox, rdmactlBin, tempRuntime } from '../held/helpers.js';
 import { BIN } from '../helpers/spawn.js';
-import { freePort, httpGet, missingBinary, one, parseExposition, promtool, startChild, until, type Started } from './helpers.js';
+import { find, freePort, httpGet, missingBinary, one, parseExposition, promtool, startChild, until, type Started } from './helpers.js';
 
 const noNodeExporter = missingBinary('prometheus-node-exporter', 'prometheus-node-exporter');
 const noUnprivileged = unprivilegedUnavailable();
@@ -57,6 +57,12 @@ describe('rdmactl exporter --textfile', () => {
     expect(one(samples, 'rdmactl_process_pinned_bytes', { pid: String(held.pid) })).toBe(vmPin);
     // node_exporter reports a file it could not parse with node_textfile_scrape_error 1.
     expect(one(samples, 'node_textfile_scrape_error')).toBe(0);
+    // The writer's own nodejs_* series reach Prometheus through node_exporter; process_* are left out
+    // of the file: node_exporter serves its own under those names and logs a collision for ours.
+    expect(one(samples, 'nodejs_version_info', { version: process.version })).toBe(1);
+    expect(find(samples, 'nodejs_heap_size_used_bytes')[0]!.value).toBeGreaterThan(0);
+    expect(parseExposition(readFileSync(join(dir, 'rdmactl.prom'), 'utf8')).filter((s) => s.name.startsWith('process_'))).toEqual([]);
+    expect(nodeExporter.stderr()).not.toMatch(/collected before|inconsistent/);
 
     const stopped = await writer.stop();
     expect(stopped).toEqual({ code: 0, signal: null });
@@ -82,6 +88,8 @@ describe('rdmactl exporter --textfile', () => {
     expect(one(parseExposition(result.stdout), 'rdmactl_process_pinned_bytes', { pid: String(held.pid) })).toBe(statusKb(held.pid, 'VmPin') * 1024);
     const check = promtool(['check', 'metrics'], result.stdout);
     expect(check.status, check.output).toBe(0);
+    // One-shot: no series about the short-lived rdmactl process itself.
+    expect(parseExposition(result.stdout).filter((s) => /^(process|nodejs)_/.test(s.name))).toEqual([]);
     const mixed = rdmactlBin(['stat', '--format', 'prometheus', '--user', 'root'], runtime.env);
     expect(mixed.status).toBe(2);
   });

@@ -57,7 +57,7 @@ describe('exporter on a unix socket', () => {
     return path;
   }
 
-  it('serves /metrics to curl --unix-socket; the socket is ours, mode 0660; gone after SIGTERM', { skip: noCurl ?? false }, async () => {
+  it('serves /metrics to curl --unix-socket; the socket is ours, mode 0660; gone after SIGTERM', { skip: noCurl !== null }, async () => {
     const socket = join(dir('plain'), 'exporter.sock');
     const exporter = await startOn(['--listen', `unix:${socket}`]);
     children.push(exporter);
@@ -73,7 +73,7 @@ describe('exporter on a unix socket', () => {
     expect(existsSync(socket)).toBe(false);
   });
 
-  it('uid 65534 gets EACCES at 0660 and 0600 (root-owned), and is served at 0666', { skip: noUnprivileged ?? false, timeout: 90_000 }, async () => {
+  it('uid 65534 gets EACCES at 0660 and 0600 (root-owned), and is served at 0666', { skip: noUnprivileged !== null, timeout: 90_000 }, async () => {
     for (const [mode, expected] of [['0660', 'EACCES'], ['0600', 'EACCES'], ['0666', '200 metrics']] as const) {
       const socket = join(dir(`mode-${mode}`), 'exporter.sock');
       const exporter = await startOn(['--listen', `unix:${socket}`, '--listen-mode', mode]);
@@ -86,7 +86,7 @@ describe('exporter on a unix socket', () => {
     }
   });
 
-  it('replaces a stale socket of its own; refuses one something listens on, a file, a symlink, another user\'s socket', { skip: noUnprivileged ?? false, timeout: 90_000 }, async () => {
+  it('replaces a stale socket of its own; refuses one something listens on, a file, a symlink, another user\'s socket', { skip: noUnprivileged !== null, timeout: 90_000 }, async () => {
     // Stale: a socket bound by a process that was killed (nothing listens on it any more).
     const staleDir = dir('stale');
     const stale = join(staleDir, 'exporter.sock');
