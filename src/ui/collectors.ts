@@ -43,14 +43,16 @@ export function heldSummary(api: HeldApi, holderPids: () => readonly number[]): 
   };
 }
 
-/** Everything the detail view shows about one process. */
+/**
+ * Everything the detail view shows about one process. A zombie counts as exited: its mm, its
+ * registrations and the counters are gone, and what /proc still shows of it is no longer its own.
+ */
 export function processDetail(pid: number, euid: number): ProcessDetailView {
   const scan = scanProcesses({ pids: [pid] });
   const snapshot = scan.processes[0];
-  if (!snapshot) {
+  if (!snapshot || snapshot.state === 'Z' || snapshot.state === 'X') {
     return {
-      pid, comm: '?', user: '?', gone: true, pinnedBytes: 0, lockedBytes: 0, memlockSoftBytes: null, memlockHardBytes: null,
-      registrations: [], lockedRanges: [], dontforkRanges: [], notes: ['the process has exited'],
+      state: 'exited', pid, comm: snapshot?.name ?? null, user: snapshot?.user ?? null, lastSeenAt: null, zombie: snapshot !== undefined,
     };
   }
   const hasDevice = readRdmaDeviceNames().length > 0;
@@ -71,14 +73,14 @@ export function processDetail(pid: number, euid: number): ProcessDetailView {
   }
   if (hasDevice && !report.sources.rdma.available) notes.push(`kernel MR table: ${report.sources.rdma.reason}`);
   return {
+    state: 'live',
     pid,
     comm: snapshot.name,
     user: snapshot.user,
-    gone: false,
+    readAt: scan.scannedAt,
     pinnedBytes: snapshot.pinnedBytes,
     lockedBytes: snapshot.lockedBytes,
-    memlockSoftBytes: snapshot.detail?.memlock?.softBytes ?? null,
-    memlockHardBytes: snapshot.detail?.memlock?.hardBytes ?? null,
+    memlock: snapshot.detail?.memlock ?? null,
     registrations: report.registrations,
     lockedRanges: ranges(isLocked),
     dontforkRanges: ranges(isDontFork),

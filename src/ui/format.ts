@@ -1,9 +1,10 @@
-// Pure helpers of the dashboard: gauges, sparklines, column dropping, sort cycling, filtering.
+// Pure helpers of the dashboard: gauges, sparklines, column dropping, sort order, filtering.
 // No ink, no React: unit-tested on their own.
 
 import type { ProcessRow } from '../observe/stat.js';
-import { SORT_KEYS, type SortKey } from '../observe/statFields.js';
+import { PROCESS_FIELDS } from '../observe/statFields.js';
 import { escapeText } from '../lib/escape.js';
+import { parseSortKeys, sortRecords, type SortColumn } from '../lib/sort.js';
 import { formatBytes } from '../lib/size.js';
 
 /** A bar of `width` cells, filled in proportion to value/total (eighths for the last cell). */
@@ -86,10 +87,52 @@ export function chooseColumns<R>(columns: readonly Column<R>[], width: number): 
   return shown.map((c) => (c.flex && spare > 0 ? { ...c, width: c.width + spare } : c));
 }
 
-/** The sort key after `key` (cycles through stat's sort keys). */
-export function nextSort(key: SortKey): SortKey {
-  const i = SORT_KEYS.indexOf(key);
-  return SORT_KEYS[(i + 1) % SORT_KEYS.length]!;
+/**
+ * The dashboard's order: columns of stat's process table, as `stat --sort` parses them (any key or
+ * label, -KEY descending); rows equal on all of them by pid.
+ */
+export interface SortOrder {
+  columns: readonly SortColumn<ProcessRow>[];
+}
+
+/** `top --sort` without a value: as stat, most pinned first, then most locked. */
+export const DEFAULT_SORT_TEXT = '-pinned,-locked';
+
+/** The columns key s steps through, each in its own order: largest first, least headroom first, A to Z. */
+const SORT_CYCLE: readonly SortColumn<ProcessRow>[] = parseSortKeys('-pinned,-locked,headroom,pid,comm,user', PROCESS_FIELDS);
+const BY_PID = parseSortKeys('pid', PROCESS_FIELDS);
+
+/** `top --sort KEYS` (and --reverse): stat's --sort syntax; a UsageError names the valid keys. */
+export function parseSortOrder(text: string, options: { reverse?: boolean } = {}): SortOrder {
+  return { columns: parseSortKeys(text, PROCESS_FIELDS, options) };
+}
+
+/** Rows in `order`, ties by pid. */
+export function sortRows<R extends ProcessRow>(rows: readonly R[], order: SortOrder): R[] {
+  return sortRecords(rows, [...order.columns, ...BY_PID]);
+}
+
+/** Key s: the column after the first one of `order` in SORT_CYCLE, alone and in its own order. */
+export function nextSort(order: SortOrder): SortOrder {
+  const at = SORT_CYCLE.findIndex((column) => column.key === order.columns[0]?.key);
+  return { columns: [SORT_CYCLE[(at + 1) % SORT_CYCLE.length]!] };
+}
+
+/** Key I: every column the other way round. */
+export function invertSort(order: SortOrder): SortOrder {
+  return { columns: order.columns.map((column) => ({ ...column, descending: !column.descending })) };
+}
+
+/** For the header: "pinned desc, locked desc" (the columns' labels). */
+export function sortText(order: SortOrder): string {
+  const label = (key: string): string => (PROCESS_FIELDS.find((f) => f.key === key)?.label ?? key).toLowerCase();
+  return order.columns.map((column) => `${label(column.key)} ${column.descending ? 'desc' : 'asc'}`).join(', ');
+}
+
+/** Local wall-clock time, HH:MM:SS. */
+export function clockTime(epochMs: number): string {
+  const d = new Date(epochMs);
+  return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, '0')).join(':');
 }
 
 /** Does the row match the filter text? Digits match a pid prefix; text matches comm or user (any case). */

@@ -2,11 +2,19 @@
 
 import { useEffect, useState, useSyncExternalStore } from 'react';
 import { useStdout } from 'ink';
-import type { Snapshot, SnapshotSource } from './types.js';
+import type { EventsSnapshot, EventsSource, Snapshot, SnapshotSource } from './types.js';
 
 /** The sampler's latest snapshot; re-renders on every refresh. */
 export function useSnapshot(source: SnapshotSource): Snapshot | null {
   return useSyncExternalStore(source.subscribe, source.getSnapshot, source.getSnapshot);
+}
+
+const noEvents = (): null => null;
+const noSubscription = (): (() => void) => () => undefined;
+
+/** The events feed's latest snapshot (throttled by the feed); null when top has no feed. */
+export function useEvents(source: EventsSource | undefined): EventsSnapshot | null {
+  return useSyncExternalStore(source?.subscribe ?? noSubscription, source?.getSnapshot ?? noEvents, source?.getSnapshot ?? noEvents);
 }
 
 export interface TerminalSize {

@@ -7,7 +7,8 @@ import { collectStat, type ProcessRow, type StatReport } from '../observe/stat.j
 import { collectGroupedStat, type GroupRow } from '../observe/cgroups.js';
 import { deviceSummary, heldSummary, TOP_FULL_SCAN_EVERY_MS, TOP_SMAPS_MAX_AGE_MS, type HeldApi } from './collectors.js';
 import { groupsJson, type GroupByChoice } from '../observe/groupFields.js';
-import { sortProcesses, statJson, type SortKey } from '../observe/statFields.js';
+import { statJson } from '../observe/statFields.js';
+import { sortRows, type SortOrder } from './format.js';
 import { IncrementalScanner } from '../proc/incremental.js';
 import type { DeviceSummary, DisplayRow, HeldSummary, Snapshot, SnapshotSource } from './types.js';
 
@@ -188,10 +189,10 @@ export class Sampler implements SnapshotSource {
 }
 
 /**
- * `top --json`: every snapshot a full scan, sorted like `stat --json`; with `by` (other than user),
+ * `top --json`: every snapshot a full scan, sorted like `stat --json` (or the other way round: `--sort -pid`); with `by` (other than user),
  * grouped from the same scan. `render` makes a snapshot's stat document.
  */
-export function statStreamSampler(options: { intervalMs: number; sort: SortKey; by?: GroupByChoice | undefined }): { sampler: Sampler; render: (report: StatReport) => Record<string, unknown> } {
+export function statStreamSampler(options: { intervalMs: number; sort: SortOrder; by?: GroupByChoice | undefined }): { sampler: Sampler; render: (report: StatReport) => Record<string, unknown> } {
   const by = options.by === 'user' ? undefined : options.by;
   const groupsOf = new WeakMap<StatReport, GroupRow[]>();
   const collect = () => {
@@ -201,7 +202,7 @@ export function statStreamSampler(options: { intervalMs: number; sort: SortKey; 
       report = grouped.report;
       groupsOf.set(report, grouped.groups);
     } else report = collectStat();
-    report.processes = sortProcesses(report.processes, options.sort);
+    report.processes = sortRows(report.processes, options.sort);
     return report;
   };
   const render = (report: StatReport) => (by ? { ...statJson(report), by, groups: groupsJson(groupsOf.get(report) ?? []) } : statJson(report));

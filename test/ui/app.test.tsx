@@ -117,7 +117,7 @@ describe('dashboard', () => {
     const frame = await frameMatching(app, (f) => f.includes('Registrations (1)'));
     expect(frame).toContain('pid 101  trainer  user alice');
     expect(frame).toContain('RLIMIT_MEMLOCK soft 64 MiB, hard 128 MiB');
-    expect(frame).toMatch(/io_uring\s+0x7f0000000000\s+8 MiB\s+fd 5 buf 0\s+dontfork/);
+    expect(frame).toMatch(/io_uring\s+0x7f0000000000\s+8 MiB\s+fd5:buf0\s+dontfork/);
     expect(frame).toContain('Locked ranges (1)');
     expect(frame).toMatch(/0x7f1000000000-0x7f1000100000\s+1 MiB\s+\[anon\]/);
     expect(frame).toContain('MADV_DONTFORK ranges (1)');

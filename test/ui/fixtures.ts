@@ -32,6 +32,8 @@ export function report(processes: ProcessRow[], users?: UserRow[]): StatReport {
     scannedProcesses: 2000,
     unreadableProcesses: 0,
     vanishedProcesses: 0,
+    missingPids: [],
+    usersCover: 'all-processes',
     scannedAt: Date.UTC(2025, 0, 1, 12, 0, 0),
   };
 }
@@ -86,11 +88,11 @@ export function fakeActions(overrides: Partial<DashboardActions> = {}): Dashboar
   return {
     deregistered,
     loadDetail: (pid: number): ProcessDetailView => ({
-      pid, comm: 'trainer', user: 'alice', gone: false, pinnedBytes: 8 * MiB, lockedBytes: 0,
-      memlockSoftBytes: 64 * MiB, memlockHardBytes: 128 * MiB,
+      state: 'live', pid, comm: 'trainer', user: 'alice', readAt: Date.UTC(2025, 0, 1, 12, 0, 0), pinnedBytes: 8 * MiB, lockedBytes: 0,
+      memlock: { softBytes: 64 * MiB, hardBytes: 128 * MiB },
       registrations: [{
         source: 'io_uring', pid, comm: 'trainer', addr: 0x7f0000000000n, length: 8 * MiB, pages: 2048, device: null, lkey: null, rkey: null,
-        handle: 'fd 5 buf 0', forkProtection: 'dontfork', overlap: false, doubleCountedBytes: 0, evidence: null,
+        handle: 'fd5:buf0', forkProtection: 'dontfork', overlap: false, doubleCountedBytes: 0, evidence: null,
       }],
       lockedRanges: [{ start: 0x7f1000000000n, end: 0x7f1000100000n, what: '[anon]' }],
       dontforkRanges: [{ start: 0x7f0000000000n, end: 0x7f0000800000n, what: '[anon]' }],

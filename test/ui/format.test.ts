@@ -1,10 +1,10 @@
 // The dashboard's pure helpers.
 import { describe, expect, it } from 'vitest';
 import {
-  bytesCell, chooseColumns, columnsWidth, fit, followSelection, gaugeBar, limitPercent, limitPercentText, matchesFilter, nextSort, percentText, sparkline,
-  type Column,
+  bytesCell, chooseColumns, columnsWidth, fit, followSelection, gaugeBar, invertSort, limitPercent, limitPercentText, matchesFilter, nextSort, DEFAULT_SORT_TEXT,
+  parseSortOrder, percentText, sortRows, sortText, sparkline, type Column,
 } from '../../src/ui/format.js';
-import { SORT_KEYS } from '../../src/observe/statFields.js';
+import { UsageError } from '../../src/lib/errors.js';
 import { PROCESS_COLUMNS } from '../../src/ui/dashboard/columns.js';
 import { PROCESS_FIELDS } from '../../src/observe/statFields.js';
 import { MiB, proc } from './fixtures.js';
@@ -77,13 +77,45 @@ describe('chooseColumns', () => {
 });
 
 describe('sort cycling, filtering, limits, selection', () => {
-  it('nextSort cycles through every stat sort key', () => {
-    let key = SORT_KEYS[0];
-    const seen = [key];
-    for (let i = 1; i < SORT_KEYS.length; i++) seen.push((key = nextSort(key)));
-    expect(seen).toEqual([...SORT_KEYS]);
-    expect(nextSort(key)).toBe(SORT_KEYS[0]);
+  it('nextSort: key s steps through pinned, locked, headroom, pid, comm, user, each alone and in its own order', () => {
+    let order = parseSortOrder(DEFAULT_SORT_TEXT);
+    expect(sortText(order)).toBe('pinned desc, locked desc');
+    const seen: string[] = [];
+    for (let i = 0; i < 6; i++) seen.push(sortText(order = nextSort(order)));
+    expect(seen).toEqual(['locked desc', 'headroom asc', 'pid asc', 'comm asc', 'user asc', 'pinned desc']);
+    expect(sortText(nextSort(invertSort(parseSortOrder('pinned'))))).toBe('locked desc');
+    // A column outside the cycle: s starts it over.
+    expect(sortText(nextSort(parseSortOrder('-memlock')))).toBe('pinned desc');
   });
+
+  it('parseSortOrder: stat --sort\'s syntax (keys or labels, -KEY descending, comma lists, --reverse); anything else is a usage error naming the keys', () => {
+    expect(sortText(parseSortOrder('pinned'))).toBe('pinned asc');
+    expect(sortText(parseSortOrder('-pid'))).toBe('pid desc');
+    expect(sortText(parseSortOrder('+pinnedBytes'))).toBe('pinned asc');
+    expect(sortText(parseSortOrder('user,-HEADROOM'))).toBe('user asc, headroom desc');
+    expect(sortText(parseSortOrder('user,-headroom', { reverse: true }))).toBe('user desc, headroom asc');
+    expect(sortText(parseSortOrder('-uringBytes'))).toBe('io_uring desc');
+    for (const bad of ['size', '-', '--pid', '+-pid']) {
+      expect(() => parseSortOrder(bad), bad).toThrow(UsageError);
+      expect(() => parseSortOrder(bad), bad).toThrow(/^unknown key '.*' for --sort: valid keys are pid, user, uid, comm, pinnedBytes, lockedBytes, memlockLimitBytes, headroomBytes,/);
+    }
+    expect(() => parseSortOrder('')).toThrow("invalid --sort '': give a comma list of column keys");
+  });
+
+  it('sortRows: by the columns in turn, ties by pid; unlimited headroom last either way; I turns every column round', () => {
+    const rows = [proc(30, 'b', 8), proc(10, 'a', 8), proc(20, 'c', 64, 2), proc(40, 'a', 0, 16, { memlockLimitBytes: null })];
+    const pids = (text: string, options: { reverse?: boolean } = {}): number[] => sortRows(rows, parseSortOrder(text, options)).map((r) => r.pid);
+    expect(pids(DEFAULT_SORT_TEXT)).toEqual([20, 10, 30, 40]);
+    expect(pids('-pid')).toEqual([40, 30, 20, 10]);
+    expect(pids('+pinned')).toEqual([40, 10, 30, 20]);
+    expect(pids('comm,-pid')).toEqual([40, 10, 30, 20]);
+    expect(pids('comm,-pid', { reverse: true })).toEqual([20, 30, 10, 40]);
+    expect(pids('headroom')).toEqual([20, 10, 30, 40]);
+    expect(pids('-headroom')).toEqual([10, 30, 20, 40]);
+    expect(sortRows(rows, invertSort(parseSortOrder('comm,-pid'))).map((r) => r.pid)).toEqual([20, 30, 10, 40]);
+    expect(sortText(invertSort(parseSortOrder('comm')))).toBe('comm desc');
+  });
+
   it('matchesFilter: comm and user substrings (any case), pid prefixes, uids', () => {
     const row = { pid: 4321, comm: 'ib_write_bw', user: 'Alice', uid: 1000 };
     expect(matchesFilter(row, '')).toBe(true);

@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonLines, rdmactl } from '../helpers/run.js';
-import { BIN, ROOT, builtOrThrow, runSync } from '../helpers/spawn.js';
+import { statusKb } from '../helpers/proc.js';
+import { BIN, ROOT, builtOrThrow, exited, runSync, startRdmactl } from '../helpers/spawn.js';
 
 describe('top --json and the non-terminal case', () => {
-  it('top --json --count 2 --interval 200ms prints 2 NDJSON snapshots with the keys of stat --json', async () => {
+  it('top --json --count 2 --interval 200ms prints 2 NDJSON snapshots with the keys of stat --json --interval', async () => {
     const started = performance.now();
     const top = await rdmactl('top', '--json', '--count', '2', '--interval', '200ms');
     const elapsed = performance.now() - started;
@@ -18,7 +19,8 @@ describe('top --json and the non-terminal case', () => {
     const lines = top.stdout.trimEnd().split('\n');
     expect(lines).toHaveLength(2);
     const snapshots = jsonLines(top.stdout);
-    const stat = JSON.parse((await rdmactl('stat', '--json')).stdout) as Record<string, unknown>;
+    const stat = JSON.parse((await rdmactl('stat', '--json', '--interval', '200ms', '--count', '1')).stdout) as Record<string, unknown>;
+    expect(Object.keys(stat).slice(0, 3)).toEqual(['host', 'schema', 'time']);
     for (const snapshot of snapshots) {
       expect(Object.keys(snapshot)).toEqual(Object.keys(stat));
       expect(Object.keys(snapshot['system'] as object)).toEqual(Object.keys(stat['system'] as object));
@@ -44,6 +46,52 @@ describe('top --json and the non-terminal case', () => {
     expect(real.status).toBe(2);
     expect(real.stdout).toBe('');
     expect(real.stderr).toMatch(/^rdmactl: top needs a terminal .*'rdmactl top --json'\n$/);
+  });
+
+  it('top --json --sort -KEY sorts descending, KEY and +KEY ascending (as stat --sort), by what the kernel counts', async () => {
+    const processesOf = async (...args: string[]): Promise<Array<{ pid: number; uid: number; lockedBytes: number }>> => {
+      const top = await rdmactl('top', '--json', '--count', '1', '--interval', '100ms', ...args);
+      expect(top.code, top.stderr).toBe(0);
+      return jsonLines(top.stdout)[0]!['processes'] as Array<{ pid: number; uid: number; lockedBytes: number }>;
+    };
+    // Two processes of ours that lock memory, so there is always something to order; the rest is whatever runs here.
+    const holders = [await startRdmactl(['reg', '1M', '--backend', 'mlock', '--json']), await startRdmactl(['reg', '2M', '--backend', 'mlock', '--json'])];
+    try {
+      for (const [args, direction] of [[['--sort', '-pid'], 'descending'], [['--sort=+pid'], 'ascending'], [['-s', 'pid'], 'ascending']] as const) {
+        const pids = (await processesOf(...args)).map((p) => p.pid);
+        expect(pids, args.join(' ')).toEqual(expect.arrayContaining(holders.map((h) => h.child.pid)));
+        expect(pids, args.join(' ')).toEqual([...pids].sort((a, b) => (direction === 'descending' ? b - a : a - b)));
+      }
+      // Any column of stat's, several of them, and --reverse, as stat --sort takes them.
+      const byUserThenPid = await processesOf('--sort', 'uid,-pid');
+      expect(byUserThenPid).toEqual([...byUserThenPid].sort((a, b) => a.uid - b.uid || b.pid - a.pid));
+      const reversed = await processesOf('--sort', 'uid,-pid', '--reverse');
+      expect(reversed).toEqual([...reversed].sort((a, b) => b.uid - a.uid || a.pid - b.pid));
+      const rows = await processesOf('--sort', 'locked');
+      const locked = rows.map((p) => p.lockedBytes);
+      expect(locked).toEqual([...locked].sort((a, b) => a - b));
+      // Our two in the order of their VmLck (1 MiB before 2 MiB), as /proc/PID/status has it.
+      const [small, large] = holders.map((h) => rows.findIndex((p) => p.pid === h.child.pid));
+      expect(statusKb(holders[0]!.child.pid!, 'VmLck')).toBeLessThan(statusKb(holders[1]!.child.pid!, 'VmLck'));
+      expect(small).toBeLessThan(large!);
+    } finally {
+      for (const { child } of holders) {
+        child.kill('SIGTERM');
+        await exited(child);
+      }
+    }
+  });
+
+  it('bad --sort names what was wrong and the keys, as stat --sort does', async () => {
+    for (const value of ['size', '-size', '--pid', '', 'pid,size']) {
+      const result = await rdmactl('top', '--json', '--sort', value);
+      const stat = await rdmactl('stat', '--json', '--sort', value);
+      expect(result.code, value).toBe(2);
+      expect(result.stdout).toBe('');
+      expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
+      expect(result.stderr).toMatch(/^rdmactl: (unknown key '.*' for --sort: valid keys are pid, user, uid, comm, pinnedBytes, |invalid --sort '': give a comma list)/);
+      expect(result.stderr, value).toBe(stat.stderr);
+    }
   });
 
   it('bad --interval and --count are usage errors', async () => {

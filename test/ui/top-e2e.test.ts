@@ -2,7 +2,6 @@
 // within two refreshes with the size /proc reports, `d` + `y` deregisters it from the dashboard, its
 // row is marked exiting and then swept, and `q` exits 0 with the terminal restored.
 import { spawnSync } from 'node:child_process';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonLines } from '../helpers/run.js';
 import { statusKb } from '../helpers/proc.js';
@@ -17,18 +16,7 @@ if (!hasTmux) console.warn('SKIPPING the rdmactl top end-to-end test: tmux is no
 const SESSION = `rdmactl-top-e2e-${process.pid}`;
 const INTERVAL_MS = 1000;
 
-const { capture, paneFlag } = paneOf(SESSION);
-
-async function until(what: string, timeoutMs: number, test: (screen: string) => boolean): Promise<{ screen: string; ms: number }> {
-  const started = performance.now();
-  let screen = '';
-  while (performance.now() - started < timeoutMs) {
-    screen = capture();
-    if (test(screen)) return { screen, ms: performance.now() - started };
-    await sleep(50);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; screen:\n${screen}`);
-}
+const { paneFlag, until } = paneOf(SESSION);
 
 /** The table line of `pid` (mark character, pid, …), or undefined. */
 function rowOf(screen: string, pid: number): string | undefined {

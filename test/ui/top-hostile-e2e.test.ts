@@ -18,17 +18,11 @@ if (skip) console.warn(`SKIPPING the rdmactl top hostile-name test: ${skip}`);
 const SESSION = `rdmactl-top-names-${process.pid}`;
 const TITLE = 'x\x1b]0;PWNED\x07\x1b[2J';
 
-const { capture, paneFlag } = paneOf(SESSION);
+const pane = paneOf(SESSION);
+const { capture, paneFlag } = pane;
 
 async function until(what: string, timeoutMs: number, test: (screen: string) => boolean): Promise<string> {
-  const started = performance.now();
-  let screen = '';
-  while (performance.now() - started < timeoutMs) {
-    screen = capture();
-    if (test(screen)) return screen;
-    await sleep(50);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; screen:\n${screen}`);
+  return (await pane.until(what, timeoutMs, test)).screen;
 }
 
 describe.skipIf(skip !== null)('rdmactl top with a hostile process name', () => {

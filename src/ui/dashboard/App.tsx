@@ -3,17 +3,28 @@
 
 import { useEffect, useMemo, useRef, useState } from 'react';
 import { Box, Text, useApp, useInput, useStdin, type Key } from 'ink';
-import { sortProcesses, type SortKey } from '../../observe/statFields.js';
-import type { DashboardActions, DisplayRow, ProcessDetailView, SnapshotSource } from '../types.js';
-import { useSnapshot, useTerminalSize } from '../hooks.js';
-import { fit, followSelection, matchesFilter, nextSort } from '../format.js';
+import type { DashboardActions, DisplayRow, EventsSnapshot, EventsSource, ProcessDetailView, SnapshotSource } from '../types.js';
+import { useEvents, useSnapshot, useTerminalSize } from '../hooks.js';
+import { fit, followSelection, invertSort, matchesFilter, nextSort, parseSortOrder, sortRows, DEFAULT_SORT_TEXT, type SortOrder } from '../format.js';
+import { bodyWindow, detailLines, followDetail } from '../detail.js';
 import { Header, HEADER_LINES } from './Header.js';
 import { ProcessTable } from './ProcessTable.js';
 import { UserPanel } from './UserPanel.js';
 import { Detail } from './Detail.js';
 import { Help } from './Help.js';
 import { GroupTable } from './GroupTable.js';
+import { EVENTS_PANE_FIXED_LINES, EventsPane } from './EventsPane.js';
 import type { GroupBy, GroupRow } from '../../observe/cgroups.js';
+
+/** Event rows the pane shows at most (it takes at most a third of the body). */
+const EVENTS_PANE_ROWS = 8;
+
+/** Lines the events pane takes in a body of `body` lines: one when there is no tracing, none when hidden. */
+function eventsPaneLines(events: EventsSnapshot | null, shown: boolean, body: number): number {
+  if (events === null || !shown) return 0;
+  if (events.state !== 'tracing') return 1;
+  return Math.min(EVENTS_PANE_FIXED_LINES + EVENTS_PANE_ROWS, Math.max(EVENTS_PANE_FIXED_LINES + 1, Math.floor(body / 3)));
+}
 
 /** Key g cycles the main table: processes, then grouped by unit, container, cgroup, and back. */
 const GROUPINGS: readonly (GroupBy | null)[] = [null, 'unit', 'container', 'cgroup'];
@@ -26,7 +37,10 @@ export interface AppProps {
   /** Fixed size instead of the terminal's (tests). */
   columns?: number;
   rows?: number;
-  initialSort?: SortKey;
+  /** The sort the table starts with (top --sort); s and I change it. */
+  initialSort?: SortOrder;
+  /** The traced events (top runs the trace outside React); without it there is no events pane. */
+  events?: EventsSource;
   onQuit?: () => void;
 }
 
@@ -49,13 +63,17 @@ interface Confirm {
   ids: string[];
 }
 
-export function App({ source, actions, count, columns, rows: rowsOverride, initialSort = 'pinned', onQuit }: AppProps) {
+const DEFAULT_SORT = parseSortOrder(DEFAULT_SORT_TEXT);
+
+export function App({ source, actions, count, columns, rows: rowsOverride, initialSort = DEFAULT_SORT, events: eventsSource, onQuit }: AppProps) {
   const snapshot = useSnapshot(source);
+  const events = useEvents(eventsSource);
+  const [showEvents, setShowEvents] = useState(true);
   const { exit } = useApp();
   const { isRawModeSupported } = useStdin();
   const size = useTerminalSize({ ...(columns !== undefined ? { columns } : {}), ...(rowsOverride !== undefined ? { rows: rowsOverride } : {}) });
   const [view, setView] = useState<View>('main');
-  const [sortKey, setSortKey] = useState<SortKey>(initialSort);
+  const [sort, setSort] = useState<SortOrder>(initialSort);
   const [filter, setFilter] = useState('');
   const [draft, setDraftState] = useState<string | null>(null);
   // Keys can arrive faster than renders (typing, pasting): handlers read and write the ref.
@@ -67,6 +85,8 @@ export function App({ source, actions, count, columns, rows: rowsOverride, initi
   const [selectedIndex, setSelectedIndex] = useState(0);
   const [selectedPid, setSelectedPid] = useState<number | null>(null);
   const [detail, setDetail] = useState<ProcessDetailView | null>(null);
+  /** First line of the detail body shown (the body scrolls when taller than the terminal). */
+  const [detailOffset, setDetailOffset] = useState(0);
   const [confirm, setConfirm] = useState<Confirm | null>(null);
   const [status, setStatus] = useState<string | null>(null);
   const [groupBy, setGroupBy] = useState<GroupBy | null>(null);
@@ -79,8 +99,8 @@ export function App({ source, actions, count, columns, rows: rowsOverride, initi
   const rows: DisplayRow[] = useMemo(() => {
     if (!snapshot) return [];
     const live = draft ?? filter;
-    return sortProcesses(snapshot.rows.filter((r) => matchesFilter(r, live)), sortKey) as DisplayRow[];
-  }, [snapshot, sortKey, filter, draft]);
+    return sortRows(snapshot.rows.filter((r) => matchesFilter(r, live)), sort);
+  }, [snapshot, sort, filter, draft]);
 
   // Grouping reads each holder's /proc/PID/cgroup and the groups' limit files: only while shown.
   // The filter applies here too: the groups of the processes shown.
@@ -102,11 +122,11 @@ export function App({ source, actions, count, columns, rows: rowsOverride, initi
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [snapshot?.seq, count]);
 
-  // The detail view follows the refreshes.
+  // The detail view follows the refreshes, until its process has exited (then it says so and stays).
   useEffect(() => {
-    if (view !== 'detail' || detail === null) return;
+    if (view !== 'detail' || detail === null || detail.state === 'exited') return;
     try {
-      setDetail(actions.loadDetail(detail.pid));
+      setDetail(followDetail(detail, actions.loadDetail(detail.pid)));
     } catch (err) {
       setStatus(`detail: ${err instanceof Error ? err.message : String(err)}`);
     }
@@ -139,6 +159,7 @@ export function App({ source, actions, count, columns, rows: rowsOverride, initi
     if (!selectedRow) return;
     try {
       setDetail(actions.loadDetail(selectedRow.pid));
+      setDetailOffset(0);
       setView('detail');
     } catch (err) {
       setStatus(`detail: ${err instanceof Error ? err.message : String(err)}`);
@@ -146,6 +167,31 @@ export function App({ source, actions, count, columns, rows: rowsOverride, initi
   };
 
   const pageRows = Math.max(1, size.rows - HEADER_LINES - 8);
+  const width = Math.max(20, size.columns);
+  // Never fill the last line: ink clears the whole screen for frames as tall as the terminal.
+  const height = Math.max(8, size.rows - 1);
+  const headerLines = HEADER_LINES + (snapshot?.error ? 1 : 0);
+  const body = height - headerLines - 1;
+  const shownDetail = view === 'detail' && detail !== null ? detailLines(detail, heldIdsOf(detail.pid), Date.now()) : null;
+  const detailWindow = bodyWindow(shownDetail?.body.length ?? 0, body - (shownDetail?.head.length ?? 0), detailOffset);
+
+  /** Detail keys that scroll its body, like less and htop's lists; false for any other key. */
+  const scrollDetail = (input: string, key: Key): boolean => {
+    const { total, shown } = detailWindow;
+    const room = body - (shownDetail?.head.length ?? 0);
+    const page = Math.max(1, shown - 1);
+    let move: (at: number) => number;
+    if (key.upArrow || input === 'k') move = (at) => at - 1;
+    else if (key.downArrow || input === 'j') move = (at) => at + 1;
+    else if (key.pageUp) move = (at) => at - page;
+    else if (key.pageDown || input === ' ') move = (at) => at + page;
+    else if (key.home) move = () => 0;
+    else if (key.end) move = () => total;
+    else return false;
+    // From the previous offset, not this render's: keys can arrive faster than renders.
+    setDetailOffset((previous) => bodyWindow(total, room, move(bodyWindow(total, room, previous).offset)).offset);
+    return true;
+  };
 
   const onKey = (input: string, key: Key): void => {
     if (key.ctrl && input === 'c') return quit();
@@ -189,15 +235,20 @@ export function App({ source, actions, count, columns, rows: rowsOverride, initi
     if (view !== 'main') {
       if (key.escape || key.backspace || key.delete || input === 'q') setView('main');
       else if (input === '?') setView('help');
+      else if (view === 'detail' && scrollDetail(input, key)) return;
       else if (input === 'd' && view === 'detail' && detail) askDeregister(detail.pid);
       else if (input === 'p') (source.isPaused() ? source.resume() : source.pause());
       return;
     }
-    if (input === 'g') {
+    if (input === 'e') {
+      if (events === null) setStatus('no events pane here');
+      else setShowEvents((shown) => !shown);
+    } else if (input === 'g') {
       if (!actions.groups) setStatus('grouping is not available here');
       else setGroupBy((by) => GROUPINGS[(GROUPINGS.indexOf(by) + 1) % GROUPINGS.length]!);
     } else if (groupBy !== null && (key.return || input === 'd')) setStatus('press g until the process table is back to select a process');
-    else if (input === 's') setSortKey((k) => nextSort(k));
+    else if (input === 's') setSort((order) => nextSort(order));
+    else if (input === 'I') setSort((order) => invertSort(order));
     else if (input === '/') setDraft('');
     else if (input === 'p') (source.isPaused() ? source.resume() : source.pause());
     else if (input === '?') setView('help');
@@ -214,10 +265,6 @@ export function App({ source, actions, count, columns, rows: rowsOverride, initi
 
   useInput(onKey, { isActive: isRawModeSupported === true });
 
-  const width = Math.max(20, size.columns);
-  // Never fill the last line: ink clears the whole screen for frames as tall as the terminal.
-  const height = Math.max(8, size.rows - 1);
-
   if (!snapshot) return <Text>collecting…</Text>;
 
   let footer: { text: string; color?: string };
@@ -227,25 +274,30 @@ export function App({ source, actions, count, columns, rows: rowsOverride, initi
     footer = { text: `filter (comm, user or pid; Enter apply, Esc clear): ${draft}_` };
   } else if (status || grouped.error) {
     footer = { text: (status ?? grouped.error)!, color: 'cyan' };
+  } else if (view === 'detail') {
+    footer = detail?.state === 'exited'
+      ? { text: 'Esc back  q quit  ? help' }
+      : { text: 'Esc back  ↑↓ PgUp PgDn Home End scroll  d dereg  p pause  q quit  ? help' };
+  } else if (view === 'help') {
+    footer = { text: 'Esc back  q quit' };
   } else {
     const shown = filter ? `filter '${filter}' (Esc clears)  ` : '';
     footer = groupBy !== null
       ? { text: `${shown}by ${groupBy} (g: ${GROUPINGS[(GROUPINGS.indexOf(groupBy) + 1) % GROUPINGS.length] ?? 'processes'})  q quit  / filter  p pause  ? help` }
-      : { text: `${shown}q quit  s sort  / filter  g group  p pause  ↑↓ select  Enter detail  d dereg  ? help` };
+      : { text: `${shown}q quit  s sort  I invert  / filter  g group  e events  p pause  ↑↓ select  Enter detail  d dereg  ? help` };
   }
 
-  const headerLines = HEADER_LINES + (snapshot.error ? 1 : 0);
-  const body = height - headerLines - 1;
   let content;
   if (view === 'help') {
     content = <Help width={width} />;
-  } else if (view === 'detail' && detail) {
-    content = <Detail detail={detail} width={width} height={body} heldIds={heldIdsOf(detail.pid)} />;
+  } else if (view === 'detail' && shownDetail) {
+    content = <Detail lines={shownDetail} window={detailWindow} width={width} />;
   } else {
     const users = snapshot.report.users;
     const maxUsers = Math.max(0, Math.min(3, Math.floor(body / 4)));
     const userLines = maxUsers > 0 ? 1 + Math.max(1, Math.min(users.length, maxUsers)) + (users.length > maxUsers ? 1 : 0) : 0;
-    const tableHeight = Math.max(2, body - userLines);
+    const eventsLines = eventsPaneLines(events, showEvents, body);
+    const tableHeight = Math.max(2, body - userLines - eventsLines);
     content = (
       <Box flexDirection="column">
         <Box flexDirection="column" height={tableHeight}>
@@ -253,6 +305,7 @@ export function App({ source, actions, count, columns, rows: rowsOverride, initi
             ? <GroupTable rows={grouped.rows} by={groupBy} width={width} height={tableHeight} />
             : <ProcessTable rows={rows} width={width} height={tableHeight} selected={selected} {...(draft ?? filter ? { emptyText: `No process matches '${draft ?? filter}'.` } : {})} />}
         </Box>
+        {events !== null && eventsLines > 0 ? <Box flexDirection="column" height={eventsLines}><EventsPane events={events} width={width} height={eventsLines} /></Box> : null}
         <UserPanel users={users} width={width} maxRows={maxUsers} />
       </Box>
     );
@@ -260,7 +313,7 @@ export function App({ source, actions, count, columns, rows: rowsOverride, initi
 
   return (
     <Box flexDirection="column" width={width}>
-      <Header snapshot={snapshot} width={width} sortKey={sortKey} />
+      <Header snapshot={snapshot} width={width} sort={sort} />
       <Box flexDirection="column" height={body}>{content}</Box>
       <Text wrap="truncate" {...(footer.color ? { color: footer.color } : {})}>{fit(footer.text, width)}</Text>
     </Box>

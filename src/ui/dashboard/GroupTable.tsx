@@ -21,7 +21,7 @@ export const GROUP_COLUMNS: readonly Column<GroupRow>[] = [
   { key: 'memoryLimitBytes', label: 'MEMLIMIT', width: 9, align: 'right', text: (g) => bytesCell(g.memoryLimitBytes, 'max') },
   { key: 'memoryHeadroomBytes', label: 'HEADROOM', width: 9, align: 'right', text: (g) => bytesCell(g.memoryHeadroomBytes) },
   { key: 'unevictableBytes', label: 'UNEVICT', width: 9, align: 'right', text: (g) => bytesCell(g.unevictableBytes), dropOrder: 3 },
-  { key: 'rdma', label: 'RDMA OBJ', width: 12, text: rdmaCell, dropOrder: 2 },
+  { key: 'rdma', label: 'RDMA-OBJ', width: 12, text: rdmaCell, dropOrder: 2 },
   { key: 'flags', label: 'FLAGS', width: 18, text: (g) => g.flags.join(','), dropOrder: 1 },
 ];
 

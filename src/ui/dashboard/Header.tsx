@@ -2,7 +2,7 @@
 
 import { Box, Text } from 'ink';
 import type { Snapshot } from '../types.js';
-import { fit, gaugeBar, percentText, sparkline } from '../format.js';
+import { clockTime, fit, gaugeBar, percentText, sortText, sparkline, type SortOrder } from '../format.js';
 import { formatBytes } from '../../lib/size.js';
 
 function Gauge({ label, value, total, width, color }: { label: string; value: number; total: number; width: number; color: string }) {
@@ -25,15 +25,10 @@ function devicesText(snapshot: Snapshot): string {
   return names.map((name) => `${name}: ${devices.mrsByDevice[name]} MR${devices.mrsByDevice[name] === 1 ? '' : 's'}`).join('  ');
 }
 
-function clock(epochMs: number): string {
-  const d = new Date(epochMs);
-  return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, '0')).join(':');
-}
-
-export function Header({ snapshot, width, sortKey }: { snapshot: Snapshot; width: number; sortKey: string }) {
+export function Header({ snapshot, width, sort }: { snapshot: Snapshot; width: number; sort: SortOrder }) {
   const { system } = snapshot.report;
   const interval = snapshot.intervalMs >= 1000 ? `${snapshot.intervalMs / 1000}s` : `${snapshot.intervalMs}ms`;
-  const title = `rdmactl top  ${clock(snapshot.report.scannedAt)}  every ${interval}  ${snapshot.report.scannedProcesses} processes, ${system.processesHolding} pinning/locking  sort: ${sortKey}`;
+  const title = `rdmactl top  ${clockTime(snapshot.report.scannedAt)}  every ${interval}  ${snapshot.report.scannedProcesses} processes, ${system.processesHolding} pinning/locking  sort: ${sortText(sort)}`;
   const held = snapshot.held.available ? `held: ${snapshot.held.count}` : 'held: -';
   const sparkLabel = 'pinned history ';
   const minutes = (snapshot.history.length * snapshot.intervalMs) / 60_000;

@@ -2,8 +2,8 @@
 // Loaded only by `rdmactl top` (through a dynamic import, usually of the esbuild bundle).
 
 import { render } from 'ink';
-import type { SortKey } from '../../observe/statFields.js';
-import type { DashboardActions, SnapshotSource } from '../types.js';
+import type { SortOrder } from '../format.js';
+import type { DashboardActions, EventsSource, SnapshotSource } from '../types.js';
 import { App } from './App.js';
 
 const ENTER_ALT_SCREEN = '\u001B[?1049h\u001B[H';
@@ -14,7 +14,9 @@ export interface RunOptions {
   source: SnapshotSource;
   actions: DashboardActions;
   count?: number;
-  initialSort?: SortKey;
+  initialSort?: SortOrder;
+  /** The events pane's feed (run and stopped by the caller). */
+  events?: EventsSource;
   stdout?: NodeJS.WriteStream;
   stdin?: NodeJS.ReadStream;
 }
@@ -66,6 +68,7 @@ export async function runDashboard(options: RunOptions): Promise<void> {
       actions={options.actions}
       {...(options.count !== undefined ? { count: options.count } : {})}
       {...(options.initialSort ? { initialSort: options.initialSort } : {})}
+      {...(options.events ? { events: options.events } : {})}
     />,
     { stdout, stdin, exitOnCtrlC: false, patchConsole: true, maxFps: 30 },
   );
