@@ -14,6 +14,7 @@ const scripts = [
   ['ls-mr.mjs'],
   ['top.mjs', ...(quick ? ['--quick'] : [])],
   ['exporter.mjs', ...(quick ? ['--quick'] : [])],
+  ['trace.mjs'],
 ];
 let failed = 0;
 for (const [script, ...args] of scripts) {

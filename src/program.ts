@@ -19,6 +19,7 @@ const COMMANDS: ReadonlyArray<readonly [string, () => Promise<CommandFactory>]> 
   ['fork', async () => (await import('./commands/fork.js')).forkCommand],
   ['scenario', async () => (await import('./commands/scenario.js')).scenarioCommand],
   ['doctor', async () => (await import('./commands/doctor.js')).doctorCommand],
+  ['trace', async () => (await import('./commands/trace.js')).traceCommand],
   ['top', async () => (await import('./commands/top.js')).topCommand],
   ['exporter', async () => (await import('./commands/exporter.js')).exporterCommand],
   // completion reads the program it completes (commands, options, columns): it is handed makeProgram
@@ -68,7 +69,16 @@ function configure(command: Command, ctx: Context): void {
     // Descriptions are laid out by hand (≤ 100 columns); don't re-wrap them at 80.
     .configureHelp({ helpWidth: 110 })
     .showHelpAfterError(`(run 'rdmactl ${command.name() === 'rdmactl' ? '' : `${command.name()} `}--help' for usage)`);
+  giveJsonItsLetter(command);
   for (const sub of command.commands) configure(sub, ctx);
+}
+
+/** `-J` for `--json` on every command that has --json and a free -J (lsblk, lsfd and findmnt spell it so). */
+function giveJsonItsLetter(command: Command): void {
+  const json = command.options.find((option) => option.long === '--json');
+  if (!json || json.short !== undefined || command.options.some((option) => option.short === '-J')) return;
+  json.short = '-J';
+  json.flags = `-J, ${json.flags}`;
 }
 
 export async function makeProgram(ctx: Context, args: readonly string[] = []): Promise<Command> {

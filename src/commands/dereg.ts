@@ -16,17 +16,17 @@ interface DeregFlags extends OutputFlags {
 }
 
 export const DEREG_FIELDS: readonly Field<DeregResult>[] = [
-  { key: 'id', label: 'id', description: 'the held registration\'s id (from reg --detach)', get: (r) => r.id },
-  { key: 'pid', label: 'pid', description: 'its holder process (null when there was no record)', get: (r) => r.pid },
-  { key: 'status', label: 'result', description: 'what happened: released, stale-removed, not-found, timeout, …', get: (r) => r.status },
-  { key: 'exitCode', label: 'exit code', description: 'exit status this result calls for (0: released or stale)', get: (r) => r.exitCode, extra: true },
-  { key: 'signalled', label: 'signalled', description: 'SIGTERM was sent to the holder', kind: 'bool', get: (r) => r.signalled, extra: true },
-  { key: 'pinnedBytesHeld', label: 'VmPin held', description: 'the holder\'s VmPin just before it was signalled', kind: 'bytes', get: (r) => r.pinnedBytesHeld },
-  { key: 'lockedBytesHeld', label: 'VmLck held', description: 'the holder\'s VmLck just before it was signalled', kind: 'bytes', get: (r) => r.lockedBytesHeld },
-  { key: 'holderExited', label: 'holder exited', description: 'the holder process was seen gone', kind: 'bool', get: (r) => r.holderExited },
-  { key: 'recordRemovedByHolder', label: 'holder removed record', description: 'the holder removed its own record (ran its release path); null when not applicable', kind: 'bool', get: (r) => r.recordRemovedByHolder, extra: true },
-  { key: 'releaseMillis', label: 'release time', description: 'milliseconds from the signal to the holder\'s exit', get: (r) => r.releaseMillis, extra: true },
-  { key: 'message', label: 'message', description: 'one line for people', get: (r) => r.message, extra: true },
+  { key: 'id', label: 'ID', description: 'the held registration\'s id (from reg --detach)', get: (r) => r.id },
+  { key: 'pid', label: 'PID', description: 'its holder process (null when there was no record)', get: (r) => r.pid },
+  { key: 'status', label: 'RESULT', description: 'what happened: released, stale-removed, not-found, timeout, …', get: (r) => r.status },
+  { key: 'exitCode', label: 'EXIT-CODE', description: 'exit status this result calls for (0: released or stale)', get: (r) => r.exitCode, extra: true },
+  { key: 'signalled', label: 'SIGNALLED', description: 'SIGTERM was sent to the holder', kind: 'bool', get: (r) => r.signalled, extra: true },
+  { key: 'pinnedBytesHeld', label: 'VMPIN-HELD', description: 'the holder\'s VmPin just before it was signalled', kind: 'bytes', get: (r) => r.pinnedBytesHeld },
+  { key: 'lockedBytesHeld', label: 'VMLCK-HELD', description: 'the holder\'s VmLck just before it was signalled', kind: 'bytes', get: (r) => r.lockedBytesHeld },
+  { key: 'holderExited', label: 'HOLDER-EXITED', description: 'the holder process was seen gone', kind: 'bool', get: (r) => r.holderExited },
+  { key: 'recordRemovedByHolder', label: 'RECORD-REMOVED', description: 'the holder removed its own record (ran its release path); null when not applicable', kind: 'bool', get: (r) => r.recordRemovedByHolder, extra: true },
+  { key: 'releaseMillis', label: 'RELEASE-TIME', description: 'milliseconds from the signal to the holder\'s exit', get: (r) => r.releaseMillis, extra: true },
+  { key: 'message', label: 'MESSAGE', description: 'one line for people', get: (r) => r.message, extra: true, prose: true },
 ];
 
 const DEREG_OUTPUT = { name: 'dereg', fields: DEREG_FIELDS };

@@ -15,14 +15,14 @@ import {
   buildMatrix, runMatrix, type ForkBackend, type ForkReport, type ScenarioResult, type VerdictId, type Writer,
 } from '../fork/scenario.js';
 import { helpList, wrapWords } from '../lib/helpText.js';
-import { parseChoiceList } from '../lib/choices.js';
+import { choiceListArg } from '../lib/choices.js';
 import { parseRunFlags, type RunFlags } from '../scenario/runFlags.js';
 
 interface ForkFlags extends OutputFlags, RunFlags {
-  backend?: string;
-  protect?: string;
-  writer?: string;
-  backing?: string;
+  backend?: ForkBackend[];
+  protect?: Protection[];
+  writer?: Writer[];
+  backing?: Backing[];
   size?: string;
   json?: boolean;
   expect?: string;
@@ -45,31 +45,31 @@ function verdictWords(r: ScenarioResult): string {
 
 export const FORK_FIELDS: readonly Field<ForkRow>[] = [
   { key: 'index', label: '#', description: 'row number', get: (x) => x.index },
-  { key: 'backend', label: 'backend', description: 'how the buffer is registered: plain (not at all), mlock, uring, verbs', get: (x) => x.r.backend },
-  { key: 'protection', label: 'protect', description: 'fork protection: none, dontfork, wipeonfork, fork-init', get: (x) => x.r.protection },
-  { key: 'writer', label: 'writer', description: 'who writes after the fork: parent, child, both, none', get: (x) => x.r.writer },
-  { key: 'backing', label: 'backing', description: 'what backs the buffer: anon, thp, hugetlb, memfd, file-shared, file-private', get: (x) => x.r.backing },
-  { key: 'length', label: 'size', description: 'buffer bytes (the size rounded up to the backing\'s page size)', kind: 'bytes', get: (x) => x.r.length, extra: true },
-  { key: 'pinned', label: 'pinned', description: 'the registration pins pages (uring, verbs except on-demand)', kind: 'bool', get: (x) => x.r.pinned, extra: true },
-  { key: 'onDemand', label: 'on-demand', description: 'a verbs on-demand (ODP) MR: nothing pinned', kind: 'bool', get: (x) => x.r.onDemand, extra: true },
-  { key: 'parentPfnBefore', label: 'PFN before', description: 'physical page of the parent\'s first page after registration (needs CAP_SYS_ADMIN)', get: (x) => x.r.parentPfnBefore, extra: true },
-  { key: 'parentPfnAfter', label: 'PFN after', description: 'physical page of the parent\'s first page after the writes', get: (x) => x.r.parentPfnAfter, extra: true },
-  { key: 'parentPfnStable', label: 'stable', description: 'no page of the buffer moved in the parent', kind: 'bool', get: (x) => x.r.parentPfnStable, extra: true },
-  { key: 'parentPagesMoved', label: 'pages moved', description: 'pages whose physical page changed in the parent', get: (x) => x.r.parentPagesMoved, extra: true },
-  { key: 'childPfn', label: 'child PFN', description: 'physical page of the child\'s first page', get: (x) => x.r.childPfn, extra: true },
-  { key: 'childSharesPage', label: 'child shares page', description: 'the child maps the parent\'s physical page (first page)', kind: 'bool', get: (x) => x.r.childSharesPage, extra: true },
-  { key: 'childMapped', label: 'child mapped', description: 'the child has the range mapped (process_vm_readv succeeded)', kind: 'bool', get: (x) => x.r.childMapped, extra: true },
-  { key: 'childInherited', label: 'child got', description: 'what the child found right after the fork: pre-fork, zeros or unmapped', get: (x) => x.r.childInherited },
-  { key: 'parentSees', label: 'parent sees', description: 'the parent\'s bytes after the writes: pre-fork, parent-write, child-write, mixed, …', get: (x) => x.r.parentSees },
-  { key: 'childSees', label: 'child sees', description: 'the child\'s bytes after the writes', get: (x) => x.r.childSees },
-  { key: 'deviceSeesParentWrite', label: 'dev reads parent', description: 'the device read what the parent sees now (null when nothing is pinned)', kind: 'bool', get: (x) => x.r.deviceSeesParentWrite, extra: true },
-  { key: 'parentSeesDeviceWrite', label: 'parent sees dev', description: 'after the device wrote a new pattern, the parent reads it', kind: 'bool', get: (x) => x.r.parentSeesDeviceWrite, extra: true },
-  { key: 'childSeesAfterDeviceWrite', label: 'child after dev write', description: 'what the child holds after the device wrote', get: (x) => x.r.childSeesAfterDeviceWrite, extra: true },
-  { key: 'devicePath', label: 'device path', description: 'the data path used as the device, or why there is none', get: (x) => x.r.devicePath, extra: true },
-  { key: 'verdict', label: 'verdict', description: 'coherent, parent-disconnected, child-unmapped, child-zeros, not-pinned, unverified, skipped, error', get: (x) => x.r.verdict },
-  { key: 'verdictText', label: 'verdict text', description: 'the verdict in words, with the reason of a skip or failure', get: (x) => verdictWords(x.r), extra: true },
-  { key: 'reason', label: 'reason', description: 'why a row was skipped or failed, or how the verdict was reached', get: (x) => x.r.reason, extra: true },
-  { key: 'elapsedMs', label: 'ms', description: 'milliseconds the scenario took', get: (x) => x.r.elapsedMs, extra: true },
+  { key: 'backend', label: 'BACKEND', description: 'how the buffer is registered: plain (not at all), mlock, uring, verbs', get: (x) => x.r.backend },
+  { key: 'protection', label: 'PROTECT', description: 'fork protection: none, dontfork, wipeonfork, fork-init', get: (x) => x.r.protection },
+  { key: 'writer', label: 'WRITER', description: 'who writes after the fork: parent, child, both, none', get: (x) => x.r.writer },
+  { key: 'backing', label: 'BACKING', description: 'what backs the buffer: anon, thp, hugetlb, memfd, file-shared, file-private', get: (x) => x.r.backing },
+  { key: 'length', label: 'SIZE', description: 'buffer bytes (the size rounded up to the backing\'s page size)', kind: 'bytes', get: (x) => x.r.length, extra: true },
+  { key: 'pinned', label: 'PINNED', description: 'the registration pins pages (uring, verbs except on-demand)', kind: 'bool', get: (x) => x.r.pinned, extra: true },
+  { key: 'onDemand', label: 'ON-DEMAND', description: 'a verbs on-demand (ODP) MR: nothing pinned', kind: 'bool', get: (x) => x.r.onDemand, extra: true },
+  { key: 'parentPfnBefore', label: 'PFN-BEFORE', description: 'physical page of the parent\'s first page after registration (needs CAP_SYS_ADMIN)', get: (x) => x.r.parentPfnBefore, extra: true },
+  { key: 'parentPfnAfter', label: 'PFN-AFTER', description: 'physical page of the parent\'s first page after the writes', get: (x) => x.r.parentPfnAfter, extra: true },
+  { key: 'parentPfnStable', label: 'STABLE', description: 'no page of the buffer moved in the parent', kind: 'bool', get: (x) => x.r.parentPfnStable, extra: true },
+  { key: 'parentPagesMoved', label: 'PAGES-MOVED', description: 'pages whose physical page changed in the parent', get: (x) => x.r.parentPagesMoved, extra: true },
+  { key: 'childPfn', label: 'CHILD-PFN', description: 'physical page of the child\'s first page', get: (x) => x.r.childPfn, extra: true },
+  { key: 'childSharesPage', label: 'CHILD-SHARES', description: 'the child maps the parent\'s physical page (first page)', kind: 'bool', get: (x) => x.r.childSharesPage, extra: true },
+  { key: 'childMapped', label: 'CHILD-MAPPED', description: 'the child has the range mapped (process_vm_readv succeeded)', kind: 'bool', get: (x) => x.r.childMapped, extra: true },
+  { key: 'childInherited', label: 'CHILD-GOT', description: 'what the child found right after the fork: pre-fork, zeros or unmapped', get: (x) => x.r.childInherited },
+  { key: 'parentSees', label: 'PARENT-SEES', description: 'the parent\'s bytes after the writes: pre-fork, parent-write, child-write, mixed, …', get: (x) => x.r.parentSees },
+  { key: 'childSees', label: 'CHILD-SEES', description: 'the child\'s bytes after the writes', get: (x) => x.r.childSees },
+  { key: 'deviceSeesParentWrite', label: 'DEV-READS-PARENT', description: 'the device read what the parent sees now (null when nothing is pinned)', kind: 'bool', get: (x) => x.r.deviceSeesParentWrite, extra: true },
+  { key: 'parentSeesDeviceWrite', label: 'PARENT-SEES-DEV', description: 'after the device wrote a new pattern, the parent reads it', kind: 'bool', get: (x) => x.r.parentSeesDeviceWrite, extra: true },
+  { key: 'childSeesAfterDeviceWrite', label: 'CHILD-AFTER-DEV', description: 'what the child holds after the device wrote', get: (x) => x.r.childSeesAfterDeviceWrite, extra: true },
+  { key: 'devicePath', label: 'DEVICE-PATH', description: 'the data path used as the device, or why there is none', get: (x) => x.r.devicePath, extra: true, prose: true },
+  { key: 'verdict', label: 'VERDICT', description: 'coherent, parent-disconnected, child-unmapped, child-zeros, not-pinned, unverified, skipped, error', get: (x) => x.r.verdict },
+  { key: 'verdictText', label: 'VERDICT-TEXT', description: 'the verdict in words, with the reason of a skip or failure', get: (x) => verdictWords(x.r), extra: true, prose: true },
+  { key: 'reason', label: 'REASON', description: 'why a row was skipped or failed, or how the verdict was reached', get: (x) => x.r.reason, extra: true, prose: true },
+  { key: 'elapsedMs', label: 'MS', description: 'milliseconds the scenario took', get: (x) => x.r.elapsedMs, extra: true },
 ];
 
 const FORK_OUTPUT = { name: 'fork', fields: FORK_FIELDS };
@@ -80,10 +80,15 @@ function rowName(x: ForkRow): string {
 
 /** The text report: what the kernel does, the table, then the verdicts in words (people only). */
 export function printForkText(view: OutputView<ForkRow>, report: ForkReport, rows: readonly ForkRow[], length: number): void {
-  view.prose(`kernel ${report.kernel}: ${report.copyOnFork
-    ? 'copy-on-fork: pinned anonymous pages are copied for the child, the parent keeps its page'
-    : 'no copy-on-fork: pinned pages are shared copy-on-write; a parent write loses the device\'s page'}`);
-  view.prose(`  (answer from ${report.copyOnForkSource})`);
+  if (report.copyOnFork === null) {
+    // The verdicts never used the flag: they are what each row saw, so here they are the answer.
+    view.prose(`kernel ${report.kernel}: copy-on-fork ${report.copyOnForkSource}; the verdicts below are what this kernel did`);
+  } else {
+    view.prose(`kernel ${report.kernel}: ${report.copyOnFork
+      ? 'copy-on-fork: pinned anonymous pages are copied for the child, the parent keeps its page'
+      : 'no copy-on-fork: pinned pages are shared copy-on-write; a parent write loses the device\'s page'}`);
+    view.prose(`  (answer from ${report.copyOnForkSource})`);
+  }
   if (report.verbsForkStatus !== null) view.prose(`libibverbs: ibv_is_fork_initialized() = ${report.verbsForkStatus}`);
   if (!report.pfnsVisible) view.prose('PFNs unavailable (need CAP_SYS_ADMIN): PFN columns show -; the data-path checks still ran');
   view.prose(`buffer: ${formatBytes(length)} requested per scenario, rounded up to the backing's page size (thp: 2 MiB); page size ${formatBytes(report.pageSize)}`);
@@ -177,23 +182,25 @@ export function forkCommand(ctx: Context): Command {
   const command = new Command('fork')
     .summary('fork with registered memory and show what happens to the pages')
     .description('Answer "on this kernel, with this way of registering, what happens if my process forks?" by doing it: each scenario registers a buffer, forks, writes, and shows PFNs, what the parent, the child and the "device" see, and a verdict.')
-    .addOption(completes(new Option('-b, --backend <list>', `backends: ${FORK_BACKENDS.join(', ')}`), commaListOf(FORK_BACKENDS)))
-    .addOption(completes(new Option('-p, --protect <list>', `fork protections: ${PROTECTIONS.join(', ')}`), commaListOf(PROTECTIONS)))
-    .addOption(completes(new Option('-w, --writer <list>', `who writes after the fork: ${WRITERS.join(', ')}`), commaListOf(WRITERS)))
-    .addOption(completes(new Option('--backing <list>', `what backs the buffer: ${FORK_BACKINGS.join(', ')}`), commaListOf(FORK_BACKINGS)))
+    // The lists are checked as they are parsed: a bad value starts nothing, and -b's error can say
+    // that -b is --backend here (the output option being --bytes).
+    .addOption(completes(new Option('-b, --backend <list>', `backends: ${FORK_BACKENDS.join(', ')}`).argParser(choiceListArg(FORK_BACKENDS, '--backend')), commaListOf(FORK_BACKENDS)))
+    .addOption(completes(new Option('-p, --protect <list>', `fork protections: ${PROTECTIONS.join(', ')}`).argParser(choiceListArg(PROTECTIONS, '--protect')), commaListOf(PROTECTIONS)))
+    .addOption(completes(new Option('-w, --writer <list>', `who writes after the fork: ${WRITERS.join(', ')}`).argParser(choiceListArg(WRITERS, '--writer')), commaListOf(WRITERS)))
+    .addOption(completes(new Option('--backing <list>', `what backs the buffer: ${FORK_BACKINGS.join(', ')}`).argParser(choiceListArg(FORK_BACKINGS, '--backing')), commaListOf(FORK_BACKINGS)))
     .option('-s, --size <size>', `buffer size per scenario (${SIZE_HELP}); default: 4 pages`)
     .option('--json', 'print one JSON document')
-    .addOption(completes(new Option('--access <flags>', 'verbs rows: extra ibv access flags on top of local-write,remote-write,remote-read (e.g. on-demand for an ODP MR)'), commaListOf(async () => Object.keys((await import('../engine/verbs/access.js')).ACCESS_FLAGS))))
+    .addOption(completes(new Option('-a, --access <flags>', 'verbs rows: extra ibv access flags on top of local-write,remote-write,remote-read (e.g. on-demand for an ODP MR)'), commaListOf(async () => Object.keys((await import('../engine/verbs/access.js')).ACCESS_FLAGS))))
     .addOption(completes(new Option('--expect <verdict>', `exit 5 unless every row that ran has this verdict: ${EXPECTABLE.join(', ')}`), oneOf(EXPECTABLE)))
     .addOption(new Option('--step-delay <ms>', 'testing: wait this long with each child alive').hideHelp())
     .addHelpText('after', HELP_AFTER)
     .action(async (flags: ForkFlags) => {
       const view = outputView(ctx, FORK_OUTPUT, flags);
       const selection = {
-        backend: parseChoiceList<ForkBackend>(flags.backend, FORK_BACKENDS, '--backend'),
-        protection: parseChoiceList<Protection>(flags.protect, PROTECTIONS, '--protect'),
-        writer: parseChoiceList<Writer>(flags.writer, WRITERS, '--writer'),
-        backing: parseChoiceList<Backing>(flags.backing, FORK_BACKINGS, '--backing'),
+        backend: flags.backend,
+        protection: flags.protect,
+        writer: flags.writer,
+        backing: flags.backing,
       };
       const { length, stepDelayMs, verbsAccess } = await parseRunFlags(flags, 'scenario');
       const expect = flags.expect;

@@ -30,16 +30,16 @@ function headroom(limit: number | null, used: number): number | null {
 }
 
 export const LIMITS_FIELDS: readonly Field<LimitsRecord>[] = [
-  { key: 'pid', label: 'pid', description: 'process id', get: (r) => r.pid },
-  { key: 'comm', label: 'comm', description: 'command name (/proc/PID/status Name)', get: (r) => r.comm },
-  { key: 'uid', label: 'uid', description: 'real uid', get: (r) => r.uid },
-  { key: 'memlockSoftBytes', label: 'RLIMIT_MEMLOCK soft', description: 'soft RLIMIT_MEMLOCK from /proc/PID/limits (null: unlimited)', kind: 'bytes', nullText: 'unlimited', get: (r) => r.softBytes },
-  { key: 'memlockHardBytes', label: 'RLIMIT_MEMLOCK hard', description: 'hard RLIMIT_MEMLOCK (null: unlimited)', kind: 'bytes', nullText: 'unlimited', get: (r) => r.hardBytes },
-  { key: 'lockedBytes', label: 'locked (VmLck)', description: 'VmLck: mlocked memory', kind: 'bytes', get: (r) => r.lockedBytes },
-  { key: 'pinnedBytes', label: 'pinned (VmPin)', description: 'VmPin: pinned memory (RDMA MRs, io_uring buffers)', kind: 'bytes', get: (r) => r.pinnedBytes },
-  { key: 'lockHeadroomBytes', label: 'headroom for mlock', description: 'soft limit minus VmLck (null: unlimited)', kind: 'bytes', nullText: 'unlimited', get: (r) => headroom(r.softBytes, r.lockedBytes) },
-  { key: 'pinHeadroomBytes', label: 'headroom for verbs MRs', description: 'soft limit minus VmPin (null: unlimited)', kind: 'bytes', nullText: 'unlimited', get: (r) => headroom(r.softBytes, r.pinnedBytes) },
-  { key: 'capIpcLock', label: 'CAP_IPC_LOCK (limit not enforced)', description: 'the process has CAP_IPC_LOCK in CapEff: the limit is counted but not enforced', kind: 'bool', get: (r) => r.capIpcLock },
+  { key: 'pid', label: 'PID', title: 'pid', description: 'process id', get: (r) => r.pid },
+  { key: 'comm', label: 'COMM', title: 'comm', description: 'command name (/proc/PID/status Name)', get: (r) => r.comm },
+  { key: 'uid', label: 'UID', title: 'uid', description: 'real uid', get: (r) => r.uid },
+  { key: 'memlockSoftBytes', label: 'MEMLOCK-SOFT', title: 'RLIMIT_MEMLOCK soft', description: 'soft RLIMIT_MEMLOCK from /proc/PID/limits (null: unlimited)', kind: 'bytes', nullText: 'unlimited', get: (r) => r.softBytes },
+  { key: 'memlockHardBytes', label: 'MEMLOCK-HARD', title: 'RLIMIT_MEMLOCK hard', description: 'hard RLIMIT_MEMLOCK (null: unlimited)', kind: 'bytes', nullText: 'unlimited', get: (r) => r.hardBytes },
+  { key: 'lockedBytes', label: 'LOCKED', title: 'locked (VmLck)', description: 'VmLck: mlocked memory', kind: 'bytes', get: (r) => r.lockedBytes },
+  { key: 'pinnedBytes', label: 'PINNED', title: 'pinned (VmPin)', description: 'VmPin: pinned memory (RDMA MRs, io_uring buffers)', kind: 'bytes', get: (r) => r.pinnedBytes },
+  { key: 'lockHeadroomBytes', label: 'LOCK-HEADROOM', title: 'headroom for mlock', description: 'soft limit minus VmLck (null: unlimited)', kind: 'bytes', nullText: 'unlimited', get: (r) => headroom(r.softBytes, r.lockedBytes) },
+  { key: 'pinHeadroomBytes', label: 'PIN-HEADROOM', title: 'headroom for verbs MRs', description: 'soft limit minus VmPin (null: unlimited)', kind: 'bytes', nullText: 'unlimited', get: (r) => headroom(r.softBytes, r.pinnedBytes) },
+  { key: 'capIpcLock', label: 'CAP_IPC_LOCK', title: 'CAP_IPC_LOCK (limit not enforced)', description: 'the process has CAP_IPC_LOCK in CapEff: the limit is counted but not enforced', kind: 'bool', get: (r) => r.capIpcLock },
 ];
 
 const LIMITS_OUTPUT = { name: 'limits', fields: LIMITS_FIELDS };

@@ -4,11 +4,12 @@ import { Command, Option } from 'commander';
 import { commaListOf, completes } from '../lib/completionHints.js';
 import { readAccounting, register, validateOptions, type RegisterOptions, type Accounting } from '../engine/register.js';
 import { reportRegistrations, type HandleReport, type RegistrationSetReport } from '../engine/report.js';
-import { BACKENDS, BACKINGS, type Backing, type BackendChoice, type BackendName } from '../engine/types.js';
+import { BACKENDS, BACKINGS, type Backing, type BackendChoice } from '../engine/types.js';
+import { resolveBackend } from '../engine/backendChoice.js';
 import { EXIT, RdmactlError, UsageError } from '../lib/errors.js';
-import { OutputError, note, printJson, type Context } from '../lib/context.js';
+import { OutputError, note, type Context } from '../lib/context.js';
 import { toJson, type Field } from '../lib/fields.js';
-import { addOutputOptions, jsonDocument, outputView, type OutputFlags, type OutputView } from '../lib/output.js';
+import { addOutputOptions, outputView, type OutputFlags, type OutputView } from '../lib/output.js';
 import { DURATION_HELP, SIZE_HELP, parseCount, parseDuration, parseSize } from '../lib/size.js';
 import { waitForRelease } from '../lib/hold.js';
 import { spawnHolder, type PendingHolder } from '../held/starter.js';
@@ -27,7 +28,7 @@ interface RegFlags extends OutputFlags {
   dontfork?: boolean;
   wipeonfork?: boolean;
   forkInit?: boolean;
-  count: string;
+  count: number;
   overlap?: boolean;
   for?: string;
   json?: boolean;
@@ -57,33 +58,33 @@ function handleJson(handle: HandleReport): { [key: string]: string | number | bo
 }
 
 export const REG_FIELDS: readonly Field<RegRecord>[] = [
-  { key: 'id', label: 'id', description: 'id of a held registration (--detach; null otherwise): give it to dereg', get: (r) => r.id ?? null, showIf: (r) => r.id !== undefined },
-  { key: 'pid', label: 'pid', description: 'process holding the registration', get: (r) => r.report.pid },
-  { key: 'backend', label: 'backend', description: 'how it is registered: verbs, uring or mlock', get: (r) => r.report.backend },
-  { key: 'backendRequested', label: 'requested backend', description: 'the --backend asked for (auto picks one)', get: (r) => r.report.backendRequested, extra: true },
-  { key: 'backing', label: 'backing', description: 'what backs the buffer: anon, thp, hugetlb, memfd, file-shared, file-private', get: (r) => r.report.backing },
-  { key: 'readOnly', label: 'read-only', description: 'the buffer is mapped PROT_READ', kind: 'bool', get: (r) => r.report.readOnly },
-  { key: 'protections', label: 'fork protection', description: 'dontfork, wipeonfork, fork-init applied first (null: none)', get: (r) => (r.report.protections.length > 0 ? [...r.report.protections] : null), nullText: 'none' },
-  { key: 'addr', label: 'addr', description: 'address of the first buffer (hex)', get: (r) => r.report.addr },
-  { key: 'length', label: 'length', description: 'bytes of the first buffer', kind: 'bytes', get: (r) => r.report.length },
-  { key: 'buffers', label: 'buffers', description: 'buffers mapped (--count)', kind: 'count', get: (r) => r.report.buffers },
-  { key: 'handles', label: 'registrations', description: 'registrations made (twice the buffers with --overlap)', kind: 'count', get: (r) => r.report.handles.length },
-  { key: 'device', label: 'device', description: 'verbs: RDMA device of the first MR', get: (r) => verbsDetail(r, 'device'), showIf: isVerbs },
-  { key: 'lkey', label: 'lkey', description: 'verbs: local key of the first MR', get: (r) => verbsDetail(r, 'lkey'), showIf: isVerbs },
-  { key: 'rkey', label: 'rkey', description: 'verbs: remote key of the first MR', get: (r) => verbsDetail(r, 'rkey'), showIf: isVerbs },
-  { key: 'pinnedBytesBefore', label: 'VmPin before', description: 'VmPin of the registering process before registering', kind: 'bytes', get: (r) => r.report.before.pinnedBytes },
-  { key: 'pinnedBytesAfter', label: 'VmPin after', description: 'VmPin after registering', kind: 'bytes', get: (r) => r.report.after.pinnedBytes },
-  { key: 'lockedBytesBefore', label: 'VmLck before', description: 'VmLck before registering', kind: 'bytes', get: (r) => r.report.before.lockedBytes },
-  { key: 'lockedBytesAfter', label: 'VmLck after', description: 'VmLck after registering', kind: 'bytes', get: (r) => r.report.after.lockedBytes },
-  { key: 'memlockLimitBytes', label: 'RLIMIT_MEMLOCK', description: 'soft RLIMIT_MEMLOCK of the registering process (null: unlimited)', kind: 'bytes', nullText: 'unlimited', get: (r) => r.report.memlockLimitBytes },
-  { key: 'elapsedMicros', label: 'registration time', description: 'microseconds spent registering, all handles', kind: 'micros', get: (r) => r.report.handles.reduce((sum, h) => sum + h.elapsedMicros, 0) },
+  { key: 'id', label: 'ID', title: 'id', description: 'id of a held registration (--detach; null otherwise): give it to dereg', get: (r) => r.id ?? null, showIf: (r) => r.id !== undefined },
+  { key: 'pid', label: 'PID', title: 'pid', description: 'process holding the registration', get: (r) => r.report.pid },
+  { key: 'backend', label: 'BACKEND', title: 'backend', description: 'how it is registered: verbs, uring or mlock', get: (r) => r.report.backend },
+  { key: 'backendRequested', label: 'REQUESTED', title: 'requested backend', description: 'the --backend asked for (auto picks one)', get: (r) => r.report.backendRequested, extra: true },
+  { key: 'backing', label: 'BACKING', title: 'backing', description: 'what backs the buffer: anon, thp, hugetlb, memfd, file-shared, file-private', get: (r) => r.report.backing },
+  { key: 'readOnly', label: 'READ-ONLY', title: 'read-only', description: 'the buffer is mapped PROT_READ', kind: 'bool', get: (r) => r.report.readOnly },
+  { key: 'protections', label: 'PROTECTION', title: 'fork protection', description: 'dontfork, wipeonfork, fork-init applied first (null: none)', get: (r) => (r.report.protections.length > 0 ? [...r.report.protections] : null), nullText: 'none' },
+  { key: 'addr', label: 'ADDR', title: 'addr', description: 'address of the first buffer (hex)', get: (r) => r.report.addr },
+  { key: 'length', label: 'LENGTH', title: 'length', description: 'bytes of the first buffer', kind: 'bytes', get: (r) => r.report.length },
+  { key: 'buffers', label: 'BUFFERS', title: 'buffers', description: 'buffers mapped (--count)', kind: 'count', get: (r) => r.report.buffers },
+  { key: 'handles', label: 'REGISTRATIONS', title: 'registrations', description: 'registrations made (twice the buffers with --overlap)', kind: 'count', get: (r) => r.report.handles.length },
+  { key: 'device', label: 'DEVICE', title: 'device', description: 'verbs: RDMA device of the first MR', get: (r) => verbsDetail(r, 'device'), showIf: isVerbs },
+  { key: 'lkey', label: 'LKEY', title: 'lkey', description: 'verbs: local key of the first MR', get: (r) => verbsDetail(r, 'lkey'), showIf: isVerbs },
+  { key: 'rkey', label: 'RKEY', title: 'rkey', description: 'verbs: remote key of the first MR', get: (r) => verbsDetail(r, 'rkey'), showIf: isVerbs },
+  { key: 'pinnedBytesBefore', label: 'VMPIN-BEFORE', title: 'VmPin before', description: 'VmPin of the registering process before registering', kind: 'bytes', get: (r) => r.report.before.pinnedBytes },
+  { key: 'pinnedBytesAfter', label: 'VMPIN-AFTER', title: 'VmPin after', description: 'VmPin after registering', kind: 'bytes', get: (r) => r.report.after.pinnedBytes },
+  { key: 'lockedBytesBefore', label: 'VMLCK-BEFORE', title: 'VmLck before', description: 'VmLck before registering', kind: 'bytes', get: (r) => r.report.before.lockedBytes },
+  { key: 'lockedBytesAfter', label: 'VMLCK-AFTER', title: 'VmLck after', description: 'VmLck after registering', kind: 'bytes', get: (r) => r.report.after.lockedBytes },
+  { key: 'memlockLimitBytes', label: 'MEMLOCK', title: 'RLIMIT_MEMLOCK', description: 'soft RLIMIT_MEMLOCK of the registering process (null: unlimited)', kind: 'bytes', nullText: 'unlimited', get: (r) => r.report.memlockLimitBytes },
+  { key: 'elapsedMicros', label: 'TIME', title: 'registration time', description: 'microseconds spent registering, all handles', kind: 'micros', get: (r) => r.report.handles.reduce((sum, h) => sum + h.elapsedMicros, 0) },
   {
-    key: 'registrations', label: 'registrations', description: 'every handle: addr, length, elapsedMicros and the backend\'s details (device, lkey, rkey, ring fd, slot, …)', extra: true,
+    key: 'registrations', label: 'HANDLES', title: 'registrations', description: 'every handle: addr, length, elapsedMicros and the backend\'s details (device, lkey, rkey, ring fd, slot, …)', extra: true,
     get: (r) => r.report.handles.map(handleJson),
   },
 ];
 
-const REG_OUTPUT = { name: 'reg', fields: REG_FIELDS };
+const REG_OUTPUT = { name: 'reg', fields: REG_FIELDS, jsonLines: true };
 
 interface ReleaseRecord {
   pid: number;
@@ -91,36 +92,17 @@ interface ReleaseRecord {
 }
 
 export const RELEASE_FIELDS: readonly Field<ReleaseRecord>[] = [
-  { key: 'pid', label: 'pid', description: 'process that held the registration', get: (r) => r.pid },
-  { key: 'pinnedBytesAfterRelease', label: 'VmPin after release', description: 'VmPin after releasing', kind: 'bytes', get: (r) => r.after.pinnedBytes },
-  { key: 'lockedBytesAfterRelease', label: 'VmLck after release', description: 'VmLck after releasing', kind: 'bytes', get: (r) => r.after.lockedBytes },
+  { key: 'pid', label: 'PID', title: 'pid', description: 'process that held the registration', get: (r) => r.pid },
+  { key: 'pinnedBytesAfterRelease', label: 'VMPIN-RELEASED', title: 'VmPin after release', description: 'VmPin after releasing', kind: 'bytes', get: (r) => r.after.pinnedBytes },
+  { key: 'lockedBytesAfterRelease', label: 'VMLCK-RELEASED', title: 'VmLck after release', description: 'VmLck after releasing', kind: 'bytes', get: (r) => r.after.lockedBytes },
 ];
 
 const HANDLE_FIELDS: readonly Field<HandleReport>[] = [
-  { key: 'addr', label: 'addr', description: 'start address (hex)', get: (h) => h.addr },
-  { key: 'length', label: 'length', description: 'registered bytes', kind: 'bytes', get: (h) => h.length },
-  { key: 'elapsedMicros', label: 'time', description: 'time to register', kind: 'micros', get: (h) => h.elapsedMicros },
-  { key: 'details', label: 'details', description: 'the backend\'s details', get: (h) => Object.entries(h.details).map(([k, v]) => `${k}=${String(v)}`).join(' ') },
+  { key: 'addr', label: 'ADDR', description: 'start address (hex)', get: (h) => h.addr },
+  { key: 'length', label: 'LENGTH', description: 'registered bytes', kind: 'bytes', get: (h) => h.length },
+  { key: 'elapsedMicros', label: 'TIME', description: 'time to register', kind: 'micros', get: (h) => h.elapsedMicros },
+  { key: 'details', label: 'DETAILS', description: 'the backend\'s details', get: (h) => Object.entries(h.details).map(([k, v]) => `${k}=${String(v)}`).join(' ') },
 ];
-
-/** Pick the backend for --backend auto: verbs when an RDMA device exists, else io_uring. */
-export async function resolveBackend(choice: BackendChoice, ctx: Context, quiet: boolean): Promise<BackendName> {
-  if (choice !== 'auto') return choice;
-  let deviceNames: string[] = [];
-  try {
-    const { listDeviceNames } = await import('../engine/verbs/index.js');
-    deviceNames = listDeviceNames();
-  } catch {
-    deviceNames = []; // no libibverbs: same answer as no device
-  }
-  const chosen: BackendName = deviceNames.length > 0 ? 'verbs' : 'uring';
-  if (!quiet) {
-    note(ctx, chosen === 'verbs'
-      ? `--backend auto: using verbs on ${deviceNames[0]}`
-      : '--backend auto: no RDMA device, using uring (io_uring fixed buffers take the same long-term pin)');
-  }
-  return chosen;
-}
 
 /**
  * `reg --detach`: print what the holder reported (its typed record, printed through REG_FIELDS like
@@ -170,7 +152,7 @@ print the accounting after release.`)
     .option('--dontfork', 'madvise(MADV_DONTFORK) the buffer first: a child of fork() gets no mapping')
     .option('--wipeonfork', 'madvise(MADV_WIPEONFORK) the buffer first: a child of fork() sees zeros')
     .option('--fork-init', 'verbs: call ibv_fork_init() first (libibverbs then marks each MR MADV_DONTFORK; libibverbs 44 does so even when the kernel copies pinned pages at fork and the fork status is "unneeded")')
-    .option('-n, --count <n>', 'register N separate buffers', '1')
+    .addOption(new Option('-n, --count <n>', 'register N separate buffers').default(1).argParser((text) => parseCount(text, '--count', 16384)))
     .option('--overlap', 'register each buffer twice: two handles over one range (see how VmPin counts it)')
     .option('--for <duration>', `hold for this long, then release (${DURATION_HELP}); default: until Ctrl-C or SIGTERM`)
     .option('--json', 'print JSON: one line when registered, one when released')
@@ -189,9 +171,10 @@ JSON (--json): one line per event, {"host","schema":"rdmactl.reg/1","event":"reg
     .action(async (sizeText: string, flags: RegFlags) => {
       const view = outputView(ctx, REG_OUTPUT, flags);
       const length = parseSize(sizeText, 'size');
-      const count = parseCount(flags.count, '--count', 16384);
+      const count = flags.count;
       const holdMillis = flags.for !== undefined ? parseDuration(flags.for, '--for') : null;
-      const backend = await resolveBackend(flags.backend, ctx, false);
+      const { backend, explanation } = await resolveBackend(flags.backend);
+      if (explanation !== null) note(ctx, explanation);
       let access: number | undefined;
       if (backend === 'verbs') {
         const { defaultAccessText, parseAccessFlags } = await import('../engine/verbs/access.js');

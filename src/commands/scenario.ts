@@ -50,25 +50,26 @@ function observationsJson(row: ScenarioRow): JsonValue {
 }
 
 export const SCENARIO_FIELDS: readonly Field<ScenarioTableRow>[] = [
-  { key: 'index', label: '#', description: 'row number', get: (x) => x.index, extra: true },
-  { key: 'scenario', label: 'scenario', description: 'the scenario: fork, munmap, munlock, …', get: (x) => x.row.scenario },
-  { key: 'variant', label: 'variant', description: 'the scenario\'s variant (fork: protection/writer), null when it has one form', get: (x) => x.row.variant },
-  { key: 'backend', label: 'backend', description: 'how the buffer is registered: plain (not at all), mlock, uring, verbs', get: (x) => x.row.backend },
-  { key: 'backing', label: 'backing', description: 'what backs the buffer: anon, thp, hugetlb, memfd, file-shared, file-private', get: (x) => x.row.backing },
-  { key: 'length', label: 'size', description: 'bytes registered (the size rounded up to the backing\'s page size); null when set-up failed', kind: 'bytes', get: (x) => x.row.length, extra: true },
-  { key: 'pinned', label: 'pinned', description: 'the registration pins pages (uring, verbs except on-demand)', kind: 'bool', get: (x) => x.row.pinned, extra: true },
-  { key: 'onDemand', label: 'on-demand', description: 'a verbs on-demand (ODP) MR: nothing pinned', kind: 'bool', get: (x) => x.row.onDemand, extra: true },
-  { key: 'devicePath', label: 'device path', description: 'the data path used as the device, or why there is none', get: (x) => x.row.devicePath, extra: true },
-  { key: 'evidence', label: 'evidence', description: 'the evidence in one line (VmPin/VmLck across the steps, what the device read, …)', get: (x) => x.evidence, wrapAt: 26 },
+  // Shown by default: the notes under the table and the error lines cite rows by this number.
+  { key: 'index', label: '#', description: 'row number (the notes under the table cite it)', get: (x) => x.index },
+  { key: 'scenario', label: 'SCENARIO', description: 'the scenario: fork, munmap, munlock, …', get: (x) => x.row.scenario },
+  { key: 'variant', label: 'VARIANT', description: 'the scenario\'s variant (fork: protection/writer), null when it has one form', get: (x) => x.row.variant },
+  { key: 'backend', label: 'BACKEND', description: 'how the buffer is registered: plain (not at all), mlock, uring, verbs', get: (x) => x.row.backend },
+  { key: 'backing', label: 'BACKING', description: 'what backs the buffer: anon, thp, hugetlb, memfd, file-shared, file-private', get: (x) => x.row.backing },
+  { key: 'length', label: 'SIZE', description: 'bytes registered (the size rounded up to the backing\'s page size); null when set-up failed', kind: 'bytes', get: (x) => x.row.length, extra: true },
+  { key: 'pinned', label: 'PINNED', description: 'the registration pins pages (uring, verbs except on-demand)', kind: 'bool', get: (x) => x.row.pinned, extra: true },
+  { key: 'onDemand', label: 'ON-DEMAND', description: 'a verbs on-demand (ODP) MR: nothing pinned', kind: 'bool', get: (x) => x.row.onDemand, extra: true },
+  { key: 'devicePath', label: 'DEVICE-PATH', description: 'the data path used as the device, or why there is none', get: (x) => x.row.devicePath, extra: true, prose: true },
   {
-    key: 'observations', label: 'observations',
+    key: 'observations', label: 'OBSERVATIONS',
     description: 'one object per step: step, pinnedBytes, lockedBytes, pinsOutstanding, pfn, node, processSees, deviceReads, note',
     get: (x) => observationsJson(x.row), extra: true,
   },
-  { key: 'verdict', label: 'verdict', description: 'an id from the scenario\'s verdict table (scenario --help), or skipped / error', get: (x) => x.row.verdict },
-  { key: 'verdictText', label: 'verdict text', description: 'the verdict in words, with the reason of a skip or failure', get: (x) => verdictWords(x.row), extra: true },
-  { key: 'reason', label: 'reason', description: 'why a row was skipped or failed, or how the verdict was reached', get: (x) => x.row.reason, extra: true },
-  { key: 'elapsedMs', label: 'ms', description: 'milliseconds the row took', get: (x) => x.row.elapsedMs, extra: true },
+  { key: 'verdict', label: 'VERDICT', description: 'an id from the scenario\'s verdict table (scenario --help), or skipped / error', get: (x) => x.row.verdict },
+  { key: 'evidence', label: 'EVIDENCE', description: 'the evidence in one line (VmPin/VmLck across the steps, what the device read, …)', get: (x) => x.evidence, wrapAt: 26, prose: true },
+  { key: 'verdictText', label: 'VERDICT-TEXT', description: 'the verdict in words, with the reason of a skip or failure', get: (x) => verdictWords(x.row), extra: true, prose: true },
+  { key: 'reason', label: 'REASON', description: 'why a row was skipped or failed, or how the verdict was reached', get: (x) => x.row.reason, extra: true, prose: true },
+  { key: 'elapsedMs', label: 'MS', description: 'milliseconds the row took', get: (x) => x.row.elapsedMs, extra: true },
 ];
 
 const SCENARIO_OUTPUT = { name: 'scenario', fields: SCENARIO_FIELDS };
@@ -106,6 +107,7 @@ export function parseExpect(text: string, selected: readonly ScenarioDefinition[
   return out;
 }
 
+/** A row as the notes under the table and the errors cite it: its # and the values of its columns. */
 function rowName(x: ScenarioTableRow): string {
   return `#${x.index} ${x.row.scenario}${x.row.variant ? ` ${x.row.variant}` : ''} ${x.row.backend}/${x.row.backing}`;
 }
@@ -137,7 +139,7 @@ parent, child and device read; refused: the call and its errno; readonly-private
 page cache, reads after pwrite; truncate: file/process/device reads after the cut; overlap-lifetime:
 VmPin with 2/1/0 handles, then the device through the last handle after munmap; exit: ms until the
 pins were freed and until /proc/PID went, after SIGKILL; migrate: node of the first page
-before→after, PFNs changed. Skipped rows: the reason below.
+before→after, PFNs changed. Skipped and failed rows: the reason below the table, cited by the # column.
 VmPin of verbs rows includes the device path's own bounce-buffer MR (as large as the row, at most
 1 MiB): it is released with the registration.
 Pins outstanding (nr_foll_pin_acquired − nr_foll_pin_released in /proc/vmstat) and meminfo Mlocked
@@ -174,8 +176,8 @@ function definitionJson(def: ScenarioDefinition, full: boolean): { [key: string]
 }
 
 const LIST_FIELDS: readonly Field<ScenarioDefinition>[] = [
-  { key: 'name', label: 'scenario', description: 'name', get: (d) => d.name },
-  { key: 'summary', label: 'what it shows', description: 'one line', get: (d) => d.summary },
+  { key: 'name', label: 'SCENARIO', description: 'name', get: (d) => d.name },
+  { key: 'summary', label: 'DESCRIPTION', description: 'one line', get: (d) => d.summary, prose: true },
 ];
 
 function evidenceOf(row: ScenarioRow): string {
@@ -191,11 +193,11 @@ export function scenarioCommand(ctx: Context): Command {
     .description('Run each scenario for real — register, do the one thing (fork, munmap, exit, munlock, a second handle, a read-only private file, truncate, migrate), then read VmPin/VmLck, pins, PFNs, what the process and the device path see — one row per way of registering, each with a verdict derived from that evidence.')
     .addArgument(completes(new Argument('[name]', `a scenario (${names.join(', ')}) or all`), oneOf([...names, 'all'])))
     .option('-l, --list', 'list the scenarios, one line each')
-    .addOption(completes(new Option('--backend <list>', `backends: ${SCENARIO_BACKENDS.join(', ')}`), commaListOf(SCENARIO_BACKENDS)))
+    .addOption(completes(new Option('-b, --backend <list>', `backends: ${SCENARIO_BACKENDS.join(', ')}`), commaListOf(SCENARIO_BACKENDS)))
     .addOption(completes(new Option('--backing <list>', `what backs the buffer: ${BACKINGS.join(', ')}`), commaListOf(BACKINGS)))
     .addOption(completes(new Option('--variant <list>', 'the scenario\'s variants (fork: protection/writer, e.g. none/parent)'), commaListOf(allVariants())))
     .option('-s, --size <size>', `buffer size per row (${SIZE_HELP}); default: 4 pages`)
-    .addOption(completes(new Option('--access <flags>', 'verbs rows: extra ibv access flags on top of local-write,remote-write,remote-read (on-demand: an ODP MR)'), commaListOf(async () => Object.keys((await import('../engine/verbs/access.js')).ACCESS_FLAGS))))
+    .addOption(completes(new Option('-a, --access <flags>', 'verbs rows: extra ibv access flags on top of local-write,remote-write,remote-read (on-demand: an ODP MR)'), commaListOf(async () => Object.keys((await import('../engine/verbs/access.js')).ACCESS_FLAGS))))
     .option('--json', 'print one JSON document')
     .addOption(completes(new Option('--expect <verdicts>', 'exit 5 unless every row that ran has this verdict: VERDICT or SCENARIO=VERDICT,… (verdicts below)'), commaListOf([...new Set(SCENARIOS.flatMap(expectableOf))])))
     .addOption(new Option('--step-delay <ms>', 'testing: pause this long at each step').hideHelp())
@@ -255,7 +257,7 @@ export function scenarioCommand(ctx: Context): Command {
           seen.add(key);
           view.prose(wrapWords(`  ${row.scenario} ${row.verdict}: ${verdictWords(row)}`, 100, '    '));
         }
-        for (const x of rows) if (x.row.verdict === 'skipped' || x.row.verdict === 'error') view.prose(wrapWords(`  #${x.index} ${x.row.scenario}: ${verdictWords(x.row)}`, 100, '    '));
+        for (const x of rows) if (x.row.verdict === 'skipped' || x.row.verdict === 'error') view.prose(wrapWords(`  ${rowName(x)}: ${verdictWords(x.row)}`, 100, '    '));
       }
 
       const failed = rows.filter((x) => x.row.verdict === 'error');

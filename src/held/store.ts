@@ -24,7 +24,7 @@
 
 import { randomBytes } from 'node:crypto';
 import {
-  closeSync, constants, fstatSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, unlinkSync, writeSync,
+  closeSync, constants, fstatSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, unlinkSync,
 } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { EXIT, PermissionError, RdmactlError } from '../lib/errors.js';
@@ -36,6 +36,7 @@ import { readCmdline } from '../proc/cmdline.js';
 import { readEnviron } from '../proc/environ.js';
 import { listPids } from '../proc/procfs.js';
 import { tryLockExclusive } from '../ffi/libc.js';
+import { writeAll } from '../lib/writeAll.js';
 import { readStatus } from '../proc/status.js';
 
 /**
@@ -202,12 +203,6 @@ function recordPath(dir: string, id: string): string {
   return join(dir, `${id}.json`);
 }
 
-function writeAll(fd: number, text: string): void {
-  const bytes = Buffer.from(text, 'utf8');
-  let offset = 0;
-  while (offset < bytes.length) offset += writeSync(fd, bytes, offset, bytes.length - offset);
-}
-
 function fsyncDir(dir: string): void {
   try {
     const fd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
@@ -238,7 +233,7 @@ export function writeHeld(record: Omit<HeldRecord, 'id' | 'version'> & { id?: un
     }
     try {
       try {
-        writeAll(fd, `${JSON.stringify(full)}\n`);
+        writeAll(fd, Buffer.from(`${JSON.stringify(full)}\n`, 'utf8'));
         fsyncSync(fd);
       } finally {
         closeSync(fd);
@@ -283,8 +278,13 @@ export function parseHeldRecord(value: unknown): HeldRecord | null {
   };
 }
 
-/** Reads one record file without following symlinks; null when missing, not ours, or without readable holder fields. */
-function readRecordFile(path: string, id: string): HeldRecord | null {
+/**
+ * A regular file of ours in the runtime directory, opened without following a symlink (nor blocking
+ * on a FIFO): its whole content, or null when it is missing, not a regular file owned by us, or
+ * larger than `maxBytes` — or, with `larger: 'tail'`, its last `maxBytes` bytes from the first whole
+ * line in them.
+ */
+export function readOwnFile(path: string, maxBytes: number, larger: 'refuse' | 'tail' = 'refuse'): string | null {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -293,21 +293,34 @@ function readRecordFile(path: string, id: string): HeldRecord | null {
   }
   try {
     const st = fstatSync(fd);
-    if (!st.isFile() || st.uid !== effectiveUid() || st.size > 1 << 20) return null;
-    const bytes = Buffer.alloc(st.size);
-    let length = 0;
-    while (length < bytes.length) {
-      const n = readSync(fd, bytes, length, bytes.length - length, null);
+    if (!st.isFile() || st.uid !== effectiveUid() || (st.size > maxBytes && larger === 'refuse')) return null;
+    const length = Math.min(st.size, maxBytes);
+    const from = st.size - length;
+    const bytes = Buffer.alloc(length);
+    let got = 0;
+    while (got < length) {
+      const n = readSync(fd, bytes, got, length - got, from + got);
       if (n === 0) break;
-      length += n;
+      got += n;
     }
-    const parsed: unknown = JSON.parse(bytes.toString('utf8', 0, length));
-    const record = parseHeldRecord(parsed);
-    return record !== null && record.id === id ? record : null;
+    const text = bytes.toString('utf8', 0, got);
+    return from > 0 ? text.slice(text.indexOf('\n') + 1) : text;
   } catch {
     return null;
   } finally {
     closeSync(fd);
+  }
+}
+
+/** Reads one record file without following symlinks; null when missing, not ours, or without readable holder fields. */
+function readRecordFile(path: string, id: string): HeldRecord | null {
+  const text = readOwnFile(path, 1 << 20);
+  if (text === null) return null;
+  try {
+    const record = parseHeldRecord(JSON.parse(text) as unknown);
+    return record !== null && record.id === id ? record : null;
+  } catch {
+    return null;
   }
 }
 

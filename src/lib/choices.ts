@@ -5,7 +5,15 @@ import { UsageError } from './errors.js';
 
 /** undefined when the flag was not given; `all` alone means every valid value; duplicates dropped. */
 export function parseChoiceList<T extends string>(text: string | undefined, valid: readonly T[], flag: string): T[] | undefined {
-  if (text === undefined) return undefined;
+  return text === undefined ? undefined : checkedChoices(text, valid, flag);
+}
+
+/** parseChoiceList as a commander argParser: the list is checked while the options are parsed. */
+export function choiceListArg<T extends string>(valid: readonly T[], flag: string): (text: string) => T[] {
+  return (text) => checkedChoices(text, valid, flag);
+}
+
+function checkedChoices<T extends string>(text: string, valid: readonly T[], flag: string): T[] {
   const items = text.split(',').map((s) => s.trim()).filter(Boolean);
   if (items.length === 0) throw new UsageError(`invalid ${flag} '${text}': valid values are ${valid.join(', ')} (comma-separated, or all)`);
   if (items.length === 1 && items[0] === 'all') return [...valid];
@@ -16,3 +24,4 @@ export function parseChoiceList<T extends string>(text: string | undefined, vali
   }
   return out;
 }
+

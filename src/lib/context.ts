@@ -101,9 +101,22 @@ export function processContext(): Context {
   };
 }
 
-/** Print a JSON document on one line (NDJSON-friendly). */
+/**
+ * Print one JSON document: indented on a terminal, for people; on one line in a pipe or a file, for
+ * jq and NDJSON collectors (like `ip -j -p` and `ip -j`).
+ */
 export function printJson(ctx: Context, value: unknown): void {
-  ctx.stdout.write(`${escapeJson(JSON.stringify(value))}\n`);
+  ctx.stdout.write(`${escapeJson(JSON.stringify(value, null, ctx.stdoutIsTty ? 2 : undefined))}\n`);
+}
+
+/** Print one JSON document on one line, even on a terminal: a line of a stream (NDJSON). */
+export function printJsonLine(ctx: Context, value: unknown): void {
+  ctx.stdout.write(jsonLine(value));
+}
+
+/** One JSON document as one line, escaped as printJsonLine prints it (for a printer that writes lines in batches). */
+export function jsonLine(value: unknown): string {
+  return `${escapeJson(JSON.stringify(value))}\n`;
 }
 
 /** A note for people, on stderr so it never pollutes JSON on stdout; control characters escaped. */

@@ -56,6 +56,15 @@ export function escapeRaw(text: string): string {
 }
 
 /**
+ * A cell of a plain table (a pipe, a file): escapeText, and blanks as \x20 too, so that every cell is
+ * one word for `column -t` and awk (a file name with a space in an mlock row, say). Other
+ * characters stay readable, unlike -r's escapeRaw.
+ */
+export function escapeWord(text: string): string {
+  return escapeText(text).replace(/ /g, '\\x20');
+}
+
+/**
  * JSON text as JSON.stringify made it, with DEL, C1, the separators and the bidi controls written
  * as \uNNNN too: the same document to a parser, nothing a terminal acts on when printed.
  */

@@ -7,12 +7,12 @@
 
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
-import { CommanderError, type Command } from 'commander';
+import { CommanderError, InvalidArgumentError, type Command, type Option } from 'commander';
 import type TableType from 'cli-table3';
-import { printJson, type Context } from './context.js';
+import { printJson, printJsonLine, type Context } from './context.js';
 import { UsageError } from './errors.js';
 import { escapeRaw, escapeText } from './escape.js';
-import { defaultTextFields, fieldText, toJson, type Field, type FieldKind, type JsonValue } from './fields.js';
+import { defaultTextFields, fieldText, toJson, type Field, type FieldKind, type FormatOptions, type JsonValue } from './fields.js';
 
 export interface OutputFlags {
   output?: string;
@@ -26,7 +26,10 @@ export interface OutputFlags {
 
 /** How text is laid out. */
 export interface TextStyle {
-  /** Box-drawn table (stdout is a terminal and not --raw); else plain space-aligned columns. */
+  /**
+   * Box-drawn table (stdout is a terminal and not --raw), sizes as `64 MiB`; else plain
+   * space-aligned columns with one word per cell (sizes as `64M`), for column -t and awk.
+   */
   boxed: boolean;
   /** Header line / row labels (not with -n). */
   headings: boolean;
@@ -47,7 +50,18 @@ export function schemaId(name: string): string {
 
 /** A JSON document: "host" and "schema" first, so NDJSON from many nodes can be merged and told apart. */
 export function jsonDocument(name: string, body: { [key: string]: unknown }): { [key: string]: unknown } {
-  return { host: hostname(), schema: schemaId(name), ...body };
+  return { host: hostName(), schema: schemaId(name), ...body };
+}
+
+let cachedHostName: { name: string; at: number } | null = null;
+
+/**
+ * os.hostname() is a uname(2) each time (two per call here), which a stream of documents pays per
+ * line (trace at 1,000 events/s); the name is read again after a second, so a renamed host shows.
+ */
+function hostName(now = Date.now()): string {
+  if (cachedHostName === null || now - cachedHostName.at >= 1000) cachedHostName = { name: hostname(), at: now };
+  return cachedHostName.name;
 }
 
 // ---- Column selection ------------------------------------------------------------------------
@@ -58,7 +72,8 @@ function columnList<R>(fields: readonly Field<R>[]): string {
 
 function findField<R>(fields: readonly Field<R>[], name: string): Field<R> | undefined {
   const wanted = name.toLowerCase();
-  return fields.find((f) => f.key.toLowerCase() === wanted) ?? fields.find((f) => f.label.toLowerCase() === wanted);
+  return fields.find((f) => f.key.toLowerCase() === wanted)
+    ?? fields.find((f) => f.label.toLowerCase() === wanted || f.title?.toLowerCase() === wanted);
 }
 
 /**
@@ -121,11 +136,16 @@ function cell(content: string, kind: FieldKind | undefined): string {
   return (NUMERIC.has(kind ?? 'text') ? { content, hAlign: 'right' } : content) as string;
 }
 
+/** How values are written in this style: one-word sizes (`64M`) outside a terminal's boxes. */
+function formatOptions(style: TextStyle): FormatOptions {
+  return { bytes: style.bytes, raw: style.raw, sizes: style.boxed ? 'iec' : 'compact', oneWord: !style.boxed };
+}
+
 /** One row per record. Empty string when there is nothing to print (no records and no header). */
 export function renderTable<R>(fields: readonly Field<R>[], records: readonly R[], style: TextStyle): string {
   if (style.raw) {
     const lines = style.headings ? [fields.map((f) => escapeRaw(f.label)).join(' ')] : [];
-    for (const record of records) lines.push(fields.map((f) => fieldText(f, record, style)).join(' '));
+    for (const record of records) lines.push(fields.map((f) => fieldText(f, record, formatOptions(style))).join(' '));
     return lines.join('\n');
   }
   if (!style.headings && records.length === 0) return '';
@@ -134,7 +154,7 @@ export function renderTable<R>(fields: readonly Field<R>[], records: readonly R[
     ? { colWidths: fields.map((f) => (f.wrapAt === undefined ? null : f.wrapAt + 2)), wordWrap: true }
     : {};
   const table = Table({ ...tableOptions(style), ...wrapping, ...(style.headings ? { head: fields.map((f) => cell(f.label, f.kind)) as string[] } : {}) });
-  for (const record of records) table.push(fields.map((f) => cell(fieldText(f, record, style), f.kind)));
+  for (const record of records) table.push(fields.map((f) => cell(fieldText(f, record, formatOptions(style)), f.kind)));
   return style.boxed ? table.toString() : trimLines(table.toString());
 }
 
@@ -143,7 +163,8 @@ export function renderRecord<R>(fields: readonly Field<R>[], record: R, style: T
   const table = Table(tableOptions(style, '  '));
   for (const field of fields) {
     if (field.showIf && !field.showIf(record)) continue;
-    table.push({ [field.label]: fieldText(field, record, style) });
+    // Label/value rows are read by people: sizes as in tables, values as they are.
+    table.push({ [field.title ?? field.label]: fieldText(field, record, { ...formatOptions(style), oneWord: false }) });
   }
   return style.boxed ? table.toString() : trimLines(table.toString());
 }
@@ -155,6 +176,8 @@ export interface OutputSpec<R> {
   name: string;
   /** The records -o selects from. */
   fields: readonly Field<R>[];
+  /** Its JSON documents are events of a stream: one line each, even on a terminal (`reg`). */
+  jsonLines?: boolean;
 }
 
 interface OptionWithFlags {
@@ -182,6 +205,7 @@ export function addOutputOptions<R>(command: Command, ctx: Context, spec: Output
   const flag = (letter: string, long: string, description: string): void => {
     const owner = taken.get(`-${letter}`);
     command.option(owner ? long : `-${letter}, ${long}`, owner ? `${description} (no -${letter}: here it is ${owner})` : description);
+    if (owner) explainTakenLetter(command, `-${letter}`, long.split(' ')[0]!);
   };
   flag('o', '--output <list>', 'columns to print, by JSON key or label, comma-separated; +LIST adds to the defaults; also picks the --json keys (see -H)');
   command.option('--output-all', 'print every column');
@@ -209,6 +233,38 @@ export function addOutputOptions<R>(command: Command, ctx: Context, spec: Output
 Output: without a terminal on stdout, tables are plain columns separated by spaces (no box characters);
 -o KEYS picks columns (rdmactl ${command.name()} -H lists them); -r ${spelled('n', '--noheadings')} ${spelled('b', '--bytes')} prints bare records for awk and cut.`);
   return command;
+}
+
+/**
+ * `reg -rn --bytes`: -n is reg's --count, so "--bytes" became its value and the error named only
+ * --count. When the option that owns a letter rejects its value, or has none (`reg 1M -rn` at the
+ * end of the line), the error says which option the letter is here and how to spell the output
+ * option instead. An owner whose value is checked only in the action gets no hint: check it in its
+ * argParser (as fork --backend does).
+ */
+function explainTakenLetter(command: Command, letter: string, outputLong: string): void {
+  const owner = (command.options as readonly Option[]).find((option) => option.short === letter);
+  if (!owner || !(owner.required || owner.optional)) return;
+  const parse = owner.parseArg;
+  const explain = (message: string): string => `${message} (here ${letter} is ${owner.long ?? letter}; the output option is ${outputLong})`;
+  // Commander reports a missing option value through this method (after printing nothing yet); a
+  // UsageError instead makes it one line, as for a rejected value. Wrapping what is there keeps the
+  // wrapper of another taken letter of the same command.
+  const withMissing = command as unknown as { optionMissingArgument(option: Option): void };
+  const optionMissingArgument = withMissing.optionMissingArgument.bind(command);
+  withMissing.optionMissingArgument = (option) => {
+    if (option === owner) throw new UsageError(explain(`option '${option.flags}' argument missing`));
+    optionMissingArgument(option);
+  };
+  owner.parseArg = <T>(value: string, previous: T): T => {
+    try {
+      return (parse ? parse(value, previous) : value) as T;
+    } catch (err) {
+      if (err instanceof UsageError) throw new UsageError(explain(err.message), err.hints);
+      if (err instanceof InvalidArgumentError) throw new InvalidArgumentError(explain(err.message));
+      throw err;
+    }
+  };
 }
 
 export interface ColumnInfo {
@@ -266,8 +322,8 @@ export interface OutputView<R> {
   readonly chosen: boolean;
   /** A record as JSON, chosen keys only. */
   record(record: R): { [key: string]: JsonValue };
-  /** Print a JSON document of this command's schema. */
-  printDocument(body: { [key: string]: unknown }): void;
+  /** Print a JSON document of this command's schema ('line': on one line even on a terminal, as a stream's). */
+  printDocument(body: { [key: string]: unknown }, form?: 'line'): void;
   /** Print the records as a table (nothing at all for no records with -n or -r). */
   printTable(records: readonly R[]): void;
   /** Print one record: label/value rows, or a one-line table with -n or -r. */
@@ -276,9 +332,12 @@ export interface OutputView<R> {
   printOther<T>(fields: readonly Field<T>[], records: readonly T[]): void;
   /** A secondary record, like printOther; `bare` also prints it with -n/-r, as a one-line table. */
   printOtherRecord<T>(fields: readonly Field<T>[], record: T, bare?: 'bare'): void;
-  /** Words for people (e.g. "No registrations found."): not printed with -n or -r. */
+  /**
+   * Words for people (e.g. "No registrations found."): on stdout only on a terminal; in a pipe or a
+   * file, stdout carries records alone and this goes to stderr. Not printed with -n or -r.
+   */
   prose(text: string): void;
-  /** A warning that matters to scripts too: stdout for people, stderr with -n or -r. */
+  /** A warning or a note ("2 processes only partly readable"): always stderr, never inside a table. */
   warn(text: string): void;
 }
 
@@ -299,7 +358,7 @@ export function outputView<R>(ctx: Context, spec: OutputSpec<R>, flags: OutputFl
     fields,
     chosen,
     record: (record) => toJson(fields, record),
-    printDocument: (body) => printJson(ctx, jsonDocument(spec.name, body)),
+    printDocument: (body, form) => (spec.jsonLines || form === 'line' ? printJsonLine : printJson)(ctx, jsonDocument(spec.name, body)),
     printTable: (records) => write(renderTable(fields, records, style)),
     printRecord: (record) => {
       if (recordsOnly) write(renderTable(fields, [record], style));
@@ -315,12 +374,11 @@ export function outputView<R>(ctx: Context, spec: OutputSpec<R>, flags: OutputFl
     },
     // Prose may quote a machine string (a reason, a name): no control character gets through.
     prose: (text) => {
-      if (!recordsOnly) ctx.stdout.write(`${escapeText(text, 'lines')}\n`);
+      if (recordsOnly) return;
+      if (ctx.stdoutIsTty) ctx.stdout.write(`${escapeText(text, 'lines')}\n`);
+      else ctx.stderr.write(`rdmactl: ${escapeText(text, 'lines')}\n`);
     },
-    warn: (text) => {
-      if (recordsOnly) ctx.stderr.write(`rdmactl: ${escapeText(text, 'lines')}\n`);
-      else ctx.stdout.write(`${escapeText(text, 'lines')}\n`);
-    },
+    warn: (text) => ctx.stderr.write(`rdmactl: ${escapeText(text, 'lines')}\n`),
   };
 }
 

@@ -29,25 +29,37 @@ export function parseSize(input: string, what = 'size'): number {
   return bytes;
 }
 
-const BYTE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-
-/** Human-readable bytes for text output (JSON always carries the integer). */
 /** `value` rounded up to a whole number of `multiple`s (bytes to pages, a length to its backing's page). */
 export function roundUp(value: number, multiple: number): number {
   return Math.ceil(value / multiple) * multiple;
 }
 
-export function formatBytes(bytes: number): string {
-  if (bytes < 0) return `-${formatBytes(-bytes)}`;
-  if (bytes < 1024) return `${bytes} B`;
+const UNIT_LETTERS = ['B', 'K', 'M', 'G', 'T', 'P', 'E'];
+
+/**
+ * How a byte count is written for people:
+ * - 'iec': `64 MiB`, `2.3 GiB`, `512 B` (prose, terminal tables, record views);
+ * - 'compact': lsblk's one-word form `64M`, `2.3G`, `512B` (plain tables in pipes, so `column -t`
+ *   and awk see one word per cell).
+ * Both use powers of 1024 with one decimal, dropped when it is 0, so a size reads the same in every
+ * command and the next unit starts at 1024 (`1023.9 KiB`, then `1 MiB`). JSON and -b carry the integer.
+ * (No npm package writes both forms exactly: `bytes` says KB for 1024, pretty-bytes rounds to three
+ * significant digits and has no one-letter form.)
+ */
+export type SizeStyle = 'iec' | 'compact';
+
+export function formatBytes(bytes: number, style: SizeStyle = 'iec'): string {
+  if (bytes < 0) return `-${formatBytes(-bytes, style)}`;
   let value = bytes;
   let unit = 0;
-  while (value >= 1024 && unit < BYTE_UNITS.length - 1) {
+  while (unit < UNIT_LETTERS.length - 1 && Math.round(value * 10) / 10 >= 1024) {
     value /= 1024;
     unit++;
   }
-  const text = Number.isInteger(value) ? String(value) : value.toFixed(value < 10 ? 2 : 1);
-  return `${text} ${BYTE_UNITS[unit]}`;
+  const number = String(Math.round(value * 10) / 10);
+  const letter = UNIT_LETTERS[unit]!;
+  if (style === 'compact') return `${number}${letter}`;
+  return `${number} ${unit === 0 ? 'B' : `${letter}iB`}`;
 }
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, '': 1000, m: 60_000, min: 60_000, h: 3_600_000 };

@@ -16,6 +16,8 @@ const TITLE = 'x\x1b]0;PWNED\x07\x1b[2J'; // exactly 15 bytes: the whole comm
 const TITLE_ESCAPED = 'x\\x1b]0;PWNED\\x07\\x1b[2J';
 const FORGER = 'x\n1 root FORGED'; // 15 bytes: a line that would pass for a stat row
 const FORGER_ESCAPED = 'x\\x0a1 root FORGED';
+/** In a plain table (a pipe) every cell is one word: the blanks as \x20 too. */
+const FORGER_CELL = 'x\\x0a1\\x20root\\x20FORGED';
 const CGROUP_NAME = `rdmactl-esc-${process.pid}-\x1b]0;CG\x07`;
 const CGROUP_ESCAPED = `rdmactl-esc-${process.pid}-\\x1b]0;CG\\x07`;
 
@@ -97,7 +99,7 @@ describe.skipIf(unprivileged !== null)('names chosen by other users are escaped 
     expect(stat.status).toBe(0);
     expectInert(stat, 'stat');
     expect(stat.stdout).toMatch(new RegExp(`^ *${titled.pid} .*${escapeRegExp(TITLE_ESCAPED)}`, 'm'));
-    expect(stat.stdout).toMatch(new RegExp(`^ *${forger.pid} .*${escapeRegExp(FORGER_ESCAPED)}`, 'm'));
+    expect(stat.stdout).toMatch(new RegExp(`^ *${forger.pid} .*${escapeRegExp(FORGER_CELL)}`, 'm'));
     const raw = rootRun('stat', '-r', '-n', '-o', 'pid,comm');
     expectInert(raw, 'stat -r');
     expect(raw.stdout.split('\n')).toContain(`${forger.pid} x\\x0a1\\x20root\\x20FORGED`);
@@ -108,7 +110,7 @@ describe.skipIf(unprivileged !== null)('names chosen by other users are escaped 
     const ls = rootRun('ls', '--pid', `${titled.pid},${forger.pid}`);
     expect(ls.status).toBe(0);
     expectInert(ls, 'ls');
-    expect(ls.stdout).toMatch(new RegExp(`^io_uring +${forger.pid} +${escapeRegExp(FORGER_ESCAPED)}`, 'm'));
+    expect(ls.stdout).toMatch(new RegExp(`^io_uring +${forger.pid} +${escapeRegExp(FORGER_CELL)}`, 'm'));
     expect(ls.stdout).toMatch(new RegExp(`^mlock +${titled.pid} +${escapeRegExp(TITLE_ESCAPED)}`, 'm'));
   });
 

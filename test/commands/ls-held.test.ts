@@ -37,7 +37,7 @@ describe('ls --source held', () => {
     process.kill(pid, 'SIGKILL');
     await reap(pid);
     const first = ls('--source', 'held').registrations.filter((r) => r['pid'] === pid);
-    expect(first).toEqual([expect.objectContaining({ source: 'held', handle: `${String(record['id'])} (stale)`, evidence: 'missing' })]);
+    expect(first).toEqual([expect.objectContaining({ source: 'held', handle: `${String(record['id'])}:stale`, evidence: 'missing' })]);
     const second = ls('--source', 'held').registrations.filter((r) => r['pid'] === pid);
     expect(second).toEqual([]);
   });

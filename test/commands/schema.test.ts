@@ -7,7 +7,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { Ajv, type ValidateFunction } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jsonLines, rdmactl } from '../helpers/run.js';
-import { BIN, builtOrThrow, ROOT } from '../helpers/spawn.js';
+import { BIN, builtOrThrow, ROOT, runSync } from '../helpers/spawn.js';
 import { becomeSubreaper, killAndReap, rdmactlBin, tempRuntime } from '../held/helpers.js';
 import { PROCESS_FIELDS, SYSTEM_FIELDS, USER_FIELDS } from '../../src/observe/statFields.js';
 import { REGISTRATION_FIELDS } from '../../src/commands/ls.js';
@@ -17,6 +17,7 @@ import { FORK_FIELDS } from '../../src/commands/fork.js';
 import { SCENARIO_FIELDS } from '../../src/commands/scenario.js';
 import { REG_FIELDS, RELEASE_FIELDS } from '../../src/commands/reg.js';
 import { DEREG_FIELDS } from '../../src/commands/dereg.js';
+import { LATENCY_FIELDS, PROCESS_SUMMARY_FIELDS } from '../../src/trace/summary.js';
 import type { Field } from '../../src/lib/fields.js';
 import { SCENARIOS } from '../../src/scenario/registry.js';
 
@@ -71,7 +72,7 @@ describe('JSON schemas', () => {
   });
 
   it('every schema file is a valid draft-07 schema with an id, and the package ships them', () => {
-    expect([...schemas.keys()].sort()).toEqual(['columns', 'dereg', 'devices', 'doctor', 'fork', 'limits', 'ls', 'reg', 'registration', 'scenario', 'stat']);
+    expect([...schemas.keys()].sort()).toEqual(['columns', 'dereg', 'devices', 'doctor', 'fork', 'limits', 'ls', 'reg', 'registration', 'scenario', 'stat', 'trace-cleanup', 'trace-event', 'trace-sources', 'trace-summary']);
     for (const [name, schema] of schemas) expect(schema['$id'], name).toBe(`urn:rdmactl:schema:${name}:1`);
     const pkg = JSON.parse(readFileSync(`${ROOT}package.json`, 'utf8')) as { files: string[] };
     expect(pkg.files).toContain('schema');
@@ -83,7 +84,7 @@ describe('JSON schemas', () => {
     expect(keysOf(def('stat', 'user'))).toEqual(fieldKeys(USER_FIELDS));
     expect(keysOf(def('stat', 'system'))).toEqual(fieldKeys(SYSTEM_FIELDS));
     expect(keysOf(def('ls', 'registration'))).toEqual(fieldKeys(REGISTRATION_FIELDS));
-    expect(keysOf(schemas.get('registration'), ['host', 'schema'])).toEqual(fieldKeys(REGISTRATION_FIELDS));
+    expect(keysOf(schemas.get('registration'), ['host', 'schema', 'time'])).toEqual(fieldKeys(REGISTRATION_FIELDS));
     expect(keysOf(schemas.get('limits'), ['host', 'schema', 'previous'])).toEqual(fieldKeys(LIMITS_FIELDS));
     expect(keysOf(def('devices', 'device'))).toEqual(fieldKeys(DEVICE_FIELDS));
     expect(keysOf(def('devices', 'port'))).toEqual(fieldKeys(PORT_FIELDS));
@@ -92,6 +93,8 @@ describe('JSON schemas', () => {
     expect(keysOf(def('reg', 'registered'), ['host', 'schema', 'event', 'detached', 'releaseAt'])).toEqual(fieldKeys(REG_FIELDS));
     expect(keysOf(def('reg', 'released'), ['host', 'schema', 'event'])).toEqual(fieldKeys(RELEASE_FIELDS));
     expect(keysOf(def('dereg', 'result'))).toEqual(fieldKeys(DEREG_FIELDS));
+    expect(keysOf(def('trace-summary', 'process'))).toEqual(fieldKeys(PROCESS_SUMMARY_FIELDS));
+    expect(keysOf(def('trace-summary', 'latency'))).toEqual(fieldKeys(LATENCY_FIELDS));
   });
 
   it('stat --json, stat --all --json, stat -o --json and top --json snapshots', async () => {
@@ -104,6 +107,29 @@ describe('JSON schemas', () => {
     const lines = jsonLines(top.stdout);
     expect(lines).toHaveLength(2);
     for (const line of lines) expectValid(line, 'stat');
+  });
+
+  it('stat, ls and top samples (--interval / top --json): valid, "time" third, local time with its offset', async () => {
+    const offset = runSync(['date', '+%:z']).stdout.trim(); // the offset date(1) uses in this TZ
+    const runs: Array<[string[], string]> = [
+      [['stat', '--json', '--interval', '100ms', '--count', '2'], 'stat'],
+      [['top', '--json', '--interval', '100ms', '--count', '2'], 'stat'],
+      [['ls', '--json', '--interval', '100ms', '--count', '2'], 'ls'],
+      [['ls', '--ndjson', '-p', String(detached['pid']), '--interval', '100ms', '--count', '2'], 'registration'],
+    ];
+    for (const [args, schema] of runs) {
+      const result = await rdmactl(...args);
+      expect(result.code, result.stderr).toBe(0);
+      const lines = jsonLines(result.stdout);
+      expect(lines.length, args.join(' ')).toBeGreaterThanOrEqual(2);
+      for (const line of lines) {
+        expectValid(line, schema);
+        expect(Object.keys(line)[2]).toBe('time');
+        expect(line['time']).toMatch(new RegExp(`^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d${offset.replace('+', '\\+')}$`));
+      }
+    }
+    // A single document has no time.
+    expect(JSON.parse((await rdmactl('stat', '--json')).stdout)).not.toHaveProperty('time');
   });
 
   it('ls --json and every ls --ndjson line, with the held and io_uring rows of a real holder', async () => {

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rdmactl } from '../helpers/run.js';
 import { statusKb } from '../helpers/proc.js';
 import { BIN, UNPRIVILEGED, builtOrThrow, exited, runSync, unprivilegedUnavailable } from '../helpers/spawn.js';
-import { memoryCgroupPlacement, removeCgroups } from '../helpers/cgroup.js';
+import { idleNearLimit, memoryCgroupPlacement, removeCgroups } from '../helpers/cgroup.js';
 
 const MiB = 1024 * 1024;
 type Json = Record<string, unknown>;
@@ -19,6 +19,7 @@ const ID = 'c0ffee'.padEnd(64, '0123456789abcdef'.slice(0, 10));
 const base = `${parentPath}/rdmactl-test-${process.pid}.slice`;
 const containerPath = `${base}/docker-${ID}.scope`;
 const workerPath = `${base}/worker.service`;
+const idlePath = `${base}/idle.service`;
 
 /** Starts `rdmactl ARGS` already inside the cgroup at `path`, so every page it touches is charged there. */
 function startIn(path: string, args: string[], prefix: string[] = []): Promise<ChildProcessWithoutNullStreams> {
@@ -64,7 +65,7 @@ describe.skipIf(skipReason !== null)('stat --by on real memory cgroups', () => {
     for (const child of children) await exited(child);
     // Only processes this test started can be in these groups: anything left (a holder whose parent
     // died with a failed test) is killed, so the groups can be removed; deepest first.
-    await removeCgroups([base, workerPath, containerPath].map(dir));
+    await removeCgroups([base, workerPath, containerPath, idlePath].map(dir));
   });
 
   it('--by cgroup: pinned, locked, limit, headroom and unevictable exactly as /proc and the cgroup files say', async () => {
@@ -117,11 +118,40 @@ describe.skipIf(skipReason !== null)('stat --by on real memory cgroups', () => {
   it('text output: one row per group with its limit; --by user keeps the per-user table', async () => {
     const text = (await rdmactl('stat', '--by', 'unit')).stdout;
     // Off a terminal: plain columns (no box characters).
-    expect(text).toMatch(/^worker\.service +1 +0 B +3 MiB +256 MiB +253 MiB/m);
+    expect(text).toMatch(/^worker\.service +1 +0B +3M +256M +253M/m);
     expect(text).not.toMatch(/│/);
     const users = (await rdmactl('stat', '--by', 'user')).stdout;
     expect(users).toMatch(/^ *0 +root +/m);
     expect((await rdmactl('stat', '--by', 'pod')).code).toBe(2);
+  });
+
+  it('--by cgroup --sort: the groups in the order of their own columns; a process key is a usage error naming the group keys', async () => {
+    const order = async (...sort: string[]): Promise<string[]> => {
+      const result = await rdmactl('stat', '--by', 'cgroup', '--json', ...sort);
+      expect(result.code, result.stderr).toBe(0);
+      return (JSON.parse(result.stdout) as { groups: Json[] }).groups.map((g) => g['group'] as string).filter((g) => g === containerPath || g === workerPath);
+    };
+    // Default: most pinned first (the container pins 4 MiB, the worker only locks).
+    expect(await order()).toEqual([containerPath, workerPath]);
+    // The worker's limit (256 MiB) is below the container's (512 MiB): ascending by it, then turned round.
+    expect(await order('--sort', 'mem-limit')).toEqual([workerPath, containerPath]);
+    expect(await order('--sort', 'mem-limit', '--reverse')).toEqual([containerPath, workerPath]);
+    expect(await order('--sort', '-locked')).toEqual([workerPath, containerPath]);
+    // Every group, not only ours, in order: limits ascending, max (null) last.
+    const all = (JSON.parse((await rdmactl('stat', '--by', 'cgroup', '--json', '--sort', 'memoryLimitBytes')).stdout) as { groups: Json[] }).groups;
+    const limits = all.map((g) => g['memoryLimitBytes'] as number | null);
+    const numbers = limits.filter((l): l is number => l !== null);
+    expect(limits).toEqual([...numbers.sort((a, b) => a - b), ...limits.filter((l) => l === null)]);
+    // Text: the same order.
+    const text = (await rdmactl('stat', '--by', 'cgroup', '-rn', '--sort', '-mem-limit')).stdout.split('\n');
+    expect(text.findIndex((l) => l.startsWith(`${containerPath} `))).toBeLessThan(text.findIndex((l) => l.startsWith(`${workerPath} `)));
+    const wrong = await rdmactl('stat', '--by', 'cgroup', '--sort', 'pid');
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr.trim().split('\n')).toHaveLength(1);
+    expect(wrong.stderr).toMatch(/unknown key 'pid' for --sort \(with --by cgroup\): valid keys are group, .*processes/);
+    const users = await rdmactl('stat', '--by', 'user', '--json', '--sort', '-uid');
+    const uids = (JSON.parse(users.stdout) as { users: Json[] }).users.map((u) => u['uid'] as number);
+    expect(uids).toEqual([...uids].sort((a, b) => b - a));
   });
 
   it('ls --json: each registration carries its process\'s cgroup, unit and container', async () => {
@@ -198,6 +228,83 @@ describe.skipIf(skipReason !== null)('stat --by on real memory cgroups', () => {
       expect(worker['memoryLimitBytes']).toBe(256 * MiB);
     } finally {
       chmodSync(`${dir(workerPath)}/memory.stat`, 0o444);
+    }
+  });
+
+  it('--by cgroup --user: the group totals count only that user\'s processes (filtered before grouping)', async (ctx) => {
+    if (unprivileged !== null) {
+      console.warn(`SKIPPING stat --by cgroup --user with two users in one cgroup: ${unprivileged}`);
+      return ctx.skip(unprivileged);
+    }
+    // A second locker in the worker's cgroup, as uid 65534 beside root's.
+    const other = await startIn(workerPath, ['reg', '1M', '--backend', 'mlock', '--json'], UNPRIVILEGED);
+    try {
+      const rootLocked = statusKb(locker.pid!, 'VmLck') * 1024;
+      const otherLocked = statusKb(other.pid!, 'VmLck') * 1024;
+      expect(otherLocked).toBe(MiB);
+      expect(readFileSync(`${dir(workerPath)}/cgroup.procs`, 'utf8').split('\n')).toEqual(expect.arrayContaining([String(locker.pid), String(other.pid)]));
+      const groupOf = async (...args: string[]): Promise<{ processes: Json[]; users: Json[]; groups: Json[] }> => {
+        const result = await rdmactl('stat', '--by', 'cgroup', '--json', ...args);
+        expect(result.code, result.stderr).toBe(0);
+        return JSON.parse(result.stdout) as { processes: Json[]; users: Json[]; groups: Json[] };
+      };
+      const everyone = (await groupOf()).groups.find((g) => g['cgroup'] === workerPath)!;
+      expect(everyone).toMatchObject({ processes: 2, lockedBytes: rootLocked + otherLocked });
+
+      const root = await groupOf('--user', 'root');
+      expect(root.groups.find((g) => g['cgroup'] === workerPath)).toMatchObject({ processes: 1, lockedBytes: rootLocked, members: [{ pid: locker.pid, nsPid: locker.pid, comm: 'node' }] });
+      expect(root.users.map((u) => u['uid'])).toEqual([0]);
+
+      const nobody = await groupOf('--user', '65534');
+      expect(nobody.groups.map((g) => g['cgroup'])).toEqual([workerPath]); // root's pinner's group is gone
+      expect(nobody.groups[0]).toMatchObject({ processes: 1, pinnedBytes: 0, lockedBytes: otherLocked, members: [{ pid: other.pid, nsPid: other.pid, comm: 'node' }] });
+      expect(nobody.processes.map((p) => p['pid'])).toEqual([other.pid]);
+      expect(nobody.users).toMatchObject([{ uid: 65534, lockedBytes: otherLocked }]);
+
+      // Text shows the same group row: one process, 1 MiB locked.
+      const text = await rdmactl('stat', '--by', 'cgroup', '--user', '65534', '-rn', '-b');
+      const line = text.stdout.split('\n').find((l) => l.startsWith(`${workerPath} `));
+      expect(line?.split(' ').slice(0, 6), text.stdout).toEqual([workerPath, '1', '0', String(otherLocked), String(256 * MiB), String(256 * MiB - otherLocked)]);
+    } finally {
+      other.kill('SIGTERM');
+      await exited(other);
+    }
+  });
+
+  it('a group at its memory limit whose process pins and locks nothing is shown (JSON, text, --by unit), flagged, processes 0; not with --pid', async () => {
+    mkdirSync(dir(idlePath));
+    const { child: idle, limitBytes } = await idleNearLimit(dir(idlePath), 64 * MiB);
+    children.push(idle);
+    try {
+      expect([statusKb(idle.pid!, 'VmPin'), statusKb(idle.pid!, 'VmLck')]).toEqual([0, 0]);
+      const result = await rdmactl('stat', '--by', 'cgroup', '--json');
+      expect(result.code, result.stderr).toBe(0);
+      const report = JSON.parse(result.stdout) as { groups: Json[]; processes: Json[] };
+      expect(report.processes.map((p) => p['pid'])).not.toContain(idle.pid);
+      const group = report.groups.find((g) => g['cgroup'] === idlePath);
+      expect(group, JSON.stringify(report.groups.map((g) => g['cgroup']))).toMatchObject({
+        group: idlePath, hierarchy: 1, unit: 'idle.service', processes: 0, pinnedBytes: 0, lockedBytes: 0, members: [],
+        memoryLimitBytes: fileNumber(idlePath, 'memory.limit_in_bytes'), unreadableFiles: [],
+      });
+      expect(group!['memoryLimitBytes']).toBe(limitBytes);
+      expect(group!['flags']).toContain('near-memory-limit');
+      expect(Math.abs((group!['memoryUsageBytes'] as number) - fileNumber(idlePath, 'memory.usage_in_bytes'))).toBeLessThan(4 * MiB);
+
+      // Text (a pipe: the group table alone): its row with 0 processes, 0 pinned, 0 locked and its limit.
+      const text = await rdmactl('stat', '--by', 'cgroup', '-rn', '-b');
+      const line = text.stdout.split('\n').find((l) => l.startsWith(`${idlePath} `));
+      expect(line?.split(' ').slice(0, 6), text.stdout).toEqual([idlePath, '0', '0', '0', String(limitBytes), String(limitBytes)]);
+      expect(line).toMatch(/ near-memory-limit$/);
+
+      const byUnit = JSON.parse((await rdmactl('stat', '--by', 'unit', '--json')).stdout) as { groups: Json[] };
+      expect(byUnit.groups.find((g) => g['group'] === 'idle.service')).toMatchObject({ cgroup: idlePath, processes: 0, memoryLimitBytes: limitBytes });
+
+      // A selection of processes groups those alone: the idle group belongs to none of them.
+      const selected = JSON.parse((await rdmactl('stat', '--by', 'cgroup', '--json', '--pid', String(locker.pid))).stdout) as { groups: Json[] };
+      expect(selected.groups.map((g) => g['cgroup'])).toEqual([workerPath]);
+    } finally {
+      idle.kill('SIGTERM');
+      await exited(idle);
     }
   });
 });

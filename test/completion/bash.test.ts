@@ -6,7 +6,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Command } from 'commander';
 import { ACCESS_FLAGS } from '../../src/engine/verbs/access.js';
 import { REGISTRATION_SOURCES } from '../../src/observe/registrations.js';
+import { GROUP_FIELDS } from '../../src/observe/groupFields.js';
+import { PROCESS_FIELDS, USER_FIELDS } from '../../src/observe/statFields.js';
 import { choicesOf, commandOf, fullProgram, setUp, shellMissing, type Fixture } from './helpers.js';
+
+/** What `stat --sort` completes: the keys of the process, group (--by) and user (--by user) tables, once each. */
+const STAT_SORT_KEYS = [...new Set([PROCESS_FIELDS, GROUP_FIELDS, USER_FIELDS].flatMap((fields) => fields.map((f) => f.key)))];
 
 const missing = shellMissing('bash');
 if (missing) console.warn(`SKIPPING bash completion tests: ${missing}`);
@@ -72,13 +77,18 @@ describe.skipIf(missing !== null)(`bash completion${missing ? ` (skipped: ${miss
   });
 
   it('completes commander choices after the option, after =, and with a prefix', () => {
-    const stat = commandOf(program, 'stat');
-    expect(complete('stat', '--sort', '')).toEqual([...choicesOf(stat, '--sort')]);
-    expect(complete('stat', '-s', 'h')).toEqual(['headroom']);
-    // bash splits --sort=h at '=' (COMP_WORDBREAKS): the words are --sort, =, h
-    expect(complete('stat', '--sort', '=', 'lo')).toEqual(['locked']);
+    const reg = commandOf(program, 'reg');
+    expect(complete('reg', '--backing', '')).toEqual([...choicesOf(reg, '--backing')]);
+    expect(complete('reg', '-b', 'u')).toEqual(['uring']);
+    // bash splits --backing=th at '=' (COMP_WORDBREAKS): the words are --backing, =, th
+    expect(complete('reg', '--backing', '=', 'th')).toEqual(['thp']);
     // right after '=', the word is '=' itself, but readline replaces only the text after it
-    expect(complete('stat', '--sort', '=')).toEqual([...choicesOf(stat, '--sort')]);
+    expect(complete('reg', '--backing', '=')).toEqual([...choicesOf(reg, '--backing')]);
+    // stat --sort and ls --sort: a comma list of the command's column keys (stat: of every table it sorts)
+    expect(complete('stat', '--sort', '')).toEqual(STAT_SORT_KEYS);
+    expect(complete('stat', '--by', 'unit', '--sort', 'memo')).toEqual(['memoryLimitBytes', 'memoryHeadroomBytes', 'memoryUsageBytes']);
+    expect(complete('stat', '-s', 'user,pin')).toEqual(['user,pinnedBytes']);
+    expect(complete('ls', '--sort', 'le')).toEqual(['length']);
     expect(complete('reg', '1M', '--backend', '')).toEqual([...choicesOf(commandOf(program, 'reg'), '--backend')]);
     expect(complete('reg', '1M', '--backing', 'file-')).toEqual(['file-shared', 'file-private']);
     expect(complete('completion', '')).toEqual(['bash', 'zsh', 'fish']);
@@ -144,8 +154,8 @@ describe.skipIf(missing !== null)(`bash completion${missing ? ` (skipped: ${miss
       // Typed, then TAB, then X: once X shows, bash has finished the completion.
       const cases: Array<[string, string]> = [
         ['rdmactl st', 'rdmactl stat X'],
-        ['rdmactl stat --sort=hea', 'rdmactl stat --sort=headroom X'],
-        ['rdmactl stat --sort=', 'rdmactl stat --sort=X'], // several choices: nothing inserted, not a second '='
+        ['rdmactl stat --by=un', 'rdmactl stat --by=unit X'],
+        ['rdmactl stat --by=', 'rdmactl stat --by=X'], // several choices: nothing inserted, not a second '='
         ['rdmactl ls --source=io_uring,ml', 'rdmactl ls --source=io_uring,mlockX'], // a list: no space, a comma may follow
         ['rdmactl completion z', 'rdmactl completion zsh X'],
       ];

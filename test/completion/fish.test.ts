@@ -3,7 +3,12 @@ import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Command } from 'commander';
 import { ACCESS_FLAGS } from '../../src/engine/verbs/access.js';
+import { GROUP_FIELDS } from '../../src/observe/groupFields.js';
+import { PROCESS_FIELDS, USER_FIELDS } from '../../src/observe/statFields.js';
 import { choicesOf, commandOf, fullProgram, setUp, shellMissing, type Fixture } from './helpers.js';
+
+/** What `stat --sort` completes: the keys of the process, group (--by) and user (--by user) tables, once each. */
+const STAT_SORT_KEYS = [...new Set([PROCESS_FIELDS, GROUP_FIELDS, USER_FIELDS].flatMap((fields) => fields.map((f) => f.key)))];
 
 const missing = shellMissing('fish');
 if (missing) console.warn(`SKIPPING fish completion tests: ${missing}`);
@@ -40,8 +45,11 @@ describe.skipIf(missing !== null)(`fish completion${missing ? ` (skipped: ${miss
   });
 
   it('completes choices and comma lists', () => {
-    expect(values('rdmactl stat --sort ')).toEqual([...choicesOf(commandOf(program, 'stat'), '--sort')].sort());
-    expect(values('rdmactl stat --sort=hea')).toEqual(['--sort=headroom']);
+    expect(values('rdmactl stat --by ')).toEqual([...choicesOf(commandOf(program, 'stat'), '--by')].sort());
+    expect(values('rdmactl stat --by=un')).toEqual(['--by=unit']);
+    // stat --sort takes a comma list of the column keys of its tables (processes; with --by, groups or users)
+    expect(values('rdmactl stat --sort ')).toEqual(STAT_SORT_KEYS.sort());
+    expect(values('rdmactl stat --sort user,pin')).toEqual(['user,pinnedBytes']);
     expect(values('rdmactl ls --source io_uring,ml')).toEqual(['io_uring,mlock']);
     const re = Object.keys(ACCESS_FLAGS).filter((f) => f.startsWith('re')).map((f) => `local-write,${f}`).sort();
     expect(values('rdmactl reg 1M -a local-write,re')).toEqual(re);

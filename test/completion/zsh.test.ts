@@ -5,7 +5,12 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Command } from 'commander';
 import { REGISTRATION_SOURCES } from '../../src/observe/registrations.js';
+import { GROUP_FIELDS } from '../../src/observe/groupFields.js';
+import { PROCESS_FIELDS, USER_FIELDS } from '../../src/observe/statFields.js';
 import { choicesOf, commandOf, fullProgram, setUp, shellMissing, type Fixture } from './helpers.js';
+
+/** What `stat --sort` completes: the keys of the process, group (--by) and user (--by user) tables, once each. */
+const STAT_SORT_KEYS = [...new Set([PROCESS_FIELDS, GROUP_FIELDS, USER_FIELDS].flatMap((fields) => fields.map((f) => f.key)))];
 
 const CAPTURE = fileURLToPath(new URL('./zsh-complete.zsh', import.meta.url));
 
@@ -47,8 +52,11 @@ describe.skipIf(missing !== null)(`zsh completion${missing ? ` (skipped: ${missi
   }, 60_000);
 
   it('completes choices and comma lists', () => {
-    expect(complete('rdmactl stat --sort ')).toEqual([...choicesOf(commandOf(program, 'stat'), '--sort')].sort());
-    expect(complete('rdmactl stat --sort=hea')).toEqual(['--sort=headroom']);
+    expect(complete('rdmactl stat --by ')).toEqual([...choicesOf(commandOf(program, 'stat'), '--by')].sort());
+    expect(complete('rdmactl stat --by=un')).toEqual(['--by=unit']);
+    // stat --sort takes a comma list of the column keys of its tables (processes; with --by, groups or users)
+    expect(complete('rdmactl stat --sort ')).toEqual(STAT_SORT_KEYS.sort());
+    expect(complete('rdmactl stat --sort user,pin')).toEqual(['user,pinnedBytes']);
     expect(complete('rdmactl ls --source ')).toEqual([...REGISTRATION_SOURCES].sort());
     expect(complete('rdmactl ls --source io_uring,ml')).toEqual(['io_uring,mlock']);
     expect(complete('rdmactl completion ')).toEqual(['bash', 'fish', 'zsh']);

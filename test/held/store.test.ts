@@ -255,7 +255,7 @@ describe('holder plumbing', () => {
     expect(parseHolderAnswer({ ok: true, record: { ...record, registration: null } })).toBeNull();
     expect(parseHolderAnswer({ ok: true, record: { ...record, version: 1 } })).toBeNull();
 
-    const cases: Array<[unknown, typeof RdmactlError, number]> = [
+    const cases: Array<[unknown, new (...args: never[]) => RdmactlError, number]> = [
       [new UsageError("invalid size 'x'", ['use 4K']), UsageError, EXIT.USAGE],
       [new PermissionError('refusing runtime directory /x: mode 0755 lets others in', ['chmod 700 /x']), PermissionError, EXIT.PERMISSION],
       [new RdmactlError('cannot register 16 MiB with uring', EXIT.FAILURE, ['ulimit -l']), RdmactlError, EXIT.FAILURE],

@@ -57,3 +57,17 @@ export function exited(child: ChildProcessWithoutNullStreams): Promise<{ code: n
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve({ code: child.exitCode, signal: child.signalCode });
   return new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
 }
+
+/**
+ * Whether the kernel charges an io_uring ring's own pages, measured without rdmactl's probe: as uid
+ * 65534 under an 8 KiB RLIMIT_MEMLOCK, `reg 8K --backend uring` fits exactly unless the ring's pages
+ * are charged too. null when that cannot run here (the reason is unprivilegedUnavailable()'s).
+ */
+export function measuredRingsCharged(): boolean | null {
+  if (unprivilegedUnavailable() !== null) return null;
+  const r = runSync(['/bin/sh', '-c', 'ulimit -l 8 && exec "$@"', 'sh', ...UNPRIVILEGED, process.execPath, BIN, 'reg', '8K', '--backend', 'uring', '--for', '1ms', '--json'],
+    { env: { ...process.env, XDG_RUNTIME_DIR: '' } });
+  if (r.status === 0) return false;
+  if (/ENOMEM|RLIMIT_MEMLOCK/.test(r.stderr)) return true;
+  throw new Error(`reg 8K --backend uring as uid 65534 under an 8 KiB limit failed for another reason (exit ${r.status}): ${r.stderr}`);
+}

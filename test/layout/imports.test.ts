@@ -153,7 +153,7 @@ const LAYERS: ReadonlyArray<{ name: string; files: RegExp }> = [
   { name: 'ffi (bindings)', files: /^ffi\// },
   { name: 'proc, rdma (readers)', files: /^(proc|rdma)\// },
   { name: 'lib, engine', files: /^(lib|engine)\// },
-  { name: 'held, observe, fork, scenario, doctor, exporter', files: /^(held|observe|fork|scenario|doctor|exporter)\// },
+  { name: 'held, observe, fork, scenario, doctor, exporter, trace', files: /^(held|observe|fork|scenario|doctor|exporter|trace)\// },
   { name: 'ui, completion', files: /^(ui|completion)\// },
   { name: 'commands', files: /^commands\// },
   { name: 'program.ts', files: /^program\.ts$/ },

@@ -9,7 +9,7 @@ interface Row { pid: number; name: string; bytes: number | null }
 const FIELDS: readonly Field<Row>[] = [
   { key: 'pid', label: 'PID', description: 'process id', get: (r) => r.pid },
   { key: 'name', label: 'NAME', description: 'name', get: (r) => r.name },
-  { key: 'sizeBytes', label: 'SIZE BYTES', description: 'a size', kind: 'bytes', get: (r) => r.bytes, nullText: 'unlimited' },
+  { key: 'sizeBytes', label: 'SIZE', title: 'size in bytes', description: 'a size', kind: 'bytes', get: (r) => r.bytes, nullText: 'unlimited' },
   { key: 'hidden', label: 'HIDDEN', description: 'not default', get: () => 'x', extra: true },
 ];
 const DEFAULTS = FIELDS.filter((f) => !f.extra);
@@ -24,7 +24,7 @@ describe('selectFields', () => {
   });
 
   it('keys or labels, any case, in the order given, each once; +LIST appends to the defaults', () => {
-    expect(keys(selectFields(FIELDS, { output: 'SIZEBYTES,size bytes,Pid,hidden' }, DEFAULTS))).toEqual(['sizeBytes', 'pid', 'hidden']);
+    expect(keys(selectFields(FIELDS, { output: 'SIZEBYTES,size,Size in bytes,Pid,hidden' }, DEFAULTS))).toEqual(['sizeBytes', 'pid', 'hidden']);
     expect(keys(selectFields(FIELDS, { output: '+hidden,pid' }, DEFAULTS))).toEqual(['pid', 'name', 'sizeBytes', 'hidden']);
   });
 
@@ -48,32 +48,43 @@ describe('escapeRaw (libsmartcols raw format)', () => {
 describe('renderTable / renderRecord', () => {
   it('plain: columns separated by spaces, numbers right-aligned, no trailing blanks, no boxes', () => {
     expect(renderTable(DEFAULTS, ROWS, style())).toBe([
-      'PID  NAME      SIZE BYTES',
-      '1    init           8 MiB',
-      '4242 my prog\\x  unlimited',
+      'PID  NAME              SIZE',
+      '1    init                8M',
+      '4242 my\\x20prog\\x unlimited',
     ].join('\n'));
   });
 
+  it('plain: every cell is one word (sizes as lsblk writes them, blanks as \\x20), except prose columns', () => {
+    const words = renderTable(DEFAULTS, [{ pid: 1, name: 'a b', bytes: 2.28 * 1024 ** 3 }], style()).split('\n');
+    expect(words.map((line) => line.split(/ +/).length)).toEqual([3, 3]);
+    expect(words[1]).toBe('1   a\\x20b 2.3G');
+    const prose: Field<Row> = { key: 'why', label: 'WHY', description: 'words', get: () => 'because it is so', prose: true };
+    expect(renderTable([...DEFAULTS, prose], ROWS.slice(0, 1), style()).split('\n')[1]).toBe('1   init   8M because it is so');
+    // On a terminal people read the cells: sizes in IEC units, blanks as they are.
+    expect(renderTable(DEFAULTS, ROWS, style({ boxed: true }))).toContain('│ 4242 │ my prog\\x │ unlimited │');
+    expect(renderTable(DEFAULTS, ROWS, style({ boxed: true }))).toContain('│ 1    │ init      │     8 MiB │');
+  });
+
   it('-b prints integer bytes; -n drops the header; nothing at all for no rows', () => {
-    expect(renderTable(DEFAULTS, ROWS, style({ bytes: true, headings: false })).split('\n')[0]).toBe('1    init        8388608');
+    expect(renderTable(DEFAULTS, ROWS, style({ bytes: true, headings: false })).split('\n')[0]).toBe('1    init           8388608');
     expect(renderTable(DEFAULTS, [], style({ headings: false }))).toBe('');
-    expect(renderTable(DEFAULTS, [], style())).toBe('PID NAME SIZE BYTES');
+    expect(renderTable(DEFAULTS, [], style())).toBe('PID NAME SIZE');
   });
 
   it('-r: one record per line, one space between values, values and labels escaped', () => {
-    expect(renderTable(DEFAULTS, ROWS, style({ raw: true }))).toBe('PID NAME SIZE\\x20BYTES\n1 init 8\\x20MiB\n4242 my\\x20prog\\x5cx unlimited');
+    expect(renderTable(DEFAULTS, ROWS, style({ raw: true }))).toBe('PID NAME SIZE\n1 init 8M\n4242 my\\x20prog\\x5cx unlimited');
     expect(renderTable(DEFAULTS, ROWS, style({ raw: true, headings: false, bytes: true }))).toBe('1 init 8388608\n4242 my\\x20prog\\x5cx unlimited');
   });
 
   it('boxed on a terminal', () => {
     const boxed = renderTable(DEFAULTS, ROWS, style({ boxed: true }));
     expect(boxed.split('\n')[0]).toMatch(/^┌─+┬/);
-    expect(boxed).toContain('│ 4242 │ my prog\\x │  unlimited │');
+    expect(boxed).toContain('│ 4242 │ my prog\\x │ unlimited │');
   });
 
   it('a record as label/value lines, plain or boxed', () => {
-    expect(renderRecord(DEFAULTS, ROWS[0]!, style())).toBe('PID         1\nNAME        init\nSIZE BYTES  8 MiB');
-    expect(renderRecord(DEFAULTS, ROWS[0]!, style({ boxed: true }))).toContain('│ SIZE BYTES │ 8 MiB │');
+    expect(renderRecord(DEFAULTS, ROWS[0]!, style())).toBe('PID            1\nNAME           init\nsize in bytes  8M');
+    expect(renderRecord(DEFAULTS, ROWS[0]!, style({ boxed: true }))).toContain('│ size in bytes │ 8 MiB │');
   });
 });
 
@@ -89,7 +100,7 @@ describe('names other users chose (comm, cgroup) in text output', () => {
       const table = renderTable(DEFAULTS, hostile, style({ boxed }));
       inert(table);
       expect(table).toContain('x\\x1b]0;PWNED\\x07\\x1b[2J');
-      expect(table).toContain('evil\\x0a9999 forged 0');
+      expect(table).toContain(boxed ? 'evil\\x0a9999 forged 0' : 'evil\\x0a9999\\x20forged\\x200');
       expect(table.split('\n')).toHaveLength(boxed ? 6 : 3);
       const record = renderRecord(DEFAULTS, hostile[0]!, style({ boxed }));
       inert(record);

@@ -30,10 +30,26 @@ describe('parseDuration', () => {
 });
 
 describe('formatBytes', () => {
-  it('formats with binary units', () => {
+  it('writes IEC units with one decimal, dropped when it is 0', () => {
     expect(formatBytes(0)).toBe('0 B');
+    expect(formatBytes(1023)).toBe('1023 B');
     expect(formatBytes(65536)).toBe('64 KiB');
     expect(formatBytes(67108864)).toBe('64 MiB');
-    expect(formatBytes(1536)).toBe('1.50 KiB');
+    expect(formatBytes(67108863)).toBe('64 MiB');
+    expect(formatBytes(1536)).toBe('1.5 KiB');
+    expect(formatBytes(2.28 * 1024 ** 3)).toBe('2.3 GiB');
+    expect(formatBytes(475.8 * 1024 ** 2)).toBe('475.8 MiB');
+    expect(formatBytes(-4096)).toBe('-4 KiB');
+  });
+  it('moves to the next unit when rounding reaches 1024', () => {
+    expect(formatBytes(1024 * 1024 - 1)).toBe('1 MiB');
+    expect(formatBytes(1023.9 * 1024)).toBe('1023.9 KiB');
+  });
+  it("writes lsblk's one-word form", () => {
+    expect(formatBytes(0, 'compact')).toBe('0B');
+    expect(formatBytes(512, 'compact')).toBe('512B');
+    expect(formatBytes(1024 ** 2, 'compact')).toBe('1M');
+    expect(formatBytes(2.28 * 1024 ** 3, 'compact')).toBe('2.3G');
+    expect(formatBytes(3 * 1024 ** 4, 'compact')).toBe('3T');
   });
 });

@@ -38,8 +38,8 @@ afterAll(async () => {
 
 describe('reg --detach keeps a registration only when its id reached stdout', () => {
   it.each([
-    ['stdout is /dev/full (ENOSPC)', () => openSync('/dev/full', 'w'), 1, /cannot write to standard output: no space left.*released it/],
-    ['stdout is /dev/null (or was closed: Node reopens fd 1 on /dev/null)', () => 'ignore' as const, 2, /would reach nobody/],
+    ['stdout is /dev/full (ENOSPC)', (): number | 'ignore' => openSync('/dev/full', 'w'), 1, /cannot write to standard output: no space left.*released it/],
+    ['stdout is /dev/null (or was closed: Node reopens fd 1 on /dev/null)', (): number | 'ignore' => 'ignore', 2, /would reach nobody/],
   ] as const)('%s: exit %s, one line, no holder left, nothing pinned', async (_what, stdout, code, message) => {
     const fd = stdout();
     try {
@@ -69,10 +69,10 @@ describe('reg --detach keeps a registration only when its id reached stdout', ()
 });
 
 describe('write errors', () => {
-  it.each([['stat'], ['ls'], ['limits'], ['devices'], ['--help']])('rdmactl %s >/dev/full: one line, exit 1', (command) => {
+  it.each([['stat'], ['ls'], ['limits'], ['devices', '--json'], ['--help']])('rdmactl %s >/dev/full: one line, exit 1', (...command) => {
     const full = openSync('/dev/full', 'w');
     try {
-      const result = rdmactlIn([command], ['ignore', full, 'pipe']);
+      const result = rdmactlIn(command, ['ignore', full, 'pipe']);
       expect(result.status).toBe(1);
       expect(result.stderr).toBe('rdmactl: cannot write to standard output: no space left on the device (ENOSPC)\n');
     } finally {
@@ -111,7 +111,7 @@ describe('a damaged or missing record does not hide a live holder', () => {
 
       const listed = spawnSync(process.execPath, [BIN, 'ls', '--json', '--source', 'held'], { env: runtime.env, encoding: 'utf8' });
       const rows = (JSON.parse(listed.stdout) as { registrations: Array<Record<string, unknown>> }).registrations;
-      expect(rows).toEqual([expect.objectContaining({ source: 'held', pid, handle: `${id} (${how} record)`, length: 4 * MiB, evidence: 'io_uring' })]);
+      expect(rows).toEqual([expect.objectContaining({ source: 'held', pid, handle: `${id}:${how}-record`, length: 4 * MiB, evidence: 'io_uring' })]);
 
       const args = target === 'id' ? [id] : target === 'pid' ? [String(pid)] : ['--all'];
       const dereg = spawnSync(process.execPath, [BIN, 'dereg', ...args, '--json'], { env: runtime.env, encoding: 'utf8' });
@@ -187,6 +187,12 @@ describe('odd pids and users give correct numbers or a usage error', () => {
     const result = await rdmactl('stat', `--user=${user}`);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/^rdmactl: invalid --user/);
+  });
+
+  it('stat --user with a name NSS does not know: one line saying where it was looked up and what to give instead', async () => {
+    const result = await rdmactl('stat', '--user', 'nosuchuser');
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe("rdmactl: invalid --user 'nosuchuser': no such user (looked up through NSS: /etc/passwd, LDAP, sssd…); give a user name or a numeric uid\n");
   });
 
   it('stat --user root,nobody shows both users\' processes (a comma list)', async () => {

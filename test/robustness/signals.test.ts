@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, builtOrThrow } from '../helpers/spawn.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { untilQuiet } from '../helpers/machineWide.js';
+import { vmstatPinsOutstanding } from '../scenario/helpers.js';
 import { becomeSubreaper, killAndReap, procStat, reap, running, tempRuntime } from '../held/helpers.js';
 
 const runtime = tempRuntime();
@@ -19,13 +20,6 @@ beforeAll(() => {
   becomeSubreaper();
 });
 afterAll(() => runtime.cleanup());
-
-/** Independent reading: long-term pins the kernel has handed out and not yet taken back. */
-function outstandingPins(): number {
-  const text = readFileSync('/proc/vmstat', 'utf8');
-  const field = (name: string): number => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
-  return field('nr_foll_pin_acquired') - field('nr_foll_pin_released');
-}
 
 function childrenOf(pid: number): number[] {
   const out: number[] = [];
@@ -85,7 +79,7 @@ interface Outcome {
 }
 
 async function runCase(c: Case, signal: (typeof SIGNALS)[number]): Promise<Outcome> {
-  const pinsBefore = outstandingPins();
+  const pinsBefore = vmstatPinsOutstanding();
   const ours = new Set(childrenOf(process.pid));
   const child = spawn(process.execPath, [BIN, ...c.args], { stdio: ['ignore', 'pipe', 'pipe'], env: runtime.env });
   const root = child.pid!;
@@ -129,10 +123,10 @@ async function runCase(c: Case, signal: (typeof SIGNALS)[number]): Promise<Outco
   for (const holder of holders) if (stdout.includes(`"pid":${holder.pid}`)) process.kill(holder.pid, 'SIGTERM');
   await killAndReap([...seen].filter((pid) => pid !== root && !holders.some((h) => h.pid === pid)));
   for (const holder of holders) await reap(holder.pid, 5_000).catch(() => killAndReap([holder.pid]));
-  let pinsAfter = outstandingPins();
+  let pinsAfter = vmstatPinsOutstanding();
   while (pinsAfter !== pinsBefore && Date.now() < pinsAfterDeadline) {
     await sleep(20);
-    pinsAfter = outstandingPins();
+    pinsAfter = vmstatPinsOutstanding();
   }
   return { leftRunning, pinsBefore, pinsAfter, stdout };
 }
