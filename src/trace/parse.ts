@@ -94,6 +94,17 @@ export function parseKeyValues(payload: string): Map<string, string> {
   return out;
 }
 
+/**
+ * The comm a sched_process_exit payload (`comm=NAME pid=N prio=N [group_dead=BOOL]`) carries: the
+ * kernel copies it into the event when the task exits, unlike the line header's comm. A name may hold
+ * blanks and even ` pid=`; the kernel's own fields are last, so the last match is theirs. Null when
+ * the payload is not of that shape (a name with a newline splits the line).
+ */
+export function exitComm(payload: string): string | null {
+  const m = /^comm=([^\n]*) pid=\d+ prio=-?\d+(?: group_dead=\w+)?$/.exec(payload);
+  return m && m[1]!.length > 0 ? m[1]! : null;
+}
+
 export interface PipeBatch {
   lines: TraceLine[];
   /** Lines of no known shape in this batch (never printed). */

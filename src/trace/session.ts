@@ -13,8 +13,8 @@ import { readComm } from '../proc/comm.js';
 import { readStatus } from '../proc/status.js';
 import { FailureLogWriter } from './failureLog.js';
 import { KernelErrnos } from './kernelErrno.js';
-import { TracePipeParser } from './parse.js';
-import { cleanupStale, TraceInstance, tracefsFacts, tracefsProblem, type CleanupReport } from './tracefs.js';
+import { exitComm, TracePipeParser } from './parse.js';
+import { cleanupStale, exitTracing, TraceInstance, tracefsFacts, tracefsProblem, type CleanupReport } from './tracefs.js';
 import { ThreadGroups } from './threadGroups.js';
 import { UNKNOWN_COMM, type ProbeSpec, type SourceAvailability, type TraceEvent, type TracefsFacts, type TracepointName, type TraceSourceDriver, type TraceSourceName } from './types.js';
 
@@ -165,10 +165,15 @@ export async function runTraceSession(options: SessionOptions): Promise<SessionR
   if (drivers.length === 0) {
     throw new UnsupportedError(`no trace source is available here: ${availability.map((a) => `${a.source}: ${a.why}`).join('; ')}`);
   }
-  const tracepoints = [...new Set(drivers.flatMap((d): readonly TracepointName[] => d.tracepoints()))];
+  // Exits are the session's, whatever the sources: a pid's cached facts end there (the number may be
+  // reused), the io_uring source releases an exited process's rings, and the exit event names a
+  // process already gone when its lines are read.
+  const exits = exitTracing(facts);
+  const tracepoints = [...new Set([...drivers.flatMap((d): readonly TracepointName[] => d.tracepoints()), ...(exits ? [exits.tracepoint] : [])])];
   const probes = drivers.flatMap((d): readonly ProbeSpec[] => d.probes());
   // Optional, beyond the TraceSourceDriver interface: kernel-side filters a source asks for.
-  const filters = Object.assign({}, ...drivers.map((d) => (d as { filters?: () => Partial<Record<TracepointName, string>> }).filters?.() ?? {})) as Partial<Record<TracepointName, string>>;
+  const filters = Object.assign({}, ...drivers.map((d) => (d as { filters?: () => Partial<Record<TracepointName, string>> }).filters?.() ?? {}),
+    exits?.filter ? { [exits.tracepoint]: exits.filter } : {}) as Partial<Record<TracepointName, string>>;
   const filter = options.filter ?? {};
 
   // Signals are caught before the instance exists, so none can end the process between its creation and the try below.
@@ -232,11 +237,19 @@ export async function runTraceSession(options: SessionOptions): Promise<SessionR
       }
       for (const driver of drivers) if (driver.flush) events.push(...driver.flush());
       const vmPins = new Map<number, number | null>();
+      // `<...>`: the kernel's comm cache (where a line's comm is looked up when it is read) had lost
+      // the task. The process may still say its name; one already gone said it in its exit event.
+      let exitComms: Map<number, string> | null = null;
+      const commOf = (event: TraceEvent): string => {
+        exitComms ??= new Map(lines.filter((l) => l.event === 'sched_process_exit')
+          .map((l) => [l.tgid ?? l.tid, exitComm(l.payload)] as const)
+          .filter((entry): entry is readonly [number, string] => entry[1] !== null));
+        return info.comm(event.tid) ?? info.comm(event.pid) ?? exitComms.get(event.pid) ?? UNKNOWN_COMM;
+      };
       for (const seen of events) {
         const found = kernelErrnos.fill(seen);
         if (!matches(filter, info, found.pid)) continue;
-        // `<...>`: the kernel's comm cache had no entry for the task; the process may still say its name.
-        const event = found.comm === UNKNOWN_COMM ? { ...found, comm: info.comm(found.tid) ?? info.comm(found.pid) ?? UNKNOWN_COMM } : found;
+        const event = found.comm === UNKNOWN_COMM ? { ...found, comm: commOf(found) } : found;
         if (options.vmPin !== false && !vmPins.has(event.pid)) vmPins.set(event.pid, ProcessInfo.vmPin(event.pid));
         const owner = info.owner(event.pid);
         records++;

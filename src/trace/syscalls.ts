@@ -9,10 +9,9 @@
 // Entry and return are paired per thread (a thread is in one syscall at a time) for the latency.
 
 import { closeSync, constants, openSync, readSync } from 'node:fs';
-import { join } from 'node:path';
 import { procPath } from '../proc/procfs.js';
 import { readProcessEnded } from '../proc/stat.js';
-import { readCapped, tracefsAccessReason } from './tracefs.js';
+import { EXIT_TRACEPOINT, tracefsAccessReason } from './tracefs.js';
 import { errnoName } from '../lib/errno.js';
 import { parseKeyValues, parseSyscallArgs, parseSyscallReturn, timeMicros } from './parse.js';
 import { UNKNOWN_COMM, type SourceAvailability, type TraceAttempt, type TraceEvent, type TraceLine, type TracefsFacts, type TraceOp, type TracepointName, type TraceSourceDriver, type TraceSourceName } from './types.js';
@@ -132,15 +131,6 @@ function latencyNs(enterTime: number, exitTime: number): number {
   return (timeMicros(exitTime) - timeMicros(enterTime)) * 1000;
 }
 
-/** events/SYSTEM/EVENT/format, or '' when unreadable. */
-function readEventFormat(root: string, tracepoint: TracepointName): string {
-  try {
-    return readCapped(join(root, 'events', tracepoint, 'format'), 64 * 1024);
-  } catch {
-    return '';
-  }
-}
-
 function missingReason(facts: TracefsFacts, needed: readonly string[]): string | null {
   const access = tracefsAccessReason(facts);
   if (access) return access;
@@ -173,8 +163,6 @@ export class UringSource implements TraceSourceDriver {
   private readonly pending = new Map<number, UringEntry>();
   /** Slot sizes of each ring seen registering, by `pid:fd`. */
   private readonly rings = new Map<string, (number | null)[]>();
-  private optional: TracepointName[] = [];
-  private groupDeadField = false;
   /** A whole-process exit seen in this batch that named no process holding rings for sure. */
   private unattributedExit: TraceLine | null = null;
   /** Each ring owner's comm when it registered (an exit line may name another thread, or `<...>`). */
@@ -200,29 +188,21 @@ export class UringSource implements TraceSourceDriver {
   detect(facts: TracefsFacts): SourceAvailability {
     const why = missingReason(facts, UringSource.REQUIRED);
     // io_uring:io_uring_register adds only the ring's hashed address and a count to what the syscall
-    // tracepoints give: not enabled, which saves a third of the records under load.
-    this.optional = (['sched/sched_process_exit'] as const).filter((e) => facts.availableEvents.has(e));
-    this.groupDeadField = facts.root !== null && /\bgroup_dead\b/.test(readEventFormat(facts.root, 'sched/sched_process_exit'));
+    // tracepoints give: not enabled, which saves a third of the records under load. Process exits
+    // (which release a ring's buffers) are enabled by the session, for every source.
     if (why) return { source: this.name, available: false, why };
-    const exits = this.optional.includes('sched/sched_process_exit') ? '' : '; no sched_process_exit: exits are not seen';
+    const exits = facts.availableEvents.has(EXIT_TRACEPOINT) ? '' : '; no sched_process_exit: exits are not seen';
     return { source: this.name, available: true, why: `syscall tracepoints of io_uring_register${exits}` };
   }
 
   tracepoints(): readonly TracepointName[] {
-    return [...UringSource.REQUIRED, ...this.optional];
+    return UringSource.REQUIRED;
   }
 
-  /**
-   * Kernel-side filters (events/…/filter): only the buffer opcodes, and only the exit of a whole
-   * process where the kernel says so, so other io_uring users and every exiting thread on the
-   * machine cost no record.
-   */
+  /** Kernel-side filter (events/…/filter): only the buffer opcodes, so other io_uring users cost no record. */
   filters(): Partial<Record<TracepointName, string>> {
     const opcodes = [...URING_OPCODES].map((op) => `opcode == ${op}`).join(' || ');
-    return {
-      'syscalls/sys_enter_io_uring_register': opcodes,
-      ...(this.groupDeadField ? { 'sched/sched_process_exit': 'group_dead == 1' } : {}),
-    };
+    return { 'syscalls/sys_enter_io_uring_register': opcodes };
   }
 
   probes(): readonly [] {

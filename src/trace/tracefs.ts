@@ -76,6 +76,25 @@ function tryRead(path: string): string | null {
   }
 }
 
+/** Whole-process exits: every source's processes end, and the exit event carries the process's name. */
+export const EXIT_TRACEPOINT: TracepointName = 'sched/sched_process_exit';
+
+/**
+ * What the session enables to follow exits, when the kernel has the tracepoint: with a kernel-side
+ * filter to the exit of a whole process where the event says so (its group_dead field, on newer kernels), so
+ * every exiting thread on the machine costs no record. Null without the tracepoint.
+ */
+export function exitTracing(facts: TracefsFacts): { tracepoint: TracepointName; filter: string | null } | null {
+  if (facts.root === null || !facts.availableEvents.has(EXIT_TRACEPOINT)) return null;
+  let format = '';
+  try {
+    format = readCapped(join(facts.root, 'events', EXIT_TRACEPOINT, 'format'), 64 * 1024);
+  } catch {
+    // unreadable: no filter, every exit is recorded and the session picks whole-process ones
+  }
+  return { tracepoint: EXIT_TRACEPOINT, filter: /\bgroup_dead\b/.test(format) ? 'group_dead == 1' : null };
+}
+
 /** Reads what sources need to decide whether they can run. Throws nothing. */
 export function tracefsFacts(mountinfo: string | null = tryRead(procPath('self', 'mountinfo'))): TracefsFacts {
   const root = mountinfo === null ? null : findTracefsRoot(mountinfo);

@@ -3,7 +3,7 @@
 // headers, with spaces, dashes, brackets, an escape sequence, UTF-8 and newlines.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseKeyValues, parseSyscallArgs, parseSyscallReturn, parseTraceLine, splitEvent, TracePipeParser } from '../../src/trace/parse.js';
+import { exitComm, parseKeyValues, parseSyscallArgs, parseSyscallReturn, parseTraceLine, splitEvent, TracePipeParser } from '../../src/trace/parse.js';
 import { ROOT } from '../helpers/spawn.js';
 import type { TraceLine } from '../../src/trace/types.js';
 
@@ -54,6 +54,16 @@ describe('syscall arguments and returns', () => {
 
   it('reads key=value payloads', () => {
     expect(parseKeyValues('comm=a b pid=3 prio=120 group_dead=true').get('group_dead')).toBe('true');
+  });
+});
+
+describe('exitComm', () => {
+  it('reads the name a sched_process_exit event carries, blanks and look-alike fields included', () => {
+    expect(exitComm('comm=ibv_rc_pingpong pid=1270 prio=120 group_dead=true')).toBe('ibv_rc_pingpong');
+    expect(exitComm('comm=regloop pid=88 prio=120')).toBe('regloop'); // a kernel without group_dead
+    expect(exitComm('comm=a pid=1 prio=2 x pid=1270 prio=120 group_dead=true')).toBe('a pid=1 prio=2 x');
+    expect(exitComm('comm= pid=5 prio=120')).toBeNull();
+    expect(exitComm('start: 0x7f00, len: 0x1000')).toBeNull();
   });
 });
 
