@@ -93,6 +93,14 @@ export function listSources(drivers: readonly TraceSourceDriver[], facts: Tracef
   return drivers.map((driver) => driver.detect(facts));
 }
 
+/** A record ready but for its comm, which may wait for its process's exit event. */
+interface PendingRecord {
+  readonly event: TraceEvent;
+  readonly cgroup: string | null;
+  readonly unit: string | null;
+  readonly vmPinBytes: number | null;
+}
+
 /** Per-process facts read once (uid, cgroup) and VmPin read once per batch. */
 class ProcessInfo {
   private readonly owners = new Map<number, CgroupOwner>();
@@ -224,40 +232,60 @@ export async function runTraceSession(options: SessionOptions): Promise<SessionR
         options.onLoss?.(total);
       }
     };
+    // `<...>`: the kernel's comm cache (where a line's comm is looked up when it is read) had lost the
+    // task. The process may still say its name in /proc; one already gone said it in its exit event,
+    // which can come in the next read. So a record whose name is still unknown is held back, with
+    // all that follows it (order is kept), until the next read, and printed then whatever it holds.
+    // Only the exits of those two reads are asked: a pid is reused, but not that soon.
+    let exitComms = new Map<number, string>();
+    let lastExitComms = new Map<number, string>();
+    const exitCommOf = (pid: number): string | undefined => exitComms.get(pid) ?? lastExitComms.get(pid);
+    let held: PendingRecord[] = [];
+    const emit = (pending: readonly PendingRecord[]): void => {
+      for (const { event: found, cgroup, unit, vmPinBytes } of pending) {
+        const event = found.comm === UNKNOWN_COMM ? { ...found, comm: exitCommOf(found.pid) ?? UNKNOWN_COMM } : found;
+        records++;
+        const wallMs = event.time * 1000 + monoOffsetMs;
+        failureLog?.add(event, wallMs);
+        options.onRecord({ event, wallMs, cgroup, unit, vmPinBytes });
+      }
+      if (pending.length > 0) options.onBatchEnd?.();
+    };
     const drain = (): boolean => {
       const chunk = traced.read();
-      if (chunk.length === 0) return false;
+      if (chunk.length === 0) {
+        emit(held);
+        held = [];
+        return false;
+      }
       const batch = parser.feed(chunk);
       unparsableLines += batch.unparsable;
       pipeLost += batch.lost;
       const events: TraceEvent[] = [];
       const lines = batch.lines.map((line) => groups.resolve(line));
+      [lastExitComms, exitComms] = [exitComms, new Map()];
       for (const line of lines) {
+        if (line.event === 'sched_process_exit') {
+          const comm = exitComm(line.payload);
+          if (comm !== null) exitComms.set(line.tgid ?? line.tid, comm);
+        }
         for (const driver of drivers) if (driver.owns(line.event)) events.push(...driver.handle(line));
       }
       for (const driver of drivers) if (driver.flush) events.push(...driver.flush());
       const vmPins = new Map<number, number | null>();
-      // `<...>`: the kernel's comm cache (where a line's comm is looked up when it is read) had lost
-      // the task. The process may still say its name; one already gone said it in its exit event.
-      let exitComms: Map<number, string> | null = null;
-      const commOf = (event: TraceEvent): string => {
-        exitComms ??= new Map(lines.filter((l) => l.event === 'sched_process_exit')
-          .map((l) => [l.tgid ?? l.tid, exitComm(l.payload)] as const)
-          .filter((entry): entry is readonly [number, string] => entry[1] !== null));
-        return info.comm(event.tid) ?? info.comm(event.pid) ?? exitComms.get(event.pid) ?? UNKNOWN_COMM;
-      };
+      const pending: PendingRecord[] = [];
       for (const seen of events) {
         const found = kernelErrnos.fill(seen);
         if (!matches(filter, info, found.pid)) continue;
-        const event = found.comm === UNKNOWN_COMM ? { ...found, comm: commOf(found) } : found;
+        const event = found.comm === UNKNOWN_COMM ? { ...found, comm: info.comm(found.tid) ?? info.comm(found.pid) ?? UNKNOWN_COMM } : found;
         if (options.vmPin !== false && !vmPins.has(event.pid)) vmPins.set(event.pid, ProcessInfo.vmPin(event.pid));
         const owner = info.owner(event.pid);
-        records++;
-        const wallMs = event.time * 1000 + monoOffsetMs;
-        failureLog?.add(event, wallMs);
-        options.onRecord({ event, wallMs, cgroup: owner.cgroup, unit: owner.unit, vmPinBytes: vmPins.get(event.pid) ?? null });
+        pending.push({ event, cgroup: owner.cgroup, unit: owner.unit, vmPinBytes: vmPins.get(event.pid) ?? null });
       }
-      if (events.length > 0) options.onBatchEnd?.();
+      emit(held);
+      const unnamed = pending.findIndex((r) => r.event.comm === UNKNOWN_COMM && exitCommOf(r.event.pid) === undefined);
+      held = unnamed < 0 ? [] : pending.slice(unnamed);
+      emit(unnamed < 0 ? pending : pending.slice(0, unnamed));
       // A whole process gone (group_dead, or on kernels without it its leader): its pid may be reused.
       for (const line of lines) {
         if (line.event !== 'sched_process_exit') continue;
