@@ -38,6 +38,14 @@ export interface TraceRecord {
   readonly vmPinBytes: number | null;
 }
 
+/**
+ * The probe sources record the task's name with the event ($comm, trace/probeline.ts); a name cut by
+ * a newline falls back to the line's, which the session then treats like a tracepoint's.
+ */
+function recordsComm(event: TraceEvent): boolean {
+  return (event.source === 'verbs' || event.source === 'umem') && event.comm !== UNKNOWN_COMM;
+}
+
 export interface TraceFilter {
   pids?: readonly number[];
   uids?: readonly number[];
@@ -99,6 +107,8 @@ interface PendingRecord {
   readonly cgroup: string | null;
   readonly unit: string | null;
   readonly vmPinBytes: number | null;
+  /** The comm is the task's own (recorded with the event, from /proc, or from its exit), not the cache's. */
+  readonly named: boolean;
 }
 
 /** Per-process facts read once (uid, cgroup) and VmPin read once per batch. */
@@ -242,8 +252,8 @@ export async function runTraceSession(options: SessionOptions): Promise<SessionR
     const exitCommOf = (pid: number): string | undefined => exitComms.get(pid) ?? lastExitComms.get(pid);
     let held: PendingRecord[] = [];
     const emit = (pending: readonly PendingRecord[]): void => {
-      for (const { event: found, cgroup, unit, vmPinBytes } of pending) {
-        const event = found.comm === UNKNOWN_COMM ? { ...found, comm: exitCommOf(found.pid) ?? UNKNOWN_COMM } : found;
+      for (const { event: found, cgroup, unit, vmPinBytes, named } of pending) {
+        const event = named ? found : { ...found, comm: exitCommOf(found.pid) ?? found.comm };
         records++;
         const wallMs = event.time * 1000 + monoOffsetMs;
         failureLog?.add(event, wallMs);
@@ -273,17 +283,26 @@ export async function runTraceSession(options: SessionOptions): Promise<SessionR
       }
       for (const driver of drivers) if (driver.flush) events.push(...driver.flush());
       const vmPins = new Map<number, number | null>();
+      // A line's comm is the kernel's cache at read time: `<...>` once lost, and after pid reuse the
+      // name of the pid's previous process (seen in tests that start thousands of processes). A live
+      // task's own comm in /proc is no older, so it comes first; once per task and read.
+      const liveComms = new Map<number, string | null>();
+      const liveComm = (event: TraceEvent): string | null => {
+        if (!liveComms.has(event.tid)) liveComms.set(event.tid, info.comm(event.tid));
+        return liveComms.get(event.tid)!;
+      };
       const pending: PendingRecord[] = [];
       for (const seen of events) {
         const found = kernelErrnos.fill(seen);
         if (!matches(filter, info, found.pid)) continue;
-        const event = found.comm === UNKNOWN_COMM ? { ...found, comm: info.comm(found.tid) ?? info.comm(found.pid) ?? UNKNOWN_COMM } : found;
+        const event = recordsComm(found) ? found : { ...found, comm: liveComm(found) ?? exitCommOf(found.pid) ?? found.comm };
         if (options.vmPin !== false && !vmPins.has(event.pid)) vmPins.set(event.pid, ProcessInfo.vmPin(event.pid));
         const owner = info.owner(event.pid);
-        pending.push({ event, cgroup: owner.cgroup, unit: owner.unit, vmPinBytes: vmPins.get(event.pid) ?? null });
+        const named = recordsComm(found) || liveComms.get(found.tid) !== null || exitCommOf(found.pid) !== undefined;
+        pending.push({ event, cgroup: owner.cgroup, unit: owner.unit, vmPinBytes: vmPins.get(event.pid) ?? null, named });
       }
       emit(held);
-      const unnamed = pending.findIndex((r) => r.event.comm === UNKNOWN_COMM && exitCommOf(r.event.pid) === undefined);
+      const unnamed = pending.findIndex((r) => !r.named);
       held = unnamed < 0 ? [] : pending.slice(unnamed);
       emit(unnamed < 0 ? pending : pending.slice(0, unnamed));
       // A whole process gone (group_dead, or on kernels without it its leader): its pid may be reused.
