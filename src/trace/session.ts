@@ -242,9 +242,9 @@ export async function runTraceSession(options: SessionOptions): Promise<SessionR
         options.onLoss?.(total);
       }
     };
-    // `<...>`: the kernel's comm cache (where a line's comm is looked up when it is read) had lost the
-    // task. The process may still say its name in /proc; one already gone said it in its exit event,
-    // which can come in the next read. So a record whose name is still unknown is held back, with
+    // A tracepoint record's comm is the kernel's cache at read time (below). A process already gone
+    // said its name in its exit event, which can come in the next read. So a record whose own name is
+    // still unknown is held back, with
     // all that follows it (order is kept), until the next read, and printed then whatever it holds.
     // Only the exits of those two reads are asked: a pid is reused, but not that soon.
     let exitComms = new Map<number, string>();
@@ -295,11 +295,14 @@ export async function runTraceSession(options: SessionOptions): Promise<SessionR
       for (const seen of events) {
         const found = kernelErrnos.fill(seen);
         if (!matches(filter, info, found.pid)) continue;
-        const event = recordsComm(found) ? found : { ...found, comm: liveComm(found) ?? exitCommOf(found.pid) ?? found.comm };
+        // The task's own name, else null (the cache's name stands, or waits for an exit in the next read).
+        // A thread gone without its process takes the process's name when the cache lost it, as before.
+        const ownComm = recordsComm(found) ? found.comm
+          : liveComm(found) ?? exitCommOf(found.pid) ?? (found.comm === UNKNOWN_COMM && found.tid !== found.pid ? info.comm(found.pid) : null);
+        const event = ownComm === null || ownComm === found.comm ? found : { ...found, comm: ownComm };
         if (options.vmPin !== false && !vmPins.has(event.pid)) vmPins.set(event.pid, ProcessInfo.vmPin(event.pid));
         const owner = info.owner(event.pid);
-        const named = recordsComm(found) || liveComms.get(found.tid) !== null || exitCommOf(found.pid) !== undefined;
-        pending.push({ event, cgroup: owner.cgroup, unit: owner.unit, vmPinBytes: vmPins.get(event.pid) ?? null, named });
+        pending.push({ event, cgroup: owner.cgroup, unit: owner.unit, vmPinBytes: vmPins.get(event.pid) ?? null, named: ownComm !== null });
       }
       emit(held);
       const unnamed = pending.findIndex((r) => !r.named);
